@@ -1,0 +1,103 @@
+"""Outbound mail: agent replies and acknowledgements, with threading headers.
+
+Message-IDs we send carry an HMAC of the message's id, so a forged one can be
+told apart from ours. Headers never carry unsanitised input: every value built
+from customer text goes through ``header_safe`` (no CR/LF).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import smtplib
+from email.utils import formataddr
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives, get_connection
+
+from servicedesk.core.text import header_safe
+from servicedesk.tickets.models import IdentityKind, Message, MessageKind
+from servicedesk.tickets.outbound import DeliveryError, DeliveryReceipt
+
+
+def _domain() -> str:
+    address = settings.SERVICEDESK["SUPPORT_ADDRESS"]
+    return address.rsplit("@", 1)[-1] if "@" in address else "servicedesk.local"
+
+
+def message_id_for(message: Message) -> str:
+    """Our Message-ID for ``message``: stable, and signed so forgeries are recognisable."""
+    digest = hmac.new(settings.SECRET_KEY.encode(), f"msg:{message.pk}".encode(), hashlib.sha256).hexdigest()[:16]
+    return f"<sd.{message.pk}.{digest}@{_domain()}>"
+
+
+def message_id_is_ours(value: str) -> bool:
+    value = value.strip()
+    if not value.startswith("<sd.") or not value.endswith(f"@{_domain()}>"):
+        return False
+    try:
+        pk = int(value[4:].split(".", 1)[0])
+    except ValueError:
+        return False
+    return hmac.compare_digest(value, message_id_for(Message(pk=pk)))
+
+
+def _from_address(message: Message) -> str:
+    queue_address = message.ticket.queue.email_address if message.ticket.queue_id else ""
+    return queue_address or settings.DEFAULT_FROM_EMAIL
+
+
+def deliver_by_email(message: Message) -> DeliveryReceipt:
+    """Send a public message (agent reply or acknowledgement) to the ticket's customer."""
+    ticket = message.ticket
+    recipients = list(
+        ticket.customer.identities.filter(kind=IdentityKind.EMAIL, is_bouncing=False)
+        .order_by("pk")
+        .values_list("value", flat=True)[:1]
+    )
+    if not recipients:
+        raise DeliveryError("The customer has no email address to write to.", temporary=False)
+    to = formataddr((header_safe(ticket.customer.name, max_length=100), recipients[0]))
+    subject = header_safe(f"[{ticket.reference}] {ticket.subject}", max_length=250)
+    if message.kind == MessageKind.PUBLIC_AGENT:
+        subject = "Re: " + subject
+    previous = list(
+        Message.objects.filter(ticket=ticket, rfc_message_id__isnull=False, created_at__lte=message.created_at)
+        .exclude(pk=message.pk)
+        .order_by("-created_at", "-pk")
+        .values_list("rfc_message_id", flat=True)[:10]
+    )
+    headers = {"Message-ID": message_id_for(message), "X-ServiceDesk-Ticket": ticket.reference}
+    if previous:
+        headers["In-Reply-To"] = previous[0]
+        headers["References"] = " ".join(reversed(previous))
+    if message.kind == MessageKind.SYSTEM:
+        headers["Auto-Submitted"] = "auto-replied"
+        headers["X-Auto-Response-Suppress"] = "All"
+        headers["Precedence"] = "auto_reply"
+    mail = EmailMultiAlternatives(
+        subject=subject, body=message.text, from_email=_from_address(message), to=[to], headers=headers,
+    )
+    if message.html:
+        mail.attach_alternative(message.html, "text/html")
+    for attachment in message.attachments.all():
+        with attachment.file.open("rb") as fh:
+            mail.attach(attachment.filename, fh.read(), attachment.content_type)
+    try:
+        connection = get_connection(timeout=settings.EMAIL_TIMEOUT) if _is_smtp() else get_connection()
+        connection.send_messages([mail])
+    except smtplib.SMTPResponseException as exc:
+        reason = f"{exc.smtp_code} {exc.smtp_error!r}"
+        raise DeliveryError(reason, temporary=400 <= exc.smtp_code < 500) from exc
+    except smtplib.SMTPRecipientsRefused as exc:
+        raise DeliveryError(f"Recipient refused: {exc.recipients!r}", temporary=False) from exc
+    except (TimeoutError, OSError, smtplib.SMTPException) as exc:
+        raise DeliveryError(f"Mail server unreachable: {exc}", temporary=True) from exc
+    return DeliveryReceipt(rfc_message_id=headers["Message-ID"], recipients=(recipients[0],))
+
+
+def _is_smtp() -> bool:
+    return settings.EMAIL_BACKEND == "django.core.mail.backends.smtp.EmailBackend"
+
+
+__all__ = ["deliver_by_email", "message_id_for", "message_id_is_ours"]

@@ -1,0 +1,32 @@
+"""API error shape: JSON with a ``detail`` and, for field errors, one list per field."""
+
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from servicedesk.core.errors import ApplicationError
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, DjangoValidationError):
+        if hasattr(exc, "message_dict"):
+            exc = exceptions.ValidationError(exc.message_dict)
+        else:
+            exc = exceptions.ValidationError({"detail": exc.messages})
+    if isinstance(exc, ApplicationError):
+        body: dict[str, Any] = {"detail": exc.message}
+        if exc.field:
+            body[exc.field] = [exc.message]
+        body.update(exc.extra)
+        return Response(body, status=exc.status_code)
+    response = drf_exception_handler(exc, context)
+    if response is not None and isinstance(response.data, list):
+        response.data = {"detail": response.data}
+    if response is None:
+        return None
+    if response.status_code == status.HTTP_400_BAD_REQUEST and "detail" not in response.data:
+        response.data = {"detail": "Invalid input.", **response.data}
+    return response

@@ -1,0 +1,28 @@
+"""Small text helpers shared by channels and services."""
+
+import re
+import unicodedata
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_BIDI = re.compile("[\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_LINEBREAKS = re.compile(r"[\r\n\u0085\u2028\u2029]+")
+
+
+def header_safe(value: str, *, max_length: int = 200) -> str:
+    """One line with no CR/LF or control characters, fit for a mail header."""
+    value = _LINEBREAKS.sub(" ", value or "")
+    value = _CONTROL.sub("", value)
+    return " ".join(value.split())[:max_length]
+
+
+def clean_text(value: str) -> str:
+    """Text without NUL and other control characters (tabs and newlines kept)."""
+    return _CONTROL.sub("", (value or "").replace("\r\n", "\n").replace("\r", "\n"))
+
+
+def clean_filename(name: str, *, default: str = "attachment") -> str:
+    """A display name without path parts, bidi controls or control characters."""
+    name = unicodedata.normalize("NFC", name or "")
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = _BIDI.sub("", _CONTROL.sub("", _LINEBREAKS.sub("", name))).strip().lstrip(".")
+    return name[:200] or default

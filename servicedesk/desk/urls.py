@@ -1,0 +1,15 @@
+from django.urls import path
+
+from servicedesk.desk import views
+
+app_name = "desk"
+urlpatterns = [
+    path("login/", views.DeskLoginView.as_view(), name="login"),
+    path("logout/", views.DeskLogoutView.as_view(), name="logout"),
+    path("", views.inbox, name="inbox"),
+    path("tickets/<str:reference>/", views.ticket, name="ticket"),
+    path("tickets/<str:reference>/reply/", views.ticket_reply, name="ticket_reply"),
+    path("tickets/<str:reference>/update/", views.ticket_update, name="ticket_update"),
+    path("customers/<int:pk>/", views.customer, name="customer"),
+    path("attachments/<str:key>/", views.attachment, name="attachment"),
+]

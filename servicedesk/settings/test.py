@@ -1,0 +1,20 @@
+"""Test settings: PostgreSQL and Redis when DATABASE_URL / REDIS_URL are set.
+
+Tasks run eagerly here (on commit); the end-to-end tests start a real worker
+with ``servicedesk.settings.local`` and these same URLs instead.
+"""
+
+from .base import *  # noqa: F403
+from .base import SERVICEDESK, VAR_DIR
+
+DEBUG = False
+CELERY_TASK_ALWAYS_EAGER = True
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+MEDIA_ROOT = VAR_DIR / "test-media"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+SERVICEDESK = {**SERVICEDESK}

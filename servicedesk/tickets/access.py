@@ -1,0 +1,131 @@
+"""Authorization: one function per kind of object, used on every path.
+
+Pages, API, search, exports, attachment downloads and live streams all obtain
+tickets, customers and attachments through these functions, so the rule lives
+in one place:
+
+- managers and admins see every ticket;
+- an agent sees the tickets of the queues they belong to;
+- a customer (signed in, or holding a ticket's signed link) sees only their own;
+- anyone else sees nothing.
+
+Anything a caller may not see is reported as "not found", never "forbidden",
+so references cannot be probed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core import signing
+from django.db.models import QuerySet
+from django.utils.crypto import constant_time_compare
+
+from servicedesk.accounts.roles import AGENT, user_role
+from servicedesk.core.errors import NotFound
+from servicedesk.tickets.models import Attachment, Customer, Message, Ticket
+
+PORTAL_SALT = "servicedesk.portal.ticket"
+
+
+def customer_of_user(user: Any) -> Customer | None:
+    """The customer record a signed-in user acts as, following merges."""
+    if not getattr(user, "is_authenticated", False):
+        return None
+    customer = getattr(user, "_sd_customer", None)
+    if customer is None:
+        customer = Customer.objects.filter(user_id=user.pk).first()
+        while customer is not None and customer.merged_into_id:
+            customer = customer.merged_into
+        user._sd_customer = customer or False
+    return customer or None
+
+
+def tickets_visible_to(user: Any) -> QuerySet[Ticket]:
+    """Every ticket ``user`` may see. The one rule for tickets."""
+    role = user_role(user)
+    if role is None:
+        customer = customer_of_user(user)
+        if customer is None:
+            return Ticket.objects.none()
+        return Ticket.objects.filter(customer=customer, merged_into__isnull=True, is_deleted=False)
+    if role == AGENT:
+        return Ticket.objects.filter(queue__in=user.queues.values("pk"))
+    return Ticket.objects.all()
+
+
+def ticket_get_for(user: Any, reference: str) -> Ticket:
+    """One visible ticket by reference, else NotFound."""
+    ticket = tickets_visible_to(user).filter(reference=reference).first()
+    if ticket is None:
+        raise NotFound("Ticket not found.")
+    return ticket
+
+
+def can_see_ticket(user: Any, ticket: Ticket) -> bool:
+    return tickets_visible_to(user).filter(pk=ticket.pk).exists()
+
+
+def messages_visible_to(user: Any, ticket: Ticket) -> QuerySet[Message]:
+    """Messages of a ticket the caller already may see: customers get public ones only."""
+    qs = Message.objects.filter(ticket=ticket)
+    if user_role(user) is None:
+        return public_messages(qs)
+    return qs
+
+
+def public_messages(qs: QuerySet[Message]) -> QuerySet[Message]:
+    from django.db.models import Q
+
+    return qs.filter(Q(kind__in=["public_enduser", "public_agent"]) | Q(kind="system", purpose="acknowledgement"))
+
+
+def customers_visible_to(user: Any) -> QuerySet[Customer]:
+    """Customers ``user`` may see: agents those with a ticket in their queues."""
+    role = user_role(user)
+    if role is None:
+        customer = customer_of_user(user)
+        return Customer.objects.filter(pk=customer.pk) if customer else Customer.objects.none()
+    if role == AGENT:
+        return Customer.objects.filter(pk__in=tickets_visible_to(user).values("customer_id"))
+    return Customer.objects.all()
+
+
+def attachment_get_for(user: Any, key: str) -> Attachment:
+    """An attachment by key, if its ticket (and, for customers, its message) is visible."""
+    attachment = Attachment.objects.select_related("message").filter(key=key).first()
+    if attachment is None or not tickets_visible_to(user).filter(pk=attachment.ticket_id).exists():
+        raise NotFound("Attachment not found.")
+    if user_role(user) is None and (attachment.message is None or not attachment.message.is_public):
+        raise NotFound("Attachment not found.")
+    return attachment
+
+
+# --- Signed links for customers without an account ---------------------------
+
+
+def portal_token_for(ticket: Ticket) -> str:
+    return signing.dumps({"t": ticket.pk, "k": ticket.portal_key}, salt=PORTAL_SALT, compress=True)
+
+
+def ticket_for_portal_token(token: str) -> Ticket:
+    """The ticket a signed link opens, else NotFound. Follows merges to the target."""
+    try:
+        data = signing.loads(token, salt=PORTAL_SALT)
+        ticket = Ticket.objects.select_related("customer").get(pk=int(data["t"]), is_deleted=False)
+    except (signing.BadSignature, KeyError, TypeError, ValueError, Ticket.DoesNotExist):
+        raise NotFound("Ticket not found.") from None
+    if not constant_time_compare(ticket.portal_key, str(data.get("k", ""))):
+        raise NotFound("Ticket not found.")
+    seen = {ticket.pk}
+    while ticket.merged_into_id and ticket.merged_into_id not in seen:
+        ticket = Ticket.objects.select_related("customer").get(pk=ticket.merged_into_id)
+        seen.add(ticket.pk)
+    return ticket
+
+
+def attachment_get_for_portal(ticket: Ticket, key: str) -> Attachment:
+    attachment = Attachment.objects.select_related("message").filter(key=key, ticket=ticket).first()
+    if attachment is None or attachment.message is None or not attachment.message.is_public:
+        raise NotFound("Attachment not found.")
+    return attachment

@@ -1,0 +1,82 @@
+"""The value every channel hands to the intake service, and what it gets back.
+
+A channel verifies and normalises its payload at the edge, builds an
+``InboundMessage`` and calls ``services.intake.inbound_message_receive``.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from servicedesk.tickets.models import Customer, Message, Ticket
+
+
+@dataclass(frozen=True)
+class SenderIdentity:
+    kind: str  # IdentityKind value: email, phone, chat, forum
+    value: str
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class InboundAttachment:
+    filename: str
+    content_type: str
+    content: bytes
+    content_id: str = ""
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    channel: str
+    # The channel's own id for this contact; (channel, external_id) is the
+    # idempotency key: the same pair delivered twice yields one message.
+    external_id: str
+    sender: SenderIdentity
+    subject: str = ""
+    text: str = ""
+    html: str = ""
+    attachments: tuple[InboundAttachment, ...] = ()
+    # Thread hints, tried in this order: an explicit ticket reference (trusted
+    # when the channel authenticated the sender for that ticket, otherwise only
+    # when the sender is the ticket's customer), then thread keys (Message-IDs
+    # of earlier messages on the ticket).
+    ticket_reference: str | None = None
+    reference_trusted: bool = False
+    thread_keys: tuple[str, ...] = ()
+    topic: str | None = None
+    queue: str | None = None
+    language: str = ""
+    received_at: datetime | None = None
+    rfc_message_id: str | None = None
+    recipients: tuple[str, ...] = ()
+    # Automatic mail (auto-replies, bulk): stored, never acknowledged.
+    is_automatic: bool = False
+    acknowledge: bool = True
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+class IntakeOutcome(enum.StrEnum):
+    CREATED = "created"  # a new ticket was opened
+    APPENDED = "appended"  # the message joined an existing ticket
+    DUPLICATE = "duplicate"  # this (channel, external id) was stored before
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    outcome: IntakeOutcome
+    ticket: Ticket
+    message: Message
+    customer: Customer
+
+    @property
+    def duplicate(self) -> bool:
+        return self.outcome is IntakeOutcome.DUPLICATE
+
+    @property
+    def created_ticket(self) -> bool:
+        return self.outcome is IntakeOutcome.CREATED

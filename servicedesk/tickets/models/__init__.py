@@ -1,0 +1,33 @@
+"""The service desk's domain models. See docs/architecture.md for the glossary."""
+
+from servicedesk.tickets.models.customers import Customer, Identity, IdentityKind, Organization
+from servicedesk.tickets.models.messages import Attachment, DeliveryStatus, Message, MessageKind
+from servicedesk.tickets.models.tickets import (
+    Channel,
+    Initiator,
+    Queue,
+    Rating,
+    Tag,
+    Ticket,
+    TicketEvent,
+    Topic,
+)
+
+__all__ = [
+    "Attachment",
+    "Channel",
+    "Customer",
+    "DeliveryStatus",
+    "Identity",
+    "IdentityKind",
+    "Initiator",
+    "Message",
+    "MessageKind",
+    "Organization",
+    "Queue",
+    "Rating",
+    "Tag",
+    "Ticket",
+    "TicketEvent",
+    "Topic",
+]

@@ -1,0 +1,76 @@
+"""One customer record per person, reached through many identities."""
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class Organization(models.Model):
+    name = models.CharField(_("name"), max_length=200, unique=True)
+    tier = models.CharField(_("service tier"), max_length=50, default="standard", db_index=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("organization")
+        verbose_name_plural = _("organizations")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Customer(models.Model):
+    name = models.CharField(_("name"), max_length=200, blank=True)
+    organization = models.ForeignKey(
+        Organization, null=True, blank=True, on_delete=models.SET_NULL, related_name="customers",
+        verbose_name=_("organization"),
+    )
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="customer", verbose_name=_("sign-in"),
+    )
+    language = models.CharField(_("language"), max_length=10, blank=True)
+    time_zone = models.CharField(_("time zone"), max_length=64, blank=True)
+    # Set when this record was found to be the same person as another one.
+    merged_into = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="merged_from",
+    )
+    external_id = models.CharField(max_length=200, null=True, blank=True, unique=True)
+    created_at = models.DateTimeField(_("created"), db_index=True)
+
+    class Meta:
+        verbose_name = _("customer")
+        verbose_name_plural = _("customers")
+        indexes = [models.Index(fields=["name"])]
+
+    def __str__(self) -> str:
+        return self.name or f"#{self.pk}"
+
+    @property
+    def tier(self) -> str:
+        return self.organization.tier if self.organization_id else "standard"  # type: ignore[union-attr]
+
+
+class IdentityKind(models.TextChoices):
+    EMAIL = "email", _("Email address")
+    PHONE = "phone", _("Phone number")
+    CHAT = "chat", _("Chat visitor")
+    FORUM = "forum", _("Forum account")
+
+
+class Identity(models.Model):
+    """An address by which a customer reaches us; normalised, unique per kind."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="identities")
+    kind = models.CharField(_("kind"), max_length=10, choices=IdentityKind.choices)
+    value = models.CharField(_("value"), max_length=320)
+    is_bouncing = models.BooleanField(_("bouncing"), default=False)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("identity")
+        verbose_name_plural = _("identities")
+        constraints = [models.UniqueConstraint(fields=["kind", "value"], name="identity_kind_value_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.value}"

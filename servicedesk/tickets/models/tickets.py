@@ -1,0 +1,206 @@
+"""Tickets, the queues they sit in, and their timeline (TicketEvent)."""
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from servicedesk.tickets.statuses import Priority, Status
+
+
+class Channel(models.TextChoices):
+    EMAIL = "email", _("Email")
+    WEB = "web", _("Web form")
+    CHAT = "chat", _("Chat")
+    FORUM = "forum", _("Forum")
+    PHONE = "phone", _("Phone")
+    API = "api", _("API")
+
+
+class Initiator(models.TextChoices):
+    INBOUND = "inbound", _("Customer")
+    OUTBOUND = "outbound", _("Agent")
+
+
+class Queue(models.Model):
+    slug = models.SlugField(_("slug"), max_length=50, unique=True)
+    name = models.CharField(_("name"), max_length=200)
+    email_address = models.EmailField(_("reply-from address"), blank=True)
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="queues", verbose_name=_("agents"),
+    )
+
+    class Meta:
+        verbose_name = _("queue")
+        verbose_name_plural = _("queues")
+        ordering = ["name"]
+        permissions = [
+            ("view_all_queues", "Can see tickets of every queue"),
+            ("view_reports", "Can see reports"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Topic(models.Model):
+    """What a ticket is about; the web form offers the active ones."""
+
+    slug = models.SlugField(_("slug"), max_length=50, unique=True)
+    name = models.CharField(_("name"), max_length=200)
+    name_zh_hans = models.CharField(_("name (Simplified Chinese)"), max_length=200, blank=True)
+    is_public = models.BooleanField(_("offered on the web form"), default=True)
+    queue = models.ForeignKey(
+        Queue, null=True, blank=True, on_delete=models.SET_NULL, related_name="topics",
+        verbose_name=_("default queue"),
+    )
+
+    class Meta:
+        verbose_name = _("topic")
+        verbose_name_plural = _("topics")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def label(self, language: str | None) -> str:
+        if language and language.lower().startswith("zh") and self.name_zh_hans:
+            return self.name_zh_hans
+        return self.name
+
+
+class Tag(models.Model):
+    name = models.CharField(_("name"), max_length=64, unique=True)
+
+    class Meta:
+        verbose_name = _("tag")
+        verbose_name_plural = _("tags")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Ticket(models.Model):
+    reference = models.CharField(_("reference"), max_length=32, unique=True, null=True)
+    subject = models.CharField(_("subject"), max_length=300)
+    channel = models.CharField(_("channel"), max_length=10, choices=Channel.choices)
+    initiator = models.CharField(_("initiator"), max_length=10, choices=Initiator.choices, default=Initiator.INBOUND)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.NEW)
+    priority = models.CharField(_("priority"), max_length=10, choices=Priority.choices, default=Priority.NORMAL)
+    customer = models.ForeignKey("tickets.Customer", on_delete=models.PROTECT, related_name="tickets")
+    topic = models.ForeignKey(Topic, null=True, blank=True, on_delete=models.SET_NULL, related_name="tickets")
+    queue = models.ForeignKey(Queue, on_delete=models.PROTECT, related_name="tickets")
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="assigned_tickets",
+    )
+    tags = models.ManyToManyField(Tag, blank=True, related_name="tickets")
+    merged_into = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="merged_from",
+    )
+    same_issue_as = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+    )
+    language = models.CharField(_("language"), max_length=10, blank=True)
+    is_spam = models.BooleanField(_("spam"), default=False)
+    is_deleted = models.BooleanField(_("deleted"), default=False)
+    # Random per ticket; part of the signed link in the acknowledgement, so a
+    # link can be revoked by rotating it.
+    portal_key = models.CharField(max_length=32)
+    external_id = models.CharField(max_length=200, null=True, blank=True, unique=True)
+    created_at = models.DateTimeField(_("created"))
+    updated_at = models.DateTimeField(_("updated"))
+    first_reply_at = models.DateTimeField(_("first reply"), null=True, blank=True)
+    solved_at = models.DateTimeField(_("solved"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("ticket")
+        verbose_name_plural = _("tickets")
+        indexes = [
+            models.Index(fields=["queue", "status", "-updated_at"], name="ticket_queue_status_upd"),
+            models.Index(fields=["status", "-updated_at"], name="ticket_status_upd"),
+            models.Index(fields=["-updated_at"], name="ticket_updated"),
+            models.Index(fields=["-created_at"], name="ticket_created"),
+            models.Index(fields=["assignee", "status"], name="ticket_assignee_status"),
+            models.Index(fields=["channel", "-updated_at"], name="ticket_channel_upd"),
+            models.Index(fields=["customer", "-created_at"], name="ticket_customer_created"),
+            models.Index(fields=["priority", "-updated_at"], name="ticket_priority_upd"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reference} {self.subject}"
+
+    @property
+    def is_solved(self) -> bool:
+        return self.status in (Status.SOLVED, Status.CLOSED)
+
+
+class TicketEvent(models.Model):
+    """One change to a ticket: who, when, what before and after.
+
+    SLA and reports are computed from these rows, never from ``updated_at``.
+    """
+
+    class Kind(models.TextChoices):
+        CREATED = "created", _("Created")
+        MESSAGE = "message", _("Message")
+        STATUS = "status", _("Status")
+        PRIORITY = "priority", _("Priority")
+        ASSIGNEE = "assignee", _("Assignee")
+        QUEUE = "queue", _("Queue")
+        TOPIC = "topic", _("Topic")
+        SUBJECT = "subject", _("Subject")
+        TAGS = "tags", _("Tags")
+        MERGED = "merged", _("Merged")
+        MERGED_IN = "merged_in", _("Ticket merged in")
+        CUSTOMER = "customer", _("Customer")
+        RATING = "rating", _("Rating")
+        ACKNOWLEDGED = "acknowledged", _("Acknowledgement")
+        DELIVERY = "delivery", _("Delivery")
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    at = models.DateTimeField()
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+    )
+    actor_customer = models.ForeignKey(
+        "tickets.Customer", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+    )
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    message = models.ForeignKey(
+        "tickets.Message", null=True, blank=True, on_delete=models.CASCADE, related_name="events",
+    )
+    source = models.CharField(max_length=20, blank=True, help_text="ui, api, intake, import, system")
+
+    class Meta:
+        verbose_name = _("ticket event")
+        verbose_name_plural = _("ticket events")
+        ordering = ["at", "id"]
+        indexes = [
+            models.Index(fields=["ticket", "at"], name="event_ticket_at"),
+            models.Index(fields=["kind", "at"], name="event_kind_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.before} -> {self.after}"
+
+
+class Rating(models.Model):
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="ratings")
+    score = models.PositiveSmallIntegerField(_("score"))
+    comment = models.TextField(_("comment"), blank=True)
+    at = models.DateTimeField()
+    external_key = models.CharField(max_length=200, null=True, blank=True, unique=True)
+
+    class Meta:
+        verbose_name = _("rating")
+        verbose_name_plural = _("ratings")
+        constraints = [
+            models.CheckConstraint(condition=models.Q(score__gte=1, score__lte=5), name="rating_score_1_5"),
+        ]
+        indexes = [models.Index(fields=["ticket", "-at"], name="rating_ticket_at")]
+
+    def __str__(self) -> str:
+        return f"{self.score}/5"

@@ -1,0 +1,148 @@
+"""Reads shared by the agent workspace, the API and exports.
+
+Every list starts from ``access.tickets_visible_to(user)``; filters and sorts
+use indexed columns, and related rows are fetched in constant queries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Prefetch, Q, QuerySet
+
+from servicedesk.tickets.access import customers_visible_to, tickets_visible_to
+from servicedesk.tickets.models import Customer, Identity, Tag, Ticket
+
+# name -> ORDER BY; the default is the most recently updated first.
+TICKET_SORTS: dict[str, tuple[str, ...]] = {
+    "-updated": ("-updated_at", "-id"),
+    "updated": ("updated_at", "id"),
+    "-created": ("-created_at", "-id"),
+    "created": ("created_at", "id"),
+    "-priority": ("-priority_rank", "-updated_at", "-id"),
+    "priority": ("priority_rank", "-updated_at", "-id"),
+    "reference": ("id",),
+    "-reference": ("-id",),
+}
+
+
+@dataclass(frozen=True)
+class TicketFilters:
+    status: tuple[str, ...] = ()
+    queue: tuple[str, ...] = ()  # queue slugs
+    assignee: str | None = None  # user id, "me" or "none"
+    channel: tuple[str, ...] = ()
+    priority: tuple[str, ...] = ()
+    customer: int | None = None
+    search: str = ""
+    sort: str = "-updated"
+    include_merged: bool = False
+
+    @classmethod
+    def from_params(cls, params: Any) -> TicketFilters:
+        """From a QueryDict-like mapping; unknown values are simply not matched."""
+
+        def many(name: str) -> tuple[str, ...]:
+            values: list[str] = []
+            for raw in params.getlist(name) if hasattr(params, "getlist") else [params.get(name, "")]:
+                values.extend(v.strip() for v in str(raw or "").split(",") if v.strip())
+            return tuple(values)
+
+        customer = params.get("customer")
+        sort = params.get("sort") or params.get("ordering") or "-updated"
+        return cls(
+            status=many("status"),
+            queue=many("queue"),
+            assignee=(params.get("assignee") or None),
+            channel=many("channel"),
+            priority=many("priority"),
+            customer=int(customer) if customer and str(customer).isdigit() else None,
+            search=(params.get("search") or params.get("q") or "").strip()[:200],
+            sort=sort if sort in TICKET_SORTS else "-updated",
+        )
+
+
+def ticket_list(*, user: Any, filters: TicketFilters | None = None) -> QuerySet[Ticket]:
+    """Tickets ``user`` may see, filtered, searched and sorted; related rows prefetched."""
+    from django.db.models import Case, IntegerField, Value, When
+
+    filters = filters or TicketFilters()
+    qs = tickets_visible_to(user)
+    if not filters.include_merged:
+        qs = qs.filter(merged_into__isnull=True)
+    qs = qs.filter(is_deleted=False)
+    if filters.status:
+        qs = qs.filter(status__in=filters.status)
+    if filters.queue:
+        qs = qs.filter(queue__slug__in=filters.queue)
+    if filters.channel:
+        qs = qs.filter(channel__in=filters.channel)
+    if filters.priority:
+        qs = qs.filter(priority__in=filters.priority)
+    if filters.customer:
+        qs = qs.filter(customer_id=filters.customer)
+    if filters.assignee == "me":
+        qs = qs.filter(assignee_id=getattr(user, "pk", None))
+    elif filters.assignee == "none":
+        qs = qs.filter(assignee__isnull=True)
+    elif filters.assignee and filters.assignee.isdigit():
+        qs = qs.filter(assignee_id=int(filters.assignee))
+    if filters.search:
+        qs = qs.filter(ticket_search_q(filters.search))
+    if "priority" in filters.sort:
+        qs = qs.annotate(
+            priority_rank=Case(
+                When(priority="low", then=Value(0)),
+                When(priority="normal", then=Value(1)),
+                When(priority="high", then=Value(2)),
+                When(priority="urgent", then=Value(3)),
+                output_field=IntegerField(),
+            )
+        )
+    return (
+        qs.select_related("customer", "queue", "assignee", "topic")
+        .prefetch_related(Prefetch("tags", queryset=Tag.objects.order_by("name")))
+        .order_by(*TICKET_SORTS[filters.sort])
+    )
+
+
+def ticket_search_q(term: str) -> Q:
+    """Match a reference exactly, or the subject, customer name or an identity."""
+    term = term.strip()
+    q = Q(subject__icontains=term) | Q(customer__name__icontains=term)
+    if term.upper().startswith("SD-"):
+        q |= Q(reference=term.upper())
+    elif term.isdigit():
+        q |= Q(reference__endswith=f"-{term}")
+    identity_customers = Identity.objects.filter(value__icontains=term.lower()).values("customer_id")
+    q |= Q(customer_id__in=identity_customers)
+    return q
+
+
+def ticket_detail(*, user: Any, reference: str) -> Ticket:
+    from servicedesk.tickets.access import ticket_get_for
+
+    ticket = ticket_get_for(user, reference)
+    return (
+        Ticket.objects.select_related("customer", "customer__organization", "queue", "assignee", "topic", "merged_into")
+        .prefetch_related("tags")
+        .get(pk=ticket.pk)
+    )
+
+
+def customer_tickets(*, user: Any, customer: Customer, exclude: Ticket | None = None, limit: int = 50) -> list[Ticket]:
+    """That customer's other tickets on every channel, newest first, as far as ``user`` may see."""
+    qs = tickets_visible_to(user).filter(customer=customer).select_related("queue").order_by("-created_at")
+    if exclude is not None:
+        qs = qs.exclude(pk=exclude.pk)
+    return list(qs[:limit])
+
+
+def customer_list(*, user: Any, search: str = "") -> QuerySet[Customer]:
+    qs = customers_visible_to(user).filter(merged_into__isnull=True)
+    if search:
+        qs = qs.filter(
+            Q(name__icontains=search) | Q(pk__in=Identity.objects.filter(value__icontains=search.lower()).values("customer_id"))
+        )
+    return qs.select_related("organization").prefetch_related("identities").order_by("name", "pk")

@@ -1,0 +1,104 @@
+"""Attachment checks and storage: generated keys, size and type limits."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import mimetypes
+import secrets
+from collections.abc import Sequence
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.template.defaultfilters import filesizeformat
+from django.utils.translation import gettext as _
+
+from servicedesk.core.errors import ApplicationError
+from servicedesk.core.text import clean_filename
+from servicedesk.tickets.inbound import InboundAttachment
+from servicedesk.tickets.models import Attachment, Message, Ticket
+
+# Leading bytes of the binary types we accept; a file claiming one of these
+# types must start with one of its signatures.
+_SIGNATURES: dict[str, tuple[bytes, ...]] = {
+    "image/png": (b"\x89PNG\r\n\x1a\n",),
+    "image/jpeg": (b"\xff\xd8\xff",),
+    "image/gif": (b"GIF87a", b"GIF89a"),
+    "image/webp": (b"RIFF",),
+    "application/pdf": (b"%PDF-",),
+    "application/zip": (b"PK\x03\x04", b"PK\x05\x06"),
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": (b"PK\x03\x04",),
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": (b"PK\x03\x04",),
+    "application/msword": (b"\xd0\xcf\x11\xe0",),
+    "application/vnd.ms-excel": (b"\xd0\xcf\x11\xe0",),
+}
+
+
+class AttachmentRejected(ApplicationError):
+    pass
+
+
+def attachment_content_type(filename: str, content: bytes) -> str:
+    """The type a file really is, judged by its name and checked against its first bytes."""
+    guessed = mimetypes.guess_type(filename, strict=False)[0] or "application/octet-stream"
+    signatures = _SIGNATURES.get(guessed)
+    if signatures is not None and not content.startswith(signatures):
+        return "application/octet-stream"
+    if guessed.startswith("text/") and b"\x00" in content[:4096]:
+        return "application/octet-stream"
+    return guessed
+
+
+def attachments_check(files: Sequence[InboundAttachment], *, field: str = "attachments") -> list[InboundAttachment]:
+    """Check count, size and type against settings; return them with clean names and real types.
+
+    Raises AttachmentRejected naming the first file that fails. Writes nothing.
+    """
+    conf = settings.SERVICEDESK
+    if len(files) > conf["ATTACHMENT_MAX_COUNT"]:
+        raise AttachmentRejected(
+            _("At most %(n)d files can be attached.") % {"n": conf["ATTACHMENT_MAX_COUNT"]}, field=field
+        )
+    checked = []
+    for f in files:
+        name = clean_filename(f.filename)
+        if len(f.content) > conf["ATTACHMENT_MAX_BYTES"]:
+            raise AttachmentRejected(
+                _("%(name)s is larger than %(limit)s.")
+                % {"name": name, "limit": filesizeformat(conf["ATTACHMENT_MAX_BYTES"])},
+                field=field,
+            )
+        content_type = attachment_content_type(name, f.content)
+        if content_type not in conf["ATTACHMENT_ALLOWED_TYPES"]:
+            raise AttachmentRejected(
+                _("%(name)s is not a file type we accept.") % {"name": name}, field=field
+            )
+        checked.append(InboundAttachment(filename=name, content_type=content_type, content=f.content, content_id=f.content_id))
+    return checked
+
+
+def attachment_store(*, ticket: Ticket, message: Message | None, upload: InboundAttachment, saved: list[str]) -> Attachment:
+    """Write the file under a generated key and record it. ``saved`` collects the
+    storage names so a caller can remove them if its transaction rolls back."""
+    key = secrets.token_urlsafe(24)
+    attachment = Attachment(
+        ticket=ticket,
+        message=message,
+        key=key,
+        filename=clean_filename(upload.filename),
+        content_type=upload.content_type,
+        size=len(upload.content),
+        sha256=hashlib.sha256(upload.content).hexdigest(),
+        content_id=upload.content_id[:255],
+    )
+    attachment.file.save(key, ContentFile(upload.content), save=False)
+    saved.append(attachment.file.name)
+    attachment.save(force_insert=True)
+    return attachment
+
+
+def stored_files_remove(names: list[str]) -> None:
+    for name in names:
+        with contextlib.suppress(OSError):
+            default_storage.delete(name)

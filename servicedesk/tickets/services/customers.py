@@ -1,0 +1,162 @@
+"""Customer records and their identities."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import phonenumbers
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from servicedesk.core.errors import ApplicationError
+from servicedesk.tickets.events import Actor, event_build
+from servicedesk.tickets.models import Customer, Identity, IdentityKind, Organization, Ticket, TicketEvent
+
+
+class InvalidIdentity(ApplicationError):
+    pass
+
+
+def identity_normalize(*, kind: str, value: str) -> str:
+    """The canonical form of an address: lower-case email, E.164 phone."""
+    value = (value or "").strip()
+    if kind == IdentityKind.EMAIL:
+        value = value.lower()
+        try:
+            validate_email(value)
+        except ValidationError:
+            raise InvalidIdentity(f"Not a valid email address: {value!r}", field="email") from None
+        return value
+    if kind == IdentityKind.PHONE:
+        try:
+            number = phonenumbers.parse(value, None)
+        except phonenumbers.NumberParseException:
+            raise InvalidIdentity(f"Not a phone number in international form: {value!r}", field="phone") from None
+        if not phonenumbers.is_possible_number(number):
+            raise InvalidIdentity(f"Not a possible phone number: {value!r}", field="phone")
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    if kind in (IdentityKind.CHAT, IdentityKind.FORUM):
+        if not value or len(value) > 320:
+            raise InvalidIdentity("Identity value missing or too long.")
+        return value
+    raise InvalidIdentity(f"Unknown identity kind: {kind!r}")
+
+
+def customer_root(customer: Customer) -> Customer:
+    """Follow merges to the record that now stands for the person."""
+    seen = set()
+    while customer.merged_into_id and customer.pk not in seen:
+        seen.add(customer.pk)
+        customer = Customer.objects.get(pk=customer.merged_into_id)
+    return customer
+
+
+def customer_find_by_identity(*, kind: str, value: str) -> Customer | None:
+    value = identity_normalize(kind=kind, value=value)
+    identity = Identity.objects.select_related("customer").filter(kind=kind, value=value).first()
+    return customer_root(identity.customer) if identity else None
+
+
+def customer_create(
+    *,
+    name: str = "",
+    identities: list[tuple[str, str]] | None = None,
+    organization: Organization | None = None,
+    language: str = "",
+    at: datetime | None = None,
+    external_id: str | None = None,
+) -> Customer:
+    """Create a customer with its identities. Raises IntegrityError if an identity is taken."""
+    normalized = [(kind, identity_normalize(kind=kind, value=value)) for kind, value in identities or []]
+    with transaction.atomic():
+        customer = Customer.objects.create(
+            name=name[:200],
+            organization=organization,
+            language=language,
+            created_at=at or timezone.now(),
+            external_id=external_id,
+        )
+        Identity.objects.bulk_create([Identity(customer=customer, kind=k, value=v) for k, v in dict.fromkeys(normalized)])
+    return customer
+
+
+def customer_resolve(*, kind: str, value: str, name: str = "", language: str = "", at: datetime | None = None) -> tuple[Customer, bool]:
+    """The customer behind an identity, created if new. Returns (customer, created).
+
+    Safe under concurrency: the (kind, value) unique constraint decides which of
+    two simultaneous first contacts creates the record; the other finds it.
+    """
+    value = identity_normalize(kind=kind, value=value)
+    existing = customer_find_by_identity(kind=kind, value=value)
+    if existing is not None:
+        if name and not existing.name:
+            Customer.objects.filter(pk=existing.pk, name="").update(name=name[:200])
+            existing.name = name[:200]
+        return existing, False
+    try:
+        with transaction.atomic():
+            return customer_create(name=name, identities=[(kind, value)], language=language, at=at), True
+    except IntegrityError:
+        found = customer_find_by_identity(kind=kind, value=value)
+        if found is None:
+            raise
+        return found, False
+
+
+def customer_identity_add(*, customer: Customer, kind: str, value: str) -> Identity:
+    value = identity_normalize(kind=kind, value=value)
+    owner = Identity.objects.filter(kind=kind, value=value).first()
+    if owner is not None:
+        if customer_root(owner.customer).pk != customer.pk:
+            raise InvalidIdentity("This address belongs to another customer; merge the customers instead.")
+        return owner
+    return Identity.objects.create(customer=customer, kind=kind, value=value)
+
+
+def customer_merge(*, source: Customer, target: Customer, actor: Actor, at: datetime | None = None) -> Customer:
+    """Make ``source`` part of ``target``: identities and tickets move, source points to target.
+
+    Idempotent: merging an already merged source into the same target changes nothing.
+    Each moved ticket gets a ``customer`` event.
+    """
+    at = at or timezone.now()
+    target = customer_root(target)
+    if source.pk == target.pk:
+        raise ApplicationError("A customer cannot be merged into itself.")
+    with transaction.atomic():
+        source = Customer.objects.select_for_update().get(pk=source.pk)
+        if source.merged_into_id == target.pk:
+            return target
+        if source.merged_into_id:
+            raise ApplicationError("This customer was already merged into another one.")
+        moved = list(Ticket.objects.filter(customer=source).values_list("pk", flat=True))
+        Identity.objects.filter(customer=source).update(customer=target)
+        Ticket.objects.filter(pk__in=moved).update(customer=target)
+        TicketEvent.objects.bulk_create(
+            [
+                event_build(
+                    ticket=Ticket(pk=pk), kind=TicketEvent.Kind.CUSTOMER, actor=actor, at=at,
+                    before={"customer": source.pk}, after={"customer": target.pk},
+                )
+                for pk in moved
+            ]
+        )
+        Customer.objects.filter(merged_into=source).update(merged_into=target)
+        source.merged_into = target
+        source.save(update_fields=["merged_into"])
+        if source.user_id and not target.user_id:
+            user_id = source.user_id
+            Customer.objects.filter(pk=source.pk).update(user=None)
+            Customer.objects.filter(pk=target.pk).update(user_id=user_id)
+            target.user_id = user_id
+    return target
+
+
+def organization_get_or_create(*, name: str, tier: str | None = None) -> Organization:
+    org, created = Organization.objects.get_or_create(name=name[:200], defaults={"tier": tier or "standard"})
+    if tier and not created and org.tier != tier:
+        org.tier = tier
+        org.save(update_fields=["tier"])
+    return org

@@ -1,0 +1,183 @@
+"""The one intake path every channel calls. See docs/architecture.md, "Intake".
+
+inbound_message_receive(inbound):
+  resolve the customer (identity lookup, create if new)
+  -> find the ticket (explicit reference, then thread keys) or open one
+  -> store the message, its attachments and events in one transaction
+  -> after commit: acknowledgement (new tickets), agent notification.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from servicedesk.core.errors import ApplicationError
+from servicedesk.core.html import sanitize_html
+from servicedesk.core.text import clean_text
+from servicedesk.tickets import statuses
+from servicedesk.tickets.events import Actor, event_record
+from servicedesk.tickets.inbound import InboundMessage, IntakeOutcome, IntakeResult
+from servicedesk.tickets.locks import ticket_lock
+from servicedesk.tickets.models import Customer, Message, MessageKind, Queue, Ticket, TicketEvent, Topic
+from servicedesk.tickets.services.acknowledgements import ticket_acknowledgement_create
+from servicedesk.tickets.services.attachments import attachment_store, attachments_check, stored_files_remove
+from servicedesk.tickets.services.customers import customer_resolve, customer_root
+from servicedesk.tickets.services.tickets import _apply_status, _touch, ticket_create
+
+log = logging.getLogger(__name__)
+
+
+class EmptyMessage(ApplicationError):
+    pass
+
+
+def inbound_message_receive(*, inbound: InboundMessage) -> IntakeResult:
+    """Store one inbound contact exactly once.
+
+    Idempotency key: (channel, external_id). The same pair delivered twice
+    (also concurrently) yields one message and outcome ``duplicate``.
+    Raises ApplicationError (EmptyMessage, InvalidIdentity, AttachmentRejected)
+    before anything is written.
+    """
+    if not inbound.external_id:
+        raise ApplicationError("An inbound message needs an external id.")
+    text = clean_text(inbound.text)
+    html = sanitize_html(inbound.html)
+    if not text.strip() and not html.strip() and not inbound.attachments:
+        raise EmptyMessage(_("The message is empty."), field="message")
+    files = attachments_check(inbound.attachments)
+
+    duplicate = _duplicate_result(inbound)
+    if duplicate is not None:
+        return duplicate
+
+    saved_files: list[str] = []
+    try:
+        with transaction.atomic():
+            result = _store(inbound, text=text, html=html, files=files, saved_files=saved_files)
+    except IntegrityError:
+        stored_files_remove(saved_files)
+        duplicate = _duplicate_result(inbound)
+        if duplicate is None:
+            raise
+        return duplicate
+    except BaseException:
+        stored_files_remove(saved_files)
+        raise
+    return result
+
+
+def _duplicate_result(inbound: InboundMessage) -> IntakeResult | None:
+    message = (
+        Message.objects.select_related("ticket", "ticket__customer")
+        .filter(channel=inbound.channel, external_id=inbound.external_id)
+        .first()
+    )
+    if message is None:
+        return None
+    return IntakeResult(
+        outcome=IntakeOutcome.DUPLICATE, ticket=message.ticket, message=message, customer=message.ticket.customer
+    )
+
+
+def _store(inbound: InboundMessage, *, text: str, html: str, files: list, saved_files: list[str]) -> IntakeResult:
+    at = inbound.received_at or timezone.now()
+    customer, _created = customer_resolve(
+        kind=inbound.sender.kind, value=inbound.sender.value, name=inbound.sender.name,
+        language=inbound.language, at=at,
+    )
+    actor = Actor.of_customer(customer, source="intake")
+    ticket = _thread(inbound, customer)
+    if ticket is None:
+        topic = Topic.objects.filter(slug=inbound.topic).first() if inbound.topic else None
+        queue = Queue.objects.filter(slug=inbound.queue).first() if inbound.queue else None
+        ticket = ticket_create(
+            customer=customer, subject=inbound.subject, channel=inbound.channel, actor=actor,
+            topic=topic, queue=queue, language=inbound.language or customer.language, at=at,
+        )
+        outcome = IntakeOutcome.CREATED
+    else:
+        ticket = ticket_lock(ticket.pk)
+        outcome = IntakeOutcome.APPENDED
+
+    message = Message(
+        ticket=ticket,
+        kind=MessageKind.PUBLIC_ENDUSER,
+        channel=inbound.channel,
+        author_customer=customer,
+        text=text,
+        html=html,
+        external_id=inbound.external_id[:255],
+        rfc_message_id=(inbound.rfc_message_id or None) and inbound.rfc_message_id[:255],
+        recipients=list(inbound.recipients),
+        created_at=at,
+    )
+    message.save(force_insert=True)
+    for upload in files:
+        attachment_store(ticket=ticket, message=message, upload=upload, saved=saved_files)
+    event_record(
+        ticket=ticket, kind=TicketEvent.Kind.MESSAGE, actor=actor, at=at, message=message,
+        after={"kind": message.kind, "channel": message.channel, "automatic": inbound.is_automatic},
+    )
+    if outcome is IntakeOutcome.APPENDED and not inbound.is_automatic:
+        target = statuses.STATUS_ON_CUSTOMER_MESSAGE[ticket.status]
+        if not _apply_status(ticket, target, actor, at):
+            _touch(ticket, at, [])
+    elif outcome is IntakeOutcome.APPENDED:
+        _touch(ticket, at, [])
+
+    acknowledgement = None
+    if outcome is IntakeOutcome.CREATED and inbound.acknowledge and not inbound.is_automatic:
+        acknowledgement = ticket_acknowledgement_create(ticket=ticket)
+    ack_id = acknowledgement.pk if acknowledgement else None
+    message_id = message.pk
+    transaction.on_commit(lambda: _after_commit(message_id, ack_id=ack_id, outcome=outcome))
+    return IntakeResult(outcome=outcome, ticket=ticket, message=message, customer=customer)
+
+
+def _thread(inbound: InboundMessage, customer: Customer) -> Ticket | None:
+    """The existing ticket this message belongs to, or None for a new one."""
+    if inbound.ticket_reference:
+        ticket = Ticket.objects.filter(reference=inbound.ticket_reference.strip().upper()).first()
+        if ticket is not None:
+            ticket = _follow_merges(ticket)
+            if inbound.reference_trusted or customer_root(ticket.customer).pk == customer.pk:
+                return ticket
+    keys = [k for k in inbound.thread_keys if k][:50]
+    if keys:
+        hit = (
+            Message.objects.filter(rfc_message_id__in=keys)
+            .select_related("ticket")
+            .order_by("-created_at")
+            .first()
+        )
+        if hit is not None:
+            return _follow_merges(hit.ticket)
+    return None
+
+
+def _follow_merges(ticket: Ticket) -> Ticket:
+    seen = {ticket.pk}
+    while ticket.merged_into_id and ticket.merged_into_id not in seen:
+        ticket = Ticket.objects.get(pk=ticket.merged_into_id)
+        seen.add(ticket.pk)
+    return ticket
+
+
+def _after_commit(message_id: int, *, ack_id: int | None, outcome: IntakeOutcome) -> None:
+    """Enqueue side effects. A broker hiccup must not fail an intake that is
+    already committed: the queued acknowledgement is picked up again by the
+    ``tickets.outbound_pending_dispatch`` beat task."""
+    from servicedesk.tickets import tasks
+
+    try:
+        if ack_id is not None:
+            tasks.message_deliver_task.delay(ack_id)
+        if outcome is IntakeOutcome.APPENDED:
+            tasks.agent_notify_task.delay(message_id)
+    except Exception:
+        log.exception("Could not enqueue side effects of message %s", message_id)

@@ -1,0 +1,136 @@
+"""Agent replies and internal notes: the sibling of intake for what agents write."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from servicedesk.accounts.models import User
+from servicedesk.core.errors import ApplicationError
+from servicedesk.core.html import sanitize_html
+from servicedesk.core.text import clean_text
+from servicedesk.tickets.events import Actor, event_record
+from servicedesk.tickets.inbound import InboundAttachment
+from servicedesk.tickets.locks import ticket_lock
+from servicedesk.tickets.models import DeliveryStatus, Message, MessageKind, Ticket, TicketEvent
+from servicedesk.tickets.services.attachments import attachment_store, attachments_check, stored_files_remove
+from servicedesk.tickets.services.tickets import _apply_status, _touch
+
+
+def _agent_message(
+    *,
+    ticket: Ticket,
+    author: User | None,
+    kind: str,
+    text: str,
+    html: str,
+    attachments: Sequence[InboundAttachment],
+    status: str | None,
+    actor: Actor,
+    at: datetime | None,
+    deliver: bool,
+    external_id: str | None,
+) -> Message:
+    at = at or timezone.now()
+    text = clean_text(text)
+    html = sanitize_html(html)
+    if not text.strip() and not html.strip():
+        raise ApplicationError(_("The message is empty."), field="text")
+    files = attachments_check(attachments)
+    saved: list[str] = []
+    try:
+        with transaction.atomic():
+            locked = ticket_lock(ticket.pk)
+            if locked.merged_into_id:
+                raise ApplicationError(_("This ticket was merged into another one; write there."))
+            message = Message(
+                ticket=locked,
+                kind=kind,
+                channel=locked.channel,
+                author_user=author,
+                text=text,
+                html=html,
+                external_id=external_id,
+                delivery_status=DeliveryStatus.QUEUED if deliver else DeliveryStatus.NONE,
+                created_at=at,
+            )
+            message.save(force_insert=True)
+            for upload in files:
+                attachment_store(ticket=locked, message=message, upload=upload, saved=saved)
+            event_record(
+                ticket=locked, kind=TicketEvent.Kind.MESSAGE, actor=actor, at=at, message=message,
+                after={"kind": kind, "channel": message.channel},
+            )
+            fields: list[str] = []
+            if kind == MessageKind.PUBLIC_AGENT and locked.first_reply_at is None:
+                locked.first_reply_at = at
+                fields.append("first_reply_at")
+            _touch(locked, at, fields)
+            if status:
+                _apply_status(locked, status, actor, at)
+            if deliver:
+                message_id = message.pk
+                transaction.on_commit(lambda: _enqueue_delivery(message_id))
+    except BaseException:
+        stored_files_remove(saved)
+        raise
+    return message
+
+
+def _enqueue_delivery(message_id: int) -> None:
+    from servicedesk.tickets import tasks
+
+    tasks.message_deliver_task.delay(message_id)
+
+
+def ticket_reply_create(
+    *,
+    ticket: Ticket,
+    author: User | None,
+    text: str,
+    html: str = "",
+    attachments: Sequence[InboundAttachment] = (),
+    status: str | None = None,
+    actor: Actor | None = None,
+    at: datetime | None = None,
+    deliver: bool = True,
+    external_id: str | None = None,
+) -> Message:
+    """A public agent reply, delivered to the customer on the ticket's channel after commit.
+
+    Optionally moves the ticket to ``status`` in the same transaction. Raises
+    ApplicationError (empty text, rejected attachment, bad transition) with
+    nothing written. ``deliver=False`` records history without sending (import).
+    """
+    return _agent_message(
+        ticket=ticket, author=author, kind=MessageKind.PUBLIC_AGENT, text=text, html=html,
+        attachments=attachments, status=status, actor=actor or (Actor.agent(author) if author else Actor.system()),
+        at=at, deliver=deliver, external_id=external_id,
+    )
+
+
+def ticket_note_create(
+    *,
+    ticket: Ticket,
+    author: User | None,
+    text: str,
+    html: str = "",
+    attachments: Sequence[InboundAttachment] = (),
+    status: str | None = None,
+    actor: Actor | None = None,
+    at: datetime | None = None,
+    kind: str = MessageKind.INTERNAL,
+    external_id: str | None = None,
+) -> Message:
+    """An internal note (or, for imports and automation, a system message); never delivered."""
+    if kind not in (MessageKind.INTERNAL, MessageKind.SYSTEM):
+        raise ApplicationError("A note is internal or system.")
+    return _agent_message(
+        ticket=ticket, author=author, kind=kind, text=text, html=html, attachments=attachments,
+        status=status, actor=actor or (Actor.agent(author) if author else Actor.system()),
+        at=at, deliver=False, external_id=external_id,
+    )

@@ -1,0 +1,360 @@
+"""Ticket state changes. Each writes the change and its TicketEvent in one transaction."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from servicedesk.accounts.models import User
+from servicedesk.accounts.roles import is_agent, sees_all_queues
+from servicedesk.core.errors import ApplicationError
+from servicedesk.tickets import statuses
+from servicedesk.tickets.events import Actor, event_record
+from servicedesk.tickets.locks import ticket_lock, tickets_lock
+from servicedesk.tickets.models import Customer, Queue, Rating, Tag, Ticket, TicketEvent, Topic
+from servicedesk.tickets.statuses import Priority, Status
+
+
+class InvalidStatusTransition(ApplicationError):
+    pass
+
+
+class InvalidAssignee(ApplicationError):
+    pass
+
+
+class InvalidMerge(ApplicationError):
+    pass
+
+
+def reference_for(pk: int) -> str:
+    conf = settings.SERVICEDESK
+    return f"{conf['REFERENCE_PREFIX']}-{pk + conf['REFERENCE_OFFSET']}"
+
+
+def queue_default() -> Queue:
+    slug = settings.SERVICEDESK["DEFAULT_QUEUE"]
+    queue = Queue.objects.filter(slug=slug).first() or Queue.objects.order_by("pk").first()
+    if queue is None:
+        queue, _created = Queue.objects.get_or_create(slug=slug, defaults={"name": slug.title()})
+    return queue
+
+
+def ticket_create(
+    *,
+    customer: Customer,
+    subject: str,
+    channel: str,
+    actor: Actor,
+    initiator: str = "inbound",
+    queue: Queue | None = None,
+    topic: Topic | None = None,
+    priority: str = Priority.NORMAL,
+    assignee: User | None = None,
+    language: str = "",
+    at: datetime | None = None,
+    external_id: str | None = None,
+    same_issue_as: Ticket | None = None,
+    is_spam: bool = False,
+    is_deleted: bool = False,
+) -> Ticket:
+    """Open a ticket in status ``new`` with a ``created`` event; reference ``SD-<n>``.
+
+    Idempotency for imports comes from ``external_id`` (unique).
+    """
+    at = at or timezone.now()
+    if priority not in Priority.values:
+        raise ApplicationError(_("Unknown priority."), field="priority")
+    if queue is None:
+        queue = topic.queue if topic is not None and topic.queue_id else queue_default()
+    subject = " ".join((subject or "").split())[:300] or _("(no subject)")
+    with transaction.atomic():
+        ticket = Ticket(
+            subject=subject,
+            channel=channel,
+            initiator=initiator,
+            status=Status.NEW,
+            priority=priority,
+            customer=customer,
+            topic=topic,
+            queue=queue,
+            assignee=assignee,
+            language=language,
+            portal_key=secrets.token_hex(16),
+            external_id=external_id,
+            same_issue_as=same_issue_as,
+            is_spam=is_spam,
+            is_deleted=is_deleted,
+            created_at=at,
+            updated_at=at,
+        )
+        ticket.save(force_insert=True)
+        ticket.reference = reference_for(ticket.pk)
+        Ticket.objects.filter(pk=ticket.pk).update(reference=ticket.reference)
+        event_record(
+            ticket=ticket,
+            kind=TicketEvent.Kind.CREATED,
+            actor=actor,
+            at=at,
+            after={
+                "status": Status.NEW,
+                "priority": priority,
+                "channel": channel,
+                "initiator": initiator,
+                "queue": queue.slug,
+                "topic": topic.slug if topic else None,
+                "assignee": assignee.pk if assignee else None,
+            },
+        )
+    return ticket
+
+
+def _touch(ticket: Ticket, at: datetime, fields: list[str]) -> None:
+    if at > ticket.updated_at:
+        ticket.updated_at = at
+        fields.append("updated_at")
+    ticket.save(update_fields=fields)
+
+
+def _apply_status(ticket: Ticket, status: str, actor: Actor, at: datetime) -> bool:
+    """Change status on a locked ticket; returns False when it already had it."""
+    if status not in Status.values:
+        raise InvalidStatusTransition(_("Unknown status."), field="status")
+    before = ticket.status
+    if before == status:
+        return False
+    if not statuses.can_transition(before, status):
+        raise InvalidStatusTransition(
+            _("A ticket cannot go from %(before)s to %(after)s.")
+            % {"before": Status(before).label, "after": Status(status).label},
+            field="status",
+        )
+    ticket.status = status
+    fields = ["status"]
+    if statuses.is_solve(before, status):
+        ticket.solved_at = at
+        fields.append("solved_at")
+    elif statuses.is_reopen(before, status):
+        ticket.solved_at = None
+        fields.append("solved_at")
+    _touch(ticket, at, fields)
+    event_record(ticket=ticket, kind=TicketEvent.Kind.STATUS, actor=actor, at=at, before=before, after=status)
+    return True
+
+
+def ticket_status_change(*, ticket: Ticket, status: str, actor: Actor, at: datetime | None = None) -> Ticket:
+    """Move a ticket to ``status`` if TRANSITIONS allows it; same status is a no-op.
+
+    Raises InvalidStatusTransition (nothing changed). A merged ticket stays closed.
+    """
+    at = at or timezone.now()
+    with transaction.atomic():
+        locked = ticket_lock(ticket.pk)
+        if locked.merged_into_id:
+            raise InvalidStatusTransition(_("This ticket was merged into another one."), field="status")
+        _apply_status(locked, status, actor, at)
+    return locked
+
+
+def ticket_priority_change(*, ticket: Ticket, priority: str, actor: Actor, at: datetime | None = None) -> Ticket:
+    at = at or timezone.now()
+    if priority not in Priority.values:
+        raise ApplicationError(_("Unknown priority."), field="priority")
+    with transaction.atomic():
+        locked = ticket_lock(ticket.pk)
+        if locked.priority != priority:
+            before = locked.priority
+            locked.priority = priority
+            _touch(locked, at, ["priority"])
+            event_record(ticket=locked, kind=TicketEvent.Kind.PRIORITY, actor=actor, at=at, before=before, after=priority)
+    return locked
+
+
+def assignee_check(*, ticket: Ticket, assignee: User | None) -> None:
+    if assignee is None:
+        return
+    if not assignee.is_active or not is_agent(assignee):
+        raise InvalidAssignee(_("Tickets can only be assigned to active agents."), field="assignee")
+    if not sees_all_queues(assignee) and not assignee.queues.filter(pk=ticket.queue_id).exists():
+        raise InvalidAssignee(_("This agent does not work in the ticket's queue."), field="assignee")
+
+
+def ticket_assign(*, ticket: Ticket, assignee: User | None, actor: Actor, at: datetime | None = None) -> Ticket:
+    """Assign to an agent of the ticket's queue (or unassign with None)."""
+    at = at or timezone.now()
+    with transaction.atomic():
+        locked = ticket_lock(ticket.pk)
+        assignee_check(ticket=locked, assignee=assignee)
+        new_id = assignee.pk if assignee else None
+        if locked.assignee_id != new_id:
+            before = locked.assignee_id
+            locked.assignee = assignee
+            _touch(locked, at, ["assignee"])
+            event_record(ticket=locked, kind=TicketEvent.Kind.ASSIGNEE, actor=actor, at=at, before=before, after=new_id)
+    return locked
+
+
+def ticket_queue_change(*, ticket: Ticket, queue: Queue, actor: Actor, at: datetime | None = None) -> Ticket:
+    """Move to another queue; an assignee who does not work there is unassigned."""
+    at = at or timezone.now()
+    with transaction.atomic():
+        locked = ticket_lock(ticket.pk)
+        if locked.queue_id != queue.pk:
+            before = locked.queue.slug
+            locked.queue = queue
+            _touch(locked, at, ["queue"])
+            event_record(ticket=locked, kind=TicketEvent.Kind.QUEUE, actor=actor, at=at, before=before, after=queue.slug)
+            if locked.assignee is not None:
+                try:
+                    assignee_check(ticket=locked, assignee=locked.assignee)
+                except InvalidAssignee:
+                    before_assignee = locked.assignee_id
+                    locked.assignee = None
+                    locked.save(update_fields=["assignee"])
+                    event_record(
+                        ticket=locked, kind=TicketEvent.Kind.ASSIGNEE, actor=actor, at=at,
+                        before=before_assignee, after=None,
+                    )
+    return locked
+
+
+def ticket_topic_change(*, ticket: Ticket, topic: Topic | None, actor: Actor, at: datetime | None = None) -> Ticket:
+    at = at or timezone.now()
+    with transaction.atomic():
+        locked = ticket_lock(ticket.pk)
+        new_id = topic.pk if topic else None
+        if locked.topic_id != new_id:
+            before = locked.topic.slug if locked.topic else None
+            locked.topic = topic
+            _touch(locked, at, ["topic"])
+            event_record(
+                ticket=locked, kind=TicketEvent.Kind.TOPIC, actor=actor, at=at, before=before,
+                after=topic.slug if topic else None,
+            )
+    return locked
+
+
+def ticket_subject_change(*, ticket: Ticket, subject: str, actor: Actor, at: datetime | None = None) -> Ticket:
+    at = at or timezone.now()
+    subject = " ".join((subject or "").split())[:300]
+    if not subject:
+        raise ApplicationError(_("The subject cannot be empty."), field="subject")
+    with transaction.atomic():
+        locked = ticket_lock(ticket.pk)
+        if locked.subject != subject:
+            before = locked.subject
+            locked.subject = subject
+            _touch(locked, at, ["subject"])
+            event_record(ticket=locked, kind=TicketEvent.Kind.SUBJECT, actor=actor, at=at, before=before, after=subject)
+    return locked
+
+
+def tag_names_clean(names: Iterable[str]) -> list[str]:
+    cleaned = []
+    for name in names:
+        name = " ".join(str(name).split()).lower()[:64]
+        if name and name not in cleaned:
+            cleaned.append(name)
+    return sorted(cleaned)
+
+
+def ticket_tags_set(*, ticket: Ticket, tags: Iterable[str], actor: Actor, at: datetime | None = None) -> Ticket:
+    """Replace the ticket's tags (names are trimmed and lower-cased)."""
+    at = at or timezone.now()
+    names = tag_names_clean(tags)
+    with transaction.atomic():
+        locked = ticket_lock(ticket.pk)
+        before = sorted(locked.tags.values_list("name", flat=True))
+        if before != names:
+            for name in names:
+                Tag.objects.get_or_create(name=name)
+            locked.tags.set(Tag.objects.filter(name__in=names))
+            _touch(locked, at, [])
+            event_record(ticket=locked, kind=TicketEvent.Kind.TAGS, actor=actor, at=at, before=before, after=names)
+    return locked
+
+
+def ticket_update(*, ticket: Ticket, actor: Actor, at: datetime | None = None, **changes: Any) -> Ticket:
+    """Apply several field changes at once, all or nothing.
+
+    Accepts ``status``, ``priority``, ``assignee`` (User or None), ``queue``,
+    ``topic``, ``subject`` and ``tags``; each leaves its own event.
+    """
+    at = at or timezone.now()
+    unknown = set(changes) - {"status", "priority", "assignee", "queue", "topic", "subject", "tags"}
+    if unknown:
+        raise ApplicationError(f"Unknown fields: {', '.join(sorted(unknown))}")
+    with transaction.atomic():
+        if "subject" in changes:
+            ticket = ticket_subject_change(ticket=ticket, subject=changes["subject"], actor=actor, at=at)
+        if "queue" in changes:
+            ticket = ticket_queue_change(ticket=ticket, queue=changes["queue"], actor=actor, at=at)
+        if "topic" in changes:
+            ticket = ticket_topic_change(ticket=ticket, topic=changes["topic"], actor=actor, at=at)
+        if "priority" in changes:
+            ticket = ticket_priority_change(ticket=ticket, priority=changes["priority"], actor=actor, at=at)
+        if "assignee" in changes:
+            ticket = ticket_assign(ticket=ticket, assignee=changes["assignee"], actor=actor, at=at)
+        if "tags" in changes:
+            ticket = ticket_tags_set(ticket=ticket, tags=changes["tags"], actor=actor, at=at)
+        if "status" in changes:
+            ticket = ticket_status_change(ticket=ticket, status=changes["status"], actor=actor, at=at)
+    return ticket
+
+
+def ticket_merge(*, source: Ticket, target: Ticket, actor: Actor, at: datetime | None = None) -> Ticket:
+    """Merge ``source`` into ``target``: the source is closed and points to the target.
+
+    Both get an event. Idempotent for the same pair; refuses merging into itself,
+    into a ticket that is itself merged, or tickets of different customers.
+    """
+    at = at or timezone.now()
+    if source.pk == target.pk:
+        raise InvalidMerge(_("A ticket cannot be merged into itself."))
+    with transaction.atomic():
+        locked = tickets_lock(source.pk, target.pk)
+        source, target = locked[source.pk], locked[target.pk]
+        if source.merged_into_id == target.pk:
+            return target
+        if source.merged_into_id:
+            raise InvalidMerge(_("This ticket was already merged into another one."))
+        if target.merged_into_id:
+            raise InvalidMerge(_("The target ticket was itself merged into another one."))
+        if source.customer_id != target.customer_id:
+            raise InvalidMerge(_("Only tickets of the same customer can be merged."))
+        if source.status != Status.CLOSED:
+            before = source.status
+            source.status = Status.CLOSED
+            fields = ["status"]
+            if before not in statuses.SOLVED_STATUSES:
+                source.solved_at = at
+                fields.append("solved_at")
+            source.save(update_fields=fields)
+            event_record(ticket=source, kind=TicketEvent.Kind.STATUS, actor=actor, at=at, before=before, after=Status.CLOSED)
+        source.merged_into = target
+        _touch(source, at, ["merged_into"])
+        event_record(ticket=source, kind=TicketEvent.Kind.MERGED, actor=actor, at=at, after=target.reference)
+        _touch(target, at, [])
+        event_record(ticket=target, kind=TicketEvent.Kind.MERGED_IN, actor=actor, at=at, after=source.reference)
+    return target
+
+
+def ticket_rate(
+    *, ticket: Ticket, score: int, actor: Actor, comment: str = "", at: datetime | None = None,
+    external_key: str | None = None,
+) -> Rating:
+    """Record the customer's satisfaction rating (1-5); the latest one counts."""
+    at = at or timezone.now()
+    if not isinstance(score, int) or not 1 <= score <= 5:
+        raise ApplicationError(_("A rating is a whole number from 1 to 5."), field="score")
+    with transaction.atomic():
+        rating = Rating.objects.create(ticket=ticket, score=score, comment=comment, at=at, external_key=external_key)
+        event_record(ticket=ticket, kind=TicketEvent.Kind.RATING, actor=actor, at=at, after={"score": score})
+    return rating

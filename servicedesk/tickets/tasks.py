@@ -1,0 +1,66 @@
+"""Celery tasks: ids in, a service call, the retry policy. Any may run twice."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from celery import shared_task
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db.models import Q
+from django.utils import timezone, translation
+
+from servicedesk.tickets.models import DeliveryStatus, Message
+from servicedesk.tickets.services.delivery import DeliveryOutcome, message_deliver
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(
+    name="tickets.message_deliver",
+    bind=True,
+    max_retries=settings.SERVICEDESK["OUTBOUND_MAX_ATTEMPTS"],
+)
+def message_deliver_task(self, message_id: int) -> str:  # type: ignore[no-untyped-def]
+    outcome = message_deliver(message_id=message_id)
+    if outcome is DeliveryOutcome.RETRY:
+        raise self.retry(countdown=min(3600, 30 * 2**self.request.retries))
+    return str(outcome)
+
+
+@shared_task(name="tickets.outbound_pending_dispatch")
+def outbound_pending_dispatch() -> int:
+    """Re-send the delivery task for messages left queued (a lost task, a broker restart)."""
+    cutoff = timezone.now() - timedelta(minutes=10)
+    ids = list(
+        Message.objects.filter(delivery_status=DeliveryStatus.QUEUED, created_at__lt=cutoff)
+        .values_list("pk", flat=True)[:500]
+    )
+    for pk in ids:
+        message_deliver_task.delay(pk)
+    return len(ids)
+
+
+@shared_task(name="tickets.agent_notify")
+def agent_notify_task(message_id: int) -> int:
+    """Tell the assignee by email that the customer wrote again on their ticket."""
+    message = (
+        Message.objects.select_related("ticket", "ticket__assignee", "author_customer")
+        .filter(pk=message_id)
+        .filter(~Q(ticket__assignee=None))
+        .first()
+    )
+    if message is None or not message.ticket.assignee.email:
+        return 0
+    assignee = message.ticket.assignee
+    from django.urls import reverse
+
+    link = settings.SITE_URL + reverse("desk:ticket", kwargs={"reference": message.ticket.reference})
+    with translation.override(assignee.language or settings.LANGUAGE_CODE):
+        subject = translation.gettext("[%(reference)s] New message from %(customer)s") % {
+            "reference": message.ticket.reference,
+            "customer": message.author_name,
+        }
+        body = f"{message.text[:2000]}\n\n{link}\n"
+    return send_mail(subject.replace("\n", " ")[:200], body, None, [assignee.email])

@@ -1,0 +1,41 @@
+import shutil
+
+import pytest
+
+from tests.factories import AgentFactory, CustomerFactory, QueueFactory
+
+
+@pytest.fixture(autouse=True)
+def _media_root(tmp_path, settings):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    yield
+    shutil.rmtree(tmp_path / "media", ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
+@pytest.fixture
+def queue(db):
+    return QueueFactory(slug="support", name="Support")
+
+
+@pytest.fixture
+def agent(db, queue):
+    return AgentFactory(username="ann", queues=[queue])
+
+
+@pytest.fixture
+def manager(db):
+    return AgentFactory(username="max", role="manager")
+
+
+@pytest.fixture
+def customer(db):
+    return CustomerFactory(name="Alice Byrne", email="alice@example.com")
+
