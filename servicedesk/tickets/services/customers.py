@@ -11,6 +11,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from servicedesk.core.errors import ApplicationError
+from servicedesk.core.text import header_safe
 from servicedesk.tickets.events import Actor, event_build
 from servicedesk.tickets.models import Customer, Identity, IdentityKind, Organization, Ticket, TicketEvent
 
@@ -72,7 +73,7 @@ def customer_create(
     normalized = [(kind, identity_normalize(kind=kind, value=value)) for kind, value in identities or []]
     with transaction.atomic():
         customer = Customer.objects.create(
-            name=name[:200],
+            name=header_safe(name),
             organization=organization,
             language=language,
             created_at=at or timezone.now(),
@@ -89,6 +90,7 @@ def customer_resolve(*, kind: str, value: str, name: str = "", language: str = "
     two simultaneous first contacts creates the record; the other finds it.
     """
     value = identity_normalize(kind=kind, value=value)
+    name = header_safe(name)
     existing = customer_find_by_identity(kind=kind, value=value)
     if existing is not None:
         if name and not existing.name:
