@@ -61,13 +61,17 @@ def deliver_by_email(message: Message) -> DeliveryReceipt:
     subject = header_safe(f"[{ticket.reference}] {ticket.subject}", max_length=250)
     if message.kind == MessageKind.PUBLIC_AGENT:
         subject = "Re: " + subject
-    previous = list(
-        Message.objects.filter(ticket=ticket, rfc_message_id__isnull=False, created_at__lte=message.created_at)
+    previous: list[str] = [
+        value
+        for value in Message.objects.filter(
+            ticket=ticket, rfc_message_id__isnull=False, created_at__lte=message.created_at
+        )
         .exclude(pk=message.pk)
         .order_by("-created_at", "-pk")
         .values_list("rfc_message_id", flat=True)[:10]
-    )
-    headers = {"Message-ID": message_id_for(message), "X-ServiceDesk-Ticket": ticket.reference}
+        if value
+    ]
+    headers: dict[str, str] = {"Message-ID": message_id_for(message), "X-ServiceDesk-Ticket": ticket.reference or ""}
     if previous:
         headers["In-Reply-To"] = previous[0]
         headers["References"] = " ".join(reversed(previous))

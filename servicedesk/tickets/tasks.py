@@ -51,9 +51,9 @@ def agent_notify_task(message_id: int) -> int:
         .filter(~Q(ticket__assignee=None))
         .first()
     )
-    if message is None or not message.ticket.assignee.email:
+    assignee = message.ticket.assignee if message is not None else None
+    if message is None or assignee is None or not assignee.email:
         return 0
-    assignee = message.ticket.assignee
     from django.urls import reverse
 
     link = settings.SITE_URL + reverse("desk:ticket", kwargs={"reference": message.ticket.reference})

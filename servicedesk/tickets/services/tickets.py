@@ -73,7 +73,7 @@ def ticket_create(
     if priority not in Priority.values:
         raise ApplicationError(_("Unknown priority."), field="priority")
     if queue is None:
-        queue = topic.queue if topic is not None and topic.queue_id else queue_default()
+        queue = topic.queue if topic is not None and topic.queue is not None else queue_default()
     subject = " ".join((subject or "").split())[:300] or _("(no subject)")
     with transaction.atomic():
         ticket = Ticket(
