@@ -1,8 +1,170 @@
-from django.http import Http404
+"""The help centre: contact form, signed ticket pages and the customer portal.
+
+Every contact enters through ``services.intake.inbound_message_receive`` with
+channel ``web``; tickets and attachments are obtained only through
+``servicedesk.tickets.access``.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.models import AnonymousUser
+from django.core.paginator import Paginator
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import get_language
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods
+
+from channels_app.web.forms import ContactForm, ReplyForm, form_error_add
+from channels_app.web.ratelimit import webform_rate_exceeded
+from servicedesk.core.errors import ApplicationError, NotFound
+from servicedesk.tickets import access
+from servicedesk.tickets.inbound import InboundMessage, SenderIdentity
+from servicedesk.tickets.models import IdentityKind, Ticket
+from servicedesk.tickets.services.intake import inbound_message_receive
+
+SESSION_REFERENCE_KEY = "web.contact.reference"
+PORTAL_PAGE_SIZE = 25
 
 
-def _missing(*args, **kwargs):
-    raise Http404
+def help_home(request: HttpRequest) -> HttpResponse:
+    return render(request, "web/home.html", {"support_address": settings.SERVICEDESK["SUPPORT_ADDRESS"]})
 
 
-help_home = contact = contact_received = portal_home = ticket = attachment = _missing
+def _contact_page(request: HttpRequest, form: ContactForm, *, status: int = 200) -> HttpResponse:
+    conf = settings.SERVICEDESK
+    context = {
+        "form": form,
+        "attachment_max_count": conf["ATTACHMENT_MAX_COUNT"],
+        "attachment_max_bytes": conf["ATTACHMENT_MAX_BYTES"],
+    }
+    return render(request, "web/contact.html", context, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+def contact(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        return _contact_page(request, ContactForm())
+    form = ContactForm(request.POST, request.FILES)
+    if form.is_spam():
+        # Looks accepted to the robot; nothing is stored.
+        request.session.pop(SESSION_REFERENCE_KEY, None)
+        return redirect("web:contact_received")
+    if not form.is_valid():
+        return _contact_page(request, form)
+    data = form.cleaned_data
+    if webform_rate_exceeded(client_ip=request.META.get("REMOTE_ADDR", ""), email=data["email"]):
+        form.add_error(None, _("Too many requests, try again later."))
+        return _contact_page(request, form, status=429)
+    inbound = InboundMessage(
+        channel="web",
+        external_id=data["submission_id"],
+        sender=SenderIdentity(kind=IdentityKind.EMAIL, value=data["email"], name=data["name"]),
+        subject=data["subject"],
+        text=data["message"],
+        topic=data["topic"].slug if data["topic"] else None,
+        language=get_language() or "",
+        attachments=tuple(data["attachments"]),
+    )
+    try:
+        result = inbound_message_receive(inbound=inbound)
+    except ApplicationError as exc:
+        form_error_add(form, exc)
+        return _contact_page(request, form)
+    request.session[SESSION_REFERENCE_KEY] = result.ticket.reference
+    return redirect("web:contact_received")
+
+
+def contact_received(request: HttpRequest) -> HttpResponse:
+    # The reference travels in the session, so only the sender's browser sees it.
+    reference = request.session.get(SESSION_REFERENCE_KEY)
+    return render(request, "web/contact_received.html", {"reference": reference})
+
+
+def portal_home(request: HttpRequest) -> HttpResponse:
+    customer = access.customer_of_user(request.user)
+    if customer is None:
+        return render(request, "web/portal_anonymous.html")
+    tickets = access.tickets_visible_to(request.user).filter(customer=customer).order_by("-created_at", "-id")
+    page = Paginator(tickets, PORTAL_PAGE_SIZE).get_page(request.GET.get("page"))
+    rows = [(ticket, access.portal_token_for(ticket)) for ticket in page.object_list]
+    return render(request, "web/portal.html", {"page": page, "rows": rows})
+
+
+def _ticket_for_token(token: str) -> Ticket:
+    try:
+        return access.ticket_for_portal_token(token)
+    except NotFound:
+        raise Http404 from None
+
+
+def _reply_sender(ticket: Ticket) -> SenderIdentity | None:
+    """The identity a portal reply comes from: the customer's first email address
+    (any other identity of theirs when they have none)."""
+    identities = list(ticket.customer.identities.order_by("pk").values_list("kind", "value"))
+    emails = [item for item in identities if item[0] == IdentityKind.EMAIL]
+    candidates = emails or identities
+    if not candidates:
+        return None
+    kind, value = candidates[0]
+    return SenderIdentity(kind=kind, value=value, name=ticket.customer.name)
+
+
+def _reply_receive(ticket: Ticket, form: ReplyForm) -> bool:
+    """Hand a valid portal reply to intake; False, with the reason on the form, when refused."""
+    sender = _reply_sender(ticket)
+    if sender is None:
+        form.add_error(None, _("This request cannot take replies here; please write to us by email."))
+        return False
+    inbound = InboundMessage(
+        channel="web",
+        external_id=form.cleaned_data["submission_id"],
+        sender=sender,
+        text=form.cleaned_data["message"],
+        attachments=tuple(form.cleaned_data["attachments"]),
+        # The signed link authenticated the sender for this ticket.
+        ticket_reference=ticket.reference,
+        reference_trusted=True,
+        acknowledge=False,
+        language=get_language() or "",
+    )
+    try:
+        inbound_message_receive(inbound=inbound)
+    except ApplicationError as exc:
+        form_error_add(form, exc)
+        return False
+    return True
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def ticket(request: HttpRequest, token: str) -> HttpResponse:
+    current = _ticket_for_token(token)
+    form = ReplyForm(request.POST, request.FILES) if request.method == "POST" else ReplyForm()
+    if form.is_bound and form.is_valid() and _reply_receive(current, form):
+        messages.success(request, _("Your reply was added to your request."))
+        return redirect("web:ticket", token=token)
+    thread = (
+        access.messages_visible_to(AnonymousUser(), current)
+        .select_related("author_user", "author_customer")
+        .prefetch_related("attachments")
+        .order_by("created_at", "id")
+    )
+    return render(request, "web/ticket.html", {"ticket": current, "thread": thread, "token": token, "form": form})
+
+
+@never_cache
+def attachment(request: HttpRequest, token: str, key: str) -> FileResponse:
+    current = _ticket_for_token(token)
+    try:
+        found = access.attachment_get_for_portal(current, key)
+        handle = found.file.open("rb")
+    except (NotFound, OSError):
+        raise Http404 from None
+    response = FileResponse(handle, as_attachment=True, filename=found.filename, content_type=found.content_type)
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response

@@ -1,0 +1,149 @@
+"""Forms of the help centre: the public contact form and the portal reply box.
+
+They check input at the edge and turn it into plain values (attachments as
+``InboundAttachment``) for the intake service; they never write anything.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
+from django.utils.translation import get_language
+from django.utils.translation import gettext_lazy as _
+
+from servicedesk.core.errors import ApplicationError
+from servicedesk.tickets.inbound import InboundAttachment
+from servicedesk.tickets.models import Topic
+from servicedesk.tickets.services.attachments import attachments_check
+
+MESSAGE_MAX_LENGTH = 20000
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    """A file field that accepts several files and cleans to a list."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("widget", MultipleFileInput())
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data: Any, initial: Any = None) -> list[UploadedFile]:
+        single_clean = super().clean
+        if isinstance(data, list | tuple):
+            return [single_clean(item, initial) for item in data if item]
+        return [single_clean(data, initial)] if data else []
+
+
+class TopicChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Topic) -> str:
+        return obj.label(get_language())
+
+
+def uploads_to_attachments(uploads: list[UploadedFile]) -> list[InboundAttachment]:
+    """Read uploads into checked ``InboundAttachment`` values (count, size, type).
+
+    Reads at most one byte past the size limit of each file and no more files
+    than one past the count limit, so an oversized upload never fills memory
+    before it is refused. Raises ValidationError with the reason.
+    """
+    conf = settings.SERVICEDESK
+    read_limit = conf["ATTACHMENT_MAX_BYTES"] + 1
+    files = []
+    for upload in uploads[: conf["ATTACHMENT_MAX_COUNT"] + 1]:
+        upload.seek(0)
+        files.append(
+            InboundAttachment(
+                filename=upload.name or "",
+                content_type=upload.content_type or "application/octet-stream",
+                content=upload.read(read_limit),
+            )
+        )
+    try:
+        return attachments_check(files)
+    except ApplicationError as exc:
+        raise forms.ValidationError(exc.message) from None
+
+
+def submission_id_clean(value: Any) -> str:
+    """The form's own id for one submission; a missing or malformed one gets a fresh id."""
+    try:
+        return str(uuid.UUID(str(value or "").strip()))
+    except ValueError:
+        return str(uuid.uuid4())
+
+
+class SubmissionForm(forms.Form):
+    """A form posted once per rendering: ``submission_id`` (a uuid4 made when the
+    form is shown) is the idempotency key of what it sends, so posting the same
+    page twice stores one message."""
+
+    submission_id = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
+
+    def __init__(self, data: Any = None, *args: Any, **kwargs: Any) -> None:
+        if data is not None:
+            # Echo back a usable id, so correcting and re-sending the form stays one submission.
+            cleaned = submission_id_clean(data.get("submission_id"))
+            if cleaned != data.get("submission_id"):
+                data = data.copy()
+                data["submission_id"] = cleaned
+        kwargs.setdefault("initial", {}).setdefault("submission_id", str(uuid.uuid4()))
+        super().__init__(data, *args, **kwargs)
+
+    def clean_submission_id(self) -> str:
+        return submission_id_clean(self.cleaned_data.get("submission_id"))
+
+
+class ContactForm(SubmissionForm):
+    name = forms.CharField(label=_("Your name"), max_length=200)
+    email = forms.EmailField(label=_("Email address"), max_length=254)
+    topic = TopicChoiceField(
+        label=_("Topic"),
+        queryset=Topic.objects.filter(is_public=True).order_by("name"),
+        to_field_name="slug",
+        required=False,
+        empty_label=_("Choose a topic (optional)"),
+    )
+    subject = forms.CharField(label=_("Subject"), max_length=200)
+    message = forms.CharField(
+        label=_("Message"), max_length=MESSAGE_MAX_LENGTH, widget=forms.Textarea(attrs={"rows": 10})
+    )
+    attachments = MultipleFileField(label=_("Attachments"), required=False)
+    # Left empty by people; filled by robots that fill in every field.
+    website = forms.CharField(
+        label=_("Leave this field empty"),
+        required=False,
+        widget=forms.TextInput(attrs={"autocomplete": "off", "tabindex": "-1"}),
+    )
+
+    def is_spam(self) -> bool:
+        return bool(str(self.data.get("website", "")).strip())
+
+    def clean_attachments(self) -> list[InboundAttachment]:
+        return uploads_to_attachments(self.cleaned_data.get("attachments") or [])
+
+
+class ReplyForm(SubmissionForm):
+    # May be empty when files are attached; intake refuses a reply with neither.
+    message = forms.CharField(
+        label=_("Your reply"),
+        max_length=MESSAGE_MAX_LENGTH,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 6}),
+    )
+    attachments = MultipleFileField(label=_("Attachments"), required=False)
+
+    def clean_attachments(self) -> list[InboundAttachment]:
+        return uploads_to_attachments(self.cleaned_data.get("attachments") or [])
+
+
+def form_error_add(form: forms.Form, exc: ApplicationError) -> None:
+    """Show a service's refusal on the field it names, or above the form."""
+    field = exc.field if exc.field in form.fields else None
+    form.add_error(field, exc.message)
