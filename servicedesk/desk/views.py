@@ -1,17 +1,219 @@
-from django.contrib.auth.views import LoginView, LogoutView
-from django.http import Http404
+"""The agent workspace: sign-in, inbox, ticket, customer and attachment download.
+
+Views read through ``selectors`` and ``access`` and write through the services;
+anything the signed-in agent may not see answers 404.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.views import LoginView, LogoutView, redirect_to_login
+from django.core.paginator import Paginator
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+
+from servicedesk.accounts.roles import is_agent
+from servicedesk.core.errors import ApplicationError, NotFound
+from servicedesk.desk.forms import (
+    DeskAuthenticationForm,
+    ReplyForm,
+    TicketPropertiesForm,
+    desk_users,
+    queues_for,
+)
+from servicedesk.desk.timeline import ticket_timeline
+from servicedesk.tickets import access, selectors
+from servicedesk.tickets.events import Actor
+from servicedesk.tickets.models import Channel, Ticket
+from servicedesk.tickets.selectors import TicketFilters
+from servicedesk.tickets.services import replies, tickets
+from servicedesk.tickets.statuses import Priority, Status
+
+PAGE_SIZE = 25
+CUSTOMER_PAGE_SIZE = 25
+MY_OPEN_STATUSES = ",".join([Status.NEW, Status.OPEN, Status.PENDING, Status.ON_HOLD])
+# Columns the inbox sorts by; the first click on updated/created shows the newest first.
+SORT_COLUMNS = ("reference", "subject", "customer", "status", "priority", "updated", "created")
+_NEWEST_FIRST = frozenset({"updated", "created", "priority"})
+
+
+def agent_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Signed-in agents only: visitors go to the sign-in page, anyone else gets 404."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if not is_agent(request.user):
+            raise Http404
+        try:
+            return view(request, *args, **kwargs)
+        except NotFound as exc:
+            raise Http404 from exc
+
+    return wrapper
 
 
 class DeskLoginView(LoginView):
-    pass
+    template_name = "desk/login.html"
+    authentication_form = DeskAuthenticationForm
 
 
 class DeskLogoutView(LogoutView):
     pass
 
 
-def _missing(*args, **kwargs):
-    raise Http404
+@require_GET
+@agent_required
+def inbox(request: HttpRequest) -> HttpResponse:
+    filters = TicketFilters.from_params(request.GET)
+    page = Paginator(selectors.ticket_list(user=request.user, filters=filters), PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    current = filters.sort.lstrip("-")
+    sort_links = {}
+    for column in SORT_COLUMNS:
+        if column == current:
+            target = column if filters.sort.startswith("-") else f"-{column}"
+        else:
+            target = f"-{column}" if column in _NEWEST_FIRST else column
+        sort_links[column] = target
+    return render(
+        request,
+        "desk/inbox.html",
+        {
+            "page": page,
+            "filters": filters,
+            "sort_current": current,
+            "sort_descending": filters.sort.startswith("-"),
+            "sort_links": sort_links,
+            "status_choices": Status.choices,
+            "priority_choices": Priority.choices,
+            "channel_choices": Channel.choices,
+            "queues": queues_for(request.user),
+            "agents": desk_users(),
+            "my_open_statuses": MY_OPEN_STATUSES,
+        },
+    )
 
 
-inbox = ticket = ticket_reply = ticket_update = customer = attachment = _missing
+def _ticket_page(
+    request: HttpRequest, ticket: Ticket, *, reply_form: ReplyForm | None = None, status: int = 200
+) -> HttpResponse:
+    thread = (
+        access.messages_visible_to(request.user, ticket)
+        .select_related("author_user", "author_customer")
+        .prefetch_related("attachments")
+        .order_by("created_at", "id")
+    )
+    customer = ticket.customer  # loaded with its organization by ticket_detail
+    return render(
+        request,
+        "desk/ticket.html",
+        {
+            "ticket": ticket,
+            "thread": thread,
+            "timeline": ticket_timeline(ticket),
+            "customer": customer,
+            "other_tickets": selectors.customer_tickets(user=request.user, customer=customer, exclude=ticket),
+            "reply_form": reply_form or ReplyForm(),
+            "properties_form": TicketPropertiesForm(ticket=ticket, user=request.user),
+        },
+        status=status,
+    )
+
+
+@require_GET
+@agent_required
+def ticket(request: HttpRequest, reference: str) -> HttpResponse:
+    return _ticket_page(request, selectors.ticket_detail(user=request.user, reference=reference))
+
+
+@require_POST
+@agent_required
+def ticket_reply(request: HttpRequest, reference: str) -> HttpResponse:
+    found = selectors.ticket_detail(user=request.user, reference=reference)
+    form = ReplyForm(request.POST, request.FILES)
+    if form.is_valid():
+        service = replies.ticket_reply_create if form.cleaned_data["kind"] == ReplyForm.KIND_REPLY else replies.ticket_note_create
+        try:
+            service(
+                ticket=found,
+                author=request.user,
+                text=form.cleaned_data["text"],
+                attachments=form.inbound_attachments(),
+                status=form.cleaned_data["status"] or None,
+                actor=Actor.agent(request.user, source="ui"),
+            )
+        except ApplicationError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        else:
+            if form.cleaned_data["kind"] == ReplyForm.KIND_REPLY:
+                messages.success(request, _("Your reply was sent to the customer."))
+            else:
+                messages.success(request, _("Your internal note was added."))
+            return redirect("desk:ticket", reference=found.reference)
+    messages.error(request, _("Your message was not saved. Please correct the errors below."))
+    return _ticket_page(request, found, reply_form=form, status=400)
+
+
+@require_POST
+@agent_required
+def ticket_update(request: HttpRequest, reference: str) -> HttpResponse:
+    found = selectors.ticket_detail(user=request.user, reference=reference)
+    form = TicketPropertiesForm(request.POST, ticket=found, user=request.user)
+    if not form.is_valid():
+        for field, errors in form.errors.items():
+            label = form.fields[field].label if field in form.fields else ""
+            for error in errors:
+                messages.error(request, f"{label}: {error}" if label else error)
+        return redirect("desk:ticket", reference=found.reference)
+    changes = form.changes()
+    if not changes:
+        messages.info(request, _("Nothing was changed."))
+        return redirect("desk:ticket", reference=found.reference)
+    try:
+        tickets.ticket_update(ticket=found, actor=Actor.agent(request.user, source="ui"), **changes)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, _("The ticket was updated."))
+    return redirect("desk:ticket", reference=found.reference)
+
+
+@require_GET
+@agent_required
+def customer(request: HttpRequest, pk: int) -> HttpResponse:
+    found = (
+        access.customers_visible_to(request.user)
+        .select_related("organization", "merged_into")
+        .prefetch_related("identities")
+        .filter(pk=pk)
+        .first()
+    )
+    if found is None:
+        raise Http404
+    filters = TicketFilters(customer=found.pk, include_merged=True, sort="-created")
+    page = Paginator(selectors.ticket_list(user=request.user, filters=filters), CUSTOMER_PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    return render(request, "desk/customer.html", {"customer": found, "page": page})
+
+
+@require_GET
+@agent_required
+def attachment(request: HttpRequest, key: str) -> HttpResponse:
+    found = access.attachment_get_for(request.user, key)
+    try:
+        handle = found.file.open("rb")
+    except (FileNotFoundError, ValueError) as exc:
+        raise Http404 from exc
+    response = FileResponse(handle, as_attachment=True, filename=found.filename, content_type=found.content_type)
+    response["X-Content-Type-Options"] = "nosniff"
+    return response

@@ -23,7 +23,7 @@ from django.utils.crypto import constant_time_compare
 
 from servicedesk.accounts.roles import AGENT, user_role
 from servicedesk.core.errors import NotFound
-from servicedesk.tickets.models import Attachment, Customer, Message, Ticket
+from servicedesk.tickets.models import Attachment, Customer, Message, Queue, Ticket
 
 PORTAL_SALT = "servicedesk.portal.ticket"
 
@@ -89,6 +89,16 @@ def customers_visible_to(user: Any) -> QuerySet[Customer]:
     if role == AGENT:
         return Customer.objects.filter(pk__in=tickets_visible_to(user).values("customer_id"))
     return Customer.objects.all()
+
+
+def queues_visible_to(user: Any) -> QuerySet[Queue]:
+    """Queues ``user`` works in: agents their own, managers and admins every one, others none."""
+    role = user_role(user)
+    if role is None:
+        return Queue.objects.none()
+    if role == AGENT:
+        return Queue.objects.filter(members=user)
+    return Queue.objects.all()
 
 
 def attachment_get_for(user: Any, key: str) -> Attachment:

@@ -13,6 +13,7 @@ from django.db.models import Prefetch, Q, QuerySet
 
 from servicedesk.tickets.access import customers_visible_to, tickets_visible_to
 from servicedesk.tickets.models import Customer, Identity, Tag, Ticket
+from servicedesk.tickets.statuses import Status
 
 # name -> ORDER BY; the default is the most recently updated first.
 TICKET_SORTS: dict[str, tuple[str, ...]] = {
@@ -24,6 +25,12 @@ TICKET_SORTS: dict[str, tuple[str, ...]] = {
     "priority": ("priority_rank", "-updated_at", "-id"),
     "reference": ("id",),
     "-reference": ("-id",),
+    "subject": ("subject", "id"),
+    "-subject": ("-subject", "-id"),
+    "customer": ("customer__name", "id"),
+    "-customer": ("-customer__name", "-id"),
+    "status": ("status_rank", "-updated_at", "-id"),
+    "-status": ("-status_rank", "-updated_at", "-id"),
 }
 
 
@@ -97,6 +104,14 @@ def ticket_list(*, user: Any, filters: TicketFilters | None = None) -> QuerySet[
                 When(priority="normal", then=Value(1)),
                 When(priority="high", then=Value(2)),
                 When(priority="urgent", then=Value(3)),
+                output_field=IntegerField(),
+            )
+        )
+    if "status" in filters.sort:
+        # Lifecycle order (new first, closed last) rather than alphabetical.
+        qs = qs.annotate(
+            status_rank=Case(
+                *(When(status=value, then=Value(rank)) for rank, value in enumerate(Status.values)),
                 output_field=IntegerField(),
             )
         )

@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from servicedesk.core.errors import ApplicationError
 from servicedesk.core.text import header_safe
@@ -28,21 +29,21 @@ def identity_normalize(*, kind: str, value: str) -> str:
         try:
             validate_email(value)
         except ValidationError:
-            raise InvalidIdentity(f"Not a valid email address: {value!r}", field="email") from None
+            raise InvalidIdentity(_("Enter a valid email address."), field="email") from None
         return value
     if kind == IdentityKind.PHONE:
         try:
             number = phonenumbers.parse(value, None)
         except phonenumbers.NumberParseException:
-            raise InvalidIdentity(f"Not a phone number in international form: {value!r}", field="phone") from None
+            raise InvalidIdentity(_("Enter a phone number in international form, such as +353861234567."), field="phone") from None
         if not phonenumbers.is_possible_number(number):
-            raise InvalidIdentity(f"Not a possible phone number: {value!r}", field="phone")
+            raise InvalidIdentity(_("This is not a possible phone number."), field="phone")
         return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     if kind in (IdentityKind.CHAT, IdentityKind.FORUM):
         if not value or len(value) > 320:
-            raise InvalidIdentity("Identity value missing or too long.")
+            raise InvalidIdentity(_("The identity is missing or too long."))
         return value
-    raise InvalidIdentity(f"Unknown identity kind: {kind!r}")
+    raise InvalidIdentity(_("Unknown kind of identity."))
 
 
 def customer_root(customer: Customer) -> Customer:
@@ -112,7 +113,7 @@ def customer_identity_add(*, customer: Customer, kind: str, value: str) -> Ident
     owner = Identity.objects.filter(kind=kind, value=value).first()
     if owner is not None:
         if customer_root(owner.customer).pk != customer.pk:
-            raise InvalidIdentity("This address belongs to another customer; merge the customers instead.")
+            raise InvalidIdentity(_("This address belongs to another customer; merge the customers instead."))
         return owner
     return Identity.objects.create(customer=customer, kind=kind, value=value)
 
@@ -126,13 +127,13 @@ def customer_merge(*, source: Customer, target: Customer, actor: Actor, at: date
     at = at or timezone.now()
     target = customer_root(target)
     if source.pk == target.pk:
-        raise ApplicationError("A customer cannot be merged into itself.")
+        raise ApplicationError(_("A customer cannot be merged into itself."))
     with transaction.atomic():
         source = Customer.objects.select_for_update().get(pk=source.pk)
         if source.merged_into_id == target.pk:
             return target
         if source.merged_into_id:
-            raise ApplicationError("This customer was already merged into another one.")
+            raise ApplicationError(_("This customer was already merged into another one."))
         moved = list(Ticket.objects.filter(customer=source).values_list("pk", flat=True))
         Identity.objects.filter(customer=source).update(customer=target)
         Ticket.objects.filter(pk__in=moved).update(customer=target)
