@@ -1,0 +1,444 @@
+"""REST API v1: tickets, their messages, and customers.
+
+Every read goes through ``access`` and ``selectors`` (what the caller may not
+see does not exist: 404), every write through a service. Service refusals
+(``ApplicationError``) become 400 JSON with the field's message in
+``servicedesk.core.api.exception_handler``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import F, QuerySet
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import exceptions, generics, status
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from servicedesk.core import errors
+from servicedesk.core.errors import ApplicationError, Conflict, PermissionDenied
+from servicedesk.tickets.access import customer_of_user, messages_visible_to, tickets_visible_to
+from servicedesk.tickets.api.permissions import AgentOrCustomer, AgentsChangeTickets, caller_is_agent
+from servicedesk.tickets.api.serializers import (
+    CustomerDetailSerializer,
+    CustomerMessageCreateSerializer,
+    CustomerSerializer,
+    CustomerTicketCreateSerializer,
+    MessageCreateSerializer,
+    MessageSerializer,
+    TicketCreateSerializer,
+    TicketDetailSerializer,
+    TicketSerializer,
+    TicketUpdateSerializer,
+    email_identity,
+)
+from servicedesk.tickets.events import Actor
+from servicedesk.tickets.inbound import InboundMessage, IntakeResult, SenderIdentity
+from servicedesk.tickets.models import Customer, Message, Ticket
+from servicedesk.tickets.selectors import (
+    TICKET_SORTS,
+    TicketFilters,
+    customer_list,
+    customer_tickets,
+    ticket_detail,
+    ticket_list,
+)
+from servicedesk.tickets.services.customers import customer_resolve
+from servicedesk.tickets.services.intake import inbound_message_receive
+from servicedesk.tickets.services.replies import ticket_note_create, ticket_reply_create
+from servicedesk.tickets.services.tickets import ticket_create, ticket_priority_change, ticket_update
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+IDEMPOTENCY_KEY_MAX = 200
+CUSTOMER_HISTORY_LIMIT = 100
+
+
+class Pagination(PageNumberPagination):
+    page_size = 25
+    page_size_query_param = "page_size"
+    max_page_size = 100
+
+
+def idempotency_external_id(request: Request) -> str | None:
+    """The caller's Idempotency-Key as a message external id, scoped to the caller.
+
+    Scoping by user keeps one caller's key from ever answering with another
+    caller's ticket.
+    """
+    key = (request.headers.get(IDEMPOTENCY_HEADER) or "").strip()
+    if not key:
+        return None
+    if len(key) > IDEMPOTENCY_KEY_MAX:
+        raise ApplicationError(
+            str(_("The Idempotency-Key header is longer than %(n)d characters.") % {"n": IDEMPOTENCY_KEY_MAX}),
+            field=IDEMPOTENCY_HEADER,
+        )
+    return f"{request.user.pk}:{key}"
+
+
+def key_reused() -> Conflict:
+    return Conflict(str(_("This Idempotency-Key was already used for a different request.")), field=IDEMPOTENCY_HEADER)
+
+
+def caller_customer(request: Request) -> Customer:
+    """The customer record behind a customer's sign-in, with the email address they write from."""
+    customer = customer_of_user(request.user)
+    if customer is None:
+        raise PermissionDenied(str(_("Only agents and customers can do this.")))
+    return customer
+
+
+def sender_of(customer: Customer) -> SenderIdentity:
+    identity = email_identity(customer)
+    if identity is None:
+        raise ApplicationError(str(_("Your customer record has no email address to write from.")))
+    return SenderIdentity(kind=identity.kind, value=identity.value, name=customer.name)
+
+
+REFERENCE_PARAMETER = OpenApiParameter(
+    "reference", OpenApiTypes.STR, OpenApiParameter.PATH, description=_("Ticket reference, e.g. SD-1001.")
+)
+IDEMPOTENCY_PARAMETER = OpenApiParameter(
+    IDEMPOTENCY_HEADER,
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    description=_("Repeat a request safely: the same key returns the first result (200) instead of creating again."),
+)
+TICKET_FILTER_PARAMETERS = [
+    OpenApiParameter("status", OpenApiTypes.STR, description=_("Comma-separated statuses.")),
+    OpenApiParameter("queue", OpenApiTypes.STR, description=_("Comma-separated queue slugs.")),
+    OpenApiParameter("assignee", OpenApiTypes.STR, description=_("An agent id, 'me' or 'none'.")),
+    OpenApiParameter("channel", OpenApiTypes.STR, description=_("Comma-separated channels.")),
+    OpenApiParameter("priority", OpenApiTypes.STR, description=_("Comma-separated priorities.")),
+    OpenApiParameter("customer", OpenApiTypes.INT, description=_("Customer id.")),
+    OpenApiParameter("search", OpenApiTypes.STR, description=_("Reference, subject, customer name or address.")),
+    OpenApiParameter("sort", OpenApiTypes.STR, enum=list(TICKET_SORTS), description=_("Sort order; default -updated.")),
+    OpenApiParameter("ordering", OpenApiTypes.STR, enum=list(TICKET_SORTS), description=_("Same as sort.")),
+]
+
+
+# --- Tickets -----------------------------------------------------------------
+
+
+@extend_schema_view(
+    get=extend_schema(
+        summary="List tickets",
+        description="Tickets the caller may see: agents their queues' tickets, customers their own.",
+        parameters=TICKET_FILTER_PARAMETERS,
+        responses=TicketSerializer(many=True),
+    ),
+    post=extend_schema(
+        summary="Open a ticket",
+        description=(
+            "Agents send the fields below. A signed-in customer sends only subject, text and an optional "
+            "public topic, and receives the automatic acknowledgement."
+        ),
+        parameters=[IDEMPOTENCY_PARAMETER],
+        request=TicketCreateSerializer,
+        responses={201: TicketDetailSerializer, 200: TicketDetailSerializer},
+    ),
+)
+class TicketListView(generics.ListCreateAPIView):
+    serializer_class = TicketSerializer
+    pagination_class = Pagination
+    filter_backends: list[Any] = []
+    permission_classes = [IsAuthenticated, AgentOrCustomer]
+
+    def get_queryset(self) -> QuerySet[Ticket]:
+        return ticket_list(user=self.request.user, filters=TicketFilters.from_params(self.request.query_params))
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        external_id = idempotency_external_id(request)
+        if caller_is_agent(request):
+            serializer = TicketCreateSerializer(data=request.data, context=self.get_serializer_context())
+            serializer.is_valid(raise_exception=True)
+            ticket, created = ticket_open_for_agent(request, serializer.validated_data, external_id)
+        else:
+            customer = caller_customer(request)
+            serializer = CustomerTicketCreateSerializer(data=request.data, context=self.get_serializer_context())
+            serializer.is_valid(raise_exception=True)
+            data = serializer.validated_data
+            topic = data.get("topic")
+            result = inbound_message_receive(
+                inbound=InboundMessage(
+                    channel="api",
+                    external_id=external_id or uuid.uuid4().hex,
+                    sender=sender_of(customer),
+                    subject=data["subject"],
+                    text=data["text"],
+                    topic=topic.slug if topic else None,
+                    acknowledge=True,
+                )
+            )
+            ticket, created = opened_ticket(result), not result.duplicate
+        body = TicketDetailSerializer(
+            visible_ticket(request.user, ticket.reference), context=self.get_serializer_context()
+        ).data
+        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+def opened_ticket(result: IntakeResult) -> Ticket:
+    """The ticket an intake opened; a repeated key must have opened one, not joined one
+    (intake stamps a new ticket and its first message with the same time)."""
+    if result.duplicate and result.ticket.created_at != result.message.created_at:
+        raise key_reused()
+    return result.ticket
+
+
+def ticket_open_for_agent(request: Request, data: dict[str, Any], external_id: str | None) -> tuple[Ticket, bool]:
+    """Open a ticket as an agent: the customer's message (inbound) or the agent's first reply (outbound)."""
+    user = request.user
+    actor = Actor.agent(user, source="api")
+    queue, topic = data.get("queue"), data.get("topic")
+    if data["initiator"] == "inbound":
+        with transaction.atomic():
+            result = inbound_message_receive(
+                inbound=InboundMessage(
+                    channel="api",
+                    external_id=external_id or uuid.uuid4().hex,
+                    sender=SenderIdentity(
+                        kind="email", value=data["customer_email"], name=data.get("customer_name", "")
+                    ),
+                    subject=data["subject"],
+                    text=data["text"],
+                    queue=queue.slug if queue else None,
+                    topic=topic.slug if topic else None,
+                    acknowledge=data["acknowledge"],
+                )
+            )
+            ticket = opened_ticket(result)
+            if not result.duplicate and data["priority"] != ticket.priority:
+                ticket = ticket_priority_change(ticket=ticket, priority=data["priority"], actor=actor)
+        return ticket, not result.duplicate
+
+    if external_id is not None:
+        earlier = ticket_opened_with(user, external_id)
+        if earlier is not None:
+            return earlier, False
+    # The ticket and its first reply share one timestamp: that is how a
+    # repeated Idempotency-Key recognises the message that opened the ticket.
+    at = timezone.now()
+    try:
+        with transaction.atomic():
+            customer = data.get("customer")
+            if customer is None:
+                customer, _created = customer_resolve(
+                    kind="email", value=data["customer_email"], name=data.get("customer_name", ""), at=at
+                )
+            ticket = ticket_create(
+                customer=customer,
+                subject=data["subject"],
+                channel="api",
+                actor=actor,
+                initiator="outbound",
+                queue=queue,
+                topic=topic,
+                priority=data["priority"],
+                at=at,
+            )
+            ticket_reply_create(
+                ticket=ticket, author=user, text=data["text"], actor=actor, at=at, external_id=external_id
+            )
+    except IntegrityError:
+        if external_id is None:
+            raise
+        earlier = ticket_opened_with(user, external_id)
+        if earlier is None:
+            raise key_reused() from None
+        return earlier, False
+    return ticket, True
+
+
+def ticket_opened_with(user: Any, external_id: str) -> Ticket | None:
+    """The visible ticket whose opening message carries this caller-scoped key."""
+    return (
+        tickets_visible_to(user)
+        .filter(messages__channel="api", messages__external_id=external_id, messages__created_at=F("created_at"))
+        .first()
+    )
+
+
+def visible_ticket(user: Any, reference: str) -> Ticket:
+    try:
+        return ticket_detail(user=user, reference=reference)
+    except errors.NotFound:
+        raise exceptions.NotFound() from None
+
+
+@extend_schema_view(
+    get=extend_schema(summary="A ticket", parameters=[REFERENCE_PARAMETER]),
+    patch=extend_schema(
+        summary="Change a ticket (agents)",
+        parameters=[REFERENCE_PARAMETER],
+        request=TicketUpdateSerializer,
+        responses=TicketDetailSerializer,
+    ),
+)
+class TicketDetailView(generics.GenericAPIView):
+    serializer_class = TicketDetailSerializer
+    permission_classes = [IsAuthenticated, AgentsChangeTickets]
+    filter_backends: list[Any] = []
+    lookup_field = "reference"
+
+    def get_object(self) -> Ticket:
+        ticket = visible_ticket(self.request.user, self.kwargs["reference"])
+        self.check_object_permissions(self.request, ticket)
+        return ticket
+
+    def get(self, request: Request, reference: str) -> Response:
+        return Response(self.get_serializer(self.get_object()).data)
+
+    def patch(self, request: Request, reference: str) -> Response:
+        ticket = self.get_object()
+        serializer = TicketUpdateSerializer(data=request.data, context=self.get_serializer_context())
+        serializer.is_valid(raise_exception=True)
+        ticket_update(ticket=ticket, actor=Actor.agent(request.user, source="api"), **serializer.validated_data)
+        return Response(self.get_serializer(visible_ticket(request.user, reference)).data)
+
+
+# --- Messages ----------------------------------------------------------------
+
+
+@extend_schema_view(
+    get=extend_schema(
+        summary="Messages of a ticket",
+        description="Agents see every message; customers see the public ones.",
+        parameters=[REFERENCE_PARAMETER],
+        responses=MessageSerializer(many=True),
+    ),
+    post=extend_schema(
+        summary="Write on a ticket",
+        description=(
+            "Agents send a reply (delivered to the customer) or an internal note. "
+            "A customer sends only text, added as their message."
+        ),
+        parameters=[REFERENCE_PARAMETER, IDEMPOTENCY_PARAMETER],
+        request=MessageCreateSerializer,
+        responses={201: MessageSerializer, 200: MessageSerializer},
+    ),
+)
+class TicketMessagesView(generics.ListCreateAPIView):
+    serializer_class = MessageSerializer
+    pagination_class = Pagination
+    filter_backends: list[Any] = []
+    permission_classes = [IsAuthenticated, AgentOrCustomer]
+
+    def ticket(self) -> Ticket:
+        return visible_ticket(self.request.user, self.kwargs["reference"])
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        return {**super().get_serializer_context(), "with_downloads": caller_is_agent(self.request)}
+
+    def get_queryset(self) -> QuerySet[Message]:
+        return (
+            messages_visible_to(self.request.user, self.ticket())
+            .select_related("author_user", "author_customer")
+            .prefetch_related("attachments")
+            .order_by("created_at", "id")
+        )
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        ticket = self.ticket()
+        external_id = idempotency_external_id(request)
+        if caller_is_agent(request):
+            message, created = self._agent_write(request, ticket, external_id)
+        else:
+            message, created = self._customer_write(request, ticket, external_id)
+        message = self.get_queryset().get(pk=message.pk)
+        return Response(
+            self.get_serializer(message).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
+
+    def _agent_write(self, request: Request, ticket: Ticket, external_id: str | None) -> tuple[Message, bool]:
+        serializer = MessageCreateSerializer(data=request.data, context=self.get_serializer_context())
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        write = ticket_reply_create if data["kind"] == "reply" else ticket_note_create
+        try:
+            message = write(
+                ticket=ticket,
+                author=request.user,
+                text=data["text"],
+                status=data.get("status"),
+                actor=Actor.agent(request.user, source="api"),
+                external_id=external_id,
+            )
+        except IntegrityError:
+            if external_id is None:
+                raise
+            return self._earlier(ticket, external_id), False
+        return message, True
+
+    def _customer_write(self, request: Request, ticket: Ticket, external_id: str | None) -> tuple[Message, bool]:
+        customer = caller_customer(request)
+        serializer = CustomerMessageCreateSerializer(data=request.data, context=self.get_serializer_context())
+        serializer.is_valid(raise_exception=True)
+        result = inbound_message_receive(
+            inbound=InboundMessage(
+                channel="api",
+                external_id=external_id or uuid.uuid4().hex,
+                sender=sender_of(customer),
+                text=serializer.validated_data["text"],
+                ticket_reference=ticket.reference,
+                reference_trusted=True,
+                acknowledge=False,
+            )
+        )
+        if result.duplicate and result.ticket.pk != ticket.pk:
+            raise key_reused()
+        return result.message, not result.duplicate
+
+    def _earlier(self, ticket: Ticket, external_id: str) -> Message:
+        message = (
+            messages_visible_to(self.request.user, ticket)
+            .filter(channel=ticket.channel, external_id=external_id)
+            .first()
+        )
+        if message is None:
+            raise key_reused()
+        return message
+
+
+# --- Customers ---------------------------------------------------------------
+
+
+@extend_schema_view(
+    get=extend_schema(
+        summary="List customers",
+        description="Agents see the customers of their queues' tickets; a customer sees their own record.",
+        parameters=[OpenApiParameter("search", OpenApiTypes.STR, description=_("Part of a name or an address."))],
+    )
+)
+class CustomerListView(generics.ListAPIView):
+    serializer_class = CustomerSerializer
+    pagination_class = Pagination
+    filter_backends: list[Any] = []
+
+    def get_queryset(self) -> QuerySet[Customer]:
+        search = (self.request.query_params.get("search") or "").strip()[:200]
+        return customer_list(user=self.request.user, search=search)
+
+
+@extend_schema_view(get=extend_schema(summary="A customer, with their tickets on every channel"))
+class CustomerDetailView(generics.GenericAPIView):
+    serializer_class = CustomerDetailSerializer
+    filter_backends: list[Any] = []
+
+    def get_queryset(self) -> QuerySet[Customer]:
+        return customer_list(user=self.request.user)
+
+    def get(self, request: Request, pk: int) -> Response:
+        customer = self.get_queryset().filter(pk=pk).first()
+        if customer is None:
+            raise exceptions.NotFound()
+        tickets = customer_tickets(user=request.user, customer=customer, limit=CUSTOMER_HISTORY_LIMIT)
+        context = {**self.get_serializer_context(), "tickets": tickets}
+        return Response(CustomerDetailSerializer(customer, context=context).data)
