@@ -81,3 +81,11 @@ def test_schema_and_docs_pages_answer(client):
     assert schema["Content-Type"].startswith("application/vnd.oai.openapi")
     assert docs.status_code == 200
     assert b"swagger-ui" in docs.content
+
+
+def test_api_docs_load_their_assets_from_this_site(client):
+    response = client.get("/api/docs/")
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "cdn." not in html and "jsdelivr" not in html
+    assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in html
