@@ -50,6 +50,8 @@ class InboundMessage:
     thread_keys: tuple[str, ...] = ()
     topic: str | None = None
     queue: str | None = None
+    # Priority for a ticket this message opens (an agent recording a call, say).
+    priority: str | None = None
     language: str = ""
     received_at: datetime | None = None
     rfc_message_id: str | None = None

@@ -60,13 +60,10 @@ def test_agent_inbound_with_new_email_creates_customer_and_acknowledges(
     assert body["messages_url"] == f"http://testserver/api/v1/tickets/{ticket.reference}/messages/"
     first = Message.objects.get(kind="public_enduser")
     assert (first.text, first.channel, first.author_customer_id) == ("My parcel never arrived.", "api", customer.pk)
-    priority = TicketEvent.objects.get(ticket=ticket, kind="priority")
-    assert (priority.before, priority.after, priority.actor_user_id, priority.source) == (
-        "normal",
-        "high",
-        agent.pk,
-        "api",
-    )
+    # The ticket opens with the priority the agent gave: no separate change.
+    created = TicketEvent.objects.get(ticket=ticket, kind="created")
+    assert created.after["priority"] == "high"
+    assert not TicketEvent.objects.filter(ticket=ticket, kind="priority").exists()
     assert len(mail.outbox) == 1
     assert mail.outbox[0].to == ["Dora Lind <dora@example.com>"]
     assert mail.outbox[0].subject == f"[{ticket.reference}] Parcel lost"

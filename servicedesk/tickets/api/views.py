@@ -13,7 +13,6 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import F, QuerySet
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
@@ -53,8 +52,8 @@ from servicedesk.tickets.selectors import (
 )
 from servicedesk.tickets.services.customers import customer_resolve
 from servicedesk.tickets.services.intake import inbound_message_receive
-from servicedesk.tickets.services.replies import ticket_note_create, ticket_reply_create
-from servicedesk.tickets.services.tickets import ticket_create, ticket_priority_change, ticket_update
+from servicedesk.tickets.services.replies import ticket_note_create, ticket_open_outbound, ticket_reply_create
+from servicedesk.tickets.services.tickets import ticket_update
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 IDEMPOTENCY_KEY_MAX = 200
@@ -199,53 +198,46 @@ def ticket_open_for_agent(request: Request, data: dict[str, Any], external_id: s
     actor = Actor.agent(user, source="api")
     queue, topic = data.get("queue"), data.get("topic")
     if data["initiator"] == "inbound":
-        with transaction.atomic():
-            result = inbound_message_receive(
-                inbound=InboundMessage(
-                    channel="api",
-                    external_id=external_id or uuid.uuid4().hex,
-                    sender=SenderIdentity(
-                        kind="email", value=data["customer_email"], name=data.get("customer_name", "")
-                    ),
-                    subject=data["subject"],
-                    text=data["text"],
-                    queue=queue.slug if queue else None,
-                    topic=topic.slug if topic else None,
-                    acknowledge=data["acknowledge"],
-                )
+        result = inbound_message_receive(
+            inbound=InboundMessage(
+                channel="api",
+                external_id=external_id or uuid.uuid4().hex,
+                sender=SenderIdentity(kind="email", value=data["customer_email"], name=data.get("customer_name", "")),
+                subject=data["subject"],
+                text=data["text"],
+                queue=queue.slug if queue else None,
+                topic=topic.slug if topic else None,
+                priority=data["priority"],
+                acknowledge=data["acknowledge"],
             )
-            ticket = opened_ticket(result)
-            if not result.duplicate and data["priority"] != ticket.priority:
-                ticket = ticket_priority_change(ticket=ticket, priority=data["priority"], actor=actor)
+        )
+        ticket = opened_ticket(result)
         return ticket, not result.duplicate
 
     if external_id is not None:
         earlier = ticket_opened_with(user, external_id)
         if earlier is not None:
             return earlier, False
-    # The ticket and its first reply share one timestamp: that is how a
-    # repeated Idempotency-Key recognises the message that opened the ticket.
-    at = timezone.now()
+    # The ticket and its first reply share one instant: that is how a repeated
+    # Idempotency-Key recognises the message that opened the ticket.
     try:
         with transaction.atomic():
             customer = data.get("customer")
             if customer is None:
                 customer, _created = customer_resolve(
-                    kind="email", value=data["customer_email"], name=data.get("customer_name", ""), at=at
+                    kind="email", value=data["customer_email"], name=data.get("customer_name", "")
                 )
-            ticket = ticket_create(
+            reply = ticket_open_outbound(
                 customer=customer,
                 subject=data["subject"],
+                text=data["text"],
+                author=user,
                 channel="api",
-                actor=actor,
-                initiator="outbound",
                 queue=queue,
                 topic=topic,
                 priority=data["priority"],
-                at=at,
-            )
-            ticket_reply_create(
-                ticket=ticket, author=user, text=data["text"], actor=actor, at=at, external_id=external_id
+                actor=actor,
+                external_id=external_id,
             )
     except IntegrityError:
         if external_id is None:
@@ -254,7 +246,7 @@ def ticket_open_for_agent(request: Request, data: dict[str, Any], external_id: s
         if earlier is None:
             raise key_reused() from None
         return earlier, False
-    return ticket, True
+    return reply.ticket, True
 
 
 def ticket_opened_with(user: Any, external_id: str) -> Ticket | None:

@@ -27,6 +27,7 @@ from servicedesk.tickets.services.acknowledgements import ticket_acknowledgement
 from servicedesk.tickets.services.attachments import attachment_store, attachments_check, stored_files_remove
 from servicedesk.tickets.services.customers import customer_resolve, customer_root
 from servicedesk.tickets.services.tickets import _apply_status, _touch, ticket_create
+from servicedesk.tickets.statuses import Priority
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,7 @@ def _store(inbound: InboundMessage, *, text: str, html: str, files: list, saved_
         ticket = ticket_create(
             customer=customer, subject=inbound.subject, channel=inbound.channel, actor=actor,
             topic=topic, queue=queue, language=inbound.language or customer.language, at=at,
+            priority=inbound.priority or Priority.NORMAL,
         )
         outcome = IntakeOutcome.CREATED
     else:

@@ -16,9 +16,18 @@ from servicedesk.core.text import clean_text
 from servicedesk.tickets.events import Actor, event_record
 from servicedesk.tickets.inbound import InboundAttachment
 from servicedesk.tickets.locks import ticket_lock
-from servicedesk.tickets.models import DeliveryStatus, Message, MessageKind, Ticket, TicketEvent
+from servicedesk.tickets.models import (
+    Customer,
+    DeliveryStatus,
+    Message,
+    MessageKind,
+    Queue,
+    Ticket,
+    TicketEvent,
+    Topic,
+)
 from servicedesk.tickets.services.attachments import attachment_store, attachments_check, stored_files_remove
-from servicedesk.tickets.services.tickets import _apply_status, _touch
+from servicedesk.tickets.services.tickets import _apply_status, _touch, ticket_create
 
 
 def _agent_message(
@@ -134,3 +143,33 @@ def ticket_note_create(
         status=status, actor=actor or (Actor.agent(author) if author else Actor.system()),
         at=at, deliver=False, external_id=external_id,
     )
+
+
+def ticket_open_outbound(
+    *,
+    customer: Customer,
+    subject: str,
+    text: str,
+    author: User,
+    channel: str,
+    queue: Queue | None = None,
+    topic: Topic | None = None,
+    priority: str = "normal",
+    actor: Actor | None = None,
+    at: datetime | None = None,
+    external_id: str | None = None,
+) -> Message:
+    """An agent starts a conversation: an ``outbound`` ticket and its first public
+    reply, in one transaction, delivered after commit.
+
+    The ticket and the reply share one instant. ``external_id`` (unique per
+    channel) makes a repeated request raise IntegrityError with nothing written.
+    """
+    at = at or timezone.now()
+    actor = actor or Actor.agent(author)
+    with transaction.atomic():
+        ticket = ticket_create(
+            customer=customer, subject=subject, channel=channel, actor=actor, initiator="outbound",
+            queue=queue, topic=topic, priority=priority, at=at,
+        )
+        return ticket_reply_create(ticket=ticket, author=author, text=text, actor=actor, at=at, external_id=external_id)
