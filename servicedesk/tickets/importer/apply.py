@@ -1,0 +1,398 @@
+"""Applying validated records through the domain services.
+
+Each kind has a ``prepare`` step that only reads (it resolves references and
+decides whether the record was imported before, raising ``RecordError``) and
+returns the write step, or None when there is nothing to do. The runner can
+therefore skip a bad record without having written anything, and only write
+failures (a refused status transition, a constraint) need a rollback.
+
+Idempotency keys, so a second import of the same file changes nothing:
+
+- agent, customer, ticket: the record's id as ``external_id``;
+- message: ``import:<id>`` as the message's external id on the ticket's channel;
+- status, priority, assign: an import event of that kind on the ticket at the
+  same instant with the same value, or at a later instant (the ticket's
+  recorded history is already past this record);
+- merge, identity_merge: the source already points to the target;
+- rating: ``Rating.external_key`` = ``import:<ticket pk>:<instant>``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db.models import Q
+
+from servicedesk.accounts.models import User
+from servicedesk.accounts.roles import sees_all_queues
+from servicedesk.tickets.events import Actor
+from servicedesk.tickets.importer.idmap import IdMap, LRUCache, TicketRef
+from servicedesk.tickets.importer.records import Record, RecordError
+from servicedesk.tickets.models import (
+    Customer,
+    Identity,
+    IdentityKind,
+    MessageKind,
+    Organization,
+    Queue,
+    Rating,
+    Ticket,
+    TicketEvent,
+    Topic,
+)
+from servicedesk.tickets.services.customers import (
+    InvalidIdentity,
+    customer_create,
+    customer_merge,
+    identity_normalize,
+    organization_get_or_create,
+)
+from servicedesk.tickets.services.history import ticket_customer_message_record
+from servicedesk.tickets.services.replies import ticket_note_create, ticket_reply_create
+from servicedesk.tickets.services.tickets import (
+    queue_default,
+    ticket_assign,
+    ticket_create,
+    ticket_merge,
+    ticket_priority_change,
+    ticket_rate,
+    ticket_status_change,
+)
+
+SOURCE = "import"
+Write = Callable[[], None]
+# Kinds whose records carry their own id, and the set of those already stored.
+KINDS_WITH_ID = ("agent", "customer", "ticket", "message")
+
+
+def message_external_id(record_id: str) -> str:
+    return f"import:{record_id}"
+
+
+class Applier:
+    def __init__(self, *, cache_size: int = 5000) -> None:
+        self.ids = IdMap(size=cache_size)
+        self._queues = LRUCache(500)
+        self._topics = LRUCache(500)
+        self._organizations = LRUCache(500)
+        self._memberships = LRUCache(cache_size)
+        self._groups: dict[str, Group] = {}
+        self._default_queue: Queue | None = None
+        # External ids of this batch's records that are already stored, per kind.
+        self.existing: dict[str, set[str]] = {kind: set() for kind in KINDS_WITH_ID}
+
+    def forget(self) -> None:
+        """Drop every cached row: after a rollback some of them no longer exist."""
+        self.ids.clear()
+        self._queues.clear()
+        self._topics.clear()
+        self._organizations.clear()
+        self._memberships.clear()
+        self._groups.clear()
+        self._default_queue = None
+
+    def prepare(self, record: Record) -> Write | None:
+        return getattr(self, f"_prepare_{record.kind}")(record)
+
+    # --- lookups -----------------------------------------------------------
+
+    def _agent(self, external_id: str, key: str = "agent") -> User:
+        user = self.ids.agent(external_id)
+        if user is None:
+            raise RecordError(f"unknown agent {external_id!r} in '{key}'")
+        return user
+
+    def _customer(self, external_id: str, key: str = "customer") -> int:
+        pk = self.ids.customer(external_id)
+        if pk is None:
+            raise RecordError(f"unknown customer {external_id!r} in '{key}'")
+        return pk
+
+    def _ticket(self, external_id: str, at: datetime | None = None, key: str = "ticket") -> TicketRef:
+        ref = self.ids.ticket(external_id)
+        if ref is None:
+            raise RecordError(f"unknown ticket {external_id!r} in '{key}'")
+        if at is not None and at < ref.created_at:
+            raise RecordError(f"'at' is before ticket {external_id!r} was created")
+        return ref
+
+    def _queue(self, slug: str) -> Queue:
+        queue = self._queues.get(slug)
+        if queue is None:
+            queue, _created = Queue.objects.get_or_create(slug=slug[:50], defaults={"name": _title(slug)})
+            self._queues.put(slug, queue)
+        return queue
+
+    def _topic(self, slug: str) -> Topic:
+        topic = self._topics.get(slug)
+        if topic is None:
+            topic, _created = Topic.objects.get_or_create(slug=slug[:50], defaults={"name": _title(slug)})
+            self._topics.put(slug, topic)
+        return topic
+
+    def _queue_default(self) -> Queue:
+        if self._default_queue is None:
+            self._default_queue = queue_default()
+        return self._default_queue
+
+    def _organization(self, name: str, tier: str | None) -> Organization:
+        key = (name, tier)
+        org = self._organizations.get(key)
+        if org is None:
+            org = organization_get_or_create(name=name, tier=tier)
+            self._organizations.put(key, org)
+        return org
+
+    def _member(self, user: User, queue_id: int) -> None:
+        """Make an agent a member of a queue they work in, so access rules let them see it."""
+        if sees_all_queues(user) or self._memberships.get((user.pk, queue_id)):
+            return
+        Queue.members.through.objects.get_or_create(queue_id=queue_id, user_id=user.pk)
+        self._memberships.put((user.pk, queue_id), True)
+
+    def _history_past(self, ref: TicketRef, kind: str, at: datetime, after: Any) -> bool:
+        """True when an import event shows this change, or later history of its kind, is stored."""
+        rows = TicketEvent.objects.filter(ticket_id=ref.pk, kind=kind, source=SOURCE, at__gte=at).values_list("at", "after")
+        return any(when > at or value == after for when, value in rows)
+
+    # --- kinds ---------------------------------------------------------------
+
+    def _prepare_agent(self, record: Record) -> Write | None:
+        if record["id"] in self.existing["agent"]:
+            return None
+        email = record["email"].strip().lower()
+        try:
+            validate_email(email)
+        except ValidationError:
+            raise RecordError(f"'email' is not a valid email address: {record['email']!r}") from None
+        if User.objects.filter(username=email).exists():
+            raise RecordError(f"a user {email!r} already exists without this agent id")
+        group = self._groups.get(record["role"])
+        if group is None:
+            group = Group.objects.filter(name=record["role"]).first()
+            if group is None:
+                raise RecordError(f"the role group {record['role']!r} is missing (run migrate)")
+            self._groups[record["role"]] = group
+
+        def write() -> None:
+            user = User(username=email, email=email, display_name=record.get("name", "")[:200], external_id=record["id"])
+            user.set_unusable_password()
+            user.save(force_insert=True)
+            user.groups.add(group)
+            user._sd_group_names = {group.name}  # type: ignore[attr-defined]
+            self.existing["agent"].add(record["id"])
+            self.ids.agents.put(record["id"], user)
+
+        return write
+
+    def _prepare_customer(self, record: Record) -> Write | None:
+        if record["id"] in self.existing["customer"]:
+            return None
+        identities: list[tuple[str, str]] = []
+        try:
+            identities += [(IdentityKind.EMAIL, identity_normalize(kind=IdentityKind.EMAIL, value=v)) for v in record.get("emails", [])]
+            identities += [(IdentityKind.PHONE, identity_normalize(kind=IdentityKind.PHONE, value=v)) for v in record.get("phones", [])]
+        except InvalidIdentity as exc:
+            raise RecordError(exc.message) from None
+        if identities:
+            taken = Q()
+            for kind, value in identities:
+                taken |= Q(kind=kind, value=value)
+            owner = Identity.objects.filter(taken).values_list("kind", "value").first()
+            if owner is not None:
+                raise RecordError(f"the {owner[0]} {owner[1]!r} already belongs to another customer")
+        if "tier" in record.values and "organization" not in record.values:
+            raise RecordError("'tier' needs 'organization'")
+
+        def write() -> None:
+            organization = None
+            if "organization" in record.values:
+                organization = self._organization(record["organization"], record.get("tier"))
+            customer = customer_create(
+                name=record.get("name", ""), identities=identities, organization=organization, external_id=record["id"],
+            )
+            self.existing["customer"].add(record["id"])
+            self.ids.customers.put(record["id"], customer.pk)
+
+        return write
+
+    def _prepare_ticket(self, record: Record) -> Write | None:
+        if record["id"] in self.existing["ticket"]:
+            return None
+        customer_pk = self._customer(record["customer"])
+        agent = self._agent(record["agent"]) if "agent" in record.values else None
+        same_issue = self._ticket(record["same_issue_as"], key="same_issue_as") if "same_issue_as" in record.values else None
+        at = record["at"]
+
+        def write() -> None:
+            topic = self._topic(record["topic"]) if "topic" in record.values else None
+            if "queue" in record.values:
+                queue = self._queue(record["queue"])
+            elif topic is not None and topic.queue_id:
+                queue = topic.queue  # type: ignore[assignment]
+            else:
+                queue = self._queue_default()
+            customer = Customer(pk=customer_pk)
+            if agent is not None:
+                self._member(agent, queue.pk)
+                actor = Actor.agent(agent, source=SOURCE)
+            else:
+                actor = Actor.of_customer(customer, source=SOURCE)
+            ticket = ticket_create(
+                customer=customer, subject=record["subject"], channel=record["channel"], actor=actor,
+                initiator=record.get("initiator", "inbound"), queue=queue, topic=topic,
+                priority=record.get("priority", "normal"), at=at, external_id=record["id"],
+                same_issue_as=Ticket(pk=same_issue.pk) if same_issue else None,
+                is_spam=record.get("spam", False), is_deleted=record.get("deleted", False),
+            )
+            self.existing["ticket"].add(record["id"])
+            self.ids.tickets.put(
+                record["id"], TicketRef(ticket.pk, ticket.channel, customer_pk, queue.pk, at, None),
+            )
+
+        return write
+
+    def _prepare_message(self, record: Record) -> Write | None:
+        if record["id"] in self.existing["message"]:
+            return None
+        at = record["at"]
+        ref = self._ticket(record["ticket"], at)
+        if ref.merged_into_id:
+            raise RecordError(f"ticket {record['ticket']!r} was merged into another ticket")
+        kind = record["type"]
+        status = record.get("status")
+        external_id = message_external_id(record["id"])
+        if kind == MessageKind.PUBLIC_ENDUSER:
+            customer = Customer(pk=self._customer(record["author"], key="author"))
+
+            def write() -> None:
+                ticket_customer_message_record(
+                    ticket=ref.stub(), customer=customer, text=record["body"], at=at,
+                    external_id=external_id, status=status,
+                )
+                self.existing["message"].add(record["id"])
+
+            return write
+        author = self._agent(record["author"], key="author") if kind != MessageKind.SYSTEM else None
+        actor = Actor.agent(author, source=SOURCE) if author else Actor.system(source=SOURCE)
+
+        def write_agent() -> None:
+            if kind == MessageKind.PUBLIC_AGENT:
+                ticket_reply_create(
+                    ticket=ref.stub(), author=author, text=record["body"], status=status, actor=actor, at=at,
+                    deliver=False, external_id=external_id,
+                )
+            else:
+                ticket_note_create(
+                    ticket=ref.stub(), author=author, text=record["body"], status=status, actor=actor, at=at,
+                    kind=kind, external_id=external_id,
+                )
+            self.existing["message"].add(record["id"])
+
+        return write_agent
+
+    def _prepare_status(self, record: Record) -> Write | None:
+        at = record["at"]
+        ref = self._ticket(record["ticket"], at)
+        by = self._agent(record["by"], key="by") if "by" in record.values else None
+        if self._history_past(ref, TicketEvent.Kind.STATUS, at, record["status"]):
+            return None
+        if ref.merged_into_id:
+            raise RecordError(f"ticket {record['ticket']!r} was merged into another ticket")
+        actor = Actor.agent(by, source=SOURCE) if by else Actor.system(source=SOURCE)
+        return lambda: _discard(ticket_status_change(ticket=ref.stub(), status=record["status"], actor=actor, at=at))
+
+    def _prepare_priority(self, record: Record) -> Write | None:
+        at = record["at"]
+        ref = self._ticket(record["ticket"], at)
+        if self._history_past(ref, TicketEvent.Kind.PRIORITY, at, record["priority"]):
+            return None
+        actor = Actor.system(source=SOURCE)
+        return lambda: _discard(ticket_priority_change(ticket=ref.stub(), priority=record["priority"], actor=actor, at=at))
+
+    def _prepare_assign(self, record: Record) -> Write | None:
+        at = record["at"]
+        ref = self._ticket(record["ticket"], at)
+        agent = self._agent(record["agent"]) if record["agent"] is not None else None
+        if agent is not None and not agent.is_active:
+            raise RecordError(f"agent {record['agent']!r} is not active")
+        if self._history_past(ref, TicketEvent.Kind.ASSIGNEE, at, agent.pk if agent else None):
+            return None
+        actor = Actor.system(source=SOURCE)
+
+        def write() -> None:
+            if agent is not None:
+                self._member(agent, ref.queue_id)
+            ticket_assign(ticket=ref.stub(), assignee=agent, actor=actor, at=at)
+
+        return write
+
+    def _prepare_merge(self, record: Record) -> Write | None:
+        at = record["at"]
+        source = self._ticket(record["ticket"], at)
+        target = self._ticket(record["into"], at, key="into")
+        if source.merged_into_id == target.pk:
+            return None
+        if source.pk == target.pk:
+            raise RecordError("a ticket cannot be merged into itself")
+        if source.merged_into_id:
+            raise RecordError(f"ticket {record['ticket']!r} was already merged into another ticket")
+        if target.merged_into_id:
+            raise RecordError(f"ticket {record['into']!r} was itself merged into another ticket")
+        if source.customer_id != target.customer_id:
+            raise RecordError("only tickets of the same customer can be merged")
+
+        def write() -> None:
+            ticket_merge(source=source.stub(), target=target.stub(), actor=Actor.system(source=SOURCE), at=at)
+            source.merged_into_id = target.pk
+
+        return write
+
+    def _prepare_identity_merge(self, record: Record) -> Write | None:
+        source = Customer.objects.filter(external_id=record["from"]).first()
+        if source is None:
+            raise RecordError(f"unknown customer {record['from']!r} in 'from'")
+        target_pk = self._customer(record["into"], key="into")
+        if source.merged_into_id == target_pk:
+            return None
+        if source.pk == target_pk:
+            raise RecordError("a customer cannot be merged into itself")
+        if source.merged_into_id:
+            raise RecordError(f"customer {record['from']!r} was already merged into another customer")
+        target = Customer.objects.get(pk=target_pk)
+
+        def write() -> None:
+            customer_merge(source=source, target=target, actor=Actor.system(source=SOURCE), at=record["at"])
+            # Cached customers and tickets may point to the source record.
+            self.ids.customers.clear()
+            self.ids.tickets.clear()
+
+        return write
+
+    def _prepare_rating(self, record: Record) -> Write | None:
+        at = record["at"]
+        ref = self._ticket(record["ticket"], at)
+        key = f"import:{ref.pk}:{at.isoformat()}"
+        if Rating.objects.filter(external_key=key).exists():
+            return None
+        actor = Actor.of_customer(Customer(pk=ref.customer_id), source=SOURCE)
+        return lambda: _discard(
+            ticket_rate(
+                ticket=ref.stub(), score=record["score"], comment=record.get("comment", ""), actor=actor, at=at,
+                external_key=key,
+            )
+        )
+
+
+def _title(slug: str) -> str:
+    return slug.replace("-", " ").replace("_", " ").title()[:200]
+
+
+def _discard(_value: object) -> None:
+    return None
+

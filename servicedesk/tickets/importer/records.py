@@ -1,0 +1,202 @@
+"""Parsing and validation of interaction-history records (shared/HISTORY_FORMAT.md).
+
+Pure functions: a line of JSON in, a ``Record`` with typed values out, or a
+``RecordError`` with the reason. Nothing here reads the database; references to
+other records are checked when the record is applied.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from servicedesk.accounts.roles import ROLES
+from servicedesk.tickets.statuses import Priority, Status
+
+CHANNELS = ("email", "web", "chat", "forum", "phone")
+INITIATORS = ("inbound", "outbound")
+MESSAGE_TYPES = ("public_enduser", "public_agent", "internal", "system")
+# Kinds of the format that this version does not store yet: reported, never dropped silently.
+UNSUPPORTED_KINDS = frozenset({"calendar", "sla_policy", "session", "presence", "cost"})
+
+
+class RecordError(Exception):
+    """A record that cannot be applied; the message is the reason shown to the user."""
+
+
+@dataclass(frozen=True)
+class Record:
+    kind: str
+    values: dict[str, Any]
+
+    def __getitem__(self, key: str) -> Any:
+        return self.values[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+
+Check = Callable[[str, Any], Any]
+
+
+def _text(key: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise RecordError(f"'{key}' must be a string")
+    return value
+
+
+def _ident(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise RecordError(f"'{key}' must be a non-empty string")
+    if len(value) > 180:
+        raise RecordError(f"'{key}' is longer than 180 characters")
+    return value
+
+
+def _nonblank(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise RecordError(f"'{key}' must be a non-empty string")
+    return value
+
+
+def _flag(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise RecordError(f"'{key}' must be true or false")
+    return value
+
+
+def _instant(key: str, value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise RecordError(f"'{key}' must be an ISO 8601 instant with an offset")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise RecordError(f"'{key}' is not an ISO 8601 instant: {value!r}") from None
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise RecordError(f"'{key}' has no UTC offset: {value!r}")
+    return parsed.astimezone(UTC)
+
+
+def _texts(key: str, value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) and item.strip() for item in value):
+        raise RecordError(f"'{key}' must be a list of non-empty strings")
+    return value
+
+
+def _score(key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 5:
+        raise RecordError(f"'{key}' must be a whole number from 1 to 5")
+    return value
+
+
+def _one_of(*allowed: str) -> Check:
+    def check(key: str, value: Any) -> str:
+        if value not in allowed:
+            raise RecordError(f"'{key}' must be one of {', '.join(allowed)}; got {value!r}")
+        return value
+
+    return check
+
+
+def _optional_ident(key: str, value: Any) -> str | None:
+    return None if value is None else _ident(key, value)
+
+
+@dataclass(frozen=True)
+class Schema:
+    required: Mapping[str, Check]
+    optional: Mapping[str, Check]
+
+
+_STATUS = _one_of(*Status.values)
+_PRIORITY = _one_of(*Priority.values)
+
+SCHEMAS: dict[str, Schema] = {
+    "agent": Schema(
+        required={"id": _ident, "email": _nonblank, "role": _one_of(*ROLES)},
+        optional={"name": _text},
+    ),
+    "customer": Schema(
+        required={"id": _ident},
+        optional={"name": _text, "emails": _texts, "phones": _texts, "organization": _nonblank, "tier": _nonblank},
+    ),
+    "ticket": Schema(
+        required={"id": _ident, "at": _instant, "channel": _one_of(*CHANNELS), "customer": _ident, "subject": _text},
+        optional={
+            "initiator": _one_of(*INITIATORS),
+            "agent": _ident,
+            "topic": _ident,
+            "priority": _PRIORITY,
+            "queue": _ident,
+            "same_issue_as": _ident,
+            "spam": _flag,
+            "deleted": _flag,
+        },
+    ),
+    "message": Schema(
+        required={"id": _ident, "ticket": _ident, "at": _instant, "type": _one_of(*MESSAGE_TYPES), "body": _nonblank},
+        optional={"author": _ident, "status": _STATUS},
+    ),
+    "status": Schema(required={"ticket": _ident, "at": _instant, "status": _STATUS}, optional={"by": _ident}),
+    "priority": Schema(required={"ticket": _ident, "at": _instant, "priority": _PRIORITY}, optional={}),
+    "assign": Schema(required={"ticket": _ident, "at": _instant, "agent": _optional_ident}, optional={}),
+    "merge": Schema(required={"ticket": _ident, "into": _ident, "at": _instant}, optional={}),
+    "identity_merge": Schema(required={"from": _ident, "into": _ident, "at": _instant}, optional={}),
+    "rating": Schema(required={"ticket": _ident, "at": _instant, "score": _score}, optional={"comment": _text}),
+}
+
+
+def record_parse(line: str | bytes) -> Record:
+    """Turn one line into a validated Record, or raise RecordError with the reason."""
+    if isinstance(line, bytes):
+        try:
+            line = line.decode("utf-8")
+        except UnicodeDecodeError:
+            raise RecordError("the line is not valid UTF-8") from None
+    try:
+        data = json.loads(line.rstrip("\r\n"))
+    except json.JSONDecodeError as exc:
+        raise RecordError(f"invalid JSON: {exc.msg} (column {exc.colno})") from None
+    if not isinstance(data, dict):
+        raise RecordError("a record must be a JSON object")
+    kind = data.get("kind")
+    if not isinstance(kind, str):
+        raise RecordError("missing 'kind'")
+    if kind in UNSUPPORTED_KINDS:
+        raise RecordError(f"kind {kind!r} is not supported yet")
+    schema = SCHEMAS.get(kind)
+    if schema is None:
+        raise RecordError(f"unknown kind {kind!r}")
+    unknown = sorted(set(data) - {"kind"} - set(schema.required) - set(schema.optional))
+    if unknown:
+        raise RecordError(f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} for kind {kind!r}")
+    missing = [key for key in schema.required if key not in data]
+    if missing:
+        raise RecordError(f"missing key{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))} for kind {kind!r}")
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        if key == "kind":
+            continue
+        check = schema.required.get(key) or schema.optional[key]
+        values[key] = check(key, value)
+    _check_combinations(kind, values)
+    return Record(kind=kind, values=values)
+
+
+def _check_combinations(kind: str, values: dict[str, Any]) -> None:
+    if kind == "ticket":
+        outbound = values.get("initiator") == "outbound"
+        if outbound and "agent" not in values:
+            raise RecordError("an outbound ticket needs 'agent' (who started it)")
+        if not outbound and "agent" in values:
+            raise RecordError("'agent' is only for outbound tickets")
+    elif kind == "message":
+        if values["type"] == "system" and "author" in values:
+            raise RecordError("a system message has no 'author'")
+        if values["type"] != "system" and "author" not in values:
+            raise RecordError(f"a {values['type']} message needs 'author'")
+    elif kind == "agent" and len(values["email"]) > 150:
+        raise RecordError("'email' is longer than 150 characters")

@@ -1,0 +1,183 @@
+"""``manage.py seed_demo``: a small, believable desk to click through.
+
+The tickets, messages, merges and ratings go through the history importer
+(shared/HISTORY_FORMAT.md), so the demo data is made exactly like migrated
+data and a second run changes nothing. The timeline covers the four weeks
+before the first run; later runs reuse that anchor, so every record keeps its
+instant and the importer recognises it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+from django.utils import timezone
+
+from servicedesk.accounts.models import User
+from servicedesk.tickets.importer import HistoryImporter
+from servicedesk.tickets.models import Customer, Queue, Ticket, Topic
+
+# Fixed, documented demo sign-ins (README, "Try it"). Never use them outside a demo.
+STAFF = (
+    ("demo-agent", "agent@demo.example", "Dana Agent", "agent", "demo-agent-2026"),
+    ("demo-manager", "manager@demo.example", "Morgan Manager", "manager", "demo-manager-2026"),
+    ("demo-admin", "admin@demo.example", "Alex Admin", "admin", "demo-admin-2026"),
+)
+CUSTOMER_LOGIN = ("customer@demo.example", "demo-customer-2026", "demo-c1")
+QUEUES = (("support", "Support", "support@demo.example"), ("billing", "Billing", "billing@demo.example"))
+TOPICS = (
+    ("billing", "Billing", "账单", "billing"),
+    ("technical", "Technical problem", "技术问题", "support"),
+    ("account", "Account", "账户", "support"),
+    ("other", "Other", "其他", "support"),
+)
+CUSTOMERS = (
+    ("demo-c1", "Aoife Byrne", ["customer@demo.example"], ["+353861234567"], "Acme Ltd", "vip"),
+    ("demo-c2", "Brian Walsh", ["brian.walsh@example.com"], [], "Acme Ltd", "vip"),
+    ("demo-c3", "王芳", ["wang.fang@example.cn"], ["+8613812345678"], None, None),
+    ("demo-c4", "Chloé Martin", ["chloe@example.fr"], [], "Bistro Martin", "standard"),
+    ("demo-c5", "Dev Patel", ["dev.patel@example.co.uk"], ["+447700900123"], None, None),
+    ("demo-c6", "Eva Novak", ["eva@example.cz"], [], None, None),
+)
+CHANNELS = ("email", "web", "chat", "phone", "forum")
+SUBJECTS = {
+    "billing": ("I was charged twice", "Invoice address is wrong", "Refund not received"),
+    "technical": ("The app crashes on start", "Cannot upload a file", "Sync stopped working"),
+    "account": ("Cannot sign in", "Please change my email address", "Close my account"),
+    "other": ("Opening hours at Christmas?", "Feedback on your service", "Partnership question"),
+}
+TICKETS = 30
+SPAN = timedelta(days=28)
+
+
+class Command(BaseCommand):
+    help = "Create demo queues, topics, staff, customers and tickets (idempotent)."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        with transaction.atomic():
+            self._configuration()
+        importer = HistoryImporter(stderr=self.stderr)
+        importer.import_lines("seed_demo", (json.dumps(record, ensure_ascii=False) for record in _records(_anchor())))
+        if importer.stats.errors:
+            raise CommandError(f"{importer.stats.errors} demo records could not be imported.")
+        with transaction.atomic():
+            self._sign_ins()
+        self.stdout.write(importer.stats.summary())
+        self.stdout.write("Demo sign-ins (desk: /desk/, customer portal: /help/tickets/):")
+        for _id, email, _name, role, password in STAFF:
+            self.stdout.write(f"  {role:<9} {email:<24} {password}")
+        self.stdout.write(f"  {'customer':<9} {CUSTOMER_LOGIN[0]:<24} {CUSTOMER_LOGIN[1]}")
+
+    def _configuration(self) -> None:
+        for slug, name, address in QUEUES:
+            queue, _created = Queue.objects.get_or_create(slug=slug, defaults={"name": name})
+            if queue.email_address != address:
+                queue.email_address = address
+                queue.save(update_fields=["email_address"])
+        queues = {queue.slug: queue for queue in Queue.objects.filter(slug__in=[q[0] for q in QUEUES])}
+        for slug, name, name_zh, queue_slug in TOPICS:
+            Topic.objects.update_or_create(
+                slug=slug, defaults={"name": name, "name_zh_hans": name_zh, "queue": queues[queue_slug]},
+            )
+
+    def _sign_ins(self) -> None:
+        for external_id, _email, _name, role, password in STAFF:
+            user = User.objects.get(external_id=external_id)
+            user.set_password(password)
+            user.is_staff = role == "admin"
+            user.is_superuser = role == "admin"
+            user.save(update_fields=["password", "is_staff", "is_superuser"])
+        Queue.objects.get(slug="support").members.add(User.objects.get(external_id="demo-agent"))
+        email, password, customer_id = CUSTOMER_LOGIN
+        user, _created = User.objects.get_or_create(username=email, defaults={"email": email, "display_name": "Aoife Byrne"})
+        user.set_password(password)
+        user.save(update_fields=["password"])
+        Customer.objects.filter(external_id=customer_id, user__isnull=True).update(user=user)
+
+
+def _anchor() -> datetime:
+    """The instant the demo timeline starts: kept from the first run."""
+    first = Ticket.objects.filter(external_id="demo-T01").values_list("created_at", flat=True).first()
+    if first is not None:
+        return first - _offset(1)
+    return (timezone.now() - SPAN).replace(minute=0, second=0, microsecond=0)
+
+
+def _offset(number: int) -> timedelta:
+    # Spread over the span, during working hours of the day.
+    return timedelta(days=(number - 1) * 27 // TICKETS, hours=(number * 5) % 9, minutes=(number * 17) % 60)
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def _records(anchor: datetime) -> Iterator[dict[str, Any]]:
+    for external_id, email, name, role, _password in STAFF:
+        yield {"kind": "agent", "id": external_id, "email": email, "name": name, "role": role}
+    for external_id, name, emails, phones, org, tier in CUSTOMERS:
+        record: dict[str, Any] = {"kind": "customer", "id": external_id, "name": name, "emails": emails, "phones": phones}
+        if org:
+            record.update(organization=org, tier=tier)
+        yield record
+    topics = [topic[0] for topic in TOPICS]
+    for number in range(1, TICKETS + 1):
+        ticket = f"demo-T{number:02d}"
+        customer = CUSTOMERS[(number - 1) % len(CUSTOMERS)][0]
+        topic = topics[number % len(topics)]
+        queue = "billing" if topic == "billing" else "support"
+        created = anchor + _offset(number)
+        channel = CHANNELS[number % len(CHANNELS)]
+        agent = "demo-manager" if queue == "billing" else "demo-agent"
+        yield {
+            "kind": "ticket", "id": ticket, "at": _iso(created), "channel": channel, "initiator": "inbound",
+            "customer": customer, "subject": SUBJECTS[topic][number % 3], "topic": topic,
+            "priority": ("normal", "normal", "high", "low", "urgent")[number % 5], "queue": queue,
+        }
+        yield {
+            "kind": "message", "id": f"{ticket}-1", "ticket": ticket, "at": _iso(created), "author": customer,
+            "type": "public_enduser", "body": f"Hello, {SUBJECTS[topic][number % 3].lower()}. Can you help?",
+        }
+        if number % 6 == 0:
+            continue  # still waiting for a first answer
+        yield {"kind": "assign", "ticket": ticket, "at": _iso(created + timedelta(minutes=10)), "agent": agent}
+        if number % 4 == 0:
+            yield {
+                "kind": "message", "id": f"{ticket}-n", "ticket": ticket, "at": _iso(created + timedelta(minutes=20)),
+                "author": agent, "type": "internal", "body": "Checked the account; looks like a known issue.",
+            }
+        solved = number % 3 != 0 and number < TICKETS - 2
+        yield {
+            "kind": "message", "id": f"{ticket}-2", "ticket": ticket, "at": _iso(created + timedelta(minutes=35 + number)),
+            "author": agent, "type": "public_agent", "status": "solved" if solved else "pending",
+            "body": "Thanks for writing. This is sorted now." if solved else "Could you send us a screenshot?",
+        }
+        if solved and number % 2 == 1:
+            yield {
+                "kind": "rating", "ticket": ticket, "at": _iso(created + timedelta(hours=20)),
+                "score": (5, 4, 5, 3, 5, 2)[number % 6], "comment": "Quick and friendly." if number % 4 == 1 else "",
+            }
+        elif not solved:
+            yield {
+                "kind": "message", "id": f"{ticket}-3", "ticket": ticket, "at": _iso(created + timedelta(hours=3)),
+                "author": customer, "type": "public_enduser", "status": "open", "body": "Here it is, attached.",
+            }
+    # The same customer wrote twice about one problem: the second ticket joins the first.
+    duplicate_of, duplicate = "demo-T07", "demo-T31"
+    created = anchor + _offset(7) + timedelta(hours=1)
+    customer = CUSTOMERS[(7 - 1) % len(CUSTOMERS)][0]
+    yield {
+        "kind": "ticket", "id": duplicate, "at": _iso(created), "channel": "email", "initiator": "inbound",
+        "customer": customer, "subject": "Re: same problem as before", "topic": topics[7 % len(topics)],
+        "queue": "support",
+    }
+    yield {
+        "kind": "message", "id": f"{duplicate}-1", "ticket": duplicate, "at": _iso(created), "author": customer,
+        "type": "public_enduser", "body": "Writing again about the same thing.",
+    }
+    yield {"kind": "merge", "ticket": duplicate, "into": duplicate_of, "at": _iso(created + timedelta(minutes=5))}

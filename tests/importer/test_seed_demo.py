@@ -1,0 +1,71 @@
+import io
+
+import pytest
+from django.contrib.auth import authenticate
+from django.core import mail
+from django.core.management import call_command
+
+from servicedesk.accounts.models import User
+from servicedesk.tickets.models import Customer, Message, Queue, Rating, Ticket, TicketEvent, Topic
+
+pytestmark = pytest.mark.django_db
+
+LOGINS = [
+    "  agent     agent@demo.example       demo-agent-2026",
+    "  manager   manager@demo.example     demo-manager-2026",
+    "  admin     admin@demo.example       demo-admin-2026",
+    "  customer  customer@demo.example    demo-customer-2026",
+]
+
+
+def seed() -> list[str]:
+    out = io.StringIO()
+    call_command("seed_demo", stdout=out, stderr=io.StringIO())
+    return out.getvalue().splitlines()
+
+
+def snapshot() -> dict[str, int]:
+    models = (User, Customer, Queue, Topic, Ticket, Message, TicketEvent, Rating)
+    return {model.__name__: model.objects.count() for model in models}
+
+
+def test_seed_demo_twice_without_duplicates():
+    first = seed()
+    counts = snapshot()
+    second = seed()
+    assert snapshot() == counts
+    assert counts == {
+        "User": 4, "Customer": 6, "Queue": 2, "Topic": 4, "Ticket": 31, "Message": 68, "TicketEvent": 168, "Rating": 9,
+    }
+    assert first[0].startswith("143 records read, 143 applied, 0 skipped as already imported, 0 errors")
+    assert second[0].startswith("143 records read, 0 applied, 143 skipped as already imported, 0 errors")
+    assert first[1:] == second[1:] == ["Demo sign-ins (desk: /desk/, customer portal: /help/tickets/):", *LOGINS]
+    assert mail.outbox == []
+
+
+def test_seed_demo_logins_and_configuration():
+    seed()
+    for email, password, role in (
+        ("agent@demo.example", "demo-agent-2026", "agent"),
+        ("manager@demo.example", "demo-manager-2026", "manager"),
+        ("admin@demo.example", "demo-admin-2026", "admin"),
+    ):
+        user = authenticate(username=email, password=password)
+        assert user is not None
+        assert list(user.groups.values_list("name", flat=True)) == [role]
+    agent = User.objects.get(username="agent@demo.example")
+    assert list(agent.queues.values_list("slug", flat=True)) == ["support"]
+    customer_user = authenticate(username="customer@demo.example", password="demo-customer-2026")
+    assert customer_user is not None
+    assert customer_user.groups.count() == 0
+    assert Customer.objects.get(user=customer_user).external_id == "demo-c1"
+    assert sorted(Queue.objects.values_list("slug", "email_address")) == [
+        ("billing", "billing@demo.example"), ("support", "support@demo.example"),
+    ]
+    assert sorted(Topic.objects.values_list("slug", "name_zh_hans", "queue__slug")) == [
+        ("account", "账户", "support"), ("billing", "账单", "billing"),
+        ("other", "其他", "support"), ("technical", "技术问题", "support"),
+    ]
+    merged = Ticket.objects.get(external_id="demo-T31")
+    assert (merged.status, merged.merged_into.external_id) == ("closed", "demo-T07")
+    assert Message.objects.filter(purpose="acknowledgement").count() == 0
