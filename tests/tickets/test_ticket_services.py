@@ -187,3 +187,19 @@ def test_rating_bounds(queue):
         ticket_rate(ticket=ticket, score=6, actor=Actor.system())
     assert ticket.ratings.count() == 1
     assert events(ticket, "rating") == [(None, {"score": 5})]
+
+
+def test_rating_and_customer_merge_move_updated_at(queue):
+    ticket = ticket_make(queue=queue, at=T0)
+    ticket_rate(ticket=ticket, score=4, actor=Actor.system(), at=T0 + timedelta(days=1))
+    ticket.refresh_from_db()
+    assert ticket.updated_at == T0 + timedelta(days=1)
+
+    from servicedesk.tickets.services.customers import customer_merge
+
+    other = CustomerFactory()
+    moved = ticket_make(queue=queue, customer=other, at=T0)
+    customer_merge(source=other, target=ticket.customer, actor=Actor.system(), at=T0 + timedelta(days=2))
+    moved.refresh_from_db()
+    assert moved.customer == ticket.customer and moved.updated_at == T0 + timedelta(days=2)
+    assert events(moved, "customer") == [({"customer": other.pk}, {"customer": ticket.customer.pk})]

@@ -8,6 +8,8 @@ import phonenumbers
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
+from django.db.models import DateTimeField, F, Value
+from django.db.models.functions import Greatest
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -136,7 +138,9 @@ def customer_merge(*, source: Customer, target: Customer, actor: Actor, at: date
             raise ApplicationError(_("This customer was already merged into another one."))
         moved = list(Ticket.objects.filter(customer=source).values_list("pk", flat=True))
         Identity.objects.filter(customer=source).update(customer=target)
-        Ticket.objects.filter(pk__in=moved).update(customer=target)
+        Ticket.objects.filter(pk__in=moved).update(
+            customer=target, updated_at=Greatest(F("updated_at"), Value(at, output_field=DateTimeField()))
+        )
         TicketEvent.objects.bulk_create(
             [
                 event_build(

@@ -355,6 +355,8 @@ def ticket_rate(
     if not isinstance(score, int) or not 1 <= score <= 5:
         raise ApplicationError(_("A rating is a whole number from 1 to 5."), field="score")
     with transaction.atomic():
-        rating = Rating.objects.create(ticket=ticket, score=score, comment=comment, at=at, external_key=external_key)
-        event_record(ticket=ticket, kind=TicketEvent.Kind.RATING, actor=actor, at=at, after={"score": score})
+        locked = ticket_lock(ticket.pk)
+        rating = Rating.objects.create(ticket=locked, score=score, comment=comment, at=at, external_key=external_key)
+        _touch(locked, at, [])
+        event_record(ticket=locked, kind=TicketEvent.Kind.RATING, actor=actor, at=at, after={"score": score})
     return rating
