@@ -90,7 +90,8 @@ def test_ticket_messages_assign_priority_rating(imported):
     )
     assert (t1.queue.slug, t1.topic.slug, t1.topic.name, t1.assignee_id) == ("support", "billing", "Billing", ann.pk)
     assert (t1.created_at, t1.updated_at, t1.first_reply_at, t1.solved_at) == (
-        at("2025-10-24T15:30:00"), at("2025-10-24T16:30:00"), at("2025-10-24T16:30:00"), at("2025-10-24T16:30:00"),
+        # The rating the next morning is the ticket's latest change.
+        at("2025-10-24T15:30:00"), at("2025-10-25T09:00:00"), at("2025-10-24T16:30:00"), at("2025-10-24T16:30:00"),
     )
     assert events(t1) == [
         ("created", at("2025-10-24T15:30:00"), None, alice.pk, None, {
