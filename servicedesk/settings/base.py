@@ -146,6 +146,8 @@ else:
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
         "store_processed": False,
+        # Broadcast (worker control) tables; kombu's default is ./control.
+        "control_folder": str(_broker_dir / "control"),
     }
     CACHES = {
         "default": {

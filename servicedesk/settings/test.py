@@ -18,3 +18,7 @@ STORAGES = {
 }
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 SERVICEDESK = {**SERVICEDESK}
+# Static files come straight from the app folders, as in development, so the
+# tests need no collectstatic run.
+WHITENOISE_AUTOREFRESH = True
+WHITENOISE_USE_FINDERS = True

@@ -1,0 +1,25 @@
+# One image for the web server, the Celery worker and Celery beat
+# (docker-compose.yml runs it three times with different commands).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    DJANGO_SETTINGS_MODULE=servicedesk.settings.local
+
+WORKDIR /app
+COPY requirements.txt .
+RUN pip install -r requirements.txt
+
+COPY . .
+# Static files are collected into the image; WhiteNoise serves them.
+RUN SECRET_KEY=collectstatic-only-not-used-at-run-time DJANGO_SETTINGS_MODULE=servicedesk.settings.production \
+        python manage.py collectstatic --noinput --verbosity 0 \
+    && useradd --system --uid 1000 --home-dir /app servicedesk \
+    && mkdir -p /app/var \
+    && chown -R servicedesk /app/var
+
+USER servicedesk
+EXPOSE 8000
+CMD ["uvicorn", "servicedesk.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--lifespan", "off", "--proxy-headers"]
