@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.conf import settings
@@ -169,8 +169,8 @@ class TicketPropertiesForm(forms.Form):
             },
         )
         super().__init__(*args, **kwargs)
-        self.fields["queue"].queryset = queues_for(user)
-        assignee = self.fields["assignee"]
+        cast("forms.ModelChoiceField[Queue]", self.fields["queue"]).queryset = queues_for(user)
+        assignee = cast("forms.ModelChoiceField[User]", self.fields["assignee"])
         # Any desk user is accepted here so that a queue change and a new
         # assignee can go together; the service checks the assignee against
         # the (new) queue. The menu offers those who can work the current queue.

@@ -8,7 +8,7 @@ named in assignee events fetched in one query.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -17,7 +17,10 @@ from servicedesk.accounts.models import User
 from servicedesk.tickets.models import Channel, DeliveryStatus, Initiator, MessageKind, Ticket, TicketEvent
 from servicedesk.tickets.statuses import Priority, Status
 
-_LABELS: dict[str, dict[str, str]] = {
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
+_LABELS: dict[str, dict[str, StrOrPromise]] = {
     "status": dict(Status.choices),
     "priority": dict(Priority.choices),
     "kind": dict(MessageKind.choices),

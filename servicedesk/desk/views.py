@@ -14,10 +14,12 @@ from django.contrib import messages
 from django.contrib.auth.views import LoginView, LogoutView, redirect_to_login
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from servicedesk.accounts.auth import signed_in_user
 from servicedesk.accounts.roles import is_agent
 from servicedesk.core.errors import ApplicationError, NotFound
 from servicedesk.desk.forms import (
@@ -43,11 +45,11 @@ SORT_COLUMNS = ("reference", "subject", "customer", "status", "priority", "updat
 _NEWEST_FIRST = frozenset({"updated", "created", "priority"})
 
 
-def agent_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+def agent_required(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
     """Signed-in agents only: visitors go to the sign-in page, anyone else gets 404."""
 
     @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path())
         if not is_agent(request.user):
@@ -138,18 +140,19 @@ def ticket(request: HttpRequest, reference: str) -> HttpResponse:
 @require_POST
 @agent_required
 def ticket_reply(request: HttpRequest, reference: str) -> HttpResponse:
-    found = selectors.ticket_detail(user=request.user, reference=reference)
+    agent = signed_in_user(request)
+    found = selectors.ticket_detail(user=agent, reference=reference)
     form = ReplyForm(request.POST, request.FILES)
     if form.is_valid():
         service = replies.ticket_reply_create if form.cleaned_data["kind"] == ReplyForm.KIND_REPLY else replies.ticket_note_create
         try:
             service(
                 ticket=found,
-                author=request.user,
+                author=agent,
                 text=form.cleaned_data["text"],
                 attachments=form.inbound_attachments(),
                 status=form.cleaned_data["status"] or None,
-                actor=Actor.agent(request.user, source="ui"),
+                actor=Actor.agent(agent, source="ui"),
             )
         except ApplicationError as exc:
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
@@ -166,20 +169,21 @@ def ticket_reply(request: HttpRequest, reference: str) -> HttpResponse:
 @require_POST
 @agent_required
 def ticket_update(request: HttpRequest, reference: str) -> HttpResponse:
-    found = selectors.ticket_detail(user=request.user, reference=reference)
-    form = TicketPropertiesForm(request.POST, ticket=found, user=request.user)
+    agent = signed_in_user(request)
+    found = selectors.ticket_detail(user=agent, reference=reference)
+    form = TicketPropertiesForm(request.POST, ticket=found, user=agent)
     if not form.is_valid():
         for field, errors in form.errors.items():
             label = form.fields[field].label if field in form.fields else ""
             for error in errors:
-                messages.error(request, f"{label}: {error}" if label else error)
+                messages.error(request, f"{label}: {error}" if label else str(error))
         return redirect("desk:ticket", reference=found.reference)
     changes = form.changes()
     if not changes:
         messages.info(request, _("Nothing was changed."))
         return redirect("desk:ticket", reference=found.reference)
     try:
-        tickets.ticket_update(ticket=found, actor=Actor.agent(request.user, source="ui"), **changes)
+        tickets.ticket_update(ticket=found, actor=Actor.agent(agent, source="ui"), **changes)
     except ApplicationError as exc:
         messages.error(request, exc.message)
     else:
@@ -208,7 +212,7 @@ def customer(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_GET
 @agent_required
-def attachment(request: HttpRequest, key: str) -> HttpResponse:
+def attachment(request: HttpRequest, key: str) -> FileResponse:
     found = access.attachment_get_for(request.user, key)
     try:
         handle = found.file.open("rb")

@@ -4,7 +4,7 @@ validated data to the services, which make every change."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.urls import reverse
@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.utils.serializer_helpers import ReturnList
 
 from servicedesk.accounts.models import User
 from servicedesk.accounts.roles import sees_all_queues
@@ -181,8 +182,10 @@ class CustomerDetailSerializer(CustomerSerializer):
     tickets = serializers.SerializerMethodField()
 
     @extend_schema_field(CustomerTicketSerializer(many=True))
-    def get_tickets(self, customer: Customer) -> list[dict[str, Any]]:
-        return CustomerTicketSerializer(self.context.get("tickets", []), many=True).data
+    def get_tickets(self, customer: Customer) -> ReturnList:
+        # With many=True the constructor returns a ListSerializer.
+        tickets = cast(serializers.ListSerializer, CustomerTicketSerializer(self.context.get("tickets", []), many=True))
+        return tickets.data
 
 
 # --- Writing -----------------------------------------------------------------

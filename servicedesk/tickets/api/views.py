@@ -22,6 +22,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from servicedesk.accounts.auth import signed_in_user
 from servicedesk.core import errors
 from servicedesk.core.errors import ApplicationError, Conflict, PermissionDenied
 from servicedesk.tickets.access import customer_of_user, messages_visible_to, tickets_visible_to
@@ -157,14 +158,14 @@ class TicketListView(generics.ListCreateAPIView):
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         external_id = idempotency_external_id(request)
         if caller_is_agent(request):
-            serializer = TicketCreateSerializer(data=request.data, context=self.get_serializer_context())
-            serializer.is_valid(raise_exception=True)
-            ticket, created = ticket_open_for_agent(request, serializer.validated_data, external_id)
+            agent_serializer = TicketCreateSerializer(data=request.data, context=self.get_serializer_context())
+            agent_serializer.is_valid(raise_exception=True)
+            ticket, created = ticket_open_for_agent(request, agent_serializer.validated_data, external_id)
         else:
             customer = caller_customer(request)
-            serializer = CustomerTicketCreateSerializer(data=request.data, context=self.get_serializer_context())
-            serializer.is_valid(raise_exception=True)
-            data = serializer.validated_data
+            customer_serializer = CustomerTicketCreateSerializer(data=request.data, context=self.get_serializer_context())
+            customer_serializer.is_valid(raise_exception=True)
+            data = customer_serializer.validated_data
             topic = data.get("topic")
             result = inbound_message_receive(
                 inbound=InboundMessage(
@@ -178,6 +179,9 @@ class TicketListView(generics.ListCreateAPIView):
                 )
             )
             ticket, created = opened_ticket(result), not result.duplicate
+        # Opening a ticket gives it its reference in the same transaction.
+        if ticket.reference is None:
+            raise exceptions.NotFound()
         body = TicketDetailSerializer(
             visible_ticket(request.user, ticket.reference), context=self.get_serializer_context()
         ).data
@@ -194,7 +198,7 @@ def opened_ticket(result: IntakeResult) -> Ticket:
 
 def ticket_open_for_agent(request: Request, data: dict[str, Any], external_id: str | None) -> tuple[Ticket, bool]:
     """Open a ticket as an agent: the customer's message (inbound) or the agent's first reply (outbound)."""
-    user = request.user
+    user = signed_in_user(request)
     actor = Actor.agent(user, source="api")
     queue, topic = data.get("queue"), data.get("topic")
     if data["initiator"] == "inbound":
@@ -292,7 +296,7 @@ class TicketDetailView(generics.GenericAPIView):
         ticket = self.get_object()
         serializer = TicketUpdateSerializer(data=request.data, context=self.get_serializer_context())
         serializer.is_valid(raise_exception=True)
-        ticket_update(ticket=ticket, actor=Actor.agent(request.user, source="api"), **serializer.validated_data)
+        ticket_update(ticket=ticket, actor=Actor.agent(signed_in_user(request), source="api"), **serializer.validated_data)
         return Response(self.get_serializer(visible_ticket(request.user, reference)).data)
 
 
@@ -354,13 +358,14 @@ class TicketMessagesView(generics.ListCreateAPIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         write = ticket_reply_create if data["kind"] == "reply" else ticket_note_create
+        agent = signed_in_user(request)
         try:
             message = write(
                 ticket=ticket,
-                author=request.user,
+                author=agent,
                 text=data["text"],
                 status=data.get("status"),
-                actor=Actor.agent(request.user, source="api"),
+                actor=Actor.agent(agent, source="api"),
                 external_id=external_id,
             )
         except IntegrityError:
