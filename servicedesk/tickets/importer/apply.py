@@ -6,22 +6,20 @@ returns the write step, or None when there is nothing to do. The runner can
 therefore skip a bad record without having written anything, and only write
 failures (a refused status transition, a constraint) need a rollback.
 
-Idempotency keys, so a second import of the same file changes nothing:
+The write step goes to one of two places. With ``Applier.batch`` set (the
+bulk path) customer, ticket, message, status, priority, assign and rating
+records are recorded in a ``HistoryBatch`` (services/history.py) that the
+runner writes once per batch; its methods refuse a record before changing
+anything. The kinds in ``RARE_KINDS``, and every kind when no batch is set
+(the record-by-record path), call the single services directly.
 
-- agent, customer, ticket: the record's id as ``external_id``;
-- message: ``import:<id>`` as the message's external id on the ticket's channel;
-- status, priority, assign: an import event of that kind on the ticket at the
-  same instant with the same value, or at a later instant (the ticket's
-  recorded history is already past this record);
-- merge, identity_merge: the source already points to the target;
-- rating: ``Rating.external_key`` = ``import:<ticket pk>:<instant>``.
+The idempotency rule is in ``servicedesk/tickets/importer/__init__.py``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
@@ -40,9 +38,7 @@ from servicedesk.tickets.models import (
     MessageKind,
     Organization,
     Queue,
-    Rating,
     Ticket,
-    TicketEvent,
     Topic,
 )
 from servicedesk.tickets.services.customers import (
@@ -52,7 +48,7 @@ from servicedesk.tickets.services.customers import (
     identity_normalize,
     organization_get_or_create,
 )
-from servicedesk.tickets.services.history import ticket_customer_message_record
+from servicedesk.tickets.services.history import HistoryBatch, ticket_customer_message_record
 from servicedesk.tickets.services.replies import ticket_note_create, ticket_reply_create
 from servicedesk.tickets.services.tickets import (
     queue_default,
@@ -66,8 +62,12 @@ from servicedesk.tickets.services.tickets import (
 
 SOURCE = "import"
 Write = Callable[[], None]
-# Kinds whose records carry their own id, and the set of those already stored.
+# Kinds whose records carry their own id, known by it as an external id.
 KINDS_WITH_ID = ("agent", "customer", "ticket", "message")
+# Kinds without an id, known by their key in the ImportedRecord ledger.
+LEDGER_KINDS = frozenset({"status", "priority", "assign", "merge", "identity_merge", "rating"})
+# Kinds that go through the single services even on the bulk path.
+RARE_KINDS = frozenset({"agent", "merge", "identity_merge"})
 
 
 def message_external_id(record_id: str) -> str:
@@ -85,6 +85,11 @@ class Applier:
         self._default_queue: Queue | None = None
         # External ids of this batch's records that are already stored, per kind.
         self.existing: dict[str, set[str]] = {kind: set() for kind in KINDS_WITH_ID}
+        # Ledger keys of this batch's records already applied (stored, or earlier in the batch).
+        self.recorded: set[str] = set()
+        # The bulk path: the batch being built, and the identities taken (stored or in it).
+        self.batch: HistoryBatch | None = None
+        self.taken: set[tuple[str, str]] = set()
 
     def forget(self) -> None:
         """Drop every cached row: after a rollback some of them no longer exist."""
@@ -97,6 +102,8 @@ class Applier:
         self._default_queue = None
 
     def prepare(self, record: Record) -> Write | None:
+        if record.kind in LEDGER_KINDS and record.key in self.recorded:
+            return None
         return getattr(self, f"_prepare_{record.kind}")(record)
 
     # --- lookups -----------------------------------------------------------
@@ -150,15 +157,13 @@ class Applier:
 
     def _member(self, user: User, queue_id: int) -> None:
         """Make an agent a member of a queue they work in, so access rules let them see it."""
+        if self.batch is not None:
+            self.batch.member_add(user=user, queue_id=queue_id)
+            return
         if sees_all_queues(user) or self._memberships.get((user.pk, queue_id)):
             return
         Queue.members.through.objects.get_or_create(queue_id=queue_id, user_id=user.pk)
         self._memberships.put((user.pk, queue_id), True)
-
-    def _history_past(self, ref: TicketRef, kind: str, at: datetime, after: Any) -> bool:
-        """True when an import event shows this change, or later history of its kind, is stored."""
-        rows = TicketEvent.objects.filter(ticket_id=ref.pk, kind=kind, source=SOURCE, at__gte=at).values_list("at", "after")
-        return any(when > at or value == after for when, value in rows)
 
     # --- kinds ---------------------------------------------------------------
 
@@ -199,7 +204,11 @@ class Applier:
             identities += [(IdentityKind.PHONE, identity_normalize(kind=IdentityKind.PHONE, value=v)) for v in record.get("phones", [])]
         except InvalidIdentity as exc:
             raise RecordError(exc.message) from None
-        if identities:
+        if self.batch is not None:
+            owner = next((identity for identity in identities if identity in self.taken), None)
+            if owner is not None:
+                raise RecordError(f"the {owner[0]} {owner[1]!r} already belongs to another customer")
+        elif identities:
             taken = Q()
             for kind, value in identities:
                 taken |= Q(kind=kind, value=value)
@@ -213,6 +222,14 @@ class Applier:
             organization = None
             if "organization" in record.values:
                 organization = self._organization(record["organization"], record.get("tier"))
+            if self.batch is not None:
+                customer = self.batch.customer_add(
+                    name=record.get("name", ""), identities=identities, organization=organization, external_id=record["id"],
+                )
+                self.taken.update(identities)
+                self.existing["customer"].add(record["id"])
+                self.ids.pending_customers[record["id"]] = customer.pk
+                return
             customer = customer_create(
                 name=record.get("name", ""), identities=identities, organization=organization, external_id=record["id"],
             )
@@ -243,6 +260,17 @@ class Applier:
                 actor = Actor.agent(agent, source=SOURCE)
             else:
                 actor = Actor.of_customer(customer, source=SOURCE)
+            if self.batch is not None:
+                ticket = self.batch.ticket_add(
+                    customer=customer, subject=record["subject"], channel=record["channel"], actor=actor,
+                    initiator=record.get("initiator", "inbound"), queue=queue, topic=topic,
+                    priority=record.get("priority", "normal"), at=at, external_id=record["id"],
+                    same_issue_as_id=same_issue.pk if same_issue else None,
+                    is_spam=record.get("spam", False), is_deleted=record.get("deleted", False),
+                )
+                self.existing["ticket"].add(record["id"])
+                self.ids.pending_tickets[record["id"]] = TicketRef(ticket.pk, ticket.channel, customer_pk, queue.pk, at, None)
+                return
             ticket = ticket_create(
                 customer=customer, subject=record["subject"], channel=record["channel"], actor=actor,
                 initiator=record.get("initiator", "inbound"), queue=queue, topic=topic,
@@ -269,6 +297,17 @@ class Applier:
         external_id = message_external_id(record["id"])
         if kind == MessageKind.PUBLIC_ENDUSER:
             customer = Customer(pk=self._customer(record["author"], key="author"))
+            batch = self.batch
+            if batch is not None:
+
+                def write_batch() -> None:
+                    batch.message_add(
+                        ticket=batch.ticket(ref.pk), kind=kind, text=record["body"], at=at, external_id=external_id,
+                        author_customer=customer, status=status, actor=Actor.of_customer(customer, source=SOURCE),
+                    )
+                    self.existing["message"].add(record["id"])
+
+                return write_batch
 
             def write() -> None:
                 ticket_customer_message_record(
@@ -280,6 +319,17 @@ class Applier:
             return write
         author = self._agent(record["author"], key="author") if kind != MessageKind.SYSTEM else None
         actor = Actor.agent(author, source=SOURCE) if author else Actor.system(source=SOURCE)
+        batch = self.batch
+        if batch is not None:
+
+            def write_agent_batch() -> None:
+                batch.message_add(
+                    ticket=batch.ticket(ref.pk), kind=kind, text=record["body"], at=at, external_id=external_id,
+                    author_user=author, status=status, actor=actor,
+                )
+                self.existing["message"].add(record["id"])
+
+            return write_agent_batch
 
         def write_agent() -> None:
             if kind == MessageKind.PUBLIC_AGENT:
@@ -300,19 +350,21 @@ class Applier:
         at = record["at"]
         ref = self._ticket(record["ticket"], at)
         by = self._agent(record["by"], key="by") if "by" in record.values else None
-        if self._history_past(ref, TicketEvent.Kind.STATUS, at, record["status"]):
-            return None
         if ref.merged_into_id:
             raise RecordError(f"ticket {record['ticket']!r} was merged into another ticket")
         actor = Actor.agent(by, source=SOURCE) if by else Actor.system(source=SOURCE)
+        batch = self.batch
+        if batch is not None:
+            return lambda: batch.status_change(ticket=batch.ticket(ref.pk), status=record["status"], actor=actor, at=at)
         return lambda: _discard(ticket_status_change(ticket=ref.stub(), status=record["status"], actor=actor, at=at))
 
     def _prepare_priority(self, record: Record) -> Write | None:
         at = record["at"]
         ref = self._ticket(record["ticket"], at)
-        if self._history_past(ref, TicketEvent.Kind.PRIORITY, at, record["priority"]):
-            return None
         actor = Actor.system(source=SOURCE)
+        batch = self.batch
+        if batch is not None:
+            return lambda: batch.priority_change(ticket=batch.ticket(ref.pk), priority=record["priority"], actor=actor, at=at)
         return lambda: _discard(ticket_priority_change(ticket=ref.stub(), priority=record["priority"], actor=actor, at=at))
 
     def _prepare_assign(self, record: Record) -> Write | None:
@@ -321,9 +373,10 @@ class Applier:
         agent = self._agent(record["agent"]) if record["agent"] is not None else None
         if agent is not None and not agent.is_active:
             raise RecordError(f"agent {record['agent']!r} is not active")
-        if self._history_past(ref, TicketEvent.Kind.ASSIGNEE, at, agent.pk if agent else None):
-            return None
         actor = Actor.system(source=SOURCE)
+        batch = self.batch
+        if batch is not None:
+            return lambda: batch.assign(ticket=batch.ticket(ref.pk), assignee=agent, actor=actor, at=at, add_member=True)
 
         def write() -> None:
             if agent is not None:
@@ -378,9 +431,15 @@ class Applier:
         at = record["at"]
         ref = self._ticket(record["ticket"], at)
         key = f"import:{ref.pk}:{at.isoformat()}"
-        if Rating.objects.filter(external_key=key).exists():
-            return None
         actor = Actor.of_customer(Customer(pk=ref.customer_id), source=SOURCE)
+        batch = self.batch
+        if batch is not None:
+            return lambda: _discard(
+                batch.rate(
+                    ticket=batch.ticket(ref.pk), score=record["score"], comment=record.get("comment", ""), actor=actor,
+                    at=at, external_key=key,
+                )
+            )
         return lambda: _discard(
             ticket_rate(
                 ticket=ref.stub(), score=record["score"], comment=record.get("comment", ""), actor=actor, at=at,

@@ -3,12 +3,16 @@
 An import may hold millions of records, so nothing here grows with the file:
 each cache keeps its most recently used entries and falls back to a database
 lookup by external id (``User.external_id``, ``Customer.external_id``,
-``Ticket.external_id``, all unique and indexed).
+``Ticket.external_id``, all unique and indexed). ``prefetch`` fills the caches
+for a whole batch in one query per kind. Customers and tickets of the batch
+being built are not stored yet: they sit in ``pending`` until the batch is
+written (``settle``) or dropped (``clear``).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -73,11 +77,40 @@ class IdMap:
         self.agents = LRUCache(size)
         self.customers = LRUCache(size)
         self.tickets = LRUCache(size)
+        self.pending_customers: dict[str, int] = {}
+        self.pending_tickets: dict[str, TicketRef] = {}
 
     def clear(self) -> None:
         self.agents.clear()
         self.customers.clear()
         self.tickets.clear()
+        self.pending_customers.clear()
+        self.pending_tickets.clear()
+
+    def settle(self) -> None:
+        """The pending rows were written: from now on they are ordinary cache entries."""
+        for external_id, pk in self.pending_customers.items():
+            self.customers.put(external_id, pk)
+        for external_id, ref in self.pending_tickets.items():
+            self.tickets.put(external_id, ref)
+        self.pending_customers.clear()
+        self.pending_tickets.clear()
+
+    def prefetch(self, *, agents: Iterable[str] = (), customers: Iterable[str] = (), tickets: Iterable[str] = ()) -> None:
+        """Load the entries missing from the caches, one query per kind."""
+        wanted = [i for i in set(agents) if self.agents.get(i) is None]
+        if wanted:
+            for user in User.objects.filter(external_id__in=wanted):
+                self.agents.put(user.external_id, user)
+        wanted = [i for i in set(customers) if self.customers.get(i) is None and i not in self.pending_customers]
+        if wanted:
+            rows = Customer.objects.filter(external_id__in=wanted).values_list("external_id", "pk", "merged_into_id")
+            for external_id, pk, merged_into_id in rows:
+                self.customers.put(external_id, merged_into_id or pk)
+        wanted = [i for i in set(tickets) if self.tickets.get(i) is None and i not in self.pending_tickets]
+        if wanted:
+            for external_id, *row in Ticket.objects.filter(external_id__in=wanted).values_list("external_id", *_TICKET_COLUMNS):
+                self.tickets.put(external_id, TicketRef(*row))
 
     def agent(self, external_id: str) -> User | None:
         user = self.agents.get(external_id)
@@ -89,7 +122,7 @@ class IdMap:
 
     def customer(self, external_id: str) -> int | None:
         """The pk of the customer record that now stands for the person (merges followed)."""
-        pk = self.customers.get(external_id)
+        pk = self.pending_customers.get(external_id) or self.customers.get(external_id)
         if pk is None:
             row = Customer.objects.filter(external_id=external_id).values_list("pk", "merged_into_id").first()
             if row is not None:
@@ -99,7 +132,7 @@ class IdMap:
         return pk
 
     def ticket(self, external_id: str) -> TicketRef | None:
-        ref = self.tickets.get(external_id)
+        ref = self.pending_tickets.get(external_id) or self.tickets.get(external_id)
         if ref is None:
             row = Ticket.objects.filter(external_id=external_id).values_list(*_TICKET_COLUMNS).first()
             if row is not None:

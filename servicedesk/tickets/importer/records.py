@@ -7,6 +7,7 @@ other records are checked when the record is applied.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ class RecordError(Exception):
 class Record:
     kind: str
     values: dict[str, Any]
+    # SHA-256 hex of "kind:id", or of the canonical JSON for kinds without an id.
+    key: str = ""
 
     def __getitem__(self, key: str) -> Any:
         return self.values[key]
@@ -183,7 +186,16 @@ def record_parse(line: str | bytes) -> Record:
         check = schema.required.get(key) or schema.optional[key]
         values[key] = check(key, value)
     _check_combinations(kind, values)
-    return Record(kind=kind, values=values)
+    return Record(kind=kind, values=values, key=record_key(kind, data))
+
+
+def record_key(kind: str, data: dict[str, Any]) -> str:
+    """The record's natural key: its kind and id, or all of it for kinds without an id."""
+    if "id" in SCHEMAS[kind].required:
+        text = f"{kind}:{data['id']}"
+    else:
+        text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _check_combinations(kind: str, values: dict[str, Any]) -> None:

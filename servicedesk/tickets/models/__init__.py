@@ -1,6 +1,7 @@
 """The service desk's domain models. See docs/architecture.md for the glossary."""
 
 from servicedesk.tickets.models.customers import Customer, Identity, IdentityKind, Organization
+from servicedesk.tickets.models.imports import ImportedRecord
 from servicedesk.tickets.models.messages import Attachment, DeliveryStatus, Message, MessageKind
 from servicedesk.tickets.models.tickets import (
     Channel,
@@ -20,6 +21,7 @@ __all__ = [
     "DeliveryStatus",
     "Identity",
     "IdentityKind",
+    "ImportedRecord",
     "Initiator",
     "Message",
     "MessageKind",
