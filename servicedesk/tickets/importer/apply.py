@@ -301,6 +301,7 @@ class Applier:
             if batch is not None:
 
                 def write_batch() -> None:
+                    assert batch is not None
                     batch.message_add(
                         ticket=batch.ticket(ref.pk), kind=kind, text=record["body"], at=at, external_id=external_id,
                         author_customer=customer, status=status, actor=Actor.of_customer(customer, source=SOURCE),

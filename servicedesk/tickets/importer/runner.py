@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from django.core.exceptions import ValidationError
+from django.core.management.base import OutputWrapper
 from django.db import DatabaseError, DataError, IntegrityError, connection, transaction
 from django.db.transaction import TransactionManagementError
 
@@ -131,7 +132,7 @@ Parsed = list[tuple[int, "Record | RecordError"]]
 
 class HistoryImporter:
     def __init__(
-        self, *, stderr: TextIO, strict: bool = False, batch_size: int = 500, cache_size: int = 5000, bulk: bool = True,
+        self, *, stderr: TextIO | OutputWrapper, strict: bool = False, batch_size: int = 500, cache_size: int = 5000, bulk: bool = True,
     ) -> None:
         self.stderr = stderr
         self.strict = strict
@@ -340,18 +341,24 @@ class HistoryImporter:
         for kind in KINDS_WITH_ID:
             existing[kind].clear()
         if wanted["agent"]:
-            existing["agent"].update(User.objects.filter(external_id__in=wanted["agent"]).values_list("external_id", flat=True))
+            existing["agent"].update(
+                v for v in User.objects.filter(external_id__in=wanted["agent"]).values_list("external_id", flat=True) if v
+            )
         if wanted["customer"]:
             existing["customer"].update(
-                Customer.objects.filter(external_id__in=wanted["customer"]).values_list("external_id", flat=True)
+                v
+                for v in Customer.objects.filter(external_id__in=wanted["customer"]).values_list("external_id", flat=True)
+                if v
             )
         if wanted["ticket"]:
-            existing["ticket"].update(Ticket.objects.filter(external_id__in=wanted["ticket"]).values_list("external_id", flat=True))
+            existing["ticket"].update(
+                v for v in Ticket.objects.filter(external_id__in=wanted["ticket"]).values_list("external_id", flat=True) if v
+            )
         if wanted["message"]:
             stored = Message.objects.filter(
                 channel__in=CHANNELS, external_id__in=[message_external_id(i) for i in wanted["message"]]
             ).values_list("external_id", flat=True)
-            existing["message"].update(value.removeprefix("import:") for value in stored)
+            existing["message"].update(value.removeprefix("import:") for value in stored if value)
         self.applier.recorded = set(ImportedRecord.objects.filter(key__in=keys).values_list("key", flat=True)) if keys else set()
 
 

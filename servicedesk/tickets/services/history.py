@@ -114,7 +114,7 @@ def rows_insert(model: type[Model], rows: list[Any]) -> None:
     if not rows:
         return
     if connection.vendor != "postgresql":
-        model.objects.bulk_create(rows)
+        model._default_manager.bulk_create(rows)
         return
     with_pk = rows[0].pk is not None
     fields = [field for field in model._meta.concrete_fields if with_pk or not field.primary_key]
@@ -128,7 +128,7 @@ def rows_insert(model: type[Model], rows: list[Any]) -> None:
             values = [getattr(row, attname) for attname in attnames]
             for i in json_at:
                 if values[i] is not None:
-                    values[i] = json.dumps(values[i], cls=fields[i].encoder)
+                    values[i] = json.dumps(values[i], cls=getattr(fields[i], "encoder", None))
             for i, field in stamped:
                 values[i] = field.pre_save(row, add=True)
             copy.write_row(values)

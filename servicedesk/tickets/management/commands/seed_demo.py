@@ -36,7 +36,7 @@ TOPICS = (
     ("account", "Account", "账户", "support"),
     ("other", "Other", "其他", "support"),
 )
-CUSTOMERS = (
+CUSTOMERS: tuple[tuple[str, str, list[str], list[str], str | None, str | None], ...] = (
     ("demo-c1", "Aoife Byrne", ["customer@demo.example"], ["+353861234567"], "Acme Ltd", "vip"),
     ("demo-c2", "Brian Walsh", ["brian.walsh@example.com"], [], "Acme Ltd", "vip"),
     ("demo-c3", "王芳", ["wang.fang@example.cn"], ["+8613812345678"], None, None),
