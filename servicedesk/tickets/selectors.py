@@ -13,24 +13,26 @@ from django.db.models import Prefetch, Q, QuerySet
 
 from servicedesk.tickets.access import customers_visible_to, tickets_visible_to
 from servicedesk.tickets.models import Customer, Identity, Tag, Ticket
-from servicedesk.tickets.statuses import Status
+from servicedesk.tickets.models.tickets import priority_rank, status_rank
 
-# name -> ORDER BY; the default is the most recently updated first.
+# name -> ORDER BY; the default is the most recently updated first. Each "-name"
+# is the exact reverse of "name", so one index per sort key serves both.
 TICKET_SORTS: dict[str, tuple[str, ...]] = {
     "-updated": ("-updated_at", "-id"),
     "updated": ("updated_at", "id"),
     "-created": ("-created_at", "-id"),
     "created": ("created_at", "id"),
     "-priority": ("-priority_rank", "-updated_at", "-id"),
-    "priority": ("priority_rank", "-updated_at", "-id"),
+    "priority": ("priority_rank", "updated_at", "id"),
     "reference": ("id",),
     "-reference": ("-id",),
     "subject": ("subject", "id"),
     "-subject": ("-subject", "-id"),
     "customer": ("customer__name", "id"),
     "-customer": ("-customer__name", "-id"),
+    # Lifecycle order (new first, closed last), the most recently updated first within a status.
     "status": ("status_rank", "-updated_at", "-id"),
-    "-status": ("-status_rank", "-updated_at", "-id"),
+    "-status": ("-status_rank", "updated_at", "id"),
 }
 
 
@@ -72,8 +74,6 @@ class TicketFilters:
 
 def ticket_list(*, user: Any, filters: TicketFilters | None = None) -> QuerySet[Ticket]:
     """Tickets ``user`` may see, filtered, searched and sorted; related rows prefetched."""
-    from django.db.models import Case, IntegerField, Value, When
-
     filters = filters or TicketFilters()
     qs = tickets_visible_to(user)
     if not filters.include_merged:
@@ -97,24 +97,11 @@ def ticket_list(*, user: Any, filters: TicketFilters | None = None) -> QuerySet[
         qs = qs.filter(assignee_id=int(filters.assignee))
     if filters.search:
         qs = qs.filter(ticket_search_q(filters.search))
+    # The same expressions as the ticket_priority_rank and ticket_status_rank indexes.
     if "priority" in filters.sort:
-        qs = qs.annotate(
-            priority_rank=Case(
-                When(priority="low", then=Value(0)),
-                When(priority="normal", then=Value(1)),
-                When(priority="high", then=Value(2)),
-                When(priority="urgent", then=Value(3)),
-                output_field=IntegerField(),
-            )
-        )
+        qs = qs.annotate(priority_rank=priority_rank())
     if "status" in filters.sort:
-        # Lifecycle order (new first, closed last) rather than alphabetical.
-        qs = qs.annotate(
-            status_rank=Case(
-                *(When(status=value, then=Value(rank)) for rank, value in enumerate(Status.values)),
-                output_field=IntegerField(),
-            )
-        )
+        qs = qs.annotate(status_rank=status_rank())
     return (
         qs.select_related("customer", "queue", "assignee", "topic")
         .prefetch_related(Prefetch("tags", queryset=Tag.objects.order_by("name")))
@@ -123,16 +110,21 @@ def ticket_list(*, user: Any, filters: TicketFilters | None = None) -> QuerySet[
 
 
 def ticket_search_q(term: str) -> Q:
-    """Match a reference exactly, or the subject, customer name or an identity."""
+    """Match a reference exactly, or the subject, customer name or an identity.
+
+    Phrased as one set of ticket ids (a UNION of indexed lookups) rather than an
+    OR across a join, so PostgreSQL answers each part from its trigram index.
+    """
     term = term.strip()
-    q = Q(subject__icontains=term) | Q(customer__name__icontains=term)
+    customers = Customer.objects.filter(name__icontains=term).values("pk").union(
+        Identity.objects.filter(value__icontains=term.lower()).values("customer_id")
+    )
+    parts = [Ticket.objects.filter(customer_id__in=customers).values("pk")]
     if term.upper().startswith("SD-"):
-        q |= Q(reference=term.upper())
+        parts.append(Ticket.objects.filter(reference=term.upper()).values("pk"))
     elif term.isdigit():
-        q |= Q(reference__endswith=f"-{term}")
-    identity_customers = Identity.objects.filter(value__icontains=term.lower()).values("customer_id")
-    q |= Q(customer_id__in=identity_customers)
-    return q
+        parts.append(Ticket.objects.filter(reference__endswith=f"-{term}").values("pk"))
+    return Q(pk__in=Ticket.objects.filter(subject__icontains=term).values("pk").union(*parts))
 
 
 def ticket_detail(*, user: Any, reference: str) -> Ticket:

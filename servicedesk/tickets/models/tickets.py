@@ -2,9 +2,26 @@
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Case, F, IntegerField, Value, When
 from django.utils.translation import gettext_lazy as _
 
 from servicedesk.tickets.statuses import Priority, Status
+
+
+def priority_rank() -> Case:
+    """Priority as a number, low (0) to urgent (3); the inbox sorts by it and an index holds it."""
+    return Case(
+        *(When(priority=value, then=Value(rank)) for rank, value in enumerate(Priority.values)),
+        output_field=IntegerField(),
+    )
+
+
+def status_rank() -> Case:
+    """Status in lifecycle order, new (0) to closed, rather than alphabetical."""
+    return Case(
+        *(When(status=value, then=Value(rank)) for rank, value in enumerate(Status.values)),
+        output_field=IntegerField(),
+    )
 
 
 class Channel(models.TextChoices):
@@ -119,8 +136,17 @@ class Ticket(models.Model):
         indexes = [
             models.Index(fields=["queue", "status", "-updated_at"], name="ticket_queue_status_upd"),
             models.Index(fields=["status", "-updated_at"], name="ticket_status_upd"),
-            models.Index(fields=["-updated_at"], name="ticket_updated"),
-            models.Index(fields=["-created_at"], name="ticket_created"),
+            # One index per sort key serves both directions: each reversed sort is the exact mirror.
+            models.Index(fields=["-updated_at", "-id"], name="ticket_updated_id"),
+            models.Index(fields=["-created_at", "-id"], name="ticket_created_id"),
+            models.Index(fields=["subject", "id"], name="ticket_subject_id"),
+            models.Index(priority_rank(), F("updated_at"), F("id"), name="ticket_priority_rank"),
+            models.Index(status_rank(), F("updated_at").desc(), F("id").desc(), name="ticket_status_rank"),
+            # Lists count the live tickets of the caller's queues from this index alone.
+            models.Index(
+                fields=["queue"], name="ticket_live_queue",
+                condition=models.Q(merged_into__isnull=True, is_deleted=False),
+            ),
             models.Index(fields=["assignee", "status"], name="ticket_assignee_status"),
             models.Index(fields=["channel", "-updated_at"], name="ticket_channel_upd"),
             models.Index(fields=["customer", "-created_at"], name="ticket_customer_created"),
