@@ -137,7 +137,7 @@ def import_measure(path: Path, *, env: dict[str, str]) -> dict:
 
 VARIANTS = (
     "", "?page=2", "?status=open", "?channel=email", "?priority=high",
-    "?sort=-priority", "?sort=status", "?sort=subject", "?sort=created", "?search=Customer+42",
+    "?sort=-priority", "?sort=status", "?sort=subject", "?sort=created", "?search=Customer+42", "?search=question",
 )
 PAGES = {"/desk/": VARIANTS, "/api/v1/tickets/": VARIANTS}
 REQUESTS = 200

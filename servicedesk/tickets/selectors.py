@@ -109,11 +109,18 @@ def ticket_list(*, user: Any, filters: TicketFilters | None = None) -> QuerySet[
     )
 
 
+# A search matching at most this many tickets is narrowed to the literal list
+# of their ids, which the database resolves through the primary key whatever
+# its statistics say; a broader one is tested row by row.
+SEARCH_ID_LIST_LIMIT = 2000
+
+
 def ticket_search_q(term: str) -> Q:
     """Match a reference exactly, or the subject, customer name or an identity.
 
     Phrased as one set of ticket ids (a UNION of indexed lookups) rather than an
     OR across a join, so PostgreSQL answers each part from its trigram index.
+    One query fetches the matching ids when there are few of them.
     """
     term = term.strip()
     customers = Customer.objects.filter(name__icontains=term).values("pk").union(
@@ -124,7 +131,18 @@ def ticket_search_q(term: str) -> Q:
         parts.append(Ticket.objects.filter(reference=term.upper()).values("pk"))
     elif term.isdigit():
         parts.append(Ticket.objects.filter(reference__endswith=f"-{term}").values("pk"))
-    return Q(pk__in=Ticket.objects.filter(subject__icontains=term).values("pk").union(*parts))
+    # UNION ALL streams, so a broad term stops after the limit; duplicates
+    # (a ticket matching twice) are folded here.
+    matches = Ticket.objects.filter(subject__icontains=term).values("pk").union(*parts, all=True)
+    rows = [row["pk"] for row in matches[: SEARCH_ID_LIST_LIMIT + 1]]
+    if len(rows) <= SEARCH_ID_LIST_LIMIT:
+        return Q(pk__in=sorted(set(rows)))
+    # A broad term: test each ticket as the list walks its sort index, so the
+    # page stops after its rows instead of collecting every match first.
+    broad = Q(subject__icontains=term) | Q(customer_id__in=customers)
+    for part in parts[1:]:
+        broad |= Q(pk__in=part)
+    return broad
 
 
 def ticket_detail(*, user: Any, reference: str) -> Ticket:

@@ -214,5 +214,6 @@ def test_inbox_queries_do_not_grow_with_tickets(agent_client, queue, agent, djan
     with_30 = _inbox_queries(agent_client)
 
     assert with_30 == with_5
-    with django_assert_max_num_queries(with_5):
+    # A search adds exactly one query: the ids of the matching tickets.
+    with django_assert_max_num_queries(with_5 + 1):
         agent_client.get("/desk/?status=new&assignee=none&q=case&sort=-priority")

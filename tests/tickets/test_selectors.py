@@ -113,6 +113,17 @@ def test_search_returns_the_same_set_as_a_plain_filter(data, manager, term):
     assert found == _python_search(term)
 
 
+@pytest.mark.parametrize("term", ["printer", "byrne", "e", "zzz"])
+def test_broad_search_is_the_same_set_as_a_narrow_one(data, manager, term, monkeypatch):
+    """Terms matching more tickets than the id-list limit take the row-by-row path."""
+    from servicedesk.tickets import selectors
+
+    narrow = set(_ids(manager, search=term))
+    monkeypatch.setattr(selectors, "SEARCH_ID_LIST_LIMIT", 0)
+    broad = set(_ids(manager, search=term))
+    assert broad == narrow == _python_search(term)
+
+
 def test_search_finds_by_subject_substring_ignoring_case(data, manager):
     assert {Ticket.objects.get(pk=pk).subject.lower() for pk in _ids(manager, search="PRINT")} == {
         "printer jam", "printer on fire",

@@ -132,7 +132,7 @@ Parsed = list[tuple[int, "Record | RecordError"]]
 
 class HistoryImporter:
     def __init__(
-        self, *, stderr: TextIO | OutputWrapper, strict: bool = False, batch_size: int = 500, cache_size: int = 5000, bulk: bool = True,
+        self, *, stderr: TextIO | OutputWrapper, strict: bool = False, batch_size: int = 2000, cache_size: int = 5000, bulk: bool = True,
     ) -> None:
         self.stderr = stderr
         self.strict = strict

@@ -23,7 +23,7 @@ class Command(BaseCommand):
             "--strict", action="store_true",
             help="Stop at the first bad record; nothing of that file is written.",
         )
-        parser.add_argument("--batch-size", type=int, default=500, help="Records per transaction (default 500).")
+        parser.add_argument("--batch-size", type=int, default=2000, help="Records per transaction (default 2000).")
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["batch_size"] < 1:
