@@ -12,7 +12,7 @@ free until this transaction commits. Call inside the batch's transaction.
 
 from __future__ import annotations
 
-from django.db import connection
+from django.db import NotSupportedError, connection
 from django.db.models import Model
 
 
@@ -35,4 +35,4 @@ def ids_allocate(model: type[Model], count: int) -> list[int]:
             cursor.execute(sql.format(quote(column), quote(table)), [table])
             start = (cursor.fetchone()[0] or 0) + 1
             return list(range(start, start + count))
-    raise NotImplementedError(f"no id allocation for the {connection.vendor} database")
+    raise NotSupportedError(f"The history import runs on PostgreSQL and SQLite, not {connection.vendor}.")

@@ -26,7 +26,6 @@ from servicedesk.accounts.models import User
 from servicedesk.accounts.roles import is_agent, sees_all_queues
 from servicedesk.core.errors import ApplicationError
 from servicedesk.core.text import clean_text, header_safe
-from servicedesk.tickets import statuses
 from servicedesk.tickets.events import Actor, event_build, event_record
 from servicedesk.tickets.locks import ticket_lock
 from servicedesk.tickets.models import (
@@ -47,6 +46,8 @@ from servicedesk.tickets.services.tickets import (
     _apply_status,
     assignee_check,
     reference_for,
+    status_fields_set,
+    status_transition_check,
 )
 from servicedesk.tickets.statuses import Priority, Status
 
@@ -350,31 +351,14 @@ class HistoryBatch:
         return rating
 
     def _status_step(self, ticket: Ticket, status: str) -> tuple[str, str] | None:
-        """Check a status change as _apply_status does; None when the ticket already has it."""
-        if status not in Status.values:
-            raise InvalidStatusTransition(_("Unknown status."), field="status")
-        before = ticket.status
-        if before == status:
+        """Check a status change as the single service does; None when the ticket already has it."""
+        if not status_transition_check(current=ticket.status, target=status):
             return None
-        if not statuses.can_transition(before, status):
-            raise InvalidStatusTransition(
-                _("A ticket cannot go from %(before)s to %(after)s.")
-                % {"before": Status(before).label, "after": Status(status).label},
-                field="status",
-            )
-        return before, status
+        return ticket.status, status
 
     def _status_apply(self, ticket: Ticket, step: tuple[str, str], actor: Actor, at: datetime) -> None:
         before, status = step
-        ticket.status = status
-        fields = ["status"]
-        if statuses.is_solve(before, status):
-            ticket.solved_at = at
-            fields.append("solved_at")
-        elif statuses.is_reopen(before, status):
-            ticket.solved_at = None
-            fields.append("solved_at")
-        self._touch(ticket, at, fields)
+        self._touch(ticket, at, status_fields_set(ticket, status, at))
         self._events.append(
             event_build(ticket=ticket, kind=TicketEvent.Kind.STATUS, actor=actor, at=at, before=before, after=status)
         )

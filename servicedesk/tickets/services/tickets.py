@@ -123,19 +123,26 @@ def _touch(ticket: Ticket, at: datetime, fields: list[str]) -> None:
     ticket.save(update_fields=fields)
 
 
-def _apply_status(ticket: Ticket, status: str, actor: Actor, at: datetime) -> bool:
-    """Change status on a locked ticket; returns False when it already had it."""
-    if status not in Status.values:
+def status_transition_check(*, current: str, target: str) -> bool:
+    """True when ``current`` -> ``target`` is a change TRANSITIONS allows, False when
+    the ticket already has that status; raises InvalidStatusTransition otherwise."""
+    if target not in Status.values:
         raise InvalidStatusTransition(_("Unknown status."), field="status")
-    before = ticket.status
-    if before == status:
+    if current == target:
         return False
-    if not statuses.can_transition(before, status):
+    if not statuses.can_transition(current, target):
         raise InvalidStatusTransition(
             _("A ticket cannot go from %(before)s to %(after)s.")
-            % {"before": Status(before).label, "after": Status(status).label},
+            % {"before": Status(current).label, "after": Status(target).label},
             field="status",
         )
+    return True
+
+
+def status_fields_set(ticket: Ticket, status: str, at: datetime) -> list[str]:
+    """Put ``status`` on the instance, with ``solved_at`` set on a solve and cleared on
+    a reopen (METRICS.md section 2); returns the fields that changed."""
+    before = ticket.status
     ticket.status = status
     fields = ["status"]
     if statuses.is_solve(before, status):
@@ -144,7 +151,15 @@ def _apply_status(ticket: Ticket, status: str, actor: Actor, at: datetime) -> bo
     elif statuses.is_reopen(before, status):
         ticket.solved_at = None
         fields.append("solved_at")
-    _touch(ticket, at, fields)
+    return fields
+
+
+def _apply_status(ticket: Ticket, status: str, actor: Actor, at: datetime) -> bool:
+    """Change status on a locked ticket; returns False when it already had it."""
+    before = ticket.status
+    if not status_transition_check(current=before, target=status):
+        return False
+    _touch(ticket, at, status_fields_set(ticket, status, at))
     event_record(ticket=ticket, kind=TicketEvent.Kind.STATUS, actor=actor, at=at, before=before, after=status)
     return True
 
