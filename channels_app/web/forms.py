@@ -10,65 +10,20 @@ import uuid
 from typing import Any
 
 from django import forms
-from django.conf import settings
-from django.core.files.uploadedfile import UploadedFile
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
 from servicedesk.core.errors import ApplicationError
+from servicedesk.tickets.forms import MultipleFileField, uploads_to_attachments
 from servicedesk.tickets.inbound import InboundAttachment
 from servicedesk.tickets.models import Topic
-from servicedesk.tickets.services.attachments import attachments_check
 
 MESSAGE_MAX_LENGTH = 20000
-
-
-class MultipleFileInput(forms.ClearableFileInput):
-    allow_multiple_selected = True
-
-
-class MultipleFileField(forms.FileField):
-    """A file field that accepts several files and cleans to a list."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("widget", MultipleFileInput())
-        super().__init__(*args, **kwargs)
-
-    def clean(self, data: Any, initial: Any = None) -> list[UploadedFile]:
-        single_clean = super().clean
-        if isinstance(data, list | tuple):
-            return [single_clean(item, initial) for item in data if item]
-        return [single_clean(data, initial)] if data else []
 
 
 class TopicChoiceField(forms.ModelChoiceField):
     def label_from_instance(self, obj: Topic) -> str:
         return obj.label(get_language())
-
-
-def uploads_to_attachments(uploads: list[UploadedFile]) -> list[InboundAttachment]:
-    """Read uploads into checked ``InboundAttachment`` values (count, size, type).
-
-    Reads at most one byte past the size limit of each file and no more files
-    than one past the count limit, so an oversized upload never fills memory
-    before it is refused. Raises ValidationError with the reason.
-    """
-    conf = settings.SERVICEDESK
-    read_limit = conf["ATTACHMENT_MAX_BYTES"] + 1
-    files = []
-    for upload in uploads[: conf["ATTACHMENT_MAX_COUNT"] + 1]:
-        upload.seek(0)
-        files.append(
-            InboundAttachment(
-                filename=upload.name or "",
-                content_type=upload.content_type or "application/octet-stream",
-                content=upload.read(read_limit),
-            )
-        )
-    try:
-        return attachments_check(files)
-    except ApplicationError as exc:
-        raise forms.ValidationError(exc.message) from None
 
 
 def submission_id_clean(value: Any) -> str:

@@ -5,16 +5,14 @@ from __future__ import annotations
 from typing import Any, cast
 
 from django import forms
-from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm
-from django.core.files.uploadedfile import UploadedFile
 from django.db.models import Q, QuerySet
-from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext_lazy as _
 
 from servicedesk.accounts.models import User
 from servicedesk.accounts.roles import ADMIN, MANAGER, ROLES, is_agent
 from servicedesk.tickets.access import queues_visible_to
+from servicedesk.tickets.forms import MultipleFileField, uploads_to_attachments
 from servicedesk.tickets.inbound import InboundAttachment
 from servicedesk.tickets.models import Queue, Ticket
 from servicedesk.tickets.services.tickets import tag_names_clean
@@ -64,24 +62,6 @@ class DeskAuthenticationForm(AuthenticationForm):
             raise forms.ValidationError(self.error_messages["not_agent"], code="not_agent")
 
 
-class MultipleFileInput(forms.ClearableFileInput):
-    allow_multiple_selected = True
-
-
-class MultipleFileField(forms.FileField):
-    """Several files under one field name; returns a list (empty when none were sent)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("widget", MultipleFileInput())
-        super().__init__(*args, **kwargs)
-
-    def clean(self, data: Any, initial: Any = None) -> list[UploadedFile]:
-        if not data:
-            return []
-        files = data if isinstance(data, list | tuple) else [data]
-        return [super(MultipleFileField, self).clean(item, initial) for item in files]
-
-
 class ReplyForm(forms.Form):
     KIND_REPLY = "reply"
     KIND_NOTE = "note"
@@ -111,31 +91,8 @@ class ReplyForm(forms.Form):
         kwargs.setdefault("auto_id", "reply_%s")
         super().__init__(*args, **kwargs)
 
-    def clean_attachments(self) -> list[UploadedFile]:
-        files = self.cleaned_data.get("attachments") or []
-        conf = settings.SERVICEDESK
-        if len(files) > conf["ATTACHMENT_MAX_COUNT"]:
-            raise forms.ValidationError(
-                _("At most %(n)d files can be attached.") % {"n": conf["ATTACHMENT_MAX_COUNT"]}
-            )
-        for upload in files:
-            # Refuse oversized files before reading them into memory.
-            if upload.size is not None and upload.size > conf["ATTACHMENT_MAX_BYTES"]:
-                raise forms.ValidationError(
-                    _("%(name)s is larger than %(limit)s.")
-                    % {"name": upload.name, "limit": filesizeformat(conf["ATTACHMENT_MAX_BYTES"])}
-                )
-        return files
-
-    def inbound_attachments(self) -> list[InboundAttachment]:
-        return [
-            InboundAttachment(
-                filename=upload.name or "attachment",
-                content_type=upload.content_type or "application/octet-stream",
-                content=upload.read(),
-            )
-            for upload in self.cleaned_data["attachments"]
-        ]
+    def clean_attachments(self) -> list[InboundAttachment]:
+        return uploads_to_attachments(self.cleaned_data.get("attachments") or [])
 
 
 class TicketPropertiesForm(forms.Form):

@@ -150,7 +150,7 @@ def ticket_reply(request: HttpRequest, reference: str) -> HttpResponse:
                 ticket=found,
                 author=agent,
                 text=form.cleaned_data["text"],
-                attachments=form.inbound_attachments(),
+                attachments=form.cleaned_data["attachments"],
                 status=form.cleaned_data["status"] or None,
                 actor=Actor.agent(agent, source="ui"),
             )
