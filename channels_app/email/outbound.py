@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import smtplib
-from email.utils import formataddr
+from email.utils import formataddr, parseaddr
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
@@ -18,6 +18,7 @@ from django.core.mail import EmailMultiAlternatives, get_connection
 from servicedesk.core.text import header_safe
 from servicedesk.tickets.models import IdentityKind, Message, MessageKind
 from servicedesk.tickets.outbound import DeliveryError, DeliveryReceipt
+from servicedesk.tickets.threading import reply_token_for
 
 
 def _domain() -> str:
@@ -45,6 +46,15 @@ def message_id_is_ours(value: str) -> bool:
 def _from_address(message: Message) -> str:
     queue_address = message.ticket.queue.email_address if message.ticket.queue_id else ""
     return queue_address or settings.DEFAULT_FROM_EMAIL
+
+
+def reply_address_for(message: Message) -> str:
+    """``local+<reply token>@domain`` of the queue's (or the support) address, so a
+    reply finds its ticket even when the customer's mail program drops the
+    threading headers."""
+    _name, address = parseaddr(message.ticket.queue.email_address or settings.SERVICEDESK["SUPPORT_ADDRESS"])
+    local, _at, domain = address.partition("@")
+    return f"{local.split('+', 1)[0]}+{reply_token_for(message.ticket)}@{domain}"
 
 
 def deliver_by_email(message: Message) -> DeliveryReceipt:
@@ -81,6 +91,7 @@ def deliver_by_email(message: Message) -> DeliveryReceipt:
         headers["Precedence"] = "auto_reply"
     mail = EmailMultiAlternatives(
         subject=subject, body=message.text, from_email=_from_address(message), to=[to], headers=headers,
+        reply_to=[reply_address_for(message)],
     )
     if message.html:
         mail.attach_alternative(message.html, "text/html")
@@ -104,4 +115,4 @@ def _is_smtp() -> bool:
     return settings.EMAIL_BACKEND == "django.core.mail.backends.smtp.EmailBackend"
 
 
-__all__ = ["deliver_by_email", "message_id_for", "message_id_is_ours"]
+__all__ = ["deliver_by_email", "message_id_for", "message_id_is_ours", "reply_address_for"]

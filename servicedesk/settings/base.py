@@ -252,4 +252,7 @@ SERVICEDESK = {
     "DEFAULT_QUEUE": env.str("SD_DEFAULT_QUEUE", default="support"),
     "SUPPORT_ADDRESS": env.str("SD_SUPPORT_ADDRESS", default="support@servicedesk.example"),
     "OUTBOUND_MAX_ATTEMPTS": 5,
+    # A customer message reopens a closed ticket within this many days of its
+    # solve; later it opens a new ticket linked to the old one.
+    "REOPEN_WINDOW_DAYS": env.int("SD_REOPEN_WINDOW_DAYS", default=30),
 }

@@ -41,13 +41,16 @@ class InboundMessage:
     text: str = ""
     html: str = ""
     attachments: tuple[InboundAttachment, ...] = ()
-    # Thread hints, tried in this order: an explicit ticket reference (trusted
-    # when the channel authenticated the sender for that ticket, otherwise only
-    # when the sender is the ticket's customer), then thread keys (Message-IDs
-    # of earlier messages on the ticket).
+    # Thread hints, tried in this order: a ticket reference the channel vouches
+    # for (it authenticated the sender for that ticket), thread keys (Message-IDs
+    # of earlier messages on the ticket), a reply token, and last a reference
+    # found in the message (a subject tag), accepted only from the ticket's
+    # customer.
     ticket_reference: str | None = None
     reference_trusted: bool = False
     thread_keys: tuple[str, ...] = ()
+    # The token of a per-ticket reply address (servicedesk/tickets/threading.py).
+    reply_token: str | None = None
     topic: str | None = None
     queue: str | None = None
     # Priority for a ticket this message opens (an agent recording a call, say).

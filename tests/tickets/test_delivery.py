@@ -18,6 +18,7 @@ from servicedesk.tickets.services.delivery import DeliveryOutcome, message_deliv
 from servicedesk.tickets.services.intake import inbound_message_receive
 from servicedesk.tickets.services.replies import ticket_note_create, ticket_reply_create
 from servicedesk.tickets.tasks import message_deliver_task
+from servicedesk.tickets.threading import reply_token_for
 
 pytestmark = pytest.mark.django_db
 
@@ -52,6 +53,8 @@ def test_acknowledgement_content_and_headers(queue, settings, django_capture_on_
     assert msg["Subject"] == f"[{ref}] Invoice twice"
     assert msg["Auto-Submitted"] == "auto-replied"
     assert msg["X-Auto-Response-Suppress"] == "All"
+    # Replies come back to a per-ticket address that names this ticket.
+    assert msg["Reply-To"] == f"support+{reply_token_for(result.ticket)}@servicedesk.example"
     ack = Message.objects.get(purpose="acknowledgement")
     assert msg["Message-ID"] == ack.rfc_message_id == message_id_for(ack)
     assert message_id_is_ours(ack.rfc_message_id)

@@ -10,7 +10,9 @@ inbound_message_receive(inbound):
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -27,7 +29,8 @@ from servicedesk.tickets.services.acknowledgements import ticket_acknowledgement
 from servicedesk.tickets.services.attachments import attachment_store, attachments_check, stored_files_remove
 from servicedesk.tickets.services.customers import customer_resolve, customer_root
 from servicedesk.tickets.services.tickets import _apply_status, _touch, ticket_create
-from servicedesk.tickets.statuses import Priority
+from servicedesk.tickets.statuses import Priority, Status
+from servicedesk.tickets.threading import ticket_for_reply_token
 
 log = logging.getLogger(__name__)
 
@@ -93,13 +96,17 @@ def _store(inbound: InboundMessage, *, text: str, html: str, files: list, saved_
     )
     actor = Actor.of_customer(customer, source="intake")
     ticket = _thread(inbound, customer)
+    follow_up_of = None
+    if ticket is not None and not inbound.is_automatic and not _reopens(ticket, at):
+        # Too long after closing: a new ticket, linked to the old one.
+        follow_up_of, ticket = ticket, None
     if ticket is None:
         topic = Topic.objects.filter(slug=inbound.topic).first() if inbound.topic else None
         queue = Queue.objects.filter(slug=inbound.queue).first() if inbound.queue else None
         ticket = ticket_create(
             customer=customer, subject=inbound.subject, channel=inbound.channel, actor=actor,
             topic=topic, queue=queue, language=inbound.language or customer.language, at=at,
-            priority=inbound.priority or Priority.NORMAL,
+            priority=inbound.priority or Priority.NORMAL, same_issue_as=follow_up_of,
         )
         outcome = IntakeOutcome.CREATED
     else:
@@ -142,13 +149,18 @@ def _store(inbound: InboundMessage, *, text: str, html: str, files: list, saved_
 
 
 def _thread(inbound: InboundMessage, customer: Customer) -> Ticket | None:
-    """The existing ticket this message belongs to, or None for a new one."""
-    if inbound.ticket_reference:
-        ticket = Ticket.objects.filter(reference=inbound.ticket_reference.strip().upper()).first()
+    """The existing ticket this message belongs to, or None for a new one.
+
+    A stranger never reaches someone else's ticket: an untrusted reference (a
+    subject tag anyone can copy) counts only when the sender is the ticket's
+    customer; thread keys and reply tokens are values only mail we sent or
+    received on that ticket carries.
+    """
+    reference = (inbound.ticket_reference or "").strip().upper()
+    if reference and inbound.reference_trusted:
+        ticket = Ticket.objects.filter(reference=reference).first()
         if ticket is not None:
-            ticket = _follow_merges(ticket)
-            if inbound.reference_trusted or customer_root(ticket.customer).pk == customer.pk:
-                return ticket
+            return _follow_merges(ticket)
     keys = [k for k in inbound.thread_keys if k][:50]
     if keys:
         hit = (
@@ -159,7 +171,27 @@ def _thread(inbound: InboundMessage, customer: Customer) -> Ticket | None:
         )
         if hit is not None:
             return _follow_merges(hit.ticket)
+    if inbound.reply_token:
+        ticket = ticket_for_reply_token(inbound.reply_token)
+        if ticket is not None:
+            return _follow_merges(ticket)
+    if reference and not inbound.reference_trusted:
+        ticket = Ticket.objects.filter(reference=reference).first()
+        if ticket is not None:
+            ticket = _follow_merges(ticket)
+            if customer_root(ticket.customer).pk == customer.pk:
+                return ticket
     return None
+
+
+def _reopens(ticket: Ticket, at: datetime) -> bool:
+    """Whether a customer message may reopen ``ticket``: a closed ticket only within
+    the configured number of days after it was solved; any other status always."""
+    if ticket.status != Status.CLOSED:
+        return True
+    days = settings.SERVICEDESK["REOPEN_WINDOW_DAYS"]
+    solved = ticket.solved_at or ticket.updated_at
+    return at - solved <= timedelta(days=days)
 
 
 def _follow_merges(ticket: Ticket) -> Ticket:
