@@ -255,4 +255,8 @@ SERVICEDESK = {
     # A customer message reopens a closed ticket within this many days of its
     # solve; later it opens a new ticket linked to the old one.
     "REOPEN_WINDOW_DAYS": env.int("SD_REOPEN_WINDOW_DAYS", default=30),
+    # Acknowledgements to one customer at most, against auto-responders that
+    # mark nothing as automatic.
+    "ACK_MAX_PER_HOUR": env.int("SD_ACK_MAX_PER_HOUR", default=3),
+    "ACK_MAX_PER_DAY": env.int("SD_ACK_MAX_PER_DAY", default=10),
 }

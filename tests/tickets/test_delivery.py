@@ -185,3 +185,26 @@ def test_forged_message_ids_are_not_ours(queue):
     forged = real.replace(real.split(".")[2].split("@")[0], "0" * 16)
     assert not message_id_is_ours(forged)
     assert not message_id_is_ours("<random@example.com>")
+
+
+def test_acknowledgements_are_capped_per_customer(queue, settings, django_capture_on_commit_callbacks):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    settings.SERVICEDESK = {**settings.SERVICEDESK, "ACK_MAX_PER_HOUR": 2, "ACK_MAX_PER_DAY": 3}
+    with django_capture_on_commit_callbacks(execute=True):
+        for n in range(3):
+            receive(external_id=f"loop-{n}", subject=f"Auto reply {n}")
+    assert len(mail.outbox) == 2
+    third = Message.objects.get(external_id="loop-2").ticket
+    assert not third.messages.filter(purpose="acknowledgement").exists()
+    assert TicketEvent.objects.get(ticket=third, kind="acknowledged").after == {"suppressed": "per hour"}
+    # An hour later the hourly cap has room again, and the daily one decides.
+    Message.objects.filter(purpose="acknowledgement").update(created_at=timezone.now() - timedelta(hours=2))
+    with django_capture_on_commit_callbacks(execute=True):
+        receive(external_id="loop-3", subject="Auto reply 3")
+        receive(external_id="loop-4", subject="Auto reply 4")
+    assert len(mail.outbox) == 3
+    fifth = Message.objects.get(external_id="loop-4").ticket
+    assert TicketEvent.objects.get(ticket=fifth, kind="acknowledged").after == {"suppressed": "per day"}

@@ -11,7 +11,7 @@ from django.utils import timezone, translation
 
 from servicedesk.tickets.access import portal_token_for
 from servicedesk.tickets.events import Actor, event_record
-from servicedesk.tickets.models import DeliveryStatus, Message, MessageKind, Ticket, TicketEvent
+from servicedesk.tickets.models import Customer, DeliveryStatus, Message, MessageKind, Ticket, TicketEvent
 from servicedesk.tickets.statuses import Status
 
 
@@ -31,12 +31,23 @@ def ticket_acknowledgement_create(*, ticket: Ticket) -> Message | None:
     """Create the acknowledgement message for a ticket, queued for delivery.
 
     At most one per ticket (a unique constraint decides, so concurrent or
-    repeated calls agree). Returns the queued message, or None when one exists
-    already or the ticket should not be acknowledged (spam, deleted, merged,
+    repeated calls agree), and at most ACK_MAX_PER_HOUR / ACK_MAX_PER_DAY per
+    customer, so an auto-responder that sets no header cannot loop with us (a
+    suppressed acknowledgement leaves an ``acknowledged`` event saying so).
+    Returns the queued message, or None when one exists already, the cap is
+    reached, or the ticket should not be acknowledged (spam, deleted, merged,
     outbound). Intake calls it inside its transaction; delivery happens after
     commit through ``services.delivery``.
     """
     if ticket.is_spam or ticket.is_deleted or ticket.merged_into_id or ticket.initiator != "inbound":
+        return None
+    now = timezone.now()
+    cap = _acknowledgement_cap_reached(ticket, now)
+    if cap is not None:
+        event_record(
+            ticket=ticket, kind=TicketEvent.Kind.ACKNOWLEDGED, actor=Actor.system(), at=now,
+            after={"suppressed": cap},
+        )
         return None
     language = ticket.language or ticket.customer.language or settings.LANGUAGE_CODE
     with translation.override(language):
@@ -50,7 +61,6 @@ def ticket_acknowledgement_create(*, ticket: Ticket) -> Message | None:
             "closed": ticket.status == Status.CLOSED,
         }
         text = render_to_string("tickets/acknowledgement.txt", context).strip() + "\n"
-    now = timezone.now()
     try:
         with transaction.atomic():
             message = Message(
@@ -71,3 +81,19 @@ def ticket_acknowledgement_create(*, ticket: Ticket) -> Message | None:
         return None
     return message
 
+
+
+def _acknowledgement_cap_reached(ticket: Ticket, now: datetime) -> str | None:
+    """The cap this customer's acknowledgements have reached, if any.
+
+    The customer row is locked first, so simultaneous first contacts of one
+    sender are counted one after the other.
+    """
+    Customer.objects.select_for_update().filter(pk=ticket.customer_id).first()
+    conf = settings.SERVICEDESK
+    sent = Message.objects.filter(purpose=Message.Purpose.ACKNOWLEDGEMENT, ticket__customer_id=ticket.customer_id)
+    if sent.filter(created_at__gt=now - timedelta(hours=1)).count() >= conf["ACK_MAX_PER_HOUR"]:
+        return "per hour"
+    if sent.filter(created_at__gt=now - timedelta(days=1)).count() >= conf["ACK_MAX_PER_DAY"]:
+        return "per day"
+    return None
