@@ -18,6 +18,7 @@ from django.core.mail import EmailMultiAlternatives, get_connection
 from servicedesk.core.text import header_safe
 from servicedesk.tickets.models import IdentityKind, Message, MessageKind
 from servicedesk.tickets.outbound import DeliveryError, DeliveryReceipt
+from servicedesk.tickets.services.customers import identity_mark_bouncing
 from servicedesk.tickets.threading import reply_token_for
 
 
@@ -101,14 +102,28 @@ def deliver_by_email(message: Message) -> DeliveryReceipt:
     try:
         connection = get_connection(timeout=settings.EMAIL_TIMEOUT) if _is_smtp() else get_connection()
         connection.send_messages([mail])
-    except smtplib.SMTPResponseException as exc:
-        reason = f"{exc.smtp_code} {exc.smtp_error!r}"
-        raise DeliveryError(reason, temporary=400 <= exc.smtp_code < 500) from exc
     except smtplib.SMTPRecipientsRefused as exc:
-        raise DeliveryError(f"Recipient refused: {exc.recipients!r}", temporary=False) from exc
+        codes = [code for code, _text in exc.recipients.values()]
+        reason = "; ".join(
+            f"{parseaddr(rcpt)[1] or rcpt}: {code} {_smtp_text(text)}" for rcpt, (code, text) in exc.recipients.items()
+        )
+        if all(400 <= code < 500 for code in codes):
+            raise DeliveryError(reason, temporary=True) from exc
+        identity_mark_bouncing(kind=IdentityKind.EMAIL, value=recipients[0])
+        raise DeliveryError(reason, temporary=False) from exc
+    except smtplib.SMTPResponseException as exc:
+        reason = f"{exc.smtp_code} {_smtp_text(exc.smtp_error)}"
+        if 400 <= exc.smtp_code < 500:
+            raise DeliveryError(reason, temporary=True) from exc
+        identity_mark_bouncing(kind=IdentityKind.EMAIL, value=recipients[0])
+        raise DeliveryError(reason, temporary=False) from exc
     except (TimeoutError, OSError, smtplib.SMTPException) as exc:
         raise DeliveryError(f"Mail server unreachable: {exc}", temporary=True) from exc
     return DeliveryReceipt(rfc_message_id=headers["Message-ID"], recipients=(recipients[0],))
+
+
+def _smtp_text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 def _is_smtp() -> bool:

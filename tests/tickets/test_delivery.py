@@ -175,7 +175,7 @@ def test_permanent_failure_keeps_the_servers_reason(queue, agent, settings):
         email_outbound.get_connection = original
     reply.refresh_from_db()
     assert reply.delivery_status == "failed"
-    assert reply.delivery_error == "550 b'5.1.1 mailbox unavailable'"
+    assert reply.delivery_error == "550 5.1.1 mailbox unavailable"
 
 
 def test_forged_message_ids_are_not_ours(queue):

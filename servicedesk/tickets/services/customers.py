@@ -167,3 +167,16 @@ def organization_get_or_create(*, name: str, tier: str | None = None) -> Organiz
         org.tier = tier
         org.save(update_fields=["tier"])
     return org
+
+
+def identity_mark_bouncing(*, kind: str, value: str) -> int:
+    """Mark the identity ``(kind, value)`` as bouncing (mail to it comes back).
+
+    Idempotent; returns how many identities were marked (0 for an unknown or
+    malformed address, which is not an error: bounces name any address).
+    """
+    try:
+        value = identity_normalize(kind=kind, value=value)
+    except InvalidIdentity:
+        return 0
+    return Identity.objects.filter(kind=kind, value=value).update(is_bouncing=True)

@@ -1,0 +1,149 @@
+"""Agent replies through a real SMTP server (aiosmtpd): threading headers, reply
+address, temporary failures retried, permanent ones failed with the address
+marked bouncing."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from email import message_from_bytes, policy
+
+import pytest
+from aiosmtpd.controller import Controller
+from django.core import mail
+
+from channels_app.email.outbound import message_id_for
+from servicedesk.tickets.inbound import InboundMessage, SenderIdentity
+from servicedesk.tickets.models import Identity, Message
+from servicedesk.tickets.services.delivery import DeliveryOutcome, message_deliver
+from servicedesk.tickets.services.intake import inbound_message_receive
+from servicedesk.tickets.services.replies import ticket_reply_create
+from servicedesk.tickets.threading import reply_token_for
+
+pytestmark = pytest.mark.django_db
+
+
+class ScriptedSmtp:
+    """Answers DATA with the next scripted reply (then 250), keeping what it accepted."""
+
+    def __init__(self, replies: list[str]) -> None:
+        self.replies = list(replies)
+        self.accepted: list[tuple[list[str], bytes]] = []
+        self.lock = threading.Lock()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802 - aiosmtpd hook
+        if address.startswith("nobody@"):
+            return "550 5.1.1 <nobody@example.com>: Recipient address rejected"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd hook
+        with self.lock:
+            if self.replies:
+                return self.replies.pop(0)
+            self.accepted.append((list(envelope.rcpt_tos), envelope.original_content or envelope.content))
+        return "250 Message accepted for delivery"
+
+
+@pytest.fixture
+def smtp(settings):
+    def start(replies: list[str]) -> ScriptedSmtp:
+        handler = ScriptedSmtp(replies)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        controller = Controller(handler, hostname="127.0.0.1", port=port)
+        controller.start()
+        started.append(controller)
+        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+        settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", port, 5
+        return handler
+
+    started: list[Controller] = []
+    yield start
+    for controller in started:
+        controller.stop()
+
+
+def customer_ticket(email: str = "alice@example.com"):
+    result = inbound_message_receive(
+        inbound=InboundMessage(
+            channel="email", external_id="cust-1@example.com", rfc_message_id="<cust-1@example.com>",
+            sender=SenderIdentity("email", email, "Alice"), subject="Printer on fire", text="Help",
+            acknowledge=False,
+        )
+    )
+    return result.ticket
+
+
+def queued_reply(ticket, agent):
+    reply = ticket_reply_create(ticket=ticket, author=agent, text="Unplug it.", deliver=False)
+    Message.objects.filter(pk=reply.pk).update(delivery_status="queued")
+    return reply
+
+
+def test_reply_arrives_threaded_with_the_reply_address(smtp, queue, agent):
+    server = smtp([])
+    ticket = customer_ticket()
+    reply = queued_reply(ticket, agent)
+    assert message_deliver(message_id=reply.pk) is DeliveryOutcome.SENT
+    [(rcpts, raw)] = server.accepted
+    msg = message_from_bytes(raw, policy=policy.default)
+    assert rcpts == ["alice@example.com"]
+    assert msg["Subject"] == f"Re: [{ticket.reference}] Printer on fire"
+    assert msg["Message-ID"] == message_id_for(reply)
+    assert msg["In-Reply-To"] == "<cust-1@example.com>"
+    assert msg["References"] == "<cust-1@example.com>"
+    assert msg["Reply-To"] == f"support+{reply_token_for(ticket)}@servicedesk.example"
+    assert msg.get_content().strip() == "Unplug it."
+    reply.refresh_from_db()
+    assert (reply.delivery_status, reply.rfc_message_id, reply.recipients) == (
+        "sent", message_id_for(reply), ["alice@example.com"],
+    )
+
+
+def test_temporary_failure_is_retried_and_then_sent_once(smtp, queue, agent):
+    server = smtp(["451 4.3.0 Try again later"])
+    reply = queued_reply(customer_ticket(), agent)
+    assert message_deliver(message_id=reply.pk) is DeliveryOutcome.RETRY
+    reply.refresh_from_db()
+    assert (reply.delivery_status, reply.delivery_error) == ("queued", "451 4.3.0 Try again later")
+    assert message_deliver(message_id=reply.pk) is DeliveryOutcome.SENT
+    assert message_deliver(message_id=reply.pk) is DeliveryOutcome.SKIPPED
+    assert len(server.accepted) == 1
+
+
+def test_unreachable_server_is_a_temporary_failure(settings, queue, agent):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", closed_port, 2
+    reply = queued_reply(customer_ticket(), agent)
+    assert message_deliver(message_id=reply.pk) is DeliveryOutcome.RETRY
+    reply.refresh_from_db()
+    assert reply.delivery_status == "queued" and reply.delivery_error.startswith("Mail server unreachable")
+
+
+def test_permanent_failure_marks_the_address_bouncing(smtp, queue, agent):
+    smtp(["554 5.7.1 Message rejected"])
+    reply = queued_reply(customer_ticket(), agent)
+    assert message_deliver(message_id=reply.pk) is DeliveryOutcome.FAILED
+    reply.refresh_from_db()
+    assert (reply.delivery_status, reply.delivery_error) == ("failed", "554 5.7.1 Message rejected")
+    assert Identity.objects.get(value="alice@example.com").is_bouncing is True
+
+
+def test_refused_recipient_fails_and_bounces(smtp, queue, agent):
+    smtp([])
+    reply = queued_reply(customer_ticket("nobody@example.com"), agent)
+    assert message_deliver(message_id=reply.pk) is DeliveryOutcome.FAILED
+    reply.refresh_from_db()
+    assert reply.delivery_error == "nobody@example.com: 550 5.1.1 <nobody@example.com>: Recipient address rejected"
+    assert Identity.objects.get(value="nobody@example.com").is_bouncing is True
+    # A bouncing address is not written to again.
+    second = queued_reply(reply.ticket, agent)
+    assert message_deliver(message_id=second.pk) is DeliveryOutcome.FAILED
+    second.refresh_from_db()
+    assert second.delivery_error == "The customer has no email address to write to."
+    assert mail.outbox == []
