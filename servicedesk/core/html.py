@@ -21,8 +21,18 @@ ALLOWED_CSS_PROPERTIES = {
 }
 
 
+def _attribute_filter(tag: str, attribute: str, value: str) -> str | None:
+    # Images load only from the message itself (cid: parts), never from a
+    # remote server: a remote image tells the sender when and where the mail
+    # was read. The alt text stays.
+    if tag == "img" and attribute == "src" and not value.lower().startswith("cid:"):
+        return None
+    return value
+
+
 def sanitize_html(html: str) -> str:
-    """Keep safe formatting only; links open safely; scripts, styles sheets and events go."""
+    """Keep safe formatting only; links open safely; scripts, style sheets,
+    event handlers and remote images go."""
     if not html:
         return ""
     return nh3.clean(
@@ -33,4 +43,5 @@ def sanitize_html(html: str) -> str:
         filter_style_properties=ALLOWED_CSS_PROPERTIES,
         link_rel="noopener noreferrer nofollow",
         strip_comments=True,
+        attribute_filter=_attribute_filter,
     )
