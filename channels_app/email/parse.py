@@ -774,6 +774,7 @@ def _parse(raw: bytes, received_at: datetime | None) -> ParsedEmail:
     if is_dsn and collected.dsn_recipient:
         metadata["dsn_recipient"] = collected.dsn_recipient
 
+    display_text = trim_quoted(text)
     inbound = InboundMessage(
         channel="email",
         external_id=external_id,
@@ -790,8 +791,10 @@ def _parse(raw: bytes, received_at: datetime | None) -> ParsedEmail:
         recipients=tuple(recipients),
         is_automatic=bool(reason),
         metadata=metadata,
+        reply_token=metadata.get("reply_token"),
+        display_text=display_text,
     )
-    return ParsedEmail(inbound=inbound, quarantine_reason=None, display_text=trim_quoted(text))
+    return ParsedEmail(inbound=inbound, quarantine_reason=None, display_text=display_text)
 
 
 __all__ = [

@@ -39,6 +39,9 @@ class InboundMessage:
     sender: SenderIdentity
     subject: str = ""
     text: str = ""
+    # The text as shown by default (quoted history and signature trimmed);
+    # empty when it is the whole text. The full text is always kept.
+    display_text: str = ""
     html: str = ""
     attachments: tuple[InboundAttachment, ...] = ()
     # Thread hints, tried in this order: a ticket reference the channel vouches

@@ -201,3 +201,17 @@ def test_failure_after_files_were_written_leaves_no_file(queue, monkeypatch, set
         )
     assert Ticket.objects.count() == 0 and Attachment.objects.count() == 0
     assert [p for p in settings.MEDIA_ROOT.rglob("*") if p.is_file()] == []
+
+
+def test_trimmed_text_is_shown_and_the_whole_text_kept(queue, agent, client):
+    full = "Still broken.\n\nOn Mon, Ann wrote:\n> Try again\n"
+    result = inbound_message_receive(inbound=inbound(text=full, display_text="Still broken.\n"))
+    message = result.message
+    assert (message.text, message.display_text, message.shown_text, message.is_trimmed) == (
+        full, "Still broken.\n", "Still broken.\n", True,
+    )
+    untrimmed = inbound_message_receive(inbound=inbound(external_id="w-2", text="Short", display_text="Short"))
+    assert (untrimmed.message.display_text, untrimmed.message.is_trimmed) == ("", False)
+    client.force_login(agent)
+    page = client.get(f"/desk/tickets/{result.ticket.reference}/").content.decode()
+    assert "Show the whole message" in page and "&gt; Try again" in page

@@ -38,6 +38,8 @@ class Message(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages",
     )
     text = models.TextField(_("text"), blank=True)
+    # ``text`` without quoted history and signature, when they were trimmed.
+    display_text = models.TextField(_("text as shown"), blank=True)
     html = models.TextField(_("HTML (sanitised)"), blank=True)
     # The channel's own id for this message (Message-ID, form submission id, ...).
     external_id = models.CharField(max_length=255, null=True, blank=True)
@@ -87,6 +89,15 @@ class Message(models.Model):
         return self.kind in (MessageKind.PUBLIC_ENDUSER, MessageKind.PUBLIC_AGENT) or (
             self.kind == MessageKind.SYSTEM and self.purpose == self.Purpose.ACKNOWLEDGEMENT
         )
+
+    @property
+    def shown_text(self) -> str:
+        """What a thread shows by default; the full ``text`` is one click away."""
+        return self.display_text or self.text
+
+    @property
+    def is_trimmed(self) -> bool:
+        return bool(self.display_text) and self.display_text.strip() != self.text.strip()
 
     @property
     def author_name(self) -> str:

@@ -90,6 +90,7 @@ def _duplicate_result(inbound: InboundMessage) -> IntakeResult | None:
 
 def _store(inbound: InboundMessage, *, text: str, html: str, files: list, saved_files: list[str]) -> IntakeResult:
     at = inbound.received_at or timezone.now()
+    display = clean_text(inbound.display_text)
     customer, _created = customer_resolve(
         kind=inbound.sender.kind, value=inbound.sender.value, name=inbound.sender.name,
         language=inbound.language, at=at,
@@ -119,6 +120,7 @@ def _store(inbound: InboundMessage, *, text: str, html: str, files: list, saved_
         channel=inbound.channel,
         author_customer=customer,
         text=text,
+        display_text=display if display.strip() != text.strip() else "",
         html=html,
         external_id=inbound.external_id[:255],
         rfc_message_id=(inbound.rfc_message_id or None) and inbound.rfc_message_id[:255],

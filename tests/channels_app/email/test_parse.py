@@ -49,6 +49,7 @@ def test_plain_ascii_full_value():
             sender=SenderIdentity("email", "alice@example.com", "Alice Example"),
             subject="Printer on floor 3 is jammed",
             text="Hello,\n\nthe printer on floor 3 is jammed again.\n\nThanks,\nAlice",
+            display_text="Hello,\n\nthe printer on floor 3 is jammed again.\n\nThanks,\nAlice",
             html="",
             attachments=(),
             ticket_reference=None,
@@ -325,6 +326,7 @@ def test_reply_with_thread_keys_token_and_subject_tag():
     assert inbound.reference_trusted is False
     assert inbound.recipients == ("support+abc123@servicedesk.example", "bob@example.com")
     assert inbound.metadata == {"reply_token": "abc123"}
+    assert inbound.reply_token == "abc123"
     assert inbound.is_automatic is False
 
 
@@ -336,6 +338,7 @@ def test_reply_token_from_delivered_to_and_thread_key_cap():
     )
     inbound = parse_email(raw).inbound
     assert inbound.metadata == {"reply_token": "tok-9.x"}
+    assert inbound.reply_token == "tok-9.x"
     assert inbound.recipients == ("team@example.com",)
     assert len(inbound.thread_keys) == 50
     assert inbound.thread_keys[:3] == ("<parent@example.com>", "<r79@example.com>", "<r78@example.com>")
