@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from servicedesk.desk import views
 
@@ -12,4 +12,5 @@ urlpatterns = [
     path("tickets/<str:reference>/update/", views.ticket_update, name="ticket_update"),
     path("customers/<int:pk>/", views.customer, name="customer"),
     path("attachments/<str:key>/", views.attachment, name="attachment"),
+    path("quarantine/", include("channels_app.email.urls")),
 ]

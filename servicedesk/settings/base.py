@@ -169,6 +169,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "tickets.outbound_pending_dispatch",
         "schedule": timedelta(minutes=5),
     },
+    "email-mailboxes-poll": {
+        "task": "email.mailboxes_poll",
+        "schedule": timedelta(minutes=1),
+    },
 }
 CELERY_TIMEZONE = "UTC"
 
@@ -259,4 +263,9 @@ SERVICEDESK = {
     # mark nothing as automatic.
     "ACK_MAX_PER_HOUR": env.int("SD_ACK_MAX_PER_HOUR", default=3),
     "ACK_MAX_PER_DAY": env.int("SD_ACK_MAX_PER_DAY", default=10),
+    # Shared secret of POST /api/v1/inbound/email/ (HMAC-SHA256 of the body);
+    # empty disables the endpoint.
+    "INBOUND_EMAIL_SECRET": env.str("SD_INBOUND_EMAIL_SECRET", default=""),
+    # Largest body that endpoint accepts (413 above); 0 = the parser's MAX_BYTES.
+    "INBOUND_EMAIL_MAX_BYTES": env.int("SD_INBOUND_EMAIL_MAX_BYTES", default=0),
 }

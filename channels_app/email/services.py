@@ -1,0 +1,245 @@
+"""Ingest one raw mail: the single path for the MTA pipe, HTTP and IMAP.
+
+email_ingest(raw):
+  store the raw bytes (file + InboundEmail row, unique keys decide races)
+  -> parse_email -> quarantine, bounce (DSN) handling, or the intake service
+  -> the row records the outcome and links the ticket and message.
+
+Bad input never raises: it ends as a quarantined row with the reason and the
+raw mail kept. Only infrastructure failures propagate (database unreachable,
+storage full: ``OperationalError``, ``InterfaceError``, ``OSError``), so the
+caller can answer "try again later".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from channels_app.email.models import InboundEmail, MailAccount
+from channels_app.email.parse import ParsedEmail, parse_email
+from servicedesk.core.errors import ApplicationError
+from servicedesk.tickets.events import Actor
+from servicedesk.tickets.models import IdentityKind, Message, MessageKind
+from servicedesk.tickets.services.customers import identity_mark_bouncing
+from servicedesk.tickets.services.intake import inbound_message_receive
+from servicedesk.tickets.services.replies import ticket_note_create
+
+RAW_DIR = "raw-mail"
+UNKNOWN_BOUNCE = "bounce for an unknown message"
+
+
+class IngestOutcome(enum.StrEnum):
+    STORED = "stored"
+    DUPLICATE = "duplicate"
+    QUARANTINED = "quarantined"
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    outcome: IngestOutcome
+    inbound_email: InboundEmail
+    reference: str | None = None
+    reason: str | None = None
+
+
+def raw_path_for(sha256: str) -> str:
+    return f"{RAW_DIR}/{sha256[:2]}/{sha256}"
+
+
+def _raw_store(raw: bytes, sha256: str) -> tuple[str, bool]:
+    """Save the raw bytes under their hash; returns (path, written by this call)."""
+    path = raw_path_for(sha256)
+    if default_storage.exists(path):
+        return path, False
+    return default_storage.save(path, ContentFile(raw)), True
+
+
+def email_ingest(
+    *,
+    raw: bytes,
+    source: str,
+    source_key: str | None = None,
+    received_at: datetime | None = None,
+    account: MailAccount | None = None,
+) -> IngestResult:
+    """Store and process one raw message exactly once.
+
+    Idempotency keys: ``source_key`` (the transport's id for the message) and
+    the SHA-256 of the raw bytes; a second delivery with either is a
+    ``duplicate`` and changes nothing. A message with the same Message-ID but
+    other bytes (the same mail by another route) is stored raw and recorded as
+    a duplicate by the intake's (channel, external id) key. A row left
+    ``received`` by a crash is processed by the next delivery of that mail.
+    Never raises for bad mail (quarantined with the reason); raises
+    OperationalError / InterfaceError / OSError when the database or storage
+    fails, with nothing half-written.
+    """
+    raw = bytes(raw)
+    sha256 = hashlib.sha256(raw).hexdigest()
+    received_at = received_at or timezone.now()
+
+    existing = _existing(sha256, source_key)
+    if existing is not None:
+        return _redelivered(existing)
+
+    path, written = _raw_store(raw, sha256)
+    try:
+        with transaction.atomic():
+            row = InboundEmail.objects.create(
+                raw_sha256=sha256,
+                raw_path=path,
+                size=len(raw),
+                source=source,
+                source_key=source_key or None,
+                account=account,
+                received_at=received_at,
+            )
+    except IntegrityError:
+        existing = _existing(sha256, source_key)
+        if existing is None:
+            raise
+        if written and path != existing.raw_path:
+            default_storage.delete(path)
+        return _redelivered(existing)
+    return _process(row.pk, raw)
+
+
+def _existing(sha256: str, source_key: str | None) -> InboundEmail | None:
+    condition = Q(raw_sha256=sha256)
+    if source_key:
+        condition |= Q(source_key=source_key)
+    return InboundEmail.objects.filter(condition).order_by("pk").first()
+
+
+def _redelivered(row: InboundEmail) -> IngestResult:
+    if row.status == InboundEmail.Status.RECEIVED:
+        # Stored by an earlier delivery that stopped before processing it.
+        return _process(row.pk, row.raw_bytes())
+    return IngestResult(outcome=IngestOutcome.DUPLICATE, inbound_email=row, reference=_reference(row))
+
+
+def _reference(row: InboundEmail) -> str | None:
+    return row.ticket.reference if row.ticket_id and row.ticket else None
+
+
+def _process(pk: int, raw: bytes) -> IngestResult:
+    """Parse and hand over, in one transaction with the row locked, so the
+    row's status and the ticket message are committed together."""
+    with transaction.atomic():
+        row = InboundEmail.objects.select_for_update().get(pk=pk)
+        if row.status not in (InboundEmail.Status.RECEIVED, InboundEmail.Status.QUARANTINED):
+            return IngestResult(outcome=IngestOutcome.DUPLICATE, inbound_email=row, reference=_reference(row))
+        row.attempts += 1
+        parsed = parse_email(raw, received_at=row.received_at)
+        if parsed.inbound is not None:
+            row.rfc_message_id = (parsed.inbound.rfc_message_id or None) and parsed.inbound.rfc_message_id[:255]
+            row.sender = parsed.inbound.sender.value[:320]
+            row.subject = parsed.inbound.subject[:300]
+        result = _deliver(row, parsed)
+        row.status = {
+            IngestOutcome.STORED: InboundEmail.Status.PROCESSED,
+            IngestOutcome.DUPLICATE: InboundEmail.Status.DUPLICATE,
+            IngestOutcome.QUARANTINED: InboundEmail.Status.QUARANTINED,
+        }[result.outcome]
+        row.quarantine_reason = (result.reason or "")[:500] if result.outcome is IngestOutcome.QUARANTINED else ""
+        row.processed_at = timezone.now()
+        row.save()
+        return dataclasses.replace(result, inbound_email=row)
+
+
+def _quarantine(row: InboundEmail, reason: str) -> IngestResult:
+    return IngestResult(outcome=IngestOutcome.QUARANTINED, inbound_email=row, reason=reason)
+
+
+def _deliver(row: InboundEmail, parsed: ParsedEmail) -> IngestResult:
+    inbound = parsed.inbound
+    if inbound is None:
+        return _quarantine(row, parsed.quarantine_reason or "unreadable message")
+    if inbound.metadata.get("auto_reason") == "delivery-status":
+        return _bounce(row, parsed)
+    queue = (
+        row.account.queue.slug
+        if row.account_id and row.account and row.account.queue_id and row.account.queue
+        else None
+    )
+    inbound = dataclasses.replace(inbound, reply_token=inbound.metadata.get("reply_token"), queue=queue)
+    try:
+        with transaction.atomic():
+            intake = inbound_message_receive(inbound=inbound)
+    except ApplicationError as exc:
+        return _quarantine(row, exc.message)
+    row.ticket = intake.ticket
+    row.message = intake.message
+    outcome = IngestOutcome.DUPLICATE if intake.duplicate else IngestOutcome.STORED
+    return IngestResult(outcome=outcome, inbound_email=row, reference=intake.ticket.reference)
+
+
+def _bounce(row: InboundEmail, parsed: ParsedEmail) -> IngestResult:
+    """A delivery status notification: a system note on the ticket of the
+    message that bounced, and the failed address marked bouncing. No ticket."""
+    assert parsed.inbound is not None
+    metadata = parsed.inbound.metadata
+    bounced_id = metadata.get("dsn_for", "")
+    original = (
+        Message.objects.select_related("ticket").filter(rfc_message_id=bounced_id).order_by("pk").first()
+        if bounced_id
+        else None
+    )
+    if original is None:
+        return _quarantine(row, UNKNOWN_BOUNCE)
+    recipient = metadata.get("dsn_recipient", "")
+    if recipient:
+        identity_mark_bouncing(kind=IdentityKind.EMAIL, value=recipient)
+    summary = (
+        f"Delivery failed to {recipient}: the receiving mail system returned the message as undeliverable."
+        if recipient
+        else "Delivery failed: the receiving mail system returned the message as undeliverable."
+    )
+    body = parsed.inbound.text.strip()
+    note = ticket_note_create(
+        ticket=original.ticket,
+        author=None,
+        kind=MessageKind.SYSTEM,
+        text=f"{summary}\n\n{body}" if body else summary,
+        actor=Actor.system(source="email"),
+        at=row.received_at,
+    )
+    row.ticket = original.ticket
+    row.message = note
+    return IngestResult(outcome=IngestOutcome.STORED, inbound_email=row, reference=original.ticket.reference)
+
+
+def quarantine_reprocess(*, inbound_email: InboundEmail) -> IngestResult:
+    """Parse a quarantined mail again and process it (after a fix or a raised limit).
+
+    Raises ApplicationError when the mail is not in quarantine; a mail that
+    fails again stays quarantined with the new reason.
+    """
+    if inbound_email.status != InboundEmail.Status.QUARANTINED:
+        raise ApplicationError("Only quarantined mail can be processed again.")
+    return _process(inbound_email.pk, inbound_email.raw_bytes())
+
+
+def quarantine_discard(*, inbound_email: InboundEmail, actor: Actor) -> InboundEmail:
+    """Set a quarantined mail aside for good; the raw mail stays stored, and a
+    later delivery of the same bytes is a duplicate. Raises ApplicationError
+    when the mail is not in quarantine."""
+    with transaction.atomic():
+        row = InboundEmail.objects.select_for_update().get(pk=inbound_email.pk)
+        if row.status != InboundEmail.Status.QUARANTINED:
+            raise ApplicationError("Only quarantined mail can be discarded.")
+        row.status = InboundEmail.Status.DISCARDED
+        row.discarded_by = actor.user
+        row.processed_at = timezone.now()
+        row.save(update_fields=["status", "discarded_by", "processed_at"])
+    return row
