@@ -269,3 +269,16 @@ SERVICEDESK = {
     # Largest body that endpoint accepts (413 above); 0 = the parser's MAX_BYTES.
     "INBOUND_EMAIL_MAX_BYTES": env.int("SD_INBOUND_EMAIL_MAX_BYTES", default=0),
 }
+
+# Email channel: limits checked before a mail is parsed (over one, the mail is
+# quarantined with the reason), our own addresses besides SUPPORT_ADDRESS and
+# DEFAULT_FROM_EMAIL (mail from them is never acknowledged), and the CA file
+# IMAP servers' certificates are checked against (empty: the system's).
+SERVICEDESK_EMAIL = {
+    "MAX_BYTES": env.int("SD_EMAIL_MAX_BYTES", default=25 * 1024 * 1024),
+    "MAX_HEADER_BYTES": env.int("SD_EMAIL_MAX_HEADER_BYTES", default=64 * 1024),
+    "MAX_DEPTH": env.int("SD_EMAIL_MAX_DEPTH", default=20),
+    "MAX_ADDRESSES": env.int("SD_EMAIL_MAX_ADDRESSES", default=500),
+    "OWN_ADDRESSES": env.list("SD_EMAIL_OWN_ADDRESSES", default=[]),
+    "IMAP_CA_FILE": env.str("SD_IMAP_CA_FILE", default=""),
+}
