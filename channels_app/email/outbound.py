@@ -14,6 +14,7 @@ from email.utils import formataddr, parseaddr
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
+from django.utils import timezone
 
 from servicedesk.core.text import header_safe
 from servicedesk.tickets.models import IdentityKind, Message, MessageKind
@@ -90,8 +91,11 @@ def deliver_by_email(message: Message) -> DeliveryReceipt:
         headers["Auto-Submitted"] = "auto-replied"
         headers["X-Auto-Response-Suppress"] = "All"
         headers["Precedence"] = "auto_reply"
+    body = message.text
+    if message.quote_history:
+        body = body.rstrip("\n") + "\n\n" + quoted_history(message)
     mail = EmailMultiAlternatives(
-        subject=subject, body=message.text, from_email=_from_address(message), to=[to], headers=headers,
+        subject=subject, body=body, from_email=_from_address(message), to=[to], headers=headers,
         reply_to=[reply_address_for(message)],
     )
     if message.html:
@@ -120,6 +124,30 @@ def deliver_by_email(message: Message) -> DeliveryReceipt:
     except (TimeoutError, OSError, smtplib.SMTPException) as exc:
         raise DeliveryError(f"Mail server unreachable: {exc}", temporary=True) from exc
     return DeliveryReceipt(rfc_message_id=headers["Message-ID"], recipients=(recipients[0],))
+
+
+QUOTED_MESSAGES = 10
+
+
+def quoted_history(message: Message) -> str:
+    """The conversation before ``message``, newest first, quoted with "> " as mail
+    programs do: what the customer and the agents wrote, not notes or notices."""
+    earlier = (
+        Message.objects.filter(
+            ticket=message.ticket,
+            kind__in=[MessageKind.PUBLIC_ENDUSER, MessageKind.PUBLIC_AGENT],
+            created_at__lte=message.created_at,
+        )
+        .exclude(pk=message.pk)
+        .select_related("author_user", "author_customer")
+        .order_by("-created_at", "-pk")[:QUOTED_MESSAGES]
+    )
+    blocks = []
+    for item in earlier:
+        when = timezone.localtime(item.created_at).strftime("%Y-%m-%d %H:%M %Z")
+        quoted = "\n".join(f"> {line}" if line else ">" for line in item.text.rstrip("\n").split("\n"))
+        blocks.append(f"On {when}, {item.author_name} wrote:\n{quoted}")
+    return "\n\n".join(blocks) + "\n" if blocks else ""
 
 
 def _smtp_text(value: bytes | str) -> str:

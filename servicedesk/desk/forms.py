@@ -85,6 +85,9 @@ class ReplyForm(forms.Form):
         ],
     )
     attachments = MultipleFileField(label=_("Attachments"), required=False)
+    quote_history = forms.BooleanField(
+        label=_("Quote the earlier conversation below the reply"), required=False,
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # Both forms on the ticket page have a "status" field; keep their ids apart.

@@ -144,16 +144,20 @@ def ticket_reply(request: HttpRequest, reference: str) -> HttpResponse:
     found = selectors.ticket_detail(user=agent, reference=reference)
     form = ReplyForm(request.POST, request.FILES)
     if form.is_valid():
-        service = replies.ticket_reply_create if form.cleaned_data["kind"] == ReplyForm.KIND_REPLY else replies.ticket_note_create
+        data = form.cleaned_data
+        common = {
+            "ticket": found,
+            "author": agent,
+            "text": data["text"],
+            "attachments": data["attachments"],
+            "status": data["status"] or None,
+            "actor": Actor.agent(agent, source="ui"),
+        }
         try:
-            service(
-                ticket=found,
-                author=agent,
-                text=form.cleaned_data["text"],
-                attachments=form.cleaned_data["attachments"],
-                status=form.cleaned_data["status"] or None,
-                actor=Actor.agent(agent, source="ui"),
-            )
+            if data["kind"] == ReplyForm.KIND_REPLY:
+                replies.ticket_reply_create(**common, quote_history=data["quote_history"])
+            else:
+                replies.ticket_note_create(**common)
         except ApplicationError as exc:
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
         else:

@@ -229,3 +229,20 @@ def test_customer_empty_message_is_400(customer_api, conversation):
 
     assert response.status_code == 400
     assert response.json() == {"detail": "Invalid input.", "text": ["This field may not be blank."]}
+
+
+def test_agent_reply_can_quote_the_earlier_conversation(agent_api, conversation, django_capture_on_commit_callbacks):
+    ticket = conversation["ticket"]
+    with django_capture_on_commit_callbacks(execute=True):
+        response = agent_api.post(
+            f"/api/v1/tickets/{ticket.reference}/messages/",
+            {"kind": "reply", "text": "Anything else?", "quote_history": True},
+            format="json",
+        )
+    assert response.status_code == 201, response.content
+    assert Message.objects.get(pk=response.json()["id"]).quote_history is True
+    body = mail.outbox[0].body.splitlines()
+    assert body[0] == "Anything else?"
+    assert body[2].endswith(", Ann wrote:") and body[3] == "> Refunded."
+    assert body[5].endswith(", Alice Byrne wrote:") and body[6] == "> I was charged twice."
+    assert "Check the payment log." not in mail.outbox[0].body  # notes are never quoted

@@ -322,6 +322,9 @@ class MessageCreateSerializer(serializers.Serializer):
     status = serializers.ChoiceField(
         choices=Status.choices, required=False, help_text=_("Move the ticket to this status at the same time.")
     )
+    quote_history = serializers.BooleanField(
+        default=False, help_text=_("For a reply: quote the earlier conversation below it.")
+    )
 
 
 class CustomerMessageCreateSerializer(serializers.Serializer):

@@ -357,17 +357,20 @@ class TicketMessagesView(generics.ListCreateAPIView):
         serializer = MessageCreateSerializer(data=request.data, context=self.get_serializer_context())
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        write = ticket_reply_create if data["kind"] == "reply" else ticket_note_create
         agent = signed_in_user(request)
+        common = {
+            "ticket": ticket,
+            "author": agent,
+            "text": data["text"],
+            "status": data.get("status"),
+            "actor": Actor.agent(agent, source="api"),
+            "external_id": external_id,
+        }
         try:
-            message = write(
-                ticket=ticket,
-                author=agent,
-                text=data["text"],
-                status=data.get("status"),
-                actor=Actor.agent(agent, source="api"),
-                external_id=external_id,
-            )
+            if data["kind"] == "reply":
+                message = ticket_reply_create(**common, quote_history=data["quote_history"])
+            else:
+                message = ticket_note_create(**common)
         except IntegrityError:
             if external_id is None:
                 raise

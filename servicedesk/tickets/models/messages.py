@@ -46,6 +46,8 @@ class Message(models.Model):
     # RFC 5322 Message-ID of mail we send (and of mail we receive), for threading.
     rfc_message_id = models.CharField(max_length=255, null=True, blank=True, db_index=True)
     recipients = models.JSONField(default=list, blank=True)
+    # An agent reply that carries the earlier conversation quoted below it.
+    quote_history = models.BooleanField(_("quote the earlier conversation"), default=False)
     delivery_status = models.CharField(
         _("delivery"), max_length=10, choices=DeliveryStatus.choices, default="", blank=True,
     )

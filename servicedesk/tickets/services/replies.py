@@ -43,6 +43,7 @@ def _agent_message(
     at: datetime | None,
     deliver: bool,
     external_id: str | None,
+    quote_history: bool = False,
 ) -> Message:
     at = at or timezone.now()
     text = clean_text(text)
@@ -64,6 +65,7 @@ def _agent_message(
                 text=text,
                 html=html,
                 external_id=external_id,
+                quote_history=quote_history,
                 delivery_status=DeliveryStatus.QUEUED if deliver else DeliveryStatus.NONE,
                 created_at=at,
             )
@@ -108,17 +110,20 @@ def ticket_reply_create(
     at: datetime | None = None,
     deliver: bool = True,
     external_id: str | None = None,
+    quote_history: bool = False,
 ) -> Message:
     """A public agent reply, delivered to the customer on the ticket's channel after commit.
 
-    Optionally moves the ticket to ``status`` in the same transaction. Raises
-    ApplicationError (empty text, rejected attachment, bad transition) with
-    nothing written. ``deliver=False`` records history without sending (import).
+    Optionally moves the ticket to ``status`` in the same transaction, and
+    carries the earlier conversation quoted below it (``quote_history``).
+    Raises ApplicationError (empty text, rejected attachment, bad transition)
+    with nothing written. ``deliver=False`` records history without sending
+    (import).
     """
     return _agent_message(
         ticket=ticket, author=author, kind=MessageKind.PUBLIC_AGENT, text=text, html=html,
         attachments=attachments, status=status, actor=actor or (Actor.agent(author) if author else Actor.system()),
-        at=at, deliver=deliver, external_id=external_id,
+        at=at, deliver=deliver, external_id=external_id, quote_history=quote_history,
     )
 
 

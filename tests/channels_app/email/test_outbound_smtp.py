@@ -147,3 +147,27 @@ def test_refused_recipient_fails_and_bounces(smtp, queue, agent):
     second.refresh_from_db()
     assert second.delivery_error == "The customer has no email address to write to."
     assert mail.outbox == []
+
+
+def test_reply_can_quote_the_earlier_conversation(smtp, queue, agent, client, django_capture_on_commit_callbacks):
+    server = smtp([])
+    ticket = customer_ticket()
+    first = queued_reply(ticket, agent)
+    assert message_deliver(message_id=first.pk) is DeliveryOutcome.SENT
+    client.force_login(agent)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            f"/desk/tickets/{ticket.reference}/reply/",
+            {"text": "Did that help?", "kind": "reply", "status": "", "quote_history": "on"},
+        )
+    assert response.status_code == 302
+    second = Message.objects.filter(ticket=ticket, kind="public_agent").latest("created_at")
+    assert second.quote_history is True and second.delivery_status == "sent"
+    body = message_from_bytes(server.accepted[-1][1], policy=policy.default).get_content()
+    lines = body.strip().splitlines()
+    assert lines[0] == "Did that help?"
+    assert lines[2].endswith(", Ann wrote:") and lines[3] == "> Unplug it."
+    assert lines[5].endswith(", Alice wrote:") and lines[6] == "> Help"
+    # Without the option only the reply itself goes out.
+    plain = message_from_bytes(server.accepted[0][1], policy=policy.default).get_content()
+    assert plain.strip() == "Unplug it."
