@@ -103,3 +103,22 @@ def test_solved_ticket_always_reopens(queue, settings):
     ticket_status_change(ticket=ticket, status="solved", actor=Actor.system(), at=T0)
     result = receive("m2", at=T0 + timedelta(days=90), ticket_reference=ticket.reference)
     assert result.outcome is IntakeOutcome.APPENDED
+
+
+def test_colleague_copied_by_the_customer_may_use_the_subject_tag(queue):
+    ticket = receive("m1", recipients=("support@servicedesk.example", "colleague@example.com")).ticket
+    colleague = receive("m2", email="Colleague@Example.com", ticket_reference=ticket.reference)
+    assert colleague.outcome is IntakeOutcome.APPENDED and colleague.ticket == ticket
+    # Being copied gives no access and no say on other tickets of that customer.
+    other = receive("m3", subject="Another matter").ticket
+    stranger = receive("m4", email="colleague@example.com", ticket_reference=other.reference)
+    assert stranger.outcome is IntakeOutcome.CREATED
+
+
+def test_address_copied_by_someone_else_is_no_participant(queue):
+    ticket = receive("m1").ticket
+    # Mallory writes with the tag and copies herself on the way: still a stranger.
+    first = receive("m2", email="mallory@example.net", ticket_reference=ticket.reference,
+                    recipients=("mallory@example.net",))
+    second = receive("m3", email="mallory@example.net", ticket_reference=ticket.reference)
+    assert first.outcome is IntakeOutcome.CREATED and second.ticket != ticket

@@ -181,9 +181,24 @@ def _thread(inbound: InboundMessage, customer: Customer) -> Ticket | None:
         ticket = Ticket.objects.filter(reference=reference).first()
         if ticket is not None:
             ticket = _follow_merges(ticket)
-            if customer_root(ticket.customer).pk == customer.pk:
+            if customer_root(ticket.customer).pk == customer.pk or _is_participant(ticket, inbound.sender.value):
                 return ticket
     return None
+
+
+PARTICIPANT_MESSAGES = 200
+
+
+def _is_participant(ticket: Ticket, address: str) -> bool:
+    """Whether ``address`` was copied on the customer's own messages on this ticket
+    (a colleague they put in Cc): such a person may write with the subject tag."""
+    address = address.strip().lower()
+    recorded = (
+        Message.objects.filter(ticket=ticket, kind=MessageKind.PUBLIC_ENDUSER, author_customer=ticket.customer)
+        .order_by("-created_at")
+        .values_list("recipients", flat=True)[:PARTICIPANT_MESSAGES]
+    )
+    return any(address in (str(r).lower() for r in recipients or ()) for recipients in recorded)
 
 
 def _reopens(ticket: Ticket, at: datetime) -> bool:
