@@ -70,7 +70,8 @@ class MailAccountForm(forms.ModelForm):
         required=False,
         widget=forms.PasswordInput(render_value=False),
         help_text=_(
-            "Stored signed, not encrypted; prefer a password environment variable. Leave blank to keep the current one."
+            "Stored encrypted; a password environment variable, when set, is used instead. "
+            "Leave blank to keep the current one."
         ),
     )
 

@@ -37,6 +37,7 @@ from django.utils import timezone
 
 from channels_app.email.models import InboundEmail, MailAccount
 from channels_app.email.services import IngestOutcome, email_ingest
+from servicedesk.core.secrets import CredentialUnreadable
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +134,10 @@ def _ssl_context() -> ssl.SSLContext:
 
 def _connect(account: MailAccount) -> imaplib.IMAP4:
     """An authenticated connection over TLS, or an error: never a plaintext login."""
-    password = account.password()
+    try:
+        password = account.password()
+    except CredentialUnreadable as exc:
+        raise MailboxError(exc.message) from None
     if not password:
         raise MailboxError("no password: set the environment variable named in the account, or a stored password")
     context = _ssl_context()

@@ -10,12 +10,11 @@ from __future__ import annotations
 import os
 
 from django.conf import settings
-from django.core import signing
 from django.core.files.storage import default_storage
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-SIGNING_SALT = "channels_app.email.MailAccount.password"
+from servicedesk.core.secrets import credential_decrypt, credential_encrypt
 
 
 class InboundEmail(models.Model):
@@ -91,13 +90,11 @@ class InboundEmail(models.Model):
 class MailAccount(models.Model):
     """A mailbox polled over IMAP.
 
-    The password comes preferably from the environment variable named in
-    ``password_env``, so it never lands in the database. ``password_encrypted``
-    is the fallback for setups without one: it is signed with a key derived
-    from SECRET_KEY (``django.core.signing``), which makes it tamper-evident
-    and keeps it out of plain sight, but it is NOT encryption: anyone with the
-    database can decode it. Connections always use TLS or STARTTLS; there is no
-    plaintext option.
+    The password comes from the environment variable named in ``password_env``
+    when one is set, so it never lands in the database; otherwise from
+    ``password_encrypted``, encrypted with Fernet (``servicedesk/core/secrets.py``,
+    key ``SD_CREDENTIALS_KEY`` or one derived from SECRET_KEY). Connections
+    always use TLS or STARTTLS; there is no plaintext option.
     """
 
     class Security(models.TextChoices):
@@ -115,7 +112,7 @@ class MailAccount(models.Model):
         blank=True,
         help_text=_("Name of an environment variable holding the password (preferred)."),
     )
-    password_encrypted = models.TextField(_("stored password (signed, not encrypted)"), blank=True)
+    password_encrypted = models.TextField(_("stored password (encrypted)"), blank=True)
     folder = models.CharField(_("folder"), max_length=255, default="INBOX")
     processed_folder = models.CharField(
         _("processed folder"),
@@ -143,12 +140,13 @@ class MailAccount(models.Model):
         return self.name
 
     def password_set(self, password: str) -> None:
-        self.password_encrypted = signing.dumps(password, salt=SIGNING_SALT) if password else ""
+        self.password_encrypted = credential_encrypt(password)
 
     def password(self) -> str:
-        """The password: from ``password_env`` when named, else the stored value ('' when none)."""
+        """The password: from ``password_env`` when named, else the stored value ('' when none).
+
+        Raises CredentialUnreadable when the stored value cannot be decrypted.
+        """
         if self.password_env:
             return os.environ.get(self.password_env, "")
-        if not self.password_encrypted:
-            return ""
-        return str(signing.loads(self.password_encrypted, salt=SIGNING_SALT))
+        return credential_decrypt(self.password_encrypted)

@@ -268,6 +268,9 @@ SERVICEDESK = {
     "INBOUND_EMAIL_SECRET": env.str("SD_INBOUND_EMAIL_SECRET", default=""),
     # Largest body that endpoint accepts (413 above); 0 = the parser's MAX_BYTES.
     "INBOUND_EMAIL_MAX_BYTES": env.int("SD_INBOUND_EMAIL_MAX_BYTES", default=0),
+    # Fernet keys for credentials stored in the database (mailbox passwords);
+    # the first encrypts, all decrypt. Empty: a key derived from SECRET_KEY.
+    "CREDENTIALS_KEYS": env.list("SD_CREDENTIALS_KEY", default=[]),
 }
 
 # Email channel: limits checked before a mail is parsed (over one, the mail is

@@ -234,6 +234,32 @@ def test_mail_account_password_from_environment_or_stored(monkeypatch):
     assert account.password() == "from-env"
 
 
+def test_stored_password_is_encrypted_and_keys_rotate(settings):
+    import base64
+
+    from cryptography.fernet import Fernet
+
+    from servicedesk.core.secrets import CredentialUnreadable
+
+    account = MailAccount(name="box", host="imap.example.com", username="u")
+    account.password_set("s3cret")
+    token = account.password_encrypted
+    # Not readable without the key (a signed value would carry the text in base64).
+    assert b"s3cret" not in base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    assert account.password() == "s3cret"
+    # A new key in front: old values still decrypt, new ones use the new key.
+    new_key = Fernet.generate_key().decode()
+    settings.SERVICEDESK = {**settings.SERVICEDESK, "CREDENTIALS_KEYS": [new_key]}
+    assert account.password() == "s3cret"
+    account.password_set("n3w")
+    assert Fernet(new_key).decrypt(account.password_encrypted.encode()) == b"n3w"
+    # Another SECRET_KEY and no configured key: the value cannot be read, and says so.
+    settings.SERVICEDESK = {**settings.SERVICEDESK, "CREDENTIALS_KEYS": []}
+    settings.SECRET_KEY = "another-secret-key-" + "x" * 40
+    with pytest.raises(CredentialUnreadable):
+        account.password()
+
+
 # --- manage.py ingest_email ---------------------------------------------------
 
 
