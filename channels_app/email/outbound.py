@@ -7,8 +7,6 @@ from customer text goes through ``header_safe`` (no CR/LF).
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import smtplib
 from email.utils import formataddr, parseaddr
 
@@ -16,6 +14,7 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.utils import timezone
 
+from channels_app.email.message_ids import message_id_for_pk, message_id_is_ours
 from servicedesk.core.text import header_safe
 from servicedesk.tickets.models import IdentityKind, Message, MessageKind
 from servicedesk.tickets.outbound import DeliveryError, DeliveryReceipt
@@ -23,26 +22,9 @@ from servicedesk.tickets.services.customers import identity_mark_bouncing
 from servicedesk.tickets.threading import reply_token_for
 
 
-def _domain() -> str:
-    address = settings.SERVICEDESK["SUPPORT_ADDRESS"]
-    return address.rsplit("@", 1)[-1] if "@" in address else "servicedesk.local"
-
-
 def message_id_for(message: Message) -> str:
     """Our Message-ID for ``message``: stable, and signed so forgeries are recognisable."""
-    digest = hmac.new(settings.SECRET_KEY.encode(), f"msg:{message.pk}".encode(), hashlib.sha256).hexdigest()[:16]
-    return f"<sd.{message.pk}.{digest}@{_domain()}>"
-
-
-def message_id_is_ours(value: str) -> bool:
-    value = value.strip()
-    if not value.startswith("<sd.") or not value.endswith(f"@{_domain()}>"):
-        return False
-    try:
-        pk = int(value[4:].split(".", 1)[0])
-    except ValueError:
-        return False
-    return hmac.compare_digest(value, message_id_for(Message(pk=pk)))
+    return message_id_for_pk(message.pk)
 
 
 def _from_address(message: Message) -> str:

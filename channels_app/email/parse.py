@@ -27,6 +27,7 @@ from typing import Any
 import charset_normalizer
 from django.conf import settings
 
+from channels_app.email.message_ids import looks_like_ours, message_id_is_ours
 from servicedesk.core.text import clean_filename, clean_text, header_safe
 from servicedesk.tickets.inbound import InboundAttachment, InboundMessage, SenderIdentity
 
@@ -742,7 +743,8 @@ def _parse(raw: bytes, received_at: datetime | None) -> ParsedEmail:
     in_reply_to = [i for v in _raw_values(msg, "in-reply-to") for i in _message_ids(_FOLD.sub("", v))]
     references = [i for v in _raw_values(msg, "references") for i in _message_ids(_FOLD.sub("", v))]
     for key in in_reply_to + list(reversed(references)):
-        if key not in keys and key != rfc_message_id:
+        # A Message-ID dressed as one of ours without a valid HMAC is forged.
+        if key not in keys and key != rfc_message_id and not (looks_like_ours(key) and not message_id_is_ours(key)):
             keys.append(key)
 
     collected = _Collected(hints=hints)

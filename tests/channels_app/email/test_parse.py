@@ -290,7 +290,8 @@ def test_out_of_office_reply():
     inbound = parsed("out_of_office.eml")
     assert inbound.is_automatic is True
     assert inbound.metadata == {"auto_reason": "auto-submitted", "out_of_office": "1"}
-    assert inbound.thread_keys == ("<sd.17.0123456789abcdef@servicedesk.example>",)
+    # The fixture's <sd.17...> carries no valid signature of ours: it is dropped.
+    assert inbound.thread_keys == ()
     assert inbound.ticket_reference == "SD-1042"
 
 
@@ -321,7 +322,7 @@ def test_delivery_status_notification():
 
 def test_reply_with_thread_keys_token_and_subject_tag():
     inbound = parsed("reply_threaded.eml")
-    assert inbound.thread_keys == ("<sd.17.0123456789abcdef@servicedesk.example>", "<CAF0001@mail.example.com>")
+    assert inbound.thread_keys == ("<CAF0001@mail.example.com>",)
     assert inbound.ticket_reference == "SD-1042"
     assert inbound.reference_trusted is False
     assert inbound.recipients == ("support+abc123@servicedesk.example", "bob@example.com")
@@ -443,3 +444,16 @@ def test_internal_error_becomes_quarantine(monkeypatch):
 @pytest.mark.parametrize("raw", [b"", b"\r\n\r\n", b"\x00" * 10, b"From:\r\n\r\n", b"From: not an address\r\n\r\nx"])
 def test_empty_and_senderless_input(raw):
     assert quarantined(raw) == "no sender address"
+
+
+def test_our_signed_message_ids_are_kept_and_forged_ones_dropped():
+    from channels_app.email.message_ids import message_id_for_pk
+
+    ours = message_id_for_pk(17)
+    forged = ours.replace(ours.split(".")[2].split("@")[0], "f" * 16)
+    raw = (
+        b"From: a@example.com\r\nTo: support@servicedesk.example\r\nSubject: Re: x\r\n"
+        b"Message-ID: <r1@example.com>\r\nIn-Reply-To: " + forged.encode() + b"\r\n"
+        b"References: " + ours.encode() + b" <other@example.com>\r\n\r\nthanks\r\n"
+    )
+    assert parse_email(raw).inbound.thread_keys == ("<other@example.com>", ours)
