@@ -95,3 +95,22 @@ def test_mutated_fixtures_never_raise(raw, mutations):
 )
 def test_structured_garbage_never_raises(chunks):
     assert_outcome(parse_email(b"".join(chunks)))
+
+
+@pytest.mark.django_db
+def test_every_corpus_message_is_ingested_or_quarantined(queue):
+    """Through the whole path (raw store, parser, intake): never an exception,
+    every message ends stored, a duplicate or quarantined with its reason."""
+    from channels_app.email.models import InboundEmail
+    from channels_app.email.services import email_ingest
+
+    outcomes = {}
+    for path in CORPUS_FILES:
+        result = email_ingest(raw=path.read_bytes(), source="pipe", source_key=f"corpus:{path.name}")
+        outcomes[path.name] = result.outcome
+        assert result.outcome in ("stored", "duplicate", "quarantined")
+        if result.outcome == "quarantined":
+            assert result.inbound_email.quarantine_reason
+    assert len(outcomes) == len(CORPUS_FILES) == InboundEmail.objects.count()
+    assert InboundEmail.objects.filter(status="received").count() == 0
+    assert sum(outcome == "quarantined" for outcome in outcomes.values()) >= 9
