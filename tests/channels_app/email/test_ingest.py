@@ -340,6 +340,40 @@ def test_command_exits_75_against_a_closed_database_port(tmp_path):
     assert done.stderr.startswith(f"{path}: temporary failure, try again later: OperationalError:")
 
 
+def test_command_exits_75_against_a_closed_broker_port(tmp_path):
+    """Celery's broker down: nothing is stored, the MTA keeps the mail and retries."""
+    path = tmp_path / "one.eml"
+    path.write_bytes(mail())
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "servicedesk.settings.test",
+        "CELERY_TASK_ALWAYS_EAGER": "false",
+        "REDIS_URL": "redis://127.0.0.1:9/0",
+    }
+    env.pop("DATABASE_URL", None)  # no database is touched before the broker check
+
+    done = subprocess.run(
+        [sys.executable, "-c", (
+            "import django, sys; django.setup();"
+            "from django.conf import settings; settings.CELERY_TASK_ALWAYS_EAGER = False;"
+            "from servicedesk.celery import app; app.conf.task_always_eager = False;"
+            "app.conf.broker_url = 'redis://127.0.0.1:9/0';"
+            "from django.core.management import call_command;"
+            f"call_command('ingest_email', {str(path)!r})"
+        )],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode == 75, done.stderr
+    assert done.stdout == ""
+    assert done.stderr.strip().endswith("temporary failure, try again later: the message broker is unreachable")
+
+
 def test_command_exits_one_for_an_unreadable_file(tmp_path):
     missing = tmp_path / "missing.eml"
 

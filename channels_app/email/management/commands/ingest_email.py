@@ -2,8 +2,8 @@
 
 Exit status, as an MTA pipe transport reads it: 0 when every message was
 stored, a duplicate or quarantined; 75 (EX_TEMPFAIL, the MTA retries later)
-when the database or the raw-mail storage is unavailable; 1 with a one-line
-reason on stderr for anything else (an unreadable file).
+when the database, the message broker or the raw-mail storage is unavailable;
+1 with a one-line reason on stderr for anything else (an unreadable file).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from django.db import InterfaceError, OperationalError
 
 from channels_app.email.models import InboundEmail
 from channels_app.email.services import email_ingest
+from servicedesk.core.health import broker_ok
 
 EX_TEMPFAIL = 75
 
@@ -40,6 +41,11 @@ class Command(BaseCommand):
         parser.add_argument("files", nargs="*", help="RFC 5322 message files; standard input when none.")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if not broker_ok():
+            # The acknowledgement and notifications go through the broker: let
+            # the MTA keep the mail until it is back.
+            self.stderr.write("temporary failure, try again later: the message broker is unreachable")
+            sys.exit(EX_TEMPFAIL)
         failed = False
         for name in options["files"] or ["-"]:
             try:
