@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "servicedesk.core",
     "servicedesk.accounts",
     "servicedesk.tickets",
+    "servicedesk.sla",
     "servicedesk.desk",
     "channels_app.web",
     "channels_app.email",
