@@ -1,4 +1,4 @@
-"""Business calendars in the Django admin: windows and holidays inline, holiday seeding."""
+"""Business calendars and SLA policies in the Django admin: windows, holidays and targets inline, holiday seeding."""
 
 import re
 from typing import Any
@@ -11,7 +11,15 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils.translation import gettext_lazy as _
 
-from servicedesk.sla.models import MINUTES_PER_DAY, BusinessCalendar, Holiday, OpeningWindow, minute_label
+from servicedesk.sla.models import (
+    MINUTES_PER_DAY,
+    BusinessCalendar,
+    Holiday,
+    OpeningWindow,
+    SlaPolicy,
+    SlaTarget,
+    minute_label,
+)
 from servicedesk.sla.services import UnknownHolidayRegion, calendar_holidays_seed
 
 _CLOCK = re.compile(r"^(\d{1,2}):(\d{2})$")
@@ -118,3 +126,19 @@ class BusinessCalendarAdmin(admin.ModelAdmin):
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         }
         return TemplateResponse(request, "admin/sla/seed_holidays.html", context)
+
+
+class SlaTargetInline(admin.TabularInline):
+    model = SlaTarget
+    extra = 0
+    fields = ("priority", "first_reply_minutes", "resolution_minutes", "hours")
+
+
+@admin.register(SlaPolicy)
+class SlaPolicyAdmin(admin.ModelAdmin):
+    list_display = ("rank", "name", "slug", "calendar", "match")
+    list_display_links = ("name",)
+    list_select_related = ("calendar",)
+    search_fields = ("slug", "name")
+    ordering = ("rank",)
+    inlines = (SlaTargetInline,)

@@ -8,9 +8,12 @@ import functools
 import zoneinfo
 
 from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+
+from servicedesk.tickets.statuses import Priority
 
 MINUTES_PER_DAY = 24 * 60
 
@@ -115,3 +118,108 @@ class Holiday(models.Model):
 
     def __str__(self) -> str:
         return f"{self.date.isoformat()} {self.name}".strip()
+
+
+# Ticket facts a policy may match on, in the order they are shown.
+MATCH_KEYS = ("priority", "channel", "tier", "queue", "initiator")
+
+
+def validate_match(value: object) -> None:
+    """A policy's conditions: an object whose keys are among MATCH_KEYS, each a string or a non-empty list of strings."""
+    if not isinstance(value, dict):
+        raise ValidationError(_("The conditions must be an object."), code="match")
+    unknown = sorted(set(value) - set(MATCH_KEYS))
+    if unknown:
+        raise ValidationError(
+            _("Unknown condition %(keys)s; use %(allowed)s."),
+            params={"keys": ", ".join(unknown), "allowed": ", ".join(MATCH_KEYS)},
+            code="match_key",
+        )
+    for key, wanted in value.items():
+        values = [wanted] if isinstance(wanted, str) else wanted
+        if not isinstance(values, list) or not values or not all(isinstance(v, str) and v for v in values):
+            raise ValidationError(
+                _("The condition %(key)s must be a value or a non-empty list of values."),
+                params={"key": key},
+                code="match_value",
+            )
+
+
+class SlaPolicy(models.Model):
+    """Targets per priority on a calendar, for the tickets its conditions match.
+
+    Policies are tried by rank, lowest first; the first whose conditions all
+    hold applies. No conditions matches every ticket.
+    """
+
+    slug = models.CharField(_("identifier"), max_length=100, unique=True)
+    name = models.CharField(_("name"), max_length=200)
+    rank = models.PositiveIntegerField(
+        _("rank"), unique=True, validators=[MinValueValidator(1)], help_text=_("Lower ranks are tried first.")
+    )
+    calendar = models.ForeignKey(
+        BusinessCalendar,
+        on_delete=models.PROTECT,
+        related_name="policies",
+        verbose_name=_("calendar"),
+    )
+    match = models.JSONField(
+        _("conditions"),
+        default=dict,
+        blank=True,
+        help_text=_("Keys among priority, channel, tier, queue, initiator; each a value or a list of values."),
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("SLA policy")
+        verbose_name_plural = _("SLA policies")
+        ordering = ["rank"]
+        constraints = [models.CheckConstraint(condition=Q(rank__gte=1), name="sla_policy_rank_positive")]
+
+    def __str__(self) -> str:
+        return self.name or self.slug
+
+    def clean(self) -> None:
+        try:
+            validate_match(self.match)
+        except ValidationError as exc:
+            raise ValidationError({"match": exc.messages}) from exc
+
+
+class TargetHours(models.TextChoices):
+    BUSINESS = "business", _("Business hours")
+    CALENDAR = "calendar", _("Calendar hours")
+
+
+class SlaTarget(models.Model):
+    """A policy's first-reply and resolution targets for one priority, in minutes; empty means no target."""
+
+    policy = models.ForeignKey(SlaPolicy, on_delete=models.CASCADE, related_name="targets", verbose_name=_("policy"))
+    priority = models.CharField(_("priority"), max_length=10, choices=Priority.choices)
+    first_reply_minutes = models.PositiveIntegerField(
+        _("first reply (minutes)"), null=True, blank=True, validators=[MinValueValidator(1)]
+    )
+    resolution_minutes = models.PositiveIntegerField(
+        _("resolution (minutes)"), null=True, blank=True, validators=[MinValueValidator(1)]
+    )
+    hours = models.CharField(_("hours"), max_length=10, choices=TargetHours.choices, default=TargetHours.BUSINESS)
+
+    class Meta:
+        verbose_name = _("SLA target")
+        verbose_name_plural = _("SLA targets")
+        ordering = ["policy", "priority"]
+        constraints = [
+            models.UniqueConstraint(fields=["policy", "priority"], name="sla_target_policy_priority_unique"),
+            models.CheckConstraint(
+                condition=Q(first_reply_minutes__isnull=True) | Q(first_reply_minutes__gte=1),
+                name="sla_target_first_reply_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(resolution_minutes__isnull=True) | Q(resolution_minutes__gte=1),
+                name="sla_target_resolution_positive",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.policy} / {self.get_priority_display()}"

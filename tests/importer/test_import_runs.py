@@ -177,7 +177,7 @@ def test_stdin_errors_name_stdin(history_file, monkeypatch):
     assert stderr.getvalue() == "<stdin>:2: kind 'cost' is not supported yet\n"
 
 
-@pytest.mark.parametrize("kind", ["calendar", "sla_policy", "session", "presence", "cost"])
+@pytest.mark.parametrize("kind", ["session", "presence", "cost"])
 def test_unsupported_kinds_are_errors(history_file, kind):
     stderr = io.StringIO()
     importer = HistoryImporter(stderr=stderr)

@@ -14,6 +14,13 @@ anything. The kinds in ``RARE_KINDS``, and every kind when no batch is set
 (the record-by-record path), call the single services directly.
 
 The idempotency rule is in ``servicedesk/tickets/importer/__init__.py``.
+Configuration records (``calendar``, ``sla_policy``) are known by their id,
+kept as the row's slug. Re-importing an id with the same content is "already
+imported"; with different content the stored calendar or policy is updated to
+the record: time zone, default flag, opening windows and the set of holidays
+(dates no longer listed are removed; dates kept keep their names), or rank,
+calendar, conditions and the set of targets. Names edited in the admin are
+kept. A calendar imported as the default takes the default from any other.
 """
 
 from __future__ import annotations
@@ -24,10 +31,12 @@ from datetime import datetime
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
+from django.db import transaction
 from django.db.models import Q
 
 from servicedesk.accounts.models import User
 from servicedesk.accounts.roles import sees_all_queues
+from servicedesk.sla.models import BusinessCalendar, Holiday, OpeningWindow, SlaPolicy, SlaTarget
 from servicedesk.tickets.events import Actor
 from servicedesk.tickets.importer.idmap import IdMap, LRUCache, TicketRef
 from servicedesk.tickets.importer.records import Record, RecordError
@@ -67,7 +76,7 @@ KINDS_WITH_ID = ("agent", "customer", "ticket", "message")
 # Kinds without an id, known by their key in the ImportedRecord ledger.
 LEDGER_KINDS = frozenset({"status", "priority", "assign", "merge", "identity_merge", "rating"})
 # Kinds that go through the single services even on the bulk path.
-RARE_KINDS = frozenset({"agent", "merge", "identity_merge"})
+RARE_KINDS = frozenset({"agent", "merge", "identity_merge", "calendar", "sla_policy"})
 
 
 def message_external_id(record_id: str) -> str:
@@ -447,6 +456,83 @@ class Applier:
                 external_key=key,
             )
         )
+
+    def _prepare_calendar(self, record: Record) -> Write | None:
+        slug = record["id"]
+        wanted = (record["timezone"], record.get("default", False), record["hours"], record.get("holidays", ()))
+        stored = BusinessCalendar.objects.filter(slug=slug).prefetch_related("windows", "holidays").first()
+        if stored is not None and _calendar_content(stored) == wanted:
+            return None
+        time_zone, is_default, windows, holidays = wanted
+
+        def write() -> None:
+            with transaction.atomic():
+                if is_default:
+                    BusinessCalendar.objects.filter(is_default=True).exclude(slug=slug).update(is_default=False)
+                calendar, _created = BusinessCalendar.objects.update_or_create(
+                    slug=slug,
+                    defaults={"time_zone": time_zone, "is_default": is_default},
+                    create_defaults={"time_zone": time_zone, "is_default": is_default, "name": _title(slug)},
+                )
+                OpeningWindow.objects.filter(calendar=calendar).delete()
+                OpeningWindow.objects.bulk_create(
+                    OpeningWindow(calendar=calendar, weekday=weekday, start_minute=start, end_minute=end)
+                    for weekday, start, end in windows
+                )
+                Holiday.objects.filter(calendar=calendar).exclude(date__in=holidays).delete()
+                Holiday.objects.bulk_create(
+                    (Holiday(calendar=calendar, date=day) for day in holidays), ignore_conflicts=True,
+                )
+
+        return write
+
+    def _prepare_sla_policy(self, record: Record) -> Write | None:
+        slug, rank = record["id"], record["rank"]
+        calendar = BusinessCalendar.objects.filter(slug=record["calendar"]).first()
+        if calendar is None:
+            raise RecordError(f"unknown calendar {record['calendar']!r} in 'calendar'")
+        holder = SlaPolicy.objects.filter(rank=rank).exclude(slug=slug).values_list("slug", flat=True).first()
+        if holder is not None:
+            raise RecordError(f"rank {rank} is already held by policy {holder!r}")
+        match = record.get("match", {})
+        targets = {
+            priority: (target["first_reply"], target["resolution"], target["hours"])
+            for priority, target in record["targets"].items()
+        }
+        stored = SlaPolicy.objects.filter(slug=slug).prefetch_related("targets").first()
+        if stored is not None and _policy_content(stored) == (rank, calendar.pk, match, targets):
+            return None
+
+        def write() -> None:
+            with transaction.atomic():
+                policy, _created = SlaPolicy.objects.update_or_create(
+                    slug=slug,
+                    defaults={"rank": rank, "calendar": calendar, "match": match},
+                    create_defaults={"rank": rank, "calendar": calendar, "match": match, "name": _title(slug)},
+                )
+                SlaTarget.objects.filter(policy=policy).delete()
+                SlaTarget.objects.bulk_create(
+                    SlaTarget(
+                        policy=policy, priority=priority, first_reply_minutes=first_reply,
+                        resolution_minutes=resolution, hours=hours,
+                    )
+                    for priority, (first_reply, resolution, hours) in targets.items()
+                )
+
+        return write
+
+
+def _calendar_content(calendar: BusinessCalendar) -> tuple:
+    """A stored calendar in the shape of a parsed calendar record, to compare them."""
+    windows = tuple(sorted((w.weekday, w.start_minute, w.end_minute) for w in calendar.windows.all()))
+    holidays = tuple(sorted(h.date for h in calendar.holidays.all()))
+    return (calendar.time_zone, calendar.is_default, windows, holidays)
+
+
+def _policy_content(policy: SlaPolicy) -> tuple:
+    """A stored policy in the shape of a parsed sla_policy record, to compare them."""
+    targets = {t.priority: (t.first_reply_minutes, t.resolution_minutes, t.hours) for t in policy.targets.all()}
+    return (policy.rank, policy.calendar_id, policy.match, targets)
 
 
 def _title(slug: str) -> str:

@@ -7,11 +7,14 @@ other records are checked when the record is applied.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import re
+import zoneinfo
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from servicedesk.accounts.roles import ROLES
@@ -21,7 +24,19 @@ CHANNELS = ("email", "web", "chat", "forum", "phone")
 INITIATORS = ("inbound", "outbound")
 MESSAGE_TYPES = ("public_enduser", "public_agent", "internal", "system")
 # Kinds of the format that this version does not store yet: reported, never dropped silently.
-UNSUPPORTED_KINDS = frozenset({"calendar", "sla_policy", "session", "presence", "cost"})
+UNSUPPORTED_KINDS = frozenset({"session", "presence", "cost"})
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+TARGET_HOURS = ("business", "calendar")
+MATCH_VALUES: dict[str, tuple[str, ...] | None] = {
+    "priority": tuple(Priority.values),
+    "channel": CHANNELS,
+    "tier": None,
+    "queue": None,
+    "initiator": INITIATORS,
+}
+# The largest rank or number of minutes the database columns hold.
+MAX_INTEGER = 2_147_483_647
+_CLOCK = re.compile(r"^(\d{2}):(\d{2})$")
 
 
 class RecordError(Exception):
@@ -108,6 +123,122 @@ def _optional_ident(key: str, value: Any) -> str | None:
     return None if value is None else _ident(key, value)
 
 
+def _slug(key: str, value: Any) -> str:
+    value = _ident(key, value)
+    if len(value) > 100:
+        raise RecordError(f"'{key}' is longer than 100 characters")
+    return value
+
+
+@functools.cache
+def _time_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def _time_zone(key: str, value: Any) -> str:
+    if not isinstance(value, str) or value not in _time_zones():
+        raise RecordError(f"'{key}' is not an IANA time zone: {value!r}")
+    return value
+
+
+def _minute(key: str, value: Any) -> int:
+    match = _CLOCK.match(value) if isinstance(value, str) else None
+    minute = int(match.group(1)) * 60 + int(match.group(2)) if match else -1
+    if match is None or int(match.group(2)) > 59 or minute > 24 * 60:
+        raise RecordError(f"'{key}' times must be \"HH:MM\" from 00:00 to 24:00; got {value!r}")
+    return minute
+
+
+def _hours(key: str, value: Any) -> tuple[tuple[int, int, int], ...]:
+    """Weekly opening windows as (weekday, start minute, end minute), Monday = 0."""
+    if not isinstance(value, dict):
+        raise RecordError(f"'{key}' must be an object of weekdays ({', '.join(WEEKDAYS)})")
+    windows: set[tuple[int, int, int]] = set()
+    for day, spans in value.items():
+        if day not in WEEKDAYS:
+            raise RecordError(f"'{key}' has an unknown weekday {day!r}; use {', '.join(WEEKDAYS)}")
+        if not isinstance(spans, list):
+            raise RecordError(f"'{key}' {day} must be a list of [\"HH:MM\", \"HH:MM\"] pairs")
+        for span in spans:
+            if not isinstance(span, list) or len(span) != 2:
+                raise RecordError(f"'{key}' {day} must be a list of [\"HH:MM\", \"HH:MM\"] pairs")
+            start, end = _minute(key, span[0]), _minute(key, span[1])
+            if end <= start:
+                raise RecordError(f"'{key}' {day} window {span[0]}-{span[1]} must end after it starts")
+            windows.add((WEEKDAYS.index(day), start, end))
+    return tuple(sorted(windows))
+
+
+def _dates(key: str, value: Any) -> tuple[date, ...]:
+    if not isinstance(value, list):
+        raise RecordError(f"'{key}' must be a list of dates (YYYY-MM-DD)")
+    days: set[date] = set()
+    for item in value:
+        try:
+            if not isinstance(item, str) or len(item) != 10:
+                raise ValueError
+            days.add(date.fromisoformat(item))
+        except ValueError:
+            raise RecordError(f"'{key}' holds {item!r}, not a date (YYYY-MM-DD)") from None
+    return tuple(sorted(days))
+
+
+def _rank(key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_INTEGER:
+        raise RecordError(f"'{key}' must be a positive whole number")
+    return value
+
+
+def _match(key: str, value: Any) -> dict[str, str | list[str]]:
+    if not isinstance(value, dict):
+        raise RecordError(f"'{key}' must be an object")
+    for fact, wanted in value.items():
+        if fact not in MATCH_VALUES:
+            raise RecordError(f"'{key}' has an unknown condition {fact!r}; use {', '.join(MATCH_VALUES)}")
+        values = [wanted] if isinstance(wanted, str) else wanted
+        if not isinstance(values, list) or not values or not all(isinstance(v, str) and v.strip() for v in values):
+            raise RecordError(f"'{key}' {fact} must be a non-empty string or a non-empty list of them")
+        allowed = MATCH_VALUES[fact]
+        bad = [v for v in values if allowed is not None and v not in allowed]
+        if bad:
+            raise RecordError(f"'{key}' {fact} must be among {', '.join(allowed or ())}; got {bad[0]!r}")
+    return value
+
+
+def _minutes(key: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_INTEGER:
+        raise RecordError(f"'{key}' must be a positive whole number of minutes or null")
+    return value
+
+
+_TARGET_KEYS = ("first_reply", "resolution", "hours")
+
+
+def _targets(key: str, value: Any) -> dict[str, dict[str, Any]]:
+    """Targets per priority: first_reply and resolution minutes (null or absent: no target) and hours."""
+    if not isinstance(value, dict) or not value:
+        raise RecordError(f"'{key}' must be an object of priorities ({', '.join(Priority.values)})")
+    targets: dict[str, dict[str, Any]] = {}
+    for priority, target in value.items():
+        if priority not in Priority.values:
+            raise RecordError(f"'{key}' has an unknown priority {priority!r}; use {', '.join(Priority.values)}")
+        if not isinstance(target, dict):
+            raise RecordError(f"'{key}' {priority} must be an object")
+        unknown = sorted(set(target) - set(_TARGET_KEYS))
+        if unknown:
+            raise RecordError(f"'{key}' {priority} has unknown keys {', '.join(map(repr, unknown))}")
+        if target.get("hours") not in TARGET_HOURS:
+            raise RecordError(f"'{key}' {priority} 'hours' must be one of {', '.join(TARGET_HOURS)}; got {target.get('hours')!r}")
+        targets[priority] = {
+            "first_reply": _minutes(f"{key}.{priority}.first_reply", target.get("first_reply")),
+            "resolution": _minutes(f"{key}.{priority}.resolution", target.get("resolution")),
+            "hours": target["hours"],
+        }
+    return targets
+
+
 @dataclass(frozen=True)
 class Schema:
     required: Mapping[str, Check]
@@ -149,6 +280,14 @@ SCHEMAS: dict[str, Schema] = {
     "merge": Schema(required={"ticket": _ident, "into": _ident, "at": _instant}, optional={}),
     "identity_merge": Schema(required={"from": _ident, "into": _ident, "at": _instant}, optional={}),
     "rating": Schema(required={"ticket": _ident, "at": _instant, "score": _score}, optional={"comment": _text}),
+    "calendar": Schema(
+        required={"id": _slug, "timezone": _time_zone, "hours": _hours},
+        optional={"holidays": _dates, "default": _flag},
+    ),
+    "sla_policy": Schema(
+        required={"id": _slug, "rank": _rank, "calendar": _slug, "targets": _targets},
+        optional={"match": _match},
+    ),
 }
 
 

@@ -1,0 +1,55 @@
+"""Choosing the SLA policy of a ticket and its targets for a priority.
+
+Policies are tried by rank, lowest first, and the first whose conditions all
+hold wins. A condition names a ticket fact (priority, channel, customer tier,
+queue, initiator) and a value or a list of values, any of which matches; a
+policy without conditions matches every ticket. A fact the ticket lacks (a
+customer without an organization has no tier) matches no condition on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from django.db.models import Prefetch
+
+from servicedesk.sla.models import SlaPolicy, SlaTarget
+
+
+def policy_matches(match: Mapping[str, Any], facts: Mapping[str, str | None]) -> bool:
+    """Whether every condition of ``match`` holds for the ticket ``facts``."""
+    for key, wanted in match.items():
+        allowed = (wanted,) if isinstance(wanted, str) else tuple(wanted)
+        value = facts.get(key)
+        if value is None or value not in allowed:
+            return False
+    return True
+
+
+def policy_for(
+    *, priority: str, channel: str, tier: str | None, queue: str | None, initiator: str
+) -> SlaPolicy | None:
+    """The policy for a ticket with these facts, or None when no policy matches.
+
+    ``tier`` is the customer organization's tier and ``queue`` the queue's
+    slug. Two queries whatever the number of policies: the policies with their
+    calendars, and their targets (kept on the returned policy for
+    ``targets_for``).
+    """
+    facts = {"priority": priority, "channel": channel, "tier": tier, "queue": queue, "initiator": initiator}
+    policies = SlaPolicy.objects.select_related("calendar").prefetch_related(
+        Prefetch("targets", queryset=SlaTarget.objects.order_by("priority"))
+    ).order_by("rank")
+    for policy in policies:
+        if policy_matches(policy.match or {}, facts):
+            return policy
+    return None
+
+
+def targets_for(policy: SlaPolicy, priority: str) -> SlaTarget | None:
+    """The policy's targets for ``priority``, or None when it sets none for it."""
+    for target in policy.targets.all():
+        if target.priority == priority:
+            return target
+    return None
