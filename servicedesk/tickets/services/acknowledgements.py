@@ -2,23 +2,66 @@
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo, available_timezones
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
+from servicedesk.sla.calendars import calendar_spec, due_instant
+from servicedesk.sla.policies import policy_for, targets_for
 from servicedesk.tickets.access import portal_token_for
 from servicedesk.tickets.events import Actor, event_record
 from servicedesk.tickets.models import Customer, DeliveryStatus, Message, MessageKind, Ticket, TicketEvent
 from servicedesk.tickets.statuses import Status
 
 
-def ticket_first_reply_due(ticket: Ticket) -> datetime:
-    """When the customer may expect the first answer: the configured default
-    number of hours after creation (SLA policies replace this when they apply)."""
-    return ticket.created_at + timedelta(hours=settings.SERVICEDESK["DEFAULT_FIRST_REPLY_HOURS"])
+@dataclass(frozen=True)
+class ReplyPromise:
+    due: datetime
+    time_zone: str  # the zone the promise is written in
+
+
+def ticket_first_reply_promise(ticket: Ticket) -> ReplyPromise:
+    """When the customer may expect the first answer, and the zone to say it in.
+
+    The SLA policy that matches the ticket (servicedesk/sla/policies.py) and its
+    first-reply target for the ticket's priority decide, in business or
+    calendar hours on the policy's calendar; without one, the configured
+    default number of hours after creation. The zone is the customer's own,
+    else the calendar's, else the site's.
+    """
+    customer_zone = ticket.customer.time_zone if _zone_known(ticket.customer.time_zone) else ""
+    policy = policy_for(
+        priority=ticket.priority,
+        channel=ticket.channel,
+        tier=ticket.customer.tier,
+        queue=ticket.queue.slug if ticket.queue_id else None,
+        initiator=ticket.initiator,
+    )
+    target = targets_for(policy, ticket.priority) if policy is not None else None
+    if policy is not None and target is not None and target.first_reply_minutes:
+        seconds = target.first_reply_minutes * 60
+        if target.hours == "business":
+            due = due_instant(calendar_spec(policy.calendar), ticket.created_at, seconds)
+        else:
+            due = ticket.created_at + timedelta(seconds=seconds)
+        return ReplyPromise(due=due, time_zone=customer_zone or policy.calendar.time_zone)
+    due = ticket.created_at + timedelta(hours=settings.SERVICEDESK["DEFAULT_FIRST_REPLY_HOURS"])
+    return ReplyPromise(due=due, time_zone=customer_zone or settings.TIME_ZONE)
+
+
+@functools.cache
+def _zones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def _zone_known(name: str) -> bool:
+    return bool(name) and name in _zones()
 
 
 def ticket_portal_url(ticket: Ticket) -> str:
@@ -50,12 +93,14 @@ def ticket_acknowledgement_create(*, ticket: Ticket) -> Message | None:
         )
         return None
     language = ticket.language or ticket.customer.language or settings.LANGUAGE_CODE
-    with translation.override(language):
-        due = ticket_first_reply_due(ticket)
+    promise = ticket_first_reply_promise(ticket)
+    due = promise.due
+    # Dates in templates follow the active zone: the promise's own.
+    with translation.override(language), timezone.override(ZoneInfo(promise.time_zone)):
         context = {
             "ticket": ticket,
             "customer_name": ticket.customer.name,
-            "due": timezone.localtime(due, timezone.get_default_timezone()),
+            "due": due,
             "hours": settings.SERVICEDESK["DEFAULT_FIRST_REPLY_HOURS"],
             "link": ticket_portal_url(ticket),
             "closed": ticket.status == Status.CLOSED,
