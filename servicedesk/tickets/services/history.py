@@ -45,11 +45,12 @@ from servicedesk.tickets.services.tickets import (
     InvalidStatusTransition,
     _apply_status,
     assignee_check,
+    priority_check,
     reference_for,
     status_fields_set,
     status_transition_check,
 )
-from servicedesk.tickets.statuses import Priority, Status
+from servicedesk.tickets.statuses import Status
 
 
 def ticket_customer_message_record(
@@ -239,8 +240,7 @@ class HistoryBatch:
         is_spam: bool, is_deleted: bool,
     ) -> Ticket:
         """ticket_create: a ticket in status ``new`` with its ``created`` event."""
-        if priority not in Priority.values:
-            raise ApplicationError(_("Unknown priority."), field="priority")
+        priority_check(priority)
         pk = self._take(Ticket)
         ticket = Ticket(
             pk=pk, reference=reference_for(pk), subject=" ".join((subject or "").split())[:300] or _("(no subject)"),
@@ -309,8 +309,7 @@ class HistoryBatch:
 
     def priority_change(self, *, ticket: Ticket, priority: str, actor: Actor, at: datetime) -> None:
         """ticket_priority_change."""
-        if priority not in Priority.values:
-            raise ApplicationError(_("Unknown priority."), field="priority")
+        priority_check(priority)
         if ticket.priority != priority:
             before = ticket.priority
             ticket.priority = priority

@@ -34,6 +34,12 @@ class InvalidMerge(ApplicationError):
     pass
 
 
+def priority_check(priority: str) -> None:
+    """Raise ApplicationError (field ``priority``) for anything but a known priority."""
+    if priority not in Priority.values:
+        raise ApplicationError(_("Unknown priority."), field="priority")
+
+
 def reference_for(pk: int) -> str:
     conf = settings.SERVICEDESK
     return f"{conf['REFERENCE_PREFIX']}-{pk + conf['REFERENCE_OFFSET']}"
@@ -70,8 +76,7 @@ def ticket_create(
     Idempotency for imports comes from ``external_id`` (unique).
     """
     at = at or timezone.now()
-    if priority not in Priority.values:
-        raise ApplicationError(_("Unknown priority."), field="priority")
+    priority_check(priority)
     if queue is None:
         queue = topic.queue if topic is not None and topic.queue is not None else queue_default()
     subject = " ".join((subject or "").split())[:300] or _("(no subject)")
@@ -180,8 +185,7 @@ def ticket_status_change(*, ticket: Ticket, status: str, actor: Actor, at: datet
 
 def ticket_priority_change(*, ticket: Ticket, priority: str, actor: Actor, at: datetime | None = None) -> Ticket:
     at = at or timezone.now()
-    if priority not in Priority.values:
-        raise ApplicationError(_("Unknown priority."), field="priority")
+    priority_check(priority)
     with transaction.atomic():
         locked = ticket_lock(ticket.pk)
         if locked.priority != priority:
