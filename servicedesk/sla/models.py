@@ -7,8 +7,9 @@ a ``CalendarSpec`` value and measures business time with it.
 import functools
 import zoneinfo
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -169,13 +170,24 @@ class SlaPolicy(models.Model):
         blank=True,
         help_text=_("Keys among priority, channel, tier, queue, initiator; each a value or a list of values."),
     )
+    warning_percent = models.PositiveSmallIntegerField(
+        _("warning at (percent of the target)"),
+        default=75,
+        validators=[MinValueValidator(1), MaxValueValidator(99)],
+        help_text=_("Agents are warned when this share of a target has elapsed."),
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     class Meta:
         verbose_name = _("SLA policy")
         verbose_name_plural = _("SLA policies")
         ordering = ["rank"]
-        constraints = [models.CheckConstraint(condition=Q(rank__gte=1), name="sla_policy_rank_positive")]
+        constraints = [
+            models.CheckConstraint(condition=Q(rank__gte=1), name="sla_policy_rank_positive"),
+            models.CheckConstraint(
+                condition=Q(warning_percent__gte=1, warning_percent__lte=99), name="sla_policy_warning_percent_range"
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name or self.slug
@@ -223,3 +235,108 @@ class SlaTarget(models.Model):
 
     def __str__(self) -> str:
         return f"{self.policy} / {self.get_priority_display()}"
+
+
+class EscalationThreshold(models.TextChoices):
+    WARNING = "warning", _("Warning")
+    BREACH = "breach", _("Breach")
+
+
+class EscalationTargetKind(models.TextChoices):
+    ANY = "any", _("Any target")
+    FIRST_REPLY = "first_reply", _("First reply")
+    RESOLUTION = "resolution", _("Resolution")
+
+
+class EscalationAction(models.TextChoices):
+    RAISE_PRIORITY = "raise_priority", _("Raise the priority")
+    MOVE_QUEUE = "move_queue", _("Move to a queue")
+    NOTIFY_MANAGER = "notify_manager", _("Notify a manager")
+
+
+class EscalationRule(models.Model):
+    """What the breach check does, besides its notices, when a target of the policy reaches a threshold.
+
+    Each rule is applied at most once per ticket target (``Escalation``), in
+    ``order``, together with the notice of its threshold. See docs/sla.md.
+    """
+
+    policy = models.ForeignKey(
+        SlaPolicy, on_delete=models.CASCADE, related_name="escalation_rules", verbose_name=_("policy")
+    )
+    threshold = models.CharField(_("when"), max_length=10, choices=EscalationThreshold.choices)
+    target_kind = models.CharField(
+        _("target"), max_length=12, choices=EscalationTargetKind.choices, default=EscalationTargetKind.ANY
+    )
+    action = models.CharField(_("action"), max_length=20, choices=EscalationAction.choices)
+    priority = models.CharField(
+        _("raise to"),
+        max_length=10,
+        choices=Priority.choices,
+        blank=True,
+        help_text=_("For “raise the priority”: applied only when it is higher than the ticket's."),
+    )
+    queue = models.ForeignKey(
+        "tickets.Queue",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("queue"),
+        help_text=_("For “move to a queue”."),
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        limit_choices_to={"groups__name": "manager"},
+        verbose_name=_("manager"),
+        help_text=_("For “notify a manager”."),
+    )
+    order = models.PositiveIntegerField(_("order"), default=0)
+
+    class Meta:
+        verbose_name = _("escalation rule")
+        verbose_name_plural = _("escalation rules")
+        ordering = ["policy", "order", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    Q(action=EscalationAction.RAISE_PRIORITY) & ~Q(priority="")
+                    | Q(action=EscalationAction.MOVE_QUEUE, queue__isnull=False)
+                    | Q(action=EscalationAction.NOTIFY_MANAGER, user__isnull=False)
+                ),
+                name="sla_escalation_rule_complete",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_threshold_display()}: {self.get_action_display()}"
+
+    def clean(self) -> None:
+        if self.action == EscalationAction.RAISE_PRIORITY and not self.priority:
+            raise ValidationError({"priority": _("Choose the priority to raise the ticket to.")})
+        if self.action == EscalationAction.MOVE_QUEUE and self.queue_id is None:
+            raise ValidationError({"queue": _("Choose the queue to move the ticket to.")})
+        if self.action == EscalationAction.NOTIFY_MANAGER and self.user_id is None:
+            raise ValidationError({"user": _("Choose the manager to notify.")})
+
+
+class Escalation(models.Model):
+    """One escalation rule applied to one ticket target; the unique pair makes it happen once."""
+
+    rule = models.ForeignKey(EscalationRule, on_delete=models.CASCADE, related_name="applications")
+    target = models.ForeignKey("tickets.TicketTarget", on_delete=models.CASCADE, related_name="escalations")
+    applied_at = models.DateTimeField(_("applied"))
+
+    class Meta:
+        verbose_name = _("escalation")
+        verbose_name_plural = _("escalations")
+        constraints = [
+            models.UniqueConstraint(fields=["rule", "target"], name="sla_escalation_rule_target_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rule} @ {self.applied_at.isoformat()}"

@@ -27,21 +27,34 @@ def policy_matches(match: Mapping[str, Any], facts: Mapping[str, str | None]) ->
     return True
 
 
+def policies_ranked() -> list[SlaPolicy]:
+    """Every policy, lowest rank first, with its calendar and targets (two queries)."""
+    return list(
+        SlaPolicy.objects.select_related("calendar")
+        .prefetch_related(Prefetch("targets", queryset=SlaTarget.objects.order_by("priority")))
+        .order_by("rank")
+    )
+
+
 def policy_for(
-    *, priority: str, channel: str, tier: str | None, queue: str | None, initiator: str
+    *,
+    priority: str,
+    channel: str,
+    tier: str | None,
+    queue: str | None,
+    initiator: str,
+    policies: list[SlaPolicy] | None = None,
 ) -> SlaPolicy | None:
     """The policy for a ticket with these facts, or None when no policy matches.
 
     ``tier`` is the customer organization's tier and ``queue`` the queue's
-    slug. Two queries whatever the number of policies: the policies with their
-    calendars, and their targets (kept on the returned policy for
-    ``targets_for``).
+    slug. ``policies`` is the result of ``policies_ranked()`` when the caller
+    holds it already (a run over many tickets); otherwise two queries whatever
+    the number of policies. The returned policy carries its targets for
+    ``targets_for``.
     """
     facts = {"priority": priority, "channel": channel, "tier": tier, "queue": queue, "initiator": initiator}
-    policies = SlaPolicy.objects.select_related("calendar").prefetch_related(
-        Prefetch("targets", queryset=SlaTarget.objects.order_by("priority"))
-    ).order_by("rank")
-    for policy in policies:
+    for policy in policies if policies is not None else policies_ranked():
         if policy_matches(policy.match or {}, facts):
             return policy
     return None

@@ -181,3 +181,27 @@ def test_validation_errors_name_the_line(record, reason):
     assert run(valid, record, NEW_YORK) == ((3, 2, 0, 1), [f"h.jsonl:2: {reason}"])
     assert sorted(BusinessCalendar.objects.values_list("slug", flat=True)) == ["base", "ny"]
     assert policies() == []
+
+
+def test_import_history_applies_targets_to_unsolved_imported_tickets(import_history, history_file):
+    solved = {**TICKET, "id": "T2", "priority": "urgent"}
+    path = history_file(
+        *(json.dumps(r) for r in (
+            DUBLIN, STANDARD, CUSTOMER, {**TICKET, "priority": "urgent"}, solved,
+            {"kind": "status", "ticket": "T2", "at": "2025-10-24T16:00:00Z", "status": "solved"},
+        ))
+    )
+    first = import_history(path)
+    assert "SLA targets applied to 1 unsolved tickets." in first.stdout.getvalue()
+    from servicedesk.tickets.models import Ticket, TicketTarget
+
+    ticket = Ticket.objects.get(external_id="T1")
+    targets = {t.kind: t for t in TicketTarget.objects.filter(ticket=ticket)}
+    # Urgent: 60 and 240 calendar minutes from the import's creation instant, long past.
+    assert targets["first_reply"].due_at.isoformat() == "2025-10-24T16:30:00+00:00"
+    assert {t.state for t in targets.values()} == {"breached"}
+    # Thresholds already past when imported count as notified: no flood of old notices.
+    assert all(t.breach_notified_at is not None and t.next_check_at is None for t in targets.values())
+    assert not TicketTarget.objects.filter(ticket__external_id="T2").exists()
+    again = import_history(path)
+    assert "SLA targets" not in again.stdout.getvalue()

@@ -3,6 +3,7 @@
 from servicedesk.tickets.models.customers import Customer, Identity, IdentityKind, Organization
 from servicedesk.tickets.models.imports import ImportedRecord
 from servicedesk.tickets.models.messages import Attachment, DeliveryStatus, Message, MessageKind
+from servicedesk.tickets.models.sla import TargetKind, TargetState, TicketTarget
 from servicedesk.tickets.models.tickets import (
     Channel,
     Initiator,
@@ -29,7 +30,10 @@ __all__ = [
     "Queue",
     "Rating",
     "Tag",
+    "TargetKind",
+    "TargetState",
     "Ticket",
     "TicketEvent",
+    "TicketTarget",
     "Topic",
 ]

@@ -129,6 +129,17 @@ class Ticket(models.Model):
     updated_at = models.DateTimeField(_("updated"))
     first_reply_at = models.DateTimeField(_("first reply"), null=True, blank=True)
     solved_at = models.DateTimeField(_("solved"), null=True, blank=True)
+    # The SLA policy and calendar in force (METRICS.md section 4), and the
+    # earliest due instant of a target whose clock runs: the inbox sorts on it.
+    sla_policy = models.ForeignKey(
+        "sla.SlaPolicy", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        verbose_name=_("SLA policy"),
+    )
+    sla_calendar = models.ForeignKey(
+        "sla.BusinessCalendar", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        verbose_name=_("SLA calendar"),
+    )
+    sla_due_at = models.DateTimeField(_("next SLA due"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("ticket")
@@ -151,6 +162,7 @@ class Ticket(models.Model):
             models.Index(fields=["channel", "-updated_at"], name="ticket_channel_upd"),
             models.Index(fields=["customer", "-created_at"], name="ticket_customer_created"),
             models.Index(fields=["priority", "-updated_at"], name="ticket_priority_upd"),
+            models.Index(fields=["sla_due_at", "id"], name="ticket_sla_due_id"),
         ]
 
     def __str__(self) -> str:
@@ -183,6 +195,12 @@ class TicketEvent(models.Model):
         RATING = "rating", _("Rating")
         ACKNOWLEDGED = "acknowledged", _("Acknowledgement")
         DELIVERY = "delivery", _("Delivery")
+        SLA_APPLIED = "sla_applied", _("SLA target applied")
+        SLA_PAUSED = "sla_paused", _("SLA target paused")
+        SLA_RESUMED = "sla_resumed", _("SLA target resumed")
+        SLA_FULFILLED = "sla_fulfilled", _("SLA target fulfilled")
+        SLA_BREACHED = "sla_breached", _("SLA target breached")
+        SLA_CANCELLED = "sla_cancelled", _("SLA target cancelled")
 
     ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=20, choices=Kind.choices)

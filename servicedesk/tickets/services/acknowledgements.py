@@ -12,11 +12,18 @@ from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
-from servicedesk.sla.calendars import calendar_spec, due_instant
-from servicedesk.sla.policies import policy_for, targets_for
 from servicedesk.tickets.access import portal_token_for
 from servicedesk.tickets.events import Actor, event_record
-from servicedesk.tickets.models import Customer, DeliveryStatus, Message, MessageKind, Ticket, TicketEvent
+from servicedesk.tickets.models import (
+    Customer,
+    DeliveryStatus,
+    Message,
+    MessageKind,
+    TargetKind,
+    Ticket,
+    TicketEvent,
+    TicketTarget,
+)
 from servicedesk.tickets.statuses import Status
 
 
@@ -29,28 +36,19 @@ class ReplyPromise:
 def ticket_first_reply_promise(ticket: Ticket) -> ReplyPromise:
     """When the customer may expect the first answer, and the zone to say it in.
 
-    The SLA policy that matches the ticket (servicedesk/sla/policies.py) and its
-    first-reply target for the ticket's priority decide, in business or
-    calendar hours on the policy's calendar; without one, the configured
-    default number of hours after creation. The zone is the customer's own,
+    The due instant of the ticket's first-reply target decides (set from its
+    SLA policy when the ticket was opened, see services/sla.py); without one,
+    the configured default number of hours after creation. The zone is the customer's own,
     else the calendar's, else the site's.
     """
     customer_zone = ticket.customer.time_zone if _zone_known(ticket.customer.time_zone) else ""
-    policy = policy_for(
-        priority=ticket.priority,
-        channel=ticket.channel,
-        tier=ticket.customer.tier,
-        queue=ticket.queue.slug if ticket.queue_id else None,
-        initiator=ticket.initiator,
+    target = (
+        TicketTarget.objects.filter(ticket=ticket, kind=TargetKind.FIRST_REPLY, due_at__isnull=False)
+        .select_related("calendar")
+        .first()
     )
-    target = targets_for(policy, ticket.priority) if policy is not None else None
-    if policy is not None and target is not None and target.first_reply_minutes:
-        seconds = target.first_reply_minutes * 60
-        if target.hours == "business":
-            due = due_instant(calendar_spec(policy.calendar), ticket.created_at, seconds)
-        else:
-            due = ticket.created_at + timedelta(seconds=seconds)
-        return ReplyPromise(due=due, time_zone=customer_zone or policy.calendar.time_zone)
+    if target is not None and target.due_at is not None:
+        return ReplyPromise(due=target.due_at, time_zone=customer_zone or target.calendar.time_zone)
     due = ticket.created_at + timedelta(hours=settings.SERVICEDESK["DEFAULT_FIRST_REPLY_HOURS"])
     return ReplyPromise(due=due, time_zone=customer_zone or settings.TIME_ZONE)
 

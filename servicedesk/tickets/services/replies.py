@@ -27,7 +27,7 @@ from servicedesk.tickets.models import (
     Topic,
 )
 from servicedesk.tickets.services.attachments import attachment_store, attachments_check, stored_files_remove
-from servicedesk.tickets.services.tickets import _apply_status, _touch, ticket_create
+from servicedesk.tickets.services.tickets import _apply_status, _sla_refresh, _touch, ticket_create
 
 
 def _agent_message(
@@ -83,6 +83,8 @@ def _agent_message(
             _touch(locked, at, fields)
             if status:
                 _apply_status(locked, status, actor, at)
+            if fields:
+                _sla_refresh(locked, actor, at)
             if deliver:
                 message_id = message.pk
                 transaction.on_commit(lambda: _enqueue_delivery(message_id))

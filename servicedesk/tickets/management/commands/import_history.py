@@ -10,8 +10,10 @@ import sys
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
 
 from servicedesk.tickets.importer import HistoryImporter
+from servicedesk.tickets.services.sla import tickets_sla_backfill
 
 
 class Command(BaseCommand):
@@ -44,6 +46,9 @@ class Command(BaseCommand):
             if not completed:
                 stopped = name
                 break
+        applied = tickets_sla_backfill(at=timezone.now())
+        if applied:
+            self.stdout.write(f"SLA targets applied to {applied} unsolved tickets.")
         self.stdout.write(importer.stats.summary())
         if stopped is not None:
             raise CommandError(f"Stopped at the first error in {stopped}; nothing of that file was written.")
