@@ -14,6 +14,7 @@ from django.utils.translation import gettext_lazy as _
 from servicedesk.sla.models import (
     MINUTES_PER_DAY,
     BusinessCalendar,
+    EscalationRule,
     Holiday,
     OpeningWindow,
     SlaPolicy,
@@ -134,11 +135,19 @@ class SlaTargetInline(admin.TabularInline):
     fields = ("priority", "first_reply_minutes", "resolution_minutes", "hours")
 
 
+class EscalationRuleInline(admin.TabularInline):
+    """Escalations: at a threshold, raise the priority, move the queue or notify a manager (once per target)."""
+
+    model = EscalationRule
+    extra = 0
+    fields = ("order", "threshold", "target_kind", "action", "priority", "queue", "user")
+
+
 @admin.register(SlaPolicy)
 class SlaPolicyAdmin(admin.ModelAdmin):
-    list_display = ("rank", "name", "slug", "calendar", "match")
+    list_display = ("rank", "name", "slug", "calendar", "match", "warning_percent")
     list_display_links = ("name",)
     list_select_related = ("calendar",)
     search_fields = ("slug", "name")
     ordering = ("rank",)
-    inlines = (SlaTargetInline,)
+    inlines = (SlaTargetInline, EscalationRuleInline)

@@ -158,17 +158,20 @@ def test_admin_edits_policies_and_targets(admin_client, dublin):
         "rank": "1",
         "calendar": str(dublin.pk),
         "match": '{"initiator": "inbound"}',
+        "warning_percent": "80",
         "targets-TOTAL_FORMS": "1",
         "targets-INITIAL_FORMS": "0",
         "targets-0-priority": "urgent",
         "targets-0-first_reply_minutes": "60",
         "targets-0-resolution_minutes": "240",
         "targets-0-hours": "calendar",
+        "escalation_rules-TOTAL_FORMS": "0",
+        "escalation_rules-INITIAL_FORMS": "0",
     }
     response = admin_client.post(reverse("admin:sla_slapolicy_add"), data)
     assert response.status_code == 302
     policy = SlaPolicy.objects.get()
-    assert (policy.rank, policy.calendar, policy.match) == (1, dublin, {"initiator": "inbound"})
+    assert (policy.rank, policy.calendar, policy.match, policy.warning_percent) == (1, dublin, {"initiator": "inbound"}, 80)
     assert list(policy.targets.values_list("priority", "first_reply_minutes", "resolution_minutes", "hours")) == [
         ("urgent", 60, 240, "calendar"),
     ]
