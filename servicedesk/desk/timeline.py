@@ -8,13 +8,26 @@ named in assignee events fetched in one query.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from servicedesk.accounts.models import User
-from servicedesk.tickets.models import Channel, DeliveryStatus, Initiator, MessageKind, Ticket, TicketEvent
+from servicedesk.desk.sla import duration_text
+from servicedesk.sla.models import SlaPolicy, TargetHours
+from servicedesk.tickets.models import (
+    Channel,
+    DeliveryStatus,
+    Initiator,
+    MessageKind,
+    TargetKind,
+    TargetState,
+    Ticket,
+    TicketEvent,
+)
 from servicedesk.tickets.statuses import Priority, Status
 
 if TYPE_CHECKING:
@@ -51,7 +64,21 @@ _SOURCES = {
     "portal": gettext_lazy("customer portal"),
     "import": gettext_lazy("import"),
     "system": gettext_lazy("automatic"),
+    "routing": gettext_lazy("automatic assignment"),
+    "sla": gettext_lazy("service level"),
 }
+
+
+_SLA_KINDS = frozenset(
+    {
+        TicketEvent.Kind.SLA_APPLIED,
+        TicketEvent.Kind.SLA_PAUSED,
+        TicketEvent.Kind.SLA_RESUMED,
+        TicketEvent.Kind.SLA_FULFILLED,
+        TicketEvent.Kind.SLA_BREACHED,
+        TicketEvent.Kind.SLA_CANCELLED,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -63,28 +90,81 @@ class TimelineRow:
     source: str
 
 
-def ticket_timeline(ticket: Ticket) -> list[TimelineRow]:
+def ticket_timeline(ticket: Ticket, *, tz: tzinfo | None = None) -> list[TimelineRow]:
+    """The ticket's events, oldest first; instants inside SLA values are shown in ``tz``."""
     events = list(
         TicketEvent.objects.filter(ticket=ticket).select_related("actor_user", "actor_customer").order_by("at", "id")
     )
     user_ids: set[int] = set()
+    policy_slugs: set[str] = set()
     for event in events:
         for value in (event.before, event.after):
             if event.kind == TicketEvent.Kind.ASSIGNEE and isinstance(value, int):
                 user_ids.add(value)
             elif isinstance(value, dict) and isinstance(value.get("assignee"), int):
                 user_ids.add(value["assignee"])
+            if event.kind in _SLA_KINDS and isinstance(value, dict) and isinstance(value.get("policy"), str):
+                policy_slugs.add(value["policy"])
     names = {user.pk: str(user) for user in User.objects.filter(pk__in=user_ids)} if user_ids else {}
+    policies = (
+        dict(SlaPolicy.objects.filter(slug__in=policy_slugs).values_list("slug", "name")) if policy_slugs else {}
+    )
+    zone = tz or timezone.get_current_timezone()
+
+    def shown(kind: str, value: Any) -> str:
+        if kind in _SLA_KINDS:
+            return _sla_display(value, policies, zone)
+        return _display(kind, value, names)
+
     return [
         TimelineRow(
             event=event,
             actor=_actor_name(event),
-            before=_display(event.kind, event.before, names),
-            after=_display(event.kind, event.after, names),
+            before=shown(event.kind, event.before),
+            after=shown(event.kind, event.after),
             source=str(_SOURCES.get(event.source, event.source)),
         )
         for event in events
     ]
+
+
+def _sla_display(value: Any, policies: dict[str, str], zone: tzinfo) -> str:
+    """A target snapshot as a sentence: "First reply: Active · due 2025-10-20 12:00 · target 2 h 00 min
+    (Business hours) · Standard"."""
+    if not isinstance(value, dict):
+        return "" if value is None else str(value)
+    kind, state = value.get("target"), value.get("state")
+    head = str(TargetKind(kind).label) if kind in TargetKind.values else str(kind or "")
+    if state in TargetState.values:
+        head = f"{head}: {TargetState(state).label}"
+    parts = [head]
+    due = _instant(value.get("due_at"))
+    if due is not None:
+        parts.append(_("due %(when)s") % {"when": due.astimezone(zone).strftime("%Y-%m-%d %H:%M")})
+    elif state in (TargetState.ACHIEVED, TargetState.BREACHED, TargetState.PAUSED) and isinstance(
+        value.get("elapsed_seconds"), int | float
+    ):
+        parts.append(_("measured %(time)s") % {"time": duration_text(int(value["elapsed_seconds"] // 60))})
+    if isinstance(value.get("minutes"), int):
+        hours = value.get("hours")
+        hours_label = TargetHours(hours).label if hours in TargetHours.values else hours
+        parts.append(
+            _("target %(time)s (%(hours)s)") % {"time": duration_text(value["minutes"]), "hours": hours_label}
+        )
+    policy = value.get("policy")
+    if isinstance(policy, str):
+        parts.append(policies.get(policy, policy))
+    return " · ".join(parts)
+
+
+def _instant(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
 
 
 def _actor_name(event: TicketEvent) -> str:

@@ -22,6 +22,7 @@ from django.views.decorators.http import require_GET, require_POST
 from servicedesk.accounts.auth import signed_in_user
 from servicedesk.accounts.roles import is_agent
 from servicedesk.core.errors import ApplicationError, NotFound
+from servicedesk.desk import sla
 from servicedesk.desk.forms import (
     DeskAuthenticationForm,
     ReplyForm,
@@ -33,7 +34,7 @@ from servicedesk.desk.timeline import ticket_timeline
 from servicedesk.tickets import access, selectors
 from servicedesk.tickets.events import Actor
 from servicedesk.tickets.models import Channel, Ticket
-from servicedesk.tickets.selectors import TicketFilters
+from servicedesk.tickets.selectors import DUE_OVERDUE, DUE_SOON, TicketFilters
 from servicedesk.tickets.services import replies, tickets
 from servicedesk.tickets.statuses import Priority, Status
 
@@ -41,7 +42,7 @@ PAGE_SIZE = 25
 CUSTOMER_PAGE_SIZE = 25
 MY_OPEN_STATUSES = ",".join([Status.NEW, Status.OPEN, Status.PENDING, Status.ON_HOLD])
 # Columns the inbox sorts by; the first click on updated/created shows the newest first.
-SORT_COLUMNS = ("reference", "subject", "customer", "status", "priority", "updated", "created")
+SORT_COLUMNS = ("reference", "subject", "customer", "status", "priority", "due", "updated", "created")
 _NEWEST_FIRST = frozenset({"updated", "created", "priority"})
 
 
@@ -75,9 +76,11 @@ class DeskLogoutView(LogoutView):
 @agent_required
 def inbox(request: HttpRequest) -> HttpResponse:
     filters = TicketFilters.from_params(request.GET)
-    page = Paginator(selectors.ticket_list(user=request.user, filters=filters), PAGE_SIZE).get_page(
+    now = sla.now()
+    page = Paginator(selectors.ticket_list(user=request.user, filters=filters, now=now), PAGE_SIZE).get_page(
         request.GET.get("page")
     )
+    page.object_list = list(page.object_list)
     current = filters.sort.lstrip("-")
     sort_links = {}
     for column in SORT_COLUMNS:
@@ -101,6 +104,10 @@ def inbox(request: HttpRequest) -> HttpResponse:
             "queues": queues_for(request.user),
             "agents": desk_users(),
             "my_open_statuses": MY_OPEN_STATUSES,
+            "due_soon": DUE_SOON,
+            "due_overdue": DUE_OVERDUE,
+            "sla": sla.SlaBoard(page.object_list, now),
+            "sla_formats": sla.script_formats(),
         },
     )
 
@@ -115,13 +122,19 @@ def _ticket_page(
         .order_by("created_at", "id")
     )
     customer = ticket.customer  # loaded with its organization by ticket_detail
+    agent_tz = sla.agent_time_zone(request.user)
+    board = sla.SlaBoard([ticket], sla.now())
     return render(
         request,
         "desk/ticket.html",
         {
             "ticket": ticket,
             "thread": thread,
-            "timeline": ticket_timeline(ticket),
+            "timeline": ticket_timeline(ticket, tz=agent_tz),
+            "agent_tz": agent_tz,
+            "sla_targets": board.targets(ticket),
+            "sla_headline": board.headline(ticket),
+            "sla_formats": sla.script_formats(),
             "customer": customer,
             "other_tickets": selectors.customer_tickets(user=request.user, customer=customer, exclude=ticket),
             "reply_form": reply_form or ReplyForm(),

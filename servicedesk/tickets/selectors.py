@@ -7,17 +7,19 @@ use indexed columns, and related rows are fetched in constant queries.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import F, OrderBy, Prefetch, Q, QuerySet
+from django.utils import timezone
 
 from servicedesk.tickets.access import customers_visible_to, tickets_visible_to
-from servicedesk.tickets.models import Customer, Identity, Tag, Ticket
+from servicedesk.tickets.models import Customer, Identity, Tag, Ticket, TicketTarget
 from servicedesk.tickets.models.tickets import priority_rank, status_rank
 
 # name -> ORDER BY; the default is the most recently updated first. Each "-name"
 # is the exact reverse of "name", so one index per sort key serves both.
-TICKET_SORTS: dict[str, tuple[str, ...]] = {
+TICKET_SORTS: dict[str, tuple[str | OrderBy, ...]] = {
     "-updated": ("-updated_at", "-id"),
     "updated": ("updated_at", "id"),
     "-created": ("-created_at", "-id"),
@@ -33,7 +35,20 @@ TICKET_SORTS: dict[str, tuple[str, ...]] = {
     # Lifecycle order (new first, closed last), the most recently updated first within a status.
     "status": ("status_rank", "-updated_at", "-id"),
     "-status": ("-status_rank", "updated_at", "id"),
+    # The next SLA due instant, soonest first; tickets without a running target
+    # last. The reverse mirrors it exactly (latest first, those without one
+    # first), which is the ticket_sla_due_id index read backwards on PostgreSQL.
+    "due": (F("sla_due_at").asc(nulls_last=True), "id"),
+    "-due": (F("sla_due_at").desc(nulls_first=True), "-id"),
 }
+# Other names the API accepts for a sort (``ordering=sla_due_at``).
+TICKET_SORT_ALIASES = {"sla_due_at": "due", "-sla_due_at": "-due"}
+
+# Inbox views by next SLA due instant: due within the next hour, or already overdue.
+DUE_SOON = "hour"
+DUE_OVERDUE = "overdue"
+DUE_VIEWS = (DUE_SOON, DUE_OVERDUE)
+DUE_SOON_WINDOW = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -47,6 +62,12 @@ class TicketFilters:
     search: str = ""
     sort: str = "-updated"
     include_merged: bool = False
+    due: str | None = None  # DUE_SOON or DUE_OVERDUE
+    # The next SLA due instant in [due_after, due_before); breaching_within is
+    # a number of minutes: due after now and at most that long from now.
+    due_after: datetime | None = None
+    due_before: datetime | None = None
+    breaching_within: int | None = None
 
     @classmethod
     def from_params(cls, params: Any) -> TicketFilters:
@@ -59,7 +80,12 @@ class TicketFilters:
             return tuple(values)
 
         customer = params.get("customer")
-        sort = params.get("sort") or params.get("ordering") or "-updated"
+        due = params.get("due") or None
+        sort = params.get("sort") or params.get("ordering") or ""
+        sort = TICKET_SORT_ALIASES.get(sort, sort)
+        if sort not in TICKET_SORTS:
+            # The due views list the soonest first unless a column says otherwise.
+            sort = "due" if due in DUE_VIEWS else "-updated"
         return cls(
             status=many("status"),
             queue=many("queue"),
@@ -68,13 +94,18 @@ class TicketFilters:
             priority=many("priority"),
             customer=int(customer) if customer and str(customer).isdigit() else None,
             search=(params.get("search") or params.get("q") or "").strip()[:200],
-            sort=sort if sort in TICKET_SORTS else "-updated",
+            sort=sort,
+            due=due if due in DUE_VIEWS else None,
         )
 
 
-def ticket_list(*, user: Any, filters: TicketFilters | None = None) -> QuerySet[Ticket]:
-    """Tickets ``user`` may see, filtered, searched and sorted; related rows prefetched."""
+def ticket_list(*, user: Any, filters: TicketFilters | None = None, now: datetime | None = None) -> QuerySet[Ticket]:
+    """Tickets ``user`` may see, filtered, searched and sorted; related rows prefetched.
+
+    ``now`` is the instant the due filters are measured from (default: the clock).
+    """
     filters = filters or TicketFilters()
+    now = now or timezone.now()
     qs = tickets_visible_to(user)
     if not filters.include_merged:
         qs = qs.filter(merged_into__isnull=True)
@@ -97,16 +128,38 @@ def ticket_list(*, user: Any, filters: TicketFilters | None = None) -> QuerySet[
         qs = qs.filter(assignee_id=int(filters.assignee))
     if filters.search:
         qs = qs.filter(ticket_search_q(filters.search))
+    qs = qs.filter(_due_q(filters, now))
     # The same expressions as the ticket_priority_rank and ticket_status_rank indexes.
     if "priority" in filters.sort:
         qs = qs.annotate(priority_rank=priority_rank())
     if "status" in filters.sort:
         qs = qs.annotate(status_rank=status_rank())
     return (
-        qs.select_related("customer", "queue", "assignee", "topic")
-        .prefetch_related(Prefetch("tags", queryset=Tag.objects.order_by("name")))
+        qs.select_related("customer", "queue", "assignee", "topic", "sla_policy")
+        .prefetch_related(Prefetch("tags", queryset=Tag.objects.order_by("name")), _targets_prefetch())
         .order_by(*TICKET_SORTS[filters.sort])
     )
+
+
+def _due_q(filters: TicketFilters, now: datetime) -> Q:
+    """The due filters as one condition on ``sla_due_at`` (a range on the ticket_sla_due_id index)."""
+    q = Q()
+    if filters.due == DUE_SOON:
+        q &= Q(sla_due_at__gt=now, sla_due_at__lte=now + DUE_SOON_WINDOW)
+    elif filters.due == DUE_OVERDUE:
+        q &= Q(sla_due_at__lte=now)
+    if filters.breaching_within is not None:
+        q &= Q(sla_due_at__gt=now, sla_due_at__lte=now + timedelta(minutes=filters.breaching_within))
+    if filters.due_after is not None:
+        q &= Q(sla_due_at__gte=filters.due_after)
+    if filters.due_before is not None:
+        q &= Q(sla_due_at__lt=filters.due_before)
+    return q
+
+
+def _targets_prefetch() -> Prefetch:
+    """A ticket's SLA targets, first reply before resolution, with their policy and calendar."""
+    return Prefetch("sla_targets", queryset=TicketTarget.objects.select_related("policy", "calendar").order_by("kind"))
 
 
 # A search matching at most this many tickets is narrowed to the literal list
@@ -150,8 +203,10 @@ def ticket_detail(*, user: Any, reference: str) -> Ticket:
 
     ticket = ticket_get_for(user, reference)
     return (
-        Ticket.objects.select_related("customer", "customer__organization", "queue", "assignee", "topic", "merged_into")
-        .prefetch_related("tags")
+        Ticket.objects.select_related(
+            "customer", "customer__organization", "queue", "assignee", "topic", "merged_into", "sla_policy"
+        )
+        .prefetch_related("tags", _targets_prefetch())
         .get(pk=ticket.pk)
     )
 

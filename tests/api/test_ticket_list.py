@@ -72,6 +72,9 @@ def test_item_shape(agent_api, desk, agent, customer):
                 "updated_at": "2025-03-01T16:00:00Z",
                 "first_reply_at": None,
                 "solved_at": None,
+                "sla_policy": None,
+                "sla_due_at": None,
+                "sla_targets": [],
                 "merged_into": None,
                 "url": f"http://testserver/api/v1/tickets/{t1.reference}/",
             }
@@ -210,5 +213,5 @@ def test_list_runs_constant_queries(agent, queue):
     _make_tickets(25, queue, agent, start=5)
     thirty = _list_queries(client_for(agent))
 
-    # Token and user, the caller's roles, the count, the page, the page's tags.
-    assert five == thirty == 5
+    # Token and user, the caller's roles, the count, the page, the page's tags, the page's SLA targets.
+    assert five == thirty == 6

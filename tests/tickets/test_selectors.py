@@ -37,6 +37,8 @@ def data(db):
             created_at=base + timedelta(hours=(n * 7) % 12),
             # Pairs share an update time, so the id decides between them.
             updated_at=base + timedelta(days=(n * 5) % 6),
+            # Every third ticket has no running SLA target; the others share due instants in pairs.
+            sla_due_at=None if n % 3 == 0 else base + timedelta(hours=(n * 5) % 4),
         )
         tickets.append(ticket.pk)
     return {"support": support, "billing": billing, "customers": customers, "ids": tickets}
@@ -64,6 +66,12 @@ def _expected(sort: str) -> list[int]:
             "reference": (flip * t.pk,),
             # the lifecycle order, the most recently updated first within a status
             "status": (flip * STATUS_ORDER.index(t.status), -flip * upd, -flip * t.pk),
+            # the next due instant, soonest first, tickets without one last
+            "due": (
+                flip * (t.sla_due_at is None),
+                flip * (t.sla_due_at.timestamp() if t.sla_due_at else 0),
+                flip * t.pk,
+            ),
         }[sort.lstrip("-")]
 
     name = sort.lstrip("-")

@@ -16,8 +16,19 @@ from rest_framework.utils.serializer_helpers import ReturnList
 
 from servicedesk.accounts.models import User
 from servicedesk.accounts.roles import sees_all_queues
+from servicedesk.sla.models import TargetHours
 from servicedesk.tickets.access import queues_visible_to
-from servicedesk.tickets.models import Customer, Identity, IdentityKind, Initiator, Message, Ticket, Topic
+from servicedesk.tickets.models import (
+    Customer,
+    Identity,
+    IdentityKind,
+    Initiator,
+    Message,
+    TargetKind,
+    TargetState,
+    Ticket,
+    Topic,
+)
 from servicedesk.tickets.selectors import customer_list
 from servicedesk.tickets.statuses import Priority, Status
 
@@ -45,6 +56,24 @@ def email_identity(customer: Customer) -> Identity | None:
     return min(emails, key=lambda i: i.pk) if emails else None
 
 
+class TicketTargetSerializer(serializers.Serializer):
+    """One SLA target of a ticket (METRICS.md section 4); see docs/sla.md."""
+
+    kind = serializers.ChoiceField(choices=TargetKind.choices, read_only=True)
+    state = serializers.ChoiceField(choices=TargetState.choices, read_only=True)
+    due_at = serializers.DateTimeField(
+        read_only=True, allow_null=True, help_text=_("When the target falls due; null while paused or fulfilled.")
+    )
+    warning_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    elapsed_seconds = serializers.FloatField(
+        read_only=True, help_text=_("Measured time when last evaluated; final once fulfilled.")
+    )
+    minutes = serializers.IntegerField(read_only=True, help_text=_("The target, in minutes of its hours."))
+    hours = serializers.ChoiceField(choices=TargetHours.choices, read_only=True)
+    fulfilled_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    breached_at = serializers.DateTimeField(read_only=True, allow_null=True)
+
+
 class TicketSerializer(serializers.Serializer):
     """One ticket as listed; every related row comes from ``selectors.ticket_list``."""
 
@@ -63,6 +92,13 @@ class TicketSerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField(read_only=True)
     first_reply_at = serializers.DateTimeField(read_only=True, allow_null=True)
     solved_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    sla_policy = serializers.CharField(source="sla_policy.slug", read_only=True, allow_null=True)
+    sla_due_at = serializers.DateTimeField(
+        read_only=True,
+        allow_null=True,
+        help_text=_("The earliest due instant among targets whose clock runs, overdue ones included."),
+    )
+    sla_targets = TicketTargetSerializer(many=True, read_only=True)
     merged_into = serializers.SerializerMethodField()
     url = serializers.SerializerMethodField()
 

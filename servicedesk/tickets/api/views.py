@@ -26,6 +26,7 @@ from servicedesk.accounts.auth import signed_in_user
 from servicedesk.core import errors
 from servicedesk.core.errors import ApplicationError, Conflict, PermissionDenied
 from servicedesk.tickets.access import customer_of_user, messages_visible_to, tickets_visible_to
+from servicedesk.tickets.api.filters import ticket_filters_from
 from servicedesk.tickets.api.permissions import AgentOrCustomer, AgentsChangeTickets, caller_is_agent
 from servicedesk.tickets.api.serializers import (
     CustomerDetailSerializer,
@@ -44,8 +45,9 @@ from servicedesk.tickets.events import Actor
 from servicedesk.tickets.inbound import InboundMessage, IntakeResult, SenderIdentity
 from servicedesk.tickets.models import Customer, Message, Ticket
 from servicedesk.tickets.selectors import (
+    DUE_VIEWS,
+    TICKET_SORT_ALIASES,
     TICKET_SORTS,
-    TicketFilters,
     customer_list,
     customer_tickets,
     ticket_detail,
@@ -120,8 +122,37 @@ TICKET_FILTER_PARAMETERS = [
     OpenApiParameter("priority", OpenApiTypes.STR, description=_("Comma-separated priorities.")),
     OpenApiParameter("customer", OpenApiTypes.INT, description=_("Customer id.")),
     OpenApiParameter("search", OpenApiTypes.STR, description=_("Reference, subject, customer name or address.")),
-    OpenApiParameter("sort", OpenApiTypes.STR, enum=list(TICKET_SORTS), description=_("Sort order; default -updated.")),
-    OpenApiParameter("ordering", OpenApiTypes.STR, enum=list(TICKET_SORTS), description=_("Same as sort.")),
+    OpenApiParameter(
+        "due",
+        OpenApiTypes.STR,
+        enum=list(DUE_VIEWS),
+        description=_("hour: the next SLA due instant is within the next hour; overdue: it has passed."),
+    ),
+    OpenApiParameter(
+        "due_after", OpenApiTypes.DATETIME, description=_("Next SLA due instant at or after this ISO 8601 instant.")
+    ),
+    OpenApiParameter(
+        "due_before", OpenApiTypes.DATETIME, description=_("Next SLA due instant before this ISO 8601 instant.")
+    ),
+    OpenApiParameter(
+        "breaching_within",
+        OpenApiTypes.INT,
+        description=_(
+            "Minutes, a positive whole number: the next SLA due instant is after now and at most this far ahead."
+        ),
+    ),
+    OpenApiParameter(
+        "sort",
+        OpenApiTypes.STR,
+        enum=[*TICKET_SORTS, *TICKET_SORT_ALIASES],
+        description=_(
+            "Sort order; default -updated (due, with the due filters). due / sla_due_at: the next SLA due "
+            "instant, soonest first, tickets without one last; -due / -sla_due_at is its exact reverse."
+        ),
+    ),
+    OpenApiParameter(
+        "ordering", OpenApiTypes.STR, enum=[*TICKET_SORTS, *TICKET_SORT_ALIASES], description=_("Same as sort.")
+    ),
 ]
 
 
@@ -153,7 +184,7 @@ class TicketListView(generics.ListCreateAPIView):
     permission_classes = [IsAuthenticated, AgentOrCustomer]
 
     def get_queryset(self) -> QuerySet[Ticket]:
-        return ticket_list(user=self.request.user, filters=TicketFilters.from_params(self.request.query_params))
+        return ticket_list(user=self.request.user, filters=ticket_filters_from(self.request.query_params))
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         external_id = idempotency_external_id(request)
