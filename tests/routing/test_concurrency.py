@@ -1,0 +1,90 @@
+"""Routing under concurrency, on PostgreSQL: tickets arriving at once never push an agent over capacity."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+import pytest
+from django.db import connection, connections
+
+from servicedesk.routing.models import Assignment
+from servicedesk.routing.selectors import agent_loads
+from servicedesk.routing.services import agent_profile_ensure, queue_routing_set
+from servicedesk.tickets.inbound import InboundMessage, SenderIdentity
+from servicedesk.tickets.models import Ticket
+from servicedesk.tickets.services.intake import inbound_message_receive
+from tests.factories import AgentFactory, QueueFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def _postgres_only():
+    if connection.vendor != "postgresql":
+        pytest.fail("Concurrency tests need PostgreSQL: set DATABASE_URL (scripts/test does).")
+
+
+def run_at_once(n: int, fn) -> list:
+    barrier = threading.Barrier(n)
+    results: list = [None] * n
+    errors: list = []
+
+    def worker(i: int) -> None:
+        try:
+            barrier.wait(timeout=10)
+            results[i] = fn(i)
+        except Exception as exc:  # reported below, never swallowed
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == []
+    return results
+
+
+def deliver(i: int):
+    return inbound_message_receive(
+        inbound=InboundMessage(
+            channel="web", external_id=f"race-{i}", sender=SenderIdentity("email", f"c{i}@example.com"),
+            subject=f"Question {i}", text="hello", queue="support",
+        )
+    )
+
+
+def agents(queue, *capacities: int) -> list:
+    made = []
+    for n, capacity in enumerate(capacities):
+        user = AgentFactory(username=f"agent{n}", queues=[queue])
+        agent_profile_ensure(user=user, availability="online", capacity=capacity)
+        made.append(user)
+    return made
+
+
+@pytest.mark.parametrize("mode", ["round_robin", "least_loaded"])
+def test_tickets_arriving_at_once_give_an_agent_of_capacity_one_exactly_one(mode):
+    queue = QueueFactory(slug="support")
+    queue_routing_set(queue=queue, mode=mode)
+    (ann,) = agents(queue, 1)
+    results = run_at_once(8, deliver)
+    assert Ticket.objects.count() == 8
+    assert Ticket.objects.filter(assignee=ann).count() == 1
+    assert Ticket.objects.filter(assignee__isnull=True).count() == 7
+    assert Assignment.objects.count() == 1
+    assert sum(1 for r in results if r.ticket.assignee_id == ann.pk) == 1
+
+
+def test_many_arrivals_fill_several_agents_exactly_to_capacity():
+    queue = QueueFactory(slug="support")
+    queue_routing_set(queue=queue, mode="round_robin")
+    team = agents(queue, 2, 3, 1)
+    run_at_once(12, deliver)
+    loads = agent_loads(a.pk for a in team)
+    assert loads == {team[0].pk: 2, team[1].pk: 3, team[2].pk: 1}
+    assert Ticket.objects.filter(assignee__isnull=True).count() == 6
+    assert Counter(Assignment.objects.values_list("load_before", flat=True)) == Counter({0: 3, 1: 2, 2: 1})
