@@ -24,6 +24,16 @@ _AGENT_PERMS = [
     "tickets.view_message",
 ]
 _MANAGER_PERMS = [*_AGENT_PERMS, "tickets.view_all_queues", "tickets.view_reports", "tickets.add_queue", "tickets.change_queue", "tickets.view_queue", "tickets.add_topic", "tickets.change_topic", "tickets.view_topic"]
+# Managers run service levels and routing: calendars, policies, escalations, skills, agent profiles.
+_MANAGER_PERMS += [
+    f"{app}.{action}_{model}"
+    for app, models in (
+        ("sla", ("businesscalendar", "openingwindow", "holiday", "slapolicy", "slatarget", "escalationrule")),
+        ("routing", ("skill", "agentprofile", "queuerouting")),
+    )
+    for model in models
+    for action in ("add", "change", "view")
+]
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     AGENT: _AGENT_PERMS,
     MANAGER: _MANAGER_PERMS,

@@ -21,6 +21,7 @@ from django.utils import timezone
 from servicedesk.accounts.models import User
 from servicedesk.tickets.importer import HistoryImporter
 from servicedesk.tickets.models import Customer, Queue, Ticket, Topic
+from servicedesk.tickets.services.sla import tickets_sla_backfill
 
 # Fixed, documented demo sign-ins (README, "Try it"). Never use them outside a demo.
 STAFF = (
@@ -65,6 +66,7 @@ class Command(BaseCommand):
         importer.import_lines("seed_demo", (json.dumps(record, ensure_ascii=False) for record in _records(_anchor())))
         if importer.stats.errors:
             raise CommandError(f"{importer.stats.errors} demo records could not be imported.")
+        tickets_sla_backfill(at=timezone.now())
         with transaction.atomic():
             self._sign_ins()
         self.stdout.write(importer.stats.summary())
@@ -92,7 +94,16 @@ class Command(BaseCommand):
             user.is_staff = role == "admin"
             user.is_superuser = role == "admin"
             user.save(update_fields=["password", "is_staff", "is_superuser"])
-        Queue.objects.get(slug="support").members.add(User.objects.get(external_id="demo-agent"))
+        support = Queue.objects.get(slug="support")
+        demo_agent = User.objects.get(external_id="demo-agent")
+        support.members.add(demo_agent)
+        # New support tickets go round robin to the agents online in it; kept as edited on later runs.
+        from servicedesk.routing.models import QueueRouting
+        from servicedesk.routing.services import agent_profile_ensure, queue_routing_set
+
+        agent_profile_ensure(user=demo_agent, availability="online")
+        if not QueueRouting.objects.filter(queue=support).exists():
+            queue_routing_set(queue=support, mode="round_robin")
         email, password, customer_id = CUSTOMER_LOGIN
         user, _created = User.objects.get_or_create(username=email, defaults={"email": email, "display_name": "Aoife Byrne"})
         user.set_password(password)
@@ -118,6 +129,20 @@ def _iso(value: datetime) -> str:
 
 
 def _records(anchor: datetime) -> Iterator[dict[str, Any]]:
+    weekdays = ("mon", "tue", "wed", "thu", "fri")
+    yield {
+        "kind": "calendar", "id": "demo-office", "timezone": "Europe/Dublin", "default": True,
+        "hours": {day: [["09:00", "17:30"]] for day in weekdays},
+    }
+    yield {
+        "kind": "sla_policy", "id": "demo-standard", "rank": 100, "calendar": "demo-office", "match": {},
+        "targets": {
+            "urgent": {"first_reply": 30, "resolution": 240, "hours": "calendar"},
+            "high": {"first_reply": 60, "resolution": 480, "hours": "business"},
+            "normal": {"first_reply": 240, "resolution": 1440, "hours": "business"},
+            "low": {"first_reply": 480, "resolution": 2880, "hours": "business"},
+        },
+    }
     for external_id, email, name, role, _password in STAFF:
         yield {"kind": "agent", "id": external_id, "email": email, "name": name, "role": role}
     for external_id, name, emails, phones, org, tier in CUSTOMERS:
