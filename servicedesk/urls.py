@@ -13,6 +13,9 @@ urlpatterns = [
     path("help/", include("channels_app.web.urls")),
     path("desk/", include("servicedesk.desk.urls")),
     path("api/v1/", include("servicedesk.tickets.api.urls")),
+    path("api/v1/", include("servicedesk.routing.api_urls")),
+    path("desk/routing/", include("servicedesk.routing.urls")),
+    path("desk/notifications/", include("servicedesk.notifications.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
 ]

@@ -43,6 +43,8 @@ INSTALLED_APPS = [
     "servicedesk.accounts",
     "servicedesk.tickets",
     "servicedesk.sla",
+    "servicedesk.routing",
+    "servicedesk.notifications",
     "servicedesk.desk",
     "channels_app.web",
     "channels_app.email",
@@ -174,6 +176,17 @@ CELERY_BEAT_SCHEDULE = {
         "task": "email.mailboxes_poll",
         "schedule": timedelta(minutes=1),
     },
+    "routing-waiting-tickets": {
+        "task": "routing.waiting_tickets_route",
+        "schedule": timedelta(minutes=1),
+    },
+    # Warnings, breach notices and escalations; a run left waiting behind a
+    # busy worker expires rather than piling up (the next one covers it).
+    "sla-breach-check": {
+        "task": "sla.breach_check",
+        "schedule": timedelta(minutes=1),
+        "options": {"expires": 50},
+    },
 }
 CELERY_TIMEZONE = "UTC"
 
@@ -272,6 +285,12 @@ SERVICEDESK = {
     # Fernet keys for credentials stored in the database (mailbox passwords);
     # the first encrypts, all decrypt. Empty: a key derived from SECRET_KEY.
     "CREDENTIALS_KEYS": env.list("SD_CREDENTIALS_KEY", default=[]),
+    # Routing: customer tiers served first when tickets wait (first = highest;
+    # other tiers and customers without an organization come last), the open
+    # tickets a new agent profile may hold, and tickets routed per drain.
+    "ROUTING_TIER_ORDER": env.list("SD_ROUTING_TIER_ORDER", default=["enterprise", "vip", "premium", "standard"]),
+    "ROUTING_DEFAULT_CAPACITY": env.int("SD_ROUTING_DEFAULT_CAPACITY", default=10),
+    "ROUTING_DRAIN_BATCH": env.int("SD_ROUTING_DRAIN_BATCH", default=500),
 }
 
 # Email channel: limits checked before a mail is parsed (over one, the mail is

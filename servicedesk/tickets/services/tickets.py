@@ -19,6 +19,7 @@ from servicedesk.tickets import statuses
 from servicedesk.tickets.events import Actor, event_record
 from servicedesk.tickets.locks import ticket_lock, tickets_lock
 from servicedesk.tickets.models import Customer, Queue, Rating, Tag, Ticket, TicketEvent, Topic
+from servicedesk.tickets.services.sla import ticket_sla_refresh
 from servicedesk.tickets.statuses import Priority, Status
 
 
@@ -118,7 +119,21 @@ def ticket_create(
                 "assignee": assignee.pk if assignee else None,
             },
         )
+        _sla_refresh(ticket, actor, at, reselect=True)
+        if initiator == "inbound" and assignee is None and not (is_spam or is_deleted) and actor.source != "import":
+            # Automatic assignment in this same transaction (docs/architecture.md,
+            # "Routing"); imported lazily because routing builds on this module.
+            from servicedesk.routing.services import ticket_route
+
+            ticket_route(ticket=ticket, trigger="intake", at=at)
     return ticket
+
+
+def _sla_refresh(ticket: Ticket, actor: Actor, at: datetime, *, reselect: bool = False) -> None:
+    """Move the SLA targets with the change. Imported history states its own
+    outcome; its tickets get their targets evaluated when the import ends."""
+    if actor.source != "import":
+        ticket_sla_refresh(ticket=ticket, at=at, reselect=reselect)
 
 
 def _touch(ticket: Ticket, at: datetime, fields: list[str]) -> None:
@@ -166,6 +181,7 @@ def _apply_status(ticket: Ticket, status: str, actor: Actor, at: datetime) -> bo
         return False
     _touch(ticket, at, status_fields_set(ticket, status, at))
     event_record(ticket=ticket, kind=TicketEvent.Kind.STATUS, actor=actor, at=at, before=before, after=status)
+    _sla_refresh(ticket, actor, at)
     return True
 
 
@@ -193,6 +209,7 @@ def ticket_priority_change(*, ticket: Ticket, priority: str, actor: Actor, at: d
             locked.priority = priority
             _touch(locked, at, ["priority"])
             event_record(ticket=locked, kind=TicketEvent.Kind.PRIORITY, actor=actor, at=at, before=before, after=priority)
+            _sla_refresh(locked, actor, at, reselect=True)
     return locked
 
 
@@ -230,6 +247,7 @@ def ticket_queue_change(*, ticket: Ticket, queue: Queue, actor: Actor, at: datet
             locked.queue = queue
             _touch(locked, at, ["queue"])
             event_record(ticket=locked, kind=TicketEvent.Kind.QUEUE, actor=actor, at=at, before=before, after=queue.slug)
+            _sla_refresh(locked, actor, at, reselect=True)
             if locked.assignee is not None:
                 try:
                     assignee_check(ticket=locked, assignee=locked.assignee)
@@ -360,6 +378,7 @@ def ticket_merge(*, source: Ticket, target: Ticket, actor: Actor, at: datetime |
         source.merged_into = target
         _touch(source, at, ["merged_into"])
         event_record(ticket=source, kind=TicketEvent.Kind.MERGED, actor=actor, at=at, after=target.reference)
+        _sla_refresh(source, actor, at)
         _touch(target, at, [])
         event_record(ticket=target, kind=TicketEvent.Kind.MERGED_IN, actor=actor, at=at, after=source.reference)
     return target
