@@ -6,8 +6,3 @@ class RoutingConfig(AppConfig):
     name = "servicedesk.routing"
     label = "routing"
     verbose_name = _("Routing")
-
-    def ready(self) -> None:
-        from servicedesk.routing.signals import connect
-
-        connect()

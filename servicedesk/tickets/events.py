@@ -58,7 +58,13 @@ def event_build(
 
 
 def event_record(**kwargs: Any) -> TicketEvent:
-    """Store one TicketEvent. Call inside the transaction that makes the change."""
+    """Store one TicketEvent. Call inside the transaction that makes the change.
+
+    Routing follows each event (capacity freed, a ticket left waiting) after commit.
+    """
     event = event_build(**kwargs)
     event.save(force_insert=True)
+    from servicedesk.routing.follow import ticket_event_follow
+
+    ticket_event_follow(event=event)
     return event

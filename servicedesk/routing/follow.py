@@ -1,9 +1,10 @@
 """Routing follows the timeline: capacity freed and tickets that start waiting.
 
 Every change to a ticket records a TicketEvent in the transaction that makes
-it (servicedesk.tickets.events.event_record), whichever path made it: the
-workspace, the API, a task, a merge. So routing listens to new events rather
-than to each service: after the transaction commits,
+it, through ``servicedesk.tickets.events.event_record``, whichever path made
+it: the workspace, the API, a task, a merge. ``event_record`` hands each new
+event to ``ticket_event_follow``, which decides what it means for routing;
+after the transaction commits,
 
 * a former assignee (an ``assignee`` event's ``before``) or the assignee of a
   ticket just solved has freed capacity: the waiting tickets of their queues
@@ -11,16 +12,13 @@ than to each service: after the transaction commits,
 * a ticket moved to another queue, or reopened without an assignee, is
   routed if it is unassigned once the change is committed.
 
-Imported history (source ``import``) routes nothing. The receiver only
-registers after-commit callbacks; it never writes.
+Imported history (source ``import``) routes nothing. This only registers
+after-commit callbacks; it never writes.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.db import transaction
-from django.db.models.signals import post_save
 
 from servicedesk.routing.models import Trigger
 from servicedesk.tickets import statuses
@@ -29,13 +27,14 @@ from servicedesk.tickets.models import TicketEvent
 _SKIPPED_SOURCES = frozenset({"import"})
 
 
-def _event_saved(sender: Any, instance: TicketEvent, created: bool, raw: bool = False, **kwargs: Any) -> None:
-    if not created or raw or instance.source in _SKIPPED_SOURCES:
+def ticket_event_follow(*, event: TicketEvent) -> None:
+    """Route what a just-recorded event frees or leaves waiting, once its transaction commits."""
+    if event.source in _SKIPPED_SOURCES:
         return
     from servicedesk.routing.services import pull_enqueue, route_enqueue
 
-    kind, before, after = instance.kind, instance.before, instance.after
-    ticket = instance.ticket
+    kind, before, after = event.kind, event.before, event.after
+    ticket = event.ticket
     if kind == TicketEvent.Kind.ASSIGNEE and isinstance(before, int):
         agent_id = before
         transaction.on_commit(lambda: pull_enqueue(agent_id=agent_id, trigger=Trigger.CAPACITY_FREED))
@@ -52,6 +51,3 @@ def _event_saved(sender: Any, instance: TicketEvent, created: bool, raw: bool = 
         ticket_id = ticket.pk
         transaction.on_commit(lambda: route_enqueue(ticket_id=ticket_id, trigger=Trigger.WAITING))
 
-
-def connect() -> None:
-    post_save.connect(_event_saved, sender=TicketEvent, dispatch_uid="routing.ticket_event_saved")
