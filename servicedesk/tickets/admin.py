@@ -9,7 +9,20 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from servicedesk.tickets.models import Customer, Identity, Message, Organization, Queue, Tag, Ticket, TicketEvent, Topic
+from servicedesk.tickets.models import (
+    AgentPresence,
+    Customer,
+    Identity,
+    Message,
+    OperatingCost,
+    Organization,
+    Queue,
+    Session,
+    Tag,
+    Ticket,
+    TicketEvent,
+    Topic,
+)
 
 
 @admin.register(Queue)
@@ -88,3 +101,23 @@ class TicketEventAdmin(ReadOnlyAdmin):
     list_display = ("ticket", "kind", "at", "source")
     list_filter = ("kind", "source")
     list_select_related = ("ticket",)
+
+
+@admin.register(Session)
+class SessionAdmin(ReadOnlyAdmin):
+    list_display = ("external_id", "channel", "requested_at", "answered_at", "abandoned_at", "ended_at", "agent", "ticket")
+    list_filter = ("channel",)
+    search_fields = ("external_id",)
+    list_select_related = ("agent", "ticket")
+
+
+@admin.register(AgentPresence)
+class AgentPresenceAdmin(ReadOnlyAdmin):
+    list_display = ("agent", "at", "state")
+    list_filter = ("state",)
+    list_select_related = ("agent",)
+
+
+@admin.register(OperatingCost)
+class OperatingCostAdmin(ReadOnlyAdmin):
+    list_display = ("period_start", "period_end", "amount", "currency")

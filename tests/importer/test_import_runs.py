@@ -80,7 +80,7 @@ BAD_LINES = [
     '{"kind":"message","id":"m3","ticket":"T1",',
     '{"kind":"message","id":"m4","ticket":"T1","at":"2025-10-24T16:00:00Z","author":"a1","type":"public_agent","body":"Done","status":"solved"}',
     '{"kind":"status","ticket":"T1","at":"2025-10-24T17:00:00Z","status":"new"}',
-    '{"kind":"presence","agent":"a1","at":"2025-10-24T17:00:00Z","state":"ready"}',
+    '{"kind":"presence","agent":"a1","at":"2025-10-24T17:00:00Z","state":"away"}',
     '{"kind":"rating","ticket":"T1","at":"2025-10-24T18:00:00Z","score":4}',
 ]
 
@@ -109,7 +109,7 @@ def test_bad_records_messages(history_file):
         f"{path}:7: 'channel' must be one of email, web, chat, forum, phone; got 'fax'",
         f"{path}:8: invalid JSON: Expecting property name enclosed in double quotes (column 43)",
         f"{path}:10: A ticket cannot go from Solved to New.",
-        f"{path}:11: kind 'presence' is not supported yet",
+        f"{path}:11: 'state' must be one of ready, not_ready, offline; got 'away'",
     ]
     stats = importer.stats
     assert (stats.read, stats.applied, stats.skipped, stats.errors) == (12, 5, 0, 7)
@@ -174,15 +174,22 @@ def test_stdin_errors_name_stdin(history_file, monkeypatch):
     stderr = io.StringIO()
     with pytest.raises(CommandError, match=r"^1 record could not be imported \(see above\)\.$"):
         call_command("import_history", "-", stdout=io.StringIO(), stderr=stderr)
-    assert stderr.getvalue() == "<stdin>:2: kind 'cost' is not supported yet\n"
+    assert stderr.getvalue() == "<stdin>:2: missing keys 'period_start', 'period_end', 'amount', 'currency' for kind 'cost'\n"
 
 
-@pytest.mark.parametrize("kind", ["session", "presence", "cost"])
-def test_unsupported_kinds_are_errors(history_file, kind):
+@pytest.mark.parametrize(
+    ("kind", "reason"),
+    [
+        ("session", "missing keys 'channel', 'customer', 'requested_at' for kind 'session'"),
+        ("presence", "unknown key 'id' for kind 'presence'"),
+        ("cost", "unknown key 'id' for kind 'cost'"),
+    ],
+)
+def test_live_kinds_are_validated(history_file, kind, reason):
     stderr = io.StringIO()
     importer = HistoryImporter(stderr=stderr)
     importer.import_lines("f.jsonl", [f'{{"kind":"{kind}","id":"x"}}'])
-    assert stderr.getvalue() == f"f.jsonl:1: kind '{kind}' is not supported yet\n"
+    assert stderr.getvalue() == f"f.jsonl:1: {reason}\n"
     assert importer.stats.errors == 1
 
 

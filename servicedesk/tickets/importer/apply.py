@@ -21,12 +21,20 @@ the record: time zone, default flag, opening windows and the set of holidays
 (dates no longer listed are removed; dates kept keep their names), or rank,
 calendar, conditions and the set of targets. Names edited in the admin are
 kept. A calendar imported as the default takes the default from any other.
+
+Live-channel records: a ``session`` is known by its id (``Session.external_id``)
+and is written once; a ``presence`` by its agent and instant (a different state
+for the same instant replaces the stored one); a ``cost`` by its period (a
+different amount or currency replaces the stored one). On the bulk path
+sessions and presence states wait in the applier until the batch's tickets and
+customers are written (``live_flush``), then go in with one statement each.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from decimal import Decimal
 
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
@@ -45,8 +53,10 @@ from servicedesk.tickets.models import (
     Identity,
     IdentityKind,
     MessageKind,
+    OperatingCost,
     Organization,
     Queue,
+    Session,
     Ticket,
     Topic,
 )
@@ -59,6 +69,7 @@ from servicedesk.tickets.services.customers import (
 )
 from servicedesk.tickets.services.history import HistoryBatch, ticket_customer_message_record
 from servicedesk.tickets.services.replies import ticket_note_create, ticket_reply_create
+from servicedesk.tickets.services.sessions import agent_presence_record_many, operating_cost_set, sessions_record
 from servicedesk.tickets.services.tickets import (
     queue_default,
     ticket_assign,
@@ -72,11 +83,11 @@ from servicedesk.tickets.services.tickets import (
 SOURCE = "import"
 Write = Callable[[], None]
 # Kinds whose records carry their own id, known by it as an external id.
-KINDS_WITH_ID = ("agent", "customer", "ticket", "message")
+KINDS_WITH_ID = ("agent", "customer", "ticket", "message", "session")
 # Kinds without an id, known by their key in the ImportedRecord ledger.
 LEDGER_KINDS = frozenset({"status", "priority", "assign", "merge", "identity_merge", "rating"})
 # Kinds that go through the single services even on the bulk path.
-RARE_KINDS = frozenset({"agent", "merge", "identity_merge", "calendar", "sla_policy"})
+RARE_KINDS = frozenset({"agent", "merge", "identity_merge", "calendar", "sla_policy", "cost"})
 
 
 def message_external_id(record_id: str) -> str:
@@ -99,6 +110,11 @@ class Applier:
         # The bulk path: the batch being built, and the identities taken (stored or in it).
         self.batch: HistoryBatch | None = None
         self.taken: set[tuple[str, str]] = set()
+        # Stored (or already applied) presence states of this batch's records, by (agent id, at).
+        self.presence_states: dict[tuple[str, datetime], str] = {}
+        # The bulk path: sessions and presence states written after the batch (live_flush).
+        self._sessions: list[Session] = []
+        self._presence: list[tuple[int, datetime, str]] = []
 
     def forget(self) -> None:
         """Drop every cached row: after a rollback some of them no longer exist."""
@@ -109,6 +125,15 @@ class Applier:
         self._memberships.clear()
         self._groups.clear()
         self._default_queue = None
+        self._sessions.clear()
+        self._presence.clear()
+
+    def live_flush(self) -> None:
+        """Write the sessions and presence states held for the batch just written."""
+        sessions, presence = self._sessions, self._presence
+        self._sessions, self._presence = [], []
+        sessions_record(sessions=sessions)
+        agent_presence_record_many(rows=presence)
 
     def prepare(self, record: Record) -> Write | None:
         if record.kind in LEDGER_KINDS and record.key in self.recorded:
@@ -520,6 +545,54 @@ class Applier:
                 )
 
         return write
+
+
+    def _prepare_session(self, record: Record) -> Write | None:
+        if record["id"] in self.existing["session"]:
+            return None
+        customer_pk = self._customer(record["customer"])
+        agent = self._agent(record["agent"]) if "agent" in record.values else None
+        ticket = self._ticket(record["ticket"]) if "ticket" in record.values else None
+        session = Session(
+            channel=record["channel"], customer_id=customer_pk, ticket_id=ticket.pk if ticket else None,
+            agent_id=agent.pk if agent else None, requested_at=record["requested_at"],
+            answered_at=record.get("answered_at"), abandoned_at=record.get("abandoned_at"),
+            ended_at=record.get("ended_at"), after_work_seconds=record.get("after_work_seconds", 0),
+            external_id=record["id"],
+        )
+
+        def write() -> None:
+            if self.batch is not None:
+                self._sessions.append(session)
+            else:
+                sessions_record(sessions=[session])
+            self.existing["session"].add(record["id"])
+
+        return write
+
+    def _prepare_presence(self, record: Record) -> Write | None:
+        key = (record["agent"], record["at"])
+        if self.presence_states.get(key) == record["state"]:
+            return None
+        agent = self._agent(record["agent"])
+        row = (agent.pk, record["at"], record["state"])
+
+        def write() -> None:
+            if self.batch is not None:
+                self._presence.append(row)
+            else:
+                agent_presence_record_many(rows=[row])
+            self.presence_states[key] = record["state"]
+
+        return write
+
+    def _prepare_cost(self, record: Record) -> Write | None:
+        start, end = record["period_start"], record["period_end"]
+        amount: Decimal = record["amount"]
+        stored = OperatingCost.objects.filter(period_start=start, period_end=end).values_list("amount", "currency").first()
+        if stored == (amount, record["currency"]):
+            return None
+        return lambda: operating_cost_set(period_start=start, period_end=end, amount=amount, currency=record["currency"])
 
 
 def _calendar_content(calendar: BusinessCalendar) -> tuple:

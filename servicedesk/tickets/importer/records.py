@@ -15,6 +15,7 @@ import zoneinfo
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
 from servicedesk.accounts.roles import ROLES
@@ -23,8 +24,8 @@ from servicedesk.tickets.statuses import Priority, Status
 CHANNELS = ("email", "web", "chat", "forum", "phone")
 INITIATORS = ("inbound", "outbound")
 MESSAGE_TYPES = ("public_enduser", "public_agent", "internal", "system")
-# Kinds of the format that this version does not store yet: reported, never dropped silently.
-UNSUPPORTED_KINDS = frozenset({"session", "presence", "cost"})
+SESSION_CHANNELS = ("chat", "phone")
+PRESENCE_STATES = ("ready", "not_ready", "offline")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 TARGET_HOURS = ("business", "calendar")
 MATCH_VALUES: dict[str, tuple[str, ...] | None] = {
@@ -37,6 +38,8 @@ MATCH_VALUES: dict[str, tuple[str, ...] | None] = {
 # The largest rank or number of minutes the database columns hold.
 MAX_INTEGER = 2_147_483_647
 _CLOCK = re.compile(r"^(\d{2}):(\d{2})$")
+_AMOUNT = re.compile(r"^\d{1,10}(\.\d{1,2})?$")
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
 
 
 class RecordError(Exception):
@@ -183,6 +186,36 @@ def _dates(key: str, value: Any) -> tuple[date, ...]:
     return tuple(sorted(days))
 
 
+def _date(key: str, value: Any) -> date:
+    try:
+        if not isinstance(value, str) or len(value) != 10:
+            raise ValueError
+        return date.fromisoformat(value)
+    except ValueError:
+        raise RecordError(f"'{key}' must be a date (YYYY-MM-DD); got {value!r}") from None
+
+
+def _seconds(key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_INTEGER:
+        raise RecordError(f"'{key}' must be a whole number of seconds, 0 or more")
+    return value
+
+
+def _amount(key: str, value: Any) -> Decimal:
+    """A money amount as a string with at most two decimals ("850.00"), or a whole number."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not _AMOUNT.match(value):
+        raise RecordError(f"'{key}' must be an amount of 0 or more with at most 2 decimals, like \"850.00\"; got {value!r}")
+    return Decimal(value)
+
+
+def _currency(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not _CURRENCY.match(value):
+        raise RecordError(f"'{key}' must be a three-letter currency code in capitals, like \"EUR\"; got {value!r}")
+    return value
+
+
 def _rank(key: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_INTEGER:
         raise RecordError(f"'{key}' must be a positive whole number")
@@ -288,6 +321,21 @@ SCHEMAS: dict[str, Schema] = {
         required={"id": _slug, "rank": _rank, "calendar": _slug, "targets": _targets},
         optional={"match": _match},
     ),
+    "session": Schema(
+        required={"id": _ident, "channel": _one_of(*SESSION_CHANNELS), "customer": _ident, "requested_at": _instant},
+        optional={
+            "ticket": _ident,
+            "answered_at": _instant,
+            "agent": _ident,
+            "ended_at": _instant,
+            "after_work_seconds": _seconds,
+            "abandoned_at": _instant,
+        },
+    ),
+    "presence": Schema(required={"agent": _ident, "at": _instant, "state": _one_of(*PRESENCE_STATES)}, optional={}),
+    "cost": Schema(
+        required={"period_start": _date, "period_end": _date, "amount": _amount, "currency": _currency}, optional={},
+    ),
 }
 
 
@@ -307,8 +355,6 @@ def record_parse(line: str | bytes) -> Record:
     kind = data.get("kind")
     if not isinstance(kind, str):
         raise RecordError("missing 'kind'")
-    if kind in UNSUPPORTED_KINDS:
-        raise RecordError(f"kind {kind!r} is not supported yet")
     schema = SCHEMAS.get(kind)
     if schema is None:
         raise RecordError(f"unknown kind {kind!r}")
@@ -351,3 +397,30 @@ def _check_combinations(kind: str, values: dict[str, Any]) -> None:
             raise RecordError(f"a {values['type']} message needs 'author'")
     elif kind == "agent" and len(values["email"]) > 150:
         raise RecordError("'email' is longer than 150 characters")
+    elif kind == "session":
+        _check_session(values)
+    elif kind == "cost" and values["period_end"] <= values["period_start"]:
+        raise RecordError("'period_end' must be after 'period_start' (the period ends before period_end)")
+
+
+def _check_session(values: dict[str, Any]) -> None:
+    """An answered session has agent and end; an abandoned one has neither (HISTORY_FORMAT.md)."""
+    requested = values["requested_at"]
+    if "answered_at" in values and "abandoned_at" in values:
+        raise RecordError("a session has 'answered_at' or 'abandoned_at', not both")
+    if "abandoned_at" in values:
+        extra = [key for key in ("agent", "ended_at", "after_work_seconds") if key in values]
+        if extra:
+            raise RecordError(f"an abandoned session has no {', '.join(map(repr, extra))}")
+        if values["abandoned_at"] < requested:
+            raise RecordError("'abandoned_at' is before 'requested_at'")
+        return
+    if "answered_at" not in values:
+        raise RecordError("a session needs 'answered_at' (with 'agent' and 'ended_at') or 'abandoned_at'")
+    missing = [key for key in ("agent", "ended_at") if key not in values]
+    if missing:
+        raise RecordError(f"an answered session needs {' and '.join(map(repr, missing))}")
+    if values["answered_at"] < requested:
+        raise RecordError("'answered_at' is before 'requested_at'")
+    if values["ended_at"] < values["answered_at"]:
+        raise RecordError("'ended_at' is before 'answered_at'")

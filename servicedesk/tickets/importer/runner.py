@@ -30,6 +30,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TextIO
 
 from django.core.exceptions import ValidationError
@@ -42,7 +43,17 @@ from servicedesk.core.errors import ApplicationError
 from servicedesk.tickets.importer.apply import KINDS_WITH_ID, LEDGER_KINDS, RARE_KINDS, Applier, message_external_id
 from servicedesk.tickets.importer.ids import ids_allocate
 from servicedesk.tickets.importer.records import CHANNELS, Record, RecordError, record_parse
-from servicedesk.tickets.models import Customer, Identity, ImportedRecord, Message, Rating, Ticket, TicketEvent
+from servicedesk.tickets.models import (
+    AgentPresence,
+    Customer,
+    Identity,
+    ImportedRecord,
+    Message,
+    Rating,
+    Session,
+    Ticket,
+    TicketEvent,
+)
 from servicedesk.tickets.services.customers import InvalidIdentity, identity_normalize
 from servicedesk.tickets.services.history import HistoryBatch
 
@@ -119,7 +130,7 @@ def _write_reason(exc: Exception) -> str:
 
 
 # Tables whose statistics are renewed as the import grows them.
-_ANALYZED = (Customer, Identity, Ticket, Message, TicketEvent, Rating, ImportedRecord)
+_ANALYZED = (Customer, Identity, Ticket, Message, TicketEvent, Rating, ImportedRecord, Session, AgentPresence)
 _FIRST_ANALYZE = 5000
 
 # Record keys naming another record, per kind referred to.
@@ -300,8 +311,10 @@ class HistoryImporter:
             tickets.update(values[key] for key in _TICKET_KEYS if key in values)
             if kind == "message" and "author" in values:
                 (customers if values["type"] == "public_enduser" else agents).add(values["author"])
+            if kind == "session":
+                customers.add(values["customer"])
             for key in ("by", "agent"):
-                if kind in ("status", "assign") and values.get(key) is not None:
+                if kind in ("status", "assign", "session", "presence") and values.get(key) is not None:
                     agents.add(values[key])
         applier.ids.prefetch(agents=agents, customers=customers - new_customers, tickets=tickets - new_tickets)
         batch = HistoryBatch(
@@ -319,6 +332,7 @@ class HistoryImporter:
         applier = self.applier
         assert applier.batch is not None
         applier.batch.flush()
+        applier.live_flush()
         applier.batch = None
         applier.ids.settle()
 
@@ -332,11 +346,14 @@ class HistoryImporter:
         """Find, in one query per kind, which of the batch's records are already imported."""
         wanted: dict[str, list[str]] = {kind: [] for kind in KINDS_WITH_ID}
         keys: list[str] = []
+        presence: set[tuple[str, datetime]] = set()
         for record in records:
             if record.kind in wanted:
                 wanted[record.kind].append(record["id"])
             elif record.kind in LEDGER_KINDS:
                 keys.append(record.key)
+            elif record.kind == "presence":
+                presence.add((record["agent"], record["at"]))
         existing = self.applier.existing
         for kind in KINDS_WITH_ID:
             existing[kind].clear()
@@ -359,6 +376,17 @@ class HistoryImporter:
                 channel__in=CHANNELS, external_id__in=[message_external_id(i) for i in wanted["message"]]
             ).values_list("external_id", flat=True)
             existing["message"].update(value.removeprefix("import:") for value in stored if value)
+        if wanted["session"]:
+            existing["session"].update(
+                v for v in Session.objects.filter(external_id__in=wanted["session"]).values_list("external_id", flat=True) if v
+            )
+        self.applier.presence_states = {}
+        if presence:
+            # A superset (any of the agents at any of the instants), narrowed to the exact pairs.
+            rows = AgentPresence.objects.filter(
+                agent__external_id__in={agent for agent, _at in presence}, at__in={at for _agent, at in presence},
+            ).values_list("agent__external_id", "at", "state")
+            self.applier.presence_states = {(a, at): state for a, at, state in rows if a is not None and (a, at) in presence}
         self.applier.recorded = set(ImportedRecord.objects.filter(key__in=keys).values_list("key", flat=True)) if keys else set()
 
 

@@ -3,6 +3,7 @@
 from servicedesk.tickets.models.customers import Customer, Identity, IdentityKind, Organization
 from servicedesk.tickets.models.imports import ImportedRecord
 from servicedesk.tickets.models.messages import Attachment, DeliveryStatus, Message, MessageKind
+from servicedesk.tickets.models.sessions import AgentPresence, OperatingCost, PresenceState, Session, SessionChannel
 from servicedesk.tickets.models.sla import TargetKind, TargetState, TicketTarget
 from servicedesk.tickets.models.tickets import (
     Channel,
@@ -16,6 +17,7 @@ from servicedesk.tickets.models.tickets import (
 )
 
 __all__ = [
+    "AgentPresence",
     "Attachment",
     "Channel",
     "Customer",
@@ -26,9 +28,13 @@ __all__ = [
     "Initiator",
     "Message",
     "MessageKind",
+    "OperatingCost",
     "Organization",
+    "PresenceState",
     "Queue",
     "Rating",
+    "Session",
+    "SessionChannel",
     "Tag",
     "TargetKind",
     "TargetState",
