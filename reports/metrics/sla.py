@@ -1,0 +1,82 @@
+"""SLA outcomes at ``as_of`` (METRICS.md section 4), from the facts table.
+
+Each in-scope ticket with a policy snapshot has up to two targets, first
+reply and resolution, whose terms are those of the ticket's policy for the
+priority in force: at the fulfilment instant (the first reply, the last
+solve) for a fulfilled target, at ``as_of`` otherwise. Business time is
+measured on the policy's calendar. States, as ``reports.metrics.facts``
+derives them per ticket:
+
+* first reply: replied -> achieved when FRT <= target, else breached; not
+  replied and solved -> cancelled (left out of rates); otherwise breached
+  once ``as_of`` is past the due instant, else active;
+* resolution: RWT > target -> breached; else solved -> achieved, pending ->
+  paused, otherwise active.
+
+Rates: achieved / (achieved + breached) per kind and pooled; "tickets meeting
+every target" = tickets whose counted (achieved or breached) targets are all
+achieved / tickets with at least one counted target.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import connection
+
+from reports.metrics import group_key, rate
+from reports.metrics.facts import DIMENSIONS, Facts
+
+_COUNTED = "('achieved', 'breached')"
+
+
+def sla_figures(facts: Facts) -> dict[str | None, dict[str, dict[str, Any]]]:
+    """{breakdown: {key: {"first_reply", "resolution", "all_targets", "tickets_meeting_all"}}}."""
+    counts = [
+        f"COUNT(CASE WHEN {column} = '{state}' THEN 1 END)"
+        for column, states in (
+            ("fr_state", ("achieved", "breached", "active", "cancelled")),
+            ("res_state", ("achieved", "breached", "active", "paused")),
+        )
+        for state in states
+    ]
+    counted = f"(fr_state IN {_COUNTED} OR res_state IN {_COUNTED})"
+    met = f"{counted} AND (fr_state IS NULL OR fr_state <> 'breached') AND (res_state IS NULL OR res_state <> 'breached')"
+    counts += [f"COUNT(CASE WHEN {met} THEN 1 END)", f"COUNT(CASE WHEN {counted} THEN 1 END)"]
+    body = ", ".join(counts)
+    parts = []
+    for name, column in DIMENSIONS.items():
+        parts.append(
+            f"SELECT CAST('{name or ''}' AS TEXT) AS dim, {column} AS k, {body} FROM {facts.table}"
+            f" WHERE scope = 'in'" + (f" GROUP BY {column}" if name else "")
+        )
+    result: dict[str | None, dict[str, dict[str, Any]]] = {name: {} for name in DIMENSIONS}
+    with connection.cursor() as cursor:
+        cursor.execute("\nUNION ALL\n".join(parts))
+        for dim, key, *numbers in cursor.fetchall():
+            fr_a, fr_b, fr_active, fr_cancelled, res_a, res_b, res_active, res_paused, met_n, counted_n = numbers
+            result[dim or None][group_key(key)] = {
+                "first_reply": {
+                    "achieved": fr_a, "breached": fr_b, "active": fr_active, "cancelled": fr_cancelled,
+                    "rate": rate(fr_a, fr_a + fr_b),
+                },
+                "resolution": {
+                    "achieved": res_a, "breached": res_b, "active": res_active, "paused": res_paused,
+                    "rate": rate(res_a, res_a + res_b),
+                },
+                "all_targets": {
+                    "achieved": fr_a + res_a, "breached": fr_b + res_b, "rate": rate(fr_a + res_a, fr_a + res_a + fr_b + res_b),
+                },
+                "tickets_meeting_all": {"met": met_n, "counted": counted_n, "rate": rate(met_n, counted_n)},
+            }
+    return result
+
+
+def sla_empty() -> dict[str, Any]:
+    """The SLA figures of a group without in-scope tickets."""
+    return {
+        "first_reply": {"achieved": 0, "breached": 0, "active": 0, "cancelled": 0, "rate": None},
+        "resolution": {"achieved": 0, "breached": 0, "active": 0, "paused": 0, "rate": None},
+        "all_targets": {"achieved": 0, "breached": 0, "rate": None},
+        "tickets_meeting_all": {"met": 0, "counted": 0, "rate": None},
+    }

@@ -1,0 +1,208 @@
+"""The one entry point that computes a report: the Celery task, the API and ``manage.py report`` call it.
+
+``report_compute`` returns the object of METRICS.md section 10 for a period
+(local dates of a calendar, end exclusive), an explicit ``as_of`` and a
+calendar, plus ``definitions_version`` and the breakdowns ``by_channel``,
+``by_queue``, ``by_agent`` (assignee email at ``as_of``, ``""`` unassigned),
+``by_priority`` (priority at ``as_of``) and ``by_tier`` (organization tier,
+``""`` without one), each holding the ticket figures of the top level.
+
+Everything is aggregated in the database (``reports.metrics``); the result
+is plain JSON (dates as ``YYYY-MM-DD``, instants as ISO 8601 with ``Z``) and
+the same on PostgreSQL and SQLite. The quality figures (one-touch, FCR,
+reopen, CSAT) and the live-channel figures come from
+``reports.metrics.quality`` and ``reports.live`` when those are installed.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import Exists, F, OuterRef
+
+from reports.calendar_intervals import materialised
+from reports.metrics.facts import DIMENSIONS, ticket_facts
+from reports.metrics.sla import sla_empty, sla_figures
+from reports.metrics.tickets import DURATIONS, ticket_counts, ticket_durations, tickets_handled
+from reports.periods import Period, default_calendar
+from servicedesk.sla.calendars import CalendarSpec, calendar_spec
+from servicedesk.sla.models import BusinessCalendar
+from servicedesk.tickets.models import Ticket, TicketEvent
+
+DEFINITIONS_VERSION = "2026-11-1"
+
+BREAKDOWNS = {"channel": "by_channel", "queue": "by_queue", "agent": "by_agent", "priority": "by_priority", "tier": "by_tier"}
+# How reports.metrics.quality groups the cohort for each breakdown: field paths, or an annotation.
+QUALITY_GROUPS = {
+    "channel": "channel",
+    "queue": "queue__slug",
+    "agent": "agent_email",
+    "priority": "priority",
+    "tier": "customer__organization__tier",
+}
+QUALITY_FIGURES = {
+    "one_touch": "one_touch_figures",
+    "fcr": "fcr_figures",
+    "reopen": "reopen_figures",
+    "csat": "csat_figures",
+}
+
+
+def instant_text(instant: datetime) -> str:
+    """An instant as ISO 8601 in UTC with ``Z``, microseconds only when present."""
+    return instant.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _policy_calendars(period: Period, as_of: datetime) -> dict[str, CalendarSpec]:
+    """The calendars the cohort's SLA snapshots refer to, by id (few: one per policy calendar)."""
+    ids = (
+        Ticket.objects.filter(created_at__gte=period.start_utc, created_at__lt=period.end_utc, created_at__lte=as_of)
+        .exclude(sla_policy__isnull=True)
+        .values_list("sla_policy__calendar_id", "sla_calendar_id")
+        .distinct()
+    )
+    wanted = {pk for pair in ids for pk in pair if pk is not None}
+    return {str(calendar.pk): calendar_spec(calendar) for calendar in BusinessCalendar.objects.filter(pk__in=wanted)}
+
+
+QualityFigures = dict[str, dict[str | None, dict[Any, dict[str, Any]]]]
+
+
+def _quality(cohort: Any, *, as_of: datetime) -> QualityFigures:
+    """Quality figures per breakdown from reports.metrics.quality; empty while that module is absent."""
+    try:
+        from reports.metrics import quality  # type: ignore[attr-defined, unused-ignore]
+    except ImportError:
+        return {}
+    figures: QualityFigures = {}
+    for key, function_name in QUALITY_FIGURES.items():
+        function = getattr(quality, function_name, None)
+        if function is None:
+            continue
+        figures[key] = {
+            name: function(cohort, as_of=as_of, group_by=QUALITY_GROUPS[name] if name else None)
+            for name in DIMENSIONS
+        }
+    return figures
+
+
+def _live(period: Period, as_of: datetime, handled: int) -> dict[str, Any]:
+    """live, occupancy and cost_per_contact from reports.live; empty while that module is absent."""
+    try:
+        from reports import live  # type: ignore[attr-defined, unused-ignore]
+    except ImportError:
+        return {}
+    report = live.live_report(start_utc=period.start_utc, end_utc=period.end_utc, as_of=as_of)
+    contacts = handled + int(report["sessions_answered_unlinked"])
+    cost = live.cost_for_period(period.start, period.end)
+    amount = None
+    currency = None
+    if cost is not None and contacts:
+        total, currency = cost
+        amount = float((Decimal(total) / contacts).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+    elif cost is not None:
+        currency = cost[1]
+    return {
+        "live": report["live"],
+        "occupancy": report["occupancy"],
+        "cost_per_contact": {"amount": amount, "currency": currency, "contacts": contacts},
+    }
+
+
+def _empty_counts() -> dict[str, Any]:
+    return {"in_scope": 0, "outbound": 0, "merged": 0, "solved": 0, "by_channel": {}}
+
+
+def _ticket_figures(
+    name: str | None,
+    key: str,
+    counts: dict[str | None, dict[str, dict[str, Any]]],
+    durations: dict[str | None, dict[str, dict[str, Any]]],
+    sla: dict[str | None, dict[str, dict[str, Any]]],
+    quality: QualityFigures,
+) -> dict[str, Any]:
+    empty = {"n": 0, "mean": None, "median": None, "p90": None}
+    figures: dict[str, Any] = {"tickets": counts[name].get(key, _empty_counts())}
+    group_durations = durations[name].get(key, {})
+    for figure in DURATIONS:
+        figures[figure] = group_durations.get(figure, {"business": dict(empty), "calendar": dict(empty)})
+    figures["sla"] = sla[name].get(key, sla_empty())
+    for quality_key, by_dimension in quality.items():
+        groups = by_dimension.get(name, {})
+        value = groups.get(None if name is None else key)
+        if value is not None:
+            figures[quality_key] = value
+    return figures
+
+
+def _planner_settings() -> None:
+    """On PostgreSQL, no JIT for this transaction: compiling the report's large
+    queries costs seconds and saves nothing on them."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL jit = off")
+
+
+def report_compute(*, start: date, end: date, as_of: datetime, calendar: BusinessCalendar | None = None) -> dict:
+    """The report of the tickets created in [start, end) (local dates of ``calendar``) as they stood at ``as_of``.
+
+    ``calendar`` None means the default calendar, or 24x7 UTC when there is
+    none. Reads only: a computation writes working rows that it removes in
+    the same transaction. Raises ValueError for a naive ``as_of`` or a period
+    that does not end after it starts. Deterministic: the same database
+    content gives the same object.
+    """
+    if as_of.tzinfo is None or as_of.utcoffset() is None:
+        raise ValueError("as_of must be an aware datetime")
+    if calendar is None:
+        calendar = default_calendar()
+    period = Period(start=start, end=end, calendar=calendar)
+    with transaction.atomic():
+        _planner_settings()
+        return _compute(period, as_of)
+
+
+def _compute(period: Period, as_of: datetime) -> dict:
+    span_start = min(period.start_utc, as_of)
+    span_end = max(period.start_utc, as_of)
+    with transaction.atomic():
+        specs = {"report": period.spec(), **_policy_calendars(period, as_of)}
+        with materialised(specs, start=span_start, end=span_end) as keys:
+            prefix = keys["report"][: -len("report")]
+            with ticket_facts(
+                start_utc=period.start_utc, end_utc=period.end_utc, as_of=as_of,
+                report_key=keys["report"], key_prefix=prefix,
+            ) as facts:
+                counts = ticket_counts(facts)
+                durations = ticket_durations(facts)
+                sla = sla_figures(facts)
+                handled = tickets_handled(facts)
+    cohort = Ticket.objects.filter(
+        created_at__gte=period.start_utc, created_at__lt=period.end_utc, created_at__lte=as_of,
+        initiator="inbound", is_spam=False, is_deleted=False,
+    ).exclude(
+        Exists(TicketEvent.objects.filter(ticket=OuterRef("pk"), kind="merged", at__lte=as_of))
+    ).annotate(agent_email=F("assignee__email"))
+    quality = _quality(cohort, as_of=as_of)
+
+    report: dict[str, Any] = {
+        "period": {
+            "start": period.start.isoformat(),
+            "end": period.end.isoformat(),
+            "timezone": period.time_zone,
+            "calendar": period.calendar.slug if period.calendar is not None else None,
+        },
+        "as_of": instant_text(as_of),
+    }
+    report.update(_ticket_figures(None, "", counts, durations, sla, quality))
+    report.update(_live(period, as_of, handled))
+    report["definitions_version"] = DEFINITIONS_VERSION
+    for name, report_key in BREAKDOWNS.items():
+        keys_seen = sorted(set(counts[name]) | set(durations[name]) | set(sla[name]))
+        report[report_key] = {
+            key: _ticket_figures(name, key, counts, durations, sla, quality) for key in keys_seen
+        }
+    return report
