@@ -12,6 +12,7 @@ from typing import Any
 
 from django.db.models import F, OrderBy, Prefetch, Q, QuerySet
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from servicedesk.tickets.access import customers_visible_to, tickets_visible_to
 from servicedesk.tickets.models import Customer, Identity, Tag, Ticket, TicketTarget
@@ -68,6 +69,9 @@ class TicketFilters:
     due_after: datetime | None = None
     due_before: datetime | None = None
     breaching_within: int | None = None
+    # Created in [created_from, created_to): the reports' drill-down.
+    created_from: datetime | None = None
+    created_to: datetime | None = None
 
     @classmethod
     def from_params(cls, params: Any) -> TicketFilters:
@@ -96,7 +100,20 @@ class TicketFilters:
             search=(params.get("search") or params.get("q") or "").strip()[:200],
             sort=sort,
             due=due if due in DUE_VIEWS else None,
+            created_from=_instant(params.get("created_from")),
+            created_to=_instant(params.get("created_to")),
         )
+
+
+def _instant(raw: Any) -> datetime | None:
+    """An ISO 8601 instant from a query parameter (a naive one in the current zone); None if invalid."""
+    try:
+        value = parse_datetime(str(raw or "").strip().replace(" ", "+"))
+    except ValueError:
+        return None
+    if value is not None and timezone.is_naive(value):
+        value = timezone.make_aware(value)
+    return value
 
 
 def ticket_list(*, user: Any, filters: TicketFilters | None = None, now: datetime | None = None) -> QuerySet[Ticket]:
@@ -129,6 +146,10 @@ def ticket_list(*, user: Any, filters: TicketFilters | None = None, now: datetim
     if filters.search:
         qs = qs.filter(ticket_search_q(filters.search))
     qs = qs.filter(_due_q(filters, now))
+    if filters.created_from is not None:
+        qs = qs.filter(created_at__gte=filters.created_from)
+    if filters.created_to is not None:
+        qs = qs.filter(created_at__lt=filters.created_to)
     # The same expressions as the ticket_priority_rank and ticket_status_rank indexes.
     if "priority" in filters.sort:
         qs = qs.annotate(priority_rank=priority_rank())

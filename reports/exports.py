@@ -1,0 +1,100 @@
+"""A report as CSV and XLSX: one row per figure path, then one table per breakdown.
+
+The figure path names a value inside the report object (METRICS.md section
+10), e.g. ``sla.first_reply.rate``; a figure without data is empty.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from django.utils.translation import gettext as _
+
+BREAKDOWNS = ("by_channel", "by_queue", "by_agent", "by_priority", "by_tier")
+# Spreadsheet programs run a cell starting with one of these as a formula.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def figure_rows(
+    figures: dict[str, Any], prefix: str = "", *, skip: tuple[str, ...] = BREAKDOWNS
+) -> Iterator[tuple[str, Any]]:
+    """(path, value) for every leaf of ``figures`` in its key order; lists are kept whole."""
+    for key, value in figures.items():
+        if not prefix and key in skip:
+            continue
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            yield from figure_rows(value, f"{path}.", skip=skip)
+        else:
+            yield path, value
+
+
+def breakdown_table(figures: dict[str, Any], name: str) -> tuple[list[str], list[list[Any]]]:
+    """Columns (the key, then every figure path seen) and one row per key of breakdown ``name``."""
+    groups = figures.get(name) or {}
+    columns: list[str] = []
+    flat: list[tuple[str, dict[str, Any]]] = []
+    for key, inner in groups.items():
+        values = dict(figure_rows(inner if isinstance(inner, dict) else {"value": inner}, skip=()))
+        for path in values:
+            if path not in columns:
+                columns.append(path)
+        flat.append((str(key), values))
+    rows = [[key, *(values.get(path) for path in columns)] for key, values in flat]
+    return [_("key"), *columns], rows
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, list | dict):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def report_csv(figures: dict[str, Any]) -> str:
+    """The report as CSV text: a figure/value section, then one section per breakdown."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow([_("figure"), _("value")])
+    for path, value in figure_rows(figures):
+        writer.writerow([path, _cell(value)])
+    for name in BREAKDOWNS:
+        if name not in figures:
+            continue
+        columns, rows = breakdown_table(figures, name)
+        writer.writerow([])
+        writer.writerow([name])
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow([_cell(value) for value in row])
+    return out.getvalue()
+
+
+def report_xlsx(figures: dict[str, Any]) -> bytes:
+    """The report as an XLSX workbook: sheet "figures", then one sheet per breakdown."""
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "figures"
+    sheet.append([_("figure"), _("value")])
+    for path, value in figure_rows(figures):
+        sheet.append([path, _cell(value)])
+    for name in BREAKDOWNS:
+        if name not in figures:
+            continue
+        columns, rows = breakdown_table(figures, name)
+        extra = book.create_sheet(title=name)
+        extra.append(columns)
+        for row in rows:
+            extra.append([_cell(value) for value in row])
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()

@@ -1,0 +1,498 @@
+"""Report snapshots and on-demand report jobs: computing, storing and refreshing figures.
+
+Every figure comes from ``reports.services.report_compute``; this module
+stores its output per period in ``ReportSnapshot`` rows and decides when a row
+must be computed again.
+
+**Idempotency.** One row per (calendar, granularity, start, end, definitions
+version). ``snapshot_compute`` writes it with ``update_or_create`` in a
+transaction and retries the update when a concurrent writer inserted the row
+first (the unique constraint refuses the second insert), so running the beat
+task, the backfill or a job twice recomputes the same rows and never adds one.
+
+**Staleness** (``snapshots_stale``, ``snapshot_is_stale``). Before computing,
+a snapshot records the highest TicketEvent, Message and Rating ids
+(``*_seen_id``). Later rows always get higher ids, also when their own
+timestamps lie in the past (an import of history). A snapshot is stale when a
+TicketEvent, Message or Rating with an id above its mark belongs to a ticket
+created in the snapshot's period. The check walks the primary key from the
+lowest mark upwards (only the rows added since) and groups them by the local
+creation date of their ticket, so it costs one small indexed query per table
+and calendar whatever the history's size. A snapshot is also refreshed once a
+day while its period is settling (as_of earlier than the period's end plus
+``SETTLE``): FCR needs seven days after a solve, and SLA targets still run.
+"""
+
+from __future__ import annotations
+
+import logging
+import zoneinfo
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Max, Min, Q, TextField
+from django.db.models.functions import Cast, TruncDate
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from reports.models import Granularity, JobStatus, ReportJob, ReportSnapshot
+from reports.periods import local_midnight_utc
+from servicedesk.core.errors import ApplicationError, NotFound
+from servicedesk.sla.models import BusinessCalendar
+from servicedesk.tickets.models import Message, Rating, Ticket, TicketEvent
+from servicedesk.tickets.statuses import SOLVED_STATUSES, UNSOLVED_STATUSES
+
+logger = logging.getLogger(__name__)
+
+# A period's figures keep changing for this long after it ends (the FCR window
+# is 168 hours); until then its snapshot is recomputed once per REFRESH_EVERY.
+SETTLE = timedelta(days=8)
+REFRESH_EVERY = timedelta(days=1)
+# Beat computes missing daily/weekly/monthly snapshots of periods that ended
+# within this many days; older history is filled by ``report --backfill``.
+BEAT_LOOKBACK_DAYS = 35
+_WRITE_ATTEMPTS = 3
+
+
+def definitions_version() -> str:
+    from reports import services
+
+    return str(services.DEFINITIONS_VERSION)
+
+
+# --- periods ---------------------------------------------------------------
+
+
+def period_bounds(calendar: BusinessCalendar, start: date, end: date) -> tuple[datetime, datetime]:
+    """UTC instants of local midnight at ``start`` and ``end`` in the calendar's zone."""
+    return local_midnight_utc(start, calendar.time_zone), local_midnight_utc(end, calendar.time_zone)
+
+
+def local_today(calendar: BusinessCalendar, now: datetime) -> date:
+    return now.astimezone(zoneinfo.ZoneInfo(calendar.time_zone)).date()
+
+
+def week_start(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
+
+def month_start(day: date) -> date:
+    return day.replace(day=1)
+
+
+def next_month(day: date) -> date:
+    return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
+def ended_periods(*, granularity: str, since: date, today: date) -> list[tuple[date, date]]:
+    """Periods of ``granularity`` (day, Monday-start week, month) starting on or after ``since``
+    (weeks and months: containing it) and ended by local ``today``."""
+    periods: list[tuple[date, date]] = []
+    if granularity == Granularity.DAY:
+        day = since
+        while day < today:
+            periods.append((day, day + timedelta(days=1)))
+            day += timedelta(days=1)
+    elif granularity == Granularity.WEEK:
+        day = week_start(since)
+        while day + timedelta(days=7) <= today:
+            periods.append((day, day + timedelta(days=7)))
+            day += timedelta(days=7)
+    elif granularity == Granularity.MONTH:
+        day = month_start(since)
+        while next_month(day) <= today:
+            periods.append((day, next_month(day)))
+            day = next_month(day)
+    return periods
+
+
+def calendar_resolve(slug: str | None) -> BusinessCalendar:
+    """The calendar with ``slug``, else the default one, else the first by name.
+
+    Raises ``NotFound`` for an unknown slug and ``ApplicationError`` when no
+    calendar exists at all.
+    """
+    if slug:
+        found = BusinessCalendar.objects.filter(slug=slug).first()
+        if found is None:
+            raise NotFound(_("There is no calendar %(slug)s.") % {"slug": slug}, field="calendar")
+        return found
+    found = BusinessCalendar.objects.order_by("-is_default", "name", "pk").first()
+    if found is None:
+        raise ApplicationError(_("Reports need a business calendar; create one first."), field="calendar")
+    return found
+
+
+# --- figures beside report_compute's -------------------------------------------
+
+
+def _in_scope(prefix: str = "") -> Q:
+    """Tickets every service metric counts (METRICS.md section 2)."""
+    return Q(
+        **{
+            f"{prefix}merged_into__isnull": True,
+            f"{prefix}is_spam": False,
+            f"{prefix}is_deleted": False,
+            f"{prefix}initiator": "inbound",
+        }
+    )
+
+
+def backlog_count(*, at: datetime) -> int:
+    """In-scope tickets unsolved at the instant ``at``: created by then, minus solves, plus reopens.
+
+    Counted from the status history in three aggregate queries (creation
+    index, and the ``event_kind_at`` index for status events).
+    """
+    created = Ticket.objects.filter(_in_scope(), created_at__lte=at).count()
+    unsolved = [f'"{s}"' for s in sorted(UNSOLVED_STATUSES)]
+    solved = [f'"{s}"' for s in sorted(SOLVED_STATUSES)]
+    moves = TicketEvent.objects.filter(_in_scope("ticket__"), kind=TicketEvent.Kind.STATUS, at__lte=at).annotate(
+        before_text=Cast("before", TextField()), after_text=Cast("after", TextField())
+    )
+    solves = moves.filter(before_text__in=unsolved, after_text__in=solved).count()
+    reopens = moves.filter(before_text__in=solved, after_text__in=unsolved).count()
+    return created - solves + reopens
+
+
+def _figures_complete(figures: dict[str, Any], *, end_utc: datetime, as_of: datetime) -> dict[str, Any]:
+    """Adds ``backlog`` when ``report_compute`` has none: unsolved at as_of and at the period's end."""
+    if "backlog" not in figures:
+        figures = {
+            **figures,
+            "backlog": {
+                "open": backlog_count(at=as_of),
+                "at_period_end": backlog_count(at=min(end_utc, as_of)),
+            },
+        }
+    return figures
+
+
+@dataclass(frozen=True)
+class HighWater:
+    events: int
+    messages: int
+    ratings: int
+
+
+def source_high_water() -> HighWater:
+    """The highest TicketEvent, Message and Rating ids now (0 when none)."""
+    return HighWater(
+        events=TicketEvent.objects.aggregate(m=Max("id"))["m"] or 0,
+        messages=Message.objects.aggregate(m=Max("id"))["m"] or 0,
+        ratings=Rating.objects.aggregate(m=Max("id"))["m"] or 0,
+    )
+
+
+def _source_changed_at(start_utc: datetime, end_utc: datetime, as_of: datetime) -> datetime | None:
+    """The latest event, message or rating instant (up to as_of) of the period's cohort."""
+    cohort = {"ticket__created_at__gte": start_utc, "ticket__created_at__lt": end_utc}
+    found = [
+        TicketEvent.objects.filter(at__lte=as_of, **cohort).aggregate(m=Max("at"))["m"],
+        Message.objects.filter(created_at__lte=as_of, **cohort).aggregate(m=Max("created_at"))["m"],
+        Rating.objects.filter(at__lte=as_of, **cohort).aggregate(m=Max("at"))["m"],
+    ]
+    values = [value for value in found if value is not None]
+    return max(values) if values else None
+
+
+# --- snapshots ---------------------------------------------------------------
+
+
+def snapshot_compute(
+    *, calendar: BusinessCalendar, granularity: str, start: date, end: date, as_of: datetime
+) -> ReportSnapshot:
+    """Compute the report of [start, end) as of ``as_of`` and store it as the period's snapshot.
+
+    Guarantee: afterwards exactly one row exists for (calendar, granularity,
+    start, end, definitions version), holding these figures; a concurrent
+    computation of the same period leaves one row (the later write wins).
+    Errors: ``ApplicationError`` for start >= end or an unknown granularity.
+    Idempotent: the same arguments give the same row and figures.
+    """
+    from reports import services
+
+    if start >= end:
+        raise ApplicationError(_("The period must end after it starts."), field="end")
+    if granularity not in Granularity.values:
+        raise ApplicationError(_("Unknown granularity."), field="granularity")
+    seen = source_high_water()
+    start_utc, end_utc = period_bounds(calendar, start, end)
+    figures = services.report_compute(start=start, end=end, as_of=as_of, calendar=calendar)
+    figures = _figures_complete(figures, end_utc=end_utc, as_of=as_of)
+    version = str(figures.get("definitions_version") or definitions_version())
+    values: dict[str, Any] = {
+        "as_of": as_of,
+        "figures": figures,
+        "computed_at": timezone.now(),
+        "source_changed_at": _source_changed_at(start_utc, end_utc, as_of),
+        "events_seen_id": seen.events,
+        "messages_seen_id": seen.messages,
+        "ratings_seen_id": seen.ratings,
+    }
+    for attempt in range(_WRITE_ATTEMPTS):
+        try:
+            with transaction.atomic():
+                snapshot, _created = ReportSnapshot.objects.update_or_create(
+                    calendar=calendar,
+                    granularity=granularity,
+                    start=start,
+                    end=end,
+                    definitions_version=version,
+                    defaults=values,
+                )
+            return snapshot
+        except IntegrityError:
+            # A concurrent computation inserted the row between our look-up and
+            # insert; the next attempt finds it and updates it.
+            if attempt == _WRITE_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _settling(snapshot: ReportSnapshot, end_utc: datetime, now: datetime) -> bool:
+    return snapshot.as_of < end_utc + SETTLE and now - snapshot.computed_at >= REFRESH_EVERY
+
+
+def snapshot_is_stale(snapshot: ReportSnapshot, *, now: datetime) -> bool:
+    """Whether a newer event, message or rating touches the snapshot's cohort, or it is settling.
+
+    Three EXISTS queries walking the primary key above the snapshot's marks.
+    """
+    start_utc, end_utc = period_bounds(snapshot.calendar, snapshot.start, snapshot.end)
+    if _settling(snapshot, end_utc, now):
+        return True
+    cohort = {"ticket__created_at__gte": start_utc, "ticket__created_at__lt": end_utc}
+    return (
+        TicketEvent.objects.filter(id__gt=snapshot.events_seen_id, **cohort).exists()
+        or Message.objects.filter(id__gt=snapshot.messages_seen_id, **cohort).exists()
+        or Rating.objects.filter(id__gt=snapshot.ratings_seen_id, **cohort).exists()
+    )
+
+
+def _touched_days(model: type[Any], above: int, zone: zoneinfo.ZoneInfo) -> dict[date, int]:
+    """Local creation date of the ticket -> highest id, over rows of ``model`` with id > above."""
+    rows = (
+        model.objects.filter(id__gt=above)
+        .annotate(day=TruncDate("ticket__created_at", tzinfo=zone))
+        .values("day")
+        .annotate(top=Max("id"))
+        .order_by()
+    )
+    return {row["day"]: row["top"] for row in rows}
+
+
+def snapshots_stale(*, calendar: BusinessCalendar, now: datetime) -> list[ReportSnapshot]:
+    """Periodic (day, week, month) snapshots of ``calendar`` that must be computed again."""
+    snapshots = list(
+        ReportSnapshot.objects.filter(calendar=calendar, definitions_version=definitions_version())
+        .exclude(granularity=Granularity.CUSTOM)
+        .select_related("calendar")
+        .defer("figures")
+    )
+    if not snapshots:
+        return []
+    zone = zoneinfo.ZoneInfo(calendar.time_zone)
+    marks = ReportSnapshot.objects.filter(pk__in=[s.pk for s in snapshots]).aggregate(
+        events=Min("events_seen_id"), messages=Min("messages_seen_id"), ratings=Min("ratings_seen_id")
+    )
+    touched = [
+        ("events_seen_id", _touched_days(TicketEvent, marks["events"] or 0, zone)),
+        ("messages_seen_id", _touched_days(Message, marks["messages"] or 0, zone)),
+        ("ratings_seen_id", _touched_days(Rating, marks["ratings"] or 0, zone)),
+    ]
+    stale = []
+    for snapshot in snapshots:
+        _start_utc, end_utc = period_bounds(calendar, snapshot.start, snapshot.end)
+        if _settling(snapshot, end_utc, now) or any(
+            snapshot.start <= day < snapshot.end and top > getattr(snapshot, field)
+            for field, days in touched
+            for day, top in days.items()
+        ):
+            stale.append(snapshot)
+    return stale
+
+
+def snapshots_due(*, now: datetime, calendars: Iterable[BusinessCalendar] | None = None) -> dict[str, int]:
+    """Beat: per calendar, compute the ended days, weeks and months that are missing or stale.
+
+    Missing periods are looked for within ``BEAT_LOOKBACK_DAYS``; stale ones at
+    any age. Each snapshot commits on its own, so an interrupted run resumes
+    where it stopped; a second run finds nothing missing and recomputes the
+    same rows for anything stale. Returns counts of computed snapshots.
+    """
+    counts = {"computed": 0, "stale": 0}
+    for calendar in calendars if calendars is not None else BusinessCalendar.objects.order_by("pk"):
+        today = local_today(calendar, now)
+        since = today - timedelta(days=BEAT_LOOKBACK_DAYS)
+        wanted = {
+            (granularity, start, end)
+            for granularity in (Granularity.DAY, Granularity.WEEK, Granularity.MONTH)
+            for start, end in ended_periods(granularity=granularity, since=since, today=today)
+        }
+        present = set(
+            ReportSnapshot.objects.filter(
+                calendar=calendar,
+                definitions_version=definitions_version(),
+                start__gte=month_start(since) - timedelta(days=7),
+            ).values_list("granularity", "start", "end")
+        )
+        stale = {(s.granularity, s.start, s.end) for s in snapshots_stale(calendar=calendar, now=now)}
+        for granularity, start, end in sorted(wanted - present | stale, key=lambda p: (p[1], p[2], p[0])):
+            snapshot_compute(calendar=calendar, granularity=granularity, start=start, end=end, as_of=now)
+            counts["computed"] += 1
+        counts["stale"] += len(stale)
+    return counts
+
+
+def snapshots_backfill(
+    *,
+    calendar: BusinessCalendar,
+    since: date,
+    now: datetime,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Compute every daily snapshot from ``since`` to the last ended day that is missing or stale.
+
+    Resumable: days already stored and fresh are skipped, so a rerun after an
+    interruption continues where it stopped. Returns the number computed.
+    """
+    today = local_today(calendar, now)
+    periods = ended_periods(granularity=Granularity.DAY, since=since, today=today)
+    present = set(
+        ReportSnapshot.objects.filter(
+            calendar=calendar, granularity=Granularity.DAY, definitions_version=definitions_version(), start__gte=since
+        ).values_list("start", flat=True)
+    )
+    stale = {s.start for s in snapshots_stale(calendar=calendar, now=now) if s.granularity == Granularity.DAY}
+    todo = [(start, end) for start, end in periods if start not in present or start in stale]
+    for index, (start, end) in enumerate(todo, 1):
+        snapshot_compute(calendar=calendar, granularity=Granularity.DAY, start=start, end=end, as_of=now)
+        if progress is not None:
+            progress(index, len(todo))
+    return len(todo)
+
+
+def snapshot_latest(*, calendar: BusinessCalendar, start: date, end: date) -> ReportSnapshot | None:
+    """The most recently computed snapshot of exactly [start, end) under the current definitions."""
+    return (
+        ReportSnapshot.objects.filter(
+            calendar=calendar, start=start, end=end, definitions_version=definitions_version()
+        )
+        .select_related("calendar")
+        .order_by("-computed_at", "-pk")
+        .first()
+    )
+
+
+def granularity_of(start: date, end: date) -> str:
+    """The granularity a period [start, end) has: a day, a Monday week, a calendar month or custom."""
+    if end - start == timedelta(days=1):
+        return Granularity.DAY
+    if end - start == timedelta(days=7) and start.weekday() == 0:
+        return Granularity.WEEK
+    if start.day == 1 and end == next_month(start):
+        return Granularity.MONTH
+    return Granularity.CUSTOM
+
+
+# --- jobs --------------------------------------------------------------------
+
+
+def report_job_create(
+    *,
+    user: Any,
+    calendar: BusinessCalendar,
+    start: date,
+    end: date,
+    as_of: datetime,
+    include_daily: bool = False,
+) -> ReportJob:
+    """Queue the computation of one report; a worker runs it after commit.
+
+    Errors: ``ApplicationError`` when start >= end. Not deduplicated: each
+    call is a new job, and jobs for the same period write the same snapshot.
+    """
+    from reports.tasks import report_job_run_task
+
+    if start >= end:
+        raise ApplicationError(_("The period must end after it starts."), field="end")
+    with transaction.atomic():
+        job = ReportJob.objects.create(
+            requested_by=user if getattr(user, "pk", None) else None,
+            calendar=calendar,
+            start=start,
+            end=end,
+            as_of=as_of,
+            include_daily=include_daily,
+            created_at=timezone.now(),
+        )
+        transaction.on_commit(lambda: report_job_run_task.delay(job.pk))
+    return job
+
+
+def _job_progress(job_id: int, progress: int) -> None:
+    ReportJob.objects.filter(pk=job_id, status=JobStatus.RUNNING).update(progress=progress)
+
+
+def report_job_run(*, job_id: int) -> str:
+    """Run a queued job: claim it, compute its snapshot (and missing daily ones), record the result.
+
+    Progress is written between stages (claimed 5, each missing day, the
+    period's report, stored 100). Idempotent: a finished or failed job is left
+    alone; a job left running by a lost worker runs again and rewrites the
+    same snapshots. Returns the final status.
+    """
+    claimed = ReportJob.objects.filter(pk=job_id, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).update(
+        status=JobStatus.RUNNING, progress=5
+    )
+    if not claimed:
+        job = ReportJob.objects.filter(pk=job_id).first()
+        return job.status if job is not None else "missing"
+    job = ReportJob.objects.select_related("calendar").get(pk=job_id)
+    try:
+        days: list[tuple[date, date]] = []
+        if job.include_daily:
+            today = min(job.end, local_today(job.calendar, job.as_of))
+            present = set(
+                ReportSnapshot.objects.filter(
+                    calendar=job.calendar,
+                    granularity=Granularity.DAY,
+                    definitions_version=definitions_version(),
+                    start__gte=job.start,
+                    start__lt=job.end,
+                ).values_list("start", flat=True)
+            )
+            days = [
+                p
+                for p in ended_periods(granularity=Granularity.DAY, since=job.start, today=today)
+                if p[0] not in present
+            ]
+        steps = len(days) + 1
+        for index, (start, end) in enumerate(days):
+            snapshot_compute(calendar=job.calendar, granularity=Granularity.DAY, start=start, end=end, as_of=job.as_of)
+            _job_progress(job.pk, 5 + (90 * (index + 1)) // steps)
+        snapshot = snapshot_compute(
+            calendar=job.calendar,
+            granularity=granularity_of(job.start, job.end),
+            start=job.start,
+            end=job.end,
+            as_of=job.as_of,
+        )
+    except Exception as exc:
+        logger.exception("report job %s failed", job_id)
+        ReportJob.objects.filter(pk=job_id).update(
+            status=JobStatus.FAILED, error=str(exc)[:2000], finished_at=timezone.now()
+        )
+        return JobStatus.FAILED
+    ReportJob.objects.filter(pk=job_id).update(
+        status=JobStatus.DONE,
+        progress=100,
+        snapshot=snapshot,
+        result=snapshot.figures,
+        finished_at=timezone.now(),
+    )
+    return JobStatus.DONE
