@@ -187,6 +187,18 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(minutes=1),
         "options": {"expires": 50},
     },
+    # Reports: daily, weekly and monthly snapshots that are missing or stale,
+    # and the subscribers' emails of each completed week or month.
+    "reports-snapshots-due": {
+        "task": "reports.snapshots_due",
+        "schedule": timedelta(hours=1),
+        "options": {"expires": 3000},
+    },
+    "reports-subscriptions-send": {
+        "task": "reports.subscriptions_send",
+        "schedule": timedelta(hours=1),
+        "options": {"expires": 3000},
+    },
 }
 CELERY_TIMEZONE = "UTC"
 
@@ -228,6 +240,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # A report job's status shares its field name with the ticket's status.
+    "ENUM_NAME_OVERRIDES": {
+        "StatusEnum": "servicedesk.tickets.statuses.Status",
+        "ReportJobStatusEnum": "reports.models.JobStatus",
+    },
 }
 
 LOGGING = {
@@ -291,6 +308,14 @@ SERVICEDESK = {
     "ROUTING_TIER_ORDER": env.list("SD_ROUTING_TIER_ORDER", default=["enterprise", "vip", "premium", "standard"]),
     "ROUTING_DEFAULT_CAPACITY": env.int("SD_ROUTING_DEFAULT_CAPACITY", default=10),
     "ROUTING_DRAIN_BATCH": env.int("SD_ROUTING_DRAIN_BATCH", default=500),
+    # Live channels (METRICS.md section 7): answered within this many seconds
+    # counts for the service level, per channel; a session abandoned after
+    # waiting less than SHORT_ABANDON_SECONDS is a short abandon.
+    "LIVE_THRESHOLD_SECONDS": {
+        "chat": env.int("SD_LIVE_THRESHOLD_CHAT_SECONDS", default=30),
+        "phone": env.int("SD_LIVE_THRESHOLD_PHONE_SECONDS", default=20),
+    },
+    "SHORT_ABANDON_SECONDS": env.int("SD_SHORT_ABANDON_SECONDS", default=5),
 }
 
 # Email channel: limits checked before a mail is parsed (over one, the mail is
