@@ -67,6 +67,8 @@ class ReportSnapshot(models.Model):
     events_seen_id = models.BigIntegerField(default=0)
     messages_seen_id = models.BigIntegerField(default=0)
     ratings_seen_id = models.BigIntegerField(default=0)
+    sessions_seen_id = models.BigIntegerField(default=0)
+    presence_seen_id = models.BigIntegerField(default=0)
 
     class Meta:
         verbose_name = _("report snapshot")

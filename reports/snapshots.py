@@ -11,11 +11,13 @@ first (the unique constraint refuses the second insert), so running the beat
 task, the backfill or a job twice recomputes the same rows and never adds one.
 
 **Staleness** (``snapshots_stale``, ``snapshot_is_stale``). Before computing,
-a snapshot records the highest TicketEvent, Message and Rating ids
-(``*_seen_id``). Later rows always get higher ids, also when their own
-timestamps lie in the past (an import of history). A snapshot is stale when a
-TicketEvent, Message or Rating with an id above its mark belongs to a ticket
-created in the snapshot's period. The check walks the primary key from the
+a snapshot records the highest TicketEvent, Message, Rating, Session and
+AgentPresence ids (``*_seen_id``). Later rows always get higher ids, also
+when their own timestamps lie in the past (an import of history). A snapshot
+is stale when a TicketEvent, Message or Rating with an id above its mark
+belongs to a ticket created in the snapshot's period, a newer Session was
+requested in the period, or a newer presence change starts before the
+period's end (it changes the ready time of that period and later ones). The check walks the primary key from the
 lowest mark upwards (only the rows added since) and groups them by the local
 creation date of their ticket, so it costs one small indexed query per table
 and calendar whatever the history's size. A snapshot is also refreshed once a
@@ -42,7 +44,7 @@ from reports.models import Granularity, JobStatus, ReportJob, ReportSnapshot
 from reports.periods import local_midnight_utc
 from servicedesk.core.errors import ApplicationError, NotFound
 from servicedesk.sla.models import BusinessCalendar
-from servicedesk.tickets.models import Message, Rating, Ticket, TicketEvent
+from servicedesk.tickets.models import AgentPresence, Message, Rating, Session, Ticket, TicketEvent
 from servicedesk.tickets.statuses import SOLVED_STATUSES, UNSOLVED_STATUSES
 
 logger = logging.getLogger(__name__)
@@ -176,14 +178,18 @@ class HighWater:
     events: int
     messages: int
     ratings: int
+    sessions: int
+    presence: int
 
 
 def source_high_water() -> HighWater:
-    """The highest TicketEvent, Message and Rating ids now (0 when none)."""
+    """The highest TicketEvent, Message, Rating, Session and AgentPresence ids now (0 when none)."""
     return HighWater(
         events=TicketEvent.objects.aggregate(m=Max("id"))["m"] or 0,
         messages=Message.objects.aggregate(m=Max("id"))["m"] or 0,
         ratings=Rating.objects.aggregate(m=Max("id"))["m"] or 0,
+        sessions=Session.objects.aggregate(m=Max("id"))["m"] or 0,
+        presence=AgentPresence.objects.aggregate(m=Max("id"))["m"] or 0,
     )
 
 
@@ -232,6 +238,8 @@ def snapshot_compute(
         "events_seen_id": seen.events,
         "messages_seen_id": seen.messages,
         "ratings_seen_id": seen.ratings,
+        "sessions_seen_id": seen.sessions,
+        "presence_seen_id": seen.presence,
     }
     for attempt in range(_WRITE_ATTEMPTS):
         try:
@@ -260,7 +268,9 @@ def _settling(snapshot: ReportSnapshot, end_utc: datetime, now: datetime) -> boo
 def snapshot_is_stale(snapshot: ReportSnapshot, *, now: datetime) -> bool:
     """Whether a newer event, message or rating touches the snapshot's cohort, or it is settling.
 
-    Three EXISTS queries walking the primary key above the snapshot's marks.
+    EXISTS queries walking the primary key above the snapshot's marks: the
+    cohort's events, messages and ratings, the period's live sessions, and
+    presence changes up to the period's end (occupancy counts ready time).
     """
     start_utc, end_utc = period_bounds(snapshot.calendar, snapshot.start, snapshot.end)
     if _settling(snapshot, end_utc, now):
@@ -270,14 +280,20 @@ def snapshot_is_stale(snapshot: ReportSnapshot, *, now: datetime) -> bool:
         TicketEvent.objects.filter(id__gt=snapshot.events_seen_id, **cohort).exists()
         or Message.objects.filter(id__gt=snapshot.messages_seen_id, **cohort).exists()
         or Rating.objects.filter(id__gt=snapshot.ratings_seen_id, **cohort).exists()
+        or Session.objects.filter(
+            id__gt=snapshot.sessions_seen_id, requested_at__gte=start_utc, requested_at__lt=end_utc
+        ).exists()
+        or AgentPresence.objects.filter(id__gt=snapshot.presence_seen_id, at__lt=end_utc).exists()
     )
 
 
-def _touched_days(model: type[Any], above: int, zone: zoneinfo.ZoneInfo) -> dict[date, int]:
-    """Local creation date of the ticket -> highest id, over rows of ``model`` with id > above."""
+def _touched_days(
+    model: type[Any], above: int, zone: zoneinfo.ZoneInfo, instant: str = "ticket__created_at"
+) -> dict[date, int]:
+    """Local date of ``instant`` (the ticket's creation) -> highest id, over rows of ``model`` with id > above."""
     rows = (
         model.objects.filter(id__gt=above)
-        .annotate(day=TruncDate("ticket__created_at", tzinfo=zone))
+        .annotate(day=TruncDate(instant, tzinfo=zone))
         .values("day")
         .annotate(top=Max("id"))
         .order_by()
@@ -297,17 +313,27 @@ def snapshots_stale(*, calendar: BusinessCalendar, now: datetime) -> list[Report
         return []
     zone = zoneinfo.ZoneInfo(calendar.time_zone)
     marks = ReportSnapshot.objects.filter(pk__in=[s.pk for s in snapshots]).aggregate(
-        events=Min("events_seen_id"), messages=Min("messages_seen_id"), ratings=Min("ratings_seen_id")
+        events=Min("events_seen_id"), messages=Min("messages_seen_id"), ratings=Min("ratings_seen_id"),
+        sessions=Min("sessions_seen_id"), presence=Min("presence_seen_id"),
     )
     touched = [
         ("events_seen_id", _touched_days(TicketEvent, marks["events"] or 0, zone)),
         ("messages_seen_id", _touched_days(Message, marks["messages"] or 0, zone)),
         ("ratings_seen_id", _touched_days(Rating, marks["ratings"] or 0, zone)),
+        ("sessions_seen_id", _touched_days(Session, marks["sessions"] or 0, zone, "requested_at")),
     ]
+    presence_top = AgentPresence.objects.filter(id__gt=marks["presence"] or 0).aggregate(
+        first=Min("at"), top=Max("id")
+    )
     stale = []
     for snapshot in snapshots:
         _start_utc, end_utc = period_bounds(calendar, snapshot.start, snapshot.end)
-        if _settling(snapshot, end_utc, now) or any(
+        presence_changed = (
+            presence_top["top"] is not None
+            and presence_top["top"] > snapshot.presence_seen_id
+            and presence_top["first"] < end_utc
+        )
+        if presence_changed or _settling(snapshot, end_utc, now) or any(
             snapshot.start <= day < snapshot.end and top > getattr(snapshot, field)
             for field, days in touched
             for day, top in days.items()

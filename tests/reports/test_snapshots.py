@@ -188,3 +188,33 @@ def test_beat_computes_missing_periods_once_and_recomputes_only_stale_ones(dubli
     touched = rows.filter(start__lte=created_day, end__gt=created_day).count()
     assert again == {"computed": touched, "stale": touched}
     assert set(rows.values_list("pk", flat=True)) == ids
+
+
+def test_a_late_live_session_or_presence_makes_its_period_stale(dublin, october, agent):
+    from servicedesk.tickets.models import Session
+    from servicedesk.tickets.services.sessions import agent_presence_record, sessions_record
+    from tests.factories import CustomerFactory
+
+    now = timezone.now()
+    day20, day21 = (
+        snapshot_compute(
+            calendar=dublin, granularity=Granularity.DAY, start=start, end=start + timedelta(days=1), as_of=AS_OF
+        )
+        for start in (date(2025, 10, 20), date(2025, 10, 21))
+    )
+    assert snapshots_stale(calendar=dublin, now=now) == []
+    # A chat of 20 October (local) imported today.
+    at = datetime(2025, 10, 20, 14, 0, tzinfo=UTC)
+    sessions_record(sessions=[
+        Session(channel="chat", customer=CustomerFactory(), agent=agent, requested_at=at, answered_at=at,
+                ended_at=at + timedelta(minutes=5), external_id="late-chat"),
+    ])
+    assert [s.pk for s in snapshots_stale(calendar=dublin, now=now)] == [day20.pk]
+    assert snapshot_is_stale(day20, now=now) and not snapshot_is_stale(day21, now=now)
+    day20 = snapshot_compute(
+        calendar=dublin, granularity=Granularity.DAY, start=date(2025, 10, 20), end=date(2025, 10, 21), as_of=AS_OF
+    )
+    assert day20.figures["live"]["chat"]["answered"] == 1
+    # The agent's ready time from 21 October on changes that day's occupancy, not the 20th's.
+    agent_presence_record(agent=agent, at=datetime(2025, 10, 21, 8, 0, tzinfo=UTC), state="ready")
+    assert {s.pk for s in snapshots_stale(calendar=dublin, now=now)} == {day21.pk}
