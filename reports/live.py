@@ -25,8 +25,10 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import BigIntegerField, Count, F, Func, Q, QuerySet, Sum, Value
+from django.db.models import Count, F, Q, QuerySet, Sum, Value
 
+from reports.sql import EpochMicros
+from reports.sql import epoch_us_sql as _epoch_us_sql
 from servicedesk.accounts.models import User
 from servicedesk.tickets.models import AgentPresence, OperatingCost, PresenceState, Session, SessionChannel
 
@@ -47,26 +49,10 @@ LIVE_KEYS = (
 def epoch_us_sql(column: str, vendor: str | None = None) -> str:
     """SQL for a datetime column as whole microseconds since 1970 (NULL stays NULL).
 
-    SQLite keeps Django's datetimes as text "YYYY-MM-DD HH:MM:SS[.ffffff]" in
-    UTC: whole seconds from strftime, microseconds from the text. Literal
-    percent signs are doubled for the parameter style of Django's cursors.
+    ``reports.sql.epoch_us_sql`` for ``vendor``, by default the connection's;
+    literal percent signs are doubled for the parameter style of Django's cursors.
     """
-    if (vendor or connection.vendor) == "postgresql":
-        return f"CAST(EXTRACT(EPOCH FROM {column}) * 1000000 AS BIGINT)"
-    return (
-        f"(CAST(strftime('%%s', {column}) AS INTEGER) * 1000000"
-        f" + CAST(substr({column} || '.000000', 21, 6) AS INTEGER))"
-    )
-
-
-class EpochMicros(Func):
-    """A datetime as whole microseconds since 1970, in the database (see ``epoch_us_sql``)."""
-
-    output_field = BigIntegerField()
-
-    def as_sql(self, compiler: Any, connection: Any, *args: Any, **extra_context: Any) -> Any:  # type: ignore[override]
-        sql, params = compiler.compile(self.source_expressions[0])
-        return epoch_us_sql(f"({sql})", connection.vendor), params
+    return _epoch_us_sql(column, vendor or connection.vendor)
 
 
 def epoch_us(instant: datetime) -> int:

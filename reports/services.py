@@ -10,8 +10,9 @@ calendar, plus ``definitions_version`` and the breakdowns ``by_channel``,
 Everything is aggregated in the database (``reports.metrics``); the result
 is plain JSON (dates as ``YYYY-MM-DD``, instants as ISO 8601 with ``Z``) and
 the same on PostgreSQL and SQLite. The quality figures (one-touch, FCR,
-reopen, CSAT) and the live-channel figures come from
-``reports.metrics.quality`` and ``reports.live`` when those are installed.
+reopen, CSAT) come from ``reports.metrics.quality`` over the same in-scope
+tickets and breakdown keys as the ticket figures; the live-channel figures
+from ``reports.live``.
 """
 
 from __future__ import annotations
@@ -21,34 +22,21 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Exists, F, OuterRef
 
 from reports.calendar_intervals import materialised
-from reports.metrics.facts import DIMENSIONS, ticket_facts
+from reports.metrics.facts import ticket_facts
+from reports.metrics.quality import FIGURES as QUALITY_FIGURES
+from reports.metrics.quality import ReportFigures, quality_empty, quality_figures
 from reports.metrics.sla import sla_empty, sla_figures
 from reports.metrics.tickets import DURATIONS, ticket_counts, ticket_durations, tickets_handled
 from reports.periods import Period, default_calendar
 from servicedesk.sla.calendars import CalendarSpec, calendar_spec
 from servicedesk.sla.models import BusinessCalendar
-from servicedesk.tickets.models import Ticket, TicketEvent
+from servicedesk.tickets.models import Ticket
 
 DEFINITIONS_VERSION = "2026-11-1"
 
 BREAKDOWNS = {"channel": "by_channel", "queue": "by_queue", "agent": "by_agent", "priority": "by_priority", "tier": "by_tier"}
-# How reports.metrics.quality groups the cohort for each breakdown: field paths, or an annotation.
-QUALITY_GROUPS = {
-    "channel": "channel",
-    "queue": "queue__slug",
-    "agent": "agent_email",
-    "priority": "priority",
-    "tier": "customer__organization__tier",
-}
-QUALITY_FIGURES = {
-    "one_touch": "one_touch_figures",
-    "fcr": "fcr_figures",
-    "reopen": "reopen_figures",
-    "csat": "csat_figures",
-}
 
 
 def instant_text(instant: datetime) -> str:
@@ -66,27 +54,6 @@ def _policy_calendars(period: Period, as_of: datetime) -> dict[str, CalendarSpec
     )
     wanted = {pk for pair in ids for pk in pair if pk is not None}
     return {str(calendar.pk): calendar_spec(calendar) for calendar in BusinessCalendar.objects.filter(pk__in=wanted)}
-
-
-QualityFigures = dict[str, dict[str | None, dict[Any, dict[str, Any]]]]
-
-
-def _quality(cohort: Any, *, as_of: datetime) -> QualityFigures:
-    """Quality figures per breakdown from reports.metrics.quality; empty while that module is absent."""
-    try:
-        from reports.metrics import quality  # type: ignore[attr-defined, unused-ignore]
-    except ImportError:
-        return {}
-    figures: QualityFigures = {}
-    for key, function_name in QUALITY_FIGURES.items():
-        function = getattr(quality, function_name, None)
-        if function is None:
-            continue
-        figures[key] = {
-            name: function(cohort, as_of=as_of, group_by=QUALITY_GROUPS[name] if name else None)
-            for name in DIMENSIONS
-        }
-    return figures
 
 
 def _live(period: Period, as_of: datetime, handled: int) -> dict[str, Any]:
@@ -122,7 +89,7 @@ def _ticket_figures(
     counts: dict[str | None, dict[str, dict[str, Any]]],
     durations: dict[str | None, dict[str, dict[str, Any]]],
     sla: dict[str | None, dict[str, dict[str, Any]]],
-    quality: QualityFigures,
+    quality: ReportFigures,
 ) -> dict[str, Any]:
     empty = {"n": 0, "mean": None, "median": None, "p90": None}
     figures: dict[str, Any] = {"tickets": counts[name].get(key, _empty_counts())}
@@ -130,11 +97,9 @@ def _ticket_figures(
     for figure in DURATIONS:
         figures[figure] = group_durations.get(figure, {"business": dict(empty), "calendar": dict(empty)})
     figures["sla"] = sla[name].get(key, sla_empty())
-    for quality_key, by_dimension in quality.items():
-        groups = by_dimension.get(name, {})
-        value = groups.get(None if name is None else key)
-        if value is not None:
-            figures[quality_key] = value
+    no_quality = quality_empty()
+    for figure in QUALITY_FIGURES:
+        figures[figure] = quality[figure][name].get(key, no_quality[figure])
     return figures
 
 
@@ -180,13 +145,7 @@ def _compute(period: Period, as_of: datetime) -> dict:
                 durations = ticket_durations(facts)
                 sla = sla_figures(facts)
                 handled = tickets_handled(facts)
-    cohort = Ticket.objects.filter(
-        created_at__gte=period.start_utc, created_at__lt=period.end_utc, created_at__lte=as_of,
-        initiator="inbound", is_spam=False, is_deleted=False,
-    ).exclude(
-        Exists(TicketEvent.objects.filter(ticket=OuterRef("pk"), kind="merged", at__lte=as_of))
-    ).annotate(agent_email=F("assignee__email"))
-    quality = _quality(cohort, as_of=as_of)
+                quality = quality_figures(facts)
 
     report: dict[str, Any] = {
         "period": {

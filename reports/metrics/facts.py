@@ -113,6 +113,17 @@ def _facts_sql(vendor: str) -> str:
             f" ELSE {end_us} - {start_us} END)"
         )
 
+    # status_facts keeps every column of cohort beside the ticket's status
+    # aggregates, so that no later step joins two derived row sets: without
+    # statistics on them, PostgreSQL may plan such a join as a nested loop,
+    # quadratic in the cohort.
+    cohort_columns = ", ".join(
+        f"c.{column}"
+        for column in (
+            "id", "channel", "initiator", "is_spam", "is_deleted", "customer_id", "sla_policy_id", "sla_calendar_id",
+            "current_priority", "current_queue", "current_assignee", "created_event_id", "created_after", "created_us",
+        )
+    )
     frt_target = "(CAST(c.fr_minutes AS BIGINT) * 60000000)"
     res_target = "(CAST(c.res_minutes AS BIGINT) * 60000000)"
     return f"""
@@ -144,7 +155,7 @@ seq AS (
   WINDOW w AS (PARTITION BY ticket_id ORDER BY at_us, seq)
 ),
 status_facts AS (
-  SELECT c.id AS ticket_id,
+  SELECT {cohort_columns},
          MAX(CASE WHEN sq.rn_desc = 1 THEN sq.status END) AS status_now,
          MAX(CASE WHEN sq.status IN {SOLVED} AND (sq.prev_status IS NULL OR sq.prev_status NOT IN {SOLVED})
              THEN sq.at_us END) AS last_solve_us,
@@ -152,13 +163,7 @@ status_facts AS (
          SUM(CASE WHEN sq.status IN {WAITING} THEN {b_rep('sq.next_us')} - {b_rep('sq.at_us')} ELSE 0 END) AS rwt_b,
          SUM(CASE WHEN sq.status IN {WAITING} THEN {b_pol('sq.next_us')} - {b_pol('sq.at_us')} ELSE 0 END) AS rwt_pol
   FROM seq sq JOIN cohort c ON c.id = sq.ticket_id
-  GROUP BY c.id
-),
-replies AS (
-  SELECT m.ticket_id, {ep('MIN(m.created_at)')} AS first_reply_us
-  FROM {m} m JOIN cohort c ON c.id = m.ticket_id
-  WHERE m.kind = 'public_agent' AND m.created_at <= %(as_of)s
-  GROUP BY m.ticket_id
+  GROUP BY {cohort_columns}
 ),
 base AS (
   SELECT c.id, c.channel, c.created_us, c.sla_policy_id, c.sla_calendar_id,
@@ -174,12 +179,11 @@ base AS (
              CAST({value_at('assignee', 'assignee', 'CAST(c.current_assignee AS TEXT)')} AS INTEGER)), '') AS agent_key,
          COALESCE((SELECT oo.tier FROM {cu} cc JOIN {o} oo ON oo.id = cc.organization_id
                    WHERE cc.id = c.customer_id), '') AS tier_key,
-         sf.status_now, sf.last_solve_us, sf.rwt_c, sf.rwt_b, sf.rwt_pol,
-         CASE WHEN sf.status_now IN {SOLVED} THEN 1 ELSE 0 END AS solved_now,
-         r.first_reply_us
-  FROM cohort c
-  JOIN status_facts sf ON sf.ticket_id = c.id
-  LEFT JOIN replies r ON r.ticket_id = c.id
+         c.status_now, c.last_solve_us, c.rwt_c, c.rwt_b, c.rwt_pol,
+         CASE WHEN c.status_now IN {SOLVED} THEN 1 ELSE 0 END AS solved_now,
+         (SELECT {ep('MIN(m.created_at)')} FROM {m} m
+          WHERE m.ticket_id = c.id AND m.kind = 'public_agent' AND m.created_at <= %(as_of)s) AS first_reply_us
+  FROM status_facts c
 ),
 prio AS (
   SELECT s.*,

@@ -23,11 +23,17 @@ whatever the number of figures. Only the per-group integer sums reach Python,
 which divides them: rates are fractions rounded half-up to 4 decimals (``None``
 without a denominator), the mean score has 2 decimals. The SQL is the same on
 SQLite and PostgreSQL, and so are the results.
+
+A report uses ``quality_figures`` instead: the in-scope tickets of its facts
+table (``reports.metrics.facts``), every figure's per-ticket values in one row
+per ticket, summed per breakdown key at ``as_of`` (the facts' keys, as for the
+ticket and SLA figures) for the whole cohort and every breakdown, in one
+query.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -50,9 +56,11 @@ from django.db.models import (
     Value,
     When,
 )
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 
 from reports.metrics import group_key, rate
+from reports.metrics.facts import DIMENSIONS, Facts
 from servicedesk.tickets.models import Customer, Initiator, Message, MessageKind, Rating, Ticket, TicketEvent
 from servicedesk.tickets.statuses import SOLVED_STATUSES, UNSOLVED_STATUSES
 
@@ -124,6 +132,32 @@ def _plus(instant: Any, hours: int) -> ExpressionWrapper:
 # One query: per-ticket values inside, sums per group outside.
 
 
+def _rows_sql(
+    rows: QuerySet[Ticket], steps: tuple[Mapping[str, Any], ...], columns: tuple[str, ...], **extra: Any
+) -> tuple[str, tuple[Any, ...]] | None:
+    """The SQL of one row per ticket of ``rows``: ``extra`` annotations, then ``columns`` (aliased by ``_p``).
+
+    ``steps`` are per-ticket annotations added in order; a step may refer to an
+    earlier one as ``_p(name)``. None for a cohort that cannot hold a row
+    (``.none()``, ``pk__in=[]``).
+    """
+    rows = rows.order_by()
+    for step in steps:
+        rows = rows.annotate(**{_p(name): expression for name, expression in step.items()})
+    rows = rows.annotate(**{_p(name): expression for name, expression in extra.items()})
+    rows = rows.values(*(_p(name) for name in extra), *(_p(name) for name in columns))
+    try:
+        sql, params = rows.query.get_compiler(using=rows.db).as_sql()
+    except EmptyResultSet:
+        return None
+    return sql, tuple(params)
+
+
+def _summed(sums: Mapping[str, str], columns: tuple[str, ...], table: str, quote: Any) -> str:
+    values = {name: f"{table}.{quote(_p(name))}" for name in columns}
+    return ", ".join(f"COALESCE(SUM({template.format(**values)}), 0)" for template in sums.values())
+
+
 def _tally(
     cohort: QuerySet[Ticket],
     group_by: str | None,
@@ -132,36 +166,27 @@ def _tally(
 ) -> dict[str | None, dict[str, int]]:
     """Per group value, the sums of ``sums`` over the cohort's tickets.
 
-    ``steps`` are per-ticket annotations added in order; a step may refer to an
-    earlier one as ``_p(name)``. The values of the last step are each ticket's
-    row, computed once per ticket: a materialized common table expression keeps
-    PostgreSQL from copying their subqueries into every sum. ``sums`` maps each
-    figure to an SQL expression over that row, naming the values as ``{name}``.
-    The group value ``None`` becomes ``""``; without ``group_by`` the only key
-    is ``None``, present even for an empty cohort.
+    The values of the last step are each ticket's row, computed once per
+    ticket: a materialized common table expression keeps PostgreSQL from
+    copying their subqueries into every sum. ``sums`` maps each figure to an
+    SQL expression over that row, naming the values as ``{name}``. The group
+    value ``None`` becomes ``""``; without ``group_by`` the only key is
+    ``None``, present even for an empty cohort.
     """
-    rows = cohort.order_by()
-    for step in steps:
-        rows = rows.annotate(**{_p(name): expression for name, expression in step.items()})
+    columns = tuple(steps[-1])
     group = F(group_by) if group_by else Value(None, output_field=CharField())
-    rows = rows.annotate(**{_p("group"): group}).values(_p("group"), *(_p(name) for name in steps[-1]))
-    connection = connections[rows.db]
-    quote = connection.ops.quote_name
+    inner = _rows_sql(cohort, steps, columns, group=group)
     fetched: list[tuple[Any, ...]] = []
-    try:
-        inner_sql, params = rows.query.get_compiler(using=rows.db).as_sql()
-    except EmptyResultSet:  # a cohort that cannot hold a row (``.none()``, ``pk__in=[]``)
-        inner_sql = ""
-    if inner_sql:
-        group_column = f"t.{quote(_p('group'))}"
-        values = {name: f"t.{quote(_p(name))}" for name in steps[-1]}
-        summed = ", ".join(f"COALESCE(SUM({template.format(**values)}), 0)" for template in sums.values())
+    if inner is not None:
+        connection = connections[cohort.db]
+        group_column = f"t.{connection.ops.quote_name(_p('group'))}"
         sql = (
-            f"WITH t AS MATERIALIZED ({inner_sql}) "  # noqa: S608 (the SQL is built from the ORM's own compiler)
-            f"SELECT {group_column}, {summed} FROM t GROUP BY {group_column}"
+            f"WITH t AS MATERIALIZED ({inner[0]}) "  # noqa: S608 (the SQL is built from the ORM's own compiler)
+            f"SELECT {group_column}, {_summed(sums, columns, 't', connection.ops.quote_name)}"
+            f" FROM t GROUP BY {group_column}"
         )
         with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+            cursor.execute(sql, inner[1])
             fetched = cursor.fetchall()
     result: dict[str | None, dict[str, int]] = {}
     if not group_by:
@@ -175,11 +200,47 @@ def _tally(
 
 
 def _p(name: str) -> str:
-    """The alias under which ``_tally`` annotates a step."""
+    """The alias under which a per-ticket value is annotated."""
     return _PREFIX + name
 
 
-# The figures.
+# The figures. Each is per-ticket values (``_*_steps``; one name means one
+# value across the figures, so a report computes them all in one row per
+# ticket), sums over them (``SUMS``) and the figures from the sums
+# (``_*_result``).
+
+SUMS: dict[str, dict[str, str]] = {
+    "one_touch": {
+        "solved": "{solved}",
+        "one": "CASE WHEN {solved} = 1 AND {replies} = 1 THEN 1 ELSE 0 END",
+        "few": "CASE WHEN {solved} = 1 AND {replies} <= 1 THEN 1 ELSE 0 END",
+    },
+    "fcr": {"eligible": "{fcr_eligible}", "success": "{fcr_success}"},
+    "reopen": {
+        "solved": "{solved}",
+        "tickets": "CASE WHEN {solved} = 1 AND {reopens} >= 1 THEN 1 ELSE 0 END",
+        "total": "{reopens}",
+    },
+    "csat": {
+        "rated": "CASE WHEN {score} IS NULL THEN 0 ELSE 1 END",
+        "satisfied": "CASE WHEN {score} >= 4 THEN 1 ELSE 0 END",
+        "points": "COALESCE({score}, 0)",
+    },
+}
+FIGURES = tuple(SUMS)
+
+
+def _one_touch_steps(as_of: datetime) -> tuple[Mapping[str, Any], ...]:
+    return ({"solved": _flag(_solved_at(as_of)), "replies": _count(_replies().filter(created_at__lte=as_of))},)
+
+
+def _one_touch_result(totals: Mapping[str, int], window_hours: int) -> Figures:
+    return {
+        "count": totals["one"],
+        "solved": totals["solved"],
+        "rate": rate(totals["one"], totals["solved"]),
+        "fewer_than_two": rate(totals["few"], totals["solved"]),
+    }
 
 
 def one_touch_figures(cohort: QuerySet[Ticket], *, as_of: datetime, group_by: str | None = None) -> Grouped:
@@ -193,20 +254,19 @@ def one_touch_figures(cohort: QuerySet[Ticket], *, as_of: datetime, group_by: st
       (solved with 0 or 1 replies) / solved, the variant other products call
       one-touch (it also counts solves without any reply).
     """
-    steps = ({"solved": _flag(_solved_at(as_of)), "replies": _count(_replies().filter(created_at__lte=as_of))},)
-    sums = {
-        "solved": "{solved}",
-        "one": "CASE WHEN {solved} = 1 AND {replies} = 1 THEN 1 ELSE 0 END",
-        "few": "CASE WHEN {solved} = 1 AND {replies} <= 1 THEN 1 ELSE 0 END",
-    }
+    return _figures("one_touch", cohort, as_of=as_of, group_by=group_by)
+
+
+def _reopen_steps(as_of: datetime) -> tuple[Mapping[str, Any], ...]:
+    return ({"solved": _flag(_solved_at(as_of)), "reopens": _count(_reopens(as_of))},)
+
+
+def _reopen_result(totals: Mapping[str, int], window_hours: int) -> Figures:
     return {
-        key: {
-            "count": totals["one"],
-            "solved": totals["solved"],
-            "rate": rate(totals["one"], totals["solved"]),
-            "fewer_than_two": rate(totals["few"], totals["solved"]),
-        }
-        for key, totals in _tally(cohort, group_by, steps, sums).items()
+        "tickets": totals["tickets"],
+        "solved": totals["solved"],
+        "rate": rate(totals["tickets"], totals["solved"]),
+        "total": totals["total"],
     }
 
 
@@ -220,20 +280,23 @@ def reopen_figures(cohort: QuerySet[Ticket], *, as_of: datetime, group_by: str |
       before ``as_of`` of every cohort ticket, solved at ``as_of`` or not.
     ``solved`` -> ``closed`` is no reopen.
     """
-    steps = ({"solved": _flag(_solved_at(as_of)), "reopens": _count(_reopens(as_of))},)
-    sums = {
-        "solved": "{solved}",
-        "tickets": "CASE WHEN {solved} = 1 AND {reopens} >= 1 THEN 1 ELSE 0 END",
-        "total": "{reopens}",
-    }
+    return _figures("reopen", cohort, as_of=as_of, group_by=group_by)
+
+
+def _csat_steps(as_of: datetime) -> tuple[Mapping[str, Any], ...]:
+    latest = Rating.objects.filter(ticket=OuterRef("pk"), at__lte=as_of).order_by("-at", "-pk").values("score")[:1]
+    return ({"score": Subquery(latest, output_field=IntegerField())},)
+
+
+def _csat_result(totals: Mapping[str, int], window_hours: int) -> Figures:
+    mean = None
+    if totals["rated"]:
+        mean = float((Decimal(totals["points"]) / Decimal(totals["rated"])).quantize(_MEAN, rounding=ROUND_HALF_UP))
     return {
-        key: {
-            "tickets": totals["tickets"],
-            "solved": totals["solved"],
-            "rate": rate(totals["tickets"], totals["solved"]),
-            "total": totals["total"],
-        }
-        for key, totals in _tally(cohort, group_by, steps, sums).items()
+        "satisfied": totals["satisfied"],
+        "rated": totals["rated"],
+        "rate": rate(totals["satisfied"], totals["rated"]),
+        "mean": mean,
     }
 
 
@@ -246,25 +309,81 @@ def csat_figures(cohort: QuerySet[Ticket], *, as_of: datetime, group_by: str | N
     - ``rate`` = satisfied / rated;
     - ``mean``: the mean of those latest scores, 2 decimals (``None`` when none).
     """
-    latest = Rating.objects.filter(ticket=OuterRef("pk"), at__lte=as_of).order_by("-at", "-pk").values("score")[:1]
-    steps = ({"score": Subquery(latest, output_field=IntegerField())},)
-    sums = {
-        "rated": "CASE WHEN {score} IS NULL THEN 0 ELSE 1 END",
-        "satisfied": "CASE WHEN {score} >= 4 THEN 1 ELSE 0 END",
-        "points": "COALESCE({score}, 0)",
+    return _figures("csat", cohort, as_of=as_of, group_by=group_by)
+
+
+def _fcr_steps(as_of: datetime, window_hours: int) -> tuple[Mapping[str, Any], ...]:
+    first_solve = OuterRef(_p("first_solve"))
+    first_reply = OuterRef(_p("first_reply"))
+    window_end = _plus(first_solve, window_hours)
+    steps: tuple[Mapping[str, Any], ...] = (
+        {
+            "first_solve": _first_solve(as_of),
+            "first_reply": Subquery(
+                _replies().filter(created_at__lte=as_of).order_by("created_at", "pk").values("created_at")[:1],
+                output_field=DateTimeField(),
+            ),
+            "root": Coalesce(F("customer__merged_into_id"), F("customer_id")),
+        },
+        {"replies_by_solve": _count(_replies().filter(created_at__lte=first_solve))},
+    )
+
+    late_customer_message = Exists(
+        Message.objects.filter(
+            ticket=OuterRef("pk"),
+            kind=MessageKind.PUBLIC_ENDUSER,
+            created_at__gt=first_reply,
+            created_at__lte=first_solve,
+        )
+    )
+    reopened_in_window = Exists(_reopens(as_of).filter(at__gt=first_solve, at__lte=window_end))
+
+    # Inside a candidate query, OuterRef(OuterRef(...)) is the measured ticket.
+    # Two separate tests, so that each can run on its own index: tickets of
+    # the same person (ticket_customer_created), and duplicates merged into
+    # this ticket (merged_into).
+    merged_by_as_of = TicketEvent.objects.filter(ticket=OuterRef("pk"), kind=TicketEvent.Kind.MERGED, at__lte=as_of)
+    merged_in_window = merged_by_as_of.filter(
+        at__gt=OuterRef(first_reply), at__lte=_plus(OuterRef(first_solve), window_hours)
+    )
+    same_person = Q(
+        customer__in=Customer.objects.filter(
+            Q(pk=OuterRef(OuterRef(_p("root")))) | Q(merged_into=OuterRef(OuterRef(_p("root"))))
+        ).values("pk")
+    )
+    same_issue = (
+        Q(topic=OuterRef("topic"))
+        | Q(same_issue_as=OuterRef("pk"))
+        | Q(pk=OuterRef("same_issue_as"))
+        | (Q(merged_into=OuterRef("pk")) & Exists(merged_by_as_of))
+    )
+    contacts = Ticket.objects.filter(same_person, initiator=Initiator.INBOUND, is_spam=False).exclude(pk=OuterRef("pk"))
+    created_in_window = Exists(contacts.filter(same_issue, created_at__gt=first_reply, created_at__lte=window_end))
+    merged_in_window_duplicate = Exists(contacts.filter(Exists(merged_in_window), merged_into=OuterRef("pk")))
+    repeat_contact = created_in_window | merged_in_window_duplicate
+
+    replies = _p("replies_by_solve")
+    # Not merged away by as_of: a merge recorded later does not count yet.
+    merged_away = Exists(
+        TicketEvent.objects.filter(ticket=OuterRef("pk"), kind=TicketEvent.Kind.MERGED, at__lte=as_of)
+    )
+    eligible = Q(
+        initiator=Initiator.INBOUND,
+        **{_p("first_solve") + "__lte": as_of - timedelta(hours=window_hours), replies + "__gte": 1},
+    ) & ~merged_away
+    success = eligible & Q(**{replies: 1}) & ~late_customer_message & ~reopened_in_window & ~repeat_contact
+    # Success is checked in this order so that the costly conditions run for
+    # eligible tickets only.
+    return (*steps, {"fcr_eligible": _flag(eligible), "fcr_success": _flag(success)})
+
+
+def _fcr_result(totals: Mapping[str, int], window_hours: int) -> Figures:
+    return {
+        "success": totals["success"],
+        "eligible": totals["eligible"],
+        "rate": rate(totals["success"], totals["eligible"]),
+        "window_hours": window_hours,
     }
-    figures: Grouped = {}
-    for key, totals in _tally(cohort, group_by, steps, sums).items():
-        mean = None
-        if totals["rated"]:
-            mean = float((Decimal(totals["points"]) / Decimal(totals["rated"])).quantize(_MEAN, rounding=ROUND_HALF_UP))
-        figures[key] = {
-            "satisfied": totals["satisfied"],
-            "rated": totals["rated"],
-            "rate": rate(totals["satisfied"], totals["rated"]),
-            "mean": mean,
-        }
-    return figures
 
 
 def fcr_figures(
@@ -303,72 +422,92 @@ def fcr_figures(
     Figures: ``eligible``, ``success``, ``rate`` = success / eligible, and
     ``window_hours`` as given.
     """
-    first_solve = OuterRef(_p("first_solve"))
-    first_reply = OuterRef(_p("first_reply"))
-    window_end = _plus(first_solve, window_hours)
-    steps: tuple[Mapping[str, Any], ...] = (
-        {
-            "first_solve": _first_solve(as_of),
-            "first_reply": Subquery(
-                _replies().filter(created_at__lte=as_of).order_by("created_at", "pk").values("created_at")[:1],
-                output_field=DateTimeField(),
-            ),
-            "root": Coalesce(F("customer__merged_into_id"), F("customer_id")),
-        },
-        {"replies": _count(_replies().filter(created_at__lte=first_solve))},
-    )
+    return _figures("fcr", cohort, as_of=as_of, group_by=group_by, window_hours=window_hours)
 
-    late_customer_message = Exists(
-        Message.objects.filter(
-            ticket=OuterRef("pk"),
-            kind=MessageKind.PUBLIC_ENDUSER,
-            created_at__gt=first_reply,
-            created_at__lte=first_solve,
-        )
-    )
-    reopened_in_window = Exists(_reopens(as_of).filter(at__gt=first_solve, at__lte=window_end))
 
-    # Inside a candidate query, OuterRef(OuterRef(...)) is the measured ticket.
-    # Two separate tests, so that each can run on its own index: tickets of
-    # the same person (ticket_customer_created), and duplicates merged into
-    # this ticket (merged_into).
-    merged_by_as_of = TicketEvent.objects.filter(ticket=OuterRef("pk"), kind=TicketEvent.Kind.MERGED, at__lte=as_of)
-    merged_in_window = merged_by_as_of.filter(
-        at__gt=OuterRef(first_reply), at__lte=_plus(OuterRef(first_solve), window_hours)
-    )
-    same_person = Q(
-        customer__in=Customer.objects.filter(
-            Q(pk=OuterRef(OuterRef(_p("root")))) | Q(merged_into=OuterRef(OuterRef(_p("root"))))
-        ).values("pk")
-    )
-    same_issue = (
-        Q(topic=OuterRef("topic"))
-        | Q(same_issue_as=OuterRef("pk"))
-        | Q(pk=OuterRef("same_issue_as"))
-        | (Q(merged_into=OuterRef("pk")) & Exists(merged_by_as_of))
-    )
-    contacts = Ticket.objects.filter(same_person, initiator=Initiator.INBOUND, is_spam=False).exclude(pk=OuterRef("pk"))
-    created_in_window = Exists(contacts.filter(same_issue, created_at__gt=first_reply, created_at__lte=window_end))
-    merged_in_window_duplicate = Exists(contacts.filter(Exists(merged_in_window), merged_into=OuterRef("pk")))
-    repeat_contact = created_in_window | merged_in_window_duplicate
+_STEPS: dict[str, Callable[[datetime, int], tuple[Mapping[str, Any], ...]]] = {
+    "one_touch": lambda as_of, _window: _one_touch_steps(as_of),
+    "fcr": _fcr_steps,
+    "reopen": lambda as_of, _window: _reopen_steps(as_of),
+    "csat": lambda as_of, _window: _csat_steps(as_of),
+}
+_RESULTS: dict[str, Callable[[Mapping[str, int], int], Figures]] = {
+    "one_touch": _one_touch_result,
+    "fcr": _fcr_result,
+    "reopen": _reopen_result,
+    "csat": _csat_result,
+}
 
-    replies = _p("replies")
-    eligible = Q(
-        initiator=Initiator.INBOUND,
-        merged_into__isnull=True,
-        **{_p("first_solve") + "__lte": as_of - timedelta(hours=window_hours), replies + "__gte": 1},
+
+def _figures(
+    figure: str,
+    cohort: QuerySet[Ticket],
+    *,
+    as_of: datetime,
+    group_by: str | None,
+    window_hours: int = FCR_WINDOW_HOURS,
+) -> Grouped:
+    totals = _tally(cohort, group_by, _STEPS[figure](as_of, window_hours), SUMS[figure])
+    return {key: _RESULTS[figure](group, window_hours) for key, group in totals.items()}
+
+
+# A report: every figure, for the whole cohort and each breakdown, in one query.
+
+ReportFigures = dict[str, dict[str | None, dict[str, Figures]]]
+
+
+def quality_empty(*, window_hours: int = FCR_WINDOW_HOURS) -> dict[str, Figures]:
+    """The quality figures of a group without in-scope tickets: zero counts, null rates."""
+    return {figure: _RESULTS[figure](dict.fromkeys(SUMS[figure], 0), window_hours) for figure in FIGURES}
+
+
+def quality_figures(facts: Facts, *, window_hours: int = FCR_WINDOW_HOURS) -> ReportFigures:
+    """{figure: {breakdown: {key: figures}}} for the in-scope tickets of a report's facts table.
+
+    The cohort is the facts' ``in`` scope, and the groups are the facts'
+    breakdown keys at ``as_of`` (``DIMENSIONS``; breakdown None is the whole
+    cohort, under the key ``""``), so the quality figures count the same
+    tickets in the same groups as the ticket and SLA figures. One query: each
+    ticket's values of every figure are computed once (the expressions of the
+    figure functions above), joined to its facts row, and summed per group of
+    every breakdown.
+    """
+    steps = [_STEPS[figure](facts.as_of, window_hours) for figure in FIGURES]
+    # Layer n of the row holds step n of every figure; each figure's sums read its last step.
+    layers: list[dict[str, Any]] = []
+    for figure_steps in steps:
+        for depth, step in enumerate(figure_steps):
+            if depth == len(layers):
+                layers.append({})
+            layers[depth].update(step)
+    columns = tuple(dict.fromkeys(name for figure_steps in steps for name in figure_steps[-1]))
+    scope_sql = f"SELECT id FROM {facts.table} WHERE scope = 'in'"  # noqa: S608 (the facts table's own name)
+    in_scope = Ticket.objects.filter(pk__in=RawSQL(scope_sql, ()))  # noqa: S611
+    inner = _rows_sql(in_scope, tuple(layers), columns, ticket=F("pk"))
+    if inner is None:  # a RawSQL filter always compiles
+        raise RuntimeError("the in-scope tickets did not compile")
+    connection = connections[in_scope.db]
+    quote = connection.ops.quote_name
+    keys = ", ".join(f"f.{column}" for name, column in DIMENSIONS.items() if name)
+    summed = ", ".join(_summed(SUMS[figure], columns, "r", quote) for figure in FIGURES)
+    # Built from constants: the breakdown columns of DIMENSIONS and the sums of SUMS.
+    selects = [
+        f"SELECT CAST('{name or ''}' AS TEXT) AS dim, {column} AS k, {summed} FROM r"  # noqa: S608
+        + (f" GROUP BY {column}" if name else "")
+        for name, column in DIMENSIONS.items()
+    ]
+    sql = (
+        f"WITH t AS MATERIALIZED ({inner[0]}), "  # noqa: S608 (the ORM's own SQL and the facts table's name)
+        f"r AS MATERIALIZED (SELECT {keys}, t.* FROM {facts.table} f JOIN t ON t.{quote(_p('ticket'))} = f.id) "
+        + " UNION ALL ".join(selects)
     )
-    success = eligible & Q(**{replies: 1}) & ~late_customer_message & ~reopened_in_window & ~repeat_contact
-    # Success is checked in this order so that the costly conditions run for
-    # eligible tickets only.
-    steps = (*steps, {"eligible": _flag(eligible), "success": _flag(success)})
-    sums = {"eligible": "{eligible}", "success": "{success}"}
-    return {
-        key: {
-            "success": totals["success"],
-            "eligible": totals["eligible"],
-            "rate": rate(totals["success"], totals["eligible"]),
-            "window_hours": window_hours,
-        }
-        for key, totals in _tally(cohort, group_by, steps, sums).items()
-    }
+    with connection.cursor() as cursor:
+        cursor.execute(sql, inner[1])
+        fetched = cursor.fetchall()
+    result: ReportFigures = {figure: {name: {} for name in DIMENSIONS} for figure in FIGURES}
+    for dim, key, *numbers in fetched:
+        values = iter(int(number) for number in numbers)
+        for figure in FIGURES:
+            totals = {name: next(values) for name in SUMS[figure]}
+            result[figure][dim or None][group_key(key)] = _RESULTS[figure](totals, window_hours)
+    return result

@@ -230,6 +230,17 @@ def test_fcr_leaves_out_tickets_without_reply_before_the_first_solve_outbound_an
         assert fcr(ticket, as_of) == (0, 0), ticket.subject
 
 
+def test_fcr_counts_a_ticket_merged_away_only_after_as_of(desk, customer):
+    target = desk.ticket(customer, T0, topic=None)
+    ticket = desk.one_touch_solve(customer, topic=None)  # first reply and first solve at h1
+    ticket_merge(source=ticket, target=target, actor=desk.actor, at=h(1) + WEEK + WEEK)
+
+    # At h1 + 168 h the merge has not happened yet: eligible and a success.
+    assert fcr(ticket, h(1) + WEEK) == (1, 1)
+    # Once merged away, it leaves the FCR figures.
+    assert fcr(ticket, h(1) + WEEK + WEEK) == (0, 0)
+
+
 def test_fcr_first_solve_counts_even_after_a_later_reopen_and_solve(desk, customer):
     ticket = desk.one_touch_solve(customer)  # first solve at h1
     desk.status(ticket, "open", h(1) + WEEK + timedelta(hours=1))  # reopened after the window
