@@ -203,5 +203,8 @@ def test_import_history_applies_targets_to_unsolved_imported_tickets(import_hist
     # Thresholds already past when imported count as notified: no flood of old notices.
     assert all(t.breach_notified_at is not None and t.next_check_at is None for t in targets.values())
     assert not TicketTarget.objects.filter(ticket__external_id="T2").exists()
+    # The solved ticket carries the policy snapshot the reports judge it by.
+    solved_ticket = Ticket.objects.get(external_id="T2")
+    assert (solved_ticket.sla_policy.slug, solved_ticket.sla_calendar.slug) == ("standard", "dublin")
     again = import_history(path)
     assert "SLA targets" not in again.stdout.getvalue()

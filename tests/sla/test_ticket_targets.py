@@ -311,3 +311,21 @@ def test_created_while_closed_and_answered_before_opening_is_within_target(queue
     ticket_reply_create(ticket=ticket, author=agent, text="Hi", actor=Actor.agent(agent), at=saturday + hours(30))
     first = targets(ticket)["first_reply"]
     assert (first.state, first.elapsed_seconds) == ("achieved", 0.0)
+
+
+def test_policy_fill_snapshots_the_first_matching_policy_by_rank(queue, policy, customer, dublin):
+    from servicedesk.tickets.services.sla import tickets_sla_policy_fill
+
+    chat = SlaPolicy.objects.create(slug="chat", name="Chat", rank=1, calendar=dublin, match={"channel": ["chat"]})
+    email_ticket = new_ticket(customer, queue)
+    chat_ticket = ticket_create(
+        customer=customer, subject="Hi", channel="chat", actor=Actor.of_customer(customer), queue=queue, at=MONDAY_10
+    )
+    outbound = new_ticket(customer, queue, initiator="outbound")
+    # As imported history leaves them: no snapshot.
+    Ticket.objects.update(sla_policy=None, sla_calendar=None)
+    assert tickets_sla_policy_fill() == 2
+    assert dict(Ticket.objects.values_list("pk", "sla_policy__slug")) == {
+        email_ticket.pk: "standard", chat_ticket.pk: "chat", outbound.pk: None,
+    }
+    assert tickets_sla_policy_fill() == 0

@@ -344,7 +344,9 @@ def tickets_sla_backfill(*, at: datetime, batch_size: int = 500) -> int:
     """Apply SLA targets, evaluated at ``at``, to unsolved tickets that have none yet.
 
     For tickets that arrive without the ticket services: imported history
-    (``import_history`` runs this when it ends). Warnings and breaches that
+    (``import_history`` runs this when it ends). The other inbound tickets
+    without a policy (solved ones) get the policy snapshot the reports judge
+    them by (``tickets_sla_policy_fill``). Warnings and breaches that
     were already past at ``at`` count as notified, so an import does not
     flood agents with notices about old tickets. Idempotent: a ticket with
     targets, or without a matching policy, is left as it is; the result is
@@ -353,6 +355,12 @@ def tickets_sla_backfill(*, at: datetime, batch_size: int = 500) -> int:
     specs = SpecCache()
     if not specs.policies():
         return 0
+    applied = _unsolved_targets_apply(at=at, batch_size=batch_size, specs=specs)
+    tickets_sla_policy_fill()
+    return applied
+
+
+def _unsolved_targets_apply(*, at: datetime, batch_size: int, specs: SpecCache) -> int:
     candidates = Ticket.objects.filter(
         initiator=Initiator.INBOUND,
         status__in=UNSOLVED_STATUSES,
@@ -379,6 +387,39 @@ def tickets_sla_backfill(*, at: datetime, batch_size: int = 500) -> int:
                     applied += 1
                 for target in written:
                     _past_notices_settle(target, at)
+
+
+_MATCH_FIELDS = {
+    "priority": "priority",
+    "channel": "channel",
+    "tier": "customer__organization__tier",
+    "queue": "queue__slug",
+    "initiator": "initiator",
+}
+
+
+def tickets_sla_policy_fill() -> int:
+    """Snapshot the matching policy and its calendar on inbound tickets that have none (imported history).
+
+    Reports judge a ticket's targets from its timeline and this snapshot
+    (METRICS.md section 4), so solved imported tickets need the policy too,
+    though no target row. Set-based: one UPDATE per policy, lowest rank
+    first, so each ticket gets the first policy that matches. A condition on
+    a fact the ticket lacks (no organization, so no tier) does not match.
+    Idempotent; returns the number of tickets that got a policy.
+    """
+    filled = 0
+    for policy in policies_ranked():
+        candidates = Ticket.objects.filter(
+            sla_policy__isnull=True, initiator=Initiator.INBOUND, is_spam=False, is_deleted=False
+        )
+        for key, wanted in (policy.match or {}).items():
+            values = [wanted] if isinstance(wanted, str) else list(wanted)
+            candidates = candidates.filter(**{f"{_MATCH_FIELDS[key]}__in": values})
+        filled += Ticket.objects.filter(pk__in=candidates.values("pk")).update(
+            sla_policy=policy, sla_calendar=policy.calendar_id
+        )
+    return filled
 
 
 def _past_notices_settle(target: TicketTarget, at: datetime) -> None:
