@@ -316,7 +316,7 @@ def test_created_while_closed_and_answered_before_opening_is_within_target(queue
 def test_policy_fill_snapshots_the_first_matching_policy_by_rank(queue, policy, customer, dublin):
     from servicedesk.tickets.services.sla import tickets_sla_policy_fill
 
-    chat = SlaPolicy.objects.create(slug="chat", name="Chat", rank=1, calendar=dublin, match={"channel": ["chat"]})
+    SlaPolicy.objects.create(slug="chat", name="Chat", rank=1, calendar=dublin, match={"channel": ["chat"]})
     email_ticket = new_ticket(customer, queue)
     chat_ticket = ticket_create(
         customer=customer, subject="Hi", channel="chat", actor=Actor.of_customer(customer), queue=queue, at=MONDAY_10
