@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connection as default_connection
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import BigIntegerField, Expression, F, Func, Value
@@ -41,7 +42,7 @@ INTERVAL_TABLE = CalendarInterval._meta.db_table
 def _vendor(connection: BaseDatabaseWrapper | None = None) -> str:
     vendor = (connection or default_connection).vendor
     if vendor not in ("postgresql", "sqlite"):
-        raise NotImplementedError(f"reports run on PostgreSQL and SQLite, not {vendor}")
+        raise ImproperlyConfigured(f"Reports run on PostgreSQL and SQLite, not {vendor}.")
     return vendor
 
 

@@ -21,6 +21,15 @@ def _clear_cache():
 
 
 @pytest.fixture
+def postgres_only():
+    """Concurrency tests need real row locks: they fail (never skip) without PostgreSQL."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.fail("Concurrency tests need PostgreSQL: set DATABASE_URL (scripts/test does).")
+
+
+@pytest.fixture
 def queue(db):
     return QueueFactory(slug="support", name="Support")
 

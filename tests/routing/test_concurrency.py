@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 
 import pytest
-from django.db import connection, connections
 
 from servicedesk.routing.models import Assignment
 from servicedesk.routing.selectors import agent_loads
@@ -14,38 +12,10 @@ from servicedesk.routing.services import agent_profile_ensure, queue_routing_set
 from servicedesk.tickets.inbound import InboundMessage, SenderIdentity
 from servicedesk.tickets.models import Ticket
 from servicedesk.tickets.services.intake import inbound_message_receive
+from tests.concurrency import run_at_once
 from tests.factories import AgentFactory, QueueFactory
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def _postgres_only():
-    if connection.vendor != "postgresql":
-        pytest.fail("Concurrency tests need PostgreSQL: set DATABASE_URL (scripts/test does).")
-
-
-def run_at_once(n: int, fn) -> list:
-    barrier = threading.Barrier(n)
-    results: list = [None] * n
-    errors: list = []
-
-    def worker(i: int) -> None:
-        try:
-            barrier.wait(timeout=10)
-            results[i] = fn(i)
-        except Exception as exc:  # reported below, never swallowed
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert errors == []
-    return results
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("postgres_only")]
 
 
 def deliver(i: int):

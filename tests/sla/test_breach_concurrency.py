@@ -6,45 +6,17 @@ import threading
 
 import pytest
 from django.core import mail
-from django.db import connection, connections, transaction
+from django.db import connections, transaction
 
 from servicedesk.notifications.models import Notification
 from servicedesk.sla.breach import BreachCheckCounts, sla_breach_check
 from servicedesk.sla.models import Escalation, EscalationRule
 from servicedesk.tickets.locks import ticket_lock
 from servicedesk.tickets.models import TicketEvent
+from tests.concurrency import run_at_once
 from tests.sla.conftest import T0, minutes, open_ticket
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def _postgres_only():
-    if connection.vendor != "postgresql":
-        pytest.fail("Concurrency tests need PostgreSQL: set DATABASE_URL (scripts/test does).")
-
-
-def run_at_once(n: int, fn) -> list:
-    barrier = threading.Barrier(n)
-    results: list = [None] * n
-    errors: list = []
-
-    def worker(i: int) -> None:
-        try:
-            barrier.wait(timeout=10)
-            results[i] = fn(i)
-        except Exception as exc:  # reported below, never swallowed
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert errors == []
-    return results
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("postgres_only")]
 
 
 def test_checks_running_at_once_notify_and_escalate_once(standard, support, ann, max_manager):
