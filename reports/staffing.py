@@ -85,8 +85,9 @@ def _bucket_sql(time_zone: str, start_utc: datetime, end_utc: datetime) -> tuple
         params += [following, offset]
     local = f"({instant} + CASE {' '.join(cases)} ELSE %s END)" if cases else f"({instant} + %s)"
     params.append(stretches[-1][1])
-    # Days since 1970-01-01, a Thursday (Monday = 0, so Thursday = 3).
-    return f"(({local} / {_DAY_US}) + 3) % 7", f"(({local} % {_DAY_US}) / {_HOUR_US})", params + params
+    # Days since 1970-01-01, a Thursday (Monday = 0, so Thursday = 3). The
+    # modulo is written %% as the SQL carries parameters.
+    return f"(({local} / {_DAY_US}) + 3) %% 7", f"(({local} %% {_DAY_US}) / {_HOUR_US})", params + params
 
 
 def _round(value: float, places: int) -> float:
