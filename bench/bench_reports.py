@@ -379,7 +379,9 @@ def import_phase(args: argparse.Namespace, env: dict[str, str], report: dict) ->
     now = datetime.now(UTC).replace(microsecond=0)
     today = now.astimezone(ZONE).date()
     first_day = today - timedelta(days=args.days)
-    path = OUT / "reports-history.jsonl"
+    # Named after the database, so that two databases can be built at once.
+    database = env["DATABASE_URL"].rsplit("/", 1)[-1]
+    path = OUT / f"reports-history-{database}.jsonl"
     started = time.monotonic()
     counts = year_history_write(path, tickets=args.tickets, first_day=first_day, days=args.days, now=now)
     report["history"] = {
@@ -388,7 +390,7 @@ def import_phase(args: argparse.Namespace, env: dict[str, str], report: dict) ->
         "file_mib": round(path.stat().st_size / 2**20, 1), "write_seconds": round(time.monotonic() - started, 1),
     }
     print(json.dumps(report["history"]), flush=True)
-    result = child_run([PYTHON, "manage.py", "import_history", str(path)], env=env, log=OUT / "reports-import.log")
+    result = child_run([PYTHON, "manage.py", "import_history", str(path)], env=env, log=OUT / f"reports-import-{database}.log")
     result["records_per_second"] = round(report["history"]["records"] / result["seconds"], 1)
     report["import"] = result
     print(json.dumps(result), flush=True)

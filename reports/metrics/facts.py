@@ -1,7 +1,7 @@
 """One row per ticket of a report's cohort: the facts every ticket figure is aggregated from.
 
-``ticket_facts`` runs one SQL statement (identical text on PostgreSQL and
-SQLite apart from the few functions of ``reports.sql``) that writes a
+``ticket_facts`` writes, with a few set-based SQL statements (identical text
+on PostgreSQL and SQLite apart from the few functions of ``reports.sql``), a
 temporary table with, per ticket created in the period and by ``as_of``:
 
 * ``scope``: ``in`` (counted by every service metric), ``outbound``,
@@ -17,6 +17,16 @@ temporary table with, per ticket created in the period and by ``as_of``:
 
 The status history is the ``status`` TicketEvents after creation as ``new``,
 ordered by (instant, id); events and messages after ``as_of`` are ignored.
+
+How: the cohort's tickets, then their events and their public messages up to
+``as_of`` are copied once into working tables (one index range per ticket).
+Everything else is joins, window functions and grouping over those tables,
+never a lookup per ticket and figure. Business time B(t) is computed for the
+distinct (calendar, instant) points at once: the points and the calendar's
+interval starts are sorted together, each point takes the last interval
+start before it, and one join gives B(t) (``reports.sql``). The working
+tables of events and messages stay until the block ends, for the quality
+figures (``reports.metrics.quality``).
 """
 
 from __future__ import annotations
@@ -30,7 +40,7 @@ from typing import Any
 
 from django.db import connection
 
-from reports.sql import business_at_sql, epoch_us_sql, greatest_sql, json_key_text_sql, json_text_sql
+from reports.sql import INTERVAL_TABLE, epoch_us_sql, greatest_sql, json_key_text_sql, json_text_sql, least_sql
 from servicedesk.accounts.models import User
 from servicedesk.sla.models import SlaPolicy, SlaTarget
 from servicedesk.tickets.models import Customer, Message, Organization, Queue, Ticket, TicketEvent
@@ -60,186 +70,272 @@ def epoch_us(instant: datetime) -> int:
 
 @dataclass(frozen=True)
 class Facts:
-    """The temporary table of one computation and the instant it describes."""
+    """The temporary tables of one computation and the instant it describes.
+
+    ``table``: one row per ticket (the facts). ``events``: the cohort's
+    status, priority, queue, assignee and merged events by ``as_of``
+    (ticket_id, kind, id, at_us, val, bval: the ``after`` and ``before`` text).
+    ``messages``: the cohort's public messages by ``as_of`` (ticket_id, kind,
+    at_us). ``cohort``: the cohort's ticket columns (id, customer_id, topic_id,
+    same_issue_as_id, ...).
+    """
 
     table: str
     as_of: datetime
+    events: str = ""
+    messages: str = ""
+    cohort: str = ""
+
+    @property
+    def as_of_us(self) -> int:
+        return epoch_us(self.as_of)
 
 
-def _facts_sql(vendor: str) -> str:
+EVENT_KINDS = "('status', 'priority', 'queue', 'assignee', 'merged')"
+
+
+def _statements(vendor: str, x: str) -> list[tuple[str, str]]:
+    """(working table, SELECT) in order; ``x`` is the prefix of the working tables' names."""
     t, e, m = Ticket._meta.db_table, TicketEvent._meta.db_table, Message._meta.db_table
     q, u = Queue._meta.db_table, User._meta.db_table
     cu, o = Customer._meta.db_table, Organization._meta.db_table
     p, st = SlaPolicy._meta.db_table, SlaTarget._meta.db_table
+    ci = INTERVAL_TABLE
+    c_, e_, m_, h_, p_, b_, s_, base_ = (f"{x}_{n}" for n in ("c", "e", "m", "h", "p", "b", "s", "base"))
 
-    def ep(x: str) -> str:
-        return epoch_us_sql(x, vendor)
+    def ep(expr: str) -> str:
+        return epoch_us_sql(expr, vendor)
 
-    def b_rep(x: str) -> str:
-        return business_at_sql(x, "%(report_key)s", vendor)
+    def greatest(a: str, b: str) -> str:
+        return greatest_sql(a, b, vendor)
 
-    def b_pol(x: str) -> str:
-        return business_at_sql(x, "(%(key_prefix)s || CAST(c.sla_calendar_id AS VARCHAR(20)))", vendor)
+    def b_at(alias: str) -> str:
+        """B(t) of a join on the points table (0 for an instant before every interval, or without intervals)."""
+        return f"COALESCE({alias}.b, 0)"
 
-    def last_after(kind: str, alias: str) -> str:
-        """The ``after`` text of the ticket's last ``kind`` event at or before as_of."""
-        return (
-            f"(SELECT {json_text_sql('v.after', vendor)} FROM {e} v WHERE v.ticket_id = {alias}.id"
-            f" AND v.kind = '{kind}' AND v.at <= %(as_of)s ORDER BY v.at DESC, v.id DESC LIMIT 1)"
-        )
+    def b_join(alias: str, key: str, instant: str) -> str:
+        return f"LEFT JOIN {b_} {alias} ON {alias}.calendar_key = {key} AND {alias}.t = {instant}"
 
-    def has_event(kind: str, alias: str) -> str:
-        return f"EXISTS (SELECT 1 FROM {e} v WHERE v.ticket_id = {alias}.id AND v.kind = '{kind}' AND v.at <= %(as_of)s)"
-
-    def priority_at(instant_us: str) -> str:
-        return (
-            f"COALESCE((SELECT {json_text_sql('v.after', vendor)} FROM {e} v WHERE v.ticket_id = s.id"
-            f" AND v.kind = 'priority' AND v.at <= %(as_of)s AND {ep('v.at')} <= {instant_us}"
-            f" ORDER BY v.at DESC, v.id DESC LIMIT 1), s.created_priority)"
-        )
-
-    def value_at(kind: str, created_key: str, current: str) -> str:
-        # The last change by as_of; before any change, the value recorded at creation.
-        return (
-            f"CASE WHEN {has_event(kind, 'c')} THEN {last_after(kind, 'c')}"
-            f" WHEN c.created_event_id IS NOT NULL THEN {json_key_text_sql('c.created_after', created_key, vendor)}"
-            f" ELSE {current} END"
-        )
-
-    def pol_elapsed(start_us: str, end_us: str, hours: str) -> str:
-        return (
-            f"(CASE WHEN {hours} = 'business' THEN "
-            f"{greatest_sql(f'{b_pol(end_us)} - {b_pol(start_us)}', '0', vendor)}"
-            f" ELSE {end_us} - {start_us} END)"
-        )
-
-    # status_facts keeps every column of cohort beside the ticket's status
-    # aggregates, so that no later step joins two derived row sets: without
-    # statistics on them, PostgreSQL may plan such a join as a nested loop,
-    # quadratic in the cohort.
-    cohort_columns = ", ".join(
-        f"c.{column}"
-        for column in (
-            "id", "channel", "initiator", "is_spam", "is_deleted", "customer_id", "sla_policy_id", "sla_calendar_id",
-            "current_priority", "current_queue", "current_assignee", "created_event_id", "created_after", "created_us",
-        )
-    )
+    rep = "%(report_key)s"
+    clipped = least_sql(greatest_sql("cr.t - ci.start_us", "0", vendor), "ci.end_us - ci.start_us", vendor)
+    solved, waiting = SOLVED, WAITING
     frt_target = "(CAST(c.fr_minutes AS BIGINT) * 60000000)"
     res_target = "(CAST(c.res_minutes AS BIGINT) * 60000000)"
-    return f"""
-WITH cohort AS (
-  SELECT t.id, t.channel, t.initiator, t.is_spam, t.is_deleted, t.customer_id, t.sla_policy_id,
-         COALESCE(t.sla_calendar_id, p.calendar_id) AS sla_calendar_id,
-         t.priority AS current_priority, q.slug AS current_queue, t.assignee_id AS current_assignee,
-         ce.id AS created_event_id, ce.after AS created_after,
-         {ep('t.created_at')} AS created_us
-  FROM {t} t
-  JOIN {q} q ON q.id = t.queue_id
-  LEFT JOIN {p} p ON p.id = t.sla_policy_id
-  LEFT JOIN {e} ce ON ce.ticket_id = t.id AND ce.kind = 'created'
-  WHERE t.created_at >= %(start)s AND t.created_at < %(end)s AND t.created_at <= %(as_of)s
-),
-hist AS (
-  SELECT c.id AS ticket_id, c.created_us AS at_us, 0 AS seq, CAST('new' AS TEXT) AS status FROM cohort c
+
+    def pol_elapsed(start_b: str, end_b: str, start_us: str, end_us: str, hours: str) -> str:
+        return f"(CASE WHEN {hours} = 'business' THEN {greatest(f'{end_b} - {start_b}', '0')} ELSE {end_us} - {start_us} END)"
+
+    return [
+        # The cohort: the ticket's columns and what its ``created`` event recorded.
+        (c_, f"""
+SELECT t.id, t.channel, t.initiator, t.is_spam, t.is_deleted, t.customer_id, t.topic_id, t.same_issue_as_id,
+       t.sla_policy_id, COALESCE(t.sla_calendar_id, pp.calendar_id) AS sla_calendar_id,
+       %(key_prefix)s || CAST(COALESCE(t.sla_calendar_id, pp.calendar_id) AS VARCHAR(20)) AS pol_key,
+       t.priority AS current_priority, qq.slug AS current_queue, t.assignee_id AS current_assignee,
+       CASE WHEN ce.id IS NULL THEN 0 ELSE 1 END AS has_created,
+       {json_key_text_sql('ce.after', 'priority', vendor)} AS created_priority,
+       {json_key_text_sql('ce.after', 'queue', vendor)} AS created_queue,
+       {json_key_text_sql('ce.after', 'assignee', vendor)} AS created_assignee,
+       {ep('t.created_at')} AS created_us
+FROM {t} t
+JOIN {q} qq ON qq.id = t.queue_id
+LEFT JOIN {p} pp ON pp.id = t.sla_policy_id
+LEFT JOIN {e} ce ON ce.ticket_id = t.id AND ce.kind = 'created'
+WHERE t.created_at >= %(start)s AND t.created_at < %(end)s AND t.created_at <= %(as_of)s
+"""),
+        (e_, f"""
+SELECT ev.ticket_id, ev.kind, ev.id, {ep('ev.at')} AS at_us,
+       {json_text_sql('ev.after', vendor)} AS val, {json_text_sql('ev.before', vendor)} AS bval
+FROM {c_} c JOIN {e} ev ON ev.ticket_id = c.id
+WHERE ev.kind IN {EVENT_KINDS} AND ev.at <= %(as_of)s
+"""),
+        (m_, f"""
+SELECT mm.ticket_id, mm.kind, {ep('mm.created_at')} AS at_us
+FROM {c_} c JOIN {m} mm ON mm.ticket_id = c.id
+WHERE mm.kind IN ('public_agent', 'public_enduser') AND mm.created_at <= %(as_of)s
+"""),
+        # The status history: creation as ``new``, then each status event; each
+        # row lasts until the next one (or as_of).
+        (h_, f"""
+WITH hist AS (
+  SELECT c.id AS ticket_id, c.created_us AS at_us, 0 AS seq, CAST('new' AS TEXT) AS status FROM {c_} c
   UNION ALL
-  SELECT e.ticket_id, {ep('e.at')}, e.id, {json_text_sql('e.after', vendor)}
-  FROM {e} e JOIN cohort c ON c.id = e.ticket_id
-  WHERE e.kind = 'status' AND e.at <= %(as_of)s
+  SELECT ticket_id, at_us, id, val FROM {e_} WHERE kind = 'status'
+)
+SELECT ticket_id, at_us, seq, status,
+       LAG(status) OVER w AS prev_status,
+       COALESCE(LEAD(at_us) OVER w, %(as_of_us)s) AS next_us,
+       ROW_NUMBER() OVER (PARTITION BY ticket_id ORDER BY at_us DESC, seq DESC) AS rn_desc
+FROM hist
+WINDOW w AS (PARTITION BY ticket_id ORDER BY at_us, seq)
+"""),
+        # Every (calendar, instant) whose business time a figure needs.
+        (p_, f"""
+SELECT {rep} AS calendar_key, at_us AS t FROM {h_}
+UNION SELECT {rep}, %(as_of_us)s
+UNION SELECT {rep}, MIN(at_us) FROM {m_} WHERE kind = 'public_agent' GROUP BY ticket_id
+UNION SELECT c.pol_key, h.at_us FROM {h_} h JOIN {c_} c ON c.id = h.ticket_id WHERE c.pol_key IS NOT NULL
+UNION SELECT c.pol_key, MIN(mm.at_us) FROM {m_} mm JOIN {c_} c ON c.id = mm.ticket_id
+      WHERE mm.kind = 'public_agent' AND c.pol_key IS NOT NULL GROUP BY c.pol_key, mm.ticket_id
+UNION SELECT pol_key, %(as_of_us)s FROM {c_} WHERE pol_key IS NOT NULL
+UNION SELECT pol_key, %(as_of_us)s - 1 FROM {c_} WHERE pol_key IS NOT NULL
+"""),
+        # B(t) of each point: the last interval starting at or before it.
+        (b_, f"""
+WITH merged AS (
+  SELECT calendar_key, t, 1 AS is_point FROM {p_}
+  UNION ALL
+  SELECT calendar_key, start_us, 0 FROM {ci} WHERE calendar_key IN (SELECT DISTINCT calendar_key FROM {p_})
 ),
-seq AS (
-  SELECT ticket_id, at_us, status,
-         LAG(status) OVER w AS prev_status,
-         COALESCE(LEAD(at_us) OVER w, %(as_of_us)s) AS next_us,
-         ROW_NUMBER() OVER (PARTITION BY ticket_id ORDER BY at_us DESC, seq DESC) AS rn_desc
-  FROM hist
-  WINDOW w AS (PARTITION BY ticket_id ORDER BY at_us, seq)
+carried AS (
+  SELECT calendar_key, t, is_point,
+         MAX(CASE WHEN is_point = 0 THEN t END) OVER (
+             PARTITION BY calendar_key ORDER BY t, is_point ROWS UNBOUNDED PRECEDING) AS interval_start
+  FROM merged
+)
+SELECT cr.calendar_key, cr.t, COALESCE(ci.cum_before_us + {clipped}, 0) AS b
+FROM carried cr
+LEFT JOIN {ci} ci ON ci.calendar_key = cr.calendar_key AND ci.start_us = cr.interval_start
+WHERE cr.is_point = 1
+"""),
+        # Per ticket: the status now, the last solve, and the waiting time.
+        (s_, f"""
+SELECT h.ticket_id,
+       MAX(CASE WHEN h.rn_desc = 1 THEN h.status END) AS status_now,
+       MAX(CASE WHEN h.status IN {solved} AND (h.prev_status IS NULL OR h.prev_status NOT IN {solved})
+           THEN h.at_us END) AS last_solve_us,
+       SUM(CASE WHEN h.status IN {waiting} THEN h.next_us - h.at_us ELSE 0 END) AS rwt_c,
+       SUM(CASE WHEN h.status IN {waiting} THEN {b_at('r2')} - {b_at('r1')} ELSE 0 END) AS rwt_b,
+       SUM(CASE WHEN h.status IN {waiting} THEN {b_at('p2')} - {b_at('p1')} ELSE 0 END) AS rwt_pol
+FROM {h_} h
+JOIN {c_} c ON c.id = h.ticket_id
+{b_join('r1', rep, 'h.at_us')}
+{b_join('r2', rep, 'h.next_us')}
+{b_join('p1', 'c.pol_key', 'h.at_us')}
+{b_join('p2', 'c.pol_key', 'h.next_us')}
+GROUP BY h.ticket_id
+"""),
+        # The breakdown keys at as_of and the first reply.
+        (base_, f"""
+WITH latest AS (
+  SELECT ticket_id, kind, val FROM (
+    SELECT ticket_id, kind, val,
+           ROW_NUMBER() OVER (PARTITION BY ticket_id, kind ORDER BY at_us DESC, id DESC) AS rn
+    FROM {e_} WHERE kind IN ('queue', 'assignee', 'priority')
+  ) ranked WHERE rn = 1
 ),
-status_facts AS (
-  SELECT {cohort_columns},
-         MAX(CASE WHEN sq.rn_desc = 1 THEN sq.status END) AS status_now,
-         MAX(CASE WHEN sq.status IN {SOLVED} AND (sq.prev_status IS NULL OR sq.prev_status NOT IN {SOLVED})
-             THEN sq.at_us END) AS last_solve_us,
-         SUM(CASE WHEN sq.status IN {WAITING} THEN sq.next_us - sq.at_us ELSE 0 END) AS rwt_c,
-         SUM(CASE WHEN sq.status IN {WAITING} THEN {b_rep('sq.next_us')} - {b_rep('sq.at_us')} ELSE 0 END) AS rwt_b,
-         SUM(CASE WHEN sq.status IN {WAITING} THEN {b_pol('sq.next_us')} - {b_pol('sq.at_us')} ELSE 0 END) AS rwt_pol
-  FROM seq sq JOIN cohort c ON c.id = sq.ticket_id
-  GROUP BY {cohort_columns}
+keyed AS (
+  SELECT ticket_id,
+         MAX(CASE WHEN kind = 'queue' THEN 1 ELSE 0 END) AS has_queue,
+         MAX(CASE WHEN kind = 'queue' THEN val END) AS queue_val,
+         MAX(CASE WHEN kind = 'assignee' THEN 1 ELSE 0 END) AS has_assignee,
+         MAX(CASE WHEN kind = 'assignee' THEN val END) AS assignee_val,
+         MAX(CASE WHEN kind = 'priority' THEN val END) AS priority_val
+  FROM latest GROUP BY ticket_id
 ),
-base AS (
-  SELECT c.id, c.channel, c.created_us, c.sla_policy_id, c.sla_calendar_id,
+merged AS (SELECT DISTINCT ticket_id FROM {e_} WHERE kind = 'merged'),
+replied AS (SELECT ticket_id, MIN(at_us) AS first_reply_us FROM {m_} WHERE kind = 'public_agent' GROUP BY ticket_id),
+keys AS (
+  SELECT c.*, s.status_now, s.last_solve_us, s.rwt_c, s.rwt_b, s.rwt_pol, fr.first_reply_us, kd.priority_val,
          CASE WHEN c.is_spam OR c.is_deleted THEN 'excluded'
               WHEN c.initiator = 'outbound' THEN 'outbound'
-              WHEN {has_event('merged', 'c')} THEN 'merged'
+              WHEN mg.ticket_id IS NOT NULL THEN 'merged'
               ELSE 'in' END AS scope,
-         COALESCE(CASE WHEN c.created_event_id IS NOT NULL
-                       THEN {json_key_text_sql('c.created_after', 'priority', vendor)} END,
-                  c.current_priority) AS created_priority,
-         COALESCE({value_at('queue', 'queue', 'c.current_queue')}, '') AS queue_key,
-         COALESCE((SELECT uu.email FROM {u} uu WHERE uu.id =
-             CAST({value_at('assignee', 'assignee', 'CAST(c.current_assignee AS TEXT)')} AS INTEGER)), '') AS agent_key,
-         COALESCE((SELECT oo.tier FROM {cu} cc JOIN {o} oo ON oo.id = cc.organization_id
-                   WHERE cc.id = c.customer_id), '') AS tier_key,
-         c.status_now, c.last_solve_us, c.rwt_c, c.rwt_b, c.rwt_pol,
-         CASE WHEN c.status_now IN {SOLVED} THEN 1 ELSE 0 END AS solved_now,
-         (SELECT {ep('MIN(m.created_at)')} FROM {m} m
-          WHERE m.ticket_id = c.id AND m.kind = 'public_agent' AND m.created_at <= %(as_of)s) AS first_reply_us
-  FROM status_facts c
+         COALESCE(CASE WHEN c.has_created = 1 THEN c.created_priority END, c.current_priority) AS created_priority_key,
+         COALESCE(CASE WHEN kd.has_queue = 1 THEN kd.queue_val
+                       WHEN c.has_created = 1 THEN c.created_queue
+                       ELSE c.current_queue END, '') AS queue_key,
+         CASE WHEN kd.has_assignee = 1 THEN kd.assignee_val
+              WHEN c.has_created = 1 THEN c.created_assignee
+              ELSE CAST(c.current_assignee AS TEXT) END AS assignee_val,
+         COALESCE(oo.tier, '') AS tier_key,
+         CASE WHEN s.status_now IN {solved} THEN 1 ELSE 0 END AS solved_now
+  FROM {c_} c
+  JOIN {s_} s ON s.ticket_id = c.id
+  LEFT JOIN keyed kd ON kd.ticket_id = c.id
+  LEFT JOIN merged mg ON mg.ticket_id = c.id
+  LEFT JOIN replied fr ON fr.ticket_id = c.id
+  LEFT JOIN {cu} cc ON cc.id = c.customer_id
+  LEFT JOIN {o} oo ON oo.id = cc.organization_id
+)
+SELECT k.*, COALESCE(uu.email, '') AS agent_key, COALESCE(k.priority_val, k.created_priority_key) AS priority_key
+FROM keys k LEFT JOIN {u} uu ON uu.id = CAST(k.assignee_val AS INTEGER)
+"""),
+        # The facts: priorities at the fulfilment instants, SLA terms and states, durations.
+        (x, f"""
+WITH prio_at AS (
+  SELECT ticket_id, which, val FROM (
+    SELECT k.id AS ticket_id, w.which, pe.val,
+           ROW_NUMBER() OVER (PARTITION BY k.id, w.which ORDER BY pe.at_us DESC, pe.id DESC) AS rn
+    FROM {base_} k
+    JOIN (SELECT 'reply' AS which UNION ALL SELECT 'solve') w ON 1 = 1
+    JOIN {e_} pe ON pe.ticket_id = k.id AND pe.kind = 'priority'
+         AND pe.at_us <= CASE WHEN w.which = 'reply' THEN k.first_reply_us ELSE k.last_solve_us END
+  ) ranked WHERE rn = 1
 ),
 prio AS (
-  SELECT s.*,
-         {priority_at('%(as_of_us)s')} AS priority_key,
-         {priority_at('s.first_reply_us')} AS reply_priority,
-         {priority_at('s.last_solve_us')} AS solve_priority
-  FROM base s
+  SELECT k.*,
+         COALESCE(pr.val, k.created_priority_key) AS reply_priority,
+         COALESCE(ps.val, k.created_priority_key) AS solve_priority
+  FROM {base_} k
+  LEFT JOIN prio_at pr ON pr.ticket_id = k.id AND pr.which = 'reply'
+  LEFT JOIN prio_at ps ON ps.ticket_id = k.id AND ps.which = 'solve'
 ),
 sla AS (
-  SELECT c.*,
+  SELECT k.*,
          fr.first_reply_minutes AS fr_minutes, fr.hours AS fr_hours,
-         rs.resolution_minutes AS res_minutes, rs.hours AS res_hours
-  FROM prio c
-  LEFT JOIN {st} fr ON fr.policy_id = c.sla_policy_id
-       AND fr.priority = CASE WHEN c.first_reply_us IS NOT NULL THEN c.reply_priority ELSE c.priority_key END
-  LEFT JOIN {st} rs ON rs.policy_id = c.sla_policy_id
-       AND rs.priority = CASE WHEN c.solved_now = 1 THEN c.solve_priority ELSE c.priority_key END
+         rs.resolution_minutes AS res_minutes, rs.hours AS res_hours,
+         {b_at('rc')} AS rep_created_b, {b_at('rf')} AS rep_reply_b, {b_at('rl')} AS rep_solve_b,
+         {b_at('pc')} AS pol_created_b, {b_at('pf')} AS pol_reply_b, {b_at('pa')} AS pol_before_as_of_b
+  FROM prio k
+  LEFT JOIN {st} fr ON fr.policy_id = k.sla_policy_id
+       AND fr.priority = CASE WHEN k.first_reply_us IS NOT NULL THEN k.reply_priority ELSE k.priority_key END
+  LEFT JOIN {st} rs ON rs.policy_id = k.sla_policy_id
+       AND rs.priority = CASE WHEN k.solved_now = 1 THEN k.solve_priority ELSE k.priority_key END
+  {b_join('rc', rep, 'k.created_us')}
+  {b_join('rf', rep, 'k.first_reply_us')}
+  {b_join('rl', rep, 'k.last_solve_us')}
+  {b_join('pc', 'k.pol_key', 'k.created_us')}
+  {b_join('pf', 'k.pol_key', 'k.first_reply_us')}
+  {b_join('pa', 'k.pol_key', '(%(as_of_us)s - 1)')}
 )
 SELECT c.id, c.scope, c.channel, c.queue_key, c.agent_key, c.priority_key, c.tier_key, c.solved_now,
        c.first_reply_us, c.last_solve_us,
-       CASE WHEN c.first_reply_us IS NOT NULL
-            THEN {greatest_sql(f"{b_rep('c.first_reply_us')} - {b_rep('c.created_us')}", '0', vendor)} END AS frt_b,
+       CASE WHEN c.first_reply_us IS NOT NULL THEN {greatest('c.rep_reply_b - c.rep_created_b', '0')} END AS frt_b,
        c.first_reply_us - c.created_us AS frt_c,
-       CASE WHEN c.solved_now = 1
-            THEN {greatest_sql(f"{b_rep('c.last_solve_us')} - {b_rep('c.created_us')}", '0', vendor)} END AS full_b,
+       CASE WHEN c.solved_now = 1 THEN {greatest('c.rep_solve_b - c.rep_created_b', '0')} END AS full_b,
        CASE WHEN c.solved_now = 1 THEN c.last_solve_us - c.created_us END AS full_c,
        CASE WHEN c.solved_now = 1 THEN c.rwt_b END AS rwt_b,
        CASE WHEN c.solved_now = 1 THEN c.rwt_c END AS rwt_c,
        CASE WHEN c.scope <> 'in' OR c.sla_policy_id IS NULL OR c.fr_minutes IS NULL THEN NULL
             WHEN c.first_reply_us IS NOT NULL THEN
-                 CASE WHEN {pol_elapsed('c.created_us', 'c.first_reply_us', 'c.fr_hours')} <= {frt_target}
+                 CASE WHEN {pol_elapsed('c.pol_created_b', 'c.pol_reply_b', 'c.created_us', 'c.first_reply_us', 'c.fr_hours')}
+                           <= {frt_target}
                       THEN 'achieved' ELSE 'breached' END
             WHEN c.solved_now = 1 THEN 'cancelled'
-            WHEN {pol_elapsed('c.created_us', '(%(as_of_us)s - 1)', 'c.fr_hours')} >= {frt_target}
-                 THEN 'breached'
+            WHEN {pol_elapsed('c.pol_created_b', 'c.pol_before_as_of_b', 'c.created_us', '(%(as_of_us)s - 1)', 'c.fr_hours')}
+                 >= {frt_target} THEN 'breached'
             ELSE 'active' END AS fr_state,
        CASE WHEN c.scope <> 'in' OR c.sla_policy_id IS NULL OR c.res_minutes IS NULL THEN NULL
-            WHEN (CASE WHEN c.res_hours = 'business' THEN c.rwt_pol ELSE c.rwt_c END)
-                 > {res_target} THEN 'breached'
+            WHEN (CASE WHEN c.res_hours = 'business' THEN c.rwt_pol ELSE c.rwt_c END) > {res_target} THEN 'breached'
             WHEN c.solved_now = 1 THEN 'achieved'
             WHEN c.status_now = 'pending' THEN 'paused'
             ELSE 'active' END AS res_state
 FROM sla c
-"""
+"""),
+    ]
 
 
 @contextmanager
 def ticket_facts(
     *, start_utc: datetime, end_utc: datetime, as_of: datetime, report_key: str, key_prefix: str
 ) -> Iterator[Facts]:
-    """Write the facts of the tickets created in [start_utc, end_utc) and by ``as_of``; yield their table.
+    """Write the facts of the tickets created in [start_utc, end_utc) and by ``as_of``; yield their tables.
 
     ``report_key`` names the materialised intervals of the report's calendar;
-    a policy calendar's are under ``key_prefix`` followed by its id. The table
-    is dropped when the block ends. Run inside the transaction that holds the
-    intervals.
+    a policy calendar's are under ``key_prefix`` followed by its id. The
+    tables are dropped when the block ends. Run inside the transaction that
+    holds the intervals.
     """
     vendor = connection.vendor
     table = f"report_facts_{uuid.uuid4().hex[:16]}"
@@ -252,9 +348,19 @@ def ticket_facts(
         "report_key": report_key,
         "key_prefix": key_prefix,
     }
+    statements = _statements(vendor, table)
+    # Only the parameters a statement names: SQLite refuses unused named ones.
     with connection.cursor() as cursor:
-        cursor.execute(f"CREATE TEMPORARY TABLE {table} AS {_facts_sql(vendor)}", params)
-    # On error the enclosing transaction's rollback removes the table.
-    yield Facts(table=table, as_of=as_of)
+        for name, select in statements:
+            used = {key: value for key, value in params.items() if f"%({key})s" in select}
+            cursor.execute(f"CREATE TEMPORARY TABLE {name} AS {select}", used)
+            if name == f"{table}_b":
+                cursor.execute(f"CREATE INDEX {name}_key_t ON {name} (calendar_key, t)")
+            if vendor == "postgresql":
+                # Temporary tables get no statistics otherwise; the next joins are planned on them.
+                cursor.execute(f"ANALYZE {name}")
+    # On error the enclosing transaction's rollback removes the tables.
+    yield Facts(table=table, as_of=as_of, events=f"{table}_e", messages=f"{table}_m", cohort=f"{table}_c")
     with connection.cursor() as cursor:
-        cursor.execute(f"DROP TABLE {table}")
+        for name, _select in reversed(statements):
+            cursor.execute(f"DROP TABLE {name}")

@@ -24,11 +24,14 @@ which divides them: rates are fractions rounded half-up to 4 decimals (``None``
 without a denominator), the mean score has 2 decimals. The SQL is the same on
 SQLite and PostgreSQL, and so are the results.
 
-A report uses ``quality_figures`` instead: the in-scope tickets of its facts
-table (``reports.metrics.facts``), every figure's per-ticket values in one row
-per ticket, summed per breakdown key at ``as_of`` (the facts' keys, as for the
-ticket and SLA figures) for the whole cohort and every breakdown, in one
-query.
+A report uses ``quality_figures`` instead: the same definitions, written
+set-based over the report's working tables (``reports.metrics.facts``: the
+cohort's events and public messages by ``as_of``), so that no figure costs a
+lookup per ticket; only the repeat-contact test reads beyond the cohort, for
+the tickets that pass every other FCR condition. The per-ticket values are
+summed per breakdown key at ``as_of`` (the facts' keys, as for the ticket and
+SLA figures) for the whole cohort and every breakdown. The tests of this
+module check both implementations against each other.
 """
 
 from __future__ import annotations
@@ -56,11 +59,11 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 
 from reports.metrics import group_key, rate
 from reports.metrics.facts import DIMENSIONS, Facts
+from reports.sql import epoch_us_sql
 from servicedesk.tickets.models import Customer, Initiator, Message, MessageKind, Rating, Ticket, TicketEvent
 from servicedesk.tickets.statuses import SOLVED_STATUSES, UNSOLVED_STATUSES
 
@@ -461,53 +464,145 @@ def quality_empty(*, window_hours: int = FCR_WINDOW_HOURS) -> dict[str, Figures]
     return {figure: _RESULTS[figure](dict.fromkeys(SUMS[figure], 0), window_hours) for figure in FIGURES}
 
 
+def _quality_rows_sql(facts: Facts, window_hours: int, vendor: str) -> str:
+    """One row per in-scope ticket of the facts: its breakdown keys and the values SUMS reads.
+
+    Set-based over the facts' working tables of events and messages; only
+    the repeat-contact test looks beyond the cohort, and only for the tickets
+    that pass every other condition of an FCR success (CASE evaluates it last).
+    """
+    t, e, cu, ra = Ticket._meta.db_table, TicketEvent._meta.db_table, Customer._meta.db_table, Rating._meta.db_table
+    solved = "(" + ", ".join(f"'{status}'" for status in SOLVED) + ")"
+    unsolved = "(" + ", ".join(f"'{status}'" for status in UNSOLVED) + ")"
+    window_us = window_hours * 3_600_000_000
+    keys = ", ".join(f"f.{column}" for name, column in DIMENSIONS.items() if name)
+
+    def ep(expr: str) -> str:
+        return epoch_us_sql(expr, vendor)
+
+    window_end = f"(q.first_solve_us + {window_us})"
+    # Another inbound, non-spam ticket of the same person (the root customer and
+    # the records merged into it) that is a contact about the same issue in
+    # (first reply, first solve + W].
+    # Built from model table names and constants only; instants are parameters.
+    repeat_contact = f"""EXISTS (
+      SELECT 1 FROM {t} x
+      WHERE x.customer_id IN (SELECT cx.id FROM {cu} cx WHERE cx.id = q.root OR cx.merged_into_id = q.root)
+        AND x.initiator = 'inbound' AND x.is_spam = {_false(vendor)} AND x.id <> q.id
+        AND (
+          ((x.topic_id = q.topic_id OR x.same_issue_as_id = q.id OR x.id = q.same_issue_as_id
+            OR (x.merged_into_id = q.id AND EXISTS (
+                SELECT 1 FROM {e} v WHERE v.ticket_id = x.id AND v.kind = 'merged' AND v.at <= %(as_of)s)))
+           AND {ep('x.created_at')} > q.first_reply_us AND {ep('x.created_at')} <= {window_end})
+          OR (x.merged_into_id = q.id AND EXISTS (
+                SELECT 1 FROM {e} v WHERE v.ticket_id = x.id AND v.kind = 'merged' AND v.at <= %(as_of)s
+                  AND {ep('v.at')} > q.first_reply_us AND {ep('v.at')} <= {window_end}))
+        ))"""  # noqa: S608
+    # Built from the models' and the facts' table names and constants; instants are parameters.
+    return f"""
+WITH msg AS (
+  SELECT f.id AS ticket_id, MIN(CASE WHEN m.kind = 'public_agent' THEN m.at_us END) AS first_reply_us,
+         COUNT(CASE WHEN m.kind = 'public_agent' THEN 1 END) AS replies
+  FROM {facts.table} f JOIN {facts.messages} m ON m.ticket_id = f.id
+  WHERE f.scope = 'in' GROUP BY f.id
+),
+moves AS (
+  SELECT ev.ticket_id,
+         COUNT(CASE WHEN ev.bval IN {solved} AND ev.val IN {unsolved} THEN 1 END) AS reopens,
+         MIN(CASE WHEN ev.bval IN {unsolved} AND ev.val IN {solved} THEN ev.at_us END) AS first_solve_us
+  FROM {facts.table} f JOIN {facts.events} ev ON ev.ticket_id = f.id
+  WHERE f.scope = 'in' AND ev.kind = 'status' GROUP BY ev.ticket_id
+),
+rated AS (
+  SELECT ticket_id, score FROM (
+    SELECT r.ticket_id, r.score, ROW_NUMBER() OVER (PARTITION BY r.ticket_id ORDER BY r.at DESC, r.id DESC) AS rn
+    FROM {facts.table} f JOIN {ra} r ON r.ticket_id = f.id
+    WHERE f.scope = 'in' AND r.at <= %(as_of)s
+  ) ranked WHERE rn = 1
+),
+base AS (
+  SELECT f.id, {keys}, f.solved_now AS solved, COALESCE(ms.replies, 0) AS replies,
+         COALESCE(mv.reopens, 0) AS reopens, mv.first_solve_us, ms.first_reply_us, rt.score,
+         COALESCE(cc.merged_into_id, c.customer_id) AS root, c.topic_id, c.same_issue_as_id
+  FROM {facts.table} f
+  JOIN {facts.cohort} c ON c.id = f.id
+  LEFT JOIN {cu} cc ON cc.id = c.customer_id
+  LEFT JOIN msg ms ON ms.ticket_id = f.id
+  LEFT JOIN moves mv ON mv.ticket_id = f.id
+  LEFT JOIN rated rt ON rt.ticket_id = f.id
+  WHERE f.scope = 'in'
+),
+later AS (
+  SELECT b.id,
+         COUNT(CASE WHEN m.kind = 'public_agent' AND m.at_us <= b.first_solve_us THEN 1 END) AS replies_by_solve,
+         MAX(CASE WHEN m.kind = 'public_enduser' AND m.at_us > b.first_reply_us AND m.at_us <= b.first_solve_us
+             THEN 1 ELSE 0 END) AS late_message
+  FROM base b JOIN {facts.messages} m ON m.ticket_id = b.id
+  WHERE b.first_solve_us IS NOT NULL GROUP BY b.id
+),
+reopened AS (
+  SELECT DISTINCT b.id
+  FROM base b JOIN {facts.events} v ON v.ticket_id = b.id
+  WHERE v.kind = 'status' AND v.bval IN {solved} AND v.val IN {unsolved}
+    AND v.at_us > b.first_solve_us AND v.at_us <= b.first_solve_us + {window_us}
+),
+counted AS (
+  SELECT b.*, COALESCE(l.replies_by_solve, 0) AS replies_by_solve, COALESCE(l.late_message, 0) AS late_message,
+         CASE WHEN r.id IS NULL THEN 0 ELSE 1 END AS reopened_in_window
+  FROM base b LEFT JOIN later l ON l.id = b.id LEFT JOIN reopened r ON r.id = b.id
+),
+flagged AS (
+  SELECT q.*,
+         CASE WHEN q.first_solve_us <= %(as_of_us)s - {window_us} AND q.replies_by_solve >= 1
+              THEN 1 ELSE 0 END AS fcr_eligible
+  FROM counted q
+)
+SELECT q.*,
+       CASE WHEN q.fcr_eligible = 1 AND q.replies_by_solve = 1 AND q.late_message = 0 AND q.reopened_in_window = 0
+            THEN CASE WHEN {repeat_contact} THEN 0 ELSE 1 END
+            ELSE 0 END AS fcr_success
+FROM flagged q
+"""  # noqa: S608
+
+
+def _false(vendor: str) -> str:
+    return "false" if vendor == "postgresql" else "0"
+
+
 def quality_figures(facts: Facts, *, window_hours: int = FCR_WINDOW_HOURS) -> ReportFigures:
     """{figure: {breakdown: {key: figures}}} for the in-scope tickets of a report's facts table.
 
     The cohort is the facts' ``in`` scope, and the groups are the facts'
     breakdown keys at ``as_of`` (``DIMENSIONS``; breakdown None is the whole
     cohort, under the key ``""``), so the quality figures count the same
-    tickets in the same groups as the ticket and SLA figures. One query: each
-    ticket's values of every figure are computed once (the expressions of the
-    figure functions above), joined to its facts row, and summed per group of
-    every breakdown.
+    tickets in the same groups as the ticket and SLA figures. The per-ticket
+    values are those of the figure functions above (the same definitions),
+    computed from the facts' working tables of events and messages, then
+    summed per group of every breakdown; two statements.
     """
-    steps = [_STEPS[figure](facts.as_of, window_hours) for figure in FIGURES]
-    # Layer n of the row holds step n of every figure; each figure's sums read its last step.
-    layers: list[dict[str, Any]] = []
-    for figure_steps in steps:
-        for depth, step in enumerate(figure_steps):
-            if depth == len(layers):
-                layers.append({})
-            layers[depth].update(step)
-    columns = tuple(dict.fromkeys(name for figure_steps in steps for name in figure_steps[-1]))
-    scope_sql = f"SELECT id FROM {facts.table} WHERE scope = 'in'"  # noqa: S608 (the facts table's own name)
-    in_scope = Ticket.objects.filter(pk__in=RawSQL(scope_sql, ()))  # noqa: S611
-    inner = _rows_sql(in_scope, tuple(layers), columns, ticket=F("pk"))
-    if inner is None:  # a RawSQL filter always compiles
-        raise RuntimeError("the in-scope tickets did not compile")
-    connection = connections[in_scope.db]
-    quote = connection.ops.quote_name
-    keys = ", ".join(f"f.{column}" for name, column in DIMENSIONS.items() if name)
-    summed = ", ".join(_summed(SUMS[figure], columns, "r", quote) for figure in FIGURES)
+    connection = connections["default"]
+    vendor = connection.vendor
+    rows = f"{facts.table}_q"
+    values = {name: name for name in ("solved", "replies", "reopens", "score", "fcr_eligible", "fcr_success")}
+    summed = ", ".join(
+        f"COALESCE(SUM({template.format(**values)}), 0)" for figure in FIGURES for template in SUMS[figure].values()
+    )
     # Built from constants: the breakdown columns of DIMENSIONS and the sums of SUMS.
     selects = [
-        f"SELECT CAST('{name or ''}' AS TEXT) AS dim, {column} AS k, {summed} FROM r"  # noqa: S608
+        f"SELECT CAST('{name or ''}' AS TEXT) AS dim, {column} AS k, {summed} FROM {rows}"  # noqa: S608
         + (f" GROUP BY {column}" if name else "")
         for name, column in DIMENSIONS.items()
     ]
-    sql = (
-        f"WITH t AS MATERIALIZED ({inner[0]}), "  # noqa: S608 (the ORM's own SQL and the facts table's name)
-        f"r AS MATERIALIZED (SELECT {keys}, t.* FROM {facts.table} f JOIN t ON t.{quote(_p('ticket'))} = f.id) "
-        + " UNION ALL ".join(selects)
-    )
+    params = {"as_of": connection.ops.adapt_datetimefield_value(facts.as_of), "as_of_us": facts.as_of_us}
     with connection.cursor() as cursor:
-        cursor.execute(sql, inner[1])
+        cursor.execute(f"CREATE TEMPORARY TABLE {rows} AS {_quality_rows_sql(facts, window_hours, vendor)}", params)
+        cursor.execute(" UNION ALL ".join(selects))
         fetched = cursor.fetchall()
+        cursor.execute(f"DROP TABLE {rows}")
     result: ReportFigures = {figure: {name: {} for name in DIMENSIONS} for figure in FIGURES}
     for dim, key, *numbers in fetched:
-        values = iter(int(number) for number in numbers)
+        numbers_iter = iter(int(number) for number in numbers)
         for figure in FIGURES:
-            totals = {name: next(values) for name in SUMS[figure]}
+            totals = {name: next(numbers_iter) for name in SUMS[figure]}
             result[figure][dim or None][group_key(key)] = _RESULTS[figure](totals, window_hours)
     return result

@@ -3,20 +3,28 @@
 Every timeline is written through the ticket services with explicit instants;
 hours are counted from T0. The arithmetic of each expected figure is in the
 comments next to it.
+
+Every test is also checked against the report's own computation of the same
+figures (``quality_figures`` over a report's facts, a separate set-based
+implementation): at each ``as_of`` a test asks about, the whole in-scope
+cohort of the database, overall and by channel, must give the same figures.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import sys
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
 import pytest
-from django.db.models import F, QuerySet
+from django.db.models import Exists, F, OuterRef, QuerySet
 
-from reports.metrics.quality import csat_figures, fcr_figures, one_touch_figures, reopen_figures
+from reports.metrics.quality import csat_figures, fcr_figures, one_touch_figures, quality_empty, reopen_figures
+from reports.services import report_compute
 from servicedesk.accounts.models import User
 from servicedesk.tickets.events import Actor
-from servicedesk.tickets.models import Customer, Organization, Queue, Ticket, Topic
+from servicedesk.tickets.models import Customer, Initiator, Organization, Queue, Ticket, TicketEvent, Topic
 from servicedesk.tickets.services.customers import customer_merge
 from servicedesk.tickets.services.history import ticket_customer_message_record
 from servicedesk.tickets.services.replies import ticket_reply_create
@@ -97,6 +105,52 @@ class Desk:
 @pytest.fixture
 def desk(queue: Queue) -> Desk:
     return Desk(queue)
+
+
+FIGURE_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "one_touch": one_touch_figures, "fcr": fcr_figures, "reopen": reopen_figures, "csat": csat_figures,
+}
+
+
+def in_scope_at(as_of: datetime) -> QuerySet[Ticket]:
+    """The report's in-scope cohort at ``as_of`` (METRICS.md section 2), written with the ORM."""
+    merged = TicketEvent.objects.filter(ticket=OuterRef("pk"), kind=TicketEvent.Kind.MERGED, at__lte=as_of)
+    return Ticket.objects.filter(
+        created_at__lte=as_of, initiator=Initiator.INBOUND, is_spam=False, is_deleted=False
+    ).exclude(Exists(merged))
+
+
+def assert_report_agrees(as_of: datetime) -> None:
+    """The report's quality figures at ``as_of`` equal the figure functions' over the same cohort."""
+    report = report_compute(start=date(2020, 1, 1), end=date(2030, 1, 1), as_of=as_of)
+    cohort = in_scope_at(as_of)
+    for figure, function in FIGURE_FUNCTIONS.items():
+        assert report[figure] == function(cohort, as_of=as_of)[None], (figure, as_of)
+        by_channel = function(cohort, as_of=as_of, group_by="channel")
+        # The report also lists channels whose tickets are all out of scope, with empty figures.
+        for key in report["by_channel"].keys() - by_channel.keys():
+            by_channel[key] = quality_empty()[figure]
+        assert {key: groups[figure] for key, groups in report["by_channel"].items()} == by_channel, (figure, as_of)
+
+
+@pytest.fixture(autouse=True)
+def report_agrees(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Records every ``as_of`` a test asks the figure functions about, then checks the report at each."""
+    asked: list[datetime] = []
+    module = sys.modules[__name__]
+
+    def recording(function: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if kwargs.get("window_hours", 168) == 168:
+                asked.append(kwargs["as_of"])
+            return function(*args, **kwargs)
+        return call
+
+    for name in ("one_touch_figures", "fcr_figures", "reopen_figures", "csat_figures"):
+        monkeypatch.setattr(module, name, recording(getattr(module, name)))
+    yield
+    for as_of in sorted(set(asked)):
+        assert_report_agrees(as_of)
 
 
 def only(*tickets: Ticket) -> QuerySet[Ticket]:
