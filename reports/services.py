@@ -23,8 +23,9 @@ from typing import Any
 
 from django.db import connection, transaction
 
+from reports import live
 from reports.calendar_intervals import materialised
-from reports.metrics.facts import ticket_facts
+from reports.metrics.facts import Facts, ticket_facts
 from reports.metrics.quality import FIGURES as QUALITY_FIGURES
 from reports.metrics.quality import ReportFigures, quality_empty, quality_figures
 from reports.metrics.sla import sla_empty, sla_figures
@@ -34,7 +35,7 @@ from servicedesk.sla.calendars import CalendarSpec, calendar_spec
 from servicedesk.sla.models import BusinessCalendar
 from servicedesk.tickets.models import Ticket
 
-DEFINITIONS_VERSION = "2026-11-1"
+DEFINITIONS_VERSION = "2026-11-2"
 
 BREAKDOWNS = {"channel": "by_channel", "queue": "by_queue", "agent": "by_agent", "priority": "by_priority", "tier": "by_tier"}
 
@@ -56,14 +57,22 @@ def _policy_calendars(period: Period, as_of: datetime) -> dict[str, CalendarSpec
     return {str(calendar.pk): calendar_spec(calendar) for calendar in BusinessCalendar.objects.filter(pk__in=wanted)}
 
 
-def _live(period: Period, as_of: datetime, handled: int) -> dict[str, Any]:
-    """live, occupancy and cost_per_contact from reports.live; empty while that module is absent."""
-    try:
-        from reports import live  # type: ignore[attr-defined, unused-ignore]
-    except ImportError:
-        return {}
+def handled_sql(facts: Facts) -> str:
+    """The ids of the tickets ``tickets_handled`` counts: in scope, with a public reply or a solve by as_of."""
+    return (
+        f"SELECT id FROM {facts.table} WHERE scope = 'in'"  # noqa: S608 (the facts table's own name)
+        " AND (first_reply_us IS NOT NULL OR last_solve_us IS NOT NULL)"
+    )
+
+
+def _live(period: Period, as_of: datetime, handled: int, sessions_of_handled: int) -> dict[str, Any]:
+    """live, occupancy and cost_per_contact (METRICS.md section 7).
+
+    Contacts handled: the ``handled`` in-scope tickets, plus the period's
+    answered sessions not linked to one of them (``sessions_of_handled`` are).
+    """
     report = live.live_report(start_utc=period.start_utc, end_utc=period.end_utc, as_of=as_of)
-    contacts = handled + int(report["sessions_answered_unlinked"])
+    contacts = handled + int(report["sessions_answered"]) - sessions_of_handled
     cost = live.cost_for_period(period.start, period.end)
     amount = None
     currency = None
@@ -145,6 +154,9 @@ def _compute(period: Period, as_of: datetime) -> dict:
                 durations = ticket_durations(facts)
                 sla = sla_figures(facts)
                 handled = tickets_handled(facts)
+                sessions_of_handled = live.sessions_answered_handled(
+                    start_utc=period.start_utc, end_utc=period.end_utc, as_of=as_of, handled_sql=handled_sql(facts)
+                )
                 quality = quality_figures(facts)
 
     report: dict[str, Any] = {
@@ -157,7 +169,7 @@ def _compute(period: Period, as_of: datetime) -> dict:
         "as_of": instant_text(as_of),
     }
     report.update(_ticket_figures(None, "", counts, durations, sla, quality))
-    report.update(_live(period, as_of, handled))
+    report.update(_live(period, as_of, handled, sessions_of_handled))
     report["definitions_version"] = DEFINITIONS_VERSION
     for name, report_key in BREAKDOWNS.items():
         keys_seen = sorted(set(counts[name]) | set(durations[name]) | set(sla[name]))

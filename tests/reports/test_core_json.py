@@ -64,7 +64,7 @@ EXPECTED = (
     f'"by_agent": {{"": {BOTH}}}, "by_channel": {{"email": {BOTH}}}, '
     f'"by_priority": {{"normal": {ONLY_A}, "urgent": {ONLY_B}}}, '
     f'"by_queue": {{"support": {BOTH}}}, "by_tier": {{"": {BOTH}}}, '
-    '"definitions_version": "2026-11-1", '
+    '"definitions_version": "2026-11-2", '
     f'"first_reply_minutes": {FRT_45}, "full_resolution_minutes": {EMPTY}, '
     '"period": {"calendar": "dublin", "end": "2025-10-21", "start": "2025-10-20", "timezone": "Europe/Dublin"}, '
     f'"requester_wait_minutes": {EMPTY}, "sla": {sla(1, 1, 2, 1, 1)}, '

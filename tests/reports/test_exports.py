@@ -19,7 +19,7 @@ FIGURES = {
     "sla": {"first_reply": {"achieved": 8, "breached": 3, "rate": 0.7273}},
     "csat": {"satisfied": 0, "rated": 0, "rate": None, "mean": None},
     "occupancy": {"team": None, "by_agent": {}},
-    "definitions_version": "2026-11-1",
+    "definitions_version": "2026-11-2",
     "by_queue": {
         "support": {"tickets": {"in_scope": 9, "solved": 7}, "fcr": {"rate": 0.5}},
         "=billing": {"tickets": {"in_scope": 2, "solved": 1}},
@@ -51,7 +51,7 @@ def test_csv_has_one_row_per_figure_then_a_section_per_breakdown():
         ["csat.mean", ""],
         ["occupancy.team", ""],
         ["occupancy.by_agent", "{}"],
-        ["definitions_version", "2026-11-1"],
+        ["definitions_version", "2026-11-2"],
         [],
         ["by_queue"],
         ["key", "tickets.in_scope", "tickets.solved", "fcr.rate"],

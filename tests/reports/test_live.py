@@ -6,9 +6,11 @@ from decimal import Decimal
 import pytest
 
 from reports.live import cost_for_period, live_report
+from reports.services import report_compute
 from servicedesk.tickets.models import AgentPresence, OperatingCost, Session
 from servicedesk.tickets.services.sessions import agent_presence_record, operating_cost_set
-from tests.factories import AgentFactory, CustomerFactory, ticket_make
+from servicedesk.tickets.services.replies import ticket_reply_create
+from tests.factories import AgentFactory, CustomerFactory, QueueFactory, ticket_make
 
 pytestmark = pytest.mark.django_db
 
@@ -95,8 +97,8 @@ def test_service_levels_asa_abandonment_and_aht(customer, settings):
         "aht_seconds": 157.5,  # (100 + 215) / 2
         "threshold_seconds": 20,
     }
-    # Answered in the period by as_of: 3 chat + 2 phone; one is linked to a ticket.
-    assert report["sessions_answered_unlinked"] == 4
+    # Answered in the period by as_of: 3 chat + 2 phone.
+    assert report["sessions_answered"] == 5
 
 
 def test_thresholds_come_from_settings(customer, settings):
@@ -120,7 +122,7 @@ def test_without_sessions_figures_are_null():
             "abandonment_rate": None, "abandonment_rate_raw": None, "aht_seconds": None, "threshold_seconds": threshold,
         }
     assert report["occupancy"] == {"team": None, "by_agent": {}}
-    assert report["sessions_answered_unlinked"] == 0
+    assert report["sessions_answered"] == 0
 
 
 def test_answered_before_as_of_but_not_ended_has_no_handle_time(customer):
@@ -197,3 +199,21 @@ def test_presence_record_is_idempotent():
     agent_presence_record(agent=agent, at=T0, state="ready")
     agent_presence_record(agent=agent, at=T0, state="not_ready")
     assert list(AgentPresence.objects.values_list("at", "state")) == [(T0, "not_ready")]
+
+
+def test_cost_per_contact_counts_handled_tickets_and_sessions_not_linked_to_one(customer):
+    queue = QueueFactory(slug="live")
+    agent = AgentFactory(queues=[queue])
+    handled = ticket_make(customer=customer, queue=queue, channel="chat", at=T0)
+    ticket_reply_create(ticket=handled, author=agent, text="Hello", at=T0 + s(60), deliver=False)
+    waiting = ticket_make(customer=customer, queue=queue, channel="phone", at=T0 + s(120))  # no reply, no solve
+    session(customer, requested=T0, wait=5, talk=60, agent=agent, ticket=handled)  # one contact with its ticket
+    session(customer, "phone", requested=T0 + s(100), wait=5, talk=60, agent=agent, ticket=waiting)  # its ticket is not handled
+    session(customer, requested=T0 + s(200), wait=5, talk=60, agent=agent)  # no ticket
+    session(customer, requested=T0 + s(300), abandon=10)  # abandoned: no contact
+    operating_cost_set(period_start=date(2025, 10, 20), period_end=date(2025, 10, 21), amount=Decimal("100"), currency="EUR")
+
+    report = report_compute(start=date(2025, 10, 20), end=date(2025, 10, 21), as_of=END)
+
+    # Contacts: 1 handled ticket + 2 answered sessions not linked to a handled ticket = 3; 100 / 3 = 33.33.
+    assert report["cost_per_contact"] == {"amount": 33.33, "currency": "EUR", "contacts": 3}
