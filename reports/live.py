@@ -26,7 +26,6 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 from django.db.models import Count, F, Q, QuerySet, Sum, Value
-from django.db.models.expressions import RawSQL
 
 from reports.sql import EpochMicros
 from reports.sql import epoch_us_sql as _epoch_us_sql
@@ -108,9 +107,21 @@ def sessions_answered(*, start_utc: datetime, end_utc: datetime, as_of: datetime
 
 
 def sessions_answered_handled(*, start_utc: datetime, end_utc: datetime, as_of: datetime, handled_sql: str) -> int:
-    """Of ``sessions_answered``, those linked to one of the tickets ``handled_sql`` selects (an id column)."""
-    handled = RawSQL(handled_sql, ())  # noqa: S611 (the report's own working table, no input)
-    return sessions_answered(start_utc=start_utc, end_utc=end_utc, as_of=as_of).filter(ticket_id__in=handled).count()
+    """Of ``sessions_answered``, those linked to one of the tickets ``handled_sql`` selects (an id column).
+
+    Read from the handled tickets' side: each looks up its sessions on the
+    session's ticket index.
+    """
+    answered = sessions_answered(start_utc=start_utc, end_utc=end_utc, as_of=as_of)
+    sql, params = answered.values("id").query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT COUNT(*) FROM ({handled_sql}) h JOIN {Session._meta.db_table} s ON s.ticket_id = h.id"  # noqa: S608
+            f" WHERE s.id IN ({sql})",
+            params,
+        )
+        row = cursor.fetchone()
+    return int(row[0]) if row else 0
 
 
 def _channel_figures(*, start_utc: datetime, end_utc: datetime, as_of: datetime) -> dict[str, dict[str, Any]]:

@@ -101,7 +101,7 @@ def _statements(vendor: str, x: str) -> list[tuple[str, str]]:
     cu, o = Customer._meta.db_table, Organization._meta.db_table
     p, st = SlaPolicy._meta.db_table, SlaTarget._meta.db_table
     ci = INTERVAL_TABLE
-    c_, e_, m_, h_, p_, b_, s_, base_ = (f"{x}_{n}" for n in ("c", "e", "m", "h", "p", "b", "s", "base"))
+    c_, e_, m_, h_, i_, p_, b_, s_, base_ = (f"{x}_{n}" for n in ("c", "e", "m", "h", "i", "p", "b", "s", "base"))
 
     def ep(expr: str) -> str:
         return epoch_us_sql(expr, vendor)
@@ -113,10 +113,12 @@ def _statements(vendor: str, x: str) -> list[tuple[str, str]]:
         """B(t) of a join on the points table (0 for an instant before every interval, or without intervals)."""
         return f"COALESCE({alias}.b, 0)"
 
-    def b_join(alias: str, key: str, instant: str) -> str:
-        return f"LEFT JOIN {b_} {alias} ON {alias}.calendar_key = {key} AND {alias}.t = {instant}"
+    def b_join(alias: str, cal: str, instant: str) -> str:
+        return f"LEFT JOIN {b_} {alias} ON {alias}.cal = {cal} AND {alias}.t = {instant}"
 
-    rep = "%(report_key)s"
+    # Calendars by number: 0 is the report's, a policy calendar its id.
+    rep = "0"
+    pol = "c.sla_calendar_id"
     clipped = least_sql(greatest_sql("cr.t - ci.start_us", "0", vendor), "ci.end_us - ci.start_us", vendor)
     solved, waiting = SOLVED, WAITING
     frt_target = "(CAST(c.fr_minutes AS BIGINT) * 60000000)"
@@ -130,7 +132,6 @@ def _statements(vendor: str, x: str) -> list[tuple[str, str]]:
         (c_, f"""
 SELECT t.id, t.channel, t.initiator, t.is_spam, t.is_deleted, t.customer_id, t.topic_id, t.same_issue_as_id,
        t.sla_policy_id, COALESCE(t.sla_calendar_id, pp.calendar_id) AS sla_calendar_id,
-       %(key_prefix)s || CAST(COALESCE(t.sla_calendar_id, pp.calendar_id) AS VARCHAR(20)) AS pol_key,
        t.priority AS current_priority, qq.slug AS current_queue, t.assignee_id AS current_assignee,
        CASE WHEN ce.id IS NULL THEN 0 ELSE 1 END AS has_created,
        {json_key_text_sql('ce.after', 'priority', vendor)} AS created_priority,
@@ -169,33 +170,40 @@ SELECT ticket_id, at_us, seq, status,
 FROM hist
 WINDOW w AS (PARTITION BY ticket_id ORDER BY at_us, seq)
 """),
+        # This computation's calendar intervals, by calendar number.
+        (i_, f"""
+SELECT CASE WHEN calendar_key = %(report_key)s THEN 0
+            ELSE CAST(substr(calendar_key, %(prefix_end)s) AS INTEGER) END AS cal,
+       start_us, end_us, cum_before_us
+FROM {ci} WHERE calendar_key LIKE %(key_like)s
+"""),
         # Every (calendar, instant) whose business time a figure needs.
         (p_, f"""
-SELECT {rep} AS calendar_key, at_us AS t FROM {h_}
+SELECT {rep} AS cal, at_us AS t FROM {h_}
 UNION SELECT {rep}, %(as_of_us)s
 UNION SELECT {rep}, MIN(at_us) FROM {m_} WHERE kind = 'public_agent' GROUP BY ticket_id
-UNION SELECT c.pol_key, h.at_us FROM {h_} h JOIN {c_} c ON c.id = h.ticket_id WHERE c.pol_key IS NOT NULL
-UNION SELECT c.pol_key, MIN(mm.at_us) FROM {m_} mm JOIN {c_} c ON c.id = mm.ticket_id
-      WHERE mm.kind = 'public_agent' AND c.pol_key IS NOT NULL GROUP BY c.pol_key, mm.ticket_id
-UNION SELECT pol_key, %(as_of_us)s FROM {c_} WHERE pol_key IS NOT NULL
-UNION SELECT pol_key, %(as_of_us)s - 1 FROM {c_} WHERE pol_key IS NOT NULL
+UNION SELECT {pol}, h.at_us FROM {h_} h JOIN {c_} c ON c.id = h.ticket_id WHERE {pol} IS NOT NULL
+UNION SELECT {pol}, MIN(mm.at_us) FROM {m_} mm JOIN {c_} c ON c.id = mm.ticket_id
+      WHERE mm.kind = 'public_agent' AND {pol} IS NOT NULL GROUP BY {pol}, mm.ticket_id
+UNION SELECT DISTINCT {pol}, %(as_of_us)s FROM {c_} c WHERE {pol} IS NOT NULL
+UNION SELECT DISTINCT {pol}, %(as_of_us)s - 1 FROM {c_} c WHERE {pol} IS NOT NULL
 """),
         # B(t) of each point: the last interval starting at or before it.
         (b_, f"""
 WITH merged AS (
-  SELECT calendar_key, t, 1 AS is_point FROM {p_}
+  SELECT cal, t, 1 AS is_point FROM {p_}
   UNION ALL
-  SELECT calendar_key, start_us, 0 FROM {ci} WHERE calendar_key IN (SELECT DISTINCT calendar_key FROM {p_})
+  SELECT cal, start_us, 0 FROM {i_}
 ),
 carried AS (
-  SELECT calendar_key, t, is_point,
+  SELECT cal, t, is_point,
          MAX(CASE WHEN is_point = 0 THEN t END) OVER (
-             PARTITION BY calendar_key ORDER BY t, is_point ROWS UNBOUNDED PRECEDING) AS interval_start
+             PARTITION BY cal ORDER BY t, is_point ROWS UNBOUNDED PRECEDING) AS interval_start
   FROM merged
 )
-SELECT cr.calendar_key, cr.t, COALESCE(ci.cum_before_us + {clipped}, 0) AS b
+SELECT cr.cal, cr.t, COALESCE(ci.cum_before_us + {clipped}, 0) AS b
 FROM carried cr
-LEFT JOIN {ci} ci ON ci.calendar_key = cr.calendar_key AND ci.start_us = cr.interval_start
+LEFT JOIN {i_} ci ON ci.cal = cr.cal AND ci.start_us = cr.interval_start
 WHERE cr.is_point = 1
 """),
         # Per ticket: the status now, the last solve, and the waiting time.
@@ -211,8 +219,8 @@ FROM {h_} h
 JOIN {c_} c ON c.id = h.ticket_id
 {b_join('r1', rep, 'h.at_us')}
 {b_join('r2', rep, 'h.next_us')}
-{b_join('p1', 'c.pol_key', 'h.at_us')}
-{b_join('p2', 'c.pol_key', 'h.next_us')}
+{b_join('p1', pol, 'h.at_us')}
+{b_join('p2', pol, 'h.next_us')}
 GROUP BY h.ticket_id
 """),
         # The breakdown keys at as_of and the first reply.
@@ -295,9 +303,9 @@ sla AS (
   {b_join('rc', rep, 'k.created_us')}
   {b_join('rf', rep, 'k.first_reply_us')}
   {b_join('rl', rep, 'k.last_solve_us')}
-  {b_join('pc', 'k.pol_key', 'k.created_us')}
-  {b_join('pf', 'k.pol_key', 'k.first_reply_us')}
-  {b_join('pa', 'k.pol_key', '(%(as_of_us)s - 1)')}
+  {b_join('pc', 'k.sla_calendar_id', 'k.created_us')}
+  {b_join('pf', 'k.sla_calendar_id', 'k.first_reply_us')}
+  {b_join('pa', 'k.sla_calendar_id', '(%(as_of_us)s - 1)')}
 )
 SELECT c.id, c.scope, c.channel, c.queue_key, c.agent_key, c.priority_key, c.tier_key, c.solved_now,
        c.first_reply_us, c.last_solve_us,
@@ -346,7 +354,8 @@ def ticket_facts(
         "as_of": ops.adapt_datetimefield_value(as_of),
         "as_of_us": epoch_us(as_of),
         "report_key": report_key,
-        "key_prefix": key_prefix,
+        "key_like": key_prefix + "%",
+        "prefix_end": len(key_prefix) + 1,
     }
     statements = _statements(vendor, table)
     # Only the parameters a statement names: SQLite refuses unused named ones.
@@ -355,7 +364,7 @@ def ticket_facts(
             used = {key: value for key, value in params.items() if f"%({key})s" in select}
             cursor.execute(f"CREATE TEMPORARY TABLE {name} AS {select}", used)
             if name == f"{table}_b":
-                cursor.execute(f"CREATE INDEX {name}_key_t ON {name} (calendar_key, t)")
+                cursor.execute(f"CREATE INDEX {name}_cal_t ON {name} (cal, t)")
             if vendor == "postgresql":
                 # Temporary tables get no statistics otherwise; the next joins are planned on them.
                 cursor.execute(f"ANALYZE {name}")

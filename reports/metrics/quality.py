@@ -467,9 +467,14 @@ def quality_empty(*, window_hours: int = FCR_WINDOW_HOURS) -> dict[str, Figures]
 def _quality_rows_sql(facts: Facts, window_hours: int, vendor: str) -> str:
     """One row per in-scope ticket of the facts: its breakdown keys and the values SUMS reads.
 
-    Set-based over the facts' working tables of events and messages; only
-    the repeat-contact test looks beyond the cohort, and only for the tickets
-    that pass every other condition of an FCR success (CASE evaluates it last).
+    Set-based over the facts' working tables of events and messages. The
+    repeat-contact test (METRICS.md section 5 (d)) looks beyond the cohort,
+    only for the tickets that pass every other condition of an FCR success:
+    each such ticket is paired with the other inbound, non-spam tickets of
+    the same person (the root customer and the records merged into it), and
+    a pair is a repeat when it is about the same issue and created in
+    (first reply, first solve + W], or when the other ticket was merged into
+    this one and created or merged in that window.
     """
     t, e, cu, ra = Ticket._meta.db_table, TicketEvent._meta.db_table, Customer._meta.db_table, Rating._meta.db_table
     solved = "(" + ", ".join(f"'{status}'" for status in SOLVED) + ")"
@@ -480,24 +485,6 @@ def _quality_rows_sql(facts: Facts, window_hours: int, vendor: str) -> str:
     def ep(expr: str) -> str:
         return epoch_us_sql(expr, vendor)
 
-    window_end = f"(q.first_solve_us + {window_us})"
-    # Another inbound, non-spam ticket of the same person (the root customer and
-    # the records merged into it) that is a contact about the same issue in
-    # (first reply, first solve + W].
-    # Built from model table names and constants only; instants are parameters.
-    repeat_contact = f"""EXISTS (
-      SELECT 1 FROM {t} x
-      WHERE x.customer_id IN (SELECT cx.id FROM {cu} cx WHERE cx.id = q.root OR cx.merged_into_id = q.root)
-        AND x.initiator = 'inbound' AND x.is_spam = {_false(vendor)} AND x.id <> q.id
-        AND (
-          ((x.topic_id = q.topic_id OR x.same_issue_as_id = q.id OR x.id = q.same_issue_as_id
-            OR (x.merged_into_id = q.id AND EXISTS (
-                SELECT 1 FROM {e} v WHERE v.ticket_id = x.id AND v.kind = 'merged' AND v.at <= %(as_of)s)))
-           AND {ep('x.created_at')} > q.first_reply_us AND {ep('x.created_at')} <= {window_end})
-          OR (x.merged_into_id = q.id AND EXISTS (
-                SELECT 1 FROM {e} v WHERE v.ticket_id = x.id AND v.kind = 'merged' AND v.at <= %(as_of)s
-                  AND {ep('v.at')} > q.first_reply_us AND {ep('v.at')} <= {window_end}))
-        ))"""  # noqa: S608
     # Built from the models' and the facts' table names and constants; instants are parameters.
     return f"""
 WITH msg AS (
@@ -556,12 +543,41 @@ flagged AS (
          CASE WHEN q.first_solve_us <= %(as_of_us)s - {window_us} AND q.replies_by_solve >= 1
               THEN 1 ELSE 0 END AS fcr_eligible
   FROM counted q
+),
+candidates AS (
+  SELECT id, root, topic_id, same_issue_as_id, first_reply_us, first_solve_us FROM flagged
+  WHERE fcr_eligible = 1 AND replies_by_solve = 1 AND late_message = 0 AND reopened_in_window = 0
+),
+people AS (
+  SELECT q.id AS qid, cx.id AS customer_id FROM candidates q JOIN {cu} cx ON cx.id = q.root
+  UNION
+  SELECT q.id, cx.id FROM candidates q JOIN {cu} cx ON cx.merged_into_id = q.root
+),
+pairs AS (
+  SELECT q.id AS qid, q.topic_id AS q_topic, q.same_issue_as_id AS q_same, q.first_reply_us, q.first_solve_us,
+         x.id AS xid, x.topic_id, x.same_issue_as_id, x.merged_into_id, {ep('x.created_at')} AS created_us
+  FROM candidates q JOIN people pe ON pe.qid = q.id JOIN {t} x ON x.customer_id = pe.customer_id
+  WHERE x.initiator = 'inbound' AND x.is_spam = {_false(vendor)} AND x.id <> q.id
+),
+merges AS (
+  SELECT p.qid, p.created_us, p.first_reply_us, p.first_solve_us, {ep('v.at')} AS merged_us
+  FROM pairs p JOIN {e} v ON v.ticket_id = p.xid
+  WHERE p.merged_into_id = p.qid AND v.kind = 'merged' AND v.at <= %(as_of)s
+),
+repeats AS (
+  SELECT qid FROM pairs
+  WHERE (topic_id = q_topic OR same_issue_as_id = qid OR xid = q_same)
+    AND created_us > first_reply_us AND created_us <= first_solve_us + {window_us}
+  UNION
+  SELECT qid FROM merges
+  WHERE (created_us > first_reply_us AND created_us <= first_solve_us + {window_us})
+     OR (merged_us > first_reply_us AND merged_us <= first_solve_us + {window_us})
 )
 SELECT q.*,
-       CASE WHEN q.fcr_eligible = 1 AND q.replies_by_solve = 1 AND q.late_message = 0 AND q.reopened_in_window = 0
-            THEN CASE WHEN {repeat_contact} THEN 0 ELSE 1 END
-            ELSE 0 END AS fcr_success
+       CASE WHEN cd.id IS NOT NULL AND r.qid IS NULL THEN 1 ELSE 0 END AS fcr_success
 FROM flagged q
+LEFT JOIN candidates cd ON cd.id = q.id
+LEFT JOIN repeats r ON r.qid = q.id
 """  # noqa: S608
 
 
