@@ -464,7 +464,7 @@ def quality_empty(*, window_hours: int = FCR_WINDOW_HOURS) -> dict[str, Figures]
     return {figure: _RESULTS[figure](dict.fromkeys(SUMS[figure], 0), window_hours) for figure in FIGURES}
 
 
-def _quality_rows_sql(facts: Facts, window_hours: int, vendor: str) -> str:
+def _quality_rows_sql(facts: Facts, window_hours: int, vendor: str, flagged: str) -> tuple[str, str]:
     """One row per in-scope ticket of the facts: its breakdown keys and the values SUMS reads.
 
     Set-based over the facts' working tables of events and messages. The
@@ -486,7 +486,7 @@ def _quality_rows_sql(facts: Facts, window_hours: int, vendor: str) -> str:
         return epoch_us_sql(expr, vendor)
 
     # Built from the models' and the facts' table names and constants; instants are parameters.
-    return f"""
+    first = f"""
 WITH msg AS (
   SELECT f.id AS ticket_id, MIN(CASE WHEN m.kind = 'public_agent' THEN m.at_us END) AS first_reply_us,
          COUNT(CASE WHEN m.kind = 'public_agent' THEN 1 END) AS replies
@@ -543,21 +543,28 @@ flagged AS (
          CASE WHEN q.first_solve_us <= %(as_of_us)s - {window_us} AND q.replies_by_solve >= 1
               THEN 1 ELSE 0 END AS fcr_eligible
   FROM counted q
-),
-candidates AS (
-  SELECT id, root, topic_id, same_issue_as_id, first_reply_us, first_solve_us FROM flagged
+)
+SELECT * FROM flagged
+"""  # noqa: S608
+    # The second statement reads the first one's rows (``flagged``), with statistics on PostgreSQL.
+    final = f"""
+WITH candidates AS (
+  SELECT id, root, topic_id, same_issue_as_id, first_reply_us, first_solve_us FROM {flagged}
   WHERE fcr_eligible = 1 AND replies_by_solve = 1 AND late_message = 0 AND reopened_in_window = 0
 ),
 people AS (
-  SELECT q.id AS qid, cx.id AS customer_id FROM candidates q JOIN {cu} cx ON cx.id = q.root
+  SELECT q.id AS qid, q.topic_id AS q_topic, q.same_issue_as_id AS q_same, q.first_reply_us, q.first_solve_us,
+         cx.id AS customer_id
+  FROM candidates q JOIN {cu} cx ON cx.id = q.root
   UNION
-  SELECT q.id, cx.id FROM candidates q JOIN {cu} cx ON cx.merged_into_id = q.root
+  SELECT q.id, q.topic_id, q.same_issue_as_id, q.first_reply_us, q.first_solve_us, cx.id
+  FROM candidates q JOIN {cu} cx ON cx.merged_into_id = q.root
 ),
 pairs AS (
-  SELECT q.id AS qid, q.topic_id AS q_topic, q.same_issue_as_id AS q_same, q.first_reply_us, q.first_solve_us,
+  SELECT pe.qid, pe.q_topic, pe.q_same, pe.first_reply_us, pe.first_solve_us,
          x.id AS xid, x.topic_id, x.same_issue_as_id, x.merged_into_id, {ep('x.created_at')} AS created_us
-  FROM candidates q JOIN people pe ON pe.qid = q.id JOIN {t} x ON x.customer_id = pe.customer_id
-  WHERE x.initiator = 'inbound' AND x.is_spam = {_false(vendor)} AND x.id <> q.id
+  FROM people pe JOIN {t} x ON x.customer_id = pe.customer_id
+  WHERE x.initiator = 'inbound' AND x.is_spam = {_false(vendor)} AND x.id <> pe.qid
 ),
 merges AS (
   SELECT p.qid, p.created_us, p.first_reply_us, p.first_solve_us, {ep('v.at')} AS merged_us
@@ -575,10 +582,11 @@ repeats AS (
 )
 SELECT q.*,
        CASE WHEN cd.id IS NOT NULL AND r.qid IS NULL THEN 1 ELSE 0 END AS fcr_success
-FROM flagged q
+FROM {flagged} q
 LEFT JOIN candidates cd ON cd.id = q.id
 LEFT JOIN repeats r ON r.qid = q.id
 """  # noqa: S608
+    return first, final
 
 
 def _false(vendor: str) -> str:
@@ -610,11 +618,17 @@ def quality_figures(facts: Facts, *, window_hours: int = FCR_WINDOW_HOURS) -> Re
         for name, column in DIMENSIONS.items()
     ]
     params = {"as_of": connection.ops.adapt_datetimefield_value(facts.as_of), "as_of_us": facts.as_of_us}
+    flagged = f"{rows}_f"
+    first, final = _quality_rows_sql(facts, window_hours, vendor, flagged)
     with connection.cursor() as cursor:
-        cursor.execute(f"CREATE TEMPORARY TABLE {rows} AS {_quality_rows_sql(facts, window_hours, vendor)}", params)
+        cursor.execute(f"CREATE TEMPORARY TABLE {flagged} AS {first}", params)
+        if vendor == "postgresql":
+            cursor.execute(f"ANALYZE {flagged}")
+        cursor.execute(f"CREATE TEMPORARY TABLE {rows} AS {final}", {"as_of": params["as_of"]})
         cursor.execute(" UNION ALL ".join(selects))
         fetched = cursor.fetchall()
         cursor.execute(f"DROP TABLE {rows}")
+        cursor.execute(f"DROP TABLE {flagged}")
     result: ReportFigures = {figure: {name: {} for name in DIMENSIONS} for figure in FIGURES}
     for dim, key, *numbers in fetched:
         numbers_iter = iter(int(number) for number in numbers)

@@ -8,8 +8,8 @@ import pytest
 from reports.live import cost_for_period, live_report
 from reports.services import report_compute
 from servicedesk.tickets.models import AgentPresence, OperatingCost, Session
-from servicedesk.tickets.services.sessions import agent_presence_record, operating_cost_set
 from servicedesk.tickets.services.replies import ticket_reply_create
+from servicedesk.tickets.services.sessions import agent_presence_record, operating_cost_set
 from tests.factories import AgentFactory, CustomerFactory, QueueFactory, ticket_make
 
 pytestmark = pytest.mark.django_db
