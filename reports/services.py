@@ -21,7 +21,7 @@ from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 
 from reports import live
 from reports.calendar_intervals import materialised
@@ -112,12 +112,32 @@ def _ticket_figures(
     return figures
 
 
+# Memory for the report's transaction on PostgreSQL: sorts and hash joins of a
+# month's working tables fit in ``work_mem`` instead of spilling to disk, and
+# the working tables themselves stay in the session's temporary buffers.
+REPORT_WORK_MEM = "64MB"
+REPORT_TEMP_BUFFERS = "256MB"
+
+
 def _planner_settings() -> None:
-    """On PostgreSQL, no JIT for this transaction: compiling the report's large
-    queries costs seconds and saves nothing on them."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL jit = off")
+    """On PostgreSQL, settings for this transaction only.
+
+    No JIT: compiling the report's large queries costs seconds and saves
+    nothing on them. More ``work_mem``. More ``temp_buffers``, which
+    PostgreSQL lets a session change only before it first touches a
+    temporary table: a session that already did keeps the pool it has (the
+    savepoint makes the refusal harmless).
+    """
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL jit = off")
+        cursor.execute(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'")
+        try:
+            with transaction.atomic():
+                cursor.execute(f"SET LOCAL temp_buffers = '{REPORT_TEMP_BUFFERS}'")
+        except DatabaseError:
+            pass
 
 
 def report_compute(*, start: date, end: date, as_of: datetime, calendar: BusinessCalendar | None = None) -> dict:

@@ -206,21 +206,33 @@ FROM carried cr
 LEFT JOIN {i_} ci ON ci.cal = cr.cal AND ci.start_us = cr.interval_start
 WHERE cr.is_point = 1
 """),
-        # Per ticket: the status now, the last solve, and the waiting time.
+        # Per ticket: the status now, the last solve, and the waiting time. A
+        # status row lasts until the next row's instant (B of it by LEAD) or as_of.
         (s_, f"""
+WITH timed AS (
+  SELECT h.ticket_id, h.at_us, h.seq, h.status, h.prev_status, h.next_us, h.rn_desc, {pol} AS pol_cal,
+         {b_at('r1')} AS rep_b, {b_at('p1')} AS pol_b
+  FROM {h_} h
+  JOIN {c_} c ON c.id = h.ticket_id
+  {b_join('r1', rep, 'h.at_us')}
+  {b_join('p1', pol, 'h.at_us')}
+),
+spans AS (
+  SELECT timed.*, LEAD(rep_b) OVER w AS rep_next_b, LEAD(pol_b) OVER w AS pol_next_b
+  FROM timed
+  WINDOW w AS (PARTITION BY ticket_id ORDER BY at_us, seq)
+),
+at_as_of AS (SELECT cal, b FROM {b_} WHERE t = %(as_of_us)s)
 SELECT h.ticket_id,
        MAX(CASE WHEN h.rn_desc = 1 THEN h.status END) AS status_now,
        MAX(CASE WHEN h.status IN {solved} AND (h.prev_status IS NULL OR h.prev_status NOT IN {solved})
            THEN h.at_us END) AS last_solve_us,
        SUM(CASE WHEN h.status IN {waiting} THEN h.next_us - h.at_us ELSE 0 END) AS rwt_c,
-       SUM(CASE WHEN h.status IN {waiting} THEN {b_at('r2')} - {b_at('r1')} ELSE 0 END) AS rwt_b,
-       SUM(CASE WHEN h.status IN {waiting} THEN {b_at('p2')} - {b_at('p1')} ELSE 0 END) AS rwt_pol
-FROM {h_} h
-JOIN {c_} c ON c.id = h.ticket_id
-{b_join('r1', rep, 'h.at_us')}
-{b_join('r2', rep, 'h.next_us')}
-{b_join('p1', pol, 'h.at_us')}
-{b_join('p2', pol, 'h.next_us')}
+       SUM(CASE WHEN h.status IN {waiting} THEN COALESCE(h.rep_next_b, ra.b, 0) - h.rep_b ELSE 0 END) AS rwt_b,
+       SUM(CASE WHEN h.status IN {waiting} THEN COALESCE(h.pol_next_b, pa.b, 0) - h.pol_b ELSE 0 END) AS rwt_pol
+FROM spans h
+LEFT JOIN at_as_of ra ON ra.cal = {rep}
+LEFT JOIN at_as_of pa ON pa.cal = h.pol_cal
 GROUP BY h.ticket_id
 """),
         # The breakdown keys at as_of and the first reply.
