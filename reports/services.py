@@ -73,19 +73,22 @@ def _live(period: Period, as_of: datetime, handled: int, sessions_of_handled: in
     """
     report = live.live_report(start_utc=period.start_utc, end_utc=period.end_utc, as_of=as_of)
     contacts = handled + int(report["sessions_answered"]) - sessions_of_handled
-    cost = live.cost_for_period(period.start, period.end)
-    amount = None
-    currency = None
-    if cost is not None and contacts:
-        total, currency = cost
-        amount = float((Decimal(total) / contacts).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
-    elif cost is not None:
-        currency = cost[1]
     return {
         "live": report["live"],
         "occupancy": report["occupancy"],
-        "cost_per_contact": {"amount": amount, "currency": currency, "contacts": contacts},
+        "cost_per_contact": cost_per_contact(live.cost_for_period(period.start, period.end), contacts),
     }
+
+
+def cost_per_contact(cost: tuple[Decimal, str] | None, contacts: int) -> dict[str, Any]:
+    """The ``cost_per_contact`` figure of a period's operating cost (or None) and its contacts handled."""
+    amount = None
+    currency = None
+    if cost is not None:
+        total, currency = cost
+        if contacts:
+            amount = float((Decimal(total) / contacts).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+    return {"amount": amount, "currency": currency, "contacts": contacts}
 
 
 def _empty_counts() -> dict[str, Any]:

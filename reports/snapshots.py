@@ -17,7 +17,9 @@ when their own timestamps lie in the past (an import of history). A snapshot
 is stale when a TicketEvent, Message or Rating with an id above its mark
 belongs to a ticket created in the snapshot's period, a newer Session was
 requested in the period, or a newer presence change starts before the
-period's end (it changes the ready time of that period and later ones). The check walks the primary key from the
+period's end (it changes the ready time of that period and later ones), or
+when the operating cost entered for exactly its period now gives another cost
+per contact than it holds (a manager entered or corrected it). The check walks the primary key from the
 lowest mark upwards (only the rows added since) and groups them by the local
 creation date of their ticket, so it costs one small indexed query per table
 and calendar whatever the history's size. A snapshot is also refreshed once a
@@ -42,10 +44,12 @@ import zoneinfo
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Max, Min, Q, TextField
+from django.db.models import Count, JSONField, Max, Min, Q, TextField
+from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import Cast, TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -54,7 +58,7 @@ from reports.models import Granularity, JobStatus, ReportJob, ReportSnapshot
 from reports.periods import local_midnight_utc
 from servicedesk.core.errors import ApplicationError, NotFound
 from servicedesk.sla.models import BusinessCalendar
-from servicedesk.tickets.models import AgentPresence, Message, Rating, Session, Ticket, TicketEvent
+from servicedesk.tickets.models import AgentPresence, Message, OperatingCost, Rating, Session, Ticket, TicketEvent
 from servicedesk.tickets.statuses import SOLVED_STATUSES, UNSOLVED_STATUSES
 
 logger = logging.getLogger(__name__)
@@ -326,7 +330,8 @@ def _settling(snapshot: ReportSnapshot, end_utc: datetime, now: datetime) -> boo
 
 
 def snapshot_is_stale(snapshot: ReportSnapshot, *, now: datetime) -> bool:
-    """Whether a newer event, message or rating touches the snapshot's cohort, or it is settling.
+    """Whether a newer event, message or rating touches the snapshot's cohort, its period's operating
+    cost changed, or it is settling.
 
     EXISTS queries walking the primary key above the snapshot's marks: the
     cohort's events, messages and ratings, the period's live sessions, and
@@ -334,6 +339,8 @@ def snapshot_is_stale(snapshot: ReportSnapshot, *, now: datetime) -> bool:
     """
     start_utc, end_utc = period_bounds(snapshot.calendar, snapshot.start, snapshot.end)
     if _settling(snapshot, end_utc, now):
+        return True
+    if _cost_changed(snapshot.figures.get("cost_per_contact"), _costs([snapshot]).get((snapshot.start, snapshot.end))):
         return True
     cohort = {"ticket__created_at__gte": start_utc, "ticket__created_at__lt": end_utc}
     return (
@@ -345,6 +352,25 @@ def snapshot_is_stale(snapshot: ReportSnapshot, *, now: datetime) -> bool:
         ).exists()
         or AgentPresence.objects.filter(id__gt=snapshot.presence_seen_id, at__lt=end_utc).exists()
     )
+
+
+def _costs(snapshots: list[ReportSnapshot]) -> dict[tuple[date, date], tuple[Decimal, str]]:
+    """The operating costs entered for exactly the snapshots' periods (one query)."""
+    if not snapshots:
+        return {}
+    rows = OperatingCost.objects.filter(
+        period_start__gte=min(s.start for s in snapshots), period_end__lte=max(s.end for s in snapshots)
+    ).values_list("period_start", "period_end", "amount", "currency")
+    return {(start, end): (Decimal(amount).quantize(Decimal("0.01")), currency) for start, end, amount, currency in rows}
+
+
+def _cost_changed(recorded: dict[str, Any] | None, cost: tuple[Decimal, str] | None) -> bool:
+    """Whether the operating cost entered now gives another cost per contact than the snapshot holds."""
+    from reports.services import cost_per_contact
+
+    if recorded is None:
+        return cost is not None
+    return cost_per_contact(cost, int(recorded.get("contacts") or 0)) != recorded
 
 
 def _touched_days(
@@ -368,9 +394,12 @@ def snapshots_stale(*, calendar: BusinessCalendar, now: datetime) -> list[Report
         .exclude(granularity=Granularity.CUSTOM)
         .select_related("calendar")
         .defer("figures")
+        # The figures are stored as text (key order kept): read only this key as JSON.
+        .annotate(recorded_cost=KeyTransform("cost_per_contact", Cast("figures", JSONField())))
     )
     if not snapshots:
         return []
+    costs = _costs(snapshots)
     zone = zoneinfo.ZoneInfo(calendar.time_zone)
     marks = ReportSnapshot.objects.filter(pk__in=[s.pk for s in snapshots]).aggregate(
         events=Min("events_seen_id"), messages=Min("messages_seen_id"), ratings=Min("ratings_seen_id"),
@@ -393,7 +422,8 @@ def snapshots_stale(*, calendar: BusinessCalendar, now: datetime) -> list[Report
             and presence_top["top"] > snapshot.presence_seen_id
             and presence_top["first"] < end_utc
         )
-        if presence_changed or _settling(snapshot, end_utc, now) or any(
+        cost_changed = _cost_changed(snapshot.recorded_cost, costs.get((snapshot.start, snapshot.end)))
+        if presence_changed or cost_changed or _settling(snapshot, end_utc, now) or any(
             snapshot.start <= day < snapshot.end and top > getattr(snapshot, field)
             for field, days in touched
             for day, top in days.items()

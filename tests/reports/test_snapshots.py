@@ -218,3 +218,38 @@ def test_a_late_live_session_or_presence_makes_its_period_stale(dublin, october,
     # The agent's ready time from 21 October on changes that day's occupancy, not the 20th's.
     agent_presence_record(agent=agent, at=datetime(2025, 10, 21, 8, 0, tzinfo=UTC), state="ready")
     assert {s.pk for s in snapshots_stale(calendar=dublin, now=now)} == {day21.pk}
+
+
+def test_an_operating_cost_entered_or_corrected_later_makes_exactly_its_period_stale(dublin, october):
+    from decimal import Decimal
+
+    from servicedesk.tickets.services.sessions import operating_cost_set
+
+    now = timezone.now()
+    day20, day21 = (
+        snapshot_compute(
+            calendar=dublin, granularity=Granularity.DAY, start=start, end=start + timedelta(days=1), as_of=AS_OF
+        )
+        for start in (date(2025, 10, 20), date(2025, 10, 21))
+    )
+    week = snapshot_compute(
+        calendar=dublin, granularity=Granularity.WEEK, start=date(2025, 10, 20), end=date(2025, 10, 27), as_of=AS_OF
+    )
+    assert day20.figures["cost_per_contact"] == {"amount": None, "currency": None, "contacts": 1}
+    assert snapshots_stale(calendar=dublin, now=now) == []
+    # A manager enters the cost of 20 October after its snapshot was computed.
+    operating_cost_set(period_start=date(2025, 10, 20), period_end=date(2025, 10, 21), amount=Decimal("90"), currency="EUR")
+    assert [s.pk for s in snapshots_stale(calendar=dublin, now=now)] == [day20.pk]
+    assert snapshot_is_stale(day20, now=now)
+    assert not snapshot_is_stale(day21, now=now) and not snapshot_is_stale(week, now=now)
+    day20 = snapshot_compute(
+        calendar=dublin, granularity=Granularity.DAY, start=date(2025, 10, 20), end=date(2025, 10, 21), as_of=AS_OF
+    )
+    assert day20.figures["cost_per_contact"] == {"amount": 90.0, "currency": "EUR", "contacts": 1}
+    assert snapshots_stale(calendar=dublin, now=now) == []
+    # Setting the same figure again changes nothing; correcting it does.
+    operating_cost_set(period_start=date(2025, 10, 20), period_end=date(2025, 10, 21), amount=Decimal("90.00"), currency="EUR")
+    assert not snapshot_is_stale(day20, now=now)
+    operating_cost_set(period_start=date(2025, 10, 20), period_end=date(2025, 10, 21), amount=Decimal("120"), currency="EUR")
+    assert [s.pk for s in snapshots_stale(calendar=dublin, now=now)] == [day20.pk]
+    assert snapshot_is_stale(day20, now=now)
