@@ -319,26 +319,67 @@ def _ticket_write(emit, rng: random.Random, *, number: int, created: datetime, c
 # --- child processes -----------------------------------------------------------
 
 
+def _status_kb(status_file: Path, fields: tuple[str, ...]) -> dict[str, int]:
+    """The given ``/proc/<pid>/status`` fields in kB (missing when the process is gone)."""
+    values = {}
+    try:
+        for line in status_file.read_text().splitlines():
+            name = line.split(":", 1)[0]
+            if name in fields:
+                values[name] = int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        pass
+    return values
+
+
+def _database_backends(database: str) -> list[Path]:
+    """The status files of the PostgreSQL server processes serving ``database`` on this machine."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().decode(errors="replace")
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+        if text.startswith("postgres: ") and f" {database} " in text:
+            found.append(cmdline.parent / "status")
+    return found
+
+
 def child_run(argv: list[str], *, env: dict[str, str], log: Path) -> dict:
-    """Run ``argv`` in a child process (output to ``log``), sampling its peak resident memory (VmHWM)."""
+    """Run ``argv`` in a child process (output to ``log``), sampling its peak resident memory (VmHWM).
+
+    Also sampled: the PostgreSQL server processes of the benchmark's database
+    (the child's sessions; the parent holds none while the child runs), their
+    peak resident memory (which includes the shared buffers they touched) and
+    the peak of their private memory (RssAnon, sampled every 0.1 s).
+    """
+    database = env["DATABASE_URL"].rsplit("/", 1)[-1]
     started = time.monotonic()
     with log.open("w", encoding="utf-8") as handle:
         child = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT, text=True)
-        peak_kb = 0
+        peak_kb = db_peak_kb = db_private_kb = 0
         status_file = Path(f"/proc/{child.pid}/status")
+        backends: list[Path] = []
+        polls = 0
         while child.poll() is None:
-            try:
-                for line in status_file.read_text().splitlines():
-                    if line.startswith("VmHWM:"):
-                        peak_kb = max(peak_kb, int(line.split()[1]))
-            except (FileNotFoundError, ProcessLookupError):
-                pass
+            peak_kb = max(peak_kb, _status_kb(status_file, ("VmHWM",)).get("VmHWM", 0))
+            if polls % 10 == 0:
+                backends = _database_backends(database)
+            for backend in backends:
+                values = _status_kb(backend, ("VmHWM", "RssAnon"))
+                db_peak_kb = max(db_peak_kb, values.get("VmHWM", 0))
+                db_private_kb = max(db_private_kb, values.get("RssAnon", 0))
+            polls += 1
             time.sleep(0.1)
     seconds = time.monotonic() - started
     tail = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-5:]
     if child.returncode != 0:
         raise SystemExit(f"{' '.join(argv[1:3])} failed ({child.returncode}); see {log}:\n" + "\n".join(tail))
-    return {"seconds": round(seconds, 2), "peak_rss_mib": round(peak_kb / 1024, 1), "output_tail": tail}
+    return {
+        "seconds": round(seconds, 2), "peak_rss_mib": round(peak_kb / 1024, 1),
+        "database_peak_rss_mib": round(db_peak_kb / 1024, 1), "database_peak_private_mib": round(db_private_kb / 1024, 1),
+        "output_tail": tail,
+    }
 
 
 def _manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -636,9 +677,14 @@ def measure_phase(args: argparse.Namespace, env: dict[str, str], report: dict) -
         figures = _child_json(log)
         figures.pop("plan", None)
         figures.pop("slowest_sql_full", None)
-        run_result = {"child_seconds": result["seconds"], "peak_rss_mib": result["peak_rss_mib"], **figures}
+        run_result = {
+            "child_seconds": result["seconds"], "peak_rss_mib": result["peak_rss_mib"],
+            "database_peak_rss_mib": result["database_peak_rss_mib"],
+            "database_peak_private_mib": result["database_peak_private_mib"], **figures,
+        }
         report["month"]["runs"].append(run_result)
-        print(json.dumps({k: run_result[k] for k in ("seconds", "child_seconds", "peak_rss_mib", "stages")}), flush=True)
+        shown = ("seconds", "child_seconds", "peak_rss_mib", "database_peak_rss_mib", "database_peak_private_mib", "stages")
+        print(json.dumps({k: run_result[k] for k in shown}), flush=True)
     slowest = report["month"]["runs"][-1]["slowest"][0]["position"]
     log = OUT / "reports-month-explain.log"
     result = child_run(
@@ -669,6 +715,8 @@ def measure_phase(args: argparse.Namespace, env: dict[str, str], report: dict) -
         report["backfill"] = {
             "mode": "sample", "since": first.isoformat(), "days_in_backfill": total_days, "sample_days": len(days),
             "child_seconds": result["seconds"], "peak_rss_mib": result["peak_rss_mib"], "per_day": timings,
+            "database_peak_rss_mib": result["database_peak_rss_mib"],
+            "database_peak_private_mib": result["database_peak_private_mib"],
             "mean_day_seconds": round(mean, 2), "max_day_seconds": max(seconds),
             "mean_report_compute_seconds": round(sum(t.get("report_compute", 0) for t in timings.values()) / len(seconds), 2),
             "mean_backlog_seconds": round(sum(t.get("backlog_count", 0) for t in timings.values()) / len(seconds), 2),
@@ -680,6 +728,8 @@ def measure_phase(args: argparse.Namespace, env: dict[str, str], report: dict) -
         report["backfill"] = {
             "mode": "full", "since": first.isoformat(), "days_in_backfill": total_days,
             "seconds": result["seconds"], "peak_rss_mib": result["peak_rss_mib"], "output_tail": result["output_tail"],
+            "database_peak_rss_mib": result["database_peak_rss_mib"],
+            "database_peak_private_mib": result["database_peak_private_mib"],
             "snapshots": json.loads(_sql("SELECT count(*) FROM reports_reportsnapshot", env=env))[0][0],
         }
     print(json.dumps({k: v for k, v in report["backfill"].items() if k != "per_day"}), flush=True)
