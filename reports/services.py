@@ -136,6 +136,8 @@ def _planner_settings() -> None:
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL jit = off")
         cursor.execute(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'")
+        # The working tables' statistics (ANALYZE) from a sample of 3,000 rows, not 30,000.
+        cursor.execute("SET LOCAL default_statistics_target = 10")
         try:
             with transaction.atomic():
                 cursor.execute(f"SET LOCAL temp_buffers = '{REPORT_TEMP_BUFFERS}'")

@@ -77,7 +77,8 @@ class Facts:
     (ticket_id, kind, id, at_us, val, bval: the ``after`` and ``before`` text).
     ``messages``: the cohort's public messages by ``as_of`` (ticket_id, kind,
     at_us). ``cohort``: the cohort's ticket columns (id, customer_id, topic_id,
-    same_issue_as_id, ...).
+    same_issue_as_id, ...). ``first_id`` and ``last_id``: the cohort's lowest
+    and highest ticket ids (None without tickets), to bound other reads.
     """
 
     table: str
@@ -85,6 +86,8 @@ class Facts:
     events: str = ""
     messages: str = ""
     cohort: str = ""
+    first_id: int | None = None
+    last_id: int | None = None
 
     @property
     def as_of_us(self) -> int:
@@ -119,7 +122,7 @@ def _statements(vendor: str, x: str) -> list[tuple[str, str]]:
     # Calendars by number: 0 is the report's, a policy calendar its id.
     rep = "0"
     pol = "c.sla_calendar_id"
-    clipped = least_sql(greatest_sql("cr.t - ci.start_us", "0", vendor), "ci.end_us - ci.start_us", vendor)
+    clipped = least_sql(greatest_sql("ci.t - ci.start_us", "0", vendor), "ci.end_us - ci.start_us", vendor)
     solved, waiting = SOLVED, WAITING
     frt_target = "(CAST(c.fr_minutes AS BIGINT) * 60000000)"
     res_target = "(CAST(c.res_minutes AS BIGINT) * 60000000)"
@@ -142,18 +145,20 @@ FROM {t} t
 JOIN {q} qq ON qq.id = t.queue_id
 LEFT JOIN {p} pp ON pp.id = t.sla_policy_id
 LEFT JOIN {e} ce ON ce.ticket_id = t.id AND ce.kind = 'created'
+     AND ce.ticket_id >= %(first_id)s AND ce.ticket_id <= %(last_id)s
 WHERE t.created_at >= %(start)s AND t.created_at < %(end)s AND t.created_at <= %(as_of)s
 """),
         (e_, f"""
 SELECT ev.ticket_id, ev.kind, ev.id, {ep('ev.at')} AS at_us,
        {json_text_sql('ev.after', vendor)} AS val, {json_text_sql('ev.before', vendor)} AS bval
 FROM {c_} c JOIN {e} ev ON ev.ticket_id = c.id
-WHERE ev.kind IN {EVENT_KINDS} AND ev.at <= %(as_of)s
+WHERE ev.kind IN {EVENT_KINDS} AND ev.at <= %(as_of)s AND ev.ticket_id >= %(first_id)s AND ev.ticket_id <= %(last_id)s
 """),
         (m_, f"""
 SELECT mm.ticket_id, mm.kind, {ep('mm.created_at')} AS at_us
 FROM {c_} c JOIN {m} mm ON mm.ticket_id = c.id
 WHERE mm.kind IN ('public_agent', 'public_enduser') AND mm.created_at <= %(as_of)s
+  AND mm.ticket_id >= %(first_id)s AND mm.ticket_id <= %(last_id)s
 """),
         # The status history: creation as ``new``, then each status event; each
         # row lasts until the next one (or as_of).
@@ -188,23 +193,27 @@ UNION SELECT {pol}, MIN(mm.at_us) FROM {m_} mm JOIN {c_} c ON c.id = mm.ticket_i
 UNION SELECT DISTINCT {pol}, %(as_of_us)s FROM {c_} c WHERE {pol} IS NOT NULL
 UNION SELECT DISTINCT {pol}, %(as_of_us)s - 1 FROM {c_} c WHERE {pol} IS NOT NULL
 """),
-        # B(t) of each point: the last interval starting at or before it.
+        # B(t) of each point: the last interval starting at or before it. A
+        # calendar's intervals do not overlap, so their starts, ends and open
+        # time before them all grow together: the running maximum of each is
+        # the last interval's.
         (b_, f"""
 WITH merged AS (
-  SELECT cal, t, 1 AS is_point FROM {p_}
+  SELECT cal, t, 1 AS is_point, CAST(NULL AS BIGINT) AS end_us, CAST(NULL AS BIGINT) AS cum_before_us FROM {p_}
   UNION ALL
-  SELECT cal, start_us, 0 FROM {i_}
+  SELECT cal, start_us, 0, end_us, cum_before_us FROM {i_}
 ),
 carried AS (
   SELECT cal, t, is_point,
-         MAX(CASE WHEN is_point = 0 THEN t END) OVER (
-             PARTITION BY cal ORDER BY t, is_point ROWS UNBOUNDED PRECEDING) AS interval_start
+         MAX(CASE WHEN is_point = 0 THEN t END) OVER w AS start_us,
+         MAX(end_us) OVER w AS end_us,
+         MAX(cum_before_us) OVER w AS cum_before_us
   FROM merged
+  WINDOW w AS (PARTITION BY cal ORDER BY t, is_point ROWS UNBOUNDED PRECEDING)
 )
-SELECT cr.cal, cr.t, COALESCE(ci.cum_before_us + {clipped}, 0) AS b
-FROM carried cr
-LEFT JOIN {i_} ci ON ci.cal = cr.cal AND ci.start_us = cr.interval_start
-WHERE cr.is_point = 1
+SELECT ci.cal, ci.t, COALESCE(ci.cum_before_us + {clipped}, 0) AS b
+FROM carried ci
+WHERE ci.is_point = 1
 """),
         # Per ticket: the status now, the last solve, and the waiting time. A
         # status row lasts until the next row's instant (B of it by LEAD) or as_of.
@@ -370,6 +379,16 @@ def ticket_facts(
         "prefix_end": len(key_prefix) + 1,
     }
     statements = _statements(vendor, table)
+    with connection.cursor() as cursor:
+        # The cohort's lowest and highest ticket ids bound the reads of events
+        # and messages to an index range (ids grow with creation, so a
+        # month's tickets are a narrow range), whatever the history's size.
+        cursor.execute(
+            f"SELECT MIN(id), MAX(id) FROM {Ticket._meta.db_table}"
+            " WHERE created_at >= %s AND created_at < %s AND created_at <= %s",
+            [params["start"], params["end"], params["as_of"]],
+        )
+        params["first_id"], params["last_id"] = cursor.fetchone()
     # Only the parameters a statement names: SQLite refuses unused named ones.
     with connection.cursor() as cursor:
         for name, select in statements:
@@ -381,7 +400,10 @@ def ticket_facts(
                 # Temporary tables get no statistics otherwise; the next joins are planned on them.
                 cursor.execute(f"ANALYZE {name}")
     # On error the enclosing transaction's rollback removes the tables.
-    yield Facts(table=table, as_of=as_of, events=f"{table}_e", messages=f"{table}_m", cohort=f"{table}_c")
+    yield Facts(
+        table=table, as_of=as_of, events=f"{table}_e", messages=f"{table}_m", cohort=f"{table}_c",
+        first_id=params["first_id"], last_id=params["last_id"],
+    )
     with connection.cursor() as cursor:
         for name, _select in reversed(statements):
             cursor.execute(f"DROP TABLE {name}")

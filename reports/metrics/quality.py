@@ -504,7 +504,7 @@ rated AS (
   SELECT ticket_id, score FROM (
     SELECT r.ticket_id, r.score, ROW_NUMBER() OVER (PARTITION BY r.ticket_id ORDER BY r.at DESC, r.id DESC) AS rn
     FROM {facts.table} f JOIN {ra} r ON r.ticket_id = f.id
-    WHERE f.scope = 'in' AND r.at <= %(as_of)s
+    WHERE f.scope = 'in' AND r.at <= %(as_of)s AND r.ticket_id >= %(first_id)s AND r.ticket_id <= %(last_id)s
   ) ranked WHERE rn = 1
 ),
 base AS (
@@ -617,7 +617,10 @@ def quality_figures(facts: Facts, *, window_hours: int = FCR_WINDOW_HOURS) -> Re
         + (f" GROUP BY {column}" if name else "")
         for name, column in DIMENSIONS.items()
     ]
-    params = {"as_of": connection.ops.adapt_datetimefield_value(facts.as_of), "as_of_us": facts.as_of_us}
+    params = {
+        "as_of": connection.ops.adapt_datetimefield_value(facts.as_of), "as_of_us": facts.as_of_us,
+        "first_id": facts.first_id, "last_id": facts.last_id,
+    }
     flagged = f"{rows}_f"
     first, final = _quality_rows_sql(facts, window_hours, vendor, flagged)
     with connection.cursor() as cursor:
