@@ -217,6 +217,8 @@ WHERE ci.is_point = 1
 """),
         # Per ticket: the status now, the last solve, and the waiting time. A
         # status row lasts until the next row's instant (B of it by LEAD) or as_of.
+        # B at creation is the first row's; B at the last solve is the largest
+        # B of the solve rows (B never decreases).
         (s_, f"""
 WITH timed AS (
   SELECT h.ticket_id, h.at_us, h.seq, h.status, h.prev_status, h.next_us, h.rn_desc, {pol} AS pol_cal,
@@ -238,7 +240,11 @@ SELECT h.ticket_id,
            THEN h.at_us END) AS last_solve_us,
        SUM(CASE WHEN h.status IN {waiting} THEN h.next_us - h.at_us ELSE 0 END) AS rwt_c,
        SUM(CASE WHEN h.status IN {waiting} THEN COALESCE(h.rep_next_b, ra.b, 0) - h.rep_b ELSE 0 END) AS rwt_b,
-       SUM(CASE WHEN h.status IN {waiting} THEN COALESCE(h.pol_next_b, pa.b, 0) - h.pol_b ELSE 0 END) AS rwt_pol
+       SUM(CASE WHEN h.status IN {waiting} THEN COALESCE(h.pol_next_b, pa.b, 0) - h.pol_b ELSE 0 END) AS rwt_pol,
+       MAX(CASE WHEN h.seq = 0 THEN h.rep_b END) AS rep_created_b,
+       MAX(CASE WHEN h.seq = 0 THEN h.pol_b END) AS pol_created_b,
+       MAX(CASE WHEN h.status IN {solved} AND (h.prev_status IS NULL OR h.prev_status NOT IN {solved})
+           THEN h.rep_b END) AS rep_solve_b
 FROM spans h
 LEFT JOIN at_as_of ra ON ra.cal = {rep}
 LEFT JOIN at_as_of pa ON pa.cal = h.pol_cal
@@ -266,6 +272,7 @@ merged AS (SELECT DISTINCT ticket_id FROM {e_} WHERE kind = 'merged'),
 replied AS (SELECT ticket_id, MIN(at_us) AS first_reply_us FROM {m_} WHERE kind = 'public_agent' GROUP BY ticket_id),
 keys AS (
   SELECT c.*, s.status_now, s.last_solve_us, s.rwt_c, s.rwt_b, s.rwt_pol, fr.first_reply_us, kd.priority_val,
+         s.rep_created_b, s.pol_created_b, s.rep_solve_b,
          CASE WHEN c.is_spam OR c.is_deleted THEN 'excluded'
               WHEN c.initiator = 'outbound' THEN 'outbound'
               WHEN mg.ticket_id IS NOT NULL THEN 'merged'
@@ -292,7 +299,8 @@ FROM keys k LEFT JOIN {u} uu ON uu.id = CAST(k.assignee_val AS INTEGER)
 """),
         # The facts: priorities at the fulfilment instants, SLA terms and states, durations.
         (x, f"""
-WITH prio_at AS (
+WITH before_as_of AS (SELECT cal, b FROM {b_} WHERE t = %(as_of_us)s - 1),
+prio_at AS (
   SELECT ticket_id, which, val FROM (
     SELECT k.id AS ticket_id, w.which, pe.val,
            ROW_NUMBER() OVER (PARTITION BY k.id, w.which ORDER BY pe.at_us DESC, pe.id DESC) AS rn
@@ -314,19 +322,15 @@ sla AS (
   SELECT k.*,
          fr.first_reply_minutes AS fr_minutes, fr.hours AS fr_hours,
          rs.resolution_minutes AS res_minutes, rs.hours AS res_hours,
-         {b_at('rc')} AS rep_created_b, {b_at('rf')} AS rep_reply_b, {b_at('rl')} AS rep_solve_b,
-         {b_at('pc')} AS pol_created_b, {b_at('pf')} AS pol_reply_b, {b_at('pa')} AS pol_before_as_of_b
+         {b_at('rf')} AS rep_reply_b, {b_at('pf')} AS pol_reply_b, {b_at('pa')} AS pol_before_as_of_b
   FROM prio k
   LEFT JOIN {st} fr ON fr.policy_id = k.sla_policy_id
        AND fr.priority = CASE WHEN k.first_reply_us IS NOT NULL THEN k.reply_priority ELSE k.priority_key END
   LEFT JOIN {st} rs ON rs.policy_id = k.sla_policy_id
        AND rs.priority = CASE WHEN k.solved_now = 1 THEN k.solve_priority ELSE k.priority_key END
-  {b_join('rc', rep, 'k.created_us')}
   {b_join('rf', rep, 'k.first_reply_us')}
-  {b_join('rl', rep, 'k.last_solve_us')}
-  {b_join('pc', 'k.sla_calendar_id', 'k.created_us')}
   {b_join('pf', 'k.sla_calendar_id', 'k.first_reply_us')}
-  {b_join('pa', 'k.sla_calendar_id', '(%(as_of_us)s - 1)')}
+  LEFT JOIN before_as_of pa ON pa.cal = k.sla_calendar_id
 )
 SELECT c.id, c.scope, c.channel, c.queue_key, c.agent_key, c.priority_key, c.tier_key, c.solved_now,
        c.first_reply_us, c.last_solve_us,
