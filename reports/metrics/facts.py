@@ -13,7 +13,9 @@ temporary table with, per ticket created in the period and by ``as_of``:
   (``*_b``) and in calendar time (``*_c``): first reply, full resolution and
   requester wait (the last two only for tickets solved at ``as_of``);
 * the SLA state of each target at ``as_of`` (section 4; NULL when the ticket
-  has no policy snapshot or its policy sets no such target for the priority).
+  has no policy snapshot or its policy sets no such target for the priority);
+* for the quality figures: the instants of the first reply, the first and the
+  last solve, and the numbers of public replies and of reopens by ``as_of``.
 
 The status history is the ``status`` TicketEvents after creation as ``new``,
 ordered by (instant, id); events and messages after ``as_of`` are ignored.
@@ -58,6 +60,7 @@ DIMENSIONS: dict[str | None, str] = {
 }
 
 SOLVED = "('solved', 'closed')"
+UNSOLVED = "('new', 'open', 'pending', 'on_hold')"
 WAITING = "('new', 'open', 'on_hold')"
 
 
@@ -123,7 +126,7 @@ def _statements(vendor: str, x: str) -> list[tuple[str, str]]:
     rep = "0"
     pol = "c.sla_calendar_id"
     clipped = least_sql(greatest_sql("ci.t - ci.start_us", "0", vendor), "ci.end_us - ci.start_us", vendor)
-    solved, waiting = SOLVED, WAITING
+    solved, unsolved, waiting = SOLVED, UNSOLVED, WAITING
     frt_target = "(CAST(c.fr_minutes AS BIGINT) * 60000000)"
     res_target = "(CAST(c.res_minutes AS BIGINT) * 60000000)"
 
@@ -164,11 +167,12 @@ WHERE mm.kind IN ('public_agent', 'public_enduser') AND mm.created_at <= %(as_of
         # row lasts until the next one (or as_of).
         (h_, f"""
 WITH hist AS (
-  SELECT c.id AS ticket_id, c.created_us AS at_us, 0 AS seq, CAST('new' AS TEXT) AS status FROM {c_} c
+  SELECT c.id AS ticket_id, c.created_us AS at_us, 0 AS seq, CAST('new' AS TEXT) AS status,
+         CAST(NULL AS TEXT) AS before_status FROM {c_} c
   UNION ALL
-  SELECT ticket_id, at_us, id, val FROM {e_} WHERE kind = 'status'
+  SELECT ticket_id, at_us, id, val, bval FROM {e_} WHERE kind = 'status'
 )
-SELECT ticket_id, at_us, seq, status,
+SELECT ticket_id, at_us, seq, status, before_status,
        LAG(status) OVER w AS prev_status,
        COALESCE(LEAD(at_us) OVER w, %(as_of_us)s) AS next_us,
        ROW_NUMBER() OVER (PARTITION BY ticket_id ORDER BY at_us DESC, seq DESC) AS rn_desc
@@ -221,7 +225,7 @@ WHERE ci.is_point = 1
         # B of the solve rows (B never decreases).
         (s_, f"""
 WITH timed AS (
-  SELECT h.ticket_id, h.at_us, h.seq, h.status, h.prev_status, h.next_us, h.rn_desc, {pol} AS pol_cal,
+  SELECT h.ticket_id, h.at_us, h.seq, h.status, h.before_status, h.prev_status, h.next_us, h.rn_desc, {pol} AS pol_cal,
          {b_at('r1')} AS rep_b, {b_at('p1')} AS pol_b
   FROM {h_} h
   JOIN {c_} c ON c.id = h.ticket_id
@@ -244,7 +248,9 @@ SELECT h.ticket_id,
        MAX(CASE WHEN h.seq = 0 THEN h.rep_b END) AS rep_created_b,
        MAX(CASE WHEN h.seq = 0 THEN h.pol_b END) AS pol_created_b,
        MAX(CASE WHEN h.status IN {solved} AND (h.prev_status IS NULL OR h.prev_status NOT IN {solved})
-           THEN h.rep_b END) AS rep_solve_b
+           THEN h.rep_b END) AS rep_solve_b,
+       COUNT(CASE WHEN h.before_status IN {solved} AND h.status IN {unsolved} THEN 1 END) AS reopens,
+       MIN(CASE WHEN h.before_status IN {unsolved} AND h.status IN {solved} THEN h.at_us END) AS first_solve_us
 FROM spans h
 LEFT JOIN at_as_of ra ON ra.cal = {rep}
 LEFT JOIN at_as_of pa ON pa.cal = h.pol_cal
@@ -269,10 +275,12 @@ keyed AS (
   FROM latest GROUP BY ticket_id
 ),
 merged AS (SELECT DISTINCT ticket_id FROM {e_} WHERE kind = 'merged'),
-replied AS (SELECT ticket_id, MIN(at_us) AS first_reply_us FROM {m_} WHERE kind = 'public_agent' GROUP BY ticket_id),
+replied AS (
+  SELECT ticket_id, MIN(at_us) AS first_reply_us, COUNT(*) AS replies FROM {m_} WHERE kind = 'public_agent' GROUP BY ticket_id
+),
 keys AS (
   SELECT c.*, s.status_now, s.last_solve_us, s.rwt_c, s.rwt_b, s.rwt_pol, fr.first_reply_us, kd.priority_val,
-         s.rep_created_b, s.pol_created_b, s.rep_solve_b,
+         s.rep_created_b, s.pol_created_b, s.rep_solve_b, s.reopens, s.first_solve_us, COALESCE(fr.replies, 0) AS replies,
          CASE WHEN c.is_spam OR c.is_deleted THEN 'excluded'
               WHEN c.initiator = 'outbound' THEN 'outbound'
               WHEN mg.ticket_id IS NOT NULL THEN 'merged'
@@ -333,7 +341,7 @@ sla AS (
   LEFT JOIN before_as_of pa ON pa.cal = k.sla_calendar_id
 )
 SELECT c.id, c.scope, c.channel, c.queue_key, c.agent_key, c.priority_key, c.tier_key, c.solved_now,
-       c.first_reply_us, c.last_solve_us,
+       c.first_reply_us, c.last_solve_us, c.first_solve_us, c.replies, c.reopens,
        CASE WHEN c.first_reply_us IS NOT NULL THEN {greatest('c.rep_reply_b - c.rep_created_b', '0')} END AS frt_b,
        c.first_reply_us - c.created_us AS frt_c,
        CASE WHEN c.solved_now = 1 THEN {greatest('c.rep_solve_b - c.rep_created_b', '0')} END AS full_b,

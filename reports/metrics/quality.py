@@ -487,20 +487,7 @@ def _quality_rows_sql(facts: Facts, window_hours: int, vendor: str, flagged: str
 
     # Built from the models' and the facts' table names and constants; instants are parameters.
     first = f"""
-WITH msg AS (
-  SELECT f.id AS ticket_id, MIN(CASE WHEN m.kind = 'public_agent' THEN m.at_us END) AS first_reply_us,
-         COUNT(CASE WHEN m.kind = 'public_agent' THEN 1 END) AS replies
-  FROM {facts.table} f JOIN {facts.messages} m ON m.ticket_id = f.id
-  WHERE f.scope = 'in' GROUP BY f.id
-),
-moves AS (
-  SELECT ev.ticket_id,
-         COUNT(CASE WHEN ev.bval IN {solved} AND ev.val IN {unsolved} THEN 1 END) AS reopens,
-         MIN(CASE WHEN ev.bval IN {unsolved} AND ev.val IN {solved} THEN ev.at_us END) AS first_solve_us
-  FROM {facts.table} f JOIN {facts.events} ev ON ev.ticket_id = f.id
-  WHERE f.scope = 'in' AND ev.kind = 'status' GROUP BY ev.ticket_id
-),
-rated AS (
+WITH rated AS (
   SELECT ticket_id, score FROM (
     SELECT r.ticket_id, r.score, ROW_NUMBER() OVER (PARTITION BY r.ticket_id ORDER BY r.at DESC, r.id DESC) AS rn
     FROM {facts.table} f JOIN {ra} r ON r.ticket_id = f.id
@@ -508,14 +495,11 @@ rated AS (
   ) ranked WHERE rn = 1
 ),
 base AS (
-  SELECT f.id, {keys}, f.solved_now AS solved, COALESCE(ms.replies, 0) AS replies,
-         COALESCE(mv.reopens, 0) AS reopens, mv.first_solve_us, ms.first_reply_us, rt.score,
+  SELECT f.id, {keys}, f.solved_now AS solved, f.replies, f.reopens, f.first_solve_us, f.first_reply_us, rt.score,
          COALESCE(cc.merged_into_id, c.customer_id) AS root, c.topic_id, c.same_issue_as_id
   FROM {facts.table} f
   JOIN {facts.cohort} c ON c.id = f.id
   LEFT JOIN {cu} cc ON cc.id = c.customer_id
-  LEFT JOIN msg ms ON ms.ticket_id = f.id
-  LEFT JOIN moves mv ON mv.ticket_id = f.id
   LEFT JOIN rated rt ON rt.ticket_id = f.id
   WHERE f.scope = 'in'
 ),
