@@ -175,7 +175,7 @@ WITH hist AS (
 SELECT ticket_id, at_us, seq, status, before_status,
        LAG(status) OVER w AS prev_status,
        COALESCE(LEAD(at_us) OVER w, %(as_of_us)s) AS next_us,
-       ROW_NUMBER() OVER (PARTITION BY ticket_id ORDER BY at_us DESC, seq DESC) AS rn_desc
+       CASE WHEN LEAD(at_us) OVER w IS NULL THEN 1 ELSE 0 END AS is_last
 FROM hist
 WINDOW w AS (PARTITION BY ticket_id ORDER BY at_us, seq)
 """),
@@ -225,7 +225,7 @@ WHERE ci.is_point = 1
         # B of the solve rows (B never decreases).
         (s_, f"""
 WITH timed AS (
-  SELECT h.ticket_id, h.at_us, h.seq, h.status, h.before_status, h.prev_status, h.next_us, h.rn_desc, {pol} AS pol_cal,
+  SELECT h.ticket_id, h.at_us, h.seq, h.status, h.before_status, h.prev_status, h.next_us, h.is_last, {pol} AS pol_cal,
          {b_at('r1')} AS rep_b, {b_at('p1')} AS pol_b
   FROM {h_} h
   JOIN {c_} c ON c.id = h.ticket_id
@@ -239,7 +239,7 @@ spans AS (
 ),
 at_as_of AS (SELECT cal, b FROM {b_} WHERE t = %(as_of_us)s)
 SELECT h.ticket_id,
-       MAX(CASE WHEN h.rn_desc = 1 THEN h.status END) AS status_now,
+       MAX(CASE WHEN h.is_last = 1 THEN h.status END) AS status_now,
        MAX(CASE WHEN h.status IN {solved} AND (h.prev_status IS NULL OR h.prev_status NOT IN {solved})
            THEN h.at_us END) AS last_solve_us,
        SUM(CASE WHEN h.status IN {waiting} THEN h.next_us - h.at_us ELSE 0 END) AS rwt_c,
