@@ -168,12 +168,16 @@ def _compute(period: Period, as_of: datetime) -> dict:
     span_start = min(period.start_utc, as_of)
     span_end = max(period.start_utc, as_of)
     with transaction.atomic():
-        specs = {"report": period.spec(), **_policy_calendars(period, as_of)}
+        report_spec = period.spec()
+        policy_specs = _policy_calendars(period, as_of)
+        # A policy calendar with the report calendar's hours shares its intervals.
+        shared = frozenset(int(pk) for pk, spec in policy_specs.items() if spec == report_spec)
+        specs = {"report": report_spec, **{pk: spec for pk, spec in policy_specs.items() if int(pk) not in shared}}
         with materialised(specs, start=span_start, end=span_end) as keys:
             prefix = keys["report"][: -len("report")]
             with ticket_facts(
                 start_utc=period.start_utc, end_utc=period.end_utc, as_of=as_of,
-                report_key=keys["report"], key_prefix=prefix,
+                report_key=keys["report"], key_prefix=prefix, shared_calendars=shared,
             ) as facts:
                 counts = ticket_counts(facts)
                 durations = ticket_durations(facts)

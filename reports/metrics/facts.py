@@ -100,8 +100,11 @@ class Facts:
 EVENT_KINDS = "('status', 'priority', 'queue', 'assignee', 'merged')"
 
 
-def _statements(vendor: str, x: str) -> list[tuple[str, str]]:
-    """(working table, SELECT) in order; ``x`` is the prefix of the working tables' names."""
+def _statements(vendor: str, x: str, shared: frozenset[int] = frozenset()) -> list[tuple[str, str]]:
+    """(working table, SELECT) in order; ``x`` is the prefix of the working tables' names.
+
+    ``shared``: ids of policy calendars with the report calendar's hours, numbered 0 like it.
+    """
     t, e, m = Ticket._meta.db_table, TicketEvent._meta.db_table, Message._meta.db_table
     q, u = Queue._meta.db_table, User._meta.db_table
     cu, o = Customer._meta.db_table, Organization._meta.db_table
@@ -122,9 +125,14 @@ def _statements(vendor: str, x: str) -> list[tuple[str, str]]:
     def b_join(alias: str, cal: str, instant: str) -> str:
         return f"LEFT JOIN {b_} {alias} ON {alias}.cal = {cal} AND {alias}.t = {instant}"
 
-    # Calendars by number: 0 is the report's, a policy calendar its id.
+    # Calendars by number: 0 is the report's (and that of a policy calendar
+    # with the same hours, whose business time is the same), a policy calendar its id.
     rep = "0"
-    pol = "c.sla_calendar_id"
+    policy_calendar = "COALESCE(t.sla_calendar_id, pp.calendar_id)"
+    if shared:
+        ids = ", ".join(str(int(pk)) for pk in sorted(shared))
+        policy_calendar = f"CASE WHEN {policy_calendar} IN ({ids}) THEN 0 ELSE {policy_calendar} END"
+    pol = "c.pol_cal"
     clipped = least_sql(greatest_sql("ci.t - ci.start_us", "0", vendor), "ci.end_us - ci.start_us", vendor)
     solved, unsolved, waiting = SOLVED, UNSOLVED, WAITING
     frt_target = "(CAST(c.fr_minutes AS BIGINT) * 60000000)"
@@ -137,7 +145,7 @@ def _statements(vendor: str, x: str) -> list[tuple[str, str]]:
         # The cohort: the ticket's columns and what its ``created`` event recorded.
         (c_, f"""
 SELECT t.id, t.channel, t.initiator, t.is_spam, t.is_deleted, t.customer_id, t.topic_id, t.same_issue_as_id,
-       t.sla_policy_id, COALESCE(t.sla_calendar_id, pp.calendar_id) AS sla_calendar_id,
+       t.sla_policy_id, {policy_calendar} AS pol_cal,
        t.priority AS current_priority, qq.slug AS current_queue, t.assignee_id AS current_assignee,
        CASE WHEN ce.id IS NULL THEN 0 ELSE 1 END AS has_created,
        {json_key_text_sql('ce.after', 'priority', vendor)} AS created_priority,
@@ -337,8 +345,8 @@ sla AS (
   LEFT JOIN {st} rs ON rs.policy_id = k.sla_policy_id
        AND rs.priority = CASE WHEN k.solved_now = 1 THEN k.solve_priority ELSE k.priority_key END
   {b_join('rf', rep, 'k.first_reply_us')}
-  {b_join('pf', 'k.sla_calendar_id', 'k.first_reply_us')}
-  LEFT JOIN before_as_of pa ON pa.cal = k.sla_calendar_id
+  {b_join('pf', 'k.pol_cal', 'k.first_reply_us')}
+  LEFT JOIN before_as_of pa ON pa.cal = k.pol_cal
 )
 SELECT c.id, c.scope, c.channel, c.queue_key, c.agent_key, c.priority_key, c.tier_key, c.solved_now,
        c.first_reply_us, c.last_solve_us, c.first_solve_us, c.replies, c.reopens,
@@ -369,12 +377,15 @@ FROM sla c
 
 @contextmanager
 def ticket_facts(
-    *, start_utc: datetime, end_utc: datetime, as_of: datetime, report_key: str, key_prefix: str
+    *, start_utc: datetime, end_utc: datetime, as_of: datetime, report_key: str, key_prefix: str,
+    shared_calendars: frozenset[int] = frozenset(),
 ) -> Iterator[Facts]:
     """Write the facts of the tickets created in [start_utc, end_utc) and by ``as_of``; yield their tables.
 
     ``report_key`` names the materialised intervals of the report's calendar;
-    a policy calendar's are under ``key_prefix`` followed by its id. The
+    a policy calendar's are under ``key_prefix`` followed by its id, except
+    the ``shared_calendars``, which have the report calendar's hours and use
+    its intervals (their business time is the same, computed once). The
     tables are dropped when the block ends. Run inside the transaction that
     holds the intervals.
     """
@@ -390,7 +401,7 @@ def ticket_facts(
         "key_like": key_prefix + "%",
         "prefix_end": len(key_prefix) + 1,
     }
-    statements = _statements(vendor, table)
+    statements = _statements(vendor, table, shared_calendars)
     with connection.cursor() as cursor:
         # The cohort's lowest and highest ticket ids bound the reads of events
         # and messages to an index range (ids grow with creation, so a
