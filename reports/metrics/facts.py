@@ -194,15 +194,16 @@ SELECT CASE WHEN calendar_key = %(report_key)s THEN 0
        start_us, end_us, cum_before_us
 FROM {ci} WHERE calendar_key LIKE %(key_like)s
 """),
-        # Every (calendar, instant) whose business time a figure needs.
+        # Every (calendar, instant) whose business time a figure needs (a
+        # policy calendar numbered 0 needs no more points than the report's).
         (p_, f"""
 SELECT {rep} AS cal, at_us AS t FROM {h_}
 UNION SELECT {rep}, %(as_of_us)s
 UNION SELECT {rep}, MIN(at_us) FROM {m_} WHERE kind = 'public_agent' GROUP BY ticket_id
-UNION SELECT {pol}, h.at_us FROM {h_} h JOIN {c_} c ON c.id = h.ticket_id WHERE {pol} IS NOT NULL
+UNION SELECT {pol}, h.at_us FROM {h_} h JOIN {c_} c ON c.id = h.ticket_id WHERE {pol} IS NOT NULL AND {pol} <> 0
 UNION SELECT {pol}, MIN(mm.at_us) FROM {m_} mm JOIN {c_} c ON c.id = mm.ticket_id
-      WHERE mm.kind = 'public_agent' AND {pol} IS NOT NULL GROUP BY {pol}, mm.ticket_id
-UNION SELECT DISTINCT {pol}, %(as_of_us)s FROM {c_} c WHERE {pol} IS NOT NULL
+      WHERE mm.kind = 'public_agent' AND {pol} IS NOT NULL AND {pol} <> 0 GROUP BY {pol}, mm.ticket_id
+UNION SELECT DISTINCT {pol}, %(as_of_us)s FROM {c_} c WHERE {pol} IS NOT NULL AND {pol} <> 0
 UNION SELECT DISTINCT {pol}, %(as_of_us)s - 1 FROM {c_} c WHERE {pol} IS NOT NULL
 """),
         # B(t) of each point: the last interval starting at or before it. A
@@ -406,8 +407,10 @@ def ticket_facts(
         # The cohort's lowest and highest ticket ids bound the reads of events
         # and messages to an index range (ids grow with creation, so a
         # month's tickets are a narrow range), whatever the history's size.
+        # ``id + 0``: PostgreSQL would otherwise walk the primary key from each
+        # end until a ticket of the period, not read the creation index's range.
         cursor.execute(
-            f"SELECT MIN(id), MAX(id) FROM {Ticket._meta.db_table}"
+            f"SELECT MIN(id + 0), MAX(id + 0) FROM {Ticket._meta.db_table}"
             " WHERE created_at >= %s AND created_at < %s AND created_at <= %s",
             [params["start"], params["end"], params["as_of"]],
         )

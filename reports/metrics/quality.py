@@ -37,7 +37,7 @@ module check both implementations against each other.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -533,8 +533,7 @@ SELECT * FROM flagged
     # The second statement reads the first one's rows (``flagged``), with statistics on PostgreSQL.
     final = f"""
 WITH candidates AS (
-  SELECT id, root, topic_id, same_issue_as_id, first_reply_us, first_solve_us FROM {flagged}
-  WHERE fcr_eligible = 1 AND replies_by_solve = 1 AND late_message = 0 AND reopened_in_window = 0
+  SELECT id, root, topic_id, same_issue_as_id, first_reply_us, first_solve_us FROM {flagged} WHERE {CANDIDATE}
 ),
 people AS (
   SELECT q.id AS qid, q.topic_id AS q_topic, q.same_issue_as_id AS q_same, q.first_reply_us, q.first_solve_us,
@@ -546,14 +545,20 @@ people AS (
 ),
 pairs AS (
   SELECT pe.qid, pe.q_topic, pe.q_same, pe.first_reply_us, pe.first_solve_us,
-         x.id AS xid, x.topic_id, x.same_issue_as_id, x.merged_into_id, {ep('x.created_at')} AS created_us
+         x.id AS xid, x.topic_id, x.same_issue_as_id, {ep('x.created_at')} AS created_us
   FROM people pe JOIN {t} x ON x.customer_id = pe.customer_id
+  WHERE x.initiator = 'inbound' AND x.is_spam = {_false(vendor)} AND x.id <> pe.qid
+    AND x.created_at >= %(pairs_from)s AND x.created_at <= %(pairs_until)s
+),
+merged_in AS (
+  SELECT pe.qid, pe.first_reply_us, pe.first_solve_us, x.id AS xid, {ep('x.created_at')} AS created_us
+  FROM people pe JOIN {t} x ON x.merged_into_id = pe.qid AND x.customer_id = pe.customer_id
   WHERE x.initiator = 'inbound' AND x.is_spam = {_false(vendor)} AND x.id <> pe.qid
 ),
 merges AS (
   SELECT p.qid, p.created_us, p.first_reply_us, p.first_solve_us, {ep('v.at')} AS merged_us
-  FROM pairs p JOIN {e} v ON v.ticket_id = p.xid
-  WHERE p.merged_into_id = p.qid AND v.kind = 'merged' AND v.at <= %(as_of)s
+  FROM merged_in p JOIN {e} v ON v.ticket_id = p.xid
+  WHERE v.kind = 'merged' AND v.at <= %(as_of)s
 ),
 repeats AS (
   SELECT qid FROM pairs
@@ -571,6 +576,29 @@ LEFT JOIN candidates cd ON cd.id = q.id
 LEFT JOIN repeats r ON r.qid = q.id
 """  # noqa: S608
     return first, final
+
+
+# A ticket that passes every FCR condition but the repeat-contact test.
+CANDIDATE = "fcr_eligible = 1 AND replies_by_solve = 1 AND late_message = 0 AND reopened_in_window = 0"
+
+
+def _pairs_bounds(cursor: Any, flagged: str, window_hours: int) -> tuple[datetime | None, datetime | None]:
+    """The creation instants between which a repeat contact of any candidate can lie.
+
+    A repeat (other than a merged ticket, which is found by its merge) is
+    created after the candidate's first reply and by its first solve plus the
+    window: bounds on the creation index, so only that stretch of the tickets
+    is read. None without candidates.
+    """
+    cursor.execute(f"SELECT MIN(first_reply_us), MAX(first_solve_us) FROM {flagged} WHERE {CANDIDATE}")  # noqa: S608
+    first_reply_us, first_solve_us = cursor.fetchone()
+    if first_reply_us is None or first_solve_us is None:
+        return None, None
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    return (
+        epoch + timedelta(microseconds=int(first_reply_us)),
+        epoch + timedelta(microseconds=int(first_solve_us)) + timedelta(hours=window_hours),
+    )
 
 
 def _false(vendor: str) -> str:
@@ -611,7 +639,12 @@ def quality_figures(facts: Facts, *, window_hours: int = FCR_WINDOW_HOURS) -> Re
         cursor.execute(f"CREATE TEMPORARY TABLE {flagged} AS {first}", params)
         if vendor == "postgresql":
             cursor.execute(f"ANALYZE {flagged}")
-        cursor.execute(f"CREATE TEMPORARY TABLE {rows} AS {final}", {"as_of": params["as_of"]})
+        pairs_from, pairs_until = _pairs_bounds(cursor, flagged, window_hours)
+        cursor.execute(f"CREATE TEMPORARY TABLE {rows} AS {final}", {
+            "as_of": params["as_of"],
+            "pairs_from": connection.ops.adapt_datetimefield_value(pairs_from),
+            "pairs_until": connection.ops.adapt_datetimefield_value(pairs_until),
+        })
         cursor.execute(" UNION ALL ".join(selects))
         fetched = cursor.fetchall()
         cursor.execute(f"DROP TABLE {rows}")
