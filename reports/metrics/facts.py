@@ -59,6 +59,40 @@ DIMENSIONS: dict[str | None, str] = {
     "tier": "tier_key",
 }
 
+def grouped_select(table: str, body: str, *, where: str = "", extra_group: str = "", vendor: str = "") -> str:
+    """SELECT dim, k, <body> over ``table`` for the whole table and each breakdown of DIMENSIONS.
+
+    ``dim`` is the breakdown's name (``''`` for the whole table), ``k`` its key
+    value. ``extra_group``: a column grouped in every breakdown as well (the
+    body may select it). On PostgreSQL one scan with ``GROUPING SETS`` (each
+    breakdown column under an alias ``k<j>``, so that ``GROUPING`` tells the
+    sets apart even when ``extra_group`` is a breakdown column too);
+    elsewhere one SELECT per breakdown joined by UNION ALL. Same rows.
+    """
+    filtered = f" WHERE {where}" if where else ""
+    breakdowns = [(name, column) for name, column in DIMENSIONS.items() if name]
+    if (vendor or connection.vendor) == "postgresql":
+        aliases = ", ".join(f"{column} AS k{j}" for j, (_name, column) in enumerate(breakdowns))
+        dim = " ".join(f"WHEN GROUPING(k{j}) = 0 THEN '{name}'" for j, (name, _c) in enumerate(breakdowns))
+        key = " ".join(f"WHEN GROUPING(k{j}) = 0 THEN CAST(k{j} AS TEXT)" for j in range(len(breakdowns)))
+        extra = [extra_group] if extra_group else []
+        sets = ", ".join(
+            "(" + ", ".join(group) + ")" for group in [extra] + [[f"k{j}", *extra] for j in range(len(breakdowns))]
+        )
+        return (
+            f"SELECT CASE {dim} ELSE '' END AS dim, CASE {key} ELSE {DIMENSIONS[None]} END AS k, {body}"
+            f" FROM (SELECT *, {aliases} FROM {table}{filtered}) f GROUP BY GROUPING SETS ({sets})"
+        )
+    parts = []
+    for name, column in DIMENSIONS.items():
+        group = ", ".join(filter(None, [column if name else "", extra_group]))
+        parts.append(
+            f"SELECT CAST('{name or ''}' AS TEXT) AS dim, {column} AS k, {body} FROM {table}{filtered}"
+            + (f" GROUP BY {group}" if group else "")
+        )
+    return "\nUNION ALL\n".join(parts)
+
+
 SOLVED = "('solved', 'closed')"
 UNSOLVED = "('new', 'open', 'pending', 'on_hold')"
 WAITING = "('new', 'open', 'on_hold')"
@@ -124,6 +158,13 @@ def _statements(vendor: str, x: str, shared: frozenset[int] = frozenset()) -> li
 
     def b_join(alias: str, cal: str, instant: str) -> str:
         return f"LEFT JOIN {b_} {alias} ON {alias}.cal = {cal} AND {alias}.t = {instant}"
+
+    def pol_b_join(alias: str, cal: str, instant: str) -> str:
+        """B(t) on a policy calendar other than 0 (calendar 0's is the report's, joined already)."""
+        return f"LEFT JOIN (SELECT cal, t, b FROM {b_} WHERE cal <> 0) {alias} ON {alias}.cal = {cal} AND {alias}.t = {instant}"
+
+    def pol_b_at(alias: str, cal: str, report_b: str) -> str:
+        return f"(CASE WHEN {cal} = 0 THEN {report_b} ELSE {b_at(alias)} END)"
 
     # Calendars by number: 0 is the report's (and that of a policy calendar
     # with the same hours, whose business time is the same), a policy calendar its id.
@@ -235,11 +276,11 @@ WHERE ci.is_point = 1
         (s_, f"""
 WITH timed AS (
   SELECT h.ticket_id, h.at_us, h.seq, h.status, h.before_status, h.prev_status, h.next_us, h.is_last, {pol} AS pol_cal,
-         {b_at('r1')} AS rep_b, {b_at('p1')} AS pol_b
+         {b_at('r1')} AS rep_b, {pol_b_at('p1', pol, b_at('r1'))} AS pol_b
   FROM {h_} h
   JOIN {c_} c ON c.id = h.ticket_id
   {b_join('r1', rep, 'h.at_us')}
-  {b_join('p1', pol, 'h.at_us')}
+  {pol_b_join('p1', pol, 'h.at_us')}
 ),
 spans AS (
   SELECT timed.*, LEAD(rep_b) OVER w AS rep_next_b, LEAD(pol_b) OVER w AS pol_next_b
@@ -252,7 +293,8 @@ SELECT h.ticket_id,
        MAX(CASE WHEN h.status IN {solved} AND (h.prev_status IS NULL OR h.prev_status NOT IN {solved})
            THEN h.at_us END) AS last_solve_us,
        SUM(CASE WHEN h.status IN {waiting} THEN h.next_us - h.at_us ELSE 0 END) AS rwt_c,
-       SUM(CASE WHEN h.status IN {waiting} THEN COALESCE(h.rep_next_b, ra.b, 0) - h.rep_b ELSE 0 END) AS rwt_b,
+       SUM(CASE WHEN h.status IN {waiting}
+           THEN COALESCE(h.rep_next_b, (SELECT b FROM at_as_of WHERE cal = {rep}), 0) - h.rep_b ELSE 0 END) AS rwt_b,
        SUM(CASE WHEN h.status IN {waiting} THEN COALESCE(h.pol_next_b, pa.b, 0) - h.pol_b ELSE 0 END) AS rwt_pol,
        MAX(CASE WHEN h.seq = 0 THEN h.rep_b END) AS rep_created_b,
        MAX(CASE WHEN h.seq = 0 THEN h.pol_b END) AS pol_created_b,
@@ -261,7 +303,6 @@ SELECT h.ticket_id,
        COUNT(CASE WHEN h.before_status IN {solved} AND h.status IN {unsolved} THEN 1 END) AS reopens,
        MIN(CASE WHEN h.before_status IN {unsolved} AND h.status IN {solved} THEN h.at_us END) AS first_solve_us
 FROM spans h
-LEFT JOIN at_as_of ra ON ra.cal = {rep}
 LEFT JOIN at_as_of pa ON pa.cal = h.pol_cal
 GROUP BY h.ticket_id
 """),
@@ -339,14 +380,15 @@ sla AS (
   SELECT k.*,
          fr.first_reply_minutes AS fr_minutes, fr.hours AS fr_hours,
          rs.resolution_minutes AS res_minutes, rs.hours AS res_hours,
-         {b_at('rf')} AS rep_reply_b, {b_at('pf')} AS pol_reply_b, {b_at('pa')} AS pol_before_as_of_b
+         {b_at('rf')} AS rep_reply_b, {pol_b_at('pf', 'k.pol_cal', b_at('rf'))} AS pol_reply_b,
+         {b_at('pa')} AS pol_before_as_of_b
   FROM prio k
   LEFT JOIN {st} fr ON fr.policy_id = k.sla_policy_id
        AND fr.priority = CASE WHEN k.first_reply_us IS NOT NULL THEN k.reply_priority ELSE k.priority_key END
   LEFT JOIN {st} rs ON rs.policy_id = k.sla_policy_id
        AND rs.priority = CASE WHEN k.solved_now = 1 THEN k.solve_priority ELSE k.priority_key END
   {b_join('rf', rep, 'k.first_reply_us')}
-  {b_join('pf', 'k.pol_cal', 'k.first_reply_us')}
+  {pol_b_join('pf', 'k.pol_cal', 'k.first_reply_us')}
   LEFT JOIN before_as_of pa ON pa.cal = k.pol_cal
 )
 SELECT c.id, c.scope, c.channel, c.queue_key, c.agent_key, c.priority_key, c.tier_key, c.solved_now,

@@ -62,7 +62,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 
 from reports.metrics import group_key, rate
-from reports.metrics.facts import DIMENSIONS, Facts
+from reports.metrics.facts import DIMENSIONS, Facts, grouped_select
 from reports.sql import epoch_us_sql
 from servicedesk.tickets.models import Customer, Initiator, Message, MessageKind, Rating, Ticket, TicketEvent
 from servicedesk.tickets.statuses import SOLVED_STATUSES, UNSOLVED_STATUSES
@@ -623,12 +623,6 @@ def quality_figures(facts: Facts, *, window_hours: int = FCR_WINDOW_HOURS) -> Re
     summed = ", ".join(
         f"COALESCE(SUM({template.format(**values)}), 0)" for figure in FIGURES for template in SUMS[figure].values()
     )
-    # Built from constants: the breakdown columns of DIMENSIONS and the sums of SUMS.
-    selects = [
-        f"SELECT CAST('{name or ''}' AS TEXT) AS dim, {column} AS k, {summed} FROM {rows}"  # noqa: S608
-        + (f" GROUP BY {column}" if name else "")
-        for name, column in DIMENSIONS.items()
-    ]
     params = {
         "as_of": connection.ops.adapt_datetimefield_value(facts.as_of), "as_of_us": facts.as_of_us,
         "first_id": facts.first_id, "last_id": facts.last_id,
@@ -645,7 +639,8 @@ def quality_figures(facts: Facts, *, window_hours: int = FCR_WINDOW_HOURS) -> Re
             "pairs_from": connection.ops.adapt_datetimefield_value(pairs_from),
             "pairs_until": connection.ops.adapt_datetimefield_value(pairs_until),
         })
-        cursor.execute(" UNION ALL ".join(selects))
+        # Built from constants: the breakdown columns of DIMENSIONS and the sums of SUMS.
+        cursor.execute(grouped_select(rows, summed, vendor=vendor))
         fetched = cursor.fetchall()
         cursor.execute(f"DROP TABLE {rows}")
         cursor.execute(f"DROP TABLE {flagged}")

@@ -25,7 +25,7 @@ from typing import Any
 from django.db import connection
 
 from reports.metrics import group_key, rate
-from reports.metrics.facts import DIMENSIONS, Facts
+from reports.metrics.facts import DIMENSIONS, Facts, grouped_select
 
 _COUNTED = "('achieved', 'breached')"
 
@@ -44,15 +44,9 @@ def sla_figures(facts: Facts) -> dict[str | None, dict[str, dict[str, Any]]]:
     met = f"{counted} AND (fr_state IS NULL OR fr_state <> 'breached') AND (res_state IS NULL OR res_state <> 'breached')"
     counts += [f"COUNT(CASE WHEN {met} THEN 1 END)", f"COUNT(CASE WHEN {counted} THEN 1 END)"]
     body = ", ".join(counts)
-    parts = []
-    for name, column in DIMENSIONS.items():
-        parts.append(
-            f"SELECT CAST('{name or ''}' AS TEXT) AS dim, {column} AS k, {body} FROM {facts.table}"
-            f" WHERE scope = 'in'" + (f" GROUP BY {column}" if name else "")
-        )
     result: dict[str | None, dict[str, dict[str, Any]]] = {name: {} for name in DIMENSIONS}
     with connection.cursor() as cursor:
-        cursor.execute("\nUNION ALL\n".join(parts))
+        cursor.execute(grouped_select(facts.table, body, where="scope = 'in'"))
         for dim, key, *numbers in cursor.fetchall():
             fr_a, fr_b, fr_active, fr_cancelled, res_a, res_b, res_active, res_paused, met_n, counted_n = numbers
             result[dim or None][group_key(key)] = {

@@ -20,7 +20,7 @@ from typing import Any
 from django.db import connection
 
 from reports.metrics import group_key, minutes
-from reports.metrics.facts import DIMENSIONS, Facts
+from reports.metrics.facts import DIMENSIONS, Facts, grouped_select
 
 # Figure name -> (business column, calendar column) of the facts table.
 DURATIONS: dict[str, tuple[str, str]] = {
@@ -36,19 +36,6 @@ def _empty_summary() -> dict[str, Any]:
     return {"n": 0, "mean": None, "median": None, "p90": None}
 
 
-def _dimension_selects(table: str, body: str, where: str = "", extra_group: str = "") -> str:
-    parts = []
-    for name, column in DIMENSIONS.items():
-        label = name or ""
-        group = ", ".join(filter(None, [column if name else "", extra_group]))
-        parts.append(
-            f"SELECT CAST('{label}' AS TEXT) AS dim, {column} AS k, {body} FROM {table}"
-            + (f" WHERE {where}" if where else "")
-            + (f" GROUP BY {group}" if group else "")
-        )
-    return "\nUNION ALL\n".join(parts)
-
-
 def ticket_counts(facts: Facts) -> Grouped:
     """{breakdown: {key: {"in_scope", "outbound", "merged", "solved", "by_channel"}}}; breakdown None is the cohort."""
     body = (
@@ -57,12 +44,12 @@ def ticket_counts(facts: Facts) -> Grouped:
     )
     result: Grouped = {name: {} for name in DIMENSIONS}
     with connection.cursor() as cursor:
-        cursor.execute(_dimension_selects(facts.table, body))
+        cursor.execute(grouped_select(facts.table, body))
         for dim, key, in_scope, outbound, merged, solved in cursor.fetchall():
             result[dim or None][group_key(key)] = {
                 "in_scope": in_scope, "outbound": outbound, "merged": merged, "solved": solved, "by_channel": {},
             }
-        cursor.execute(_dimension_selects(facts.table, "channel, COUNT(*)", where="scope = 'in'", extra_group="channel"))
+        cursor.execute(grouped_select(facts.table, "channel, COUNT(*)", where="scope = 'in'", extra_group="channel"))
         for dim, key, channel, count in cursor.fetchall():
             result[dim or None][group_key(key)]["by_channel"][channel] = count
     for groups in result.values():
