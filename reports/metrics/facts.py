@@ -144,7 +144,7 @@ def _statements(vendor: str, x: str, shared: frozenset[int] = frozenset()) -> li
     cu, o = Customer._meta.db_table, Organization._meta.db_table
     p, st = SlaPolicy._meta.db_table, SlaTarget._meta.db_table
     ci = INTERVAL_TABLE
-    c_, e_, m_, h_, i_, p_, b_, s_, base_ = (f"{x}_{n}" for n in ("c", "e", "m", "h", "i", "p", "b", "s", "base"))
+    c_, e_, m_, i_, p_, b_, s_, base_ = (f"{x}_{n}" for n in ("c", "e", "m", "i", "p", "b", "s", "base"))
 
     def ep(expr: str) -> str:
         return epoch_us_sql(expr, vendor)
@@ -212,22 +212,6 @@ FROM {c_} c JOIN {m} mm ON mm.ticket_id = c.id
 WHERE mm.kind IN ('public_agent', 'public_enduser') AND mm.created_at <= %(as_of)s
   AND mm.ticket_id >= %(first_id)s AND mm.ticket_id <= %(last_id)s
 """),
-        # The status history: creation as ``new``, then each status event; each
-        # row lasts until the next one (or as_of).
-        (h_, f"""
-WITH hist AS (
-  SELECT c.id AS ticket_id, c.created_us AS at_us, 0 AS seq, CAST('new' AS TEXT) AS status,
-         CAST(NULL AS TEXT) AS before_status FROM {c_} c
-  UNION ALL
-  SELECT ticket_id, at_us, id, val, bval FROM {e_} WHERE kind = 'status'
-)
-SELECT ticket_id, at_us, seq, status, before_status,
-       LAG(status) OVER w AS prev_status,
-       COALESCE(LEAD(at_us) OVER w, %(as_of_us)s) AS next_us,
-       CASE WHEN LEAD(at_us) OVER w IS NULL THEN 1 ELSE 0 END AS is_last
-FROM hist
-WINDOW w AS (PARTITION BY ticket_id ORDER BY at_us, seq)
-"""),
         # This computation's calendar intervals, by calendar number.
         (i_, f"""
 SELECT CASE WHEN calendar_key = %(report_key)s THEN 0
@@ -238,10 +222,13 @@ FROM {ci} WHERE calendar_key LIKE %(key_like)s
         # Every (calendar, instant) whose business time a figure needs (a
         # policy calendar numbered 0 needs no more points than the report's).
         (p_, f"""
-SELECT {rep} AS cal, at_us AS t FROM {h_}
+SELECT {rep} AS cal, created_us AS t FROM {c_}
+UNION SELECT {rep}, at_us FROM {e_} WHERE kind = 'status'
 UNION SELECT {rep}, %(as_of_us)s
 UNION SELECT {rep}, MIN(at_us) FROM {m_} WHERE kind = 'public_agent' GROUP BY ticket_id
-UNION SELECT {pol}, h.at_us FROM {h_} h JOIN {c_} c ON c.id = h.ticket_id WHERE {pol} IS NOT NULL AND {pol} <> 0
+UNION SELECT {pol}, c.created_us FROM {c_} c WHERE {pol} IS NOT NULL AND {pol} <> 0
+UNION SELECT {pol}, ev.at_us FROM {e_} ev JOIN {c_} c ON c.id = ev.ticket_id
+      WHERE ev.kind = 'status' AND {pol} IS NOT NULL AND {pol} <> 0
 UNION SELECT {pol}, MIN(mm.at_us) FROM {m_} mm JOIN {c_} c ON c.id = mm.ticket_id
       WHERE mm.kind = 'public_agent' AND {pol} IS NOT NULL AND {pol} <> 0 GROUP BY {pol}, mm.ticket_id
 UNION SELECT DISTINCT {pol}, %(as_of_us)s FROM {c_} c WHERE {pol} IS NOT NULL AND {pol} <> 0
@@ -269,21 +256,33 @@ SELECT ci.cal, ci.t, COALESCE(ci.cum_before_us + {clipped}, 0) AS b
 FROM carried ci
 WHERE ci.is_point = 1
 """),
-        # Per ticket: the status now, the last solve, and the waiting time. A
-        # status row lasts until the next row's instant (B of it by LEAD) or as_of.
-        # B at creation is the first row's; B at the last solve is the largest
-        # B of the solve rows (B never decreases).
+        # Per ticket, from the status history (creation as ``new``, then each
+        # status event, ordered by instant and id; a row lasts until the next
+        # row's instant, or as_of): the status now, the last solve, the waiting
+        # time (B at the next row by LEAD), reopens and the first solve. B at
+        # creation is the first row's; B at the last solve is the largest B of
+        # the solve rows (B never decreases).
         (s_, f"""
-WITH timed AS (
-  SELECT h.ticket_id, h.at_us, h.seq, h.status, h.before_status, h.prev_status, h.next_us, h.is_last, {pol} AS pol_cal,
+WITH hist AS (
+  SELECT c.id AS ticket_id, c.created_us AS at_us, 0 AS seq, CAST('new' AS TEXT) AS status,
+         CAST(NULL AS TEXT) AS before_status FROM {c_} c
+  UNION ALL
+  SELECT ticket_id, at_us, id, val, bval FROM {e_} WHERE kind = 'status'
+),
+timed AS (
+  SELECT h.ticket_id, h.at_us, h.seq, h.status, h.before_status, {pol} AS pol_cal,
          {b_at('r1')} AS rep_b, {pol_b_at('p1', pol, b_at('r1'))} AS pol_b
-  FROM {h_} h
+  FROM hist h
   JOIN {c_} c ON c.id = h.ticket_id
   {b_join('r1', rep, 'h.at_us')}
   {pol_b_join('p1', pol, 'h.at_us')}
 ),
 spans AS (
-  SELECT timed.*, LEAD(rep_b) OVER w AS rep_next_b, LEAD(pol_b) OVER w AS pol_next_b
+  SELECT timed.*,
+         LAG(status) OVER w AS prev_status,
+         COALESCE(LEAD(at_us) OVER w, %(as_of_us)s) AS next_us,
+         CASE WHEN LEAD(at_us) OVER w IS NULL THEN 1 ELSE 0 END AS is_last,
+         LEAD(rep_b) OVER w AS rep_next_b, LEAD(pol_b) OVER w AS pol_next_b
   FROM timed
   WINDOW w AS (PARTITION BY ticket_id ORDER BY at_us, seq)
 ),
