@@ -15,7 +15,10 @@ temporary table with, per ticket created in the period and by ``as_of``:
 * the SLA state of each target at ``as_of`` (section 4; NULL when the ticket
   has no policy snapshot or its policy sets no such target for the priority);
 * for the quality figures: the instants of the first reply, the first and the
-  last solve, and the numbers of public replies and of reopens by ``as_of``.
+  last solve, the numbers of public replies (in all and by the first solve)
+  and of reopens by ``as_of``, and whether the customer wrote between the
+  first reply and the first solve (``late_message``: the customer's last
+  message by the first solve is later than the first reply).
 
 The status history is the ``status`` TicketEvents after creation as ``new``,
 ordered by (instant, id); events and messages after ``as_of`` are ignored.
@@ -325,11 +328,19 @@ keyed AS (
 ),
 merged AS (SELECT DISTINCT ticket_id FROM {e_} WHERE kind = 'merged'),
 replied AS (
-  SELECT ticket_id, MIN(at_us) AS first_reply_us, COUNT(*) AS replies FROM {m_} WHERE kind = 'public_agent' GROUP BY ticket_id
+  SELECT mm.ticket_id,
+         MIN(CASE WHEN mm.kind = 'public_agent' THEN mm.at_us END) AS first_reply_us,
+         COUNT(CASE WHEN mm.kind = 'public_agent' THEN 1 END) AS replies,
+         COUNT(CASE WHEN mm.kind = 'public_agent' AND mm.at_us <= s.first_solve_us THEN 1 END) AS replies_by_solve,
+         MAX(CASE WHEN mm.kind = 'public_enduser' AND mm.at_us <= s.first_solve_us THEN mm.at_us END) AS enduser_by_solve_us
+  FROM {m_} mm JOIN {s_} s ON s.ticket_id = mm.ticket_id
+  GROUP BY mm.ticket_id
 ),
 keys AS (
   SELECT c.*, s.status_now, s.last_solve_us, s.rwt_c, s.rwt_b, s.rwt_pol, fr.first_reply_us, kd.priority_val,
          s.rep_created_b, s.pol_created_b, s.rep_solve_b, s.reopens, s.first_solve_us, COALESCE(fr.replies, 0) AS replies,
+         COALESCE(fr.replies_by_solve, 0) AS replies_by_solve,
+         CASE WHEN fr.enduser_by_solve_us > fr.first_reply_us THEN 1 ELSE 0 END AS late_message,
          CASE WHEN c.is_spam OR c.is_deleted THEN 'excluded'
               WHEN c.initiator = 'outbound' THEN 'outbound'
               WHEN mg.ticket_id IS NOT NULL THEN 'merged'
@@ -391,7 +402,7 @@ sla AS (
   LEFT JOIN before_as_of pa ON pa.cal = k.pol_cal
 )
 SELECT c.id, c.scope, c.channel, c.queue_key, c.agent_key, c.priority_key, c.tier_key, c.solved_now,
-       c.first_reply_us, c.last_solve_us, c.first_solve_us, c.replies, c.reopens,
+       c.first_reply_us, c.last_solve_us, c.first_solve_us, c.replies, c.reopens, c.replies_by_solve, c.late_message,
        CASE WHEN c.first_reply_us IS NOT NULL THEN {greatest('c.rep_reply_b - c.rep_created_b', '0')} END AS frt_b,
        c.first_reply_us - c.created_us AS frt_c,
        CASE WHEN c.solved_now = 1 THEN {greatest('c.rep_solve_b - c.rep_created_b', '0')} END AS full_b,

@@ -496,20 +496,13 @@ WITH rated AS (
 ),
 base AS (
   SELECT f.id, {keys}, f.solved_now AS solved, f.replies, f.reopens, f.first_solve_us, f.first_reply_us, rt.score,
+         f.replies_by_solve, f.late_message,
          COALESCE(cc.merged_into_id, c.customer_id) AS root, c.topic_id, c.same_issue_as_id
   FROM {facts.table} f
   JOIN {facts.cohort} c ON c.id = f.id
   LEFT JOIN {cu} cc ON cc.id = c.customer_id
   LEFT JOIN rated rt ON rt.ticket_id = f.id
   WHERE f.scope = 'in'
-),
-later AS (
-  SELECT b.id,
-         COUNT(CASE WHEN m.kind = 'public_agent' AND m.at_us <= b.first_solve_us THEN 1 END) AS replies_by_solve,
-         MAX(CASE WHEN m.kind = 'public_enduser' AND m.at_us > b.first_reply_us AND m.at_us <= b.first_solve_us
-             THEN 1 ELSE 0 END) AS late_message
-  FROM base b JOIN {facts.messages} m ON m.ticket_id = b.id
-  WHERE b.first_solve_us IS NOT NULL GROUP BY b.id
 ),
 reopened AS (
   SELECT DISTINCT b.id
@@ -518,9 +511,8 @@ reopened AS (
     AND v.at_us > b.first_solve_us AND v.at_us <= b.first_solve_us + {window_us}
 ),
 counted AS (
-  SELECT b.*, COALESCE(l.replies_by_solve, 0) AS replies_by_solve, COALESCE(l.late_message, 0) AS late_message,
-         CASE WHEN r.id IS NULL THEN 0 ELSE 1 END AS reopened_in_window
-  FROM base b LEFT JOIN later l ON l.id = b.id LEFT JOIN reopened r ON r.id = b.id
+  SELECT b.*, CASE WHEN r.id IS NULL THEN 0 ELSE 1 END AS reopened_in_window
+  FROM base b LEFT JOIN reopened r ON r.id = b.id
 ),
 flagged AS (
   SELECT q.*,
