@@ -147,7 +147,7 @@ def _statements(vendor: str, x: str, shared: frozenset[int] = frozenset()) -> li
     cu, o = Customer._meta.db_table, Organization._meta.db_table
     p, st = SlaPolicy._meta.db_table, SlaTarget._meta.db_table
     ci = INTERVAL_TABLE
-    c_, e_, m_, i_, p_, b_, s_, base_ = (f"{x}_{n}" for n in ("c", "e", "m", "i", "p", "b", "s", "base"))
+    c_, e_, m_, i_, p_, b_, s_ = (f"{x}_{n}" for n in ("c", "e", "m", "i", "p", "b", "s"))
 
     def ep(expr: str) -> str:
         return epoch_us_sql(expr, vendor)
@@ -308,8 +308,9 @@ FROM spans h
 LEFT JOIN at_as_of pa ON pa.cal = h.pol_cal
 GROUP BY h.ticket_id
 """),
-        # The breakdown keys at as_of and the first reply.
-        (base_, f"""
+        # The facts: the breakdown keys at as_of, the first reply; then the
+        # priorities at the fulfilment instants, SLA terms and states, durations.
+        (x, f"""
 WITH latest AS (
   SELECT ticket_id, kind, val FROM (
     SELECT ticket_id, kind, val,
@@ -361,18 +362,17 @@ keys AS (
   LEFT JOIN replied fr ON fr.ticket_id = c.id
   LEFT JOIN {cu} cc ON cc.id = c.customer_id
   LEFT JOIN {o} oo ON oo.id = cc.organization_id
-)
-SELECT k.*, COALESCE(uu.email, '') AS agent_key, COALESCE(k.priority_val, k.created_priority_key) AS priority_key
-FROM keys k LEFT JOIN {u} uu ON uu.id = CAST(k.assignee_val AS INTEGER)
-"""),
-        # The facts: priorities at the fulfilment instants, SLA terms and states, durations.
-        (x, f"""
-WITH before_as_of AS (SELECT cal, b FROM {b_} WHERE t = %(as_of_us)s - 1),
+),
+base AS (
+  SELECT k.*, COALESCE(uu.email, '') AS agent_key, COALESCE(k.priority_val, k.created_priority_key) AS priority_key
+  FROM keys k LEFT JOIN {u} uu ON uu.id = CAST(k.assignee_val AS INTEGER)
+),
+before_as_of AS (SELECT cal, b FROM {b_} WHERE t = %(as_of_us)s - 1),
 prio_at AS (
   SELECT ticket_id, which, val FROM (
     SELECT k.id AS ticket_id, w.which, pe.val,
            ROW_NUMBER() OVER (PARTITION BY k.id, w.which ORDER BY pe.at_us DESC, pe.id DESC) AS rn
-    FROM {base_} k
+    FROM base k
     JOIN (SELECT 'reply' AS which UNION ALL SELECT 'solve') w ON 1 = 1
     JOIN {e_} pe ON pe.ticket_id = k.id AND pe.kind = 'priority'
          AND pe.at_us <= CASE WHEN w.which = 'reply' THEN k.first_reply_us ELSE k.last_solve_us END
@@ -382,7 +382,7 @@ prio AS (
   SELECT k.*,
          COALESCE(pr.val, k.created_priority_key) AS reply_priority,
          COALESCE(ps.val, k.created_priority_key) AS solve_priority
-  FROM {base_} k
+  FROM base k
   LEFT JOIN prio_at pr ON pr.ticket_id = k.id AND pr.which = 'reply'
   LEFT JOIN prio_at ps ON ps.ticket_id = k.id AND ps.which = 'solve'
 ),
