@@ -114,7 +114,8 @@ class Facts:
 
     ``table``: one row per ticket (the facts). ``events``: the cohort's
     status, priority, queue, assignee and merged events by ``as_of``
-    (ticket_id, kind, id, at_us, val, bval: the ``after`` and ``before`` text).
+    (ticket_id, kind, id, at_us, val, bval: the ``after`` text, and the
+    ``before`` text of status events).
     ``messages``: the cohort's public messages by ``as_of`` (ticket_id, kind,
     at_us). ``cohort``: the cohort's ticket columns (id, customer_id, topic_id,
     same_issue_as_id, ...). ``first_id`` and ``last_id``: the cohort's lowest
@@ -147,7 +148,7 @@ def _statements(vendor: str, x: str, shared: frozenset[int] = frozenset()) -> li
     cu, o = Customer._meta.db_table, Organization._meta.db_table
     p, st = SlaPolicy._meta.db_table, SlaTarget._meta.db_table
     ci = INTERVAL_TABLE
-    c_, e_, m_, i_, p_, b_, s_ = (f"{x}_{n}" for n in ("c", "e", "m", "i", "p", "b", "s"))
+    c_, e_, m_, i_, b_, s_ = (f"{x}_{n}" for n in ("c", "e", "m", "i", "b", "s"))
 
     def ep(expr: str) -> str:
         return epoch_us_sql(expr, vendor)
@@ -205,7 +206,8 @@ WHERE t.created_at >= %(start)s AND t.created_at < %(end)s AND t.created_at <= %
 """),
         (e_, f"""
 SELECT ev.ticket_id, ev.kind, ev.id, {ep('ev.at')} AS at_us,
-       {json_text_sql('ev.after', vendor)} AS val, {json_text_sql('ev.before', vendor)} AS bval
+       {json_text_sql('ev.after', vendor)} AS val,
+       CASE WHEN ev.kind = 'status' THEN {json_text_sql('ev.before', vendor)} END AS bval
 FROM {c_} c JOIN {e} ev ON ev.ticket_id = c.id
 WHERE ev.kind IN {EVENT_KINDS} AND ev.at <= %(as_of)s AND ev.ticket_id >= %(first_id)s AND ev.ticket_id <= %(last_id)s
 """),
@@ -222,28 +224,28 @@ SELECT CASE WHEN calendar_key = %(report_key)s THEN 0
        start_us, end_us, cum_before_us
 FROM {ci} WHERE calendar_key LIKE %(key_like)s
 """),
-        # Every (calendar, instant) whose business time a figure needs (a
-        # policy calendar numbered 0 needs no more points than the report's).
-        (p_, f"""
-SELECT {rep} AS cal, created_us AS t FROM {c_}
-UNION SELECT {rep}, at_us FROM {e_} WHERE kind = 'status'
-UNION SELECT {rep}, %(as_of_us)s
-UNION SELECT {rep}, MIN(at_us) FROM {m_} WHERE kind = 'public_agent' GROUP BY ticket_id
-UNION SELECT {pol}, c.created_us FROM {c_} c WHERE {pol} IS NOT NULL AND {pol} <> 0
-UNION SELECT {pol}, ev.at_us FROM {e_} ev JOIN {c_} c ON c.id = ev.ticket_id
-      WHERE ev.kind = 'status' AND {pol} IS NOT NULL AND {pol} <> 0
-UNION SELECT {pol}, MIN(mm.at_us) FROM {m_} mm JOIN {c_} c ON c.id = mm.ticket_id
-      WHERE mm.kind = 'public_agent' AND {pol} IS NOT NULL AND {pol} <> 0 GROUP BY {pol}, mm.ticket_id
-UNION SELECT DISTINCT {pol}, %(as_of_us)s FROM {c_} c WHERE {pol} IS NOT NULL AND {pol} <> 0
-UNION SELECT DISTINCT {pol}, %(as_of_us)s - 1 FROM {c_} c WHERE {pol} IS NOT NULL
-"""),
-        # B(t) of each point: the last interval starting at or before it. A
+        # B(t) of every (calendar, instant) whose business time a figure needs
+        # (a policy calendar numbered 0 needs no more points than the report's):
+        # the last interval starting at or before it. A
         # calendar's intervals do not overlap, so their starts, ends and open
         # time before them all grow together: the running maximum of each is
         # the last interval's.
         (b_, f"""
-WITH merged AS (
-  SELECT cal, t, 1 AS is_point, CAST(NULL AS BIGINT) AS end_us, CAST(NULL AS BIGINT) AS cum_before_us FROM {p_}
+WITH points AS (
+  SELECT {rep} AS cal, created_us AS t FROM {c_}
+  UNION SELECT {rep}, at_us FROM {e_} WHERE kind = 'status'
+  UNION SELECT {rep}, %(as_of_us)s
+  UNION SELECT {rep}, MIN(at_us) FROM {m_} WHERE kind = 'public_agent' GROUP BY ticket_id
+  UNION SELECT {pol}, c.created_us FROM {c_} c WHERE {pol} IS NOT NULL AND {pol} <> 0
+  UNION SELECT {pol}, ev.at_us FROM {e_} ev JOIN {c_} c ON c.id = ev.ticket_id
+        WHERE ev.kind = 'status' AND {pol} IS NOT NULL AND {pol} <> 0
+  UNION SELECT {pol}, MIN(mm.at_us) FROM {m_} mm JOIN {c_} c ON c.id = mm.ticket_id
+        WHERE mm.kind = 'public_agent' AND {pol} IS NOT NULL AND {pol} <> 0 GROUP BY {pol}, mm.ticket_id
+  UNION SELECT DISTINCT {pol}, %(as_of_us)s FROM {c_} c WHERE {pol} IS NOT NULL AND {pol} <> 0
+  UNION SELECT DISTINCT {pol}, %(as_of_us)s - 1 FROM {c_} c WHERE {pol} IS NOT NULL
+),
+merged AS (
+  SELECT cal, t, 1 AS is_point, CAST(NULL AS BIGINT) AS end_us, CAST(NULL AS BIGINT) AS cum_before_us FROM points
   UNION ALL
   SELECT cal, start_us, 0, end_us, cum_before_us FROM {i_}
 ),

@@ -225,6 +225,14 @@ class TicketEvent(models.Model):
         indexes = [
             models.Index(fields=["ticket", "at"], name="event_ticket_at"),
             models.Index(fields=["kind", "at"], name="event_kind_at"),
+            # The reports read a period's tickets by id range: their creation
+            # records and the changes that shape their timeline, without
+            # visiting the other events (messages, SLA notes) of those tickets.
+            models.Index(fields=["ticket"], name="event_ticket_created", condition=models.Q(kind="created")),
+            models.Index(
+                fields=["ticket"], name="event_ticket_timeline",
+                condition=models.Q(kind__in=["status", "priority", "queue", "assignee", "merged"]),
+            ),
         ]
 
     def __str__(self) -> str:
