@@ -23,15 +23,16 @@ temporary table with, per ticket created in the period and by ``as_of``:
 The status history is the ``status`` TicketEvents after creation as ``new``,
 ordered by (instant, id); events and messages after ``as_of`` are ignored.
 
-How: the cohort's tickets, then their events and their public messages up to
-``as_of`` are copied once into working tables (one index range per ticket).
-Everything else is joins, window functions and grouping over those tables,
-never a lookup per ticket and figure. Business time B(t) is computed for the
-distinct (calendar, instant) points at once: the points and the calendar's
-interval starts are sorted together, each point takes the last interval
-start before it, and one join gives B(t) (``reports.sql``). The working
-tables of events and messages stay until the block ends, for the quality
-figures (``reports.metrics.quality``).
+How: the cohort's tickets and their events up to ``as_of`` are copied once
+into working tables, and their public messages summed per ticket in one pass;
+the reads are bounded to the cohort's ticket-id range (index ranges, not
+whole tables). Everything else is joins, window functions and grouping over
+those tables, never a lookup per ticket and figure. Business time B(t) is
+computed for the distinct (calendar, instant) points at once: the points and
+the calendar's intervals are sorted together, and each point carries the
+last interval starting at or before it (``reports.sql``). The working tables
+of the cohort, its events and its message sums stay until the block ends,
+for the quality figures (``reports.metrics.quality``).
 """
 
 from __future__ import annotations
@@ -116,8 +117,8 @@ class Facts:
     status, priority, queue, assignee and merged events by ``as_of``
     (ticket_id, kind, id, at_us, val, bval: the ``after`` text, and the
     ``before`` text of status events).
-    ``messages``: the cohort's public messages by ``as_of`` (ticket_id, kind,
-    at_us). ``cohort``: the cohort's ticket columns (id, customer_id, topic_id,
+    ``messages``: per ticket with public messages by ``as_of``: ticket_id,
+    first_reply_us, replies, replies_by_solve, enduser_by_solve_us. ``cohort``: the cohort's ticket columns (id, customer_id, topic_id,
     same_issue_as_id, ...). ``first_id`` and ``last_id``: the cohort's lowest
     and highest ticket ids (None without tickets), to bound other reads.
     """
@@ -211,11 +212,28 @@ SELECT ev.ticket_id, ev.kind, ev.id, {ep('ev.at')} AS at_us,
 FROM {c_} c JOIN {e} ev ON ev.ticket_id = c.id
 WHERE ev.kind IN {EVENT_KINDS} AND ev.at <= %(as_of)s AND ev.ticket_id >= %(first_id)s AND ev.ticket_id <= %(last_id)s
 """),
+        # Per ticket with public messages by as_of: the first reply, the
+        # number of replies, those by the first solve, and the customer's last
+        # message by the first solve (one pass over the messages).
         (m_, f"""
-SELECT mm.ticket_id, mm.kind, {ep('mm.created_at')} AS at_us
-FROM {c_} c JOIN {m} mm ON mm.ticket_id = c.id
-WHERE mm.kind IN ('public_agent', 'public_enduser') AND mm.created_at <= %(as_of)s
-  AND mm.ticket_id >= %(first_id)s AND mm.ticket_id <= %(last_id)s
+WITH first_solve AS (
+  SELECT ticket_id, MIN(at_us) AS first_solve_us FROM {e_}
+  WHERE kind = 'status' AND bval IN {unsolved} AND val IN {solved} GROUP BY ticket_id
+),
+public AS (
+  SELECT mm.ticket_id, mm.kind, {ep('mm.created_at')} AS at_us
+  FROM {c_} c JOIN {m} mm ON mm.ticket_id = c.id
+  WHERE mm.kind IN ('public_agent', 'public_enduser') AND mm.created_at <= %(as_of)s
+    AND mm.ticket_id >= %(first_id)s AND mm.ticket_id <= %(last_id)s
+)
+SELECT pm.ticket_id,
+       MIN(CASE WHEN pm.kind = 'public_agent' THEN pm.at_us END) AS first_reply_us,
+       COUNT(CASE WHEN pm.kind = 'public_agent' THEN 1 END) AS replies,
+       COUNT(CASE WHEN pm.kind = 'public_agent' AND pm.at_us <= fs.first_solve_us THEN 1 END) AS replies_by_solve,
+       MAX(CASE WHEN pm.kind = 'public_enduser' AND pm.at_us <= fs.first_solve_us THEN pm.at_us END)
+           AS enduser_by_solve_us
+FROM public pm LEFT JOIN first_solve fs ON fs.ticket_id = pm.ticket_id
+GROUP BY pm.ticket_id
 """),
         # This computation's calendar intervals, by calendar number.
         (i_, f"""
@@ -235,12 +253,12 @@ WITH points AS (
   SELECT {rep} AS cal, created_us AS t FROM {c_}
   UNION SELECT {rep}, at_us FROM {e_} WHERE kind = 'status'
   UNION SELECT {rep}, %(as_of_us)s
-  UNION SELECT {rep}, MIN(at_us) FROM {m_} WHERE kind = 'public_agent' GROUP BY ticket_id
+  UNION SELECT {rep}, first_reply_us FROM {m_} WHERE first_reply_us IS NOT NULL
   UNION SELECT {pol}, c.created_us FROM {c_} c WHERE {pol} IS NOT NULL AND {pol} <> 0
   UNION SELECT {pol}, ev.at_us FROM {e_} ev JOIN {c_} c ON c.id = ev.ticket_id
         WHERE ev.kind = 'status' AND {pol} IS NOT NULL AND {pol} <> 0
-  UNION SELECT {pol}, MIN(mm.at_us) FROM {m_} mm JOIN {c_} c ON c.id = mm.ticket_id
-        WHERE mm.kind = 'public_agent' AND {pol} IS NOT NULL AND {pol} <> 0 GROUP BY {pol}, mm.ticket_id
+  UNION SELECT {pol}, mm.first_reply_us FROM {m_} mm JOIN {c_} c ON c.id = mm.ticket_id
+        WHERE mm.first_reply_us IS NOT NULL AND {pol} IS NOT NULL AND {pol} <> 0
   UNION SELECT DISTINCT {pol}, %(as_of_us)s FROM {c_} c WHERE {pol} IS NOT NULL AND {pol} <> 0
   UNION SELECT DISTINCT {pol}, %(as_of_us)s - 1 FROM {c_} c WHERE {pol} IS NOT NULL
 ),
@@ -330,15 +348,6 @@ keyed AS (
   FROM latest GROUP BY ticket_id
 ),
 merged AS (SELECT DISTINCT ticket_id FROM {e_} WHERE kind = 'merged'),
-replied AS (
-  SELECT mm.ticket_id,
-         MIN(CASE WHEN mm.kind = 'public_agent' THEN mm.at_us END) AS first_reply_us,
-         COUNT(CASE WHEN mm.kind = 'public_agent' THEN 1 END) AS replies,
-         COUNT(CASE WHEN mm.kind = 'public_agent' AND mm.at_us <= s.first_solve_us THEN 1 END) AS replies_by_solve,
-         MAX(CASE WHEN mm.kind = 'public_enduser' AND mm.at_us <= s.first_solve_us THEN mm.at_us END) AS enduser_by_solve_us
-  FROM {m_} mm JOIN {s_} s ON s.ticket_id = mm.ticket_id
-  GROUP BY mm.ticket_id
-),
 keys AS (
   SELECT c.*, s.status_now, s.last_solve_us, s.rwt_c, s.rwt_b, s.rwt_pol, fr.first_reply_us, kd.priority_val,
          s.rep_created_b, s.pol_created_b, s.rep_solve_b, s.reopens, s.first_solve_us, COALESCE(fr.replies, 0) AS replies,
@@ -361,7 +370,7 @@ keys AS (
   JOIN {s_} s ON s.ticket_id = c.id
   LEFT JOIN keyed kd ON kd.ticket_id = c.id
   LEFT JOIN merged mg ON mg.ticket_id = c.id
-  LEFT JOIN replied fr ON fr.ticket_id = c.id
+  LEFT JOIN {m_} fr ON fr.ticket_id = c.id
   LEFT JOIN {cu} cc ON cc.id = c.customer_id
   LEFT JOIN {o} oo ON oo.id = cc.organization_id
 ),
