@@ -41,7 +41,7 @@ from __future__ import annotations
 import bisect
 import logging
 import zoneinfo
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -354,7 +354,7 @@ def snapshot_is_stale(snapshot: ReportSnapshot, *, now: datetime) -> bool:
     )
 
 
-def _costs(snapshots: list[ReportSnapshot]) -> dict[tuple[date, date], tuple[Decimal, str]]:
+def _costs(snapshots: Sequence[ReportSnapshot]) -> dict[tuple[date, date], tuple[Decimal, str]]:
     """The operating costs entered for exactly the snapshots' periods (one query)."""
     if not snapshots:
         return {}
@@ -414,7 +414,7 @@ def snapshots_stale(*, calendar: BusinessCalendar, now: datetime) -> list[Report
     presence_top = AgentPresence.objects.filter(id__gt=marks["presence"] or 0).aggregate(
         first=Min("at"), top=Max("id")
     )
-    stale = []
+    stale: list[ReportSnapshot] = []
     for snapshot in snapshots:
         _start_utc, end_utc = period_bounds(calendar, snapshot.start, snapshot.end)
         presence_changed = (
