@@ -124,7 +124,10 @@ class Choice:
 
 def _choice(params: Any, now: datetime) -> tuple[PeriodForm, Choice | None]:
     """The period and calendar chosen by ``params`` (a query dict); None when invalid or no calendar exists."""
-    form = PeriodForm({key: params.get(key) for key in ("preset", "start", "end", "calendar") if key in params} or None)
+    values = {key: params.get(key) for key in ("preset", "start", "end", "calendar") if key in params}
+    if not values.get("preset") and values.get("start") and values.get("end"):
+        values["preset"] = PRESET_CUSTOM  # a link with dates and no preset means those dates
+    form = PeriodForm(values or None)
     calendars = list(form.fields["calendar"].queryset[:1])  # type: ignore[attr-defined]
     if not calendars:
         return form, None

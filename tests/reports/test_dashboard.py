@@ -183,3 +183,15 @@ def test_the_reports_link_is_shown_to_managers_only(client, manager, agent):
     page = client.get("/desk/")
     assert page.status_code == 200
     assert 'href="/desk/reports/"' not in page.content.decode()
+
+
+def test_a_link_with_dates_and_no_preset_shows_those_dates(
+    client, manager, october, django_capture_on_commit_callbacks
+):
+    client.force_login(manager)
+    with django_capture_on_commit_callbacks(execute=False):
+        page = client.get("/desk/reports/", {"start": "2025-10-20", "end": "2025-10-23", "calendar": "dublin"})
+    assert page.status_code == 200
+    job = ReportJob.objects.get()
+    assert (job.start, job.end) == (date(2025, 10, 20), date(2025, 10, 23))
+    assert '<option value="custom" selected>' in page.content.decode()
