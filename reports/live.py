@@ -297,7 +297,12 @@ def live_report(*, start_utc: datetime, end_utc: datetime, as_of: datetime) -> d
 
 def cost_for_period(start: date, end: date) -> tuple[Decimal, str] | None:
     """The operating cost entered for exactly [start, end) (local dates, end exclusive), or None."""
-    row = OperatingCost.objects.filter(period_start=start, period_end=end).values_list("amount", "currency").first()
-    if row is None:
-        return None
-    return Decimal(row[0]).quantize(Decimal("0.01")), row[1]
+    return costs_within(start, end).get((start, end))
+
+
+def costs_within(first: date, last: date) -> dict[tuple[date, date], tuple[Decimal, str]]:
+    """(period start, period end) -> (amount, currency) of the operating costs entered for periods in [first, last)."""
+    rows = OperatingCost.objects.filter(period_start__gte=first, period_end__lte=last).values_list(
+        "period_start", "period_end", "amount", "currency"
+    )
+    return {(start, end): (Decimal(amount).quantize(Decimal("0.01")), currency) for start, end, amount, currency in rows}

@@ -54,11 +54,12 @@ from django.db.models.functions import Cast, TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from reports.live import costs_within
 from reports.models import Granularity, JobStatus, ReportJob, ReportSnapshot
 from reports.periods import local_midnight_utc
 from servicedesk.core.errors import ApplicationError, NotFound
 from servicedesk.sla.models import BusinessCalendar
-from servicedesk.tickets.models import AgentPresence, Message, OperatingCost, Rating, Session, Ticket, TicketEvent
+from servicedesk.tickets.models import AgentPresence, Message, Rating, Session, Ticket, TicketEvent
 from servicedesk.tickets.statuses import SOLVED_STATUSES, UNSOLVED_STATUSES
 
 logger = logging.getLogger(__name__)
@@ -358,10 +359,7 @@ def _costs(snapshots: Sequence[ReportSnapshot]) -> dict[tuple[date, date], tuple
     """The operating costs entered for exactly the snapshots' periods (one query)."""
     if not snapshots:
         return {}
-    rows = OperatingCost.objects.filter(
-        period_start__gte=min(s.start for s in snapshots), period_end__lte=max(s.end for s in snapshots)
-    ).values_list("period_start", "period_end", "amount", "currency")
-    return {(start, end): (Decimal(amount).quantize(Decimal("0.01")), currency) for start, end, amount, currency in rows}
+    return costs_within(min(s.start for s in snapshots), max(s.end for s in snapshots))
 
 
 def _cost_changed(recorded: dict[str, Any] | None, cost: tuple[Decimal, str] | None) -> bool:

@@ -38,7 +38,7 @@ for the quality figures (``reports.metrics.quality``).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -50,6 +50,7 @@ from reports.sql import INTERVAL_TABLE, epoch_us_sql, greatest_sql, json_key_tex
 from servicedesk.accounts.models import User
 from servicedesk.sla.models import SlaPolicy, SlaTarget
 from servicedesk.tickets.models import Customer, Message, Organization, Queue, Ticket, TicketEvent
+from servicedesk.tickets.statuses import SOLVED_STATUSES, UNSOLVED_STATUSES, Status
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -63,6 +64,25 @@ DIMENSIONS: dict[str | None, str] = {
     "tier": "tier_key",
 }
 
+def grouping_sets(extra_group: str = "") -> tuple[str, str, str, str]:
+    """The parts of a PostgreSQL ``GROUPING SETS`` query over every breakdown of DIMENSIONS.
+
+    (aliases, dim, key, sets): the breakdown columns as ``k<j>`` for the inner
+    SELECT; the breakdown's name and its key value as expressions (``''`` and
+    the whole-table key for the empty set); the grouping sets, ``()`` and each
+    ``(k<j>)``, with ``extra_group`` added to every one.
+    """
+    breakdowns = [(name, column) for name, column in DIMENSIONS.items() if name]
+    aliases = ", ".join(f"{column} AS k{j}" for j, (_name, column) in enumerate(breakdowns))
+    dim = " ".join(f"WHEN GROUPING(k{j}) = 0 THEN '{name}'" for j, (name, _c) in enumerate(breakdowns))
+    key = " ".join(f"WHEN GROUPING(k{j}) = 0 THEN CAST(k{j} AS TEXT)" for j in range(len(breakdowns)))
+    extra = [extra_group] if extra_group else []
+    sets = ", ".join(
+        "(" + ", ".join(group) + ")" for group in [extra] + [[f"k{j}", *extra] for j in range(len(breakdowns))]
+    )
+    return aliases, f"CASE {dim} ELSE '' END", f"CASE {key} ELSE {DIMENSIONS[None]} END", sets
+
+
 def grouped_select(table: str, body: str, *, where: str = "", extra_group: str = "", vendor: str = "") -> str:
     """SELECT dim, k, <body> over ``table`` for the whole table and each breakdown of DIMENSIONS.
 
@@ -74,17 +94,10 @@ def grouped_select(table: str, body: str, *, where: str = "", extra_group: str =
     elsewhere one SELECT per breakdown joined by UNION ALL. Same rows.
     """
     filtered = f" WHERE {where}" if where else ""
-    breakdowns = [(name, column) for name, column in DIMENSIONS.items() if name]
     if (vendor or connection.vendor) == "postgresql":
-        aliases = ", ".join(f"{column} AS k{j}" for j, (_name, column) in enumerate(breakdowns))
-        dim = " ".join(f"WHEN GROUPING(k{j}) = 0 THEN '{name}'" for j, (name, _c) in enumerate(breakdowns))
-        key = " ".join(f"WHEN GROUPING(k{j}) = 0 THEN CAST(k{j} AS TEXT)" for j in range(len(breakdowns)))
-        extra = [extra_group] if extra_group else []
-        sets = ", ".join(
-            "(" + ", ".join(group) + ")" for group in [extra] + [[f"k{j}", *extra] for j in range(len(breakdowns))]
-        )
+        aliases, dim, key, sets = grouping_sets(extra_group)
         return (
-            f"SELECT CASE {dim} ELSE '' END AS dim, CASE {key} ELSE {DIMENSIONS[None]} END AS k, {body}"
+            f"SELECT {dim} AS dim, {key} AS k, {body}"
             f" FROM (SELECT *, {aliases} FROM {table}{filtered}) f GROUP BY GROUPING SETS ({sets})"
         )
     parts = []
@@ -97,9 +110,14 @@ def grouped_select(table: str, body: str, *, where: str = "", extra_group: str =
     return "\nUNION ALL\n".join(parts)
 
 
-SOLVED = "('solved', 'closed')"
-UNSOLVED = "('new', 'open', 'pending', 'on_hold')"
-WAITING = "('new', 'open', 'on_hold')"
+def sql_list(values: Iterable[str]) -> str:
+    """A parenthesised SQL list of string constants, sorted: ``('a', 'b')``."""
+    return "(" + ", ".join(f"'{value}'" for value in sorted(values)) + ")"
+
+
+SOLVED = sql_list(SOLVED_STATUSES)
+UNSOLVED = sql_list(UNSOLVED_STATUSES)
+WAITING = sql_list({Status.NEW, Status.OPEN, Status.ON_HOLD})
 
 
 def epoch_us(instant: datetime) -> int:

@@ -62,7 +62,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 
 from reports.metrics import group_key, rate
-from reports.metrics.facts import DIMENSIONS, Facts, grouped_select
+from reports.metrics.facts import DIMENSIONS, Facts, grouped_select, sql_list
 from reports.sql import epoch_us_sql
 from servicedesk.tickets.models import Customer, Initiator, Message, MessageKind, Rating, Ticket, TicketEvent
 from servicedesk.tickets.statuses import SOLVED_STATUSES, UNSOLVED_STATUSES
@@ -477,8 +477,7 @@ def _quality_rows_sql(facts: Facts, window_hours: int, vendor: str, flagged: str
     this one and created or merged in that window.
     """
     t, e, cu, ra = Ticket._meta.db_table, TicketEvent._meta.db_table, Customer._meta.db_table, Rating._meta.db_table
-    solved = "(" + ", ".join(f"'{status}'" for status in SOLVED) + ")"
-    unsolved = "(" + ", ".join(f"'{status}'" for status in UNSOLVED) + ")"
+    solved, unsolved = sql_list(SOLVED), sql_list(UNSOLVED)
     window_us = window_hours * 3_600_000_000
     keys = ", ".join(f"f.{column}" for name, column in DIMENSIONS.items() if name)
 

@@ -20,7 +20,7 @@ from typing import Any
 from django.db import connection
 
 from reports.metrics import group_key, minutes
-from reports.metrics.facts import DIMENSIONS, Facts, grouped_select
+from reports.metrics.facts import DIMENSIONS, Facts, grouped_select, grouping_sets
 
 # Figure name -> (business column, calendar column) of the facts table.
 DURATIONS: dict[str, tuple[str, str]] = {
@@ -113,14 +113,9 @@ def _durations_by_arrays(table: str) -> list[_SummaryRow]:
     whole numbers, so the cast to BIGINT is exact, and BIGINT sorts faster.
     SUM of BIGINT is an exact NUMERIC.
     """
-    breakdowns = [(name, column) for name, column in DIMENSIONS.items() if name]
     metrics = _metric_columns()
-    narrow = ", ".join(
-        [f"{column} AS k{j}" for j, (_name, column) in enumerate(breakdowns)]
-        + [f"CAST({metric} AS BIGINT) AS v{i}" for i, metric in enumerate(metrics)]
-    )
-    dim = " ".join(f"WHEN GROUPING(k{j}) = 0 THEN '{name}'" for j, (name, _c) in enumerate(breakdowns))
-    key = " ".join(f"WHEN GROUPING(k{j}) = 0 THEN CAST(k{j} AS TEXT)" for j in range(len(breakdowns)))
+    aliases, dim, key, sets = grouping_sets()
+    narrow = ", ".join([aliases] + [f"CAST({metric} AS BIGINT) AS v{i}" for i, metric in enumerate(metrics)])
     aggregates = ", ".join(
         f"COUNT(v{i}) AS n{i}, SUM(v{i}) AS s{i}, ARRAY_AGG(v{i} ORDER BY v{i}) FILTER (WHERE v{i} IS NOT NULL) AS a{i}"
         for i in range(len(metrics))
@@ -129,11 +124,10 @@ def _durations_by_arrays(table: str) -> list[_SummaryRow]:
         f"n{i}, s{i}, a{i}[(n{i} + 1) / 2], a{i}[(n{i} + 2) / 2], a{i}[(9 * n{i} + 9) / 10]"
         for i in range(len(metrics))
     )
-    sets = ", ".join(["()"] + [f"(k{j})" for j in range(len(breakdowns))])
     sql = f"""
 SELECT dim, k, {picks}
 FROM (
-  SELECT CASE {dim} ELSE '' END AS dim, CASE {key} ELSE {DIMENSIONS[None]} END AS k, {aggregates}
+  SELECT {dim} AS dim, {key} AS k, {aggregates}
   FROM (SELECT {narrow} FROM {table} WHERE scope = 'in') f
   GROUP BY GROUPING SETS ({sets})
 ) g
