@@ -28,9 +28,9 @@ into working tables, and their public messages summed per ticket in one pass;
 the reads are bounded to the cohort's ticket-id range (index ranges, not
 whole tables). Everything else is joins, window functions and grouping over
 those tables, never a lookup per ticket and figure. Business time B(t) is
-computed for the distinct (calendar, instant) points at once: the points and
-the calendar's intervals are sorted together, and each point carries the
-last interval starting at or before it (``reports.sql``). The working tables
+computed in the pass over the status history: the status rows and first
+replies are sorted together with the calendar's intervals, and each row
+carries the last interval starting at or before it (``reports.sql``). The working tables
 of the cohort, its events and its message sums stay until the block ends,
 for the quality figures (``reports.metrics.quality``).
 """
@@ -167,7 +167,7 @@ def _statements(vendor: str, x: str, shared: frozenset[int] = frozenset()) -> li
     cu, o = Customer._meta.db_table, Organization._meta.db_table
     p, st = SlaPolicy._meta.db_table, SlaTarget._meta.db_table
     ci = INTERVAL_TABLE
-    c_, e_, m_, i_, b_, s_ = (f"{x}_{n}" for n in ("c", "e", "m", "i", "b", "s"))
+    c_, e_, m_, i_, s_ = (f"{x}_{n}" for n in ("c", "e", "m", "i", "s"))
 
     def ep(expr: str) -> str:
         return epoch_us_sql(expr, vendor)
@@ -175,19 +175,22 @@ def _statements(vendor: str, x: str, shared: frozenset[int] = frozenset()) -> li
     def greatest(a: str, b: str) -> str:
         return greatest_sql(a, b, vendor)
 
-    def b_at(alias: str) -> str:
-        """B(t) of a join on the points table (0 for an instant before every interval, or without intervals)."""
-        return f"COALESCE({alias}.b, 0)"
+    def rows(cal: str, join: str) -> str:
+        """The status rows and the first reply of each ticket (``join`` may keep some), on calendar ``cal``."""
+        return f"""SELECT {cal} AS cal, r.* FROM (
+    SELECT c0.id AS ticket_id, c0.created_us AS at_us, 0 AS seq, 0 AS is_reply,
+           CAST('new' AS TEXT) AS status, CAST(NULL AS TEXT) AS before_status FROM {c_} c0
+    UNION ALL SELECT ticket_id, at_us, id, 0, val, bval FROM {e_} WHERE kind = 'status'
+    UNION ALL SELECT ticket_id, first_reply_us, 0, 1, NULL, NULL FROM {m_} WHERE first_reply_us IS NOT NULL
+  ) r {join}"""
 
-    def b_join(alias: str, cal: str, instant: str) -> str:
-        return f"LEFT JOIN {b_} {alias} ON {alias}.cal = {cal} AND {alias}.t = {instant}"
+    def clip(instant: str) -> str:
+        """The open time of interval ``ci`` up to ``instant``."""
+        return least_sql(greatest_sql(f"{instant} - ci.start_us", "0", vendor), "ci.end_us - ci.start_us", vendor)
 
-    def pol_b_join(alias: str, cal: str, instant: str) -> str:
-        """B(t) on a policy calendar other than 0 (calendar 0's is the report's, joined already)."""
-        return f"LEFT JOIN (SELECT cal, t, b FROM {b_} WHERE cal <> 0) {alias} ON {alias}.cal = {cal} AND {alias}.t = {instant}"
-
-    def pol_b_at(alias: str, cal: str, report_b: str) -> str:
-        return f"(CASE WHEN {cal} = 0 THEN {report_b} ELSE {b_at(alias)} END)"
+    def pol_of(report_b: str, other_b: str) -> str:
+        """A figure on the ticket's policy calendar: the report's on calendar 0, 0 without a calendar."""
+        return f"(CASE WHEN c.pol_cal = 0 THEN {report_b} WHEN c.pol_cal IS NULL THEN 0 ELSE COALESCE({other_b}, 0) END)"
 
     # Calendars by number: 0 is the report's (and that of a policy calendar
     # with the same hours, whose business time is the same), a policy calendar its id.
@@ -196,9 +199,19 @@ def _statements(vendor: str, x: str, shared: frozenset[int] = frozenset()) -> li
     if shared:
         ids = ", ".join(str(int(pk)) for pk in sorted(shared))
         policy_calendar = f"CASE WHEN {policy_calendar} IN ({ids}) THEN 0 ELSE {policy_calendar} END"
-    pol = "c.pol_cal"
-    clipped = least_sql(greatest_sql("ci.t - ci.start_us", "0", vendor), "ci.end_us - ci.start_us", vendor)
+    clipped = clip("ci.t")
+    # B at as_of and just before it, per calendar: the largest over the
+    # intervals starting by then (B never decreases), 0 without one.
+    ends = f"""ends AS (
+  SELECT ci.cal, MAX(ci.cum_before_us + {clip('%(as_of_us)s')}) AS b_as_of,
+         MAX(CASE WHEN ci.start_us <= %(as_of_us)s - 1 THEN ci.cum_before_us + {clip('(%(as_of_us)s - 1)')} END)
+             AS b_before_as_of
+  FROM {i_} ci WHERE ci.start_us <= %(as_of_us)s GROUP BY ci.cal
+)"""
+    on_rep = "h.cal = 0 AND h.is_reply = 0"
+    on_pol = "h.cal <> 0 AND h.is_reply = 0"
     solved, unsolved, waiting = SOLVED, UNSOLVED, WAITING
+    solve_row = f"h.status IN {solved} AND (h.prev_status IS NULL OR h.prev_status NOT IN {solved})"
     frt_target = "(CAST(c.fr_minutes AS BIGINT) * 60000000)"
     res_target = "(CAST(c.res_minutes AS BIGINT) * 60000000)"
 
@@ -260,90 +273,71 @@ SELECT CASE WHEN calendar_key = %(report_key)s THEN 0
        start_us, end_us, cum_before_us
 FROM {ci} WHERE calendar_key LIKE %(key_like)s
 """),
-        # B(t) of every (calendar, instant) whose business time a figure needs
-        # (a policy calendar numbered 0 needs no more points than the report's):
-        # the last interval starting at or before it. A
-        # calendar's intervals do not overlap, so their starts, ends and open
-        # time before them all grow together: the running maximum of each is
-        # the last interval's.
-        (b_, f"""
+        # Per ticket, from its status rows (creation as ``new``, then each
+        # status event, ordered by instant and id; a row lasts until the next
+        # row's instant, or as_of) and its first reply, each on the report's
+        # calendar 0 and, for a policy calendar of other hours, on that one
+        # too: B of every row in one pass over the rows and the intervals
+        # sorted together (each row carries the last interval starting at or
+        # before it: a calendar's intervals do not overlap, so their starts,
+        # ends and open time before them all grow together, and the running
+        # maximum of each is the last interval's); then, per ticket, the status
+        # now, the last solve, the waiting time (B at the next row by LEAD),
+        # reopens, the first solve, and B at creation, at the last solve and at
+        # the first reply (B never decreases). ``x_*``: on the policy calendar
+        # of other hours (NULL without one).
+        (s_, f"""
 WITH points AS (
-  SELECT {rep} AS cal, created_us AS t FROM {c_}
-  UNION SELECT {rep}, at_us FROM {e_} WHERE kind = 'status'
-  UNION SELECT {rep}, %(as_of_us)s
-  UNION SELECT {rep}, first_reply_us FROM {m_} WHERE first_reply_us IS NOT NULL
-  UNION SELECT {pol}, c.created_us FROM {c_} c WHERE {pol} IS NOT NULL AND {pol} <> 0
-  UNION SELECT {pol}, ev.at_us FROM {e_} ev JOIN {c_} c ON c.id = ev.ticket_id
-        WHERE ev.kind = 'status' AND {pol} IS NOT NULL AND {pol} <> 0
-  UNION SELECT {pol}, mm.first_reply_us FROM {m_} mm JOIN {c_} c ON c.id = mm.ticket_id
-        WHERE mm.first_reply_us IS NOT NULL AND {pol} IS NOT NULL AND {pol} <> 0
-  UNION SELECT DISTINCT {pol}, %(as_of_us)s FROM {c_} c WHERE {pol} IS NOT NULL AND {pol} <> 0
-  UNION SELECT DISTINCT {pol}, %(as_of_us)s - 1 FROM {c_} c WHERE {pol} IS NOT NULL
+  {rows(rep, "")}
+  UNION ALL
+  {rows("c.pol_cal", f"JOIN {c_} c ON c.id = r.ticket_id AND c.pol_cal <> 0")}
 ),
 merged AS (
-  SELECT cal, t, 1 AS is_point, CAST(NULL AS BIGINT) AS end_us, CAST(NULL AS BIGINT) AS cum_before_us FROM points
+  SELECT cal, at_us AS t, 1 AS is_point, ticket_id, seq, is_reply, status, before_status,
+         CAST(NULL AS BIGINT) AS end_us, CAST(NULL AS BIGINT) AS cum_before_us
+  FROM points
   UNION ALL
-  SELECT cal, start_us, 0, end_us, cum_before_us FROM {i_}
+  SELECT cal, start_us, 0, NULL, NULL, NULL, NULL, NULL, end_us, cum_before_us FROM {i_}
 ),
 carried AS (
-  SELECT cal, t, is_point,
+  SELECT cal, t, is_point, ticket_id, seq, is_reply, status, before_status,
          MAX(CASE WHEN is_point = 0 THEN t END) OVER w AS start_us,
          MAX(end_us) OVER w AS end_us,
          MAX(cum_before_us) OVER w AS cum_before_us
   FROM merged
   WINDOW w AS (PARTITION BY cal ORDER BY t, is_point ROWS UNBOUNDED PRECEDING)
-)
-SELECT ci.cal, ci.t, COALESCE(ci.cum_before_us + {clipped}, 0) AS b
-FROM carried ci
-WHERE ci.is_point = 1
-"""),
-        # Per ticket, from the status history (creation as ``new``, then each
-        # status event, ordered by instant and id; a row lasts until the next
-        # row's instant, or as_of): the status now, the last solve, the waiting
-        # time (B at the next row by LEAD), reopens and the first solve. B at
-        # creation is the first row's; B at the last solve is the largest B of
-        # the solve rows (B never decreases).
-        (s_, f"""
-WITH hist AS (
-  SELECT c.id AS ticket_id, c.created_us AS at_us, 0 AS seq, CAST('new' AS TEXT) AS status,
-         CAST(NULL AS TEXT) AS before_status FROM {c_} c
-  UNION ALL
-  SELECT ticket_id, at_us, id, val, bval FROM {e_} WHERE kind = 'status'
 ),
+{ends},
 timed AS (
-  SELECT h.ticket_id, h.at_us, h.seq, h.status, h.before_status, {pol} AS pol_cal,
-         {b_at('r1')} AS rep_b, {pol_b_at('p1', pol, b_at('r1'))} AS pol_b
-  FROM hist h
-  JOIN {c_} c ON c.id = h.ticket_id
-  {b_join('r1', rep, 'h.at_us')}
-  {pol_b_join('p1', pol, 'h.at_us')}
+  SELECT ci.cal, ci.ticket_id, ci.t AS at_us, ci.seq, ci.is_reply, ci.status, ci.before_status,
+         COALESCE(ci.cum_before_us + {clipped}, 0) AS b, COALESCE(en.b_as_of, 0) AS b_as_of
+  FROM carried ci LEFT JOIN ends en ON en.cal = ci.cal
+  WHERE ci.is_point = 1
 ),
 spans AS (
   SELECT timed.*,
          LAG(status) OVER w AS prev_status,
-         COALESCE(LEAD(at_us) OVER w, %(as_of_us)s) AS next_us,
-         CASE WHEN LEAD(at_us) OVER w IS NULL THEN 1 ELSE 0 END AS is_last,
-         LEAD(rep_b) OVER w AS rep_next_b, LEAD(pol_b) OVER w AS pol_next_b
+         LEAD(at_us) OVER w AS next_us,
+         LEAD(b) OVER w AS next_b
   FROM timed
-  WINDOW w AS (PARTITION BY ticket_id ORDER BY at_us, seq)
-),
-at_as_of AS (SELECT cal, b FROM {b_} WHERE t = %(as_of_us)s)
+  WINDOW w AS (PARTITION BY ticket_id, cal, is_reply ORDER BY at_us, seq)
+)
 SELECT h.ticket_id,
-       MAX(CASE WHEN h.is_last = 1 THEN h.status END) AS status_now,
-       MAX(CASE WHEN h.status IN {solved} AND (h.prev_status IS NULL OR h.prev_status NOT IN {solved})
-           THEN h.at_us END) AS last_solve_us,
-       SUM(CASE WHEN h.status IN {waiting} THEN h.next_us - h.at_us ELSE 0 END) AS rwt_c,
-       SUM(CASE WHEN h.status IN {waiting}
-           THEN COALESCE(h.rep_next_b, (SELECT b FROM at_as_of WHERE cal = {rep}), 0) - h.rep_b ELSE 0 END) AS rwt_b,
-       SUM(CASE WHEN h.status IN {waiting} THEN COALESCE(h.pol_next_b, pa.b, 0) - h.pol_b ELSE 0 END) AS rwt_pol,
-       MAX(CASE WHEN h.seq = 0 THEN h.rep_b END) AS rep_created_b,
-       MAX(CASE WHEN h.seq = 0 THEN h.pol_b END) AS pol_created_b,
-       MAX(CASE WHEN h.status IN {solved} AND (h.prev_status IS NULL OR h.prev_status NOT IN {solved})
-           THEN h.rep_b END) AS rep_solve_b,
-       COUNT(CASE WHEN h.before_status IN {solved} AND h.status IN {unsolved} THEN 1 END) AS reopens,
-       MIN(CASE WHEN h.before_status IN {unsolved} AND h.status IN {solved} THEN h.at_us END) AS first_solve_us
+       MAX(CASE WHEN {on_rep} AND h.next_us IS NULL THEN h.status END) AS status_now,
+       MAX(CASE WHEN {on_rep} AND {solve_row} THEN h.at_us END) AS last_solve_us,
+       SUM(CASE WHEN {on_rep} AND h.status IN {waiting}
+           THEN COALESCE(h.next_us, %(as_of_us)s) - h.at_us ELSE 0 END) AS rwt_c,
+       SUM(CASE WHEN {on_rep} AND h.status IN {waiting} THEN COALESCE(h.next_b, h.b_as_of) - h.b ELSE 0 END) AS rwt_b,
+       SUM(CASE WHEN {on_pol} AND h.status IN {waiting} THEN COALESCE(h.next_b, h.b_as_of) - h.b ELSE 0 END) AS x_rwt_b,
+       MAX(CASE WHEN {on_rep} AND h.seq = 0 THEN h.b END) AS rep_created_b,
+       MAX(CASE WHEN {on_pol} AND h.seq = 0 THEN h.b END) AS x_created_b,
+       MAX(CASE WHEN {on_rep} AND {solve_row} THEN h.b END) AS rep_solve_b,
+       MAX(CASE WHEN h.cal = 0 AND h.is_reply = 1 THEN h.b END) AS rep_reply_b,
+       MAX(CASE WHEN h.cal <> 0 AND h.is_reply = 1 THEN h.b END) AS x_reply_b,
+       COUNT(CASE WHEN {on_rep} AND h.before_status IN {solved} AND h.status IN {unsolved} THEN 1 END) AS reopens,
+       MIN(CASE WHEN {on_rep} AND h.before_status IN {unsolved} AND h.status IN {solved} THEN h.at_us END)
+           AS first_solve_us
 FROM spans h
-LEFT JOIN at_as_of pa ON pa.cal = h.pol_cal
 GROUP BY h.ticket_id
 """),
         # The facts: the breakdown keys at as_of, the first reply; then the
@@ -367,8 +361,10 @@ keyed AS (
 ),
 merged AS (SELECT DISTINCT ticket_id FROM {e_} WHERE kind = 'merged'),
 keys AS (
-  SELECT c.*, s.status_now, s.last_solve_us, s.rwt_c, s.rwt_b, s.rwt_pol, fr.first_reply_us, kd.priority_val,
-         s.rep_created_b, s.pol_created_b, s.rep_solve_b, s.reopens, s.first_solve_us, COALESCE(fr.replies, 0) AS replies,
+  SELECT c.*, s.status_now, s.last_solve_us, s.rwt_c, s.rwt_b, {pol_of('s.rwt_b', 's.x_rwt_b')} AS rwt_pol,
+         fr.first_reply_us, kd.priority_val, s.rep_created_b, {pol_of('s.rep_created_b', 's.x_created_b')} AS pol_created_b,
+         s.rep_solve_b, COALESCE(s.rep_reply_b, 0) AS rep_reply_b,
+         {pol_of('COALESCE(s.rep_reply_b, 0)', 's.x_reply_b')} AS pol_reply_b, s.reopens, s.first_solve_us, COALESCE(fr.replies, 0) AS replies,
          COALESCE(fr.replies_by_solve, 0) AS replies_by_solve,
          CASE WHEN fr.enduser_by_solve_us > fr.first_reply_us THEN 1 ELSE 0 END AS late_message,
          CASE WHEN c.is_spam OR c.is_deleted THEN 'excluded'
@@ -396,7 +392,7 @@ base AS (
   SELECT k.*, COALESCE(uu.email, '') AS agent_key, COALESCE(k.priority_val, k.created_priority_key) AS priority_key
   FROM keys k LEFT JOIN {u} uu ON uu.id = CAST(k.assignee_val AS INTEGER)
 ),
-before_as_of AS (SELECT cal, b FROM {b_} WHERE t = %(as_of_us)s - 1),
+{ends},
 prio_at AS (
   SELECT ticket_id, which, val FROM (
     SELECT k.id AS ticket_id, w.which, pe.val,
@@ -419,16 +415,13 @@ sla AS (
   SELECT k.*,
          fr.first_reply_minutes AS fr_minutes, fr.hours AS fr_hours,
          rs.resolution_minutes AS res_minutes, rs.hours AS res_hours,
-         {b_at('rf')} AS rep_reply_b, {pol_b_at('pf', 'k.pol_cal', b_at('rf'))} AS pol_reply_b,
-         {b_at('pa')} AS pol_before_as_of_b
+         COALESCE(en.b_before_as_of, 0) AS pol_before_as_of_b
   FROM prio k
   LEFT JOIN {st} fr ON fr.policy_id = k.sla_policy_id
        AND fr.priority = CASE WHEN k.first_reply_us IS NOT NULL THEN k.reply_priority ELSE k.priority_key END
   LEFT JOIN {st} rs ON rs.policy_id = k.sla_policy_id
        AND rs.priority = CASE WHEN k.solved_now = 1 THEN k.solve_priority ELSE k.priority_key END
-  {b_join('rf', rep, 'k.first_reply_us')}
-  {pol_b_join('pf', 'k.pol_cal', 'k.first_reply_us')}
-  LEFT JOIN before_as_of pa ON pa.cal = k.pol_cal
+  LEFT JOIN ends en ON en.cal = k.pol_cal
 )
 SELECT c.id, c.scope, c.channel, c.queue_key, c.agent_key, c.priority_key, c.tier_key, c.solved_now,
        c.first_reply_us, c.last_solve_us, c.first_solve_us, c.replies, c.reopens, c.replies_by_solve, c.late_message,
@@ -501,8 +494,6 @@ def ticket_facts(
         for name, select in statements:
             used = {key: value for key, value in params.items() if f"%({key})s" in select}
             cursor.execute(f"CREATE TEMPORARY TABLE {name} AS {select}", used)
-            if name == f"{table}_b":
-                cursor.execute(f"CREATE INDEX {name}_cal_t ON {name} (cal, t)")
             if vendor == "postgresql":
                 # Temporary tables get no statistics otherwise; the next joins are planned on them.
                 cursor.execute(f"ANALYZE {name}")

@@ -174,3 +174,22 @@ def test_breakdowns(cohort):
     assert report["by_queue"]["support"]["tickets"] == report["tickets"]
     assert report["by_channel"]["email"]["tickets"] == report["tickets"]
     assert report["by_tier"][""]["sla"] == report["sla"]
+
+
+def test_sla_on_the_policy_calendar_whatever_the_report_calendar(cohort):
+    """A report on another calendar keeps the SLA outcomes of the policy's calendar and times on its own hours."""
+    always = BusinessCalendar.objects.create(slug="always", name="Always open", time_zone="UTC")
+    for weekday in range(7):
+        OpeningWindow.objects.create(calendar=always, weekday=weekday, start_minute=0, end_minute=24 * 60)
+    on_dublin = report_compute(start=date(2025, 10, 20), end=date(2025, 11, 1), as_of=AS_OF)
+    report = report_compute(start=date(2025, 10, 20), end=date(2025, 11, 1), as_of=AS_OF, calendar=always)
+    assert report["period"]["calendar"] == "always"
+    # The outcomes of test_sla_outcomes, on Dublin's hours: T1's first reply took 120 business minutes
+    # there (achieved) but 5460 minutes of the always-open calendar.
+    assert report["sla"] == on_dublin["sla"]
+    assert report["sla"]["first_reply"]["achieved"] == 3
+    assert report["by_priority"]["normal"]["sla"] == on_dublin["by_priority"]["normal"]["sla"]
+    # Business time on an always-open calendar is calendar time (periods in UTC dates: 20-31 October).
+    assert report["first_reply_minutes"]["business"] == report["first_reply_minutes"]["calendar"]
+    assert report["requester_wait_minutes"]["business"] == report["requester_wait_minutes"]["calendar"]
+    assert report["first_reply_minutes"]["business"] != on_dublin["first_reply_minutes"]["business"]
