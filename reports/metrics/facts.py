@@ -156,6 +156,10 @@ class Facts:
 
 EVENT_KINDS = "('status', 'priority', 'queue', 'assignee', 'merged')"
 
+# The rows of the status-history pass by kind: status rows (creation and
+# status events), the first reply, and the events whose latest value is a key.
+ROW_KINDS = {"status": 0, "reply": 1, "queue": 2, "assignee": 3, "priority": 4, "merged": 5}
+
 
 def _statements(vendor: str, x: str, shared: frozenset[int] = frozenset()) -> list[tuple[str, str]]:
     """(working table, SELECT) in order; ``x`` is the prefix of the working tables' names.
@@ -178,7 +182,7 @@ def _statements(vendor: str, x: str, shared: frozenset[int] = frozenset()) -> li
     def rows(cal: str, join: str) -> str:
         """The status rows and the first reply of each ticket (``join`` may keep some), on calendar ``cal``."""
         return f"""SELECT {cal} AS cal, r.* FROM (
-    SELECT c0.id AS ticket_id, c0.created_us AS at_us, 0 AS seq, 0 AS is_reply,
+    SELECT c0.id AS ticket_id, c0.created_us AS at_us, 0 AS seq, 0 AS row_kind,
            CAST('new' AS TEXT) AS status, CAST(NULL AS TEXT) AS before_status FROM {c_} c0
     UNION ALL SELECT ticket_id, at_us, id, 0, val, bval FROM {e_} WHERE kind = 'status'
     UNION ALL SELECT ticket_id, first_reply_us, 0, 1, NULL, NULL FROM {m_} WHERE first_reply_us IS NOT NULL
@@ -208,8 +212,20 @@ def _statements(vendor: str, x: str, shared: frozenset[int] = frozenset()) -> li
              AS b_before_as_of
   FROM {i_} ci WHERE ci.start_us <= %(as_of_us)s GROUP BY ci.cal
 )"""
-    on_rep = "h.cal = 0 AND h.is_reply = 0"
-    on_pol = "h.cal <> 0 AND h.is_reply = 0"
+    other_kinds = sql_list(kind for kind in ROW_KINDS if kind not in ("status", "reply"))
+    kind_code = "CASE kind " + " ".join(
+        f"WHEN '{kind}' THEN {code}" for kind, code in ROW_KINDS.items() if kind not in ("status", "reply")
+    ) + " END"
+    on_rep = "h.cal = 0 AND h.row_kind = 0"
+    on_pol = "h.cal <> 0 AND h.row_kind = 0"
+
+    def latest(kind: str) -> str:
+        """The ``after`` text of the ticket's last event of ``kind`` by as_of (NULL without one)."""
+        return f"MAX(CASE WHEN h.row_kind = {ROW_KINDS[kind]} AND h.next_us IS NULL THEN h.status END)"
+
+    def has(kind: str) -> str:
+        return f"MAX(CASE WHEN h.row_kind = {ROW_KINDS[kind]} THEN 1 ELSE 0 END)"
+
     solved, unsolved, waiting = SOLVED, UNSOLVED, WAITING
     solve_row = f"h.status IN {solved} AND (h.prev_status IS NULL OR h.prev_status NOT IN {solved})"
     frt_target = "(CAST(c.fr_minutes AS BIGINT) * 60000000)"
@@ -284,8 +300,10 @@ FROM {ci} WHERE calendar_key LIKE %(key_like)s
         # maximum of each is the last interval's); then, per ticket, the status
         # now, the last solve, the waiting time (B at the next row by LEAD),
         # reopens, the first solve, and B at creation, at the last solve and at
-        # the first reply (B never decreases). ``x_*``: on the policy calendar
-        # of other hours (NULL without one).
+        # the first reply (B never decreases); and from the ticket's queue,
+        # assignee, priority and merged events (ordered the same way) the
+        # latest value of each and whether there is one. ``x_*``: on the
+        # policy calendar of other hours (NULL without one).
         (s_, f"""
 WITH points AS (
   {rows(rep, "")}
@@ -293,14 +311,14 @@ WITH points AS (
   {rows("c.pol_cal", f"JOIN {c_} c ON c.id = r.ticket_id AND c.pol_cal <> 0")}
 ),
 merged AS (
-  SELECT cal, at_us AS t, 1 AS is_point, ticket_id, seq, is_reply, status, before_status,
+  SELECT cal, at_us AS t, 1 AS is_point, ticket_id, seq, row_kind, status, before_status,
          CAST(NULL AS BIGINT) AS end_us, CAST(NULL AS BIGINT) AS cum_before_us
   FROM points
   UNION ALL
   SELECT cal, start_us, 0, NULL, NULL, NULL, NULL, NULL, end_us, cum_before_us FROM {i_}
 ),
 carried AS (
-  SELECT cal, t, is_point, ticket_id, seq, is_reply, status, before_status,
+  SELECT cal, t, is_point, ticket_id, seq, row_kind, status, before_status,
          MAX(CASE WHEN is_point = 0 THEN t END) OVER w AS start_us,
          MAX(end_us) OVER w AS end_us,
          MAX(cum_before_us) OVER w AS cum_before_us
@@ -309,10 +327,12 @@ carried AS (
 ),
 {ends},
 timed AS (
-  SELECT ci.cal, ci.ticket_id, ci.t AS at_us, ci.seq, ci.is_reply, ci.status, ci.before_status,
+  SELECT ci.cal, ci.ticket_id, ci.t AS at_us, ci.seq, ci.row_kind, ci.status, ci.before_status,
          COALESCE(ci.cum_before_us + {clipped}, 0) AS b, COALESCE(en.b_as_of, 0) AS b_as_of
   FROM carried ci LEFT JOIN ends en ON en.cal = ci.cal
   WHERE ci.is_point = 1
+  UNION ALL
+  SELECT 0, ticket_id, at_us, id, {kind_code}, val, NULL, NULL, NULL FROM {e_} WHERE kind IN {other_kinds}
 ),
 spans AS (
   SELECT timed.*,
@@ -320,7 +340,7 @@ spans AS (
          LEAD(at_us) OVER w AS next_us,
          LEAD(b) OVER w AS next_b
   FROM timed
-  WINDOW w AS (PARTITION BY ticket_id, cal, is_reply ORDER BY at_us, seq)
+  WINDOW w AS (PARTITION BY ticket_id, cal, row_kind ORDER BY at_us, seq)
 )
 SELECT h.ticket_id,
        MAX(CASE WHEN {on_rep} AND h.next_us IS NULL THEN h.status END) AS status_now,
@@ -332,8 +352,11 @@ SELECT h.ticket_id,
        MAX(CASE WHEN {on_rep} AND h.seq = 0 THEN h.b END) AS rep_created_b,
        MAX(CASE WHEN {on_pol} AND h.seq = 0 THEN h.b END) AS x_created_b,
        MAX(CASE WHEN {on_rep} AND {solve_row} THEN h.b END) AS rep_solve_b,
-       MAX(CASE WHEN h.cal = 0 AND h.is_reply = 1 THEN h.b END) AS rep_reply_b,
-       MAX(CASE WHEN h.cal <> 0 AND h.is_reply = 1 THEN h.b END) AS x_reply_b,
+       MAX(CASE WHEN h.cal = 0 AND h.row_kind = 1 THEN h.b END) AS rep_reply_b,
+       MAX(CASE WHEN h.cal <> 0 AND h.row_kind = 1 THEN h.b END) AS x_reply_b,
+       {has('queue')} AS has_queue, {latest('queue')} AS queue_val,
+       {has('assignee')} AS has_assignee, {latest('assignee')} AS assignee_val,
+       {latest('priority')} AS priority_val, {has('merged')} AS is_merged,
        COUNT(CASE WHEN {on_rep} AND h.before_status IN {solved} AND h.status IN {unsolved} THEN 1 END) AS reopens,
        MIN(CASE WHEN {on_rep} AND h.before_status IN {unsolved} AND h.status IN {solved} THEN h.at_us END)
            AS first_solve_us
@@ -343,47 +366,28 @@ GROUP BY h.ticket_id
         # The facts: the breakdown keys at as_of, the first reply; then the
         # priorities at the fulfilment instants, SLA terms and states, durations.
         (x, f"""
-WITH latest AS (
-  SELECT ticket_id, kind, val FROM (
-    SELECT ticket_id, kind, val,
-           ROW_NUMBER() OVER (PARTITION BY ticket_id, kind ORDER BY at_us DESC, id DESC) AS rn
-    FROM {e_} WHERE kind IN ('queue', 'assignee', 'priority')
-  ) ranked WHERE rn = 1
-),
-keyed AS (
-  SELECT ticket_id,
-         MAX(CASE WHEN kind = 'queue' THEN 1 ELSE 0 END) AS has_queue,
-         MAX(CASE WHEN kind = 'queue' THEN val END) AS queue_val,
-         MAX(CASE WHEN kind = 'assignee' THEN 1 ELSE 0 END) AS has_assignee,
-         MAX(CASE WHEN kind = 'assignee' THEN val END) AS assignee_val,
-         MAX(CASE WHEN kind = 'priority' THEN val END) AS priority_val
-  FROM latest GROUP BY ticket_id
-),
-merged AS (SELECT DISTINCT ticket_id FROM {e_} WHERE kind = 'merged'),
-keys AS (
+WITH keys AS (
   SELECT c.*, s.status_now, s.last_solve_us, s.rwt_c, s.rwt_b, {pol_of('s.rwt_b', 's.x_rwt_b')} AS rwt_pol,
-         fr.first_reply_us, kd.priority_val, s.rep_created_b, {pol_of('s.rep_created_b', 's.x_created_b')} AS pol_created_b,
+         fr.first_reply_us, s.priority_val, s.rep_created_b, {pol_of('s.rep_created_b', 's.x_created_b')} AS pol_created_b,
          s.rep_solve_b, COALESCE(s.rep_reply_b, 0) AS rep_reply_b,
          {pol_of('COALESCE(s.rep_reply_b, 0)', 's.x_reply_b')} AS pol_reply_b, s.reopens, s.first_solve_us, COALESCE(fr.replies, 0) AS replies,
          COALESCE(fr.replies_by_solve, 0) AS replies_by_solve,
          CASE WHEN fr.enduser_by_solve_us > fr.first_reply_us THEN 1 ELSE 0 END AS late_message,
          CASE WHEN c.is_spam OR c.is_deleted THEN 'excluded'
               WHEN c.initiator = 'outbound' THEN 'outbound'
-              WHEN mg.ticket_id IS NOT NULL THEN 'merged'
+              WHEN s.is_merged = 1 THEN 'merged'
               ELSE 'in' END AS scope,
          COALESCE(CASE WHEN c.has_created = 1 THEN c.created_priority END, c.current_priority) AS created_priority_key,
-         COALESCE(CASE WHEN kd.has_queue = 1 THEN kd.queue_val
+         COALESCE(CASE WHEN s.has_queue = 1 THEN s.queue_val
                        WHEN c.has_created = 1 THEN c.created_queue
                        ELSE c.current_queue END, '') AS queue_key,
-         CASE WHEN kd.has_assignee = 1 THEN kd.assignee_val
+         CASE WHEN s.has_assignee = 1 THEN s.assignee_val
               WHEN c.has_created = 1 THEN c.created_assignee
               ELSE CAST(c.current_assignee AS TEXT) END AS assignee_val,
          COALESCE(oo.tier, '') AS tier_key,
          CASE WHEN s.status_now IN {solved} THEN 1 ELSE 0 END AS solved_now
   FROM {c_} c
   JOIN {s_} s ON s.ticket_id = c.id
-  LEFT JOIN keyed kd ON kd.ticket_id = c.id
-  LEFT JOIN merged mg ON mg.ticket_id = c.id
   LEFT JOIN {m_} fr ON fr.ticket_id = c.id
   LEFT JOIN {cu} cc ON cc.id = c.customer_id
   LEFT JOIN {o} oo ON oo.id = cc.organization_id
