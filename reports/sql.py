@@ -8,7 +8,7 @@ microsecond:
 * PostgreSQL: ``EXTRACT(EPOCH FROM x)`` is ``numeric`` (PostgreSQL 14 and
   later), exact to the microsecond, then cast to ``bigint``;
 * SQLite: Django stores ``YYYY-MM-DD HH:MM:SS[.ffffff]`` text in UTC, so the
-  value is ``strftime('%s')`` seconds plus the fraction digits.
+  value is ``strftime('%s')`` of the whole seconds plus the fraction digits.
 
 Business time uses the calendar's open intervals materialised in
 ``reports_calendarinterval`` (``reports.calendar_intervals``): the business
@@ -50,9 +50,11 @@ def epoch_us_sql(expr: str, vendor: str) -> str:
     """Integer microseconds since 1970 UTC of a datetime column or parameter ``expr``."""
     if vendor == "postgresql":
         return f"(EXTRACT(EPOCH FROM {expr}) * 1000000)::bigint"
-    # '%%' because the text is later formatted with the query's parameters.
+    # '%%' because the text is later formatted with the query's parameters. The whole
+    # seconds from the text's first 19 characters: SQLite's own parsing keeps
+    # milliseconds and would round .9995 and above up to the next second.
     return (
-        f"(CAST(strftime('%%s', {expr}) AS INTEGER) * 1000000"
+        f"(CAST(strftime('%%s', substr({expr}, 1, 19)) AS INTEGER) * 1000000"
         f" + CASE WHEN length({expr}) > 19 THEN CAST(substr({expr} || '000000', 21, 6) AS INTEGER) ELSE 0 END)"
     )
 

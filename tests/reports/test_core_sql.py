@@ -29,9 +29,14 @@ def test_epoch_micros_is_exact_with_and_without_microseconds(customer, queue):
                           at=datetime(2025, 10, 26, 0, 59, 59, tzinfo=UTC))
     fraction = ticket_create(customer=customer, subject="b", channel="email", actor=Actor.system(), queue=queue,
                              at=datetime(2025, 10, 26, 1, 0, 0, 1, tzinfo=UTC))
+    # A fraction of a second that rounding to milliseconds would carry into the next second.
+    last = ticket_create(customer=customer, subject="c", channel="email", actor=Actor.system(), queue=queue,
+                         at=datetime(2025, 10, 26, 0, 59, 59, 999_999, tzinfo=UTC))
     values = dict(Ticket.objects.annotate(us=EpochMicros("created_at")).values_list("pk", "us"))
     # 2025-10-26T00:59:59Z is 1761440399 s since 1970.
-    assert values == {whole.pk: 1_761_440_399_000_000, fraction.pk: 1_761_440_400_000_001}
+    assert values == {
+        whole.pk: 1_761_440_399_000_000, fraction.pk: 1_761_440_400_000_001, last.pk: 1_761_440_399_999_999,
+    }
 
 
 def test_open_intervals_carry_the_time_open_before_them():
