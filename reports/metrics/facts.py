@@ -188,9 +188,13 @@ def _statements(vendor: str, x: str, shared: frozenset[int] = frozenset()) -> li
     UNION ALL SELECT ticket_id, first_reply_us, 0, 1, NULL, NULL FROM {m_} WHERE first_reply_us IS NOT NULL
   ) r {join}"""
 
+    def clip_on(instant: str, start: str, end: str) -> str:
+        """The open time of the interval [start, end) up to ``instant``."""
+        return least_sql(greatest_sql(f"{instant} - {start}", "0", vendor), f"{end} - {start}", vendor)
+
     def clip(instant: str) -> str:
         """The open time of interval ``ci`` up to ``instant``."""
-        return least_sql(greatest_sql(f"{instant} - ci.start_us", "0", vendor), "ci.end_us - ci.start_us", vendor)
+        return clip_on(instant, "ci.start_us", "ci.end_us")
 
     def pol_of(report_b: str, other_b: str) -> str:
         """A figure on the ticket's policy calendar: the report's on calendar 0, 0 without a calendar."""
@@ -203,7 +207,6 @@ def _statements(vendor: str, x: str, shared: frozenset[int] = frozenset()) -> li
     if shared:
         ids = ", ".join(str(int(pk)) for pk in sorted(shared))
         policy_calendar = f"CASE WHEN {policy_calendar} IN ({ids}) THEN 0 ELSE {policy_calendar} END"
-    clipped = clip("ci.t")
     # B at as_of and just before it, per calendar: the largest over the
     # intervals starting by then (B never decreases), 0 without one.
     ends = f"""ends AS (
@@ -305,32 +308,42 @@ FROM {ci} WHERE calendar_key LIKE %(key_like)s
         # latest value of each and whether there is one. ``x_*``: on the
         # policy calendar of other hours (NULL without one).
         (s_, f"""
-WITH points AS (
+WITH RECURSIVE slot_numbers(k) AS (
+  SELECT CAST(%(first_slot)s AS BIGINT) UNION ALL SELECT k + 1 FROM slot_numbers WHERE k < %(last_slot)s
+),
+slot_starts AS (
+  SELECT cc.cal, sn.k, sn.k * %(slot_us)s AS t, 1 AS is_slot,
+         CAST(NULL AS BIGINT) AS start_us, CAST(NULL AS BIGINT) AS end_us, CAST(NULL AS BIGINT) AS cum_before_us
+  FROM (SELECT DISTINCT cal FROM {i_}) cc CROSS JOIN slot_numbers sn
+  UNION ALL
+  SELECT cal, NULL, start_us, 0, start_us, end_us, cum_before_us FROM {i_}
+),
+slots AS (
+  SELECT sc.cal, sc.k, sc.prev_start, sc.prev_end, sc.prev_cum,
+         iv.start_us AS in_start, iv.end_us AS in_end, iv.cum_before_us AS in_cum
+  FROM (
+    SELECT cal, k, is_slot,
+           MAX(start_us) OVER w AS prev_start, MAX(end_us) OVER w AS prev_end, MAX(cum_before_us) OVER w AS prev_cum
+    FROM slot_starts
+    WINDOW w AS (PARTITION BY cal ORDER BY t, is_slot DESC ROWS UNBOUNDED PRECEDING)
+  ) sc
+  LEFT JOIN {i_} iv ON iv.cal = sc.cal AND iv.start_us / %(slot_us)s = sc.k
+  WHERE sc.is_slot = 1
+),
+points AS (
   {rows(rep, "")}
   UNION ALL
   {rows("c.pol_cal", f"JOIN {c_} c ON c.id = r.ticket_id AND c.pol_cal <> 0")}
 ),
-merged AS (
-  SELECT cal, at_us AS t, 1 AS is_point, ticket_id, seq, row_kind, status, before_status,
-         CAST(NULL AS BIGINT) AS end_us, CAST(NULL AS BIGINT) AS cum_before_us
-  FROM points
-  UNION ALL
-  SELECT cal, start_us, 0, NULL, NULL, NULL, NULL, NULL, end_us, cum_before_us FROM {i_}
-),
-carried AS (
-  SELECT cal, t, is_point, ticket_id, seq, row_kind, status, before_status,
-         MAX(CASE WHEN is_point = 0 THEN t END) OVER w AS start_us,
-         MAX(end_us) OVER w AS end_us,
-         MAX(cum_before_us) OVER w AS cum_before_us
-  FROM merged
-  WINDOW w AS (PARTITION BY cal ORDER BY t, is_point ROWS UNBOUNDED PRECEDING)
-),
 {ends},
 timed AS (
-  SELECT ci.cal, ci.ticket_id, ci.t AS at_us, ci.seq, ci.row_kind, ci.status, ci.before_status,
-         COALESCE(ci.cum_before_us + {clipped}, 0) AS b, COALESCE(en.b_as_of, 0) AS b_as_of
-  FROM carried ci LEFT JOIN ends en ON en.cal = ci.cal
-  WHERE ci.is_point = 1
+  SELECT p.cal, p.ticket_id, p.at_us, p.seq, p.row_kind, p.status, p.before_status,
+         CASE WHEN sl.in_start <= p.at_us THEN sl.in_cum + {clip_on('p.at_us', 'sl.in_start', 'sl.in_end')}
+              ELSE COALESCE(sl.prev_cum + {clip_on('p.at_us', 'sl.prev_start', 'sl.prev_end')}, 0) END AS b,
+         COALESCE(en.b_as_of, 0) AS b_as_of
+  FROM points p
+  LEFT JOIN slots sl ON sl.cal = p.cal AND sl.k = p.at_us / %(slot_us)s
+  LEFT JOIN ends en ON en.cal = p.cal
   UNION ALL
   SELECT 0, ticket_id, at_us, id, {kind_code}, val, NULL, NULL, NULL FROM {e_} WHERE kind IN {other_kinds}
 ),
@@ -454,6 +467,31 @@ FROM sla c
     ]
 
 
+_DAY_US = 86_400_000_000
+
+
+def _slots(cursor: Any, intervals: str, *, first_us: int, last_us: int) -> dict[str, int]:
+    """The slots that business time is looked up by: slot k is [k * slot_us, (k + 1) * slot_us).
+
+    ``slot_us`` is the shortest step between two starts of intervals of one
+    calendar (a day when no calendar has two), so no slot holds two starts,
+    and B at an instant is found from its slot's row alone: the interval
+    starting in the slot by then, else the last one starting before the
+    slot. The slots run from the first interval or ``first_us`` (the earlier)
+    to ``last_us`` (as_of, which no instant of the facts passes); before
+    them no interval has started, so B is 0.
+    """
+    cursor.execute(
+        f"SELECT MIN(start_us - previous_us), MIN(start_us) FROM ("
+        f" SELECT start_us, LAG(start_us) OVER (PARTITION BY cal ORDER BY start_us) AS previous_us FROM {intervals}"
+        ") steps"
+    )
+    step, first_start = cursor.fetchone()
+    slot_us = int(step) if step else _DAY_US
+    first = min(first_us, int(first_start)) if first_start is not None else first_us
+    return {"slot_us": slot_us, "first_slot": first // slot_us, "last_slot": max(last_us, first) // slot_us}
+
+
 @contextmanager
 def ticket_facts(
     *, start_utc: datetime, end_utc: datetime, as_of: datetime, report_key: str, key_prefix: str,
@@ -498,6 +536,9 @@ def ticket_facts(
         for name, select in statements:
             used = {key: value for key, value in params.items() if f"%({key})s" in select}
             cursor.execute(f"CREATE TEMPORARY TABLE {name} AS {select}", used)
+            if name == f"{table}_i":
+                params.update(_slots(cursor, name, first_us=min(epoch_us(start_utc), params["as_of_us"]),
+                                     last_us=params["as_of_us"]))
             if vendor == "postgresql":
                 # Temporary tables get no statistics otherwise; the next joins are planned on them.
                 cursor.execute(f"ANALYZE {name}")
