@@ -528,9 +528,9 @@ WITH candidates AS (
 ),
 people AS (
   SELECT q.id AS qid, q.topic_id AS q_topic, q.same_issue_as_id AS q_same, q.first_reply_us, q.first_solve_us,
-         cx.id AS customer_id
-  FROM candidates q JOIN {cu} cx ON cx.id = q.root
-  UNION
+         q.root AS customer_id
+  FROM candidates q
+  UNION ALL
   SELECT q.id, q.topic_id, q.same_issue_as_id, q.first_reply_us, q.first_solve_us, cx.id
   FROM candidates q JOIN {cu} cx ON cx.merged_into_id = q.root
 ),
@@ -545,6 +545,7 @@ merged_in AS (
   SELECT pe.qid, pe.first_reply_us, pe.first_solve_us, x.id AS xid, {ep('x.created_at')} AS created_us
   FROM people pe JOIN {t} x ON x.merged_into_id = pe.qid AND x.customer_id = pe.customer_id
   WHERE x.initiator = 'inbound' AND x.is_spam = {_false(vendor)} AND x.id <> pe.qid
+    AND x.merged_into_id >= %(first_id)s AND x.merged_into_id <= %(last_id)s
 ),
 merges AS (
   SELECT p.qid, p.created_us, p.first_reply_us, p.first_solve_us, {ep('v.at')} AS merged_us
@@ -626,7 +627,7 @@ def quality_figures(facts: Facts, *, window_hours: int = FCR_WINDOW_HOURS) -> Re
             cursor.execute(f"ANALYZE {flagged}")
         pairs_from, pairs_until = _pairs_bounds(cursor, flagged, window_hours)
         cursor.execute(f"CREATE TEMPORARY TABLE {rows} AS {final}", {
-            "as_of": params["as_of"],
+            "as_of": params["as_of"], "first_id": params["first_id"], "last_id": params["last_id"],
             "pairs_from": connection.ops.adapt_datetimefield_value(pairs_from),
             "pairs_until": connection.ops.adapt_datetimefield_value(pairs_until),
         })
