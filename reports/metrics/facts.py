@@ -270,19 +270,22 @@ WITH first_solve AS (
   SELECT ticket_id, MIN(at_us) AS first_solve_us FROM {e_}
   WHERE kind = 'status' AND bval IN {unsolved} AND val IN {solved} GROUP BY ticket_id
 ),
+solves AS (
+  SELECT c.id, fs.first_solve_us FROM {c_} c LEFT JOIN first_solve fs ON fs.ticket_id = c.id
+),
 public AS (
-  SELECT mm.ticket_id, mm.kind, {ep('mm.created_at')} AS at_us
-  FROM {c_} c JOIN {m} mm ON mm.ticket_id = c.id
+  SELECT mm.ticket_id, mm.kind, {ep('mm.created_at')} AS at_us, cs.first_solve_us
+  FROM solves cs JOIN {m} mm ON mm.ticket_id = cs.id
   WHERE mm.kind IN ('public_agent', 'public_enduser') AND mm.created_at <= %(as_of)s
     AND mm.ticket_id >= %(first_id)s AND mm.ticket_id <= %(last_id)s
 )
 SELECT pm.ticket_id,
        MIN(CASE WHEN pm.kind = 'public_agent' THEN pm.at_us END) AS first_reply_us,
        COUNT(CASE WHEN pm.kind = 'public_agent' THEN 1 END) AS replies,
-       COUNT(CASE WHEN pm.kind = 'public_agent' AND pm.at_us <= fs.first_solve_us THEN 1 END) AS replies_by_solve,
-       MAX(CASE WHEN pm.kind = 'public_enduser' AND pm.at_us <= fs.first_solve_us THEN pm.at_us END)
+       COUNT(CASE WHEN pm.kind = 'public_agent' AND pm.at_us <= pm.first_solve_us THEN 1 END) AS replies_by_solve,
+       MAX(CASE WHEN pm.kind = 'public_enduser' AND pm.at_us <= pm.first_solve_us THEN pm.at_us END)
            AS enduser_by_solve_us
-FROM public pm LEFT JOIN first_solve fs ON fs.ticket_id = pm.ticket_id
+FROM public pm
 GROUP BY pm.ticket_id
 """),
         # This computation's calendar intervals, by calendar number.
@@ -412,12 +415,14 @@ base AS (
 {ends},
 prio_at AS (
   SELECT ticket_id, which, val FROM (
-    SELECT k.id AS ticket_id, w.which, pe.val,
-           ROW_NUMBER() OVER (PARTITION BY k.id, w.which ORDER BY pe.at_us DESC, pe.id DESC) AS rn
-    FROM base k
+    SELECT pe.ticket_id, w.which, pe.val,
+           ROW_NUMBER() OVER (PARTITION BY pe.ticket_id, w.which ORDER BY pe.at_us DESC, pe.id DESC) AS rn
+    FROM {e_} pe
+    JOIN {s_} ss ON ss.ticket_id = pe.ticket_id
+    LEFT JOIN {m_} mf ON mf.ticket_id = pe.ticket_id
     JOIN (SELECT 'reply' AS which UNION ALL SELECT 'solve') w ON 1 = 1
-    JOIN {e_} pe ON pe.ticket_id = k.id AND pe.kind = 'priority'
-         AND pe.at_us <= CASE WHEN w.which = 'reply' THEN k.first_reply_us ELSE k.last_solve_us END
+    WHERE pe.kind = 'priority'
+      AND pe.at_us <= CASE WHEN w.which = 'reply' THEN mf.first_reply_us ELSE ss.last_solve_us END
   ) ranked WHERE rn = 1
 ),
 prio AS (

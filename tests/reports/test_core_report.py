@@ -19,7 +19,12 @@ from reports.services import DEFINITIONS_VERSION, report_compute
 from servicedesk.sla.models import BusinessCalendar, Holiday, OpeningWindow, SlaPolicy, SlaTarget
 from servicedesk.tickets.events import Actor
 from servicedesk.tickets.services.replies import ticket_reply_create
-from servicedesk.tickets.services.tickets import ticket_create, ticket_merge, ticket_status_change
+from servicedesk.tickets.services.tickets import (
+    ticket_create,
+    ticket_merge,
+    ticket_priority_change,
+    ticket_status_change,
+)
 from tests.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db
@@ -193,3 +198,26 @@ def test_sla_on_the_policy_calendar_whatever_the_report_calendar(cohort):
     assert report["first_reply_minutes"]["business"] == report["first_reply_minutes"]["calendar"]
     assert report["requester_wait_minutes"]["business"] == report["requester_wait_minutes"]["calendar"]
     assert report["first_reply_minutes"]["business"] != on_dublin["first_reply_minutes"]["business"]
+
+
+def test_sla_targets_take_the_priority_at_each_fulfilment(policy, queue, agent, customer):
+    # P1: normal when answered at 09:40Z (40 <= 120 business minutes: achieved); raised to urgent at
+    # 10:00Z, then solved at 15:00Z: the resolution takes urgent's 240 calendar minutes, and 360 minutes
+    # of requester wait breach it (normal's 480 business minutes would have been met).
+    p1 = opened(customer, queue, utc(20, 9), assignee=agent)
+    reply(p1, agent, utc(20, 9, 40))
+    ticket_priority_change(ticket=p1, priority="urgent", actor=SYSTEM, at=utc(20, 10))
+    status(p1, "solved", utc(20, 15))
+    # P2: raised to urgent at 09:05Z, before its reply at 09:40Z: 40 > 30 calendar minutes, breached.
+    # Unsolved, so its resolution takes the priority at as_of, urgent, long breached.
+    p2 = opened(customer, queue, utc(20, 9))
+    ticket_priority_change(ticket=p2, priority="urgent", actor=SYSTEM, at=utc(20, 9, 5))
+    reply(p2, agent, utc(20, 9, 40))
+    report = report_compute(start=date(2025, 10, 20), end=date(2025, 10, 21), as_of=AS_OF)
+    assert report["sla"]["first_reply"] == {"achieved": 1, "breached": 1, "active": 0, "cancelled": 0, "rate": 0.5}
+    assert report["sla"]["resolution"] == {"achieved": 0, "breached": 2, "active": 0, "paused": 0, "rate": 0.0}
+    assert sorted(report["by_priority"]) == ["urgent"]
+    # Each ticket's own outcomes, P1 assigned to ann and P2 unassigned.
+    p1_sla, p2_sla = report["by_agent"]["ann@corp.example"]["sla"], report["by_agent"][""]["sla"]
+    assert (p1_sla["first_reply"]["achieved"], p1_sla["resolution"]["breached"]) == (1, 1)
+    assert (p2_sla["first_reply"]["breached"], p2_sla["resolution"]["breached"]) == (1, 1)
