@@ -28,11 +28,11 @@ into working tables, and their public messages summed per ticket in one pass;
 the reads are bounded to the cohort's ticket-id range (index ranges, not
 whole tables). Everything else is joins, window functions and grouping over
 those tables, never a lookup per ticket and figure. Business time B(t) is
-computed in the pass over the status history: the status rows and first
-replies are sorted together with the calendar's intervals, and each row
-carries the last interval starting at or before it (``reports.sql``). The working tables
-of the cohort, its events and its message sums stay until the block ends,
-for the quality figures (``reports.metrics.quality``).
+computed in the pass over the status history: each status row and first
+reply finds the last interval starting at or before it (``reports.sql``)
+through its slot, by one hash join on a small table of slots (``_slots``).
+The working tables of the cohort, its events and its message sums stay
+until the block ends, for the quality figures (``reports.metrics.quality``).
 """
 
 from __future__ import annotations
@@ -299,11 +299,12 @@ FROM {ci} WHERE calendar_key LIKE %(key_like)s
         # status event, ordered by instant and id; a row lasts until the next
         # row's instant, or as_of) and its first reply, each on the report's
         # calendar 0 and, for a policy calendar of other hours, on that one
-        # too: B of every row in one pass over the rows and the intervals
-        # sorted together (each row carries the last interval starting at or
-        # before it: a calendar's intervals do not overlap, so their starts,
-        # ends and open time before them all grow together, and the running
-        # maximum of each is the last interval's); then, per ticket, the status
+        # too. B of every row from its slot's row: the interval starting in
+        # the slot if it started by then, else the last one starting before
+        # the slot (the slots and the intervals sorted together: a calendar's
+        # intervals do not overlap, so their starts, ends and open time before
+        # them all grow together, and the running maximum of each is the last
+        # interval's). Then, per ticket, the status
         # now, the last solve, the waiting time (B at the next row by LEAD),
         # reopens, the first solve, and B at creation, at the last solve and at
         # the first reply (B never decreases); and from the ticket's queue,
