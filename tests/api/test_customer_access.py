@@ -79,3 +79,19 @@ def test_signed_in_user_without_customer_record_sees_nothing(tickets):
     assert listing.json() == {"count": 0, "next": None, "previous": None, "results": []}
     assert detail.status_code == 404
     assert customers.json() == {"count": 0, "next": None, "previous": None, "results": []}
+
+
+def test_customers_do_not_get_the_desks_tags_and_sla_fields(customer_api, agent_api, tickets):
+    own = tickets["own_web"]
+    agent_only = {"tags", "sla_policy", "sla_due_at", "sla_targets"}
+
+    listed = customer_api.get("/api/v1/tickets/").json()["results"]
+    detail = customer_api.get(f"/api/v1/tickets/{own.reference}/").json()
+    created = customer_api.post("/api/v1/tickets/", {"subject": "Another", "text": "Hello"}, format="json")
+
+    assert created.status_code == 201
+    for body in (*listed, detail, created.json()):
+        assert agent_only.isdisjoint(body), body
+        assert {"reference", "status", "priority", "created_at", "first_reply_at"} <= set(body)
+    agent_detail = agent_api.get(f"/api/v1/tickets/{own.reference}/").json()
+    assert agent_only <= set(agent_detail)

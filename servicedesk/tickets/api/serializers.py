@@ -18,6 +18,7 @@ from servicedesk.accounts.models import User
 from servicedesk.accounts.roles import sees_all_queues
 from servicedesk.sla.models import TargetHours
 from servicedesk.tickets.access import queues_visible_to
+from servicedesk.tickets.api.permissions import caller_is_customer
 from servicedesk.tickets.models import (
     Customer,
     Identity,
@@ -75,7 +76,14 @@ class TicketTargetSerializer(serializers.Serializer):
 
 
 class TicketSerializer(serializers.Serializer):
-    """One ticket as listed; every related row comes from ``selectors.ticket_list``."""
+    """One ticket as listed; every related row comes from ``selectors.ticket_list``.
+
+    The desk's own working data (tags and the SLA policy, due instant and
+    targets) is for agents: a customer's token gets the ticket without those
+    fields.
+    """
+
+    AGENT_ONLY = ("tags", "sla_policy", "sla_due_at", "sla_targets")
 
     reference = serializers.CharField(read_only=True)
     subject = serializers.CharField(read_only=True)
@@ -101,6 +109,14 @@ class TicketSerializer(serializers.Serializer):
     sla_targets = TicketTargetSerializer(many=True, read_only=True)
     merged_into = serializers.SerializerMethodField()
     url = serializers.SerializerMethodField()
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        request = self.context.get("request")
+        if request is not None and caller_is_customer(request):
+            for name in self.AGENT_ONLY:
+                fields.pop(name)
+        return fields
 
     @extend_schema_field(serializers.ListField(child=serializers.CharField()))
     def get_tags(self, ticket: Ticket) -> list[str]:
