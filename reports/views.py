@@ -20,7 +20,7 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -352,16 +352,25 @@ def definitions(request: HttpRequest) -> HttpResponse:
     return render(request, "reports/definitions.html", {"version": definitions_version()})
 
 
-def _export_figures(request: HttpRequest) -> tuple[Choice, dict[str, Any]]:
-    _form, choice = _choice(request.GET, timezone.now())
+def _export_figures(request: HttpRequest) -> tuple[Choice, dict[str, Any]] | HttpResponse:
+    """The figures of the period shown on the dashboard, or the response that refuses the export.
+
+    An invalid period or calendar is a 400 with the form's errors. A period
+    never computed sends the manager to the dashboard, which starts computing
+    it, with a note to export once it is shown.
+    """
+    form, choice = _choice(request.GET, timezone.now())
     if choice is None:
-        raise Http404(_("Choose a valid period and calendar."))
+        errors = [str(error) for field_errors in form.errors.values() for error in field_errors]
+        text = "\n".join([str(_("Choose a valid period and calendar.")), *errors])
+        return HttpResponseBadRequest(text, content_type="text/plain; charset=utf-8")
     job = _job_from(request)
     if job is not None and job.status == JobStatus.DONE and job.result is not None:
         return choice, job.result
     snapshot = snapshot_latest(calendar=choice.calendar, start=choice.start, end=choice.end)
     if snapshot is None:
-        raise Http404(_("This report has not been computed yet; open it on the dashboard first."))
+        messages.info(request, _("This report is being computed. Export it once the dashboard shows it."))
+        return redirect(reverse("reports:dashboard") + "?" + choice.query())
     return choice, snapshot.figures
 
 
@@ -372,7 +381,10 @@ def _filename(choice: Choice, extension: str) -> str:
 @require_GET
 @manager_required
 def export_csv(request: HttpRequest) -> HttpResponse:
-    choice, figures = _export_figures(request)
+    found = _export_figures(request)
+    if isinstance(found, HttpResponse):
+        return found
+    choice, figures = found
     response = HttpResponse(report_csv(figures), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{_filename(choice, "csv")}"'
     return response
@@ -381,7 +393,10 @@ def export_csv(request: HttpRequest) -> HttpResponse:
 @require_GET
 @manager_required
 def export_xlsx(request: HttpRequest) -> HttpResponse:
-    choice, figures = _export_figures(request)
+    found = _export_figures(request)
+    if isinstance(found, HttpResponse):
+        return found
+    choice, figures = found
     response = HttpResponse(
         report_xlsx(figures), content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     )

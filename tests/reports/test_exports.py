@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 from openpyxl import load_workbook
 
 from reports.exports import report_csv, report_xlsx
+from reports.models import ReportJob
 from tests.reports.delivery_helpers import calendar_make, ticket_opened
 
 FIGURES = {
@@ -109,6 +110,19 @@ def test_the_shown_report_downloads_as_csv_and_xlsx(computed):
     assert ("tickets.in_scope", 1) in [tuple(r) for r in book["figures"].iter_rows(values_only=True)]
 
 
-def test_a_period_never_computed_is_not_found(computed):
-    response = computed.get("/desk/reports/export.csv", {**QUERY, "start": "2025-09-01"})
-    assert response.status_code == 404
+def test_a_period_never_computed_goes_to_the_dashboard_which_computes_it(computed):
+    query = {**QUERY, "start": "2025-09-01"}
+    response = computed.get("/desk/reports/export.csv", query)
+    assert response.status_code == 302
+    assert response["Location"] == "/desk/reports/?calendar=dublin&preset=custom&start=2025-09-01&end=2025-10-24"
+    page = computed.get(response["Location"]).content.decode()
+    assert "This report is being computed. Export it once the dashboard shows it." in page
+    assert ReportJob.objects.filter(start=date(2025, 9, 1), end=date(2025, 10, 24)).exists()
+
+
+@pytest.mark.parametrize("path", ["/desk/reports/export.csv", "/desk/reports/export.xlsx"])
+def test_an_invalid_period_is_a_bad_request_that_says_why(computed, path):
+    response = computed.get(path, {**QUERY, "start": "2025-10-30"})
+    assert response.status_code == 400
+    assert response["Content-Type"] == "text/plain; charset=utf-8"
+    assert response.content.decode().startswith("Choose a valid period and calendar.\n")
