@@ -234,6 +234,6 @@ def test_an_agent_who_opens_the_reports_is_refused(browser, live_server, tmp_pat
         response = page.goto(f"{live_server.url}{path}")
         assert response.status == 403
         assert page.url == f"{live_server.url}{path}"
-        assert "403 Forbidden" in page.inner_text("body")
+        assert "Access denied" in page.locator("h1").inner_text()
         assert page.locator(".report-tiles, table.staffing-grid").count() == 0
     page.screenshot(path=str(tmp_path / "refused.png"), full_page=True)
