@@ -132,14 +132,21 @@ def _batch(
     notices: list[list[Any]] = []
     with transaction.atomic():
         # Tickets first, in ascending id order, as every ticket service locks them.
-        tickets = list(
+        locked = list(
             Ticket.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("sla_policy__calendar")
             .prefetch_related("sla_policy__targets")
             .filter(pk__in=ticket_ids)
             .order_by("pk")
         )
-        counts.skipped += len(ticket_ids) - len(tickets)
+        counts.skipped += len(ticket_ids) - len(locked)
+        # Another run may have checked some of them between the read of the due
+        # rows and the locks; read after the locks, its work is seen and not redone.
+        still_due = set(
+            TicketTarget.objects.filter(ticket_id__in=[ticket.pk for ticket in locked], next_check_at__lte=now)
+            .values_list("ticket_id", flat=True)
+        )
+        tickets = [ticket for ticket in locked if ticket.pk in still_due]
         specs.preload([ticket.pk for ticket in tickets])
         for ticket in tickets:
             try:

@@ -11,12 +11,13 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from servicedesk.notifications.models import Notification
-from servicedesk.sla.breach import BreachCheckCounts, sla_breach_check, sla_notices_send
+from servicedesk.sla.breach import BreachCheckCounts, _batch, _due, _RuleCache, sla_breach_check, sla_notices_send
 from servicedesk.sla.models import SlaPolicy, SlaTarget
 from servicedesk.sla.tasks import sla_breach_check_task
 from servicedesk.tickets.events import Actor
 from servicedesk.tickets.models import TicketEvent, TicketTarget
 from servicedesk.tickets.services.replies import ticket_reply_create
+from servicedesk.tickets.services.sla import SpecCache
 from servicedesk.tickets.services.tickets import ticket_status_change
 from tests.sla.conftest import T0, agent_make, minutes, open_ticket, queue_make, targets
 
@@ -240,3 +241,20 @@ def test_a_recipient_time_zone_and_language_shape_the_notice(standard, support, 
     assert notification.user == zoe
     assert "2025-10-20 18:00 CST" in notification.body
     assert ticket.reference in mail.outbox[0].subject
+
+
+def test_a_run_that_locks_a_ticket_another_run_has_just_checked_leaves_it(
+    standard, support, ann, django_capture_on_commit_callbacks
+):
+    ticket = open_ticket(support, assignee=ann)
+    now = T0 + minutes(70)
+    # Run B reads the due rows; run A checks the ticket and commits before B takes the lock.
+    stale = sorted({ticket_id for _at, _pk, ticket_id in _due(now=now, after=None, limit=10)})
+    assert stale == [ticket.pk]
+    assert check(now, django_capture_on_commit_callbacks).breaches == 1
+    counts = BreachCheckCounts()
+    with django_capture_on_commit_callbacks(execute=True):
+        _batch(stale, now=now, specs=SpecCache(), rules=_RuleCache(), counts=counts)
+    # B finds nothing due any more: no second check, no second notice.
+    assert counts == BreachCheckCounts()
+    assert Notification.objects.filter(kind="sla_breach").count() == 1
