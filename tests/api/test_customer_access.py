@@ -95,3 +95,18 @@ def test_customers_do_not_get_the_desks_tags_and_sla_fields(customer_api, agent_
         assert {"reference", "status", "priority", "created_at", "first_reply_at"} <= set(body)
     agent_detail = agent_api.get(f"/api/v1/tickets/{own.reference}/").json()
     assert agent_only <= set(agent_detail)
+
+
+def refs(response) -> list[str]:
+    return [item["reference"] for item in response.json()["results"]]
+
+
+def test_a_customers_list_ignores_the_sla_filters_and_sort(customer_api, tickets):
+    newest_update_first = refs(customer_api.get("/api/v1/tickets/"))
+    for query in (
+        {"due": "overdue"}, {"due": "hour"}, {"breaching_within": "60"}, {"due_before": "2000-01-01T00:00:00Z"},
+        {"breaching_within": "not a number"}, {"ordering": "sla_due_at"}, {"sort": "-due"},
+    ):
+        response = customer_api.get("/api/v1/tickets/", query)
+        assert response.status_code == 200, query
+        assert refs(response) == newest_update_first, query

@@ -37,9 +37,16 @@ class TicketSlaParamsSerializer(serializers.Serializer):
 SLA_PARAMS = tuple(TicketSlaParamsSerializer().fields)
 
 
-def ticket_filters_from(params: Any) -> TicketFilters:
-    """The list filters from the query string; raises ValidationError (400) for a bad SLA parameter."""
+def ticket_filters_from(params: Any, *, agent: bool = True) -> TicketFilters:
+    """The list filters from the query string; raises ValidationError (400) for a bad SLA parameter.
+
+    Not ``agent`` (a customer's token): the SLA is the desk's working data, so
+    its filters and its sort are left out, like parameters the list does not know.
+    """
     filters = TicketFilters.from_params(params)
+    if not agent:
+        sort = "-updated" if filters.sort.lstrip("-") == "due" else filters.sort
+        return dataclasses.replace(filters, due=None, sort=sort)
     given = {name: params.get(name) for name in SLA_PARAMS if (params.get(name) or "").strip()}
     if not given:
         return filters

@@ -184,7 +184,8 @@ class TicketListView(generics.ListCreateAPIView):
     permission_classes = [IsAuthenticated, AgentOrCustomer]
 
     def get_queryset(self) -> QuerySet[Ticket]:
-        return ticket_list(user=self.request.user, filters=ticket_filters_from(self.request.query_params))
+        filters = ticket_filters_from(self.request.query_params, agent=caller_is_agent(self.request))
+        return ticket_list(user=self.request.user, filters=filters)
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         external_id = idempotency_external_id(request)
