@@ -154,11 +154,14 @@ class Facts:
         return epoch_us(self.as_of)
 
 
-EVENT_KINDS = "('status', 'priority', 'queue', 'assignee', 'merged')"
+EVENT_KINDS = "('status', 'priority', 'queue', 'assignee', 'merged', 'spam')"
 
 # The rows of the status-history pass by kind: status rows (creation and
 # status events), the first reply, and the events whose latest value is a key.
-ROW_KINDS = {"status": 0, "reply": 1, "queue": 2, "assignee": 3, "priority": 4, "merged": 5}
+ROW_KINDS = {"status": 0, "reply": 1, "queue": 2, "assignee": 3, "priority": 4, "merged": 5, "spam": 6}
+
+# A JSON true as the text of ``json_text_sql`` on either database ('true', or SQLite's 1).
+TRUE_TEXTS = "('1', 'true')"
 
 
 def _statements(vendor: str, x: str, shared: frozenset[int] = frozenset()) -> list[tuple[str, str]]:
@@ -238,7 +241,9 @@ def _statements(vendor: str, x: str, shared: frozenset[int] = frozenset()) -> li
         return f"(CASE WHEN {hours} = 'business' THEN {greatest(f'{end_b} - {start_b}', '0')} ELSE {end_us} - {start_us} END)"
 
     return [
-        # The cohort: the ticket's columns and what its ``created`` event recorded.
+        # The cohort: the ticket's columns and what its ``created`` event recorded;
+        # ``spam_base``: spam at as_of unless a spam event by then says otherwise
+        # (the ``before`` of the first spam event after as_of, else the column).
         (c_, f"""
 SELECT t.id, t.channel, t.initiator, t.is_spam, t.is_deleted, t.customer_id, t.topic_id, t.same_issue_as_id,
        t.sla_policy_id, {policy_calendar} AS pol_cal,
@@ -247,10 +252,20 @@ SELECT t.id, t.channel, t.initiator, t.is_spam, t.is_deleted, t.customer_id, t.t
        {json_key_text_sql('ce.after', 'priority', vendor)} AS created_priority,
        {json_key_text_sql('ce.after', 'queue', vendor)} AS created_queue,
        {json_key_text_sql('ce.after', 'assignee', vendor)} AS created_assignee,
-       {ep('t.created_at')} AS created_us
+       {ep('t.created_at')} AS created_us,
+       CASE WHEN sp.before_text IS NOT NULL THEN (CASE WHEN sp.before_text IN {TRUE_TEXTS} THEN 1 ELSE 0 END)
+            WHEN t.is_spam THEN 1 ELSE 0 END AS spam_base
 FROM {t} t
 JOIN {q} qq ON qq.id = t.queue_id
 LEFT JOIN {p} pp ON pp.id = t.sla_policy_id
+LEFT JOIN (
+  SELECT ticket_id, before_text FROM (
+    SELECT se.ticket_id, CAST({json_text_sql('se.before', vendor)} AS TEXT) AS before_text,
+           ROW_NUMBER() OVER (PARTITION BY se.ticket_id ORDER BY se.at, se.id) AS rn
+    FROM {e} se
+    WHERE se.kind = 'spam' AND se.at > %(as_of)s AND se.ticket_id >= %(first_id)s AND se.ticket_id <= %(last_id)s
+  ) later WHERE rn = 1
+) sp ON sp.ticket_id = t.id
 LEFT JOIN {e} ce ON ce.ticket_id = t.id AND ce.kind = 'created'
      AND ce.ticket_id >= %(first_id)s AND ce.ticket_id <= %(last_id)s
 WHERE t.created_at >= %(start)s AND t.created_at < %(end)s AND t.created_at <= %(as_of)s
@@ -374,6 +389,7 @@ SELECT h.ticket_id,
        {has('queue')} AS has_queue, {latest('queue')} AS queue_val,
        {has('assignee')} AS has_assignee, {latest('assignee')} AS assignee_val,
        {latest('priority')} AS priority_val, {has('merged')} AS is_merged,
+       {has('spam')} AS has_spam, CAST({latest('spam')} AS TEXT) AS spam_val,
        COUNT(CASE WHEN {on_rep} AND h.before_status IN {solved} AND h.status IN {unsolved} THEN 1 END) AS reopens,
        MIN(CASE WHEN {on_rep} AND h.before_status IN {unsolved} AND h.status IN {solved} THEN h.at_us END)
            AS first_solve_us
@@ -390,7 +406,8 @@ WITH keys AS (
          {pol_of('COALESCE(s.rep_reply_b, 0)', 's.x_reply_b')} AS pol_reply_b, s.reopens, s.first_solve_us, COALESCE(fr.replies, 0) AS replies,
          COALESCE(fr.replies_by_solve, 0) AS replies_by_solve,
          CASE WHEN fr.enduser_by_solve_us > fr.first_reply_us THEN 1 ELSE 0 END AS late_message,
-         CASE WHEN c.is_spam OR c.is_deleted THEN 'excluded'
+         CASE WHEN (CASE WHEN s.has_spam = 1 THEN (CASE WHEN s.spam_val IN {TRUE_TEXTS} THEN 1 ELSE 0 END)
+                         ELSE c.spam_base END) = 1 OR c.is_deleted THEN 'excluded'
               WHEN c.initiator = 'outbound' THEN 'outbound'
               WHEN s.is_merged = 1 THEN 'merged'
               ELSE 'in' END AS scope,

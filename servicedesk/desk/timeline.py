@@ -184,6 +184,8 @@ def _display(kind: str, value: Any, names: dict[int, str]) -> str:
         return str(_LABELS[kind].get(value, value))
     if kind == TicketEvent.Kind.DELIVERY and isinstance(value, str):
         return str(_LABELS["delivery"].get(value, value))
+    if kind == TicketEvent.Kind.SPAM and isinstance(value, bool):
+        return _("Spam") if value else _("Not spam")
     if isinstance(value, list):
         return ", ".join(str(item) for item in value)
     if isinstance(value, dict):

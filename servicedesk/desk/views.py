@@ -208,6 +208,25 @@ def ticket_update(request: HttpRequest, reference: str) -> HttpResponse:
     return redirect("desk:ticket", reference=found.reference)
 
 
+@require_POST
+@agent_required
+def ticket_spam(request: HttpRequest, reference: str) -> HttpResponse:
+    """Mark the ticket as spam (``spam=1``) or as not spam (``spam=0``)."""
+    agent = signed_in_user(request)
+    found = selectors.ticket_detail(user=agent, reference=reference)
+    choice = request.POST.get("spam")
+    if choice not in ("0", "1"):
+        messages.error(request, _("Choose whether the ticket is spam."))
+        return redirect("desk:ticket", reference=found.reference)
+    spam = choice == "1"
+    tickets.ticket_spam_set(ticket=found, spam=spam, actor=Actor.agent(agent, source="ui"))
+    if spam:
+        messages.success(request, _("The ticket was marked as spam."))
+        return redirect("desk:inbox")
+    messages.success(request, _("The ticket is no longer marked as spam."))
+    return redirect("desk:ticket", reference=found.reference)
+
+
 @require_GET
 @agent_required
 def customer(request: HttpRequest, pk: int) -> HttpResponse:

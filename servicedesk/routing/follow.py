@@ -45,6 +45,10 @@ def ticket_event_follow(*, event: TicketEvent) -> None:
         elif statuses.is_reopen(before, after) and ticket.assignee_id is None:
             ticket_id = ticket.pk
             transaction.on_commit(lambda: route_enqueue(ticket_id=ticket_id, trigger=Trigger.WAITING))
+    elif kind == TicketEvent.Kind.SPAM and after is False and ticket.assignee_id is None:
+        # No longer spam: it waits for an agent like any other ticket (routing skips spam).
+        ticket_id = ticket.pk
+        transaction.on_commit(lambda: route_enqueue(ticket_id=ticket_id, trigger=Trigger.WAITING))
     elif kind == TicketEvent.Kind.QUEUE:
         # The assignee may be removed right after (one who does not work in the
         # new queue); the task routes the ticket only if it is unassigned then.

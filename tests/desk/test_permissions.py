@@ -31,23 +31,24 @@ def desk_urls(ticket: Ticket, key: str, customer_id: int) -> dict[str, tuple[str
         "page": ("get", f"/desk/tickets/{ticket.reference}/"),
         "reply": ("post", f"/desk/tickets/{ticket.reference}/reply/"),
         "update": ("post", f"/desk/tickets/{ticket.reference}/update/"),
+        "spam": ("post", f"/desk/tickets/{ticket.reference}/spam/"),
         "attachment": ("get", f"/desk/attachments/{key}/"),
         "customer": ("get", f"/desk/customers/{customer_id}/"),
     }
 
 
-@pytest.mark.parametrize("name", ["page", "reply", "update", "attachment", "customer"])
+@pytest.mark.parametrize("name", ["page", "reply", "update", "spam", "attachment", "customer"])
 def test_agent_gets_not_found_for_another_queue(agent_client, tickets, name):
     billing_ticket = tickets["billing"]
     method, url = desk_urls(billing_ticket, tickets["keys"][billing_ticket.pk], tickets["dora"].pk)[name]
     events_before = TicketEvent.objects.filter(ticket=billing_ticket).count()
-    data = {"text": "Hello", "kind": "reply", "status": "solved", "priority": "urgent"} if method == "post" else None
+    data = {"text": "Hello", "kind": "reply", "status": "solved", "priority": "urgent", "spam": "1"} if method == "post" else None
 
     response = getattr(agent_client, method)(url, data)
 
     assert response.status_code == 404
     billing_ticket.refresh_from_db()
-    assert (billing_ticket.status, billing_ticket.priority) == ("new", "normal")
+    assert (billing_ticket.status, billing_ticket.priority, billing_ticket.is_spam) == ("new", "normal", False)
     assert TicketEvent.objects.filter(ticket=billing_ticket).count() == events_before
     assert Message.objects.filter(ticket=billing_ticket).count() == 1
 
@@ -90,3 +91,4 @@ def test_reply_and_update_refuse_get(agent_client, tickets):
 
     assert agent_client.get(f"/desk/tickets/{reference}/reply/").status_code == 405
     assert agent_client.get(f"/desk/tickets/{reference}/update/").status_code == 405
+    assert agent_client.get(f"/desk/tickets/{reference}/spam/").status_code == 405

@@ -20,6 +20,7 @@ from servicedesk.tickets.services.tickets import (
     ticket_assign,
     ticket_merge,
     ticket_queue_change,
+    ticket_spam_set,
     ticket_status_change,
 )
 from tests.factories import CustomerFactory, OrganizationFactory, QueueFactory, TopicFactory, ticket_make
@@ -307,6 +308,16 @@ def test_imported_outbound_spam_and_preassigned_tickets_are_not_routed(routed, m
     assert assignees([imported, outbound, spam, preassigned]) == [None, None, None, "ben"]
     assert not Assignment.objects.exists()
     assert ann.pk
+
+
+def test_a_ticket_found_not_to_be_spam_is_routed(routed, make_agent, agent, django_capture_on_commit_callbacks):
+    make_agent("ann", queues=[routed])
+    spam = ticket_make(queue=routed, is_spam=True, at=T0)
+    assert assignees([spam]) == [None]
+    with django_capture_on_commit_callbacks(execute=True):
+        ticket_spam_set(ticket=spam, spam=False, actor=Actor.agent(agent))
+    assert assignees([spam]) == ["ann"]
+    assert Assignment.objects.get(ticket=spam).trigger == "waiting"
 
 
 def test_routing_twice_assigns_once(routed, make_agent):

@@ -83,7 +83,7 @@ class TicketSerializer(serializers.Serializer):
     fields.
     """
 
-    AGENT_ONLY = ("tags", "sla_policy", "sla_due_at", "sla_targets")
+    AGENT_ONLY = ("tags", "is_spam", "sla_policy", "sla_due_at", "sla_targets")
 
     reference = serializers.CharField(read_only=True)
     subject = serializers.CharField(read_only=True)
@@ -107,6 +107,7 @@ class TicketSerializer(serializers.Serializer):
         help_text=_("The earliest due instant among targets whose clock runs, overdue ones included."),
     )
     sla_targets = TicketTargetSerializer(many=True, read_only=True)
+    is_spam = serializers.BooleanField(read_only=True)
     merged_into = serializers.SerializerMethodField()
     url = serializers.SerializerMethodField()
 
@@ -364,6 +365,9 @@ class TicketUpdateSerializer(serializers.Serializer):
     topic = TopicField(required=False, allow_null=True)
     subject = serializers.CharField(required=False, max_length=300)
     tags = serializers.ListField(child=serializers.CharField(max_length=64), required=False, max_length=50)
+    is_spam = serializers.BooleanField(
+        required=False, help_text=_("Spam leaves the queues' lists, routing, the SLA and the reports.")
+    )
 
 
 class MessageCreateSerializer(serializers.Serializer):

@@ -191,6 +191,7 @@ class TicketEvent(models.Model):
         TAGS = "tags", _("Tags")
         MERGED = "merged", _("Merged")
         MERGED_IN = "merged_in", _("Ticket merged in")
+        SPAM = "spam", _("Spam")
         CUSTOMER = "customer", _("Customer")
         RATING = "rating", _("Rating")
         ACKNOWLEDGED = "acknowledged", _("Acknowledgement")
@@ -231,7 +232,7 @@ class TicketEvent(models.Model):
             models.Index(fields=["ticket"], name="event_ticket_created", condition=models.Q(kind="created")),
             models.Index(
                 fields=["ticket"], name="event_ticket_timeline",
-                condition=models.Q(kind__in=["status", "priority", "queue", "assignee", "merged"]),
+                condition=models.Q(kind__in=["status", "priority", "queue", "assignee", "merged", "spam"]),
             ),
         ]
 

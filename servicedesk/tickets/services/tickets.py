@@ -213,6 +213,24 @@ def ticket_priority_change(*, ticket: Ticket, priority: str, actor: Actor, at: d
     return locked
 
 
+def ticket_spam_set(*, ticket: Ticket, spam: bool, actor: Actor, at: datetime | None = None) -> Ticket:
+    """Mark a ticket as spam, or as not spam; a ``spam`` event records each change.
+
+    A spam ticket leaves the queues' lists, routing, the SLA (its targets are
+    cancelled; marked not spam, they run again) and every service metric.
+    """
+    at = at or timezone.now()
+    with transaction.atomic():
+        locked = ticket_lock(ticket.pk)
+        if locked.is_spam != spam:
+            before = locked.is_spam
+            locked.is_spam = spam
+            _touch(locked, at, ["is_spam"])
+            event_record(ticket=locked, kind=TicketEvent.Kind.SPAM, actor=actor, at=at, before=before, after=spam)
+            _sla_refresh(locked, actor, at, reselect=True)
+    return locked
+
+
 def assignee_check(*, ticket: Ticket, assignee: User | None) -> None:
     if assignee is None:
         return
@@ -322,10 +340,10 @@ def ticket_update(*, ticket: Ticket, actor: Actor, at: datetime | None = None, *
     """Apply several field changes at once, all or nothing.
 
     Accepts ``status``, ``priority``, ``assignee`` (User or None), ``queue``,
-    ``topic``, ``subject`` and ``tags``; each leaves its own event.
+    ``topic``, ``subject``, ``tags`` and ``is_spam``; each leaves its own event.
     """
     at = at or timezone.now()
-    unknown = set(changes) - {"status", "priority", "assignee", "queue", "topic", "subject", "tags"}
+    unknown = set(changes) - {"status", "priority", "assignee", "queue", "topic", "subject", "tags", "is_spam"}
     if unknown:
         raise ApplicationError(f"Unknown fields: {', '.join(sorted(unknown))}")
     with transaction.atomic():
@@ -343,6 +361,8 @@ def ticket_update(*, ticket: Ticket, actor: Actor, at: datetime | None = None, *
             ticket = ticket_tags_set(ticket=ticket, tags=changes["tags"], actor=actor, at=at)
         if "status" in changes:
             ticket = ticket_status_change(ticket=ticket, status=changes["status"], actor=actor, at=at)
+        if "is_spam" in changes:
+            ticket = ticket_spam_set(ticket=ticket, spam=changes["is_spam"], actor=actor, at=at)
     return ticket
 
 
