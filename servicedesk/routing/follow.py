@@ -45,6 +45,10 @@ def ticket_event_follow(*, event: TicketEvent) -> None:
         elif statuses.is_reopen(before, after) and ticket.assignee_id is None:
             ticket_id = ticket.pk
             transaction.on_commit(lambda: route_enqueue(ticket_id=ticket_id, trigger=Trigger.WAITING))
+    elif kind == TicketEvent.Kind.SPAM and after is True and ticket.assignee_id is not None:
+        # Spam no longer counts against its agent's capacity.
+        agent_id = ticket.assignee_id
+        transaction.on_commit(lambda: pull_enqueue(agent_id=agent_id, trigger=Trigger.CAPACITY_FREED))
     elif kind == TicketEvent.Kind.SPAM and after is False and ticket.assignee_id is None:
         # No longer spam: it waits for an agent like any other ticket (routing skips spam).
         ticket_id = ticket.pk
