@@ -154,11 +154,15 @@ class Facts:
         return epoch_us(self.as_of)
 
 
-EVENT_KINDS = "('status', 'priority', 'queue', 'assignee', 'merged', 'spam')"
+EVENT_KINDS = "('status', 'priority', 'queue', 'assignee', 'merged', 'spam', 'deleted')"
 
 # The rows of the status-history pass by kind: status rows (creation and
 # status events), the first reply, and the events whose latest value is a key.
-ROW_KINDS = {"status": 0, "reply": 1, "queue": 2, "assignee": 3, "priority": 4, "merged": 5, "spam": 6}
+ROW_KINDS = {"status": 0, "reply": 1, "queue": 2, "assignee": 3, "priority": 4, "merged": 5, "spam": 6, "deleted": 7}
+
+# The flags a ticket is set aside by (excluded from every service metric), each
+# with its events: (column, event kind).
+SET_ASIDE = (("is_spam", "spam"), ("is_deleted", "deleted"))
 
 # A JSON true as the text of ``json_text_sql`` on either database ('true', or SQLite's 1).
 TRUE_TEXTS = "('1', 'true')"
@@ -222,6 +226,21 @@ def _statements(vendor: str, x: str, shared: frozenset[int] = frozenset()) -> li
     kind_code = "CASE kind " + " ".join(
         f"WHEN '{kind}' THEN {code}" for kind, code in ROW_KINDS.items() if kind not in ("status", "reply")
     ) + " END"
+    set_aside_kinds = sql_list(kind for _column, kind in SET_ASIDE)
+    later_befores = ", ".join(
+        f"MAX(CASE WHEN kind = '{kind}' THEN before_text END) AS {kind}_before" for _column, kind in SET_ASIDE
+    )
+    flag_bases = ",\n       ".join(
+        f"CASE WHEN sp.{kind}_before IS NOT NULL THEN (CASE WHEN sp.{kind}_before IN {TRUE_TEXTS} THEN 1 ELSE 0 END)"
+        f" WHEN t.{column} THEN 1 ELSE 0 END AS {kind}_base"
+        for column, kind in SET_ASIDE
+    )
+    # Spam or deleted at as_of: the latest such event by then, else the base.
+    set_aside_at_as_of = " OR ".join(
+        f"(CASE WHEN s.has_{kind} = 1 THEN (CASE WHEN s.{kind}_val IN {TRUE_TEXTS} THEN 1 ELSE 0 END)"
+        f" ELSE c.{kind}_base END) = 1"
+        for _column, kind in SET_ASIDE
+    )
     on_rep = "h.cal = 0 AND h.row_kind = 0"
     on_pol = "h.cal <> 0 AND h.row_kind = 0"
 
@@ -242,8 +261,9 @@ def _statements(vendor: str, x: str, shared: frozenset[int] = frozenset()) -> li
 
     return [
         # The cohort: the ticket's columns and what its ``created`` event recorded;
-        # ``spam_base``: spam at as_of unless a spam event by then says otherwise
-        # (the ``before`` of the first spam event after as_of, else the column).
+        # ``spam_base`` and ``deleted_base``: the flag at as_of unless an event by
+        # then says otherwise (the ``before`` of the first such event after
+        # as_of, else the column).
         (c_, f"""
 SELECT t.id, t.channel, t.initiator, t.is_spam, t.is_deleted, t.customer_id, t.topic_id, t.same_issue_as_id,
        t.sla_policy_id, {policy_calendar} AS pol_cal,
@@ -253,18 +273,18 @@ SELECT t.id, t.channel, t.initiator, t.is_spam, t.is_deleted, t.customer_id, t.t
        {json_key_text_sql('ce.after', 'queue', vendor)} AS created_queue,
        {json_key_text_sql('ce.after', 'assignee', vendor)} AS created_assignee,
        {ep('t.created_at')} AS created_us,
-       CASE WHEN sp.before_text IS NOT NULL THEN (CASE WHEN sp.before_text IN {TRUE_TEXTS} THEN 1 ELSE 0 END)
-            WHEN t.is_spam THEN 1 ELSE 0 END AS spam_base
+       {flag_bases}
 FROM {t} t
 JOIN {q} qq ON qq.id = t.queue_id
 LEFT JOIN {p} pp ON pp.id = t.sla_policy_id
 LEFT JOIN (
-  SELECT ticket_id, before_text FROM (
-    SELECT se.ticket_id, CAST({json_text_sql('se.before', vendor)} AS TEXT) AS before_text,
-           ROW_NUMBER() OVER (PARTITION BY se.ticket_id ORDER BY se.at, se.id) AS rn
+  SELECT ticket_id, {later_befores} FROM (
+    SELECT se.ticket_id, se.kind, CAST({json_text_sql('se.before', vendor)} AS TEXT) AS before_text,
+           ROW_NUMBER() OVER (PARTITION BY se.ticket_id, se.kind ORDER BY se.at, se.id) AS rn
     FROM {e} se
-    WHERE se.kind = 'spam' AND se.at > %(as_of)s AND se.ticket_id >= %(first_id)s AND se.ticket_id <= %(last_id)s
-  ) later WHERE rn = 1
+    WHERE se.kind IN {set_aside_kinds} AND se.at > %(as_of)s
+      AND se.ticket_id >= %(first_id)s AND se.ticket_id <= %(last_id)s
+  ) later WHERE rn = 1 GROUP BY ticket_id
 ) sp ON sp.ticket_id = t.id
 LEFT JOIN {e} ce ON ce.ticket_id = t.id AND ce.kind = 'created'
      AND ce.ticket_id >= %(first_id)s AND ce.ticket_id <= %(last_id)s
@@ -390,6 +410,7 @@ SELECT h.ticket_id,
        {has('assignee')} AS has_assignee, {latest('assignee')} AS assignee_val,
        {latest('priority')} AS priority_val, {has('merged')} AS is_merged,
        {has('spam')} AS has_spam, CAST({latest('spam')} AS TEXT) AS spam_val,
+       {has('deleted')} AS has_deleted, CAST({latest('deleted')} AS TEXT) AS deleted_val,
        COUNT(CASE WHEN {on_rep} AND h.before_status IN {solved} AND h.status IN {unsolved} THEN 1 END) AS reopens,
        MIN(CASE WHEN {on_rep} AND h.before_status IN {unsolved} AND h.status IN {solved} THEN h.at_us END)
            AS first_solve_us
@@ -406,8 +427,7 @@ WITH keys AS (
          {pol_of('COALESCE(s.rep_reply_b, 0)', 's.x_reply_b')} AS pol_reply_b, s.reopens, s.first_solve_us, COALESCE(fr.replies, 0) AS replies,
          COALESCE(fr.replies_by_solve, 0) AS replies_by_solve,
          CASE WHEN fr.enduser_by_solve_us > fr.first_reply_us THEN 1 ELSE 0 END AS late_message,
-         CASE WHEN (CASE WHEN s.has_spam = 1 THEN (CASE WHEN s.spam_val IN {TRUE_TEXTS} THEN 1 ELSE 0 END)
-                         ELSE c.spam_base END) = 1 OR c.is_deleted THEN 'excluded'
+         CASE WHEN {set_aside_at_as_of} THEN 'excluded'
               WHEN c.initiator = 'outbound' THEN 'outbound'
               WHEN s.is_merged = 1 THEN 'merged'
               ELSE 'in' END AS scope,

@@ -186,6 +186,8 @@ def _display(kind: str, value: Any, names: dict[int, str]) -> str:
         return str(_LABELS["delivery"].get(value, value))
     if kind == TicketEvent.Kind.SPAM and isinstance(value, bool):
         return _("Spam") if value else _("Not spam")
+    if kind == TicketEvent.Kind.DELETED and isinstance(value, bool):
+        return _("Deleted") if value else _("Not deleted")
     if isinstance(value, list):
         return ", ".join(str(item) for item in value)
     if isinstance(value, dict):

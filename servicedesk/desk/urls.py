@@ -11,6 +11,7 @@ urlpatterns = [
     path("tickets/<str:reference>/reply/", views.ticket_reply, name="ticket_reply"),
     path("tickets/<str:reference>/update/", views.ticket_update, name="ticket_update"),
     path("tickets/<str:reference>/spam/", views.ticket_spam, name="ticket_spam"),
+    path("tickets/<str:reference>/delete/", views.ticket_delete, name="ticket_delete"),
     path("customers/<int:pk>/", views.customer, name="customer"),
     path("attachments/<str:key>/", views.attachment, name="attachment"),
     path("quarantine/", include("channels_app.email.urls")),

@@ -12,6 +12,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.views import LoginView, LogoutView, redirect_to_login
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
@@ -20,7 +21,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from servicedesk.accounts.auth import signed_in_user
-from servicedesk.accounts.roles import is_agent
+from servicedesk.accounts.roles import is_agent, sees_all_queues
 from servicedesk.core.errors import ApplicationError, NotFound
 from servicedesk.desk import sla
 from servicedesk.desk.forms import (
@@ -106,6 +107,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
             "my_open_statuses": MY_OPEN_STATUSES,
             "due_soon": DUE_SOON,
             "due_overdue": DUE_OVERDUE,
+            "can_delete": sees_all_queues(request.user),
             "sla": sla.SlaBoard(page.object_list, now),
             "sla_formats": sla.script_formats(),
         },
@@ -139,6 +141,7 @@ def _ticket_page(
             "other_tickets": selectors.customer_tickets(user=request.user, customer=customer, exclude=ticket),
             "reply_form": reply_form or ReplyForm(),
             "properties_form": TicketPropertiesForm(ticket=ticket, user=request.user),
+            "can_delete": sees_all_queues(request.user),
         },
         status=status,
     )
@@ -208,23 +211,51 @@ def ticket_update(request: HttpRequest, reference: str) -> HttpResponse:
     return redirect("desk:ticket", reference=found.reference)
 
 
+def _set_aside_post(
+    request: HttpRequest, ticket: Ticket, *, name: str, change: Callable[[bool], Any], invalid: str, done: tuple[str, str]
+) -> HttpResponse:
+    """Apply a yes/no choice posted as ``name`` (1 or 0): set aside goes back to the inbox, back stays on the ticket."""
+    choice = request.POST.get(name)
+    if choice not in ("0", "1"):
+        messages.error(request, invalid)
+        return redirect("desk:ticket", reference=ticket.reference)
+    change(choice == "1")
+    messages.success(request, done[0] if choice == "1" else done[1])
+    if choice == "1":
+        return redirect("desk:inbox")
+    return redirect("desk:ticket", reference=ticket.reference)
+
+
 @require_POST
 @agent_required
 def ticket_spam(request: HttpRequest, reference: str) -> HttpResponse:
     """Mark the ticket as spam (``spam=1``) or as not spam (``spam=0``)."""
     agent = signed_in_user(request)
     found = selectors.ticket_detail(user=agent, reference=reference)
-    choice = request.POST.get("spam")
-    if choice not in ("0", "1"):
-        messages.error(request, _("Choose whether the ticket is spam."))
-        return redirect("desk:ticket", reference=found.reference)
-    spam = choice == "1"
-    tickets.ticket_spam_set(ticket=found, spam=spam, actor=Actor.agent(agent, source="ui"))
-    if spam:
-        messages.success(request, _("The ticket was marked as spam."))
-        return redirect("desk:inbox")
-    messages.success(request, _("The ticket is no longer marked as spam."))
-    return redirect("desk:ticket", reference=found.reference)
+    actor = Actor.agent(agent, source="ui")
+    return _set_aside_post(
+        request, found, name="spam",
+        change=lambda spam: tickets.ticket_spam_set(ticket=found, spam=spam, actor=actor),
+        invalid=_("Choose whether the ticket is spam."),
+        done=(_("The ticket was marked as spam."), _("The ticket is no longer marked as spam.")),
+    )
+
+
+@require_POST
+@agent_required
+def ticket_delete(request: HttpRequest, reference: str) -> HttpResponse:
+    """Managers and admins delete a ticket (``deleted=1``) or restore it (``deleted=0``); agents get 403."""
+    user = signed_in_user(request)
+    found = selectors.ticket_detail(user=user, reference=reference)
+    if not sees_all_queues(user):
+        raise PermissionDenied
+    actor = Actor.agent(user, source="ui")
+    return _set_aside_post(
+        request, found, name="deleted",
+        change=lambda deleted: tickets.ticket_delete_set(ticket=found, deleted=deleted, actor=actor),
+        invalid=_("Choose whether to delete the ticket or restore it."),
+        done=(_("The ticket was deleted. Managers can restore it from the Deleted view."), _("The ticket was restored.")),
+    )
 
 
 @require_GET

@@ -50,7 +50,8 @@ def tickets_visible_to(user: Any) -> QuerySet[Ticket]:
             return Ticket.objects.none()
         return Ticket.objects.filter(customer=customer, merged_into__isnull=True, is_deleted=False)
     if role == AGENT:
-        return Ticket.objects.filter(queue__in=user.queues.values("pk"))
+        # Deleted tickets are for managers and admins, who may restore them.
+        return Ticket.objects.filter(queue__in=user.queues.values("pk"), is_deleted=False)
     return Ticket.objects.all()
 
 

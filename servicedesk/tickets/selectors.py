@@ -64,6 +64,7 @@ class TicketFilters:
     sort: str = "-updated"
     include_merged: bool = False
     spam: bool = False  # True: only the tickets marked as spam (hidden from every other list)
+    deleted: bool = False  # True: only the deleted tickets (managers and admins see them)
     due: str | None = None  # DUE_SOON or DUE_OVERDUE
     # The next SLA due instant in [due_after, due_before); breaching_within is
     # a number of minutes: due after now and at most that long from now.
@@ -101,10 +102,15 @@ class TicketFilters:
             search=(params.get("search") or params.get("q") or "").strip()[:200],
             sort=sort,
             due=due if due in DUE_VIEWS else None,
-            spam=str(params.get("spam") or "").strip().lower() in ("1", "true", "yes"),
+            spam=_flag(params.get("spam")),
+            deleted=_flag(params.get("deleted")),
             created_from=_instant(params.get("created_from")),
             created_to=_instant(params.get("created_to")),
         )
+
+
+def _flag(raw: Any) -> bool:
+    return str(raw or "").strip().lower() in ("1", "true", "yes")
 
 
 def _instant(raw: Any) -> datetime | None:
@@ -128,7 +134,7 @@ def ticket_list(*, user: Any, filters: TicketFilters | None = None, now: datetim
     qs = tickets_visible_to(user)
     if not filters.include_merged:
         qs = qs.filter(merged_into__isnull=True)
-    qs = qs.filter(is_deleted=False, is_spam=filters.spam)
+    qs = qs.filter(is_deleted=filters.deleted) if filters.deleted else qs.filter(is_deleted=False, is_spam=filters.spam)
     if filters.status:
         qs = qs.filter(status__in=filters.status)
     if filters.queue:

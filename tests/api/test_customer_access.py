@@ -83,7 +83,7 @@ def test_signed_in_user_without_customer_record_sees_nothing(tickets):
 
 def test_customers_do_not_get_the_desks_tags_and_sla_fields(customer_api, agent_api, tickets):
     own = tickets["own_web"]
-    agent_only = {"tags", "is_spam", "sla_policy", "sla_due_at", "sla_targets"}
+    agent_only = {"tags", "is_spam", "is_deleted", "sla_policy", "sla_due_at", "sla_targets"}
 
     listed = customer_api.get("/api/v1/tickets/").json()["results"]
     detail = customer_api.get(f"/api/v1/tickets/{own.reference}/").json()

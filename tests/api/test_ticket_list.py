@@ -76,6 +76,7 @@ def test_item_shape(agent_api, desk, agent, customer):
                 "sla_due_at": None,
                 "sla_targets": [],
                 "is_spam": False,
+                "is_deleted": False,
                 "merged_into": None,
                 "url": f"http://testserver/api/v1/tickets/{t1.reference}/",
             }

@@ -32,17 +32,18 @@ def desk_urls(ticket: Ticket, key: str, customer_id: int) -> dict[str, tuple[str
         "reply": ("post", f"/desk/tickets/{ticket.reference}/reply/"),
         "update": ("post", f"/desk/tickets/{ticket.reference}/update/"),
         "spam": ("post", f"/desk/tickets/{ticket.reference}/spam/"),
+        "delete": ("post", f"/desk/tickets/{ticket.reference}/delete/"),
         "attachment": ("get", f"/desk/attachments/{key}/"),
         "customer": ("get", f"/desk/customers/{customer_id}/"),
     }
 
 
-@pytest.mark.parametrize("name", ["page", "reply", "update", "spam", "attachment", "customer"])
+@pytest.mark.parametrize("name", ["page", "reply", "update", "spam", "delete", "attachment", "customer"])
 def test_agent_gets_not_found_for_another_queue(agent_client, tickets, name):
     billing_ticket = tickets["billing"]
     method, url = desk_urls(billing_ticket, tickets["keys"][billing_ticket.pk], tickets["dora"].pk)[name]
     events_before = TicketEvent.objects.filter(ticket=billing_ticket).count()
-    data = {"text": "Hello", "kind": "reply", "status": "solved", "priority": "urgent", "spam": "1"} if method == "post" else None
+    data = {"text": "Hello", "kind": "reply", "status": "solved", "priority": "urgent", "spam": "1", "deleted": "1"} if method == "post" else None
 
     response = getattr(agent_client, method)(url, data)
 
@@ -92,3 +93,4 @@ def test_reply_and_update_refuse_get(agent_client, tickets):
     assert agent_client.get(f"/desk/tickets/{reference}/reply/").status_code == 405
     assert agent_client.get(f"/desk/tickets/{reference}/update/").status_code == 405
     assert agent_client.get(f"/desk/tickets/{reference}/spam/").status_code == 405
+    assert agent_client.get(f"/desk/tickets/{reference}/delete/").status_code == 405

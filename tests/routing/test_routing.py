@@ -18,6 +18,7 @@ from servicedesk.tickets.events import Actor
 from servicedesk.tickets.models import Ticket, TicketEvent
 from servicedesk.tickets.services.tickets import (
     ticket_assign,
+    ticket_delete_set,
     ticket_merge,
     ticket_queue_change,
     ticket_spam_set,
@@ -156,7 +157,7 @@ def test_capacity_is_never_exceeded_and_a_solve_frees_a_place(routed, make_agent
     assert (assignment.mode, assignment.trigger, assignment.load_before) == ("round_robin", "capacity_freed", 1)
 
 
-@pytest.mark.parametrize("change", ["unassign", "reassign", "merge", "spam", "pending"])
+@pytest.mark.parametrize("change", ["unassign", "reassign", "merge", "spam", "delete", "pending"])
 def test_what_frees_capacity(change, routed, make_agent, agent, django_capture_on_commit_callbacks):
     make_agent("ann", queues=[routed], capacity=1)
     ben = make_agent("ben", queues=[routed], capacity=5, availability="offline")
@@ -172,6 +173,8 @@ def test_what_frees_capacity(change, routed, make_agent, agent, django_capture_o
             ticket_merge(source=first, target=ticket_make(queue=routed, customer=first.customer), actor=actor)
         elif change == "spam":
             ticket_spam_set(ticket=first, spam=True, actor=actor)
+        elif change == "delete":
+            ticket_delete_set(ticket=first, deleted=True, actor=actor)
         else:
             ticket_status_change(ticket=first, status="pending", actor=actor)
     if change == "pending":

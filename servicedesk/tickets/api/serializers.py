@@ -83,7 +83,7 @@ class TicketSerializer(serializers.Serializer):
     fields.
     """
 
-    AGENT_ONLY = ("tags", "is_spam", "sla_policy", "sla_due_at", "sla_targets")
+    AGENT_ONLY = ("tags", "is_spam", "is_deleted", "sla_policy", "sla_due_at", "sla_targets")
 
     reference = serializers.CharField(read_only=True)
     subject = serializers.CharField(read_only=True)
@@ -108,6 +108,7 @@ class TicketSerializer(serializers.Serializer):
     )
     sla_targets = TicketTargetSerializer(many=True, read_only=True)
     is_spam = serializers.BooleanField(read_only=True)
+    is_deleted = serializers.BooleanField(read_only=True)
     merged_into = serializers.SerializerMethodField()
     url = serializers.SerializerMethodField()
 
@@ -367,6 +368,9 @@ class TicketUpdateSerializer(serializers.Serializer):
     tags = serializers.ListField(child=serializers.CharField(max_length=64), required=False, max_length=50)
     is_spam = serializers.BooleanField(
         required=False, help_text=_("Spam leaves the queues' lists, routing, the SLA and the reports.")
+    )
+    is_deleted = serializers.BooleanField(
+        required=False, help_text=_("Managers and admins only: delete (hide) the ticket, or restore it.")
     )
 
 

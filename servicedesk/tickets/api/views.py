@@ -23,6 +23,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from servicedesk.accounts.auth import signed_in_user
+from servicedesk.accounts.roles import sees_all_queues
 from servicedesk.core import errors
 from servicedesk.core.errors import ApplicationError, Conflict, PermissionDenied
 from servicedesk.tickets.access import customer_of_user, messages_visible_to, tickets_visible_to
@@ -328,7 +329,10 @@ class TicketDetailView(generics.GenericAPIView):
         ticket = self.get_object()
         serializer = TicketUpdateSerializer(data=request.data, context=self.get_serializer_context())
         serializer.is_valid(raise_exception=True)
-        ticket_update(ticket=ticket, actor=Actor.agent(signed_in_user(request), source="api"), **serializer.validated_data)
+        user = signed_in_user(request)
+        if "is_deleted" in serializer.validated_data and not sees_all_queues(user):
+            raise exceptions.PermissionDenied(_("Only managers and admins delete or restore tickets."))
+        ticket_update(ticket=ticket, actor=Actor.agent(user, source="api"), **serializer.validated_data)
         return Response(self.get_serializer(visible_ticket(request.user, reference)).data)
 
 

@@ -192,6 +192,7 @@ class TicketEvent(models.Model):
         MERGED = "merged", _("Merged")
         MERGED_IN = "merged_in", _("Ticket merged in")
         SPAM = "spam", _("Spam")
+        DELETED = "deleted", _("Deleted")
         CUSTOMER = "customer", _("Customer")
         RATING = "rating", _("Rating")
         ACKNOWLEDGED = "acknowledged", _("Acknowledgement")
@@ -232,7 +233,9 @@ class TicketEvent(models.Model):
             models.Index(fields=["ticket"], name="event_ticket_created", condition=models.Q(kind="created")),
             models.Index(
                 fields=["ticket"], name="event_ticket_timeline",
-                condition=models.Q(kind__in=["status", "priority", "queue", "assignee", "merged", "spam"]),
+                condition=models.Q(
+                    kind__in=["status", "priority", "queue", "assignee", "merged", "spam", "deleted"]
+                ),
             ),
         ]
 

@@ -213,22 +213,37 @@ def ticket_priority_change(*, ticket: Ticket, priority: str, actor: Actor, at: d
     return locked
 
 
+def _set_aside(ticket: Ticket, *, field: str, kind: str, value: bool, actor: Actor, at: datetime | None) -> Ticket:
+    """Set a flag that puts the ticket aside (spam, deleted) or back, with its event and the SLA moved along."""
+    at = at or timezone.now()
+    with transaction.atomic():
+        locked = ticket_lock(ticket.pk)
+        before = getattr(locked, field)
+        if before != value:
+            setattr(locked, field, value)
+            _touch(locked, at, [field])
+            event_record(ticket=locked, kind=kind, actor=actor, at=at, before=before, after=value)
+            _sla_refresh(locked, actor, at, reselect=True)
+    return locked
+
+
 def ticket_spam_set(*, ticket: Ticket, spam: bool, actor: Actor, at: datetime | None = None) -> Ticket:
     """Mark a ticket as spam, or as not spam; a ``spam`` event records each change.
 
     A spam ticket leaves the queues' lists, routing, the SLA (its targets are
     cancelled; marked not spam, they run again) and every service metric.
     """
-    at = at or timezone.now()
-    with transaction.atomic():
-        locked = ticket_lock(ticket.pk)
-        if locked.is_spam != spam:
-            before = locked.is_spam
-            locked.is_spam = spam
-            _touch(locked, at, ["is_spam"])
-            event_record(ticket=locked, kind=TicketEvent.Kind.SPAM, actor=actor, at=at, before=before, after=spam)
-            _sla_refresh(locked, actor, at, reselect=True)
-    return locked
+    return _set_aside(ticket, field="is_spam", kind=TicketEvent.Kind.SPAM, value=spam, actor=actor, at=at)
+
+
+def ticket_delete_set(*, ticket: Ticket, deleted: bool, actor: Actor, at: datetime | None = None) -> Ticket:
+    """Delete a ticket (kept, hidden), or restore it; a ``deleted`` event records each change.
+
+    A deleted ticket is seen only by managers and admins (in the inbox's
+    Deleted view, to restore it); it leaves routing, the SLA and every
+    service metric like spam. Who may delete is the caller's check.
+    """
+    return _set_aside(ticket, field="is_deleted", kind=TicketEvent.Kind.DELETED, value=deleted, actor=actor, at=at)
 
 
 def assignee_check(*, ticket: Ticket, assignee: User | None) -> None:
@@ -340,10 +355,12 @@ def ticket_update(*, ticket: Ticket, actor: Actor, at: datetime | None = None, *
     """Apply several field changes at once, all or nothing.
 
     Accepts ``status``, ``priority``, ``assignee`` (User or None), ``queue``,
-    ``topic``, ``subject``, ``tags`` and ``is_spam``; each leaves its own event.
+    ``topic``, ``subject``, ``tags``, ``is_spam`` and ``is_deleted``; each leaves its own event.
     """
     at = at or timezone.now()
-    unknown = set(changes) - {"status", "priority", "assignee", "queue", "topic", "subject", "tags", "is_spam"}
+    unknown = set(changes) - {
+        "status", "priority", "assignee", "queue", "topic", "subject", "tags", "is_spam", "is_deleted",
+    }
     if unknown:
         raise ApplicationError(f"Unknown fields: {', '.join(sorted(unknown))}")
     with transaction.atomic():
@@ -363,6 +380,8 @@ def ticket_update(*, ticket: Ticket, actor: Actor, at: datetime | None = None, *
             ticket = ticket_status_change(ticket=ticket, status=changes["status"], actor=actor, at=at)
         if "is_spam" in changes:
             ticket = ticket_spam_set(ticket=ticket, spam=changes["is_spam"], actor=actor, at=at)
+        if "is_deleted" in changes:
+            ticket = ticket_delete_set(ticket=ticket, deleted=changes["is_deleted"], actor=actor, at=at)
     return ticket
 
 
