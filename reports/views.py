@@ -378,30 +378,29 @@ def _filename(choice: Choice, extension: str) -> str:
     return f"report-{choice.calendar.slug}-{choice.start.isoformat()}-{choice.end.isoformat()}.{extension}"
 
 
-@require_GET
-@manager_required
-def export_csv(request: HttpRequest) -> HttpResponse:
+def _export(
+    request: HttpRequest, extension: str, content_type: str, render: Callable[[dict[str, Any]], Any]
+) -> HttpResponse:
+    """The report shown on the dashboard as a file, or the response that refuses it."""
     found = _export_figures(request)
     if isinstance(found, HttpResponse):
         return found
     choice, figures = found
-    response = HttpResponse(report_csv(figures), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{_filename(choice, "csv")}"'
+    response = HttpResponse(render(figures), content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{_filename(choice, extension)}"'
     return response
+
+
+@require_GET
+@manager_required
+def export_csv(request: HttpRequest) -> HttpResponse:
+    return _export(request, "csv", "text/csv; charset=utf-8", report_csv)
 
 
 @require_GET
 @manager_required
 def export_xlsx(request: HttpRequest) -> HttpResponse:
-    found = _export_figures(request)
-    if isinstance(found, HttpResponse):
-        return found
-    choice, figures = found
-    response = HttpResponse(
-        report_xlsx(figures), content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-    )
-    response["Content-Disposition"] = f'attachment; filename="{_filename(choice, "xlsx")}"'
-    return response
+    return _export(request, "xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", report_xlsx)
 
 
 class SubscriptionForm(forms.Form):

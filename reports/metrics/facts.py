@@ -132,7 +132,7 @@ class Facts:
     """The temporary tables of one computation and the instant it describes.
 
     ``table``: one row per ticket (the facts). ``events``: the cohort's
-    status, priority, queue, assignee and merged events by ``as_of``
+    events of EVENT_KINDS by ``as_of``
     (ticket_id, kind, id, at_us, val, bval: the ``after`` text, and the
     ``before`` text of status events).
     ``messages``: per ticket with public messages by ``as_of``: ticket_id,
@@ -154,15 +154,17 @@ class Facts:
         return epoch_us(self.as_of)
 
 
-EVENT_KINDS = "('status', 'priority', 'queue', 'assignee', 'merged', 'spam', 'deleted')"
-
 # The rows of the status-history pass by kind: status rows (creation and
-# status events), the first reply, and the events whose latest value is a key.
+# status events), the first reply, and the events whose latest value is a key
+# or a flag that sets the ticket aside.
 ROW_KINDS = {"status": 0, "reply": 1, "queue": 2, "assignee": 3, "priority": 4, "merged": 5, "spam": 6, "deleted": 7}
+
+# The event kinds copied into the events table: every row kind but the reply.
+EVENT_KINDS = sql_list(kind for kind in ROW_KINDS if kind != "reply")
 
 # The flags a ticket is set aside by (excluded from every service metric), each
 # with its events: (column, event kind).
-SET_ASIDE = (("is_spam", "spam"), ("is_deleted", "deleted"))
+SET_ASIDE = tuple((column, kind) for kind, column in TicketEvent.SET_ASIDE.items())
 
 # A JSON true as the text of ``json_text_sql`` on either database ('true', or SQLite's 1).
 TRUE_TEXTS = "('1', 'true')"
@@ -250,6 +252,10 @@ def _statements(vendor: str, x: str, shared: frozenset[int] = frozenset()) -> li
 
     def has(kind: str) -> str:
         return f"MAX(CASE WHEN h.row_kind = {ROW_KINDS[kind]} THEN 1 ELSE 0 END)"
+
+    set_aside_latest = ",\n       ".join(
+        f"{has(kind)} AS has_{kind}, CAST({latest(kind)} AS TEXT) AS {kind}_val" for _column, kind in SET_ASIDE
+    )
 
     solved, unsolved, waiting = SOLVED, UNSOLVED, WAITING
     solve_row = f"h.status IN {solved} AND (h.prev_status IS NULL OR h.prev_status NOT IN {solved})"
@@ -343,9 +349,9 @@ FROM {ci} WHERE calendar_key LIKE %(key_like)s
         # now, the last solve, the waiting time (B at the next row by LEAD),
         # reopens, the first solve, and B at creation, at the last solve and at
         # the first reply (B never decreases); and from the ticket's queue,
-        # assignee, priority and merged events (ordered the same way) the
-        # latest value of each and whether there is one. ``x_*``: on the
-        # policy calendar of other hours (NULL without one).
+        # assignee, priority, merged, spam and deleted events (ordered the same
+        # way) the latest value of each and whether there is one. ``x_*``: on
+        # the policy calendar of other hours (NULL without one).
         (s_, f"""
 WITH RECURSIVE slot_numbers(k) AS (
   SELECT CAST(%(first_slot)s AS BIGINT) UNION ALL SELECT k + 1 FROM slot_numbers WHERE k < %(last_slot)s
@@ -409,8 +415,7 @@ SELECT h.ticket_id,
        {has('queue')} AS has_queue, {latest('queue')} AS queue_val,
        {has('assignee')} AS has_assignee, {latest('assignee')} AS assignee_val,
        {latest('priority')} AS priority_val, {has('merged')} AS is_merged,
-       {has('spam')} AS has_spam, CAST({latest('spam')} AS TEXT) AS spam_val,
-       {has('deleted')} AS has_deleted, CAST({latest('deleted')} AS TEXT) AS deleted_val,
+       {set_aside_latest},
        COUNT(CASE WHEN {on_rep} AND h.before_status IN {solved} AND h.status IN {unsolved} THEN 1 END) AS reopens,
        MIN(CASE WHEN {on_rep} AND h.before_status IN {unsolved} AND h.status IN {solved} THEN h.at_us END)
            AS first_solve_us

@@ -27,10 +27,6 @@ from servicedesk.tickets.models import TicketEvent
 _SKIPPED_SOURCES = frozenset({"import"})
 
 
-# Events that set a ticket aside from routing (after True) or bring it back (after False).
-_SET_ASIDE = (TicketEvent.Kind.SPAM, TicketEvent.Kind.DELETED)
-
-
 def ticket_event_follow(*, event: TicketEvent) -> None:
     """Route what a just-recorded event frees or leaves waiting, once its transaction commits."""
     if event.source in _SKIPPED_SOURCES:
@@ -49,11 +45,11 @@ def ticket_event_follow(*, event: TicketEvent) -> None:
         elif statuses.is_reopen(before, after) and ticket.assignee_id is None:
             ticket_id = ticket.pk
             transaction.on_commit(lambda: route_enqueue(ticket_id=ticket_id, trigger=Trigger.WAITING))
-    elif kind in _SET_ASIDE and after is True and ticket.assignee_id is not None:
+    elif kind in TicketEvent.SET_ASIDE and after is True and ticket.assignee_id is not None:
         # Spam and deleted tickets no longer count against their agent's capacity.
         agent_id = ticket.assignee_id
         transaction.on_commit(lambda: pull_enqueue(agent_id=agent_id, trigger=Trigger.CAPACITY_FREED))
-    elif kind in _SET_ASIDE and after is False and ticket.assignee_id is None:
+    elif kind in TicketEvent.SET_ASIDE and after is False and ticket.assignee_id is None:
         # No longer spam, or restored: it waits for an agent like any other ticket.
         ticket_id = ticket.pk
         transaction.on_commit(lambda: route_enqueue(ticket_id=ticket_id, trigger=Trigger.WAITING))

@@ -134,7 +134,8 @@ def ticket_list(*, user: Any, filters: TicketFilters | None = None, now: datetim
     qs = tickets_visible_to(user)
     if not filters.include_merged:
         qs = qs.filter(merged_into__isnull=True)
-    qs = qs.filter(is_deleted=filters.deleted) if filters.deleted else qs.filter(is_deleted=False, is_spam=filters.spam)
+    # The Deleted view lists the deleted tickets, spam or not; every other list none of them.
+    qs = qs.filter(Q(is_deleted=True) if filters.deleted else Q(is_deleted=False, is_spam=filters.spam))
     if filters.status:
         qs = qs.filter(status__in=filters.status)
     if filters.queue:

@@ -1,5 +1,7 @@
 """Tickets, the queues they sit in, and their timeline (TicketEvent)."""
 
+from typing import ClassVar
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Case, F, IntegerField, Value, When
@@ -203,6 +205,10 @@ class TicketEvent(models.Model):
         SLA_FULFILLED = "sla_fulfilled", _("SLA target fulfilled")
         SLA_BREACHED = "sla_breached", _("SLA target breached")
         SLA_CANCELLED = "sla_cancelled", _("SLA target cancelled")
+
+    # The kinds that set a ticket aside (out of the lists, routing, the SLA and
+    # every service metric) or bring it back, each with the Ticket flag it sets.
+    SET_ASIDE: ClassVar[dict[str, str]] = {Kind.SPAM: "is_spam", Kind.DELETED: "is_deleted"}
 
     ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=20, choices=Kind.choices)

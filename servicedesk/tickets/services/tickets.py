@@ -213,8 +213,9 @@ def ticket_priority_change(*, ticket: Ticket, priority: str, actor: Actor, at: d
     return locked
 
 
-def _set_aside(ticket: Ticket, *, field: str, kind: str, value: bool, actor: Actor, at: datetime | None) -> Ticket:
-    """Set a flag that puts the ticket aside (spam, deleted) or back, with its event and the SLA moved along."""
+def _set_aside(ticket: Ticket, *, kind: str, value: bool, actor: Actor, at: datetime | None) -> Ticket:
+    """Set the flag of ``kind`` (``TicketEvent.SET_ASIDE``), with its event and the SLA moved along."""
+    field = TicketEvent.SET_ASIDE[kind]
     at = at or timezone.now()
     with transaction.atomic():
         locked = ticket_lock(ticket.pk)
@@ -233,7 +234,7 @@ def ticket_spam_set(*, ticket: Ticket, spam: bool, actor: Actor, at: datetime | 
     A spam ticket leaves the queues' lists, routing, the SLA (its targets are
     cancelled; marked not spam, they run again) and every service metric.
     """
-    return _set_aside(ticket, field="is_spam", kind=TicketEvent.Kind.SPAM, value=spam, actor=actor, at=at)
+    return _set_aside(ticket, kind=TicketEvent.Kind.SPAM, value=spam, actor=actor, at=at)
 
 
 def ticket_delete_set(*, ticket: Ticket, deleted: bool, actor: Actor, at: datetime | None = None) -> Ticket:
@@ -243,7 +244,7 @@ def ticket_delete_set(*, ticket: Ticket, deleted: bool, actor: Actor, at: dateti
     Deleted view, to restore it); it leaves routing, the SLA and every
     service metric like spam. Who may delete is the caller's check.
     """
-    return _set_aside(ticket, field="is_deleted", kind=TicketEvent.Kind.DELETED, value=deleted, actor=actor, at=at)
+    return _set_aside(ticket, kind=TicketEvent.Kind.DELETED, value=deleted, actor=actor, at=at)
 
 
 def assignee_check(*, ticket: Ticket, assignee: User | None) -> None:
