@@ -85,6 +85,18 @@ sd_has() { command -v "$1" >/dev/null 2>&1 || [ -x "$1" ]; }
 
 # sd_packages_ensure PACKAGE:COMMAND ...: install each package whose command is
 # missing, in one apt-get call. Returns 1 when something is still missing.
+# The email parser's tests read CPython's own email test corpus (test.test_email).
+# pyenv and python.org builds ship it; Debian's Python keeps it in a package of its own.
+sd_cpython_tests_ensure() {
+    "$SD_PY" -c "import test.test_email" 2>/dev/null && return 0
+    local version
+    version="$("$SD_PY" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
+    if sd_can_apt && sd_apt_install "libpython$version-testsuite" && "$SD_PY" -c "import test.test_email" 2>/dev/null; then
+        return 0
+    fi
+    sd_die "The tests need CPython's test package (test.test_email): on Debian apt-get install libpython$version-testsuite (as root), or build .venv from a Python that includes it."
+}
+
 sd_packages_ensure() {
     local pair package probe missing=()
     for pair in "$@"; do
