@@ -267,8 +267,37 @@ def _addresses(msg: Message, names: Iterable[str], hints: tuple[str, ...]) -> li
     return result
 
 
+# Comments nest in address headers ("(a (b))"); real ones go two or three deep.
+MAX_COMMENT_DEPTH = 100
+
+
+def _comment_depth(value: str) -> int:
+    """The deepest nesting of parenthesised comments in a header value (quoted strings and escapes skipped)."""
+    depth = deepest = 0
+    quoted = escaped = False
+    for char in value:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == '"' and not depth:
+            quoted = not quoted
+        elif quoted:
+            continue
+        elif char == "(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char == ")" and depth:
+            depth -= 1
+    return deepest
+
+
 def _count_addresses(msg: Message) -> int:
     values = [_FOLD.sub("", v) for n in ("to", "cc") for v in _raw_values(msg, n)]
+    # Checked here rather than left to the standard library's parser, which
+    # recurses into nested comments on some Python versions and not on others.
+    if any(_comment_depth(value) > MAX_COMMENT_DEPTH for value in values):
+        raise _Quarantine("address header nested too deeply")
     return sum(1 for _, address in getaddresses(values) if address.strip())
 
 

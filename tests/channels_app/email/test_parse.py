@@ -457,3 +457,15 @@ def test_our_signed_message_ids_are_kept_and_forged_ones_dropped():
         b"References: " + ours.encode() + b" <other@example.com>\r\n\r\nthanks\r\n"
     )
     assert parse_email(raw).inbound.thread_keys == ("<other@example.com>", ours)
+
+
+def test_address_comments_nest_up_to_the_limit_whatever_the_python_version():
+    from channels_app.email.parse import MAX_COMMENT_DEPTH, _comment_depth
+
+    ok = b"(" * MAX_COMMENT_DEPTH + b"x" + b")" * MAX_COMMENT_DEPTH
+    accepted = parse_email(b"From: a@example.com\r\nTo: b@example.com " + ok + b"\r\n\r\nx")
+    assert accepted.quarantine_reason is None and accepted.inbound is not None
+    over = b"(" * (MAX_COMMENT_DEPTH + 1) + b")" * (MAX_COMMENT_DEPTH + 1)
+    assert quarantined(b"From: a@example.com\r\nCc: b@example.com " + over + b"\r\n\r\nx") == "address header nested too deeply"
+    # Parentheses inside a quoted name or escaped are not comments.
+    assert _comment_depth('"((((" <a@example.com> (note \\( (inner))') == 2
