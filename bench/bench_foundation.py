@@ -60,26 +60,56 @@ def history_write(path: Path, *, first: int, stop: int, messages_per_ticket: int
             out.write("\n")
             count += 1
 
-        emit({"kind": "agent", "id": "bench-manager", "email": "manager@bench.example", "name": "Bench Manager", "role": "manager"})
+        emit(
+            {
+                "kind": "agent",
+                "id": "bench-manager",
+                "email": "manager@bench.example",
+                "name": "Bench Manager",
+                "role": "manager",
+            }
+        )
         for n in range(AGENTS):
-            emit({"kind": "agent", "id": f"a{n}", "email": f"agent{n}@bench.example", "name": f"Agent {n}", "role": "agent"})
+            emit(
+                {
+                    "kind": "agent",
+                    "id": f"a{n}",
+                    "email": f"agent{n}@bench.example",
+                    "name": f"Agent {n}",
+                    "role": "agent",
+                }
+            )
         for number in range(first, stop):
             customer = f"c{number // TICKETS_PER_CUSTOMER}"
             if number % TICKETS_PER_CUSTOMER == 0 or number == first:
                 c = number // TICKETS_PER_CUSTOMER
-                emit({
-                    "kind": "customer", "id": customer, "name": f"Customer {c}",
-                    "emails": [f"customer{c}@example.com"], "organization": f"Org {c % 200}",
-                    "tier": "vip" if c % 200 == 0 else "standard",
-                })
+                emit(
+                    {
+                        "kind": "customer",
+                        "id": customer,
+                        "name": f"Customer {c}",
+                        "emails": [f"customer{c}@example.com"],
+                        "organization": f"Org {c % 200}",
+                        "tier": "vip" if c % 200 == 0 else "standard",
+                    }
+                )
             created = START + timedelta(minutes=7 * number)
             ticket = f"T{number}"
             queue = "billing" if number % 3 == 0 else "support"
-            emit({
-                "kind": "ticket", "id": ticket, "at": _iso(created), "channel": CHANNELS[number % 5],
-                "initiator": "inbound", "customer": customer, "subject": f"Question {number} about my account",
-                "topic": TOPICS[number % 4], "priority": rng.choice(PRIORITIES), "queue": queue,
-            })
+            emit(
+                {
+                    "kind": "ticket",
+                    "id": ticket,
+                    "at": _iso(created),
+                    "channel": CHANNELS[number % 5],
+                    "initiator": "inbound",
+                    "customer": customer,
+                    "subject": f"Question {number} about my account",
+                    "topic": TOPICS[number % 4],
+                    "priority": rng.choice(PRIORITIES),
+                    "queue": queue,
+                }
+            )
             agent = f"a{number % AGENTS}"
             if number % 10 == 0:
                 emit({"kind": "assign", "ticket": ticket, "at": _iso(created + timedelta(minutes=5)), "agent": agent})
@@ -87,7 +117,11 @@ def history_write(path: Path, *, first: int, stop: int, messages_per_ticket: int
                 kind, minutes, status = CONVERSATION[index % len(CONVERSATION)]
                 at = created + timedelta(minutes=minutes + 1500 * (index // len(CONVERSATION)))
                 record = {
-                    "kind": "message", "id": f"m{number}-{index}", "ticket": ticket, "at": _iso(at), "type": kind,
+                    "kind": "message",
+                    "id": f"m{number}-{index}",
+                    "ticket": ticket,
+                    "at": _iso(at),
+                    "type": kind,
                     "author": customer if kind == "public_enduser" else agent,
                     "body": f"Message {index} on ticket {number}. " * 3,
                 }
@@ -95,10 +129,15 @@ def history_write(path: Path, *, first: int, stop: int, messages_per_ticket: int
                     record["status"] = status
                 emit(record)
             if number % 10 == 5 and messages_per_ticket >= 5:
-                emit({
-                    "kind": "rating", "ticket": ticket, "at": _iso(created + timedelta(days=2)),
-                    "score": rng.randint(1, 5), "comment": "",
-                })
+                emit(
+                    {
+                        "kind": "rating",
+                        "ticket": ticket,
+                        "at": _iso(created + timedelta(days=2)),
+                        "score": rng.randint(1, 5),
+                        "comment": "",
+                    }
+                )
     return count
 
 
@@ -110,8 +149,12 @@ def import_measure(path: Path, *, env: dict[str, str]) -> dict:
     """Run import_history in a child process, sampling its peak resident memory."""
     started = time.monotonic()
     child = subprocess.Popen(
-        [PYTHON, "manage.py", "import_history", str(path)], cwd=ROOT, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [PYTHON, "manage.py", "import_history", str(path)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     peak_kb = 0
     status_file = Path(f"/proc/{child.pid}/status")
@@ -130,14 +173,26 @@ def import_measure(path: Path, *, env: dict[str, str]) -> dict:
         raise SystemExit(f"import_history failed ({child.returncode}):\n{stderr[-4000:]}")
     records = sum(1 for _line in path.open("rb"))
     return {
-        "records": records, "seconds": round(seconds, 2), "records_per_second": round(records / seconds, 1),
-        "peak_rss_mib": round(peak_kb / 1024, 1), "summary": stdout.strip().splitlines()[-1] if stdout.strip() else "",
+        "records": records,
+        "seconds": round(seconds, 2),
+        "records_per_second": round(records / seconds, 1),
+        "peak_rss_mib": round(peak_kb / 1024, 1),
+        "summary": stdout.strip().splitlines()[-1] if stdout.strip() else "",
     }
 
 
 VARIANTS = (
-    "", "?page=2", "?status=open", "?channel=email", "?priority=high",
-    "?sort=-priority", "?sort=status", "?sort=subject", "?sort=created", "?search=Customer+42", "?search=question",
+    "",
+    "?page=2",
+    "?status=open",
+    "?channel=email",
+    "?priority=high",
+    "?sort=-priority",
+    "?sort=status",
+    "?sort=subject",
+    "?sort=created",
+    "?search=Customer+42",
+    "?search=question",
 )
 PAGES = {"/desk/": VARIANTS, "/api/v1/tickets/": VARIANTS}
 REQUESTS = 200
@@ -184,7 +239,9 @@ def pages_measure() -> dict:
                 timings.append(elapsed)
                 by_variant.setdefault(variant or "(first page)", []).append(elapsed)
                 if response.status_code != 200:
-                    raise SystemExit(f"{role} GET {page}{variant} answered {response.status_code}; every measured request must be a 200")
+                    raise SystemExit(
+                        f"{role} GET {page}{variant} answered {response.status_code}; every measured request must be a 200"
+                    )
                 statuses.add(response.status_code)
                 queries[variant or "(first page)"] = max(queries.get(variant or "(first page)", 0), len(captured))
             timings.sort()
@@ -216,7 +273,11 @@ def _table(report: dict) -> str:
             lines.append(f"| {phase}: records | {r['records']} |")
             lines.append(f"| {phase}: records/s | {r['records_per_second']} |")
             lines.append(f"| {phase}: peak RSS MiB | {r['peak_rss_mib']} |")
-    lines += ["", "| page | tickets | status | p50 ms | p95 ms | max queries |", "| --- | --- | --- | --- | --- | --- |"]
+    lines += [
+        "",
+        "| page | tickets | status | p50 ms | p95 ms | max queries |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for phase in ("pages_small", "pages"):
         if phase not in report:
             continue
@@ -235,7 +296,12 @@ def _table(report: dict) -> str:
 def _pages_in_child(env: dict[str, str]) -> dict:
     # A fresh interpreter per measurement, so the large run does not reuse warm caches of the small one.
     done = subprocess.run(
-        [PYTHON, __file__, "--pages-only"], cwd=ROOT, env=env, check=True, capture_output=True, text=True,
+        [PYTHON, __file__, "--pages-only"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return json.loads(done.stdout)
 
@@ -261,16 +327,27 @@ def main() -> None:
 
     OUT.mkdir(parents=True, exist_ok=True)
     report: dict = {
-        "database": url.rsplit("@", 1)[-1], "tickets": args.tickets, "messages_per_ticket": args.messages_per_ticket,
-        "cpus": os.cpu_count(), "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "database": url.rsplit("@", 1)[-1],
+        "tickets": args.tickets,
+        "messages_per_ticket": args.messages_per_ticket,
+        "cpus": os.cpu_count(),
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     _manage("migrate", "--no-input", env=env)
     if args.flush:
         _manage("flush", "--no-input", env=env)
     if not args.skip_import:
         count = subprocess.run(
-            [PYTHON, "-c", "import django,os;django.setup();from servicedesk.tickets.models import Ticket;print(Ticket.objects.count())"],
-            cwd=ROOT, env=env, check=True, capture_output=True, text=True,
+            [
+                PYTHON,
+                "-c",
+                "import django,os;django.setup();from servicedesk.tickets.models import Ticket;print(Ticket.objects.count())",
+            ],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
         )
         if int(count.stdout.strip() or 0):
             raise SystemExit("The database already holds tickets: use --flush, or --skip-import to measure it as is.")
@@ -290,7 +367,11 @@ def main() -> None:
         grown = []
         for name, page in report["pages"]["pages"].items():
             before = report["pages_small"]["pages"][name]["queries"]
-            grown += [f"{name}{variant}: {before[variant]} -> {n}" for variant, n in page["queries"].items() if n > before[variant]]
+            grown += [
+                f"{name}{variant}: {before[variant]} -> {n}"
+                for variant, n in page["queries"].items()
+                if n > before[variant]
+            ]
         report["query_growth"] = {"constant": not grown, "grown": grown}
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     (OUT / f"foundation-{stamp}.json").write_text(json.dumps(report, indent=2))

@@ -85,9 +85,16 @@ def irish_holidays(years: range) -> list[date]:
     for year in years:
         last_october = date(year, 10, 31) - timedelta(days=(date(year, 10, 31).weekday()) % 7)
         days += [
-            date(year, 1, 1), _first_monday(year, 2), date(year, 3, 17), _easter(year) + timedelta(days=1),
-            _first_monday(year, 5), _first_monday(year, 6), _first_monday(year, 8), last_october,
-            date(year, 12, 25), date(year, 12, 26),
+            date(year, 1, 1),
+            _first_monday(year, 2),
+            date(year, 3, 17),
+            _easter(year) + timedelta(days=1),
+            _first_monday(year, 5),
+            _first_monday(year, 6),
+            _first_monday(year, 8),
+            last_october,
+            date(year, 12, 25),
+            date(year, 12, 26),
         ]
     return sorted(days)
 
@@ -98,7 +105,9 @@ def _local(day: date, seconds: float) -> datetime:
     return wall.replace(tzinfo=ZONE).astimezone(UTC)
 
 
-def year_history_write(path: Path, *, tickets: int, first_day: date, days: int, now: datetime, seed: int = 11) -> Counter:
+def year_history_write(
+    path: Path, *, tickets: int, first_day: date, days: int, now: datetime, seed: int = 11
+) -> Counter:
     """Write a year of desk history in HISTORY_FORMAT.md to ``path``, streaming; returns records per kind.
 
     Tickets arrive over the local days [first_day, first_day + days) with a
@@ -122,16 +131,53 @@ def year_history_write(path: Path, *, tickets: int, first_day: date, days: int, 
             counts[record["kind"]] += 1
 
         hours = {d: [["09:00", "17:30"]] for d in ("mon", "tue", "wed", "thu", "fri")}
-        emit({"kind": "calendar", "id": "dublin", "timezone": "Europe/Dublin", "hours": hours,
-              "holidays": [d.isoformat() for d in holidays], "default": True})
-        emit({"kind": "sla_policy", "id": "standard", "rank": 1, "calendar": "dublin",
-              "match": {"initiator": "inbound"}, "targets": SLA_TARGETS})
+        emit(
+            {
+                "kind": "calendar",
+                "id": "dublin",
+                "timezone": "Europe/Dublin",
+                "hours": hours,
+                "holidays": [d.isoformat() for d in holidays],
+                "default": True,
+            }
+        )
+        emit(
+            {
+                "kind": "sla_policy",
+                "id": "standard",
+                "rank": 1,
+                "calendar": "dublin",
+                "match": {"initiator": "inbound"},
+                "targets": SLA_TARGETS,
+            }
+        )
         for n in range(MANAGERS):
-            emit({"kind": "agent", "id": f"m{n}", "email": f"manager{n}@reports.example", "name": f"Manager {n}", "role": "manager"})
+            emit(
+                {
+                    "kind": "agent",
+                    "id": f"m{n}",
+                    "email": f"manager{n}@reports.example",
+                    "name": f"Manager {n}",
+                    "role": "manager",
+                }
+            )
         for n in range(AGENTS):
-            emit({"kind": "agent", "id": f"a{n}", "email": f"agent{n}@reports.example", "name": f"Agent {n}", "role": "agent"})
+            emit(
+                {
+                    "kind": "agent",
+                    "id": f"a{n}",
+                    "email": f"agent{n}@reports.example",
+                    "name": f"Agent {n}",
+                    "role": "agent",
+                }
+            )
         for c in range(customers):
-            record: dict = {"kind": "customer", "id": f"c{c}", "name": f"Customer {c}", "emails": [f"customer{c}@example.com"]}
+            record: dict = {
+                "kind": "customer",
+                "id": f"c{c}",
+                "name": f"Customer {c}",
+                "emails": [f"customer{c}@example.com"],
+            }
             if c % 3 == 0:
                 record["phones"] = [f"+35386{c:07d}"]
             if c % 10 < 3:
@@ -158,32 +204,57 @@ def year_history_write(path: Path, *, tickets: int, first_day: date, days: int, 
             if (day.year, day.month) not in month_seen:
                 month_seen.add((day.year, day.month))
                 following = (day.replace(day=28) + timedelta(days=4)).replace(day=1)
-                emit({"kind": "cost", "period_start": day.replace(day=1).isoformat(), "period_end": following.isoformat(),
-                      "amount": f"{AGENTS * 4200 + day.month * 37}.00", "currency": "EUR"})
+                emit(
+                    {
+                        "kind": "cost",
+                        "period_start": day.replace(day=1).isoformat(),
+                        "period_end": following.isoformat(),
+                        "amount": f"{AGENTS * 4200 + day.month * 37}.00",
+                        "currency": "EUR",
+                    }
+                )
             if day.weekday() < 5 and day not in holiday_set:
                 for n in range(AGENTS):
-                    for seconds, state in ((9 * 3600, "ready"), (12.5 * 3600, "not_ready"), (13.25 * 3600, "ready"), (17.5 * 3600, "offline")):
+                    for seconds, state in (
+                        (9 * 3600, "ready"),
+                        (12.5 * 3600, "not_ready"),
+                        (13.25 * 3600, "ready"),
+                        (17.5 * 3600, "offline"),
+                    ):
                         at = _local(day, seconds + rng.randint(-300, 300))
                         if at <= now:
                             emit({"kind": "presence", "agent": f"a{n}", "at": _iso(at), "state": state})
             profile = HOUR_PROFILE if day.weekday() < 5 and day not in holiday_set else WEEKEND_PROFILE
-            arrivals = sorted(
-                rng.choices(range(24), profile)[0] * 3600 + rng.random() * 3600 for _ in range(n_day)
-            )
+            arrivals = sorted(rng.choices(range(24), profile)[0] * 3600 + rng.random() * 3600 for _ in range(n_day))
             for seconds in arrivals:
                 created = _local(day, seconds)
                 if created > now:
                     continue
                 session_no = _ticket_write(
-                    emit, rng, number=ticket_no, created=created, customers=customers, now=now,
-                    last_open_ticket=last_open_ticket, session_no=session_no,
+                    emit,
+                    rng,
+                    number=ticket_no,
+                    created=created,
+                    customers=customers,
+                    now=now,
+                    last_open_ticket=last_open_ticket,
+                    session_no=session_no,
                 )
                 ticket_no += 1
     return counts
 
 
-def _ticket_write(emit, rng: random.Random, *, number: int, created: datetime, customers: int, now: datetime,
-                  last_open_ticket: dict[int, int], session_no: int) -> int:
+def _ticket_write(
+    emit,
+    rng: random.Random,
+    *,
+    number: int,
+    created: datetime,
+    customers: int,
+    now: datetime,
+    last_open_ticket: dict[int, int],
+    session_no: int,
+) -> int:
     """One ticket and its records in time order, stopping at ``now``; returns the next session number."""
     customer_no = min(customers - 1, int(customers * rng.random() ** 1.6))
     customer = f"c{customer_no}"
@@ -196,10 +267,16 @@ def _ticket_write(emit, rng: random.Random, *, number: int, created: datetime, c
     agent = f"a{rng.choice(agents)}"
     outbound = not live and rng.random() < 0.03
     record: dict = {
-        "kind": "ticket", "id": ticket, "at": _iso(created), "channel": channel,
-        "initiator": "outbound" if outbound else "inbound", "customer": customer,
-        "subject": f"Question {number} about {topic}", "topic": topic,
-        "priority": _pick(rng, PRIORITY_WEIGHTS), "queue": queue,
+        "kind": "ticket",
+        "id": ticket,
+        "at": _iso(created),
+        "channel": channel,
+        "initiator": "outbound" if outbound else "inbound",
+        "customer": customer,
+        "subject": f"Question {number} about {topic}",
+        "topic": topic,
+        "priority": _pick(rng, PRIORITY_WEIGHTS),
+        "queue": queue,
     }
     if outbound:
         record["agent"] = agent
@@ -216,8 +293,15 @@ def _ticket_write(emit, rng: random.Random, *, number: int, created: datetime, c
         if at > now:
             return False
         body = BODY_CUSTOMER if kind == "public_enduser" else BODY_AGENT
-        rec = {"kind": "message", "id": f"m{number}-{seq}", "ticket": ticket, "at": _iso(at), "type": kind,
-               "author": customer if kind == "public_enduser" else agent, "body": body}
+        rec = {
+            "kind": "message",
+            "id": f"m{number}-{seq}",
+            "ticket": ticket,
+            "at": _iso(at),
+            "type": kind,
+            "author": customer if kind == "public_enduser" else agent,
+            "body": body,
+        }
         if status:
             rec["status"] = status
         seq += 1
@@ -238,7 +322,14 @@ def _ticket_write(emit, rng: random.Random, *, number: int, created: datetime, c
         message(created, "public_enduser")
     # Merged duplicates: 1 % of tickets whose customer has an earlier ticket.
     if previous is not None and not outbound and rng.random() < 0.01:
-        event({"kind": "merge", "ticket": ticket, "into": f"T{previous}", "at": _iso(created + timedelta(minutes=rng.randint(5, 240)))})
+        event(
+            {
+                "kind": "merge",
+                "ticket": ticket,
+                "into": f"T{previous}",
+                "at": _iso(created + timedelta(minutes=rng.randint(5, 240))),
+            }
+        )
         return session_no
     last_open_ticket[customer_no] = number
 
@@ -248,20 +339,52 @@ def _ticket_write(emit, rng: random.Random, *, number: int, created: datetime, c
         answered = created + timedelta(seconds=wait)
         ended = answered + timedelta(seconds=rng.randint(120, 900 if channel == "chat" else 600))
         if ended <= now:
-            event({"kind": "session", "id": f"S{session_no}", "channel": channel, "customer": customer, "ticket": ticket,
-                   "requested_at": _iso(created), "answered_at": _iso(answered), "agent": agent,
-                   "ended_at": _iso(ended), "after_work_seconds": rng.randint(20, 180)})
+            event(
+                {
+                    "kind": "session",
+                    "id": f"S{session_no}",
+                    "channel": channel,
+                    "customer": customer,
+                    "ticket": ticket,
+                    "requested_at": _iso(created),
+                    "answered_at": _iso(answered),
+                    "agent": agent,
+                    "ended_at": _iso(ended),
+                    "after_work_seconds": rng.randint(20, 180),
+                }
+            )
     if live and rng.random() < 0.04:
         session_no += 1
         requested = created - timedelta(minutes=rng.randint(5, 60))
-        event({"kind": "session", "id": f"S{session_no}", "channel": channel, "customer": customer,
-               "requested_at": _iso(requested), "abandoned_at": _iso(requested + timedelta(seconds=rng.randint(2, 400)))})
+        event(
+            {
+                "kind": "session",
+                "id": f"S{session_no}",
+                "channel": channel,
+                "customer": customer,
+                "requested_at": _iso(requested),
+                "abandoned_at": _iso(requested + timedelta(seconds=rng.randint(2, 400))),
+            }
+        )
 
     if rng.random() < 0.88 or live:
-        event({"kind": "assign", "ticket": ticket, "at": _iso(created + timedelta(seconds=rng.randint(20, 1800 if not live else 60))), "agent": agent})
+        event(
+            {
+                "kind": "assign",
+                "ticket": ticket,
+                "at": _iso(created + timedelta(seconds=rng.randint(20, 1800 if not live else 60))),
+                "agent": agent,
+            }
+        )
     if rng.random() < 0.08:
-        event({"kind": "priority", "ticket": ticket, "at": _iso(created + timedelta(minutes=rng.randint(10, 120))),
-               "priority": _pick(rng, PRIORITY_WEIGHTS)})
+        event(
+            {
+                "kind": "priority",
+                "ticket": ticket,
+                "at": _iso(created + timedelta(minutes=rng.randint(10, 120))),
+                "priority": _pick(rng, PRIORITY_WEIGHTS),
+            }
+        )
     if outbound:
         reply_at = created + timedelta(hours=rng.lognormvariate(math.log(20), 0.8))
         if message(reply_at, "public_enduser", "open"):
@@ -296,7 +419,9 @@ def _ticket_write(emit, rng: random.Random, *, number: int, created: datetime, c
                 if not message(second, "public_agent", "pending"):
                     return session_no
                 solved_at = second + timedelta(days=2)
-                if not event({"kind": "status", "ticket": ticket, "at": _iso(solved_at), "status": "solved", "by": agent}):
+                if not event(
+                    {"kind": "status", "ticket": ticket, "at": _iso(solved_at), "status": "solved", "by": agent}
+                ):
                     return session_no
         else:
             solved_at = first + timedelta(days=4)
@@ -311,8 +436,15 @@ def _ticket_write(emit, rng: random.Random, *, number: int, created: datetime, c
         else:
             return session_no
     if rng.random() < 0.2:
-        event({"kind": "rating", "ticket": ticket, "at": _iso(solved_at + timedelta(hours=rng.uniform(1, 48))),
-               "score": _pick(rng, SCORES), "comment": ""})
+        event(
+            {
+                "kind": "rating",
+                "ticket": ticket,
+                "at": _iso(solved_at + timedelta(hours=rng.uniform(1, 48))),
+                "score": _pick(rng, SCORES),
+                "comment": "",
+            }
+        )
     return session_no
 
 
@@ -376,8 +508,10 @@ def child_run(argv: list[str], *, env: dict[str, str], log: Path) -> dict:
     if child.returncode != 0:
         raise SystemExit(f"{' '.join(argv[1:3])} failed ({child.returncode}); see {log}:\n" + "\n".join(tail))
     return {
-        "seconds": round(seconds, 2), "peak_rss_mib": round(peak_kb / 1024, 1),
-        "database_peak_rss_mib": round(db_peak_kb / 1024, 1), "database_peak_private_mib": round(db_private_kb / 1024, 1),
+        "seconds": round(seconds, 2),
+        "peak_rss_mib": round(peak_kb / 1024, 1),
+        "database_peak_rss_mib": round(db_peak_kb / 1024, 1),
+        "database_peak_private_mib": round(db_private_kb / 1024, 1),
         "output_tail": tail,
     }
 
@@ -394,19 +528,29 @@ def _sql(statement: str, *, env: dict[str, str]) -> str:
         "    c.execute(sys.argv[1])\n"
         "    print(json.dumps(c.fetchall() if c.description else [], default=str))"
     )
-    done = subprocess.run([PYTHON, "-c", code, statement], cwd=ROOT, env=env, check=True, capture_output=True, text=True)
+    done = subprocess.run(
+        [PYTHON, "-c", code, statement], cwd=ROOT, env=env, check=True, capture_output=True, text=True
+    )
     return done.stdout.strip().splitlines()[-1]
 
 
 def database_counts(env: dict[str, str]) -> dict:
     tables = {
-        "tickets": "tickets_ticket", "messages": "tickets_message", "events": "tickets_ticketevent",
-        "ratings": "tickets_rating", "customers": "tickets_customer", "sessions": "tickets_session",
-        "presence": "tickets_agentpresence", "snapshots": "reports_reportsnapshot",
+        "tickets": "tickets_ticket",
+        "messages": "tickets_message",
+        "events": "tickets_ticketevent",
+        "ratings": "tickets_rating",
+        "customers": "tickets_customer",
+        "sessions": "tickets_session",
+        "presence": "tickets_agentpresence",
+        "snapshots": "reports_reportsnapshot",
     }
-    found = json.loads(_sql(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'", env=env,
-    ))
+    found = json.loads(
+        _sql(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'",
+            env=env,
+        )
+    )
     names = {row[0] for row in found}
     counts = {}
     for label, table in tables.items():
@@ -426,12 +570,18 @@ def import_phase(args: argparse.Namespace, env: dict[str, str], report: dict) ->
     started = time.monotonic()
     counts = year_history_write(path, tickets=args.tickets, first_day=first_day, days=args.days, now=now)
     report["history"] = {
-        "first_day": first_day.isoformat(), "last_day": (today - timedelta(days=1)).isoformat(),
-        "generated_at": _iso(now), "records": sum(counts.values()), "by_kind": dict(counts),
-        "file_mib": round(path.stat().st_size / 2**20, 1), "write_seconds": round(time.monotonic() - started, 1),
+        "first_day": first_day.isoformat(),
+        "last_day": (today - timedelta(days=1)).isoformat(),
+        "generated_at": _iso(now),
+        "records": sum(counts.values()),
+        "by_kind": dict(counts),
+        "file_mib": round(path.stat().st_size / 2**20, 1),
+        "write_seconds": round(time.monotonic() - started, 1),
     }
     print(json.dumps(report["history"]), flush=True)
-    result = child_run([PYTHON, "manage.py", "import_history", str(path)], env=env, log=OUT / f"reports-import-{database}.log")
+    result = child_run(
+        [PYTHON, "manage.py", "import_history", str(path)], env=env, log=OUT / f"reports-import-{database}.log"
+    )
     result["records_per_second"] = round(report["history"]["records"] / result["seconds"], 1)
     report["import"] = result
     print(json.dumps(result), flush=True)
@@ -488,7 +638,9 @@ class QueryLog:
         try:
             return execute(sql, params, many, context)
         finally:
-            self.queries.append({"stage": self.stage, "ms": round((time.perf_counter() - started) * 1000, 1), "sql": sql})
+            self.queries.append(
+                {"stage": self.stage, "ms": round((time.perf_counter() - started) * 1000, 1), "sql": sql}
+            )
 
 
 def _staged(log: QueryLog, name: str, function, *, context_manager: bool = False):
@@ -576,7 +728,9 @@ def report_child(start: date, end: date, as_of: datetime, explain: int | None) -
         "slowest": [{"position": i, **log.queries[i], "sql": log.queries[i]["sql"][:300]} for i in slowest],
         "slowest_sql_full": log.queries[slowest[0]]["sql"] if slowest else "",
         "plan": log.plan,
-        "explained": {k: v for k, v in log.queries[explain].items()} if explain is not None and explain < len(log.queries) else None,
+        "explained": {k: v for k, v in log.queries[explain].items()}
+        if explain is not None and explain < len(log.queries)
+        else None,
         "in_scope": result["tickets"]["in_scope"],
         "headline": {
             "solved": result["tickets"]["solved"],
@@ -606,6 +760,7 @@ def snapshot_child(days: list[date], as_of: datetime) -> dict:
                 return function(*args, **kwargs)
             finally:
                 parts[name] = parts.get(name, 0.0) + time.perf_counter() - started
+
         return run
 
     services.report_compute = timed("report_compute", services.report_compute)
@@ -617,7 +772,11 @@ def snapshot_child(days: list[date], as_of: datetime) -> dict:
         parts.clear()
         started = time.perf_counter()
         snapshot_compute(
-            calendar=calendar, granularity=Granularity.DAY, start=day, end=day + timedelta(days=1), as_of=as_of,
+            calendar=calendar,
+            granularity=Granularity.DAY,
+            start=day,
+            end=day + timedelta(days=1),
+            as_of=as_of,
             backlog=tally,
         )
         total = time.perf_counter() - started
@@ -634,11 +793,13 @@ def _child_json(log: Path) -> dict:
 
 def busiest_month(env: dict[str, str]) -> tuple[date, date, int]:
     """The full local month (inside the history's span) with the most tickets."""
-    rows = json.loads(_sql(
-        "SELECT (date_trunc('month', created_at AT TIME ZONE 'Europe/Dublin'))::date, count(*), "
-        "min((created_at AT TIME ZONE 'Europe/Dublin')::date) FROM tickets_ticket GROUP BY 1 ORDER BY 1",
-        env=env,
-    ))
+    rows = json.loads(
+        _sql(
+            "SELECT (date_trunc('month', created_at AT TIME ZONE 'Europe/Dublin'))::date, count(*), "
+            "min((created_at AT TIME ZONE 'Europe/Dublin')::date) FROM tickets_ticket GROUP BY 1 ORDER BY 1",
+            env=env,
+        )
+    )
     today = datetime.now(UTC).astimezone(ZONE).date()
     full = []
     for index, (month, count, first) in enumerate(rows):
@@ -654,11 +815,15 @@ def busiest_month(env: dict[str, str]) -> tuple[date, date, int]:
 
 def _code_state() -> dict:
     """The commit measured and any uncommitted change to the report code (others may be editing it)."""
+
     def git(*args: str) -> str:
         done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
         return done.stdout.strip()
 
-    return {"commit": git("rev-parse", "HEAD"), "uncommitted": git("status", "--porcelain", "reports", "servicedesk/tickets")}
+    return {
+        "commit": git("rev-parse", "HEAD"),
+        "uncommitted": git("status", "--porcelain", "reports", "servicedesk/tickets"),
+    }
 
 
 def measure_phase(args: argparse.Namespace, env: dict[str, str], report: dict) -> None:
@@ -678,29 +843,45 @@ def measure_phase(args: argparse.Namespace, env: dict[str, str], report: dict) -
         figures.pop("plan", None)
         figures.pop("slowest_sql_full", None)
         run_result = {
-            "child_seconds": result["seconds"], "peak_rss_mib": result["peak_rss_mib"],
+            "child_seconds": result["seconds"],
+            "peak_rss_mib": result["peak_rss_mib"],
             "database_peak_rss_mib": result["database_peak_rss_mib"],
-            "database_peak_private_mib": result["database_peak_private_mib"], **figures,
+            "database_peak_private_mib": result["database_peak_private_mib"],
+            **figures,
         }
         report["month"]["runs"].append(run_result)
-        shown = ("seconds", "child_seconds", "peak_rss_mib", "database_peak_rss_mib", "database_peak_private_mib", "stages")
+        shown = (
+            "seconds",
+            "child_seconds",
+            "peak_rss_mib",
+            "database_peak_rss_mib",
+            "database_peak_private_mib",
+            "stages",
+        )
         print(json.dumps({k: run_result[k] for k in shown}), flush=True)
     slowest = report["month"]["runs"][-1]["slowest"][0]["position"]
     log = OUT / "reports-month-explain.log"
     result = child_run(
-        [*me, "--report-child", start.isoformat(), end.isoformat(), _iso(as_of), "--explain", str(slowest)], env=env, log=log,
+        [*me, "--report-child", start.isoformat(), end.isoformat(), _iso(as_of), "--explain", str(slowest)],
+        env=env,
+        log=log,
     )
     figures = _child_json(log)
     report["month"]["explain"] = {
-        "position": slowest, "stage": (figures["explained"] or {}).get("stage"),
-        "sql": (figures["explained"] or {}).get("sql"), "plan": figures["plan"],
+        "position": slowest,
+        "stage": (figures["explained"] or {}).get("stage"),
+        "sql": (figures["explained"] or {}).get("sql"),
+        "plan": figures["plan"],
         "note": "this run's report time includes the EXPLAIN ANALYZE of that statement",
         "seconds": figures["seconds"],
     }
     print(figures["plan"], flush=True)
 
-    first = date.fromisoformat(json.loads(_sql(
-        "SELECT min((created_at AT TIME ZONE 'Europe/Dublin')::date) FROM tickets_ticket", env=env))[0][0])
+    first = date.fromisoformat(
+        json.loads(_sql("SELECT min((created_at AT TIME ZONE 'Europe/Dublin')::date) FROM tickets_ticket", env=env))[0][
+            0
+        ]
+    )
     today = as_of.astimezone(ZONE).date()
     total_days = (today - first).days
     _sql("DELETE FROM reports_reportsnapshot", env=env)
@@ -708,26 +889,42 @@ def measure_phase(args: argparse.Namespace, env: dict[str, str], report: dict) -
         step = total_days / args.backfill_sample
         days = [first + timedelta(days=int(i * step)) for i in range(args.backfill_sample)]
         log = OUT / "reports-backfill-sample.log"
-        result = child_run([*me, "--snapshot-child", ",".join(d.isoformat() for d in days), _iso(as_of)], env=env, log=log)
+        result = child_run(
+            [*me, "--snapshot-child", ",".join(d.isoformat() for d in days), _iso(as_of)], env=env, log=log
+        )
         timings = _child_json(log)
         seconds = [t["seconds"] for t in timings.values()]
         mean = sum(seconds) / len(seconds)
         report["backfill"] = {
-            "mode": "sample", "since": first.isoformat(), "days_in_backfill": total_days, "sample_days": len(days),
-            "child_seconds": result["seconds"], "peak_rss_mib": result["peak_rss_mib"], "per_day": timings,
+            "mode": "sample",
+            "since": first.isoformat(),
+            "days_in_backfill": total_days,
+            "sample_days": len(days),
+            "child_seconds": result["seconds"],
+            "peak_rss_mib": result["peak_rss_mib"],
+            "per_day": timings,
             "database_peak_rss_mib": result["database_peak_rss_mib"],
             "database_peak_private_mib": result["database_peak_private_mib"],
-            "mean_day_seconds": round(mean, 2), "max_day_seconds": max(seconds),
-            "mean_report_compute_seconds": round(sum(t.get("report_compute", 0) for t in timings.values()) / len(seconds), 2),
+            "mean_day_seconds": round(mean, 2),
+            "max_day_seconds": max(seconds),
+            "mean_report_compute_seconds": round(
+                sum(t.get("report_compute", 0) for t in timings.values()) / len(seconds), 2
+            ),
             "mean_backlog_seconds": round(sum(t.get("backlog_count", 0) for t in timings.values()) / len(seconds), 2),
             "extrapolated_seconds": round(mean * total_days, 1),
         }
     else:
         log = OUT / "reports-backfill.log"
-        result = child_run([PYTHON, "manage.py", "report", "--backfill", "--since", first.isoformat()], env=env, log=log)
+        result = child_run(
+            [PYTHON, "manage.py", "report", "--backfill", "--since", first.isoformat()], env=env, log=log
+        )
         report["backfill"] = {
-            "mode": "full", "since": first.isoformat(), "days_in_backfill": total_days,
-            "seconds": result["seconds"], "peak_rss_mib": result["peak_rss_mib"], "output_tail": result["output_tail"],
+            "mode": "full",
+            "since": first.isoformat(),
+            "days_in_backfill": total_days,
+            "seconds": result["seconds"],
+            "peak_rss_mib": result["peak_rss_mib"],
+            "output_tail": result["output_tail"],
             "database_peak_rss_mib": result["database_peak_rss_mib"],
             "database_peak_private_mib": result["database_peak_private_mib"],
             "snapshots": json.loads(_sql("SELECT count(*) FROM reports_reportsnapshot", env=env))[0][0],
@@ -746,8 +943,12 @@ def main() -> None:
     parser.add_argument("--import-only", action="store_true", help="Build the database, measure nothing else.")
     parser.add_argument("--skip-import", action="store_true", help="Measure on the data already there.")
     parser.add_argument("--keep-history", action="store_true", help="Keep the generated JSON Lines file.")
-    parser.add_argument("--backfill-sample", type=int, default=0,
-                        help="Time this many days spread over the year instead of the whole backfill (0: whole).")
+    parser.add_argument(
+        "--backfill-sample",
+        type=int,
+        default=0,
+        help="Time this many days spread over the year instead of the whole backfill (0: whole).",
+    )
     parser.add_argument("--runs", type=int, default=3, help="Runs of the month's report.")
     parser.add_argument("--report-child", nargs=3, metavar=("START", "END", "AS_OF"), help=argparse.SUPPRESS)
     parser.add_argument("--explain", type=int, help=argparse.SUPPRESS)
@@ -755,12 +956,16 @@ def main() -> None:
     args = parser.parse_args()
     if args.report_child:
         start, end, as_of = args.report_child
-        figures = report_child(date.fromisoformat(start), date.fromisoformat(end), datetime.fromisoformat(as_of), args.explain)
+        figures = report_child(
+            date.fromisoformat(start), date.fromisoformat(end), datetime.fromisoformat(as_of), args.explain
+        )
         print(json.dumps(figures, default=str))
         return
     if args.snapshot_child:
         days, as_of = args.snapshot_child
-        print(json.dumps(snapshot_child([date.fromisoformat(d) for d in days.split(",")], datetime.fromisoformat(as_of))))
+        print(
+            json.dumps(snapshot_child([date.fromisoformat(d) for d in days.split(",")], datetime.fromisoformat(as_of)))
+        )
         return
 
     url = os.environ.get("DATABASE_URL", "")
@@ -770,7 +975,9 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     report: dict = {
-        "database": url.rsplit("@", 1)[-1], "tickets": args.tickets, "cpus": os.cpu_count(),
+        "database": url.rsplit("@", 1)[-1],
+        "tickets": args.tickets,
+        "cpus": os.cpu_count(),
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     out_path = OUT / f"reports-{stamp}.json"

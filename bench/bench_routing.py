@@ -92,17 +92,22 @@ def prepare(*, agents: int, capacity: int) -> None:
             if n % 5 == 0:  # one agent in five (of every queue) also speaks Chinese
                 held.append("zh")
             links += [
-                AgentProfile.skills.through(agentprofile_id=profile.pk, skill_id=skills[name].pk) for name in held if name
+                AgentProfile.skills.through(agentprofile_id=profile.pk, skill_id=skills[name].pk)
+                for name in held
+                if name
             ]
         AgentProfile.skills.through.objects.bulk_create(links)
         orgs = {
             tier: Organization.objects.get_or_create(name=f"Bench {tier}", defaults={"tier": tier})[0]
-            for tier in TIERS if tier
+            for tier in TIERS
+            if tier
         }
         Customer.objects.bulk_create(
             [
                 Customer(
-                    name=f"Customer {c}", external_id=f"bench-c{c}", created_at=datetime.now(UTC),
+                    name=f"Customer {c}",
+                    external_id=f"bench-c{c}",
+                    created_at=datetime.now(UTC),
                     organization=orgs.get(TIERS[c % len(TIERS)]) if TIERS[c % len(TIERS)] else None,
                 )
                 for c in range(CUSTOMERS)
@@ -116,7 +121,10 @@ def routing_start() -> None:
 
     for slug, mode, match_language, match_channel, required in QUEUES:
         queue_routing_set(
-            queue=Queue.objects.get(slug=slug), mode=mode, match_language=match_language, match_channel=match_channel,
+            queue=Queue.objects.get(slug=slug),
+            mode=mode,
+            match_language=match_language,
+            match_channel=match_channel,
             required_skills=[skill_get_or_create(kind="other", value=required)] if required else [],
         )
 
@@ -149,9 +157,13 @@ def arrivals(first: int, stop: int, start_at: float) -> dict:
         shape = _ticket_shape(number)
         customer = customers[shape["customer"]]
         ticket_create(
-            customer=customer, subject=f"Arrival {number}", channel=shape["channel"],
-            actor=Actor.of_customer(customer, source="intake"), queue=queues[shape["queue"]],
-            priority=shape["priority"], language=shape["language"],
+            customer=customer,
+            subject=f"Arrival {number}",
+            channel=shape["channel"],
+            actor=Actor.of_customer(customer, source="intake"),
+            queue=queues[shape["queue"]],
+            priority=shape["priority"],
+            language=shape["language"],
         )
     return {"tickets": stop - first, "seconds": time.perf_counter() - started, "routing_seconds": routed}
 
@@ -162,9 +174,14 @@ def _workers(total: int, workers: int, env: dict[str, str]) -> dict:
     children = [
         subprocess.Popen(
             [PYTHON, __file__, "--worker", str(w * step), str(min(total, (w + 1) * step)), str(start_at)],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
-        for w in range(workers) if w * step < total
+        for w in range(workers)
+        if w * step < total
     ]
     results = []
     for child in children:
@@ -174,7 +191,9 @@ def _workers(total: int, workers: int, env: dict[str, str]) -> dict:
         results.append(json.loads(stdout))
     wall = max(r["seconds"] for r in results)
     return {
-        "workers": len(results), "tickets": total, "wall_seconds": round(wall, 2),
+        "workers": len(results),
+        "tickets": total,
+        "wall_seconds": round(wall, 2),
         "tickets_per_second": round(total / wall, 1),
         "routing_ms_per_ticket": round(1000 * sum(r["routing_seconds"] for r in results) / total, 2),
         "create_ms_per_ticket": round(1000 * sum(r["seconds"] for r in results) / total, 2),
@@ -210,8 +229,12 @@ def fairness(capacity: int) -> dict:
 
     def spread(values: list[int]) -> dict:
         return {
-            "agents": len(values), "assigned": sum(values), "min": min(values), "max": max(values),
-            "spread": max(values) - min(values), "stdev": round(statistics.pstdev(values), 2),
+            "agents": len(values),
+            "assigned": sum(values),
+            "min": min(values),
+            "max": max(values),
+            "spread": max(values) - min(values),
+            "stdev": round(statistics.pstdev(values), 2),
         }
 
     return {
@@ -273,8 +296,13 @@ def main() -> None:
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith(("postgres://", "postgresql://")):
         raise SystemExit("Set DATABASE_URL to a PostgreSQL database; the benchmark refuses SQLite.")
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "servicedesk.settings.local", "DEBUG": "false",
-           "CELERY_TASK_ALWAYS_EAGER": "false", "LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "servicedesk.settings.local",
+        "DEBUG": "false",
+        "CELERY_TASK_ALWAYS_EAGER": "false",
+        "LOG_LEVEL": "WARNING",
+    }
     if args.worker or args.step:
         os.environ.update(env)
         _setup_django()
@@ -302,8 +330,12 @@ def main() -> None:
     common = ["--agents", str(args.agents), "--capacity", str(args.capacity)]
     _child("--step", "prepare", *common, env=env)
     report: dict = {
-        "database": url.rsplit("@", 1)[-1], "tickets": args.tickets, "agents": args.agents,
-        "capacity": args.capacity, "cpus": os.cpu_count(), "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "database": url.rsplit("@", 1)[-1],
+        "tickets": args.tickets,
+        "agents": args.agents,
+        "capacity": args.capacity,
+        "cpus": os.cpu_count(),
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     # 1. Baseline: the same arrivals in manual queues (no routing), one process.
     _child("--step", "reset", env=env)

@@ -49,7 +49,9 @@ def _insert_select(model: Any, expressions: dict[str, str], source: str) -> str:
         elif field.null:
             values.append("NULL")
         elif field.has_default() and isinstance(field.get_default(), bool | int | float):
-            values.append(str(field.get_default()).lower() if isinstance(field.get_default(), bool) else str(field.get_default()))
+            values.append(
+                str(field.get_default()).lower() if isinstance(field.get_default(), bool) else str(field.get_default())
+            )
         elif field.has_default() and isinstance(field.get_default(), str):
             values.append("'" + field.get_default().replace("'", "''") + "'")
         else:
@@ -100,7 +102,10 @@ def build(tickets: int, backlog: timedelta) -> dict[str, Any]:
     calendar = BusinessCalendar.objects.create(slug="utc", name="UTC", time_zone="UTC", is_default=True)
     policy = SlaPolicy.objects.create(slug="standard", name="Standard", rank=1, calendar=calendar, match={})
     SlaTarget.objects.create(
-        policy=policy, priority="normal", first_reply_minutes=FIRST_REPLY, resolution_minutes=RESOLUTION,
+        policy=policy,
+        priority="normal",
+        first_reply_minutes=FIRST_REPLY,
+        resolution_minutes=RESOLUTION,
         hours="calendar",
     )
     queue, _created = Queue.objects.get_or_create(slug="support", defaults={"name": "Support"})
@@ -117,7 +122,12 @@ def build(tickets: int, backlog: timedelta) -> dict[str, Any]:
         cursor.execute(
             _insert_select(
                 Customer,
-                {"name": "'Customer ' || g", "language": "''", "time_zone": "''", "created_at": f"TIMESTAMPTZ '{(NOW - SPAN).isoformat()}'"},
+                {
+                    "name": "'Customer ' || g",
+                    "language": "''",
+                    "time_zone": "''",
+                    "created_at": f"TIMESTAMPTZ '{(NOW - SPAN).isoformat()}'",
+                },
                 f"generate_series(1, {CUSTOMERS}) AS g",
             )
         )
@@ -157,14 +167,22 @@ def build(tickets: int, backlog: timedelta) -> dict[str, Any]:
         cursor.execute(
             _insert_select(
                 TicketEvent,
-                {"ticket": "t", "kind": "'created'", "at": "c", "source": "'intake'", "after": "'{\"status\": \"new\"}'::jsonb"},
+                {
+                    "ticket": "t",
+                    "kind": "'created'",
+                    "at": "c",
+                    "source": "'intake'",
+                    "after": '\'{"status": "new"}\'::jsonb',
+                },
                 source,
             )
         )
         common = {"ticket": "t", "policy": str(policy.pk), "calendar": str(calendar.pk), "priority": "'normal'"}
         for kind, target in (("first_reply", FIRST_REPLY), ("resolution", RESOLUTION)):
             cursor.execute(_insert_select(TicketTarget, {**common, **_target_sql(kind, target, backlog)}, source))
-        cursor.execute("SELECT setval(pg_get_serial_sequence('tickets_ticket', 'id'), (SELECT max(id) FROM tickets_ticket))")
+        cursor.execute(
+            "SELECT setval(pg_get_serial_sequence('tickets_ticket', 'id'), (SELECT max(id) FROM tickets_ticket))"
+        )
     built = time.monotonic() - started
     connection.close()
     with connection.cursor() as cursor:
@@ -224,11 +242,18 @@ def measure(runs: int) -> dict[str, Any]:
             started = time.perf_counter()
             counts = breach.sla_breach_check(now=instant)
             seconds = time.perf_counter() - started
-        results.append({
-            "now": instant.isoformat(), "due_rows": due, "seconds": round(seconds, 3), "queries": queries,
-            **counts.as_dict(),
-        })
-        print(f"  {instant:%H:%M}  due {due:>6}  {seconds:7.3f} s  {queries:>6} queries  {counts.as_dict()}", flush=True)
+        results.append(
+            {
+                "now": instant.isoformat(),
+                "due_rows": due,
+                "seconds": round(seconds, 3),
+                "queries": queries,
+                **counts.as_dict(),
+            }
+        )
+        print(
+            f"  {instant:%H:%M}  due {due:>6}  {seconds:7.3f} s  {queries:>6} queries  {counts.as_dict()}", flush=True
+        )
     from django.conf import settings
 
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
@@ -238,7 +263,7 @@ def measure(runs: int) -> dict[str, Any]:
     started = time.perf_counter()
     sent = 0
     for first in range(0, len(collected), 500):
-        sent += breach.sla_notices_send(notices=collected[first:first + 500])
+        sent += breach.sla_notices_send(notices=collected[first : first + 500])
     send_seconds = time.perf_counter() - started
     return {
         "runs": results,

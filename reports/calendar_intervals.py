@@ -52,9 +52,7 @@ def local_span(spec: CalendarSpec, start: datetime, end: datetime) -> tuple[date
 
 
 @contextmanager
-def materialised(
-    specs: Mapping[str, CalendarSpec], *, start: datetime, end: datetime
-) -> Iterator[dict[str, str]]:
+def materialised(specs: Mapping[str, CalendarSpec], *, start: datetime, end: datetime) -> Iterator[dict[str, str]]:
     """Write the open intervals covering [start, end] of each named calendar; yield name -> calendar_key.
 
     Runs in a transaction (a savepoint inside an outer one); the rows are gone

@@ -104,7 +104,9 @@ def agents_needed(
         raise ValueError("arrivals, AHT and threshold must not be negative")
     load = arrivals_per_hour * aht_seconds / 3600
     if load == 0:
-        return Staffing(load=0.0, agents=0, scheduled=0, service_level=None, asa_seconds=None, occupancy=None, probability_wait=None)
+        return Staffing(
+            load=0.0, agents=0, scheduled=0, service_level=None, asa_seconds=None, occupancy=None, probability_wait=None
+        )
     servers = math.floor(load)
     blocking = erlang_b(servers, load)
     while True:

@@ -36,10 +36,20 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = 1_000_000
 LIVE_CHANNELS = tuple(SessionChannel.values)
 LIVE_KEYS = (
-    "offered", "answered", "abandoned", "short_abandoned",
-    "service_level", "service_level_offered", "service_level_positive", "service_level_answered",
-    "service_level_excluding_short", "asa_seconds", "abandonment_rate", "abandonment_rate_raw",
-    "aht_seconds", "threshold_seconds",
+    "offered",
+    "answered",
+    "abandoned",
+    "short_abandoned",
+    "service_level",
+    "service_level_offered",
+    "service_level_positive",
+    "service_level_answered",
+    "service_level_excluding_short",
+    "asa_seconds",
+    "abandonment_rate",
+    "abandonment_rate_raw",
+    "aht_seconds",
+    "threshold_seconds",
 )
 
 
@@ -95,14 +105,18 @@ def sessions_offered(*, start_utc: datetime, end_utc: datetime, as_of: datetime)
     """The sessions requested in [start_utc, end_utc) and at or before ``as_of``."""
     # The channel condition lets the (channel, requested_at) index serve the range.
     return Session.objects.filter(
-        channel__in=LIVE_CHANNELS, requested_at__gte=start_utc, requested_at__lt=end_utc, requested_at__lte=as_of,
+        channel__in=LIVE_CHANNELS,
+        requested_at__gte=start_utc,
+        requested_at__lt=end_utc,
+        requested_at__lte=as_of,
     )
 
 
 def sessions_answered(*, start_utc: datetime, end_utc: datetime, as_of: datetime) -> QuerySet[Session]:
     """The period's sessions answered at or before ``as_of`` (for cost per contact)."""
     return sessions_offered(start_utc=start_utc, end_utc=end_utc, as_of=as_of).filter(
-        answered_at__isnull=False, answered_at__lte=as_of,
+        answered_at__isnull=False,
+        answered_at__lte=as_of,
     )
 
 
@@ -243,7 +257,9 @@ def occupancy_seconds(*, start_utc: datetime, end_utc: datetime, as_of: datetime
     start_us, upto_us = epoch_us(start_utc), epoch_us(upto)
     quote = connection.ops.quote_name
     busy_sql = _BUSY_SQL.format(
-        answered=epoch_us_sql("answered_at"), ended=epoch_us_sql("ended_at"), session=quote(Session._meta.db_table),
+        answered=epoch_us_sql("answered_at"),
+        ended=epoch_us_sql("ended_at"),
+        session=quote(Session._meta.db_table),
     )
     ready_sql = _READY_SQL.format(at=epoch_us_sql("at"), presence=quote(AgentPresence._meta.db_table))
     found: dict[int, list[int]] = {}
@@ -253,8 +269,16 @@ def occupancy_seconds(*, start_utc: datetime, end_utc: datetime, as_of: datetime
             found.setdefault(agent_id, [0, 0])[0] = int(busy or 0)
         cursor.execute(
             ready_sql,
-            [db_instant(upto), db_instant(start_utc), db_instant(start_utc), upto_us, upto_us, start_us, start_us,
-             PresenceState.READY],
+            [
+                db_instant(upto),
+                db_instant(start_utc),
+                db_instant(start_utc),
+                upto_us,
+                upto_us,
+                start_us,
+                start_us,
+                PresenceState.READY,
+            ],
         )
         for agent_id, ready in cursor.fetchall():
             found.setdefault(agent_id, [0, 0])[1] = int(ready or 0)
@@ -305,4 +329,6 @@ def costs_within(first: date, last: date) -> dict[tuple[date, date], tuple[Decim
     rows = OperatingCost.objects.filter(period_start__gte=first, period_end__lte=last).values_list(
         "period_start", "period_end", "amount", "currency"
     )
-    return {(start, end): (Decimal(amount).quantize(Decimal("0.01")), currency) for start, end, amount, currency in rows}
+    return {
+        (start, end): (Decimal(amount).quantize(Decimal("0.01")), currency) for start, end, amount, currency in rows
+    }

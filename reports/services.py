@@ -37,7 +37,13 @@ from servicedesk.tickets.models import Ticket
 
 DEFINITIONS_VERSION = "2026-11-2"
 
-BREAKDOWNS = {"channel": "by_channel", "queue": "by_queue", "agent": "by_agent", "priority": "by_priority", "tier": "by_tier"}
+BREAKDOWNS = {
+    "channel": "by_channel",
+    "queue": "by_queue",
+    "agent": "by_agent",
+    "priority": "by_priority",
+    "tier": "by_tier",
+}
 
 
 def instant_text(instant: datetime) -> str:
@@ -176,8 +182,12 @@ def _compute(period: Period, as_of: datetime) -> dict:
         with materialised(specs, start=span_start, end=span_end) as keys:
             prefix = keys["report"][: -len("report")]
             with ticket_facts(
-                start_utc=period.start_utc, end_utc=period.end_utc, as_of=as_of,
-                report_key=keys["report"], key_prefix=prefix, shared_calendars=shared,
+                start_utc=period.start_utc,
+                end_utc=period.end_utc,
+                as_of=as_of,
+                report_key=keys["report"],
+                key_prefix=prefix,
+                shared_calendars=shared,
             ) as facts:
                 counts = ticket_counts(facts)
                 durations = ticket_durations(facts)
@@ -202,7 +212,5 @@ def _compute(period: Period, as_of: datetime) -> dict:
     report["definitions_version"] = DEFINITIONS_VERSION
     for name, report_key in BREAKDOWNS.items():
         keys_seen = sorted(set(counts[name]) | set(durations[name]) | set(sla[name]))
-        report[report_key] = {
-            key: _ticket_figures(name, key, counts, durations, sla, quality) for key in keys_seen
-        }
+        report[report_key] = {key: _ticket_figures(name, key, counts, durations, sla, quality) for key in keys_seen}
     return report

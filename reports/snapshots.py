@@ -400,8 +400,11 @@ def snapshots_stale(*, calendar: BusinessCalendar, now: datetime) -> list[Report
     costs = _costs(snapshots)
     zone = zoneinfo.ZoneInfo(calendar.time_zone)
     marks = ReportSnapshot.objects.filter(pk__in=[s.pk for s in snapshots]).aggregate(
-        events=Min("events_seen_id"), messages=Min("messages_seen_id"), ratings=Min("ratings_seen_id"),
-        sessions=Min("sessions_seen_id"), presence=Min("presence_seen_id"),
+        events=Min("events_seen_id"),
+        messages=Min("messages_seen_id"),
+        ratings=Min("ratings_seen_id"),
+        sessions=Min("sessions_seen_id"),
+        presence=Min("presence_seen_id"),
     )
     touched = [
         ("events_seen_id", _touched_days(TicketEvent, marks["events"] or 0, zone)),
@@ -409,9 +412,7 @@ def snapshots_stale(*, calendar: BusinessCalendar, now: datetime) -> list[Report
         ("ratings_seen_id", _touched_days(Rating, marks["ratings"] or 0, zone)),
         ("sessions_seen_id", _touched_days(Session, marks["sessions"] or 0, zone, "requested_at")),
     ]
-    presence_top = AgentPresence.objects.filter(id__gt=marks["presence"] or 0).aggregate(
-        first=Min("at"), top=Max("id")
-    )
+    presence_top = AgentPresence.objects.filter(id__gt=marks["presence"] or 0).aggregate(first=Min("at"), top=Max("id"))
     stale: list[ReportSnapshot] = []
     for snapshot in snapshots:
         _start_utc, end_utc = period_bounds(calendar, snapshot.start, snapshot.end)
@@ -421,10 +422,15 @@ def snapshots_stale(*, calendar: BusinessCalendar, now: datetime) -> list[Report
             and presence_top["first"] < end_utc
         )
         cost_changed = _cost_changed(snapshot.recorded_cost, costs.get((snapshot.start, snapshot.end)))
-        if presence_changed or cost_changed or _settling(snapshot, end_utc, now) or any(
-            snapshot.start <= day < snapshot.end and top > getattr(snapshot, field)
-            for field, days in touched
-            for day, top in days.items()
+        if (
+            presence_changed
+            or cost_changed
+            or _settling(snapshot, end_utc, now)
+            or any(
+                snapshot.start <= day < snapshot.end and top > getattr(snapshot, field)
+                for field, days in touched
+                for day, top in days.items()
+            )
         ):
             stale.append(snapshot)
     return stale

@@ -135,7 +135,9 @@ class BusinessBetween(Expression):
     def resolve_expression(self, *args: Any, **kwargs: Any) -> BusinessBetween:
         clone = self.copy()
         clone.is_summary = kwargs.get("summarize", False)
-        clone.set_source_expressions([expr.resolve_expression(*args, **kwargs) for expr in self.get_source_expressions()])
+        clone.set_source_expressions(
+            [expr.resolve_expression(*args, **kwargs) for expr in self.get_source_expressions()]
+        )
         return clone
 
     def as_sql(  # type: ignore[override]

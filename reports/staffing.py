@@ -121,9 +121,13 @@ def staffing_forecast(
     time_zone = calendar.time_zone if calendar is not None else "UTC"
     dow_sql, hour_sql, bucket_params = _bucket_sql(time_zone, start_utc, end_utc)
     sql = _BUCKET_SQL.format(
-        abandoned=epoch_us_sql("abandoned_at"), requested=epoch_us_sql("requested_at"),
-        ended=epoch_us_sql("ended_at"), answered=epoch_us_sql("answered_at"),
-        dow=dow_sql, hour=hour_sql, session=connection.ops.quote_name(Session._meta.db_table),
+        abandoned=epoch_us_sql("abandoned_at"),
+        requested=epoch_us_sql("requested_at"),
+        ended=epoch_us_sql("ended_at"),
+        answered=epoch_us_sql("answered_at"),
+        dow=dow_sql,
+        hour=hour_sql,
+        session=connection.ops.quote_name(Session._meta.db_table),
     )
     params = [short_abandon_seconds() * 1_000_000, *bucket_params, channel, db_instant(start_utc), db_instant(end_utc)]
     measured: dict[tuple[int, int], tuple[int, int, int]] = {}
@@ -143,18 +147,30 @@ def staffing_forecast(
                 "hour": hour,
                 "arrivals_per_hour": _round(arrivals / weeks, 4),
                 "aht_seconds": aht,
-                "load": None, "agents": 0, "scheduled": 0, "service_level": None, "asa_seconds": None, "occupancy": None,
+                "load": None,
+                "agents": 0,
+                "scheduled": 0,
+                "service_level": None,
+                "asa_seconds": None,
+                "occupancy": None,
             }
             used_aht = aht if aht is not None else overall_aht
             if arrivals and used_aht:
                 result = erlang.agents_needed(
-                    arrivals_per_hour=arrivals / weeks, aht_seconds=used_aht, target_sl=target_sl,
-                    threshold_seconds=threshold_seconds, shrinkage=shrinkage, max_occupancy=max_occupancy,
+                    arrivals_per_hour=arrivals / weeks,
+                    aht_seconds=used_aht,
+                    target_sl=target_sl,
+                    threshold_seconds=threshold_seconds,
+                    shrinkage=shrinkage,
+                    max_occupancy=max_occupancy,
                 )
                 cell.update(
-                    load=_round(result.load, 4), agents=result.agents, scheduled=result.scheduled,
+                    load=_round(result.load, 4),
+                    agents=result.agents,
+                    scheduled=result.scheduled,
                     service_level=_round(result.service_level or 0.0, 4),
-                    asa_seconds=_round(result.asa_seconds or 0.0, 2), occupancy=_round(result.occupancy or 0.0, 4),
+                    asa_seconds=_round(result.asa_seconds or 0.0, 2),
+                    occupancy=_round(result.occupancy or 0.0, 4),
                 )
             hours.append(cell)
         days.append({"weekday": weekday, "hours": hours})

@@ -473,7 +473,11 @@ def staffing(request: HttpRequest) -> HttpResponse:
     params = request.GET.copy()
     channel = params.get("channel") or "chat"
     defaults = {
-        "channel": channel, "weeks": 4, "target": 80, "shrinkage": 30, "max_occupancy": 85,
+        "channel": channel,
+        "weeks": 4,
+        "target": 80,
+        "shrinkage": 30,
+        "max_occupancy": 85,
         "threshold": settings.SERVICEDESK["LIVE_THRESHOLD_SECONDS"].get(channel, 30),
     }
     for key, value in defaults.items():
@@ -487,9 +491,15 @@ def staffing(request: HttpRequest) -> HttpResponse:
         this_monday = today - timedelta(days=today.weekday())
         period = Period(start=this_monday - timedelta(weeks=data["weeks"]), end=this_monday, calendar=calendar)
         forecast = staffing_forecast(
-            start_utc=period.start_utc, end_utc=period.end_utc, calendar=calendar, channel=data["channel"],
-            target_sl=data["target"] / 100, threshold_seconds=data["threshold"], shrinkage=data["shrinkage"] / 100,
-            max_occupancy=data["max_occupancy"] / 100 if data["max_occupancy"] else None, weeks=data["weeks"],
+            start_utc=period.start_utc,
+            end_utc=period.end_utc,
+            calendar=calendar,
+            channel=data["channel"],
+            target_sl=data["target"] / 100,
+            threshold_seconds=data["threshold"],
+            shrinkage=data["shrinkage"] / 100,
+            max_occupancy=data["max_occupancy"] / 100 if data["max_occupancy"] else None,
+            weeks=data["weeks"],
         )
         forecast["period_start"], forecast["period_end"] = period.start, period.end
         forecast["rows"] = [

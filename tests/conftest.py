@@ -47,4 +47,3 @@ def manager(db):
 @pytest.fixture
 def customer(db):
     return CustomerFactory(name="Alice Byrne", email="alice@example.com")
-

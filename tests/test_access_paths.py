@@ -27,12 +27,18 @@ def two_customers(queue, agent):
         customer.save()
         ticket = ticket_make(customer=customer, queue=queue, subject=f"Ticket of {name.upper()}")
         reply = ticket_reply_create(
-            ticket=ticket, author=agent, text="Here is the file", deliver=False, actor=Actor.agent(agent),
+            ticket=ticket,
+            author=agent,
+            text="Here is the file",
+            deliver=False,
+            actor=Actor.agent(agent),
             attachments=[InboundAttachment(f"{name}.txt", "text/plain", b"private to " + name.encode())],
         )
         call_command("drf_create_token", user.username, verbosity=0)
         people[name] = {
-            "user": user, "ticket": ticket, "key": reply.attachments.get().key,
+            "user": user,
+            "ticket": ticket,
+            "key": reply.attachments.get().key,
             "token": Token.objects.get(user=user).key,
         }
     return people

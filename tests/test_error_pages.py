@@ -11,7 +11,9 @@ pytestmark = pytest.mark.django_db
 ENGLISH, CHINESE = "en", "zh-CN,zh;q=0.9"
 
 
-@pytest.mark.parametrize(("language", "title", "lang"), [(ENGLISH, "Page not found", "en"), (CHINESE, "找不到页面", "zh-hans")])
+@pytest.mark.parametrize(
+    ("language", "title", "lang"), [(ENGLISH, "Page not found", "en"), (CHINESE, "找不到页面", "zh-hans")]
+)
 def test_an_unknown_address_gets_the_not_found_page(client, language, title, lang):
     response = client.get("/help/no-such-page/", HTTP_ACCEPT_LANGUAGE=language)
     page = response.content.decode()

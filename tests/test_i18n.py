@@ -52,7 +52,9 @@ def test_every_marked_string_has_a_chinese_translation(tmp_path):
     shutil.copy(root / "manage.py", tree / "manage.py")
     subprocess.run(
         [sys.executable, "manage.py", "makemessages", "-l", "zh_Hans", "--no-obsolete", "-v", "0"],
-        cwd=tree, check=True, env={**os.environ, "DJANGO_SETTINGS_MODULE": "servicedesk.settings.test"},
+        cwd=tree,
+        check=True,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "servicedesk.settings.test"},
     )
     entries = po_entries(tree / "locale" / "zh_Hans" / "LC_MESSAGES" / "django.po")
     assert len(entries) > 250

@@ -77,7 +77,11 @@ def deliver_by_email(message: Message) -> DeliveryReceipt:
     if message.quote_history:
         body = body.rstrip("\n") + "\n\n" + quoted_history(message)
     mail = EmailMultiAlternatives(
-        subject=subject, body=body, from_email=_from_address(message), to=[to], headers=headers,
+        subject=subject,
+        body=body,
+        from_email=_from_address(message),
+        to=[to],
+        headers=headers,
         reply_to=[reply_address_for(message)],
     )
     if message.html:

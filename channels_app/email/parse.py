@@ -71,7 +71,10 @@ def email_limits() -> EmailLimits:
 def own_addresses() -> frozenset[str]:
     """Addresses that are ours: the support address, DEFAULT_FROM_EMAIL and SERVICEDESK_EMAIL["OWN_ADDRESSES"]."""
     desk = getattr(settings, "SERVICEDESK", {}) or {}
-    candidates = [str(desk.get("SUPPORT_ADDRESS", "") or ""), parseaddr(str(getattr(settings, "DEFAULT_FROM_EMAIL", "") or ""))[1]]
+    candidates = [
+        str(desk.get("SUPPORT_ADDRESS", "") or ""),
+        parseaddr(str(getattr(settings, "DEFAULT_FROM_EMAIL", "") or ""))[1],
+    ]
     candidates += [str(a) for a in _email_settings().get("OWN_ADDRESSES", ()) or ()]
     return frozenset(a.strip().lower() for a in candidates if "@" in a)
 
@@ -358,8 +361,25 @@ def _check_depth(msg: Message, max_depth: int) -> None:
 # --- HTML to text -------------------------------------------------------------
 
 _PARAGRAPH_TAGS = {
-    "p", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "table", "ul", "ol", "hr", "pre", "dl",
-    "section", "article", "header", "footer", "address",
+    "p",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "blockquote",
+    "table",
+    "ul",
+    "ol",
+    "hr",
+    "pre",
+    "dl",
+    "section",
+    "article",
+    "header",
+    "footer",
+    "address",
 }
 _LINE_TAGS = {"div", "li", "tr", "dt", "dd"}
 _SKIP_TAGS = {"script", "style", "head", "title", "template", "noscript"}
@@ -601,9 +621,16 @@ def _collect_delivery_status(part: Message, collected: _Collected) -> None:
 
 def _collect_report(part: Message, collected: _Collected) -> None:
     for child in _children(part):
-        if child.get_content_type() in ("message/rfc822", "text/rfc822-headers", "message/global", "message/global-headers"):
+        if child.get_content_type() in (
+            "message/rfc822",
+            "text/rfc822-headers",
+            "message/global",
+            "message/global-headers",
+        ):
             inners = _children(child)
-            returned = inners[0] if inners else HeaderParser(policy=compat32).parsestr(_part_text(child, collected.hints))
+            returned = (
+                inners[0] if inners else HeaderParser(policy=compat32).parsestr(_part_text(child, collected.hints))
+            )
             for name in ("original-message-id", "message-id"):
                 ids = _message_ids(_FOLD.sub("", _first(returned, name)))
                 if ids and not collected.dsn_for:

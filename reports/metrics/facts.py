@@ -64,6 +64,7 @@ DIMENSIONS: dict[str | None, str] = {
     "tier": "tier_key",
 }
 
+
 def grouping_sets(extra_group: str = "") -> tuple[str, str, str, str]:
     """The parts of a PostgreSQL ``GROUPING SETS`` query over every breakdown of DIMENSIONS.
 
@@ -207,7 +208,9 @@ def _statements(vendor: str, x: str, shared: frozenset[int] = frozenset()) -> li
 
     def pol_of(report_b: str, other_b: str) -> str:
         """A figure on the ticket's policy calendar: the report's on calendar 0, 0 without a calendar."""
-        return f"(CASE WHEN c.pol_cal = 0 THEN {report_b} WHEN c.pol_cal IS NULL THEN 0 ELSE COALESCE({other_b}, 0) END)"
+        return (
+            f"(CASE WHEN c.pol_cal = 0 THEN {report_b} WHEN c.pol_cal IS NULL THEN 0 ELSE COALESCE({other_b}, 0) END)"
+        )
 
     # Calendars by number: 0 is the report's (and that of a policy calendar
     # with the same hours, whose business time is the same), a policy calendar its id.
@@ -219,15 +222,17 @@ def _statements(vendor: str, x: str, shared: frozenset[int] = frozenset()) -> li
     # B at as_of and just before it, per calendar: the largest over the
     # intervals starting by then (B never decreases), 0 without one.
     ends = f"""ends AS (
-  SELECT ci.cal, MAX(ci.cum_before_us + {clip('%(as_of_us)s')}) AS b_as_of,
-         MAX(CASE WHEN ci.start_us <= %(as_of_us)s - 1 THEN ci.cum_before_us + {clip('(%(as_of_us)s - 1)')} END)
+  SELECT ci.cal, MAX(ci.cum_before_us + {clip("%(as_of_us)s")}) AS b_as_of,
+         MAX(CASE WHEN ci.start_us <= %(as_of_us)s - 1 THEN ci.cum_before_us + {clip("(%(as_of_us)s - 1)")} END)
              AS b_before_as_of
   FROM {i_} ci WHERE ci.start_us <= %(as_of_us)s GROUP BY ci.cal
 )"""
     other_kinds = sql_list(kind for kind in ROW_KINDS if kind not in ("status", "reply"))
-    kind_code = "CASE kind " + " ".join(
-        f"WHEN '{kind}' THEN {code}" for kind, code in ROW_KINDS.items() if kind not in ("status", "reply")
-    ) + " END"
+    kind_code = (
+        "CASE kind "
+        + " ".join(f"WHEN '{kind}' THEN {code}" for kind, code in ROW_KINDS.items() if kind not in ("status", "reply"))
+        + " END"
+    )
     set_aside_kinds = sql_list(kind for _column, kind in SET_ASIDE)
     later_befores = ", ".join(
         f"MAX(CASE WHEN kind = '{kind}' THEN before_text END) AS {kind}_before" for _column, kind in SET_ASIDE
@@ -270,22 +275,24 @@ def _statements(vendor: str, x: str, shared: frozenset[int] = frozenset()) -> li
         # ``spam_base`` and ``deleted_base``: the flag at as_of unless an event by
         # then says otherwise (the ``before`` of the first such event after
         # as_of, else the column).
-        (c_, f"""
+        (
+            c_,
+            f"""
 SELECT t.id, t.channel, t.initiator, t.is_spam, t.is_deleted, t.customer_id, t.topic_id, t.same_issue_as_id,
        t.sla_policy_id, {policy_calendar} AS pol_cal,
        t.priority AS current_priority, qq.slug AS current_queue, t.assignee_id AS current_assignee,
        CASE WHEN ce.id IS NULL THEN 0 ELSE 1 END AS has_created,
-       {json_key_text_sql('ce.after', 'priority', vendor)} AS created_priority,
-       {json_key_text_sql('ce.after', 'queue', vendor)} AS created_queue,
-       {json_key_text_sql('ce.after', 'assignee', vendor)} AS created_assignee,
-       {ep('t.created_at')} AS created_us,
+       {json_key_text_sql("ce.after", "priority", vendor)} AS created_priority,
+       {json_key_text_sql("ce.after", "queue", vendor)} AS created_queue,
+       {json_key_text_sql("ce.after", "assignee", vendor)} AS created_assignee,
+       {ep("t.created_at")} AS created_us,
        {flag_bases}
 FROM {t} t
 JOIN {q} qq ON qq.id = t.queue_id
 LEFT JOIN {p} pp ON pp.id = t.sla_policy_id
 LEFT JOIN (
   SELECT ticket_id, {later_befores} FROM (
-    SELECT se.ticket_id, se.kind, CAST({json_text_sql('se.before', vendor)} AS TEXT) AS before_text,
+    SELECT se.ticket_id, se.kind, CAST({json_text_sql("se.before", vendor)} AS TEXT) AS before_text,
            ROW_NUMBER() OVER (PARTITION BY se.ticket_id, se.kind ORDER BY se.at, se.id) AS rn
     FROM {e} se
     WHERE se.kind IN {set_aside_kinds} AND se.at > %(as_of)s
@@ -295,18 +302,24 @@ LEFT JOIN (
 LEFT JOIN {e} ce ON ce.ticket_id = t.id AND ce.kind = 'created'
      AND ce.ticket_id >= %(first_id)s AND ce.ticket_id <= %(last_id)s
 WHERE t.created_at >= %(start)s AND t.created_at < %(end)s AND t.created_at <= %(as_of)s
-"""),
-        (e_, f"""
-SELECT ev.ticket_id, ev.kind, ev.id, {ep('ev.at')} AS at_us,
-       {json_text_sql('ev.after', vendor)} AS val,
-       CASE WHEN ev.kind = 'status' THEN {json_text_sql('ev.before', vendor)} END AS bval
+""",
+        ),
+        (
+            e_,
+            f"""
+SELECT ev.ticket_id, ev.kind, ev.id, {ep("ev.at")} AS at_us,
+       {json_text_sql("ev.after", vendor)} AS val,
+       CASE WHEN ev.kind = 'status' THEN {json_text_sql("ev.before", vendor)} END AS bval
 FROM {c_} c JOIN {e} ev ON ev.ticket_id = c.id
 WHERE ev.kind IN {EVENT_KINDS} AND ev.at <= %(as_of)s AND ev.ticket_id >= %(first_id)s AND ev.ticket_id <= %(last_id)s
-"""),
+""",
+        ),
         # Per ticket with public messages by as_of: the first reply, the
         # number of replies, those by the first solve, and the customer's last
         # message by the first solve (one pass over the messages).
-        (m_, f"""
+        (
+            m_,
+            f"""
 WITH first_solve AS (
   SELECT ticket_id, MIN(at_us) AS first_solve_us FROM {e_}
   WHERE kind = 'status' AND bval IN {unsolved} AND val IN {solved} GROUP BY ticket_id
@@ -315,7 +328,7 @@ solves AS (
   SELECT c.id, fs.first_solve_us FROM {c_} c LEFT JOIN first_solve fs ON fs.ticket_id = c.id
 ),
 public AS (
-  SELECT mm.ticket_id, mm.kind, {ep('mm.created_at')} AS at_us, cs.first_solve_us
+  SELECT mm.ticket_id, mm.kind, {ep("mm.created_at")} AS at_us, cs.first_solve_us
   FROM solves cs JOIN {m} mm ON mm.ticket_id = cs.id
   WHERE mm.kind IN ('public_agent', 'public_enduser') AND mm.created_at <= %(as_of)s
     AND mm.ticket_id >= %(first_id)s AND mm.ticket_id <= %(last_id)s
@@ -328,14 +341,18 @@ SELECT pm.ticket_id,
            AS enduser_by_solve_us
 FROM public pm
 GROUP BY pm.ticket_id
-"""),
+""",
+        ),
         # This computation's calendar intervals, by calendar number.
-        (i_, f"""
+        (
+            i_,
+            f"""
 SELECT CASE WHEN calendar_key = %(report_key)s THEN 0
             ELSE CAST(substr(calendar_key, %(prefix_end)s) AS INTEGER) END AS cal,
        start_us, end_us, cum_before_us
 FROM {ci} WHERE calendar_key LIKE %(key_like)s
-"""),
+""",
+        ),
         # Per ticket, from its status rows (creation as ``new``, then each
         # status event, ordered by instant and id; a row lasts until the next
         # row's instant, or as_of) and its first reply, each on the report's
@@ -352,7 +369,9 @@ FROM {ci} WHERE calendar_key LIKE %(key_like)s
         # assignee, priority, merged, spam and deleted events (ordered the same
         # way) the latest value of each and whether there is one. ``x_*``: on
         # the policy calendar of other hours (NULL without one).
-        (s_, f"""
+        (
+            s_,
+            f"""
 WITH RECURSIVE slot_numbers(k) AS (
   SELECT CAST(%(first_slot)s AS BIGINT) UNION ALL SELECT k + 1 FROM slot_numbers WHERE k < %(last_slot)s
 ),
@@ -383,8 +402,8 @@ points AS (
 {ends},
 timed AS (
   SELECT p.cal, p.ticket_id, p.at_us, p.seq, p.row_kind, p.status, p.before_status,
-         CASE WHEN sl.in_start <= p.at_us THEN sl.in_cum + {clip_on('p.at_us', 'sl.in_start', 'sl.in_end')}
-              ELSE COALESCE(sl.prev_cum + {clip_on('p.at_us', 'sl.prev_start', 'sl.prev_end')}, 0) END AS b,
+         CASE WHEN sl.in_start <= p.at_us THEN sl.in_cum + {clip_on("p.at_us", "sl.in_start", "sl.in_end")}
+              ELSE COALESCE(sl.prev_cum + {clip_on("p.at_us", "sl.prev_start", "sl.prev_end")}, 0) END AS b,
          COALESCE(en.b_as_of, 0) AS b_as_of
   FROM points p
   LEFT JOIN slots sl ON sl.cal = p.cal AND sl.k = p.at_us / %(slot_us)s
@@ -412,24 +431,27 @@ SELECT h.ticket_id,
        MAX(CASE WHEN {on_rep} AND {solve_row} THEN h.b END) AS rep_solve_b,
        MAX(CASE WHEN h.cal = 0 AND h.row_kind = 1 THEN h.b END) AS rep_reply_b,
        MAX(CASE WHEN h.cal <> 0 AND h.row_kind = 1 THEN h.b END) AS x_reply_b,
-       {has('queue')} AS has_queue, {latest('queue')} AS queue_val,
-       {has('assignee')} AS has_assignee, {latest('assignee')} AS assignee_val,
-       {latest('priority')} AS priority_val, {has('merged')} AS is_merged,
+       {has("queue")} AS has_queue, {latest("queue")} AS queue_val,
+       {has("assignee")} AS has_assignee, {latest("assignee")} AS assignee_val,
+       {latest("priority")} AS priority_val, {has("merged")} AS is_merged,
        {set_aside_latest},
        COUNT(CASE WHEN {on_rep} AND h.before_status IN {solved} AND h.status IN {unsolved} THEN 1 END) AS reopens,
        MIN(CASE WHEN {on_rep} AND h.before_status IN {unsolved} AND h.status IN {solved} THEN h.at_us END)
            AS first_solve_us
 FROM spans h
 GROUP BY h.ticket_id
-"""),
+""",
+        ),
         # The facts: the breakdown keys at as_of, the first reply; then the
         # priorities at the fulfilment instants, SLA terms and states, durations.
-        (x, f"""
+        (
+            x,
+            f"""
 WITH keys AS (
-  SELECT c.*, s.status_now, s.last_solve_us, s.rwt_c, s.rwt_b, {pol_of('s.rwt_b', 's.x_rwt_b')} AS rwt_pol,
-         fr.first_reply_us, s.priority_val, s.rep_created_b, {pol_of('s.rep_created_b', 's.x_created_b')} AS pol_created_b,
+  SELECT c.*, s.status_now, s.last_solve_us, s.rwt_c, s.rwt_b, {pol_of("s.rwt_b", "s.x_rwt_b")} AS rwt_pol,
+         fr.first_reply_us, s.priority_val, s.rep_created_b, {pol_of("s.rep_created_b", "s.x_created_b")} AS pol_created_b,
          s.rep_solve_b, COALESCE(s.rep_reply_b, 0) AS rep_reply_b,
-         {pol_of('COALESCE(s.rep_reply_b, 0)', 's.x_reply_b')} AS pol_reply_b, s.reopens, s.first_solve_us, COALESCE(fr.replies, 0) AS replies,
+         {pol_of("COALESCE(s.rep_reply_b, 0)", "s.x_reply_b")} AS pol_reply_b, s.reopens, s.first_solve_us, COALESCE(fr.replies, 0) AS replies,
          COALESCE(fr.replies_by_solve, 0) AS replies_by_solve,
          CASE WHEN fr.enduser_by_solve_us > fr.first_reply_us THEN 1 ELSE 0 END AS late_message,
          CASE WHEN {set_aside_at_as_of} THEN 'excluded'
@@ -490,19 +512,19 @@ sla AS (
 )
 SELECT c.id, c.scope, c.channel, c.queue_key, c.agent_key, c.priority_key, c.tier_key, c.solved_now,
        c.first_reply_us, c.last_solve_us, c.first_solve_us, c.replies, c.reopens, c.replies_by_solve, c.late_message,
-       CASE WHEN c.first_reply_us IS NOT NULL THEN {greatest('c.rep_reply_b - c.rep_created_b', '0')} END AS frt_b,
+       CASE WHEN c.first_reply_us IS NOT NULL THEN {greatest("c.rep_reply_b - c.rep_created_b", "0")} END AS frt_b,
        c.first_reply_us - c.created_us AS frt_c,
-       CASE WHEN c.solved_now = 1 THEN {greatest('c.rep_solve_b - c.rep_created_b', '0')} END AS full_b,
+       CASE WHEN c.solved_now = 1 THEN {greatest("c.rep_solve_b - c.rep_created_b", "0")} END AS full_b,
        CASE WHEN c.solved_now = 1 THEN c.last_solve_us - c.created_us END AS full_c,
        CASE WHEN c.solved_now = 1 THEN c.rwt_b END AS rwt_b,
        CASE WHEN c.solved_now = 1 THEN c.rwt_c END AS rwt_c,
        CASE WHEN c.scope <> 'in' OR c.sla_policy_id IS NULL OR c.fr_minutes IS NULL THEN NULL
             WHEN c.first_reply_us IS NOT NULL THEN
-                 CASE WHEN {pol_elapsed('c.pol_created_b', 'c.pol_reply_b', 'c.created_us', 'c.first_reply_us', 'c.fr_hours')}
+                 CASE WHEN {pol_elapsed("c.pol_created_b", "c.pol_reply_b", "c.created_us", "c.first_reply_us", "c.fr_hours")}
                            <= {frt_target}
                       THEN 'achieved' ELSE 'breached' END
             WHEN c.solved_now = 1 THEN 'cancelled'
-            WHEN {pol_elapsed('c.pol_created_b', 'c.pol_before_as_of_b', 'c.created_us', '(%(as_of_us)s - 1)', 'c.fr_hours')}
+            WHEN {pol_elapsed("c.pol_created_b", "c.pol_before_as_of_b", "c.created_us", "(%(as_of_us)s - 1)", "c.fr_hours")}
                  >= {frt_target} THEN 'breached'
             ELSE 'active' END AS fr_state,
        CASE WHEN c.scope <> 'in' OR c.sla_policy_id IS NULL OR c.res_minutes IS NULL THEN NULL
@@ -511,7 +533,8 @@ SELECT c.id, c.scope, c.channel, c.queue_key, c.agent_key, c.priority_key, c.tie
             WHEN c.status_now = 'pending' THEN 'paused'
             ELSE 'active' END AS res_state
 FROM sla c
-"""),
+""",
+        ),
     ]
 
 
@@ -542,7 +565,12 @@ def _slots(cursor: Any, intervals: str, *, first_us: int, last_us: int) -> dict[
 
 @contextmanager
 def ticket_facts(
-    *, start_utc: datetime, end_utc: datetime, as_of: datetime, report_key: str, key_prefix: str,
+    *,
+    start_utc: datetime,
+    end_utc: datetime,
+    as_of: datetime,
+    report_key: str,
+    key_prefix: str,
     shared_calendars: frozenset[int] = frozenset(),
 ) -> Iterator[Facts]:
     """Write the facts of the tickets created in [start_utc, end_utc) and by ``as_of``; yield their tables.
@@ -585,15 +613,23 @@ def ticket_facts(
             used = {key: value for key, value in params.items() if f"%({key})s" in select}
             cursor.execute(f"CREATE TEMPORARY TABLE {name} AS {select}", used)
             if name == f"{table}_i":
-                params.update(_slots(cursor, name, first_us=min(epoch_us(start_utc), params["as_of_us"]),
-                                     last_us=params["as_of_us"]))
+                params.update(
+                    _slots(
+                        cursor, name, first_us=min(epoch_us(start_utc), params["as_of_us"]), last_us=params["as_of_us"]
+                    )
+                )
             if vendor == "postgresql":
                 # Temporary tables get no statistics otherwise; the next joins are planned on them.
                 cursor.execute(f"ANALYZE {name}")
     # On error the enclosing transaction's rollback removes the tables.
     yield Facts(
-        table=table, as_of=as_of, events=f"{table}_e", messages=f"{table}_m", cohort=f"{table}_c",
-        first_id=params["first_id"], last_id=params["last_id"],
+        table=table,
+        as_of=as_of,
+        events=f"{table}_e",
+        messages=f"{table}_m",
+        cohort=f"{table}_c",
+        first_id=params["first_id"],
+        last_id=params["last_id"],
     )
     with connection.cursor() as cursor:
         for name, _select in reversed(statements):

@@ -367,13 +367,14 @@ def _fcr_steps(as_of: datetime, window_hours: int) -> tuple[Mapping[str, Any], .
 
     replies = _p("replies_by_solve")
     # Not merged away by as_of: a merge recorded later does not count yet.
-    merged_away = Exists(
-        TicketEvent.objects.filter(ticket=OuterRef("pk"), kind=TicketEvent.Kind.MERGED, at__lte=as_of)
+    merged_away = Exists(TicketEvent.objects.filter(ticket=OuterRef("pk"), kind=TicketEvent.Kind.MERGED, at__lte=as_of))
+    eligible = (
+        Q(
+            initiator=Initiator.INBOUND,
+            **{_p("first_solve") + "__lte": as_of - timedelta(hours=window_hours), replies + "__gte": 1},
+        )
+        & ~merged_away
     )
-    eligible = Q(
-        initiator=Initiator.INBOUND,
-        **{_p("first_solve") + "__lte": as_of - timedelta(hours=window_hours), replies + "__gte": 1},
-    ) & ~merged_away
     success = eligible & Q(**{replies: 1}) & ~late_customer_message & ~reopened_in_window & ~repeat_contact
     # Success is checked in this order so that the costly conditions run for
     # eligible tickets only.
@@ -536,19 +537,19 @@ people AS (
 ),
 pairs AS (
   SELECT pe.qid, pe.q_topic, pe.q_same, pe.first_reply_us, pe.first_solve_us,
-         x.id AS xid, x.topic_id, x.same_issue_as_id, {ep('x.created_at')} AS created_us
+         x.id AS xid, x.topic_id, x.same_issue_as_id, {ep("x.created_at")} AS created_us
   FROM people pe JOIN {t} x ON x.customer_id = pe.customer_id
   WHERE x.initiator = 'inbound' AND x.is_spam = {_false(vendor)} AND x.id <> pe.qid
     AND x.created_at >= %(pairs_from)s AND x.created_at <= %(pairs_until)s
 ),
 merged_in AS (
-  SELECT pe.qid, pe.first_reply_us, pe.first_solve_us, x.id AS xid, {ep('x.created_at')} AS created_us
+  SELECT pe.qid, pe.first_reply_us, pe.first_solve_us, x.id AS xid, {ep("x.created_at")} AS created_us
   FROM people pe JOIN {t} x ON x.merged_into_id = pe.qid AND x.customer_id = pe.customer_id
   WHERE x.initiator = 'inbound' AND x.is_spam = {_false(vendor)} AND x.id <> pe.qid
     AND x.merged_into_id >= %(first_id)s AND x.merged_into_id <= %(last_id)s
 ),
 merges AS (
-  SELECT p.qid, p.created_us, p.first_reply_us, p.first_solve_us, {ep('v.at')} AS merged_us
+  SELECT p.qid, p.created_us, p.first_reply_us, p.first_solve_us, {ep("v.at")} AS merged_us
   FROM merged_in p JOIN {e} v ON v.ticket_id = p.xid
   WHERE v.kind = 'merged' AND v.at <= %(as_of)s
 ),
@@ -616,8 +617,10 @@ def quality_figures(facts: Facts, *, window_hours: int = FCR_WINDOW_HOURS) -> Re
         f"COALESCE(SUM({template.format(**values)}), 0)" for figure in FIGURES for template in SUMS[figure].values()
     )
     params = {
-        "as_of": connection.ops.adapt_datetimefield_value(facts.as_of), "as_of_us": facts.as_of_us,
-        "first_id": facts.first_id, "last_id": facts.last_id,
+        "as_of": connection.ops.adapt_datetimefield_value(facts.as_of),
+        "as_of_us": facts.as_of_us,
+        "first_id": facts.first_id,
+        "last_id": facts.last_id,
     }
     flagged = f"{rows}_f"
     first, final = _quality_rows_sql(facts, window_hours, vendor, flagged)
@@ -626,11 +629,16 @@ def quality_figures(facts: Facts, *, window_hours: int = FCR_WINDOW_HOURS) -> Re
         if vendor == "postgresql":
             cursor.execute(f"ANALYZE {flagged}")
         pairs_from, pairs_until = _pairs_bounds(cursor, flagged, window_hours)
-        cursor.execute(f"CREATE TEMPORARY TABLE {rows} AS {final}", {
-            "as_of": params["as_of"], "first_id": params["first_id"], "last_id": params["last_id"],
-            "pairs_from": connection.ops.adapt_datetimefield_value(pairs_from),
-            "pairs_until": connection.ops.adapt_datetimefield_value(pairs_until),
-        })
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE {rows} AS {final}",
+            {
+                "as_of": params["as_of"],
+                "first_id": params["first_id"],
+                "last_id": params["last_id"],
+                "pairs_from": connection.ops.adapt_datetimefield_value(pairs_from),
+                "pairs_until": connection.ops.adapt_datetimefield_value(pairs_until),
+            },
+        )
         # Built from constants: the breakdown columns of DIMENSIONS and the sums of SUMS.
         cursor.execute(grouped_select(rows, summed, vendor=vendor))
         fetched = cursor.fetchall()

@@ -41,7 +41,9 @@ def sla_figures(facts: Facts) -> dict[str | None, dict[str, dict[str, Any]]]:
         for state in states
     ]
     counted = f"(fr_state IN {_COUNTED} OR res_state IN {_COUNTED})"
-    met = f"{counted} AND (fr_state IS NULL OR fr_state <> 'breached') AND (res_state IS NULL OR res_state <> 'breached')"
+    met = (
+        f"{counted} AND (fr_state IS NULL OR fr_state <> 'breached') AND (res_state IS NULL OR res_state <> 'breached')"
+    )
     counts += [f"COUNT(CASE WHEN {met} THEN 1 END)", f"COUNT(CASE WHEN {counted} THEN 1 END)"]
     body = ", ".join(counts)
     result: dict[str | None, dict[str, dict[str, Any]]] = {name: {} for name in DIMENSIONS}
@@ -51,15 +53,23 @@ def sla_figures(facts: Facts) -> dict[str | None, dict[str, dict[str, Any]]]:
             fr_a, fr_b, fr_active, fr_cancelled, res_a, res_b, res_active, res_paused, met_n, counted_n = numbers
             result[dim or None][group_key(key)] = {
                 "first_reply": {
-                    "achieved": fr_a, "breached": fr_b, "active": fr_active, "cancelled": fr_cancelled,
+                    "achieved": fr_a,
+                    "breached": fr_b,
+                    "active": fr_active,
+                    "cancelled": fr_cancelled,
                     "rate": rate(fr_a, fr_a + fr_b),
                 },
                 "resolution": {
-                    "achieved": res_a, "breached": res_b, "active": res_active, "paused": res_paused,
+                    "achieved": res_a,
+                    "breached": res_b,
+                    "active": res_active,
+                    "paused": res_paused,
                     "rate": rate(res_a, res_a + res_b),
                 },
                 "all_targets": {
-                    "achieved": fr_a + res_a, "breached": fr_b + res_b, "rate": rate(fr_a + res_a, fr_a + res_a + fr_b + res_b),
+                    "achieved": fr_a + res_a,
+                    "breached": fr_b + res_b,
+                    "rate": rate(fr_a + res_a, fr_a + res_a + fr_b + res_b),
                 },
                 "tickets_meeting_all": {"met": met_n, "counted": counted_n, "rate": rate(met_n, counted_n)},
             }

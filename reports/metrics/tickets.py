@@ -47,7 +47,11 @@ def ticket_counts(facts: Facts) -> Grouped:
         cursor.execute(grouped_select(facts.table, body))
         for dim, key, in_scope, outbound, merged, solved in cursor.fetchall():
             result[dim or None][group_key(key)] = {
-                "in_scope": in_scope, "outbound": outbound, "merged": merged, "solved": solved, "by_channel": {},
+                "in_scope": in_scope,
+                "outbound": outbound,
+                "merged": merged,
+                "solved": solved,
+                "by_channel": {},
             }
         cursor.execute(grouped_select(facts.table, "channel, COUNT(*)", where="scope = 'in'", extra_group="channel"))
         for dim, key, channel, count in cursor.fetchall():
@@ -74,7 +78,7 @@ def ticket_durations(facts: Facts) -> Grouped:
             "p90": minutes(p90),
         }
     result: Grouped = {name: {} for name in DIMENSIONS}
-    for (dim, key, _metric) in summaries:
+    for dim, key, _metric in summaries:
         result[dim].setdefault(key, {})
     for dim, groups in result.items():
         for key, figures in groups.items():

@@ -23,7 +23,17 @@ _AGENT_PERMS = [
     "tickets.add_message",
     "tickets.view_message",
 ]
-_MANAGER_PERMS = [*_AGENT_PERMS, "tickets.view_all_queues", "tickets.view_reports", "tickets.add_queue", "tickets.change_queue", "tickets.view_queue", "tickets.add_topic", "tickets.change_topic", "tickets.view_topic"]
+_MANAGER_PERMS = [
+    *_AGENT_PERMS,
+    "tickets.view_all_queues",
+    "tickets.view_reports",
+    "tickets.add_queue",
+    "tickets.change_queue",
+    "tickets.view_queue",
+    "tickets.add_topic",
+    "tickets.change_topic",
+    "tickets.view_topic",
+]
 # Managers run service levels and routing: calendars, policies, escalations, skills, agent profiles.
 _MANAGER_PERMS += [
     f"{app}.{action}_{model}"

@@ -33,11 +33,7 @@ def assignable_users(queue: Queue) -> QuerySet[User]:
     """Agents who can work ``queue``: its members plus managers and admins."""
     return (
         User.objects.filter(is_active=True)
-        .filter(
-            Q(queues=queue, groups__name__in=ROLES)
-            | Q(groups__name__in=[MANAGER, ADMIN])
-            | Q(is_superuser=True)
-        )
+        .filter(Q(queues=queue, groups__name__in=ROLES) | Q(groups__name__in=[MANAGER, ADMIN]) | Q(is_superuser=True))
         .distinct()
         .order_by("display_name", "username", "pk")
     )
@@ -86,7 +82,8 @@ class ReplyForm(forms.Form):
     )
     attachments = MultipleFileField(label=_("Attachments"), required=False)
     quote_history = forms.BooleanField(
-        label=_("Quote the earlier conversation below the reply"), required=False,
+        label=_("Quote the earlier conversation below the reply"),
+        required=False,
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -112,7 +109,10 @@ class TicketPropertiesForm(forms.Form):
     )
     queue = forms.ModelChoiceField(label=_("Queue"), queryset=Queue.objects.none(), required=False, empty_label=None)
     tags = forms.CharField(
-        label=_("Tags"), required=False, max_length=2000, help_text=_("Separate tags with commas."),
+        label=_("Tags"),
+        required=False,
+        max_length=2000,
+        help_text=_("Separate tags with commas."),
     )
 
     def __init__(self, *args: Any, ticket: Ticket, user: Any, **kwargs: Any) -> None:

@@ -251,9 +251,7 @@ class SlaBoard:
         self.now = at
         by_ticket = {ticket.pk: list(ticket.sla_targets.all()) for ticket in tickets}
         specs = specs_for(target for targets in by_ticket.values() for target in targets)
-        self._views = {
-            pk: [target_view(target, at, specs) for target in targets] for pk, targets in by_ticket.items()
-        }
+        self._views = {pk: [target_view(target, at, specs) for target in targets] for pk, targets in by_ticket.items()}
 
     def targets(self, ticket: Ticket) -> list[TargetView]:
         return self._views.get(ticket.pk, [])

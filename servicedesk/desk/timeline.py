@@ -106,9 +106,7 @@ def ticket_timeline(ticket: Ticket, *, tz: tzinfo | None = None) -> list[Timelin
             if event.kind in _SLA_KINDS and isinstance(value, dict) and isinstance(value.get("policy"), str):
                 policy_slugs.add(value["policy"])
     names = {user.pk: str(user) for user in User.objects.filter(pk__in=user_ids)} if user_ids else {}
-    policies = (
-        dict(SlaPolicy.objects.filter(slug__in=policy_slugs).values_list("slug", "name")) if policy_slugs else {}
-    )
+    policies = dict(SlaPolicy.objects.filter(slug__in=policy_slugs).values_list("slug", "name")) if policy_slugs else {}
     zone = tz or timezone.get_current_timezone()
 
     def shown(kind: str, value: Any) -> str:
@@ -148,9 +146,7 @@ def _sla_display(value: Any, policies: dict[str, str], zone: tzinfo) -> str:
     if isinstance(value.get("minutes"), int):
         hours = value.get("hours")
         hours_label = TargetHours(hours).label if hours in TargetHours.values else hours
-        parts.append(
-            _("target %(time)s (%(hours)s)") % {"time": duration_text(value["minutes"]), "hours": hours_label}
-        )
+        parts.append(_("target %(time)s (%(hours)s)") % {"time": duration_text(value["minutes"]), "hours": hours_label})
     policy = value.get("policy")
     if isinstance(policy, str):
         parts.append(policies.get(policy, policy))

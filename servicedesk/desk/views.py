@@ -212,7 +212,13 @@ def ticket_update(request: HttpRequest, reference: str) -> HttpResponse:
 
 
 def _set_aside_post(
-    request: HttpRequest, ticket: Ticket, *, name: str, change: Callable[[bool], Any], invalid: str, done: tuple[str, str]
+    request: HttpRequest,
+    ticket: Ticket,
+    *,
+    name: str,
+    change: Callable[[bool], Any],
+    invalid: str,
+    done: tuple[str, str],
 ) -> HttpResponse:
     """Apply a yes/no choice posted as ``name`` (1 or 0): set aside goes back to the inbox, back stays on the ticket."""
     choice = request.POST.get(name)
@@ -234,7 +240,9 @@ def ticket_spam(request: HttpRequest, reference: str) -> HttpResponse:
     found = selectors.ticket_detail(user=agent, reference=reference)
     actor = Actor.agent(agent, source="ui")
     return _set_aside_post(
-        request, found, name="spam",
+        request,
+        found,
+        name="spam",
         change=lambda spam: tickets.ticket_spam_set(ticket=found, spam=spam, actor=actor),
         invalid=_("Choose whether the ticket is spam."),
         done=(_("The ticket was marked as spam."), _("The ticket is no longer marked as spam.")),
@@ -251,10 +259,15 @@ def ticket_delete(request: HttpRequest, reference: str) -> HttpResponse:
         raise PermissionDenied
     actor = Actor.agent(user, source="ui")
     return _set_aside_post(
-        request, found, name="deleted",
+        request,
+        found,
+        name="deleted",
         change=lambda deleted: tickets.ticket_delete_set(ticket=found, deleted=deleted, actor=actor),
         invalid=_("Choose whether to delete the ticket or restore it."),
-        done=(_("The ticket was deleted. Managers can restore it from the Deleted view."), _("The ticket was restored.")),
+        done=(
+            _("The ticket was deleted. Managers can restore it from the Deleted view."),
+            _("The ticket was restored."),
+        ),
     )
 
 

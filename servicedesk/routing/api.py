@@ -57,6 +57,7 @@ class MyAvailabilityView(APIView):
         serializer = AvailabilitySerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         profile = agent_availability_set(
-            agent=signed_in_user(request), availability=serializer.validated_data["availability"],
+            agent=signed_in_user(request),
+            availability=serializer.validated_data["availability"],
         )
         return Response(AvailabilitySerializer(_body(profile)).data)

@@ -58,4 +58,3 @@ def ticket_event_follow(*, event: TicketEvent) -> None:
         # new queue); the task routes the ticket only if it is unassigned then.
         ticket_id = ticket.pk
         transaction.on_commit(lambda: route_enqueue(ticket_id=ticket_id, trigger=Trigger.WAITING))
-

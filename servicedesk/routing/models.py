@@ -53,7 +53,8 @@ class Skill(models.Model):
 
     kind = models.CharField(_("kind"), max_length=10, choices=SkillKind.choices)
     value = models.CharField(
-        _("value"), max_length=50,
+        _("value"),
+        max_length=50,
         help_text=_("Language code (en, zh), topic identifier, channel (email, chat ...) or a free word."),
     )
 
@@ -87,18 +88,29 @@ class AgentProfile(models.Model):
     """How an agent takes tickets: skills, how many open tickets at most, and whether now."""
 
     user = models.OneToOneField(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="agent_profile", verbose_name=_("agent"),
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="agent_profile",
+        verbose_name=_("agent"),
     )
     skills = models.ManyToManyField(Skill, blank=True, related_name="agents", verbose_name=_("skills"))
     capacity = models.PositiveIntegerField(
-        _("capacity"), default=capacity_default,
+        _("capacity"),
+        default=capacity_default,
         help_text=_("Open tickets (new, open, pending, on hold) routing assigns to this agent at most."),
     )
     availability = models.CharField(
-        _("availability"), max_length=10, choices=Availability.choices, default=Availability.OFFLINE,
+        _("availability"),
+        max_length=10,
+        choices=Availability.choices,
+        default=Availability.OFFLINE,
     )
     working_hours = models.ForeignKey(
-        "sla.BusinessCalendar", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        "sla.BusinessCalendar",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
         verbose_name=_("working hours"),
         help_text=_("Outside this calendar's opening hours the agent receives no tickets; empty: any time."),
     )
@@ -146,23 +158,32 @@ class QueueRouting(models.Model):
     """How a queue's new tickets find an agent, and which skills the agent needs."""
 
     queue = models.OneToOneField(
-        "tickets.Queue", on_delete=models.CASCADE, related_name="routing", verbose_name=_("queue"),
+        "tickets.Queue",
+        on_delete=models.CASCADE,
+        related_name="routing",
+        verbose_name=_("queue"),
     )
     mode = models.CharField(_("assignment"), max_length=20, choices=RoutingMode.choices, default=RoutingMode.MANUAL)
     match_language = models.BooleanField(
-        _("match the ticket's language"), default=False,
+        _("match the ticket's language"),
+        default=False,
         help_text=_("The agent needs a language skill equal to the ticket's language (when it has one)."),
     )
     match_topic = models.BooleanField(
-        _("match the ticket's topic"), default=False,
+        _("match the ticket's topic"),
+        default=False,
         help_text=_("The agent needs a topic skill equal to the ticket's topic (when it has one)."),
     )
     match_channel = models.BooleanField(
-        _("match the ticket's channel"), default=False,
+        _("match the ticket's channel"),
+        default=False,
         help_text=_("The agent needs a channel skill equal to the ticket's channel."),
     )
     required_skills = models.ManyToManyField(
-        Skill, blank=True, related_name="queues", verbose_name=_("required skills"),
+        Skill,
+        blank=True,
+        related_name="queues",
+        verbose_name=_("required skills"),
         help_text=_("Every ticket of the queue needs an agent holding all of these."),
     )
 
@@ -192,7 +213,9 @@ class Assignment(models.Model):
     """
 
     event = models.OneToOneField(
-        "tickets.TicketEvent", on_delete=models.CASCADE, related_name="routing_assignment",
+        "tickets.TicketEvent",
+        on_delete=models.CASCADE,
+        related_name="routing_assignment",
     )
     ticket = models.ForeignKey("tickets.Ticket", on_delete=models.CASCADE, related_name="routing_assignments")
     queue = models.ForeignKey("tickets.Queue", on_delete=models.CASCADE, related_name="+")

@@ -35,7 +35,10 @@ _MICROSECOND = timedelta(microseconds=1)
 def open_tickets() -> QuerySet[Ticket]:
     """Tickets that count against an agent's capacity: unsolved, not merged away, not deleted or spam."""
     return Ticket.objects.filter(
-        status__in=OPEN_STATUSES, merged_into__isnull=True, is_deleted=False, is_spam=False,
+        status__in=OPEN_STATUSES,
+        merged_into__isnull=True,
+        is_deleted=False,
+        is_spam=False,
     )
 
 
@@ -45,8 +48,12 @@ def agent_loads(user_ids: Iterable[int]) -> dict[int, int]:
     if not ids:
         return {}
     rows = (
-        open_tickets().filter(assignee_id__in=ids).order_by()
-        .values("assignee_id").annotate(n=Count("pk")).values_list("assignee_id", "n")
+        open_tickets()
+        .filter(assignee_id__in=ids)
+        .order_by()
+        .values("assignee_id")
+        .annotate(n=Count("pk"))
+        .values_list("assignee_id", "n")
     )
     return {user_id: n for user_id, n in rows}
 
@@ -127,8 +134,12 @@ def queues_with_spare_capacity(queue_ids: Iterable[int]) -> set[int]:
     if not ids:
         return set()
     load = (
-        open_tickets().filter(assignee_id=OuterRef("user_id")).order_by()
-        .values("assignee_id").annotate(n=Count("pk")).values("n")
+        open_tickets()
+        .filter(assignee_id=OuterRef("user_id"))
+        .order_by()
+        .values("assignee_id")
+        .annotate(n=Count("pk"))
+        .values("n")
     )
     spare = (
         AgentProfile.objects.filter(availability=Availability.ONLINE, user__is_active=True)
@@ -138,7 +149,8 @@ def queues_with_spare_capacity(queue_ids: Iterable[int]) -> set[int]:
     )
     return set(
         Queue.members.through.objects.filter(queue_id__in=ids, user_id__in=spare)
-        .values_list("queue_id", flat=True).distinct()
+        .values_list("queue_id", flat=True)
+        .distinct()
     )
 
 
@@ -171,7 +183,8 @@ def tickets_waiting(*, queue_ids: Iterable[int], limit: int) -> list[Ticket]:
     if not ids:
         return []
     return list(
-        open_tickets().filter(assignee__isnull=True, queue_id__in=ids)
+        open_tickets()
+        .filter(assignee__isnull=True, queue_id__in=ids)
         .annotate(routing_tier=tier_rank(), routing_priority=priority_rank())
         .order_by("routing_tier", "-routing_priority", "created_at", "pk")
         .select_related("topic")[:limit]

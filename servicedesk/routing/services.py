@@ -76,18 +76,25 @@ def ticket_route(*, ticket: Ticket, trigger: str, at: datetime | None = None) ->
     with transaction.atomic():
         locked = ticket_lock(ticket.pk)
         if (
-            locked.assignee_id is not None or locked.queue_id != routing.queue_id or locked.is_spam
-            or locked.is_deleted or locked.merged_into_id is not None or locked.status not in selectors.OPEN_STATUSES
+            locked.assignee_id is not None
+            or locked.queue_id != routing.queue_id
+            or locked.is_spam
+            or locked.is_deleted
+            or locked.merged_into_id is not None
+            or locked.status not in selectors.OPEN_STATUSES
         ):
             return None
         # Locked in id order, re-read as committed now: availability, capacity, positions.
         profiles = list(
             selectors.agents_eligible(ticket=locked, routing=routing)
-            .select_for_update(of=("self",)).select_related("user").order_by("pk")
+            .select_for_update(of=("self",))
+            .select_related("user")
+            .order_by("pk")
         )
         loads = selectors.agent_loads(p.user_id for p in profiles)
         available = [
-            p for p in selectors.working_now(profiles, at)
+            p
+            for p in selectors.working_now(profiles, at)
             if p.availability == Availability.ONLINE and loads.get(p.user_id, 0) < p.capacity
         ]
         if not available:
@@ -97,12 +104,22 @@ def ticket_route(*, ticket: Ticket, trigger: str, at: datetime | None = None) ->
         locked.assignee = agent
         _touch(locked, at, ["assignee"])
         event = event_record(
-            ticket=locked, kind=TicketEvent.Kind.ASSIGNEE, actor=Actor.system(source=ROUTING_SOURCE), at=at,
-            before=None, after=agent.pk,
+            ticket=locked,
+            kind=TicketEvent.Kind.ASSIGNEE,
+            actor=Actor.system(source=ROUTING_SOURCE),
+            at=at,
+            before=None,
+            after=agent.pk,
         )
         Assignment.objects.create(
-            event=event, ticket=locked, queue_id=locked.queue_id, agent=agent, mode=routing.mode, trigger=trigger,
-            load_before=loads.get(agent.pk, 0), at=at,
+            event=event,
+            ticket=locked,
+            queue_id=locked.queue_id,
+            agent=agent,
+            mode=routing.mode,
+            trigger=trigger,
+            load_before=loads.get(agent.pk, 0),
+            at=at,
         )
         chosen.round_robin_position = max(p.round_robin_position for p in profiles) + 1
         chosen.last_assigned_at = at
@@ -113,7 +130,11 @@ def ticket_route(*, ticket: Ticket, trigger: str, at: datetime | None = None) ->
 
 
 def tickets_waiting_route(
-    *, queue_ids: Iterable[int], trigger: str, at: datetime | None = None, limit: int | None = None,
+    *,
+    queue_ids: Iterable[int],
+    trigger: str,
+    at: datetime | None = None,
+    limit: int | None = None,
 ) -> int:
     """Route the waiting tickets of ``queue_ids`` (routed queues only) in their serving
     order (selectors.tickets_waiting); returns how many were assigned.
@@ -158,7 +179,10 @@ def waiting_tickets_route_all(*, at: datetime | None = None) -> int:
 
 
 def agent_profile_ensure(
-    *, user: User, availability: str | None = None, capacity: int | None = None,
+    *,
+    user: User,
+    availability: str | None = None,
+    capacity: int | None = None,
 ) -> AgentProfile:
     """The agent's routing profile, created (offline, default capacity, or the values given)
     when missing; an existing profile is returned unchanged. Idempotent on the user (unique)."""
@@ -222,7 +246,9 @@ def queue_routing_set(
         routing, _created = QueueRouting.objects.update_or_create(
             queue=queue,
             defaults={
-                "mode": mode, "match_language": match_language, "match_topic": match_topic,
+                "mode": mode,
+                "match_language": match_language,
+                "match_topic": match_topic,
                 "match_channel": match_channel,
             },
         )

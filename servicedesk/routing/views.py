@@ -36,18 +36,22 @@ def availability_set(request: HttpRequest) -> HttpResponse:
     if form.is_valid():
         following = form.cleaned_data["next"]
         if following and url_has_allowed_host_and_scheme(
-            following, allowed_hosts={request.get_host()}, require_https=request.is_secure(),
+            following,
+            allowed_hosts={request.get_host()},
+            require_https=request.is_secure(),
         ):
             target = following
         try:
             profile = agent_availability_set(
-                agent=signed_in_user(request), availability=form.cleaned_data["availability"],
+                agent=signed_in_user(request),
+                availability=form.cleaned_data["availability"],
             )
         except ApplicationError as exc:
             messages.error(request, exc.message)
         else:
             messages.success(
-                request, _("You are now %(availability)s.") % {"availability": profile.get_availability_display()},
+                request,
+                _("You are now %(availability)s.") % {"availability": profile.get_availability_display()},
             )
         return redirect(target)
     messages.error(request, _("Choose online, away or offline."))

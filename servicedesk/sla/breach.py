@@ -143,8 +143,9 @@ def _batch(
         # Another run may have checked some of them between the read of the due
         # rows and the locks; read after the locks, its work is seen and not redone.
         still_due = set(
-            TicketTarget.objects.filter(ticket_id__in=[ticket.pk for ticket in locked], next_check_at__lte=now)
-            .values_list("ticket_id", flat=True)
+            TicketTarget.objects.filter(
+                ticket_id__in=[ticket.pk for ticket in locked], next_check_at__lte=now
+            ).values_list("ticket_id", flat=True)
         )
         tickets = [ticket for ticket in locked if ticket.pk in still_due]
         specs.preload([ticket.pk for ticket in tickets])

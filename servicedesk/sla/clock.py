@@ -134,7 +134,9 @@ def _waiting_segments(history: Sequence[tuple[datetime, str]], now: datetime) ->
     return segments
 
 
-def _reach_over(clock: Clock, segments: list[tuple[datetime, datetime | None]], us: int, now: datetime) -> datetime | None:
+def _reach_over(
+    clock: Clock, segments: list[tuple[datetime, datetime | None]], us: int, now: datetime
+) -> datetime | None:
     """Where the clock over ``segments`` reaches ``us``: past, inside a closed segment, or ahead on the open one."""
     remaining = us
     for index, (start, end) in enumerate(segments):

@@ -105,7 +105,16 @@ class TicketEventAdmin(ReadOnlyAdmin):
 
 @admin.register(Session)
 class SessionAdmin(ReadOnlyAdmin):
-    list_display = ("external_id", "channel", "requested_at", "answered_at", "abandoned_at", "ended_at", "agent", "ticket")
+    list_display = (
+        "external_id",
+        "channel",
+        "requested_at",
+        "answered_at",
+        "abandoned_at",
+        "ended_at",
+        "agent",
+        "ticket",
+    )
     list_filter = ("channel",)
     search_fields = ("external_id",)
     list_select_related = ("agent", "ticket")

@@ -206,8 +206,10 @@ def ticket_search_q(term: str) -> Q:
     One query fetches the matching ids when there are few of them.
     """
     term = term.strip()
-    customers = Customer.objects.filter(name__icontains=term).values("pk").union(
-        Identity.objects.filter(value__icontains=term.lower()).values("customer_id")
+    customers = (
+        Customer.objects.filter(name__icontains=term)
+        .values("pk")
+        .union(Identity.objects.filter(value__icontains=term.lower()).values("customer_id"))
     )
     parts = [Ticket.objects.filter(customer_id__in=customers).values("pk")]
     if term.upper().startswith("SD-"):
@@ -253,6 +255,7 @@ def customer_list(*, user: Any, search: str = "") -> QuerySet[Customer]:
     qs = customers_visible_to(user).filter(merged_into__isnull=True)
     if search:
         qs = qs.filter(
-            Q(name__icontains=search) | Q(pk__in=Identity.objects.filter(value__icontains=search.lower()).values("customer_id"))
+            Q(name__icontains=search)
+            | Q(pk__in=Identity.objects.filter(value__icontains=search.lower()).values("customer_id"))
         )
     return qs.select_related("organization").prefetch_related("identities").order_by("name", "pk")

@@ -34,8 +34,9 @@ def outbound_pending_dispatch() -> int:
     """Re-send the delivery task for messages left queued (a lost task, a broker restart)."""
     cutoff = timezone.now() - timedelta(minutes=10)
     ids = list(
-        Message.objects.filter(delivery_status=DeliveryStatus.QUEUED, created_at__lt=cutoff)
-        .values_list("pk", flat=True)[:500]
+        Message.objects.filter(delivery_status=DeliveryStatus.QUEUED, created_at__lt=cutoff).values_list(
+            "pk", flat=True
+        )[:500]
     )
     for pk in ids:
         message_deliver_task.delay(pk)

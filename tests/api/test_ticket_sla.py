@@ -113,8 +113,13 @@ def test_detail_exposes_the_sla_fields(agent_api, board, base):
 def test_fulfilled_target_and_ticket_without_targets(agent_api, agent, board, base):
     created = base - timedelta(minutes=30)
     ticket_reply_create(
-        ticket=board["later"], author=agent, text="Done.", status="solved", actor=Actor.agent(agent, source="api"),
-        at=created + timedelta(minutes=15), deliver=False,
+        ticket=board["later"],
+        author=agent,
+        text="Done.",
+        status="solved",
+        actor=Actor.agent(agent, source="api"),
+        at=created + timedelta(minutes=15),
+        deliver=False,
     )
 
     later = agent_api.get(f"/api/v1/tickets/{board['later'].reference}/").json()

@@ -51,6 +51,9 @@ def test_an_agent_marks_spam_and_a_manager_deletes_and_restores(browser, live_se
     junk.refresh_from_db()
     mistake.refresh_from_db()
     assert (junk.is_spam, mistake.is_deleted) == (True, False)
-    assert list(TicketEvent.objects.filter(ticket=mistake, kind="deleted").values_list("after", flat=True)) == [True, False]
+    assert list(TicketEvent.objects.filter(ticket=mistake, kind="deleted").values_list("after", flat=True)) == [
+        True,
+        False,
+    ]
     assert Ticket.objects.filter(is_spam=False, is_deleted=False).count() == 1
     assert errors == []

@@ -74,8 +74,9 @@ def test_reports_count_a_ticket_by_whether_it_was_deleted_at_as_of(dublin, queue
     actor = Actor.of_customer(customer)
     deleted = ticket_create(customer=customer, subject="A", channel="email", actor=actor, queue=queue, at=T0)
     ticket_delete_set(ticket=deleted, deleted=True, actor=Actor.system(), at=T0 + timedelta(hours=2))
-    restored = ticket_create(customer=customer, subject="B", channel="email", actor=actor, queue=queue, at=T0,
-                             is_deleted=True)
+    restored = ticket_create(
+        customer=customer, subject="B", channel="email", actor=actor, queue=queue, at=T0, is_deleted=True
+    )
     ticket_delete_set(ticket=restored, deleted=False, actor=Actor.system(), at=T0 + timedelta(hours=4))
 
     def in_scope(as_of: datetime) -> int:

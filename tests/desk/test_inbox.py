@@ -27,15 +27,29 @@ def board(queue, billing, agent, manager, customer):
     system = Actor.system()
     t1 = ticket_make(customer=customer, queue=queue, subject="Printer on fire", channel="email", at=BASE)
     t2 = ticket_make(
-        customer=bob, queue=queue, subject="Invoice question", channel="web", priority="high", assignee=agent,
+        customer=bob,
+        queue=queue,
+        subject="Invoice question",
+        channel="web",
+        priority="high",
+        assignee=agent,
         at=BASE + timedelta(hours=1),
     )
     t3 = ticket_make(
-        customer=carol, queue=billing, subject="Refund please", channel="chat", priority="urgent",
+        customer=carol,
+        queue=billing,
+        subject="Refund please",
+        channel="chat",
+        priority="urgent",
         at=BASE + timedelta(hours=2),
     )
     t4 = ticket_make(
-        customer=bob, queue=billing, subject="Address change", channel="phone", priority="low", assignee=manager,
+        customer=bob,
+        queue=billing,
+        subject="Address change",
+        channel="phone",
+        priority="low",
+        assignee=manager,
         at=BASE + timedelta(hours=3),
     )
     ticket_status_change(ticket=t2, status="open", actor=system, at=BASE + timedelta(hours=1, minutes=5))
@@ -203,7 +217,9 @@ def test_inbox_queries_do_not_grow_with_tickets(agent_client, queue, agent, djan
     def make(n: int) -> None:
         for i in range(n):
             t = ticket_make(
-                customer=CustomerFactory(), queue=queue, subject=f"Case {i}",
+                customer=CustomerFactory(),
+                queue=queue,
+                subject=f"Case {i}",
                 assignee=agent if i % 2 else None,
             )
             ticket_tags_set(ticket=t, tags=[f"tag{i % 3}", "common"], actor=system)

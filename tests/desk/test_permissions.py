@@ -19,7 +19,10 @@ def tickets(queue, billing, billing_agent, customer):
     keys = {}
     for ticket in (support, billing_ticket):
         note = ticket_note_create(
-            ticket=ticket, author=billing_agent, text="Log attached.", actor=Actor.agent(billing_agent),
+            ticket=ticket,
+            author=billing_agent,
+            text="Log attached.",
+            actor=Actor.agent(billing_agent),
             attachments=[InboundAttachment(filename="log.txt", content_type="text/plain", content=b"log")],
         )
         keys[ticket.pk] = note.attachments.get().key
@@ -43,7 +46,11 @@ def test_agent_gets_not_found_for_another_queue(agent_client, tickets, name):
     billing_ticket = tickets["billing"]
     method, url = desk_urls(billing_ticket, tickets["keys"][billing_ticket.pk], tickets["dora"].pk)[name]
     events_before = TicketEvent.objects.filter(ticket=billing_ticket).count()
-    data = {"text": "Hello", "kind": "reply", "status": "solved", "priority": "urgent", "spam": "1", "deleted": "1"} if method == "post" else None
+    data = (
+        {"text": "Hello", "kind": "reply", "status": "solved", "priority": "urgent", "spam": "1", "deleted": "1"}
+        if method == "post"
+        else None
+    )
 
     response = getattr(agent_client, method)(url, data)
 

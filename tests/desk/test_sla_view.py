@@ -53,8 +53,13 @@ def policy(db):
 
 def reply(ticket: Ticket, agent, when: datetime, status: str | None = None) -> None:
     ticket_reply_create(
-        ticket=ticket, author=agent, text="On it.", status=status, actor=Actor.agent(agent, source="ui"),
-        at=when, deliver=False,
+        ticket=ticket,
+        author=agent,
+        text="On it.",
+        status=status,
+        actor=Actor.agent(agent, source="ui"),
+        at=when,
+        deliver=False,
     )
 
 
@@ -164,8 +169,16 @@ def test_a_quarter_of_business_time_left_is_amber_days_ahead(client, manager, bo
 
 @pytest.mark.parametrize(
     ("minutes", "text"),
-    [(0, "0 min"), (1, "1 min"), (59, "59 min"), (60, "1 h 00 min"), (125, "2 h 05 min"), (1439, "23 h 59 min"),
-     (1440, "1 d 0 h"), (3990, "2 d 18 h")],
+    [
+        (0, "0 min"),
+        (1, "1 min"),
+        (59, "59 min"),
+        (60, "1 h 00 min"),
+        (125, "2 h 05 min"),
+        (1439, "23 h 59 min"),
+        (1440, "1 d 0 h"),
+        (3990, "2 d 18 h"),
+    ],
 )
 def test_duration_text(minutes, text):
     assert sla.duration_text(minutes) == text
@@ -207,9 +220,20 @@ def test_sort_by_next_due_soonest_first_without_due_last(client, manager, board)
     response = client.get("/desk/", {"sort": "due"})
 
     assert references(response) == refs(
-        board, "billing_over", "over", "soon", "billing_soon", "hour", "ok", "share", "business",
+        board,
+        "billing_over",
+        "over",
+        "soon",
+        "billing_soon",
+        "hour",
+        "ok",
+        "share",
+        "business",
         # no running target: by id
-        "paused", "achieved", "breached", "none",
+        "paused",
+        "achieved",
+        "breached",
+        "none",
     )
 
 
@@ -219,8 +243,19 @@ def test_reverse_sort_by_next_due_is_the_exact_mirror(client, manager, board):
     response = client.get("/desk/", {"sort": "-due"})
 
     assert references(response) == refs(
-        board, "none", "breached", "achieved", "paused",
-        "business", "share", "ok", "hour", "billing_soon", "soon", "over", "billing_over",
+        board,
+        "none",
+        "breached",
+        "achieved",
+        "paused",
+        "business",
+        "share",
+        "ok",
+        "hour",
+        "billing_soon",
+        "soon",
+        "over",
+        "billing_over",
     )
 
 
@@ -386,12 +421,14 @@ def test_timeline_labels_sla_events(client, board):
 
     content = client.get(f"/desk/tickets/{board['paused'].reference}/").content.decode()
     events = [
-        re.sub(r"\s+", " ", item)
-        for item in re.findall(r'<li class="event event-sla_\w+">(.*?)</li>', content, re.S)
+        re.sub(r"\s+", " ", item) for item in re.findall(r'<li class="event event-sla_\w+">(.*?)</li>', content, re.S)
     ]
 
     assert [re.findall(r'<span class="event-kind">(.*?)</span>', e)[0] for e in events] == [
-        "SLA target applied", "SLA target applied", "SLA target fulfilled", "SLA target paused",
+        "SLA target applied",
+        "SLA target applied",
+        "SLA target fulfilled",
+        "SLA target paused",
     ]
     assert (
         '<span class="event-after">First reply: Active · due 2025-10-24 20:00 · target 2 h 00 min (Calendar hours)'

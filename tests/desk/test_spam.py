@@ -74,7 +74,9 @@ def test_the_api_marks_spam_for_agents_only(agent, queue, customer):
 
 def test_spam_cancels_the_sla_targets_and_not_spam_resumes_them(dublin, queue, customer):  # noqa: F811
     policy = SlaPolicy.objects.create(slug="standard", name="Standard", rank=10, calendar=dublin, match={})
-    SlaTarget.objects.create(policy=policy, priority="normal", first_reply_minutes=120, resolution_minutes=480, hours="business")
+    SlaTarget.objects.create(
+        policy=policy, priority="normal", first_reply_minutes=120, resolution_minutes=480, hours="business"
+    )
     actor = Actor.of_customer(customer)
     ticket = ticket_create(customer=customer, subject="Hello", channel="email", actor=actor, queue=queue, at=T0)
     assert set(TicketTarget.objects.filter(ticket=ticket).values_list("state", flat=True)) == {"active"}
@@ -95,7 +97,9 @@ def test_reports_count_a_ticket_by_whether_it_was_spam_at_as_of(dublin, queue, c
     marked = ticket_create(customer=customer, subject="A", channel="email", actor=actor, queue=queue, at=T0)
     ticket_spam_set(ticket=marked, spam=True, actor=Actor.system(), at=T0 + timedelta(hours=2))
     # Created as spam (as intake or an import may), and found not to be spam later.
-    cleared = ticket_create(customer=customer, subject="B", channel="email", actor=actor, queue=queue, at=T0, is_spam=True)
+    cleared = ticket_create(
+        customer=customer, subject="B", channel="email", actor=actor, queue=queue, at=T0, is_spam=True
+    )
     ticket_spam_set(ticket=cleared, spam=False, actor=Actor.system(), at=T0 + timedelta(hours=4))
     ticket_create(customer=customer, subject="C", channel="email", actor=actor, queue=queue, at=T0, is_spam=True)
 

@@ -63,7 +63,10 @@ def test_ticket_page_shows_thread_notes_and_customer_history(agent_client, agent
     assert ">Alice Byrne</a></p>" in content
     assert 'Acme <span class="badge tier">gold</span>' in content
     assert "alice@example.com" in content
-    assert f'<li data-reference="{chat.reference}"><a href="/desk/tickets/{chat.reference}/">{chat.reference}</a> Chat about toner' in content
+    assert (
+        f'<li data-reference="{chat.reference}"><a href="/desk/tickets/{chat.reference}/">{chat.reference}</a> Chat about toner'
+        in content
+    )
     assert '<span class="muted">Chat</span>' in content
     assert 'name="text"' in content
     assert 'name="kind" value="reply"' in content
@@ -99,7 +102,10 @@ def test_ticket_page_queries_do_not_grow_with_the_thread(agent_client, agent, em
     def add(n: int) -> None:
         for i in range(n):
             ticket_note_create(
-                ticket=email_ticket, author=agent, text=f"Note {i}", actor=Actor.agent(agent),
+                ticket=email_ticket,
+                author=agent,
+                text=f"Note {i}",
+                actor=Actor.agent(agent),
                 attachments=[InboundAttachment(filename=f"n{i}.txt", content_type="text/plain", content=b"x")],
             )
             ticket_make(customer=customer, subject=f"Other {i}", channel="phone")

@@ -21,6 +21,7 @@ class UserFactory(factory.django.DjangoModelFactory):
     username = factory.Sequence(lambda n: f"user{n}")
     email = factory.LazyAttribute(lambda o: f"{o.username}@corp.example")
     display_name = factory.LazyAttribute(lambda o: o.username.title())
+
     @factory.post_generation
     def password(self, create: bool, extracted: str | None, **kwargs: object) -> None:
         self.set_password(extracted or "pass-word-123")
@@ -83,7 +84,14 @@ class CustomerFactory(factory.django.DjangoModelFactory):
             Identity.objects.create(customer=self, kind="email", value=value.lower())
 
 
-def ticket_make(*, customer: Customer | None = None, queue: Queue | None = None, subject: str = "Help", channel: str = "web", **kwargs):  # type: ignore[no-untyped-def]
+def ticket_make(
+    *,
+    customer: Customer | None = None,
+    queue: Queue | None = None,
+    subject: str = "Help",
+    channel: str = "web",
+    **kwargs,
+):  # type: ignore[no-untyped-def]
     """A ticket built through ``ticket_create`` so it has its ``created`` event."""
     from servicedesk.tickets.services.tickets import ticket_create
 

@@ -34,7 +34,9 @@ class _Rollback(Exception):
     pass
 
 
-def run(path: str, *, bulk: bool = True, batch_size: int = 500, strict: bool = False) -> tuple[HistoryImporter, list[str]]:
+def run(
+    path: str, *, bulk: bool = True, batch_size: int = 500, strict: bool = False
+) -> tuple[HistoryImporter, list[str]]:
     stderr = io.StringIO()
     importer = HistoryImporter(stderr=stderr, bulk=bulk, batch_size=batch_size, strict=strict)
     with open(path, "rb") as handle:
@@ -57,8 +59,12 @@ def rows() -> dict:
         assert row.pop("reference") == reference_for(row.pop("id"))
         assert len(row.pop("portal_key")) == 32
         for key, names in (
-            ("customer_id", customers), ("assignee_id", users), ("merged_into_id", tickets),
-            ("same_issue_as_id", tickets), ("queue_id", queues), ("topic_id", topics),
+            ("customer_id", customers),
+            ("assignee_id", users),
+            ("merged_into_id", tickets),
+            ("same_issue_as_id", tickets),
+            ("queue_id", queues),
+            ("topic_id", topics),
         ):
             row[key] = names.get(row[key])
         return row
@@ -100,19 +106,37 @@ def rows() -> dict:
 
     return {
         "users": sorted(
-            (u.external_id, u.username, u.email, u.display_name, u.is_active, sorted(u.groups.values_list("name", flat=True)),
-             sorted(u.queues.values_list("slug", flat=True)))
+            (
+                u.external_id,
+                u.username,
+                u.email,
+                u.display_name,
+                u.is_active,
+                sorted(u.groups.values_list("name", flat=True)),
+                sorted(u.queues.values_list("slug", flat=True)),
+            )
             for u in User.objects.exclude(external_id=None)
         ),
         "customers": sorted(
-            (c["external_id"], c["name"], organizations.get(c["organization_id"]), customers.get(c["merged_into_id"]),
-             c["language"], c["user_id"])
+            (
+                c["external_id"],
+                c["name"],
+                organizations.get(c["organization_id"]),
+                customers.get(c["merged_into_id"]),
+                c["language"],
+                c["user_id"],
+            )
             for c in Customer.objects.values()
         ),
         "organizations": sorted(Organization.objects.values_list("name", "tier")),
-        "identities": sorted((customers[c], k, v, b) for c, k, v, b in Identity.objects.values_list("customer_id", "kind", "value", "is_bouncing")),
+        "identities": sorted(
+            (customers[c], k, v, b)
+            for c, k, v, b in Identity.objects.values_list("customer_id", "kind", "value", "is_bouncing")
+        ),
         "queues": sorted(Queue.objects.values_list("slug", "name")),
-        "topics": sorted((slug, name, queues.get(queue)) for slug, name, queue in Topic.objects.values_list("slug", "name", "queue")),
+        "topics": sorted(
+            (slug, name, queues.get(queue)) for slug, name, queue in Topic.objects.values_list("slug", "name", "queue")
+        ),
         "tickets": [ticket_row(row) for row in Ticket.objects.order_by("pk").values()],
         "messages": [message_row(row) for row in Message.objects.order_by("pk").values()],
         "events": [event_row(row) for row in TicketEvent.objects.order_by("pk").values()],
@@ -150,7 +174,12 @@ def test_bulk_rows_equal_record_by_record_rows(batch_size):
     assert ("P1", "solved", "closed") in status_changes and ("P4", "new", "solved") in status_changes
     p1 = next(t for t in actual["tickets"] if t["external_id"] == "P1")
     assert (p1["status"], p1["priority"], p1["assignee_id"]) == ("closed", "urgent", None)
-    assert [e["after"] for e in actual["events"] if e["kind"] == "assignee" and e["ticket_id"] == "P1"] == ["a1", "a2", "m1", None]
+    assert [e["after"] for e in actual["events"] if e["kind"] == "assignee" and e["ticket_id"] == "P1"] == [
+        "a1",
+        "a2",
+        "m1",
+        None,
+    ]
     assert {m["ticket_id"] for m in actual["messages"]} == {"T1", "T2", "T3", "P1", "P2", "P3", "P4"}
     assert len(actual["ratings"]) == 4
 
@@ -166,7 +195,9 @@ def test_rerun_changes_nothing():
     assert errors == []
     assert (again.stats.read, again.stats.applied, again.stats.skipped, again.stats.errors) == (38, 0, 38, 0)
     assert {model.__name__: model.objects.count() for model in MODELS} == counts
-    assert {model.__name__: model.objects.order_by("-pk").values_list("pk", flat=True).first() for model in MODELS} == last_ids
+    assert {
+        model.__name__: model.objects.order_by("-pk").values_list("pk", flat=True).first() for model in MODELS
+    } == last_ids
     assert rows() == snapshot
 
 
@@ -204,7 +235,11 @@ def test_database_refusal_mid_batch_skips_only_that_record(history_file):
     assert errors[0].startswith(f"{path}:7: conflicts with stored data: ")
     assert errors[1] == f"{path}:8: A ticket cannot go from Open to New."
     assert (importer.stats.applied, importer.stats.errors) == (8, 2)
-    assert sorted(Ticket.objects.values_list("external_id", "status")) == [("T1", "open"), ("T2", "open"), ("T3", "open")]
+    assert sorted(Ticket.objects.values_list("external_id", "status")) == [
+        ("T1", "open"),
+        ("T2", "open"),
+        ("T3", "open"),
+    ]
     assert list(Rating.objects.values_list("score", flat=True)) == [5]
     assert Message.objects.count() == 3
     assert ImportedRecord.objects.count() == 1
@@ -212,7 +247,8 @@ def test_database_refusal_mid_batch_skips_only_that_record(history_file):
 
 def test_refused_record_mid_batch_is_left_out_whole(history_file):
     path = history_file(
-        CUSTOMER, *ticket(1),
+        CUSTOMER,
+        *ticket(1),
         '{"kind":"message","id":"bad","ticket":"T1","at":"2025-10-25T09:00:00Z","author":"alice","type":"public_enduser","body":"x","status":"new"}',
         '{"kind":"message","id":"m9","ticket":"T9","at":"2025-10-25T09:00:00Z","author":"alice","type":"public_enduser","body":"x"}',
         *ticket(2),
@@ -226,15 +262,24 @@ def test_refused_record_mid_batch_is_left_out_whole(history_file):
 
 def test_strict_writes_nothing_when_the_database_refuses(history_file):
     path = history_file(
-        CUSTOMER, *ticket(1),
+        CUSTOMER,
+        *ticket(1),
         '{"kind":"rating","ticket":"T1","at":"2025-10-25T09:00:00Z","score":5}',
         '{"kind":"rating","ticket":"T1","at":"2025-10-25T09:00:00Z","score":1}',
     )
     _importer, errors = run(path, strict=True)
     assert len(errors) == 1 and errors[0].startswith(f"{path}:5: conflicts with stored data: ")
     assert {model.__name__: model.objects.count() for model in MODELS if model not in (Queue,)} == {
-        "User": 0, "Customer": 0, "Identity": 0, "Organization": 0, "Topic": 0, "Ticket": 0, "Message": 0,
-        "TicketEvent": 0, "Rating": 0, "ImportedRecord": 0,
+        "User": 0,
+        "Customer": 0,
+        "Identity": 0,
+        "Organization": 0,
+        "Topic": 0,
+        "Ticket": 0,
+        "Message": 0,
+        "TicketEvent": 0,
+        "Rating": 0,
+        "ImportedRecord": 0,
     }
 
 
@@ -242,7 +287,10 @@ def test_queries_per_batch_do_not_grow_with_its_records(history_file):
     def queries(count: int, name: str) -> int:
         lines = [CUSTOMER.replace("alice", name)]
         for n in range(count):
-            lines += [line.replace('"alice"', f'"{name}"').replace('"T', f'"{name}T').replace('"m', f'"{name}m') for line in ticket(n)]
+            lines += [
+                line.replace('"alice"', f'"{name}"').replace('"T', f'"{name}T').replace('"m', f'"{name}m')
+                for line in ticket(n)
+            ]
         path = history_file(*lines, name=f"{name}.jsonl")
         with CaptureQueriesContext(connection) as captured:
             run(path)

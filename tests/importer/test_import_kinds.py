@@ -40,9 +40,7 @@ def events(ticket: Ticket) -> list[tuple]:
 
 def test_summary(imported):
     assert imported.errors == []
-    assert imported.summary.startswith(
-        "18 records read, 18 applied, 0 skipped as already imported, 0 errors, in "
-    )
+    assert imported.summary.startswith("18 records read, 18 applied, 0 skipped as already imported, 0 errors, in ")
 
 
 def test_agents(imported):
@@ -61,7 +59,10 @@ def test_customers_and_identity_merge(imported):
     alice = Customer.objects.get(external_id="alice")
     c2 = Customer.objects.get(external_id="c2")
     assert (alice.name, alice.organization.name, alice.organization.tier, alice.merged_into_id) == (
-        "Alice Byrne", "Acme", "vip", None,
+        "Alice Byrne",
+        "Acme",
+        "vip",
+        None,
     )
     assert (c2.name, c2.organization_id, c2.merged_into_id) == ("A. Byrne", None, alice.pk)
     assert sorted(Identity.objects.values_list("customer_id", "kind", "value")) == [
@@ -71,7 +72,9 @@ def test_customers_and_identity_merge(imported):
     ]
     assert Organization.objects.count() == 1
     assert sorted(Ticket.objects.values_list("external_id", "customer_id")) == [
-        ("T1", alice.pk), ("T2", alice.pk), ("T3", alice.pk),
+        ("T1", alice.pk),
+        ("T2", alice.pk),
+        ("T3", alice.pk),
     ]
     assert sorted(
         TicketEvent.objects.filter(kind="customer").values_list("ticket__external_id", "at", "before", "after")
@@ -86,34 +89,87 @@ def test_ticket_messages_assign_priority_rating(imported):
     alice = Customer.objects.get(external_id="alice")
     ann = User.objects.get(external_id="a1")
     assert (t1.reference, t1.subject, t1.channel, t1.initiator, t1.status, t1.priority) == (
-        f"SD-{t1.pk + 1000}", "Invoice twice", "email", "inbound", "solved", "high",
+        f"SD-{t1.pk + 1000}",
+        "Invoice twice",
+        "email",
+        "inbound",
+        "solved",
+        "high",
     )
     assert (t1.queue.slug, t1.topic.slug, t1.topic.name, t1.assignee_id) == ("support", "billing", "Billing", ann.pk)
     assert (t1.created_at, t1.updated_at, t1.first_reply_at, t1.solved_at) == (
         # The rating the next morning is the ticket's latest change.
-        at("2025-10-24T15:30:00"), at("2025-10-25T09:00:00"), at("2025-10-24T16:30:00"), at("2025-10-24T16:30:00"),
+        at("2025-10-24T15:30:00"),
+        at("2025-10-25T09:00:00"),
+        at("2025-10-24T16:30:00"),
+        at("2025-10-24T16:30:00"),
     )
     assert events(t1) == [
-        ("created", at("2025-10-24T15:30:00"), None, alice.pk, None, {
-            "status": "new", "priority": "normal", "channel": "email", "initiator": "inbound",
-            "queue": "support", "topic": "billing", "assignee": None,
-        }, "import"),
-        ("message", at("2025-10-24T15:30:00"), None, alice.pk, None,
-         {"kind": "public_enduser", "channel": "email", "automatic": False}, "import"),
+        (
+            "created",
+            at("2025-10-24T15:30:00"),
+            None,
+            alice.pk,
+            None,
+            {
+                "status": "new",
+                "priority": "normal",
+                "channel": "email",
+                "initiator": "inbound",
+                "queue": "support",
+                "topic": "billing",
+                "assignee": None,
+            },
+            "import",
+        ),
+        (
+            "message",
+            at("2025-10-24T15:30:00"),
+            None,
+            alice.pk,
+            None,
+            {"kind": "public_enduser", "channel": "email", "automatic": False},
+            "import",
+        ),
         ("assignee", at("2025-10-24T15:40:00"), None, None, None, ann.pk, "import"),
         ("message", at("2025-10-24T16:00:00"), ann.pk, None, None, {"kind": "internal", "channel": "email"}, "import"),
         ("priority", at("2025-10-24T16:05:00"), None, None, "normal", "high", "import"),
-        ("message", at("2025-10-24T16:30:00"), ann.pk, None, None, {"kind": "public_agent", "channel": "email"}, "import"),
+        (
+            "message",
+            at("2025-10-24T16:30:00"),
+            ann.pk,
+            None,
+            None,
+            {"kind": "public_agent", "channel": "email"},
+            "import",
+        ),
         ("status", at("2025-10-24T16:30:00"), ann.pk, None, "new", "solved", "import"),
         ("rating", at("2025-10-25T09:00:00"), None, alice.pk, None, {"score": 5}, "import"),
     ]
     assert list(
         Message.objects.filter(ticket=t1).values_list(
-            "kind", "channel", "external_id", "author_user_id", "author_customer_id", "created_at", "text",
-            "delivery_status", "purpose",
+            "kind",
+            "channel",
+            "external_id",
+            "author_user_id",
+            "author_customer_id",
+            "created_at",
+            "text",
+            "delivery_status",
+            "purpose",
         )
     ) == [
-        ("public_enduser", "email", "import:m-1", None, alice.pk, at("2025-10-24T15:30:00"), "I was charged twice.", "", ""),
+        (
+            "public_enduser",
+            "email",
+            "import:m-1",
+            None,
+            alice.pk,
+            at("2025-10-24T15:30:00"),
+            "I was charged twice.",
+            "",
+            "",
+        ),
         ("internal", "email", "import:m-2", ann.pk, None, at("2025-10-24T16:00:00"), "Checking the ledger.", "", ""),
         ("public_agent", "email", "import:m-3", ann.pk, None, at("2025-10-24T16:30:00"), "Refunded.", "", ""),
     ]
@@ -128,14 +184,32 @@ def test_outbound_ticket_system_message_and_status(imported):
     ann = User.objects.get(external_id="a1")
     manager = User.objects.get(external_id="m1")
     assert (t2.channel, t2.initiator, t2.status, t2.queue.slug, t2.topic_id, t2.same_issue_as_id) == (
-        "phone", "outbound", "pending", "billing", None, t1.pk,
+        "phone",
+        "outbound",
+        "pending",
+        "billing",
+        None,
+        t1.pk,
     )
     assert Queue.objects.get(slug="billing").name == "Billing"
     assert [e[:7] for e in events(t2)][:3] == [
-        ("created", at("2025-10-26T08:00:00"), ann.pk, None, None, {
-            "status": "new", "priority": "normal", "channel": "phone", "initiator": "outbound",
-            "queue": "billing", "topic": None, "assignee": None,
-        }, "import"),
+        (
+            "created",
+            at("2025-10-26T08:00:00"),
+            ann.pk,
+            None,
+            None,
+            {
+                "status": "new",
+                "priority": "normal",
+                "channel": "phone",
+                "initiator": "outbound",
+                "queue": "billing",
+                "topic": None,
+                "assignee": None,
+            },
+            "import",
+        ),
         ("message", at("2025-10-26T08:00:00"), None, None, None, {"kind": "system", "channel": "phone"}, "import"),
         ("status", at("2025-10-26T08:10:00"), manager.pk, None, "new", "pending", "import"),
     ]
@@ -150,14 +224,36 @@ def test_merge(imported):
     t3 = Ticket.objects.get(external_id="T3")
     c2 = Customer.objects.get(external_id="c2")
     assert (t3.status, t3.merged_into_id, t3.solved_at, t3.is_spam, t3.is_deleted, t3.queue.slug) == (
-        "closed", t2.pk, at("2025-10-26T10:00:00"), False, False, "support",
+        "closed",
+        t2.pk,
+        at("2025-10-26T10:00:00"),
+        False,
+        False,
+        "support",
     )
     assert [(e[0], e[1], e[3], e[4], e[5]) for e in events(t3)][:5] == [
-        ("created", at("2025-10-26T09:00:00"), c2.pk, None, {
-            "status": "new", "priority": "normal", "channel": "web", "initiator": "inbound",
-            "queue": "support", "topic": None, "assignee": None,
-        }),
-        ("message", at("2025-10-26T09:00:00"), c2.pk, None, {"kind": "public_enduser", "channel": "web", "automatic": False}),
+        (
+            "created",
+            at("2025-10-26T09:00:00"),
+            c2.pk,
+            None,
+            {
+                "status": "new",
+                "priority": "normal",
+                "channel": "web",
+                "initiator": "inbound",
+                "queue": "support",
+                "topic": None,
+                "assignee": None,
+            },
+        ),
+        (
+            "message",
+            at("2025-10-26T09:00:00"),
+            c2.pk,
+            None,
+            {"kind": "public_enduser", "channel": "web", "automatic": False},
+        ),
         ("status", at("2025-10-26T09:00:00"), c2.pk, "new", "open"),
         ("status", at("2025-10-26T10:00:00"), None, "open", "closed"),
         ("merged", at("2025-10-26T10:00:00"), None, None, f"SD-{t2.pk + 1000}"),

@@ -29,7 +29,9 @@ COST = '{"kind":"cost","period_start":"2025-10-20","period_end":"2025-11-01","am
 LINES = [AGENT, CUSTOMER, TICKET, ANSWERED, ABANDONED, READY, OFFLINE, COST]
 
 
-def run(*lines: str, bulk: bool = True, batch_size: int = 500, strict: bool = False) -> tuple[HistoryImporter, list[str]]:
+def run(
+    *lines: str, bulk: bool = True, batch_size: int = 500, strict: bool = False
+) -> tuple[HistoryImporter, list[str]]:
     stderr = io.StringIO()
     importer = HistoryImporter(stderr=stderr, bulk=bulk, batch_size=batch_size, strict=strict)
     importer.import_lines("live.jsonl", list(lines))
@@ -40,8 +42,16 @@ def stored() -> dict[str, list]:
     return {
         "sessions": list(
             Session.objects.order_by("external_id").values_list(
-                "external_id", "channel", "customer__external_id", "ticket__external_id", "agent__external_id",
-                "requested_at", "answered_at", "abandoned_at", "ended_at", "after_work_seconds",
+                "external_id",
+                "channel",
+                "customer__external_id",
+                "ticket__external_id",
+                "agent__external_id",
+                "requested_at",
+                "answered_at",
+                "abandoned_at",
+                "ended_at",
+                "after_work_seconds",
             )
         ),
         "presence": list(AgentPresence.objects.order_by("at").values_list("agent__external_id", "at", "state")),
@@ -56,8 +66,16 @@ def at(text: str) -> datetime:
 EXPECTED = {
     "sessions": [
         (
-            "C1", "chat", "alice", "T20", "a1", at("2025-10-24T15:29:40"), at("2025-10-24T15:30:00"), None,
-            at("2025-10-24T15:40:00"), 60,
+            "C1",
+            "chat",
+            "alice",
+            "T20",
+            "a1",
+            at("2025-10-24T15:29:40"),
+            at("2025-10-24T15:30:00"),
+            None,
+            at("2025-10-24T15:40:00"),
+            60,
         ),
         # 17:00:04.999 at +01:00 is 16:00:04.999 UTC.
         ("P1", "phone", "alice", None, None, at("2025-10-24T16:00:00"), None, at("2025-10-24T16:00:04.999"), None, 0),
@@ -116,7 +134,9 @@ def test_same_presence_instant_twice_in_one_batch_last_wins(bulk):
 def test_bad_live_records_are_reported_and_skipped(bulk):
     session = '{"kind":"session","id":"S%d","channel":"chat","customer":"alice","requested_at":"2025-10-24T16:00:00Z"'
     lines = [
-        AGENT, CUSTOMER, TICKET,
+        AGENT,
+        CUSTOMER,
+        TICKET,
         (session % 4) + ',"answered_at":"2025-10-24T16:00:10Z","abandoned_at":"2025-10-24T16:00:10Z"}',
         (session % 5) + ',"abandoned_at":"2025-10-24T16:00:10Z","agent":"a1"}',
         (session % 6) + ',"answered_at":"2025-10-24T16:00:10Z","agent":"a1"}',
@@ -126,7 +146,8 @@ def test_bad_live_records_are_reported_and_skipped(bulk):
         (session % 10) + ',"abandoned_at":"2025-10-24T16:00:10Z","ticket":"T99"}',
         (session % 11) + "}",
         (session % 12).replace('"chat"', '"email"') + ',"abandoned_at":"2025-10-24T16:00:10Z"}',
-        (session % 13) + ',"answered_at":"2025-10-24T16:00:10Z","agent":"a1","ended_at":"2025-10-24T16:09:00Z","after_work_seconds":-1}',
+        (session % 13)
+        + ',"answered_at":"2025-10-24T16:00:10Z","agent":"a1","ended_at":"2025-10-24T16:09:00Z","after_work_seconds":-1}',
         (session % 14).replace('"alice"', '"bob"') + ',"abandoned_at":"2025-10-24T16:00:10Z"}',
         '{"kind":"presence","agent":"b2","at":"2025-10-24T15:00:00Z","state":"ready"}',
         '{"kind":"presence","agent":"a1","at":"2025-10-24T15:00:00","state":"ready"}',
@@ -165,7 +186,9 @@ def test_bad_live_records_are_reported_and_skipped(bulk):
 
 
 def test_strict_stops_with_nothing_of_the_file_written():
-    _importer, errors = run(*LINES[:5], '{"kind":"presence","agent":"zz","at":"2025-10-24T15:00:00Z","state":"ready"}', strict=True)
+    _importer, errors = run(
+        *LINES[:5], '{"kind":"presence","agent":"zz","at":"2025-10-24T15:00:00Z","state":"ready"}', strict=True
+    )
     assert errors == ["live.jsonl:6: unknown agent 'zz' in 'agent'"]
     assert Session.objects.count() == 0
     assert Ticket.objects.count() == 0

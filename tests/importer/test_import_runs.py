@@ -45,8 +45,16 @@ def test_second_import_changes_nothing(import_history):
     assert second.errors == []
     assert second.summary.startswith("18 records read, 0 applied, 18 skipped as already imported, 0 errors, in ")
     assert first == {
-        "User": 2, "Customer": 2, "Identity": 3, "Organization": 1, "Queue": 2, "Topic": 1, "Ticket": 3,
-        "Message": 5, "TicketEvent": 19, "Rating": 1,
+        "User": 2,
+        "Customer": 2,
+        "Identity": 3,
+        "Organization": 1,
+        "Queue": 2,
+        "Topic": 1,
+        "Ticket": 3,
+        "Message": 5,
+        "TicketEvent": 19,
+        "Rating": 1,
     }
 
 
@@ -54,7 +62,8 @@ def test_status_records_rerun_after_later_history(import_history, history_file):
     # The second status is a no-op when first applied (already open); a re-run must not
     # move the ticket back to it after the later change to pending.
     path = history_file(
-        CUSTOMER, TICKET,
+        CUSTOMER,
+        TICKET,
         '{"kind":"status","ticket":"T1","at":"2025-10-24T16:00:00Z","status":"open"}',
         '{"kind":"status","ticket":"T1","at":"2025-10-24T16:30:00Z","status":"open"}',
         '{"kind":"status","ticket":"T1","at":"2025-10-24T17:00:00Z","status":"pending"}',
@@ -65,7 +74,8 @@ def test_status_records_rerun_after_later_history(import_history, history_file):
     ticket = Ticket.objects.get()
     assert ticket.status == "pending"
     assert list(TicketEvent.objects.filter(kind="status").values_list("before", "after")) == [
-        ("new", "open"), ("open", "pending"),
+        ("new", "open"),
+        ("open", "pending"),
     ]
 
 
@@ -127,16 +137,28 @@ def test_refused_write_rolls_back_only_that_record(history_file, batch_size):
         importer.import_lines(path, handle)
     assert (importer.stats.applied, importer.stats.errors) == (5, 7)
     assert counts() == {
-        "User": 1, "Customer": 1, "Identity": 1, "Organization": 0, "Queue": 1, "Topic": 0, "Ticket": 1,
-        "Message": 1, "TicketEvent": 4, "Rating": 1,
+        "User": 1,
+        "Customer": 1,
+        "Identity": 1,
+        "Organization": 0,
+        "Queue": 1,
+        "Topic": 0,
+        "Ticket": 1,
+        "Message": 1,
+        "TicketEvent": 4,
+        "Rating": 1,
     }
 
 
 def test_strict_writes_nothing_of_the_file(import_history, history_file):
     good = history_file(AGENT, name="good.jsonl")
-    bad = history_file(CUSTOMER, TICKET, '{"kind":"ticket","id":"T2"}', CUSTOMER.replace("alice", "bob"), name="bad.jsonl")
+    bad = history_file(
+        CUSTOMER, TICKET, '{"kind":"ticket","id":"T2"}', CUSTOMER.replace("alice", "bob"), name="bad.jsonl"
+    )
     stderr = io.StringIO()
-    with pytest.raises(CommandError, match=re.escape(f"Stopped at the first error in {bad}; nothing of that file was written.")):
+    with pytest.raises(
+        CommandError, match=re.escape(f"Stopped at the first error in {bad}; nothing of that file was written.")
+    ):
         from django.core.management import call_command
 
         call_command("import_history", good, bad, "--strict", stdout=io.StringIO(), stderr=stderr)
@@ -149,7 +171,8 @@ def test_strict_writes_nothing_of_the_file(import_history, history_file):
 
 def test_strict_write_error_rolls_back_the_file(import_history, history_file):
     path = history_file(
-        CUSTOMER, TICKET,
+        CUSTOMER,
+        TICKET,
         '{"kind":"status","ticket":"T1","at":"2025-10-24T16:00:00Z","status":"closed"}',
         '{"kind":"status","ticket":"T1","at":"2025-10-24T16:10:00Z","status":"pending"}',
     )
@@ -174,7 +197,10 @@ def test_stdin_errors_name_stdin(history_file, monkeypatch):
     stderr = io.StringIO()
     with pytest.raises(CommandError, match=r"^1 record could not be imported \(see above\)\.$"):
         call_command("import_history", "-", stdout=io.StringIO(), stderr=stderr)
-    assert stderr.getvalue() == "<stdin>:2: missing keys 'period_start', 'period_end', 'amount', 'currency' for kind 'cost'\n"
+    assert (
+        stderr.getvalue()
+        == "<stdin>:2: missing keys 'period_start', 'period_end', 'amount', 'currency' for kind 'cost'\n"
+    )
 
 
 @pytest.mark.parametrize(

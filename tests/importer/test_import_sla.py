@@ -12,13 +12,24 @@ from servicedesk.tickets.importer import HistoryImporter
 pytestmark = pytest.mark.django_db
 
 DUBLIN = {
-    "kind": "calendar", "id": "dublin", "timezone": "Europe/Dublin",
-    "hours": {"mon": [["09:00", "13:00"], ["14:00", "17:30"]], "fri": [["09:00", "17:00"]], "sat": [["20:00", "24:00"]]},
-    "holidays": ["2025-12-25", "2025-10-27"], "default": True,
+    "kind": "calendar",
+    "id": "dublin",
+    "timezone": "Europe/Dublin",
+    "hours": {
+        "mon": [["09:00", "13:00"], ["14:00", "17:30"]],
+        "fri": [["09:00", "17:00"]],
+        "sat": [["20:00", "24:00"]],
+    },
+    "holidays": ["2025-12-25", "2025-10-27"],
+    "default": True,
 }
 NEW_YORK = {"kind": "calendar", "id": "ny", "timezone": "America/New_York", "hours": {"sun": [["00:00", "24:00"]]}}
 STANDARD = {
-    "kind": "sla_policy", "id": "standard", "rank": 2, "calendar": "dublin", "match": {"initiator": "inbound"},
+    "kind": "sla_policy",
+    "id": "standard",
+    "rank": 2,
+    "calendar": "dublin",
+    "match": {"initiator": "inbound"},
     "targets": {
         "urgent": {"first_reply": 60, "resolution": 240, "hours": "calendar"},
         "high": {"first_reply": 120, "resolution": 480, "hours": "business"},
@@ -26,10 +37,21 @@ STANDARD = {
     },
 }
 VIP = {
-    "kind": "sla_policy", "id": "vip", "rank": 1, "calendar": "ny", "match": {"tier": ["vip", "gold"], "channel": "chat"},
+    "kind": "sla_policy",
+    "id": "vip",
+    "rank": 1,
+    "calendar": "ny",
+    "match": {"tier": ["vip", "gold"], "channel": "chat"},
     "targets": {"normal": {"first_reply": 15, "resolution": None, "hours": "calendar"}},
 }
-TICKET = {"kind": "ticket", "id": "T1", "at": "2025-10-24T15:30:00Z", "channel": "email", "customer": "alice", "subject": "Hi"}
+TICKET = {
+    "kind": "ticket",
+    "id": "T1",
+    "at": "2025-10-24T15:30:00Z",
+    "channel": "email",
+    "customer": "alice",
+    "subject": "Hi",
+}
 CUSTOMER = {"kind": "customer", "id": "alice", "name": "Alice"}
 
 
@@ -66,7 +88,10 @@ def targets():
 
 EXPECTED_CALENDARS = [("dublin", "Dublin", "Europe/Dublin", True), ("ny", "Ny", "America/New_York", False)]
 EXPECTED_WINDOWS = [
-    ("dublin", 0, 540, 780), ("dublin", 0, 840, 1050), ("dublin", 4, 540, 1020), ("dublin", 5, 1200, 1440),
+    ("dublin", 0, 540, 780),
+    ("dublin", 0, 840, 1050),
+    ("dublin", 4, 540, 1020),
+    ("dublin", 5, 1200, 1440),
     ("ny", 6, 0, 1440),
 ]
 EXPECTED_HOLIDAYS = [("dublin", date(2025, 10, 27), ""), ("dublin", date(2025, 12, 25), "")]
@@ -93,19 +118,36 @@ def test_import_exact_rows_and_rerun(bulk):
     assert run(*records, bulk=bulk) == ((6, 6, 0, 0), [])
     expected = (EXPECTED_CALENDARS, EXPECTED_WINDOWS, EXPECTED_HOLIDAYS, EXPECTED_POLICIES, EXPECTED_TARGETS)
     assert rows() == expected
-    ids = sorted(OpeningWindow.objects.values_list("pk", flat=True)), sorted(SlaTarget.objects.values_list("pk", flat=True))
+    ids = (
+        sorted(OpeningWindow.objects.values_list("pk", flat=True)),
+        sorted(SlaTarget.objects.values_list("pk", flat=True)),
+    )
     assert run(*records, bulk=bulk) == ((6, 0, 6, 0), [])
     assert rows() == expected
-    assert (sorted(OpeningWindow.objects.values_list("pk", flat=True)), sorted(SlaTarget.objects.values_list("pk", flat=True))) == ids
+    assert (
+        sorted(OpeningWindow.objects.values_list("pk", flat=True)),
+        sorted(SlaTarget.objects.values_list("pk", flat=True)),
+    ) == ids
 
 
 def test_changed_content_updates_the_stored_configuration():
     run(DUBLIN, NEW_YORK, STANDARD, VIP)
     Holiday.objects.filter(date=date(2025, 12, 25)).update(name="Christmas Day")
     BusinessCalendar.objects.filter(slug="dublin").update(name="Dublin office")
-    dublin = {**DUBLIN, "hours": {"tue": [["08:00", "16:00"]]}, "holidays": ["2025-12-25", "2026-01-01"], "default": False}
+    dublin = {
+        **DUBLIN,
+        "hours": {"tue": [["08:00", "16:00"]]},
+        "holidays": ["2025-12-25", "2026-01-01"],
+        "default": False,
+    }
     new_york = {**NEW_YORK, "default": True}
-    standard = {**STANDARD, "rank": 3, "calendar": "ny", "match": {}, "targets": {"normal": {"first_reply": 30, "hours": "business"}}}
+    standard = {
+        **STANDARD,
+        "rank": 3,
+        "calendar": "ny",
+        "match": {},
+        "targets": {"normal": {"first_reply": 30, "hours": "business"}},
+    }
     assert run(dublin, new_york, standard, VIP) == ((4, 3, 1, 0), [])
     assert calendars() == [("dublin", "Dublin office", "Europe/Dublin", False), ("ny", "Ny", "America/New_York", True)]
     assert windows() == [("dublin", 1, 480, 960), ("ny", 6, 0, 1440)]
@@ -128,7 +170,8 @@ def test_policy_needs_a_calendar_defined_earlier():
 
 def test_rank_held_by_another_policy():
     assert run(DUBLIN, STANDARD, {**STANDARD, "id": "other"}) == (
-        (3, 2, 0, 1), ["h.jsonl:3: rank 2 is already held by policy 'standard'"],
+        (3, 2, 0, 1),
+        ["h.jsonl:3: rank 2 is already held by policy 'standard'"],
     )
     assert [row[0] for row in policies()] == ["standard"]
 
@@ -149,12 +192,21 @@ BAD = [
     (_calendar(colour="red"), "unknown key 'colour' for kind 'calendar'"),
     ({"kind": "calendar", "id": "x"}, "missing keys 'timezone', 'hours' for kind 'calendar'"),
     (_calendar(timezone="Europe/Atlantis"), "'timezone' is not an IANA time zone: 'Europe/Atlantis'"),
-    (_calendar(hours={"monday": [["09:00", "17:00"]]}), "'hours' has an unknown weekday 'monday'; use mon, tue, wed, thu, fri, sat, sun"),
+    (
+        _calendar(hours={"monday": [["09:00", "17:00"]]}),
+        "'hours' has an unknown weekday 'monday'; use mon, tue, wed, thu, fri, sat, sun",
+    ),
     (_calendar(hours={"mon": [["9:00", "17:00"]]}), "'hours' times must be \"HH:MM\" from 00:00 to 24:00; got '9:00'"),
-    (_calendar(hours={"mon": [["09:00", "24:01"]]}), "'hours' times must be \"HH:MM\" from 00:00 to 24:00; got '24:01'"),
-    (_calendar(hours={"mon": [["09:60", "17:00"]]}), "'hours' times must be \"HH:MM\" from 00:00 to 24:00; got '09:60'"),
+    (
+        _calendar(hours={"mon": [["09:00", "24:01"]]}),
+        "'hours' times must be \"HH:MM\" from 00:00 to 24:00; got '24:01'",
+    ),
+    (
+        _calendar(hours={"mon": [["09:60", "17:00"]]}),
+        "'hours' times must be \"HH:MM\" from 00:00 to 24:00; got '09:60'",
+    ),
     (_calendar(hours={"mon": [["17:00", "09:00"]]}), "'hours' mon window 17:00-09:00 must end after it starts"),
-    (_calendar(hours={"mon": [["09:00"]]}), "'hours' mon must be a list of [\"HH:MM\", \"HH:MM\"] pairs"),
+    (_calendar(hours={"mon": [["09:00"]]}), '\'hours\' mon must be a list of ["HH:MM", "HH:MM"] pairs'),
     (_calendar(hours=[]), "'hours' must be an object of weekdays (mon, tue, wed, thu, fri, sat, sun)"),
     (_calendar(holidays=["2025-02-30"]), "'holidays' holds '2025-02-30', not a date (YYYY-MM-DD)"),
     (_calendar(holidays="2025-12-25"), "'holidays' must be a list of dates (YYYY-MM-DD)"),
@@ -162,10 +214,16 @@ BAD = [
     (_policy(rank=0), "'rank' must be a positive whole number"),
     (_policy(rank="1"), "'rank' must be a positive whole number"),
     (_policy(rank=True), "'rank' must be a positive whole number"),
-    (_policy(match={"colour": "red"}), "'match' has an unknown condition 'colour'; use priority, channel, tier, queue, initiator"),
+    (
+        _policy(match={"colour": "red"}),
+        "'match' has an unknown condition 'colour'; use priority, channel, tier, queue, initiator",
+    ),
     (_policy(match={"priority": "asap"}), "'match' priority must be among low, normal, high, urgent; got 'asap'"),
     (_policy(match={"tier": []}), "'match' tier must be a non-empty string or a non-empty list of them"),
-    (_policy(targets={"asap": {"hours": "business"}}), "'targets' has an unknown priority 'asap'; use low, normal, high, urgent"),
+    (
+        _policy(targets={"asap": {"hours": "business"}}),
+        "'targets' has an unknown priority 'asap'; use low, normal, high, urgent",
+    ),
     (_policy(targets={}), "'targets' must be an object of priorities (low, normal, high, urgent)"),
     (_target(first_reply=0), "'targets.urgent.first_reply' must be a positive whole number of minutes or null"),
     (_target(resolution=1.5), "'targets.urgent.resolution' must be a positive whole number of minutes or null"),
@@ -186,10 +244,17 @@ def test_validation_errors_name_the_line(record, reason):
 def test_import_history_applies_targets_to_unsolved_imported_tickets(import_history, history_file):
     solved = {**TICKET, "id": "T2", "priority": "urgent"}
     path = history_file(
-        *(json.dumps(r) for r in (
-            DUBLIN, STANDARD, CUSTOMER, {**TICKET, "priority": "urgent"}, solved,
-            {"kind": "status", "ticket": "T2", "at": "2025-10-24T16:00:00Z", "status": "solved"},
-        ))
+        *(
+            json.dumps(r)
+            for r in (
+                DUBLIN,
+                STANDARD,
+                CUSTOMER,
+                {**TICKET, "priority": "urgent"},
+                solved,
+                {"kind": "status", "ticket": "T2", "at": "2025-10-24T16:00:00Z", "status": "solved"},
+            )
+        )
     )
     first = import_history(path)
     assert "SLA targets applied to 1 unsolved tickets." in first.stdout.getvalue()

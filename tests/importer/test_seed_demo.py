@@ -39,7 +39,14 @@ def test_seed_demo_twice_without_duplicates():
     second = seed()
     assert snapshot() == counts
     assert counts == {
-        "User": 4, "Customer": 6, "Queue": 2, "Topic": 4, "Ticket": 31, "Message": 68, "TicketEvent": 168, "Rating": 9,
+        "User": 4,
+        "Customer": 6,
+        "Queue": 2,
+        "Topic": 4,
+        "Ticket": 31,
+        "Message": 68,
+        "TicketEvent": 168,
+        "Rating": 9,
         "TicketTarget": 2 * Ticket.objects.filter(status__in=("new", "open", "pending", "on_hold")).count(),
     }
     assert counts["TicketTarget"] > 0
@@ -66,11 +73,14 @@ def test_seed_demo_logins_and_configuration():
     assert customer_user.groups.count() == 0
     assert Customer.objects.get(user=customer_user).external_id == "demo-c1"
     assert sorted(Queue.objects.values_list("slug", "email_address")) == [
-        ("billing", "billing@demo.example"), ("support", "support@demo.example"),
+        ("billing", "billing@demo.example"),
+        ("support", "support@demo.example"),
     ]
     assert sorted(Topic.objects.values_list("slug", "name_zh_hans", "queue__slug")) == [
-        ("account", "账户", "support"), ("billing", "账单", "billing"),
-        ("other", "其他", "support"), ("technical", "技术问题", "support"),
+        ("account", "账户", "support"),
+        ("billing", "账单", "billing"),
+        ("other", "其他", "support"),
+        ("technical", "技术问题", "support"),
     ]
     merged = Ticket.objects.get(external_id="demo-T31")
     assert (merged.status, merged.merged_into.external_id) == ("closed", "demo-T07")

@@ -84,12 +84,22 @@ def test_every_breakdown_uses_the_keys_at_as_of(queue: Queue) -> None:
     billing = cast(Queue, QueueFactory(slug="billing", name="Billing"))
     ann = cast(User, AgentFactory(username="ann", queues=[queue, sales]))
     bob = cast(User, AgentFactory(username="bob", queues=[queue, sales]))
-    gold = cast(Customer, CustomerFactory(organization=cast(Organization, OrganizationFactory(name="Gold Org", tier="gold"))))
+    gold = cast(
+        Customer, CustomerFactory(organization=cast(Organization, OrganizationFactory(name="Gold Org", tier="gold")))
+    )
     silver = cast(
-        Customer, CustomerFactory(organization=cast(Organization, OrganizationFactory(name="Silver Org", tier="silver")))
+        Customer,
+        CustomerFactory(organization=cast(Organization, OrganizationFactory(name="Silver Org", tier="silver"))),
     )
 
-    a = ticket_make(customer=cast(Customer, CustomerFactory()), queue=queue, channel="email", priority="normal", assignee=ann, at=h(0))
+    a = ticket_make(
+        customer=cast(Customer, CustomerFactory()),
+        queue=queue,
+        channel="email",
+        priority="normal",
+        assignee=ann,
+        at=h(0),
+    )
     ticket_reply_create(ticket=a, author=ann, text="Done.", at=h(1), deliver=False, status="solved")
     ticket_rate(ticket=a, score=5, actor=SYSTEM, at=h(2))
     # After as_of: none of this may move A to another group.

@@ -27,8 +27,14 @@ from tests.reports.test_core_report import dublin, opened, policy, reply  # noqa
 pytestmark = pytest.mark.django_db
 
 CORE_KEYS = (
-    "period", "as_of", "tickets", "first_reply_minutes", "full_resolution_minutes", "requester_wait_minutes",
-    "sla", "definitions_version",
+    "period",
+    "as_of",
+    "tickets",
+    "first_reply_minutes",
+    "full_resolution_minutes",
+    "requester_wait_minutes",
+    "sla",
+    "definitions_version",
 )
 TICKET_KEYS = ("tickets", "first_reply_minutes", "full_resolution_minutes", "requester_wait_minutes", "sla")
 
@@ -76,7 +82,9 @@ def test_report_json_is_the_same_literal_on_every_database(policy, queue, agent,
     a = opened(customer, queue, datetime(2025, 10, 20, 9, tzinfo=UTC))
     reply(a, agent, datetime(2025, 10, 20, 9, 45, tzinfo=UTC))
     b = opened(customer, queue, datetime(2025, 10, 20, 10, tzinfo=UTC))
-    ticket_priority_change(ticket=b, priority="urgent", actor=Actor.system(), at=datetime(2025, 10, 20, 10, 10, tzinfo=UTC))
+    ticket_priority_change(
+        ticket=b, priority="urgent", actor=Actor.system(), at=datetime(2025, 10, 20, 10, 10, tzinfo=UTC)
+    )
     report = report_compute(
         start=date(2025, 10, 20), end=date(2025, 10, 21), as_of=datetime(2025, 10, 20, 10, 30, tzinfo=UTC)
     )

@@ -60,8 +60,13 @@ def policy(dublin):
 
 def opened(customer, queue, at, **kwargs):
     return ticket_create(
-        customer=customer, subject="Invoice", channel="email", actor=Actor.of_customer(customer), queue=queue,
-        at=at, **kwargs,
+        customer=customer,
+        subject="Invoice",
+        channel="email",
+        actor=Actor.of_customer(customer),
+        queue=queue,
+        at=at,
+        **kwargs,
     )
 
 
@@ -126,7 +131,12 @@ def test_ticket_counts(cohort):
     report = report_compute(start=date(2025, 10, 20), end=date(2025, 11, 1), as_of=AS_OF)
     # In scope: T1, T2, T5, T6, T7, T8; solved at as-of: T1, T2, T6, T7.
     assert report["tickets"] == {"in_scope": 6, "outbound": 1, "merged": 1, "solved": 4, "by_channel": {"email": 6}}
-    assert report["period"] == {"start": "2025-10-20", "end": "2025-11-01", "timezone": "Europe/Dublin", "calendar": "dublin"}
+    assert report["period"] == {
+        "start": "2025-10-20",
+        "end": "2025-11-01",
+        "timezone": "Europe/Dublin",
+        "calendar": "dublin",
+    }
     assert report["as_of"] == "2025-11-10T12:00:00Z"
     assert report["definitions_version"] == DEFINITIONS_VERSION
     assert not CalendarInterval.objects.exists()

@@ -25,17 +25,37 @@ DUBLIN_9_TO_5 = CalendarSpec(
 
 
 def test_epoch_micros_is_exact_with_and_without_microseconds(customer, queue):
-    whole = ticket_create(customer=customer, subject="a", channel="email", actor=Actor.system(), queue=queue,
-                          at=datetime(2025, 10, 26, 0, 59, 59, tzinfo=UTC))
-    fraction = ticket_create(customer=customer, subject="b", channel="email", actor=Actor.system(), queue=queue,
-                             at=datetime(2025, 10, 26, 1, 0, 0, 1, tzinfo=UTC))
+    whole = ticket_create(
+        customer=customer,
+        subject="a",
+        channel="email",
+        actor=Actor.system(),
+        queue=queue,
+        at=datetime(2025, 10, 26, 0, 59, 59, tzinfo=UTC),
+    )
+    fraction = ticket_create(
+        customer=customer,
+        subject="b",
+        channel="email",
+        actor=Actor.system(),
+        queue=queue,
+        at=datetime(2025, 10, 26, 1, 0, 0, 1, tzinfo=UTC),
+    )
     # A fraction of a second that rounding to milliseconds would carry into the next second.
-    last = ticket_create(customer=customer, subject="c", channel="email", actor=Actor.system(), queue=queue,
-                         at=datetime(2025, 10, 26, 0, 59, 59, 999_999, tzinfo=UTC))
+    last = ticket_create(
+        customer=customer,
+        subject="c",
+        channel="email",
+        actor=Actor.system(),
+        queue=queue,
+        at=datetime(2025, 10, 26, 0, 59, 59, 999_999, tzinfo=UTC),
+    )
     values = dict(Ticket.objects.annotate(us=EpochMicros("created_at")).values_list("pk", "us"))
     # 2025-10-26T00:59:59Z is 1761440399 s since 1970.
     assert values == {
-        whole.pk: 1_761_440_399_000_000, fraction.pk: 1_761_440_400_000_001, last.pk: 1_761_440_399_999_999,
+        whole.pk: 1_761_440_399_000_000,
+        fraction.pk: 1_761_440_400_000_001,
+        last.pk: 1_761_440_399_999_999,
     }
 
 
@@ -50,16 +70,26 @@ def test_open_intervals_carry_the_time_open_before_them():
 
 def test_business_between_over_the_dst_night_and_a_holiday(customer, queue):
     # Created Friday 24 Oct 16:00 IST; to Tuesday 28 Oct 10:00 GMT: 1 h on Friday + 1 h on Tuesday.
-    ticket_create(customer=customer, subject="a", channel="email", actor=Actor.system(), queue=queue,
-                  at=datetime(2025, 10, 24, 15, tzinfo=UTC))
+    ticket_create(
+        customer=customer,
+        subject="a",
+        channel="email",
+        actor=Actor.system(),
+        queue=queue,
+        at=datetime(2025, 10, 24, 15, tzinfo=UTC),
+    )
     end = Value(datetime(2025, 10, 28, 10, tzinfo=UTC))
     specs = {"dublin": DUBLIN_9_TO_5, "always": always_open("Europe/Dublin")}
     with materialised(specs, start=datetime(2025, 10, 24, tzinfo=UTC), end=datetime(2025, 10, 29, tzinfo=UTC)) as keys:
-        row = Ticket.objects.annotate(
-            business=business_between("created_at", end, keys["dublin"]),
-            always=business_between("created_at", end, keys["always"]),
-            calendar=calendar_between("created_at", end),
-        ).values("business", "always", "calendar").get()
+        row = (
+            Ticket.objects.annotate(
+                business=business_between("created_at", end, keys["dublin"]),
+                always=business_between("created_at", end, keys["always"]),
+                calendar=calendar_between("created_at", end),
+            )
+            .values("business", "always", "calendar")
+            .get()
+        )
     # A 24x7 calendar gives exactly the calendar duration across the DST change: 91 h.
     assert row == {"business": 2 * 3_600_000_000, "always": 91 * 3_600_000_000, "calendar": 91 * 3_600_000_000}
     assert not CalendarInterval.objects.exists()

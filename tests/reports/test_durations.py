@@ -38,9 +38,11 @@ def facts_table() -> Iterator[Callable[[list[Row]], Facts]]:
     def make(rows: list[Row]) -> Facts:
         table = f"test_facts_{uuid.uuid4().hex[:12]}"
         tables.append(table)
-        columns = ["scope TEXT"] + [f"{key} TEXT" for key in KEYS] + [
-            f"{metric} {'NUMERIC' if metric.startswith('rwt') else 'BIGINT'}" for metric in METRICS
-        ]
+        columns = (
+            ["scope TEXT"]
+            + [f"{key} TEXT" for key in KEYS]
+            + [f"{metric} {'NUMERIC' if metric.startswith('rwt') else 'BIGINT'}" for metric in METRICS]
+        )
         names = ["scope", *KEYS, *METRICS]
         with connection.cursor() as cursor:
             cursor.execute(f"CREATE TEMPORARY TABLE {table} ({', '.join(columns)})")
@@ -114,7 +116,11 @@ def hand_worked_rows() -> list[Row]:
         ("in", {"channel": "letter", "queue_key": "billing"}, {}),
         # Solved tickets: resolution and requester wait, to the microsecond.
         ("in", {"channel": "email", "queue_key": "billing"}, {"full_b": 1, "full_c": 3, "rwt_b": 1, "rwt_c": 999_999}),
-        ("in", {"channel": "email", "queue_key": "billing"}, {"full_b": 2, "full_c": 4, "rwt_b": 2, "rwt_c": 1_999_999}),
+        (
+            "in",
+            {"channel": "email", "queue_key": "billing"},
+            {"full_b": 2, "full_c": 4, "rwt_b": 2, "rwt_c": 1_999_999},
+        ),
     ]
 
 

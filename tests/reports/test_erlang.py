@@ -49,10 +49,17 @@ def test_worked_value_48_erlangs():
 
 def test_maximum_occupancy_raises_the_agents():
     # 4 agents reach the service level at occupancy 2/4 = 0.5; at most 0.4 needs 5 (2/5).
-    result = agents_needed(arrivals_per_hour=24, aht_seconds=300, target_sl=0.8, threshold_seconds=20, max_occupancy=0.4)
+    result = agents_needed(
+        arrivals_per_hour=24, aht_seconds=300, target_sl=0.8, threshold_seconds=20, max_occupancy=0.4
+    )
     assert (result.agents, result.occupancy) == (5, 0.4)
     # A maximum above what the service level gives changes nothing.
-    assert agents_needed(arrivals_per_hour=24, aht_seconds=300, target_sl=0.8, threshold_seconds=20, max_occupancy=0.9).agents == 4
+    assert (
+        agents_needed(
+            arrivals_per_hour=24, aht_seconds=300, target_sl=0.8, threshold_seconds=20, max_occupancy=0.9
+        ).agents
+        == 4
+    )
 
 
 def test_no_load_needs_no_agent():
@@ -75,7 +82,12 @@ def test_scheduled_agents_and_edges():
 loads = st.floats(min_value=0.01, max_value=200, allow_nan=False)
 
 
-@given(load=loads, extra=st.integers(min_value=1, max_value=60), aht=st.floats(min_value=10, max_value=3600), t=st.floats(min_value=0, max_value=600))
+@given(
+    load=loads,
+    extra=st.integers(min_value=1, max_value=60),
+    aht=st.floats(min_value=10, max_value=3600),
+    t=st.floats(min_value=0, max_value=600),
+)
 def test_service_level_increases_with_agents(load, extra, aht, t):
     servers = math.floor(load) + extra
     assert service_level(servers + 1, load, aht, t) >= service_level(servers, load, aht, t) - 1e-12
@@ -88,8 +100,10 @@ def test_probability_of_waiting_is_a_probability(load, servers):
 
 
 @given(
-    rate=st.floats(min_value=0.1, max_value=2000), aht=st.floats(min_value=10, max_value=1800),
-    target=st.floats(min_value=0.05, max_value=0.99), t=st.floats(min_value=0, max_value=300),
+    rate=st.floats(min_value=0.1, max_value=2000),
+    aht=st.floats(min_value=10, max_value=1800),
+    target=st.floats(min_value=0.05, max_value=0.99),
+    t=st.floats(min_value=0, max_value=300),
 )
 def test_agents_needed_is_the_smallest_meeting_the_target(rate, aht, target, t):
     result = agents_needed(arrivals_per_hour=rate, aht_seconds=aht, target_sl=target, threshold_seconds=t)

@@ -51,7 +51,18 @@ def edge_instants() -> list[datetime]:
     edges = []
     day = datetime(2025, 10, 20, tzinfo=UTC)
     while day < datetime(2025, 10, 31, tzinfo=UTC):
-        for hours, minutes in ((8, 0), (8, 20), (8, 40), (9, 0), (9, 20), (9, 40), (11, 0), (12, 0), (16, 30), (17, 30)):
+        for hours, minutes in (
+            (8, 0),
+            (8, 20),
+            (8, 40),
+            (9, 0),
+            (9, 20),
+            (9, 40),
+            (11, 0),
+            (12, 0),
+            (16, 30),
+            (17, 30),
+        ):
             edges.append(day + timedelta(hours=hours, minutes=minutes))
         day += timedelta(days=1)
     first_slot = epoch_us(datetime(2025, 10, 22, 6, tzinfo=UTC)) // SLOT_US
@@ -67,8 +78,11 @@ def facts_by_ticket(calendar) -> dict[int, tuple]:
         transaction.atomic(),
         materialised({"report": period.spec()}, start=period.start_utc, end=AS_OF) as keys,
         ticket_facts(
-            start_utc=period.start_utc, end_utc=period.end_utc, as_of=AS_OF,
-            report_key=keys["report"], key_prefix=keys["report"][: -len("report")],
+            start_utc=period.start_utc,
+            end_utc=period.end_utc,
+            as_of=AS_OF,
+            report_key=keys["report"],
+            key_prefix=keys["report"][: -len("report")],
         ) as facts,
         connection.cursor() as cursor,
     ):
@@ -92,7 +106,11 @@ def test_business_time_of_every_ticket_matches_the_calendar(split_days, customer
     expected = {}
     for created, answered in pairs:
         ticket = ticket_create(
-            customer=customer, subject="Hours", channel="email", actor=Actor.of_customer(customer), queue=queue,
+            customer=customer,
+            subject="Hours",
+            channel="email",
+            actor=Actor.of_customer(customer),
+            queue=queue,
             at=created,
         )
         ticket_reply_create(

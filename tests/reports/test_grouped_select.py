@@ -42,10 +42,16 @@ def test_grouping_sets_equal_one_select_per_breakdown(postgres_only):
         [("queue", "support", 3, 2), ("queue", "billing", 1, 1), ("queue", None, 0, 0)], key=repr
     )
     # A column grouped in every breakdown as well, also when it is a breakdown column itself.
-    by_channel = _rows(grouped_select("grouped_rows", "channel, COUNT(*)", where="scope = 'in'", extra_group="channel",
-                                      vendor="postgresql"))
-    assert by_channel == _rows(grouped_select("grouped_rows", "channel, COUNT(*)", where="scope = 'in'",
-                                              extra_group="channel", vendor="sqlite"))
+    by_channel = _rows(
+        grouped_select(
+            "grouped_rows", "channel, COUNT(*)", where="scope = 'in'", extra_group="channel", vendor="postgresql"
+        )
+    )
+    assert by_channel == _rows(
+        grouped_select(
+            "grouped_rows", "channel, COUNT(*)", where="scope = 'in'", extra_group="channel", vendor="sqlite"
+        )
+    )
     assert [row for row in by_channel if row[0] == "channel"] == sorted(
         [("channel", "chat", "chat", 1), ("channel", "email", "email", 2), ("channel", "web", "web", 1)], key=repr
     )

@@ -32,23 +32,37 @@ def customer():
     return CustomerFactory()
 
 
-def session(customer, channel="chat", *, requested, wait=None, abandon=None, talk=None, after=0, agent=None, ticket=None):
+def session(
+    customer, channel="chat", *, requested, wait=None, abandon=None, talk=None, after=0, agent=None, ticket=None
+):
     """A session requested at ``requested``, answered after ``wait`` s (ended ``talk`` s later) or abandoned after ``abandon`` s."""
     answered = requested + s(wait) if wait is not None else None
     return Session.objects.create(
-        channel=channel, customer=customer, agent=agent, ticket=ticket, requested_at=requested,
-        answered_at=answered, abandoned_at=requested + s(abandon) if abandon is not None else None,
-        ended_at=answered + s(talk) if answered is not None and talk is not None else None, after_work_seconds=after,
+        channel=channel,
+        customer=customer,
+        agent=agent,
+        ticket=ticket,
+        requested_at=requested,
+        answered_at=answered,
+        abandoned_at=requested + s(abandon) if abandon is not None else None,
+        ended_at=answered + s(talk) if answered is not None and talk is not None else None,
+        after_work_seconds=after,
     )
 
 
 def test_service_levels_asa_abandonment_and_aht(customer, settings):
-    settings.SERVICEDESK = {**settings.SERVICEDESK, "LIVE_THRESHOLD_SECONDS": {"chat": 30, "phone": 20}, "SHORT_ABANDON_SECONDS": 5}
+    settings.SERVICEDESK = {
+        **settings.SERVICEDESK,
+        "LIVE_THRESHOLD_SECONDS": {"chat": 30, "phone": 20},
+        "SHORT_ABANDON_SECONDS": 5,
+    }
     agent = AgentFactory(username="ann")
     ticket = ticket_make(customer=customer, channel="chat")
     as_of = at(18)
     # Chat, T = 30 s, S = 5 s.
-    session(customer, requested=T0, wait=30, talk=600, after=60, agent=agent, ticket=ticket)  # exactly T: within; handle 660
+    session(
+        customer, requested=T0, wait=30, talk=600, after=60, agent=agent, ticket=ticket
+    )  # exactly T: within; handle 660
     session(customer, requested=T0 + s(100), wait=31, talk=300, agent=agent)  # not within; handle 300
     session(customer, requested=T0 + s(200), wait=10, talk=240, after=30, agent=agent)  # within; handle 270
     session(customer, requested=T0 + s(300), abandon=4.999)  # short abandon (4.999 < 5), within T
@@ -59,7 +73,9 @@ def test_service_levels_asa_abandonment_and_aht(customer, settings):
     session(customer, requested=END, wait=1, talk=10, agent=agent)  # requested at the (exclusive) end
     # Phone, T = 20 s.
     session(customer, "phone", requested=T0, wait=20, talk=100, agent=agent)  # exactly T; handle 100
-    session(customer, "phone", requested=T0 + s(60), wait=20.000001, talk=200, after=15, agent=agent)  # 1 µs over T; 215
+    session(
+        customer, "phone", requested=T0 + s(60), wait=20.000001, talk=200, after=15, agent=agent
+    )  # 1 µs over T; 215
 
     report = live_report(start_utc=START, end_utc=END, as_of=as_of)
 
@@ -102,7 +118,11 @@ def test_service_levels_asa_abandonment_and_aht(customer, settings):
 
 
 def test_thresholds_come_from_settings(customer, settings):
-    settings.SERVICEDESK = {**settings.SERVICEDESK, "LIVE_THRESHOLD_SECONDS": {"chat": 10, "phone": 20}, "SHORT_ABANDON_SECONDS": 6}
+    settings.SERVICEDESK = {
+        **settings.SERVICEDESK,
+        "LIVE_THRESHOLD_SECONDS": {"chat": 10, "phone": 20},
+        "SHORT_ABANDON_SECONDS": 6,
+    }
     session(customer, requested=T0, wait=10.5, talk=60, agent=AgentFactory())
     session(customer, requested=T0, abandon=5.5)
     chat = live_report(start_utc=START, end_utc=END, as_of=END)["live"]["chat"]
@@ -116,10 +136,20 @@ def test_without_sessions_figures_are_null():
     report = live_report(start_utc=START, end_utc=END, as_of=END)
     for channel, threshold in (("chat", 30), ("phone", 20)):
         assert report["live"][channel] == {
-            "offered": 0, "answered": 0, "abandoned": 0, "short_abandoned": 0,
-            "service_level": None, "service_level_offered": None, "service_level_positive": None,
-            "service_level_answered": None, "service_level_excluding_short": None, "asa_seconds": None,
-            "abandonment_rate": None, "abandonment_rate_raw": None, "aht_seconds": None, "threshold_seconds": threshold,
+            "offered": 0,
+            "answered": 0,
+            "abandoned": 0,
+            "short_abandoned": 0,
+            "service_level": None,
+            "service_level_offered": None,
+            "service_level_positive": None,
+            "service_level_answered": None,
+            "service_level_excluding_short": None,
+            "asa_seconds": None,
+            "abandonment_rate": None,
+            "abandonment_rate_raw": None,
+            "aht_seconds": None,
+            "threshold_seconds": threshold,
         }
     assert report["occupancy"] == {"team": None, "by_agent": {}}
     assert report["sessions_answered"] == 0
@@ -184,11 +214,15 @@ def test_occupancy_of_a_period_after_as_of_is_empty(staffed):
 
 
 def test_cost_for_exactly_the_period():
-    operating_cost_set(period_start=date(2025, 10, 20), period_end=date(2025, 11, 1), amount=Decimal("850"), currency="EUR")
+    operating_cost_set(
+        period_start=date(2025, 10, 20), period_end=date(2025, 11, 1), amount=Decimal("850"), currency="EUR"
+    )
     assert cost_for_period(date(2025, 10, 20), date(2025, 11, 1)) == (Decimal("850.00"), "EUR")
     assert cost_for_period(date(2025, 10, 20), date(2025, 10, 31)) is None
     assert cost_for_period(date(2025, 10, 21), date(2025, 11, 1)) is None
-    operating_cost_set(period_start=date(2025, 10, 20), period_end=date(2025, 11, 1), amount=Decimal("901.10"), currency="USD")
+    operating_cost_set(
+        period_start=date(2025, 10, 20), period_end=date(2025, 11, 1), amount=Decimal("901.10"), currency="USD"
+    )
     assert cost_for_period(date(2025, 10, 20), date(2025, 11, 1)) == (Decimal("901.10"), "USD")
     assert OperatingCost.objects.count() == 1
 
@@ -208,10 +242,14 @@ def test_cost_per_contact_counts_handled_tickets_and_sessions_not_linked_to_one(
     ticket_reply_create(ticket=handled, author=agent, text="Hello", at=T0 + s(60), deliver=False)
     waiting = ticket_make(customer=customer, queue=queue, channel="phone", at=T0 + s(120))  # no reply, no solve
     session(customer, requested=T0, wait=5, talk=60, agent=agent, ticket=handled)  # one contact with its ticket
-    session(customer, "phone", requested=T0 + s(100), wait=5, talk=60, agent=agent, ticket=waiting)  # its ticket is not handled
+    session(
+        customer, "phone", requested=T0 + s(100), wait=5, talk=60, agent=agent, ticket=waiting
+    )  # its ticket is not handled
     session(customer, requested=T0 + s(200), wait=5, talk=60, agent=agent)  # no ticket
     session(customer, requested=T0 + s(300), abandon=10)  # abandoned: no contact
-    operating_cost_set(period_start=date(2025, 10, 20), period_end=date(2025, 10, 21), amount=Decimal("100"), currency="EUR")
+    operating_cost_set(
+        period_start=date(2025, 10, 20), period_end=date(2025, 10, 21), amount=Decimal("100"), currency="EUR"
+    )
 
     report = report_compute(start=date(2025, 10, 20), end=date(2025, 10, 21), as_of=END)
 

@@ -108,7 +108,10 @@ def desk(queue: Queue) -> Desk:
 
 
 FIGURE_FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "one_touch": one_touch_figures, "fcr": fcr_figures, "reopen": reopen_figures, "csat": csat_figures,
+    "one_touch": one_touch_figures,
+    "fcr": fcr_figures,
+    "reopen": reopen_figures,
+    "csat": csat_figures,
 }
 
 
@@ -144,6 +147,7 @@ def report_agrees(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
             if kwargs.get("window_hours", 168) == 168:
                 asked.append(kwargs["as_of"])
             return function(*args, **kwargs)
+
         return call
 
     for name in ("one_touch_figures", "fcr_figures", "reopen_figures", "csat_figures"):

@@ -205,10 +205,19 @@ def test_a_late_live_session_or_presence_makes_its_period_stale(dublin, october,
     assert snapshots_stale(calendar=dublin, now=now) == []
     # A chat of 20 October (local) imported today.
     at = datetime(2025, 10, 20, 14, 0, tzinfo=UTC)
-    sessions_record(sessions=[
-        Session(channel="chat", customer=CustomerFactory(), agent=agent, requested_at=at, answered_at=at,
-                ended_at=at + timedelta(minutes=5), external_id="late-chat"),
-    ])
+    sessions_record(
+        sessions=[
+            Session(
+                channel="chat",
+                customer=CustomerFactory(),
+                agent=agent,
+                requested_at=at,
+                answered_at=at,
+                ended_at=at + timedelta(minutes=5),
+                external_id="late-chat",
+            ),
+        ]
+    )
     assert [s.pk for s in snapshots_stale(calendar=dublin, now=now)] == [day20.pk]
     assert snapshot_is_stale(day20, now=now) and not snapshot_is_stale(day21, now=now)
     day20 = snapshot_compute(
@@ -238,7 +247,9 @@ def test_an_operating_cost_entered_or_corrected_later_makes_exactly_its_period_s
     assert day20.figures["cost_per_contact"] == {"amount": None, "currency": None, "contacts": 1}
     assert snapshots_stale(calendar=dublin, now=now) == []
     # A manager enters the cost of 20 October after its snapshot was computed.
-    operating_cost_set(period_start=date(2025, 10, 20), period_end=date(2025, 10, 21), amount=Decimal("90"), currency="EUR")
+    operating_cost_set(
+        period_start=date(2025, 10, 20), period_end=date(2025, 10, 21), amount=Decimal("90"), currency="EUR"
+    )
     assert [s.pk for s in snapshots_stale(calendar=dublin, now=now)] == [day20.pk]
     assert snapshot_is_stale(day20, now=now)
     assert not snapshot_is_stale(day21, now=now) and not snapshot_is_stale(week, now=now)
@@ -248,8 +259,12 @@ def test_an_operating_cost_entered_or_corrected_later_makes_exactly_its_period_s
     assert day20.figures["cost_per_contact"] == {"amount": 90.0, "currency": "EUR", "contacts": 1}
     assert snapshots_stale(calendar=dublin, now=now) == []
     # Setting the same figure again changes nothing; correcting it does.
-    operating_cost_set(period_start=date(2025, 10, 20), period_end=date(2025, 10, 21), amount=Decimal("90.00"), currency="EUR")
+    operating_cost_set(
+        period_start=date(2025, 10, 20), period_end=date(2025, 10, 21), amount=Decimal("90.00"), currency="EUR"
+    )
     assert not snapshot_is_stale(day20, now=now)
-    operating_cost_set(period_start=date(2025, 10, 20), period_end=date(2025, 10, 21), amount=Decimal("120"), currency="EUR")
+    operating_cost_set(
+        period_start=date(2025, 10, 20), period_end=date(2025, 10, 21), amount=Decimal("120"), currency="EUR"
+    )
     assert [s.pk for s in snapshots_stale(calendar=dublin, now=now)] == [day20.pk]
     assert snapshot_is_stale(day20, now=now)

@@ -28,13 +28,27 @@ def history():
 
     def answered(requested, handle_seconds, channel="chat"):
         answered_at = requested + timedelta(seconds=10)
-        rows.append(Session(
-            channel=channel, customer=customer, agent=agent, requested_at=requested, answered_at=answered_at,
-            ended_at=answered_at + timedelta(seconds=handle_seconds - 60), after_work_seconds=60,
-        ))
+        rows.append(
+            Session(
+                channel=channel,
+                customer=customer,
+                agent=agent,
+                requested_at=requested,
+                answered_at=answered_at,
+                ended_at=answered_at + timedelta(seconds=handle_seconds - 60),
+                after_work_seconds=60,
+            )
+        )
 
     def abandoned(requested, wait):
-        rows.append(Session(channel="chat", customer=customer, requested_at=requested, abandoned_at=requested + timedelta(seconds=wait)))
+        rows.append(
+            Session(
+                channel="chat",
+                customer=customer,
+                requested_at=requested,
+                abandoned_at=requested + timedelta(seconds=wait),
+            )
+        )
 
     # Monday 09:00-10:00 local: 08:xx UTC in week 1 (summer time), 09:xx UTC in week 2.
     for i in range(24):
@@ -58,8 +72,14 @@ def history():
 def test_week_grid(history):
     calendar = BusinessCalendar.objects.create(slug="dublin", name="Dublin", time_zone="Europe/Dublin")
     grid = staffing_forecast(
-        start_utc=START, end_utc=END, calendar=calendar, channel="chat", target_sl=0.8, threshold_seconds=20,
-        shrinkage=0.3, weeks=2,
+        start_utc=START,
+        end_utc=END,
+        calendar=calendar,
+        channel="chat",
+        target_sl=0.8,
+        threshold_seconds=20,
+        shrinkage=0.3,
+        weeks=2,
     )
     assert (grid["time_zone"], grid["weeks"], len(grid["days"])) == ("Europe/Dublin", 2, 7)
     assert [len(day["hours"]) for day in grid["days"]] == [24] * 7
@@ -68,32 +88,69 @@ def test_week_grid(history):
     monday = grid["days"][0]["hours"]
     # 47 answered + 1 abandoned at 5 s = 48 arrivals in 2 weeks: 24 an hour; AHT 300 s -> A = 2.
     assert monday[9] == {
-        "hour": 9, "arrivals_per_hour": 24.0, "aht_seconds": 300.0, "load": 2.0, "agents": 4, "scheduled": 6,
-        "service_level": 0.8478, "asa_seconds": 26.09, "occupancy": 0.5,  # ASA = 4/23 x 300 / 2
+        "hour": 9,
+        "arrivals_per_hour": 24.0,
+        "aht_seconds": 300.0,
+        "load": 2.0,
+        "agents": 4,
+        "scheduled": 6,
+        "service_level": 0.8478,
+        "asa_seconds": 26.09,
+        "occupancy": 0.5,  # ASA = 4/23 x 300 / 2
     }
     # 1 arrival in 2 weeks, AHT 600 s: A = 1/12; 1 agent, C = A, SL = 1 - A exp(-(1 - A) 20 / 600).
     assert monday[8] == {
-        "hour": 8, "arrivals_per_hour": 0.5, "aht_seconds": 600.0, "load": 0.0833, "agents": 1, "scheduled": 2,
-        "service_level": 0.9192, "asa_seconds": 54.55, "occupancy": 0.0833,
+        "hour": 8,
+        "arrivals_per_hour": 0.5,
+        "aht_seconds": 600.0,
+        "load": 0.0833,
+        "agents": 1,
+        "scheduled": 2,
+        "service_level": 0.9192,
+        "asa_seconds": 54.55,
+        "occupancy": 0.0833,
     }
     # Sunday 01h: 2 arrivals, none handled: the range's AHT (306.25 s), A = 0.0851.
     assert grid["days"][6]["hours"][1] == {
-        "hour": 1, "arrivals_per_hour": 1.0, "aht_seconds": None, "load": 0.0851, "agents": 1, "scheduled": 2,
-        "service_level": 0.9199, "asa_seconds": 28.47, "occupancy": 0.0851,
+        "hour": 1,
+        "arrivals_per_hour": 1.0,
+        "aht_seconds": None,
+        "load": 0.0851,
+        "agents": 1,
+        "scheduled": 2,
+        "service_level": 0.9199,
+        "asa_seconds": 28.47,
+        "occupancy": 0.0851,
     }
-    busy = {(day["weekday"], cell["hour"]) for day in grid["days"] for cell in day["hours"] if cell["arrivals_per_hour"]}
+    busy = {
+        (day["weekday"], cell["hour"]) for day in grid["days"] for cell in day["hours"] if cell["arrivals_per_hour"]
+    }
     assert busy == {(0, 8), (0, 9), (6, 1)}
     assert grid["days"][2]["hours"][12] == {
-        "hour": 12, "arrivals_per_hour": 0.0, "aht_seconds": None, "load": None, "agents": 0, "scheduled": 0,
-        "service_level": None, "asa_seconds": None, "occupancy": None,
+        "hour": 12,
+        "arrivals_per_hour": 0.0,
+        "aht_seconds": None,
+        "load": None,
+        "agents": 0,
+        "scheduled": 0,
+        "service_level": None,
+        "asa_seconds": None,
+        "occupancy": None,
     }
 
 
 def test_maximum_occupancy_and_utc_grid(history):
     # Without a calendar the grid is in UTC: week 1's Monday sessions fall in 08h, week 2's in 09h.
     grid = staffing_forecast(
-        start_utc=START, end_utc=END, calendar=None, channel="chat", target_sl=0.8, threshold_seconds=20,
-        shrinkage=0.0, max_occupancy=0.3, weeks=2,
+        start_utc=START,
+        end_utc=END,
+        calendar=None,
+        channel="chat",
+        target_sl=0.8,
+        threshold_seconds=20,
+        shrinkage=0.0,
+        max_occupancy=0.3,
+        weeks=2,
     )
     monday = grid["days"][0]["hours"]
     # 08h: 24 + 1 arrivals -> 12.5 an hour; 09h: 23 + 1 -> 12 an hour.
@@ -111,6 +168,12 @@ def test_maximum_occupancy_and_utc_grid(history):
 def test_weeks_must_be_positive():
     with pytest.raises(ValueError):
         staffing_forecast(
-            start_utc=START, end_utc=END, calendar=None, channel="chat", target_sl=0.8, threshold_seconds=20,
-            shrinkage=0.0, weeks=0,
+            start_utc=START,
+            end_utc=END,
+            calendar=None,
+            channel="chat",
+            target_sl=0.8,
+            threshold_seconds=20,
+            shrinkage=0.0,
+            weeks=0,
         )

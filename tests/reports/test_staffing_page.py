@@ -25,21 +25,34 @@ def test_the_grid_shows_the_worked_value_of_metrics_section_8(client, manager, a
     customer = CustomerFactory()
     # 24 chats in Monday's 10:00 hour, answered at once and handled for 300 s each:
     # 24 contacts/h, AHT 300 s, 80 % within 20 s -> 4 agents; 30 % shrinkage -> ceil(4 / 0.7) = 6 scheduled.
-    sessions_record(sessions=[
-        Session(
-            channel="chat", customer=customer, agent=agent, requested_at=ten + timedelta(minutes=2 * n),
-            answered_at=ten + timedelta(minutes=2 * n), ended_at=ten + timedelta(minutes=2 * n, seconds=300),
-            external_id=f"c{n}",
-        )
-        for n in range(24)
-    ])
+    sessions_record(
+        sessions=[
+            Session(
+                channel="chat",
+                customer=customer,
+                agent=agent,
+                requested_at=ten + timedelta(minutes=2 * n),
+                answered_at=ten + timedelta(minutes=2 * n),
+                ended_at=ten + timedelta(minutes=2 * n, seconds=300),
+                external_id=f"c{n}",
+            )
+            for n in range(24)
+        ]
+    )
     client.force_login(manager)
     # Captured queries are rendered with their parameters, as with DEBUG on.
     with CaptureQueriesContext(connection):
         page = client.get(
             "/desk/reports/staffing/",
-            {"calendar": calendar.slug, "channel": "chat", "weeks": 1, "target": 80, "threshold": 20,
-             "shrinkage": 30, "max_occupancy": ""},
+            {
+                "calendar": calendar.slug,
+                "channel": "chat",
+                "weeks": 1,
+                "target": 80,
+                "threshold": 20,
+                "shrinkage": 30,
+                "max_occupancy": "",
+            },
         )
     assert page.status_code == 200
     grid = page.context["forecast"]

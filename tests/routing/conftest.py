@@ -25,8 +25,13 @@ def make_agent(db) -> Callable[..., User]:
     """An agent of ``queues`` with a routing profile (online unless told otherwise)."""
 
     def make(
-        username: str, *, queues: Iterable[Queue], capacity: int = 10, availability: str = "online",
-        skills: Iterable[Skill] = (), role: str = "agent",
+        username: str,
+        *,
+        queues: Iterable[Queue],
+        capacity: int = 10,
+        availability: str = "online",
+        skills: Iterable[Skill] = (),
+        role: str = "agent",
     ) -> User:
         user = AgentFactory(username=username, queues=list(queues), role=role)
         profile = agent_profile_ensure(user=user, availability=availability, capacity=capacity)

@@ -21,8 +21,12 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("
 def deliver(i: int):
     return inbound_message_receive(
         inbound=InboundMessage(
-            channel="web", external_id=f"race-{i}", sender=SenderIdentity("email", f"c{i}@example.com"),
-            subject=f"Question {i}", text="hello", queue="support",
+            channel="web",
+            external_id=f"race-{i}",
+            sender=SenderIdentity("email", f"c{i}@example.com"),
+            subject=f"Question {i}",
+            text="hello",
+            queue="support",
         )
     )
 

@@ -92,7 +92,11 @@ def test_language_topic_channel_and_required_skills_exclude_agents(queue, make_a
     billing_topic = TopicFactory(slug="billing", queue=queue)
     vip = skill("other", "vip-desk")
     queue_routing_set(
-        queue=queue, mode="round_robin", match_language=True, match_topic=True, match_channel=True,
+        queue=queue,
+        mode="round_robin",
+        match_language=True,
+        match_topic=True,
+        match_channel=True,
         required_skills=[vip],
     )
     full = [skill("language", "zh"), skill("topic", "billing"), skill("channel", "email"), vip]
@@ -188,7 +192,9 @@ def test_what_frees_capacity(change, routed, make_agent, agent, django_capture_o
         assert assignees([second]) == ["ann"]
 
 
-def test_away_and_offline_agents_get_nothing_and_coming_online_pulls(routed, make_agent, django_capture_on_commit_callbacks):
+def test_away_and_offline_agents_get_nothing_and_coming_online_pulls(
+    routed, make_agent, django_capture_on_commit_callbacks
+):
     make_agent("ann", queues=[routed], availability="away")
     ben = make_agent("ben", queues=[routed], availability="offline")
     tickets = arrivals(routed, 2)
@@ -251,7 +257,9 @@ def test_outside_working_hours_an_agent_gets_nothing_until_they_open(routed, mak
 # --- tiers -----------------------------------------------------------------------
 
 
-def test_waiting_tickets_are_served_by_tier_then_priority_then_age(routed, make_agent, settings, django_capture_on_commit_callbacks):
+def test_waiting_tickets_are_served_by_tier_then_priority_then_age(
+    routed, make_agent, settings, django_capture_on_commit_callbacks
+):
     settings.SERVICEDESK = {**settings.SERVICEDESK, "ROUTING_TIER_ORDER": ["enterprise", "premium", "standard"]}
     ann = make_agent("ann", queues=[routed], capacity=4, availability="offline")
     enterprise = CustomerFactory(organization=OrganizationFactory(tier="enterprise"))
@@ -280,11 +288,20 @@ def test_each_assignment_is_an_assignee_event_with_its_reason(routed, make_agent
     ann = make_agent("ann", queues=[routed])
     ticket = ticket_make(queue=routed, at=T0)
     event = TicketEvent.objects.get(ticket=ticket, kind="assignee")
-    assert (event.before, event.after, event.source, event.actor_user_id, event.at) == (None, ann.pk, "routing", None, T0)
+    assert (event.before, event.after, event.source, event.actor_user_id, event.at) == (
+        None,
+        ann.pk,
+        "routing",
+        None,
+        T0,
+    )
     assignment = Assignment.objects.get(event=event)
     assert (assignment.ticket_id, assignment.agent_id, assignment.queue_id) == (ticket.pk, ann.pk, routed.pk)
     assert (assignment.mode, assignment.trigger, assignment.load_before, assignment.reason) == (
-        "round_robin", "intake", 0, "round_robin/intake",
+        "round_robin",
+        "intake",
+        0,
+        "round_robin/intake",
     )
     rows = [(row.event.kind, row.after) for row in ticket_timeline(ticket)]
     assert rows[-1] == ("assignee", "Ann")
@@ -335,7 +352,9 @@ def test_routing_twice_assigns_once(routed, make_agent):
     assert TicketEvent.objects.filter(ticket=ticket, kind="assignee").count() == 1
 
 
-def test_moving_a_ticket_into_a_routed_queue_routes_it(queue, routed, make_agent, agent, django_capture_on_commit_callbacks):
+def test_moving_a_ticket_into_a_routed_queue_routes_it(
+    queue, routed, make_agent, agent, django_capture_on_commit_callbacks
+):
     manual = QueueFactory(slug="triage")
     make_agent("ann", queues=[routed])
     ticket = ticket_make(queue=manual, at=T0)
@@ -353,8 +372,12 @@ def test_intake_routes_a_new_contact(routed, make_agent):
     make_agent("ann", queues=[routed])
     result = inbound_message_receive(
         inbound=InboundMessage(
-            channel="web", external_id="form-1", sender=SenderIdentity("email", "new@example.com"),
-            subject="Hello", text="Please help", queue="support",
+            channel="web",
+            external_id="form-1",
+            sender=SenderIdentity("email", "new@example.com"),
+            subject="Hello",
+            text="Please help",
+            queue="support",
         )
     )
     assert result.ticket.assignee.username == "ann"

@@ -24,8 +24,12 @@ def test_seed_demo_gives_the_demo_agent_a_profile_and_routes_support():
     assert list(QueueRouting.objects.values_list("queue__slug", "mode")) == [("support", "round_robin")]
     result = inbound_message_receive(
         inbound=InboundMessage(
-            channel="web", external_id="demo-new", sender=SenderIdentity("email", "someone@example.com"),
-            subject="New question", text="Hello", queue="support",
+            channel="web",
+            external_id="demo-new",
+            sender=SenderIdentity("email", "someone@example.com"),
+            subject="New question",
+            text="Hello",
+            queue="support",
         )
     )
     assert result.ticket.assignee == profile.user

@@ -66,8 +66,14 @@ def max_manager(db):
 def open_ticket(queue, *, at=T0, assignee=None, **kwargs):
     customer = cast(Customer, CustomerFactory())
     return ticket_create(
-        customer=customer, subject="Printer on fire", channel="email", actor=Actor.of_customer(customer),
-        queue=queue, at=at, assignee=assignee, **kwargs,
+        customer=customer,
+        subject="Printer on fire",
+        channel="email",
+        actor=Actor.of_customer(customer),
+        queue=queue,
+        at=at,
+        assignee=assignee,
+        **kwargs,
     )
 
 

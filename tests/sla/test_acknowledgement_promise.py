@@ -27,7 +27,9 @@ def dublin_policy(db):
         OpeningWindow.objects.create(calendar=calendar, weekday=weekday, start_minute=9 * 60, end_minute=17 * 60)
     Holiday.objects.create(calendar=calendar, date=datetime(2025, 10, 27).date(), name="October bank holiday")
     policy = SlaPolicy.objects.create(slug="standard", name="Standard", rank=1, calendar=calendar, match={})
-    SlaTarget.objects.create(policy=policy, priority="normal", first_reply_minutes=60, resolution_minutes=480, hours="business")
+    SlaTarget.objects.create(
+        policy=policy, priority="normal", first_reply_minutes=60, resolution_minutes=480, hours="business"
+    )
     SlaTarget.objects.create(policy=policy, priority="urgent", first_reply_minutes=30, hours="calendar")
     return policy
 
@@ -35,14 +37,20 @@ def dublin_policy(db):
 def receive(**kwargs):
     return inbound_message_receive(
         inbound=InboundMessage(
-            channel="web", external_id=kwargs.pop("external_id", "w-1"),
-            sender=SenderIdentity("email", "alice@example.com", "Alice"), subject="Invoice", text="Help",
-            received_at=FRIDAY_1630_DUBLIN, **kwargs,
+            channel="web",
+            external_id=kwargs.pop("external_id", "w-1"),
+            sender=SenderIdentity("email", "alice@example.com", "Alice"),
+            subject="Invoice",
+            text="Help",
+            received_at=FRIDAY_1630_DUBLIN,
+            **kwargs,
         )
     )
 
 
-def test_business_hours_promise_skips_the_weekend_and_the_holiday(queue, dublin_policy, django_capture_on_commit_callbacks):
+def test_business_hours_promise_skips_the_weekend_and_the_holiday(
+    queue, dublin_policy, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         ticket = receive().ticket
     promise = ticket_first_reply_promise(ticket)

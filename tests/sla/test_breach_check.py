@@ -30,17 +30,21 @@ def check(at, capture):
 
 
 def notices() -> list[tuple[str, str, str]]:
-    return sorted(
-        (n.user.username, n.kind, n.key) for n in Notification.objects.select_related("user")
-    )
+    return sorted((n.user.username, n.kind, n.key) for n in Notification.objects.select_related("user"))
 
 
 def test_warning_exactly_at_75_percent_of_the_target(standard, support, ann, django_capture_on_commit_callbacks):
     ticket = open_ticket(support, assignee=ann)
     first = targets(ticket)["first_reply"]
-    assert (first.warning_at, first.due_at, first.next_check_at) == (T0 + minutes(45), T0 + minutes(60), T0 + minutes(45))
+    assert (first.warning_at, first.due_at, first.next_check_at) == (
+        T0 + minutes(45),
+        T0 + minutes(60),
+        T0 + minutes(45),
+    )
 
-    assert check(T0 + minutes(45) - timedelta(microseconds=1), django_capture_on_commit_callbacks) == BreachCheckCounts()
+    assert (
+        check(T0 + minutes(45) - timedelta(microseconds=1), django_capture_on_commit_callbacks) == BreachCheckCounts()
+    )
     assert Notification.objects.count() == 0
 
     counts = check(T0 + minutes(45), django_capture_on_commit_callbacks)
@@ -91,7 +95,9 @@ def test_breach_notice_sent_once_to_assignee_and_managers(
     assert counts == BreachCheckCounts(tickets=1, breaches=1)
     first.refresh_from_db()
     assert (first.state, first.breached_at, first.breach_notified_at) == (
-        "breached", T0 + minutes(60), T0 + minutes(61),
+        "breached",
+        T0 + minutes(60),
+        T0 + minutes(61),
     )
     assert first.next_check_at is None
     key = f"sla:{first.pk}:breach"
@@ -138,7 +144,10 @@ def test_the_beat_task_run_twice_notifies_once(standard, support, ann, max_manag
     assert first_run == {"tickets": 1, "warnings": 0, "breaches": 1, "escalations": 0, "skipped": 0, "failed": 0}
     assert second_run == {"tickets": 0, "warnings": 0, "breaches": 0, "escalations": 0, "skipped": 0, "failed": 0}
     target = targets(ticket)["first_reply"]
-    assert notices() == [("ann", "sla_breach", f"sla:{target.pk}:breach"), ("max", "sla_breach", f"sla:{target.pk}:breach")]
+    assert notices() == [
+        ("ann", "sla_breach", f"sla:{target.pk}:breach"),
+        ("max", "sla_breach", f"sla:{target.pk}:breach"),
+    ]
     assert len(mail.outbox) == 2
 
 
@@ -166,8 +175,10 @@ def test_unassigned_ticket_warns_the_queue_and_a_breach_adds_the_managers(
     check(T0 + minutes(60) + timedelta(seconds=1), django_capture_on_commit_callbacks)
     breach_key = f"sla:{first.pk}:breach"
     assert notices() == [
-        ("ann", "sla_breach", breach_key), ("ann", "sla_warning", warning_key),
-        ("bea", "sla_breach", breach_key), ("bea", "sla_warning", warning_key),
+        ("ann", "sla_breach", breach_key),
+        ("ann", "sla_warning", warning_key),
+        ("bea", "sla_breach", breach_key),
+        ("bea", "sla_warning", warning_key),
         ("max", "sla_breach", breach_key),
     ]
     assert bea.email in {m.to[0] for m in mail.outbox}

@@ -29,7 +29,9 @@ def test_first_reply_states():
     assert (exact.state, exact.elapsed_us, exact.breached_at) == ("achieved", HOUR_US, None)
     at_due = first_reply_outcome(CALENDAR, first_reply_at=None, solved=False, now=at(1), **common)
     assert at_due.state == "active"
-    past_due = first_reply_outcome(CALENDAR, first_reply_at=None, solved=False, now=at(1) + timedelta(microseconds=1), **common)
+    past_due = first_reply_outcome(
+        CALENDAR, first_reply_at=None, solved=False, now=at(1) + timedelta(microseconds=1), **common
+    )
     assert (past_due.state, past_due.breached_at) == ("breached", at(1))
     cancelled = first_reply_outcome(CALENDAR, first_reply_at=None, solved=True, now=at(3), **common)
     assert (cancelled.state, cancelled.due_at) == ("cancelled", None)
@@ -80,7 +82,11 @@ def test_the_due_instant_is_where_the_wait_reaches_the_target(steps, target_minu
     assert (at_due.state, at_due.elapsed_us) == ("active", target_us)
     assert outcome.breaches_at is not None and outcome.breaches_at > outcome.due_at
     before = resolution_outcome(
-        clock, target_us=target_us, warning_percent=75, history=history, now=outcome.breaches_at - timedelta(microseconds=1)
+        clock,
+        target_us=target_us,
+        warning_percent=75,
+        history=history,
+        now=outcome.breaches_at - timedelta(microseconds=1),
     )
     assert before.state == "active"
     after = resolution_outcome(clock, target_us=target_us, warning_percent=75, history=history, now=outcome.breaches_at)
@@ -95,6 +101,10 @@ def test_a_target_due_at_closing_time_breaches_at_the_next_opening():
     # Closed over the weekend; Monday 09:00 is summer time (UTC+2).
     assert outcome.breaches_at == datetime(2026, 3, 30, 7, 0, 0, 1, tzinfo=UTC)
     saturday = resolution_outcome(
-        OFFICE, target_us=HOUR_US, warning_percent=75, history=[(friday, "new")], now=datetime(2026, 3, 28, 12, tzinfo=UTC)
+        OFFICE,
+        target_us=HOUR_US,
+        warning_percent=75,
+        history=[(friday, "new")],
+        now=datetime(2026, 3, 28, 12, tzinfo=UTC),
     )
     assert (saturday.state, saturday.elapsed_us) == ("active", HOUR_US)

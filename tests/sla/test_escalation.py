@@ -29,7 +29,9 @@ def check(at, capture):
 
 def events(ticket, kind):
     return list(
-        TicketEvent.objects.filter(ticket=ticket, kind=kind).order_by("id").values_list("before", "after", "source", "at")
+        TicketEvent.objects.filter(ticket=ticket, kind=kind)
+        .order_by("id")
+        .values_list("before", "after", "source", "at")
     )
 
 
@@ -56,7 +58,9 @@ def test_raise_priority_at_the_warning_takes_the_new_terms_and_does_not_loop(
     # The inbox sorts on the earliest due instant of a running target: the breached first reply.
     assert ticket.sla_due_at == T0 + minutes(20)
     assert sorted(Notification.objects.values_list("user__username", "key")) == [
-        ("ann", f"sla:{first.pk}:breach"), ("ann", f"sla:{first.pk}:warning"), ("max", f"sla:{first.pk}:breach"),
+        ("ann", f"sla:{first.pk}:breach"),
+        ("ann", f"sla:{first.pk}:warning"),
+        ("max", f"sla:{first.pk}:breach"),
     ]
 
     assert check(now, django_capture_on_commit_callbacks) == BreachCheckCounts()
@@ -72,7 +76,9 @@ def test_move_queue_on_breach_happens_once_even_when_moved_back(
     standard, support, ann, max_manager, django_capture_on_commit_callbacks
 ):
     escalated = queue_make("escalated")
-    EscalationRule.objects.create(policy=standard, threshold="breach", target_kind="first_reply", action="move_queue", queue=escalated)
+    EscalationRule.objects.create(
+        policy=standard, threshold="breach", target_kind="first_reply", action="move_queue", queue=escalated
+    )
     ticket = open_ticket(support, assignee=ann)
     now = T0 + minutes(61)
 
@@ -93,7 +99,9 @@ def test_move_queue_on_breach_happens_once_even_when_moved_back(
 
 def test_resolution_only_rule_leaves_the_first_reply_alone(standard, support, ann, django_capture_on_commit_callbacks):
     escalated = queue_make("escalated")
-    EscalationRule.objects.create(policy=standard, threshold="breach", target_kind="resolution", action="move_queue", queue=escalated)
+    EscalationRule.objects.create(
+        policy=standard, threshold="breach", target_kind="resolution", action="move_queue", queue=escalated
+    )
     ticket = open_ticket(support, assignee=ann)
     check(T0 + minutes(61), django_capture_on_commit_callbacks)
     assert Ticket.objects.get(pk=ticket.pk).queue == support
@@ -112,12 +120,15 @@ def test_notify_manager_at_the_warning_once(standard, support, ann, django_captu
     key = f"sla:{first.pk}:warning"
     # Managers hear of warnings only through a rule.
     assert sorted(Notification.objects.values_list("user__username", "kind", "key")) == [
-        ("ann", "sla_warning", key), ("lead", "sla_warning", key),
+        ("ann", "sla_warning", key),
+        ("lead", "sla_warning", key),
     ]
     assert Escalation.objects.count() == 1
 
 
-def test_a_rule_of_another_policy_does_not_apply(standard, utc_calendar, support, ann, django_capture_on_commit_callbacks):
+def test_a_rule_of_another_policy_does_not_apply(
+    standard, utc_calendar, support, ann, django_capture_on_commit_callbacks
+):
     from servicedesk.sla.models import SlaPolicy
 
     other = SlaPolicy.objects.create(slug="other", name="Other", rank=50, calendar=utc_calendar, match={"queue": "x"})

@@ -46,7 +46,11 @@ def _policy(slug, rank, calendar, match=None, **targets):
     policy = SlaPolicy.objects.create(slug=slug, name=slug.title(), rank=rank, calendar=calendar, match=match or {})
     for priority, (first_reply, resolution, hours) in targets.items():
         SlaTarget.objects.create(
-            policy=policy, priority=priority, first_reply_minutes=first_reply, resolution_minutes=resolution, hours=hours,
+            policy=policy,
+            priority=priority,
+            first_reply_minutes=first_reply,
+            resolution_minutes=resolution,
+            hours=hours,
         )
     return policy
 
@@ -87,7 +91,9 @@ def test_tier_comes_from_the_customer_organization(dublin):
     standard = _policy("standard", 2, dublin)
     now = timezone.now()
     acme = Customer.objects.create(
-        name="Alice", organization=Organization.objects.create(name="Acme", tier="vip"), created_at=now,
+        name="Alice",
+        organization=Organization.objects.create(name="Acme", tier="vip"),
+        created_at=now,
     )
     solo = Customer.objects.create(name="Bob", created_at=now)
     for customer, expected in ((acme, vip), (solo, standard)):
@@ -98,8 +104,12 @@ def test_tier_comes_from_the_customer_organization(dublin):
 @pytest.mark.django_db
 def test_targets_per_priority(dublin):
     _policy(
-        "standard", 1, dublin,
-        urgent=(60, 240, "calendar"), high=(120, 480, "business"), low=(None, 2880, "business"),
+        "standard",
+        1,
+        dublin,
+        urgent=(60, 240, "calendar"),
+        high=(120, 480, "business"),
+        low=(None, 2880, "business"),
     )
     policy = _for()
     assert policy is not None
@@ -171,11 +181,18 @@ def test_admin_edits_policies_and_targets(admin_client, dublin):
     response = admin_client.post(reverse("admin:sla_slapolicy_add"), data)
     assert response.status_code == 302
     policy = SlaPolicy.objects.get()
-    assert (policy.rank, policy.calendar, policy.match, policy.warning_percent) == (1, dublin, {"initiator": "inbound"}, 80)
+    assert (policy.rank, policy.calendar, policy.match, policy.warning_percent) == (
+        1,
+        dublin,
+        {"initiator": "inbound"},
+        80,
+    )
     assert list(policy.targets.values_list("priority", "first_reply_minutes", "resolution_minutes", "hours")) == [
         ("urgent", 60, 240, "calendar"),
     ]
     assert admin_client.get(reverse("admin:sla_slapolicy_changelist")).status_code == 200
-    bad = admin_client.post(reverse("admin:sla_slapolicy_add"), {**data, "slug": "x", "rank": "2", "match": '{"colour": 1}'})
+    bad = admin_client.post(
+        reverse("admin:sla_slapolicy_add"), {**data, "slug": "x", "rank": "2", "match": '{"colour": 1}'}
+    )
     assert bad.status_code == 200
     assert SlaPolicy.objects.count() == 1

@@ -60,8 +60,13 @@ def customer(db):
 
 def new_ticket(customer, queue, *, at=MONDAY_10, **kwargs):
     return ticket_create(
-        customer=customer, subject="Invoice", channel="email", actor=Actor.of_customer(customer), queue=queue,
-        at=at, **kwargs,
+        customer=customer,
+        subject="Invoice",
+        channel="email",
+        actor=Actor.of_customer(customer),
+        queue=queue,
+        at=at,
+        **kwargs,
     )
 
 
@@ -93,9 +98,15 @@ def test_targets_applied_on_creation_with_policy_and_calendar_snapshot(queue, po
     ]
     applied = TicketEvent.objects.filter(ticket=ticket, kind="sla_applied").first()
     assert applied.after == {
-        "target": "first_reply", "state": "active", "policy": "standard", "calendar": "dublin",
-        "priority": "normal", "minutes": 120, "hours": "business",
-        "due_at": "2025-10-20T11:00:00+00:00", "elapsed_seconds": 0.0,
+        "target": "first_reply",
+        "state": "active",
+        "policy": "standard",
+        "calendar": "dublin",
+        "priority": "normal",
+        "minutes": 120,
+        "hours": "business",
+        "due_at": "2025-10-20T11:00:00+00:00",
+        "elapsed_seconds": 0.0,
     }
 
 
@@ -164,7 +175,11 @@ def test_late_reply_before_any_check_records_breach_and_fulfilment(queue, policy
     first = targets(ticket)["first_reply"]
     assert (first.state, first.breached_at) == ("breached", MONDAY_10 + hours(2))
     assert first.next_check_at is None  # a fulfilled target needs no breach notice
-    assert [e[0] for e in sla_events(ticket) if e[1] == "first_reply"] == ["sla_applied", "sla_breached", "sla_fulfilled"]
+    assert [e[0] for e in sla_events(ticket) if e[1] == "first_reply"] == [
+        "sla_applied",
+        "sla_breached",
+        "sla_fulfilled",
+    ]
 
 
 def test_pending_pauses_the_resolution_clock_and_resuming_moves_the_due_instant(queue, policy, customer):
@@ -199,7 +214,9 @@ def test_solve_fulfils_and_reopen_reactivates_the_resolution_target(queue, polic
     ticket_status_change(ticket=ticket, status="solved", actor=SYSTEM, at=MONDAY_10 + hours(2))
     resolution = targets(ticket)["resolution"]
     assert (resolution.state, resolution.fulfilled_at, resolution.elapsed_seconds) == (
-        "achieved", MONDAY_10 + hours(2), 7200.0,
+        "achieved",
+        MONDAY_10 + hours(2),
+        7200.0,
     )
     ticket.refresh_from_db()
     assert ticket.sla_due_at is None
@@ -219,7 +236,9 @@ def test_solve_fulfils_and_reopen_reactivates_the_resolution_target(queue, polic
     ticket_status_change(ticket=ticket, status="solved", actor=SYSTEM, at=MONDAY_10 + hours(31))
     resolution = targets(ticket)["resolution"]
     assert (resolution.state, resolution.breached_at, resolution.elapsed_seconds) == (
-        "breached", MONDAY_10 + hours(30), 9 * 3600.0,
+        "breached",
+        MONDAY_10 + hours(30),
+        9 * 3600.0,
     )
 
 
@@ -251,7 +270,9 @@ def test_priority_change_moves_the_due_instant(queue, policy, customer):
     assert targets(ticket)["resolution"].due_at == MONDAY_10 + hours(4)
     ticket.refresh_from_db()
     assert ticket.sla_due_at == MONDAY_10 + timedelta(minutes=30)
-    applied = [e for e in TicketEvent.objects.filter(ticket=ticket, kind="sla_applied") if e.after["target"] == "first_reply"][-1]
+    applied = [
+        e for e in TicketEvent.objects.filter(ticket=ticket, kind="sla_applied") if e.after["target"] == "first_reply"
+    ][-1]
     assert applied.before["priority"] == "normal" and applied.after["priority"] == "urgent"
     assert applied.before["due_at"] == "2025-10-20T11:00:00+00:00"
     assert applied.after["due_at"] == "2025-10-20T09:30:00+00:00"
@@ -326,6 +347,8 @@ def test_policy_fill_snapshots_the_first_matching_policy_by_rank(queue, policy, 
     Ticket.objects.update(sla_policy=None, sla_calendar=None)
     assert tickets_sla_policy_fill() == 2
     assert dict(Ticket.objects.values_list("pk", "sla_policy__slug")) == {
-        email_ticket.pk: "standard", chat_ticket.pk: "chat", outbound.pk: None,
+        email_ticket.pk: "standard",
+        chat_ticket.pk: "chat",
+        outbound.pk: None,
     }
     assert tickets_sla_policy_fill() == 0

@@ -39,8 +39,13 @@ def world(queue, agent):
     t_billing = ticket_make(queue=billing, customer=alice, subject="billing one")
     t_bob = ticket_make(queue=queue, customer=bob, subject="bob's")
     return {
-        "billing": billing, "alice": alice, "bob": bob, "alice_user": alice_user,
-        "t_support": t_support, "t_billing": t_billing, "t_bob": t_bob,
+        "billing": billing,
+        "alice": alice,
+        "bob": bob,
+        "alice_user": alice_user,
+        "t_support": t_support,
+        "t_billing": t_billing,
+        "t_bob": t_bob,
     }
 
 
@@ -95,11 +100,17 @@ def test_customers_see_public_messages_only(world, agent):
 def test_attachments_follow_ticket_and_message_visibility(world, agent):
     ticket = world["t_support"]
     public = ticket_reply_create(
-        ticket=ticket, author=agent, text="See file", deliver=False,
+        ticket=ticket,
+        author=agent,
+        text="See file",
+        deliver=False,
         attachments=[InboundAttachment("a.txt", "text/plain", b"public")],
     )
     internal = ticket_note_create(
-        ticket=ticket, author=agent, text="Secret file", attachments=[InboundAttachment("b.txt", "text/plain", b"secret")],
+        ticket=ticket,
+        author=agent,
+        text="Secret file",
+        attachments=[InboundAttachment("b.txt", "text/plain", b"secret")],
     )
     public_key = public.attachments.get().key
     internal_key = internal.attachments.get().key

@@ -19,8 +19,11 @@ def test_same_message_delivered_concurrently_is_stored_once():
     def deliver(_i: int):
         return inbound_message_receive(
             inbound=InboundMessage(
-                channel="web", external_id="same-id", sender=SenderIdentity("email", "race@example.com"),
-                subject="Race", text="hello",
+                channel="web",
+                external_id="same-id",
+                sender=SenderIdentity("email", "race@example.com"),
+                subject="Race",
+                text="hello",
             )
         )
 
@@ -40,8 +43,11 @@ def test_first_contacts_of_one_person_at_once_make_one_customer():
     def deliver(i: int):
         return inbound_message_receive(
             inbound=InboundMessage(
-                channel="web", external_id=f"id-{i}", sender=SenderIdentity("email", "new@example.com"),
-                subject=f"Question {i}", text="hello",
+                channel="web",
+                external_id=f"id-{i}",
+                sender=SenderIdentity("email", "new@example.com"),
+                subject=f"Question {i}",
+                text="hello",
             )
         )
 

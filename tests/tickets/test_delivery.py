@@ -81,7 +81,9 @@ def test_subject_with_encoded_line_breaks_yields_no_extra_header(queue, django_c
     assert msg["To"].addresses[0].display_name == "Eve Cc: x@example.net"
 
 
-def test_acknowledgement_is_created_once_and_sent_once_even_if_tasks_run_twice(queue, django_capture_on_commit_callbacks):
+def test_acknowledgement_is_created_once_and_sent_once_even_if_tasks_run_twice(
+    queue, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         result = receive()
     ack = Message.objects.get(purpose="acknowledgement")
@@ -141,7 +143,9 @@ def test_temporary_failure_is_retried_then_sent(queue, agent, monkeypatch):
     reply = ticket_reply_create(ticket=result.ticket, author=agent, text="Hi", deliver=False)
     Message.objects.filter(pk=reply.pk).update(delivery_status="queued")
     real = outbound.deliverer_for("web")
-    monkeypatch.setitem(outbound._registry, "web", _failing_deliverer(outbound.DeliveryError("421 busy", temporary=True)))
+    monkeypatch.setitem(
+        outbound._registry, "web", _failing_deliverer(outbound.DeliveryError("421 busy", temporary=True))
+    )
     assert message_deliver(message_id=reply.pk) is DeliveryOutcome.RETRY
     reply.refresh_from_db()
     assert (reply.delivery_status, reply.delivery_error, reply.delivery_attempts) == ("queued", "421 busy", 1)

@@ -40,14 +40,20 @@ def test_first_contact_creates_customer_ticket_message_and_events(queue, django_
     ticket = Ticket.objects.get()
     assert ticket.reference == f"SD-{ticket.pk + 1000}"
     assert (ticket.subject, ticket.channel, ticket.initiator, ticket.status, ticket.priority) == (
-        "Invoice twice", "web", "inbound", "new", "normal",
+        "Invoice twice",
+        "web",
+        "inbound",
+        "new",
+        "normal",
     )
     assert ticket.created_at == AT and ticket.queue.slug == "support"
     assert Identity.objects.get().value == "alice@example.com"
     assert ticket.customer.name == "Alice Byrne"
     customer_message = Message.objects.get(kind="public_enduser")
     assert (customer_message.text, customer_message.external_id, customer_message.created_at) == (
-        "I was charged twice.", "w-1", AT,
+        "I was charged twice.",
+        "w-1",
+        AT,
     )
     kinds = list(TicketEvent.objects.filter(ticket=ticket).values_list("kind", flat=True))
     assert kinds == ["created", "message", "acknowledged", "delivery"]
@@ -137,7 +143,9 @@ def test_pending_ticket_returns_to_open_when_the_customer_writes(queue):
     assert first.ticket.status == "open"
 
 
-def test_automatic_message_is_stored_but_not_acknowledged_and_changes_no_status(queue, django_capture_on_commit_callbacks):
+def test_automatic_message_is_stored_but_not_acknowledged_and_changes_no_status(
+    queue, django_capture_on_commit_callbacks
+):
     first = inbound_message_receive(inbound=inbound())
     ticket_status_change(ticket=first.ticket, status="pending", actor=Actor.system())
     with django_capture_on_commit_callbacks(execute=True):
@@ -160,10 +168,13 @@ def test_refusals_write_nothing(queue, settings):
     with pytest.raises(ApplicationError):
         inbound_message_receive(inbound=inbound(email="not-an-address"))
     with pytest.raises(ApplicationError):
-        inbound_message_receive(
-            inbound=inbound(attachments=(InboundAttachment("big.txt", "text/plain", b"x" * 11),))
-        )
-    assert (Ticket.objects.count(), Customer.objects.count(), Message.objects.count(), Attachment.objects.count()) == (0, 0, 0, 0)
+        inbound_message_receive(inbound=inbound(attachments=(InboundAttachment("big.txt", "text/plain", b"x" * 11),)))
+    assert (Ticket.objects.count(), Customer.objects.count(), Message.objects.count(), Attachment.objects.count()) == (
+        0,
+        0,
+        0,
+        0,
+    )
 
 
 def test_attachments_are_stored_under_generated_keys(queue, settings):
@@ -196,9 +207,7 @@ def test_failure_after_files_were_written_leaves_no_file(queue, monkeypatch, set
 
     monkeypatch.setattr(intake, "event_record", explode)
     with pytest.raises(RuntimeError):
-        inbound_message_receive(
-            inbound=inbound(attachments=(InboundAttachment("notes.txt", "text/plain", b"hello"),))
-        )
+        inbound_message_receive(inbound=inbound(attachments=(InboundAttachment("notes.txt", "text/plain", b"hello"),)))
     assert Ticket.objects.count() == 0 and Attachment.objects.count() == 0
     assert [p for p in settings.MEDIA_ROOT.rglob("*") if p.is_file()] == []
 
@@ -208,7 +217,10 @@ def test_trimmed_text_is_shown_and_the_whole_text_kept(queue, agent, client):
     result = inbound_message_receive(inbound=inbound(text=full, display_text="Still broken.\n"))
     message = result.message
     assert (message.text, message.display_text, message.shown_text, message.is_trimmed) == (
-        full, "Still broken.\n", "Still broken.\n", True,
+        full,
+        "Still broken.\n",
+        "Still broken.\n",
+        True,
     )
     untrimmed = inbound_message_receive(inbound=inbound(external_id="w-2", text="Short", display_text="Short"))
     assert (untrimmed.message.display_text, untrimmed.message.is_trimmed) == ("", False)

@@ -28,7 +28,9 @@ def data(db):
     tickets = []
     for n in range(12):
         ticket = ticket_make(
-            customer=customers[n % 3], queue=support if n % 4 else billing, subject=subjects[n % len(subjects)],
+            customer=customers[n % 3],
+            queue=support if n % 4 else billing,
+            subject=subjects[n % len(subjects)],
             channel="email" if n % 2 else "web",
         )
         Ticket.objects.filter(pk=ticket.pk).update(
@@ -115,7 +117,9 @@ def _python_search(term: str) -> set[int]:
     return found
 
 
-@pytest.mark.parametrize("term", ["printer", "PRINTER", "invoice copy", "byrne", "Stone", "mail.test", "carol@", "zzz", "e"])
+@pytest.mark.parametrize(
+    "term", ["printer", "PRINTER", "invoice copy", "byrne", "Stone", "mail.test", "carol@", "zzz", "e"]
+)
 def test_search_returns_the_same_set_as_a_plain_filter(data, manager, term):
     found = set(_ids(manager, search=term))
     assert found == _python_search(term)
@@ -134,7 +138,8 @@ def test_broad_search_is_the_same_set_as_a_narrow_one(data, manager, term, monke
 
 def test_search_finds_by_subject_substring_ignoring_case(data, manager):
     assert {Ticket.objects.get(pk=pk).subject.lower() for pk in _ids(manager, search="PRINT")} == {
-        "printer jam", "printer on fire",
+        "printer jam",
+        "printer on fire",
     }
 
 
@@ -161,7 +166,10 @@ def test_filters_combine(data, manager):
     expected = [
         t.pk
         for t in Ticket.objects.select_related("queue").order_by("subject", "id")
-        if t.queue.slug == "support" and t.channel == "email" and t.customer_id == alice.pk and t.pk in _python_search("i")
+        if t.queue.slug == "support"
+        and t.channel == "email"
+        and t.customer_id == alice.pk
+        and t.pk in _python_search("i")
     ]
     assert expected
     assert [t.pk for t in result] == expected
@@ -171,7 +179,11 @@ def test_status_and_priority_filters_with_rank_sorts(data, manager):
     statuses = (Status.NEW, Status.SOLVED)
     priorities = (Priority.HIGH, Priority.URGENT)
     result = _ids(manager, status=statuses, priority=priorities, sort="-priority")
-    expected = [pk for pk in _expected("-priority") if Ticket.objects.filter(pk=pk, status__in=statuses, priority__in=priorities).exists()]
+    expected = [
+        pk
+        for pk in _expected("-priority")
+        if Ticket.objects.filter(pk=pk, status__in=statuses, priority__in=priorities).exists()
+    ]
     assert result == expected
 
 

@@ -21,8 +21,14 @@ T0 = datetime(2025, 10, 24, 9, 0, tzinfo=UTC)
 def receive(external_id: str, email: str = "alice@example.com", at: datetime = T0, **kwargs):
     return inbound_message_receive(
         inbound=InboundMessage(
-            channel="email", external_id=external_id, sender=SenderIdentity("email", email, ""),
-            subject=kwargs.pop("subject", "Help"), text="text", received_at=at, acknowledge=False, **kwargs,
+            channel="email",
+            external_id=external_id,
+            sender=SenderIdentity("email", email, ""),
+            subject=kwargs.pop("subject", "Help"),
+            text="text",
+            received_at=at,
+            acknowledge=False,
+            **kwargs,
         )
     )
 
@@ -118,7 +124,8 @@ def test_colleague_copied_by_the_customer_may_use_the_subject_tag(queue):
 def test_address_copied_by_someone_else_is_no_participant(queue):
     ticket = receive("m1").ticket
     # Mallory writes with the tag and copies herself on the way: still a stranger.
-    first = receive("m2", email="mallory@example.net", ticket_reference=ticket.reference,
-                    recipients=("mallory@example.net",))
+    first = receive(
+        "m2", email="mallory@example.net", ticket_reference=ticket.reference, recipients=("mallory@example.net",)
+    )
     second = receive("m3", email="mallory@example.net", ticket_reference=ticket.reference)
     assert first.outcome is IntakeOutcome.CREATED and second.ticket != ticket

@@ -52,12 +52,7 @@ def test_every_allowed_transition_is_applied_with_one_event(queue, agent, before
 
 @pytest.mark.parametrize(
     ("before", "after"),
-    [
-        (b, a)
-        for b in Status.values
-        for a in Status.values
-        if a != b and a not in statuses.TRANSITIONS[b]
-    ],
+    [(b, a) for b in Status.values for a in Status.values if a != b and a not in statuses.TRANSITIONS[b]],
 )
 def test_forbidden_transitions_change_nothing(queue, agent, before, after):
     ticket = ticket_make(queue=queue, at=T0)

@@ -196,7 +196,9 @@ class TicketListView(generics.ListCreateAPIView):
             ticket, created = ticket_open_for_agent(request, agent_serializer.validated_data, external_id)
         else:
             customer = caller_customer(request)
-            customer_serializer = CustomerTicketCreateSerializer(data=request.data, context=self.get_serializer_context())
+            customer_serializer = CustomerTicketCreateSerializer(
+                data=request.data, context=self.get_serializer_context()
+            )
             customer_serializer.is_valid(raise_exception=True)
             data = customer_serializer.validated_data
             topic = data.get("topic")

@@ -219,7 +219,9 @@ class Applier:
             self._groups[record["role"]] = group
 
         def write() -> None:
-            user = User(username=email, email=email, display_name=record.get("name", "")[:200], external_id=record["id"])
+            user = User(
+                username=email, email=email, display_name=record.get("name", "")[:200], external_id=record["id"]
+            )
             user.set_unusable_password()
             user.save(force_insert=True)
             user.groups.add(group)
@@ -234,8 +236,14 @@ class Applier:
             return None
         identities: list[tuple[str, str]] = []
         try:
-            identities += [(IdentityKind.EMAIL, identity_normalize(kind=IdentityKind.EMAIL, value=v)) for v in record.get("emails", [])]
-            identities += [(IdentityKind.PHONE, identity_normalize(kind=IdentityKind.PHONE, value=v)) for v in record.get("phones", [])]
+            identities += [
+                (IdentityKind.EMAIL, identity_normalize(kind=IdentityKind.EMAIL, value=v))
+                for v in record.get("emails", [])
+            ]
+            identities += [
+                (IdentityKind.PHONE, identity_normalize(kind=IdentityKind.PHONE, value=v))
+                for v in record.get("phones", [])
+            ]
         except InvalidIdentity as exc:
             raise RecordError(exc.message) from None
         if self.batch is not None:
@@ -258,14 +266,20 @@ class Applier:
                 organization = self._organization(record["organization"], record.get("tier"))
             if self.batch is not None:
                 customer = self.batch.customer_add(
-                    name=record.get("name", ""), identities=identities, organization=organization, external_id=record["id"],
+                    name=record.get("name", ""),
+                    identities=identities,
+                    organization=organization,
+                    external_id=record["id"],
                 )
                 self.taken.update(identities)
                 self.existing["customer"].add(record["id"])
                 self.ids.pending_customers[record["id"]] = customer.pk
                 return
             customer = customer_create(
-                name=record.get("name", ""), identities=identities, organization=organization, external_id=record["id"],
+                name=record.get("name", ""),
+                identities=identities,
+                organization=organization,
+                external_id=record["id"],
             )
             self.existing["customer"].add(record["id"])
             self.ids.customers.put(record["id"], customer.pk)
@@ -277,7 +291,9 @@ class Applier:
             return None
         customer_pk = self._customer(record["customer"])
         agent = self._agent(record["agent"]) if "agent" in record.values else None
-        same_issue = self._ticket(record["same_issue_as"], key="same_issue_as") if "same_issue_as" in record.values else None
+        same_issue = (
+            self._ticket(record["same_issue_as"], key="same_issue_as") if "same_issue_as" in record.values else None
+        )
         at = record["at"]
 
         def write() -> None:
@@ -296,25 +312,44 @@ class Applier:
                 actor = Actor.of_customer(customer, source=SOURCE)
             if self.batch is not None:
                 ticket = self.batch.ticket_add(
-                    customer=customer, subject=record["subject"], channel=record["channel"], actor=actor,
-                    initiator=record.get("initiator", "inbound"), queue=queue, topic=topic,
-                    priority=record.get("priority", "normal"), at=at, external_id=record["id"],
+                    customer=customer,
+                    subject=record["subject"],
+                    channel=record["channel"],
+                    actor=actor,
+                    initiator=record.get("initiator", "inbound"),
+                    queue=queue,
+                    topic=topic,
+                    priority=record.get("priority", "normal"),
+                    at=at,
+                    external_id=record["id"],
                     same_issue_as_id=same_issue.pk if same_issue else None,
-                    is_spam=record.get("spam", False), is_deleted=record.get("deleted", False),
+                    is_spam=record.get("spam", False),
+                    is_deleted=record.get("deleted", False),
                 )
                 self.existing["ticket"].add(record["id"])
-                self.ids.pending_tickets[record["id"]] = TicketRef(ticket.pk, ticket.channel, customer_pk, queue.pk, at, None)
+                self.ids.pending_tickets[record["id"]] = TicketRef(
+                    ticket.pk, ticket.channel, customer_pk, queue.pk, at, None
+                )
                 return
             ticket = ticket_create(
-                customer=customer, subject=record["subject"], channel=record["channel"], actor=actor,
-                initiator=record.get("initiator", "inbound"), queue=queue, topic=topic,
-                priority=record.get("priority", "normal"), at=at, external_id=record["id"],
+                customer=customer,
+                subject=record["subject"],
+                channel=record["channel"],
+                actor=actor,
+                initiator=record.get("initiator", "inbound"),
+                queue=queue,
+                topic=topic,
+                priority=record.get("priority", "normal"),
+                at=at,
+                external_id=record["id"],
                 same_issue_as=Ticket(pk=same_issue.pk) if same_issue else None,
-                is_spam=record.get("spam", False), is_deleted=record.get("deleted", False),
+                is_spam=record.get("spam", False),
+                is_deleted=record.get("deleted", False),
             )
             self.existing["ticket"].add(record["id"])
             self.ids.tickets.put(
-                record["id"], TicketRef(ticket.pk, ticket.channel, customer_pk, queue.pk, at, None),
+                record["id"],
+                TicketRef(ticket.pk, ticket.channel, customer_pk, queue.pk, at, None),
             )
 
         return write
@@ -337,8 +372,14 @@ class Applier:
                 def write_batch() -> None:
                     assert batch is not None
                     batch.message_add(
-                        ticket=batch.ticket(ref.pk), kind=kind, text=record["body"], at=at, external_id=external_id,
-                        author_customer=customer, status=status, actor=Actor.of_customer(customer, source=SOURCE),
+                        ticket=batch.ticket(ref.pk),
+                        kind=kind,
+                        text=record["body"],
+                        at=at,
+                        external_id=external_id,
+                        author_customer=customer,
+                        status=status,
+                        actor=Actor.of_customer(customer, source=SOURCE),
                     )
                     self.existing["message"].add(record["id"])
 
@@ -346,8 +387,12 @@ class Applier:
 
             def write() -> None:
                 ticket_customer_message_record(
-                    ticket=ref.stub(), customer=customer, text=record["body"], at=at,
-                    external_id=external_id, status=status,
+                    ticket=ref.stub(),
+                    customer=customer,
+                    text=record["body"],
+                    at=at,
+                    external_id=external_id,
+                    status=status,
                 )
                 self.existing["message"].add(record["id"])
 
@@ -359,8 +404,14 @@ class Applier:
 
             def write_agent_batch() -> None:
                 batch.message_add(
-                    ticket=batch.ticket(ref.pk), kind=kind, text=record["body"], at=at, external_id=external_id,
-                    author_user=author, status=status, actor=actor,
+                    ticket=batch.ticket(ref.pk),
+                    kind=kind,
+                    text=record["body"],
+                    at=at,
+                    external_id=external_id,
+                    author_user=author,
+                    status=status,
+                    actor=actor,
                 )
                 self.existing["message"].add(record["id"])
 
@@ -369,13 +420,25 @@ class Applier:
         def write_agent() -> None:
             if kind == MessageKind.PUBLIC_AGENT:
                 ticket_reply_create(
-                    ticket=ref.stub(), author=author, text=record["body"], status=status, actor=actor, at=at,
-                    deliver=False, external_id=external_id,
+                    ticket=ref.stub(),
+                    author=author,
+                    text=record["body"],
+                    status=status,
+                    actor=actor,
+                    at=at,
+                    deliver=False,
+                    external_id=external_id,
                 )
             else:
                 ticket_note_create(
-                    ticket=ref.stub(), author=author, text=record["body"], status=status, actor=actor, at=at,
-                    kind=kind, external_id=external_id,
+                    ticket=ref.stub(),
+                    author=author,
+                    text=record["body"],
+                    status=status,
+                    actor=actor,
+                    at=at,
+                    kind=kind,
+                    external_id=external_id,
                 )
             self.existing["message"].add(record["id"])
 
@@ -399,8 +462,12 @@ class Applier:
         actor = Actor.system(source=SOURCE)
         batch = self.batch
         if batch is not None:
-            return lambda: batch.priority_change(ticket=batch.ticket(ref.pk), priority=record["priority"], actor=actor, at=at)
-        return lambda: _discard(ticket_priority_change(ticket=ref.stub(), priority=record["priority"], actor=actor, at=at))
+            return lambda: batch.priority_change(
+                ticket=batch.ticket(ref.pk), priority=record["priority"], actor=actor, at=at
+            )
+        return lambda: _discard(
+            ticket_priority_change(ticket=ref.stub(), priority=record["priority"], actor=actor, at=at)
+        )
 
     def _prepare_assign(self, record: Record) -> Write | None:
         at = record["at"]
@@ -411,7 +478,9 @@ class Applier:
         actor = Actor.system(source=SOURCE)
         batch = self.batch
         if batch is not None:
-            return lambda: batch.assign(ticket=batch.ticket(ref.pk), assignee=agent, actor=actor, at=at, add_member=True)
+            return lambda: batch.assign(
+                ticket=batch.ticket(ref.pk), assignee=agent, actor=actor, at=at, add_member=True
+            )
 
         def write() -> None:
             if agent is not None:
@@ -471,13 +540,21 @@ class Applier:
         if batch is not None:
             return lambda: _discard(
                 batch.rate(
-                    ticket=batch.ticket(ref.pk), score=record["score"], comment=record.get("comment", ""), actor=actor,
-                    at=at, external_key=key,
+                    ticket=batch.ticket(ref.pk),
+                    score=record["score"],
+                    comment=record.get("comment", ""),
+                    actor=actor,
+                    at=at,
+                    external_key=key,
                 )
             )
         return lambda: _discard(
             ticket_rate(
-                ticket=ref.stub(), score=record["score"], comment=record.get("comment", ""), actor=actor, at=at,
+                ticket=ref.stub(),
+                score=record["score"],
+                comment=record.get("comment", ""),
+                actor=actor,
+                at=at,
                 external_key=key,
             )
         )
@@ -506,7 +583,8 @@ class Applier:
                 )
                 Holiday.objects.filter(calendar=calendar).exclude(date__in=holidays).delete()
                 Holiday.objects.bulk_create(
-                    (Holiday(calendar=calendar, date=day) for day in holidays), ignore_conflicts=True,
+                    (Holiday(calendar=calendar, date=day) for day in holidays),
+                    ignore_conflicts=True,
                 )
 
         return write
@@ -538,14 +616,16 @@ class Applier:
                 SlaTarget.objects.filter(policy=policy).delete()
                 SlaTarget.objects.bulk_create(
                     SlaTarget(
-                        policy=policy, priority=priority, first_reply_minutes=first_reply,
-                        resolution_minutes=resolution, hours=hours,
+                        policy=policy,
+                        priority=priority,
+                        first_reply_minutes=first_reply,
+                        resolution_minutes=resolution,
+                        hours=hours,
                     )
                     for priority, (first_reply, resolution, hours) in targets.items()
                 )
 
         return write
-
 
     def _prepare_session(self, record: Record) -> Write | None:
         if record["id"] in self.existing["session"]:
@@ -554,10 +634,15 @@ class Applier:
         agent = self._agent(record["agent"]) if "agent" in record.values else None
         ticket = self._ticket(record["ticket"]) if "ticket" in record.values else None
         session = Session(
-            channel=record["channel"], customer_id=customer_pk, ticket_id=ticket.pk if ticket else None,
-            agent_id=agent.pk if agent else None, requested_at=record["requested_at"],
-            answered_at=record.get("answered_at"), abandoned_at=record.get("abandoned_at"),
-            ended_at=record.get("ended_at"), after_work_seconds=record.get("after_work_seconds", 0),
+            channel=record["channel"],
+            customer_id=customer_pk,
+            ticket_id=ticket.pk if ticket else None,
+            agent_id=agent.pk if agent else None,
+            requested_at=record["requested_at"],
+            answered_at=record.get("answered_at"),
+            abandoned_at=record.get("abandoned_at"),
+            ended_at=record.get("ended_at"),
+            after_work_seconds=record.get("after_work_seconds", 0),
             external_id=record["id"],
         )
 
@@ -589,10 +674,14 @@ class Applier:
     def _prepare_cost(self, record: Record) -> Write | None:
         start, end = record["period_start"], record["period_end"]
         amount: Decimal = record["amount"]
-        stored = OperatingCost.objects.filter(period_start=start, period_end=end).values_list("amount", "currency").first()
+        stored = (
+            OperatingCost.objects.filter(period_start=start, period_end=end).values_list("amount", "currency").first()
+        )
         if stored == (amount, record["currency"]):
             return None
-        return lambda: operating_cost_set(period_start=start, period_end=end, amount=amount, currency=record["currency"])
+        return lambda: operating_cost_set(
+            period_start=start, period_end=end, amount=amount, currency=record["currency"]
+        )
 
 
 def _calendar_content(calendar: BusinessCalendar) -> tuple:
@@ -614,4 +703,3 @@ def _title(slug: str) -> str:
 
 def _discard(_value: object) -> None:
     return None
-

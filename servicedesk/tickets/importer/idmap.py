@@ -64,8 +64,12 @@ class TicketRef:
     def stub(self) -> Ticket:
         """An unsaved instance carrying the known columns; services reload what they change."""
         return Ticket(
-            pk=self.pk, channel=self.channel, customer_id=self.customer_id, queue_id=self.queue_id,
-            created_at=self.created_at, merged_into_id=self.merged_into_id,
+            pk=self.pk,
+            channel=self.channel,
+            customer_id=self.customer_id,
+            queue_id=self.queue_id,
+            created_at=self.created_at,
+            merged_into_id=self.merged_into_id,
         )
 
 
@@ -96,7 +100,9 @@ class IdMap:
         self.pending_customers.clear()
         self.pending_tickets.clear()
 
-    def prefetch(self, *, agents: Iterable[str] = (), customers: Iterable[str] = (), tickets: Iterable[str] = ()) -> None:
+    def prefetch(
+        self, *, agents: Iterable[str] = (), customers: Iterable[str] = (), tickets: Iterable[str] = ()
+    ) -> None:
         """Load the entries missing from the caches, one query per kind."""
         wanted = [i for i in set(agents) if self.agents.get(i) is None]
         if wanted:
@@ -109,7 +115,9 @@ class IdMap:
                 self.customers.put(external_id, merged_into_id or pk)
         wanted = [i for i in set(tickets) if self.tickets.get(i) is None and i not in self.pending_tickets]
         if wanted:
-            for external_id, *row in Ticket.objects.filter(external_id__in=wanted).values_list("external_id", *_TICKET_COLUMNS):
+            for external_id, *row in Ticket.objects.filter(external_id__in=wanted).values_list(
+                "external_id", *_TICKET_COLUMNS
+            ):
                 self.tickets.put(external_id, TicketRef(*row))
 
     def agent(self, external_id: str) -> User | None:

@@ -26,7 +26,8 @@ def ids_allocate(model: type[Model], count: int) -> list[int]:
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(
-                "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)", [table, column, count],
+                "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+                [table, column, count],
             )
             return sorted(row[0] for row in cursor.fetchall())
         if connection.vendor == "sqlite":

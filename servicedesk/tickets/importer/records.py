@@ -161,10 +161,10 @@ def _hours(key: str, value: Any) -> tuple[tuple[int, int, int], ...]:
         if day not in WEEKDAYS:
             raise RecordError(f"'{key}' has an unknown weekday {day!r}; use {', '.join(WEEKDAYS)}")
         if not isinstance(spans, list):
-            raise RecordError(f"'{key}' {day} must be a list of [\"HH:MM\", \"HH:MM\"] pairs")
+            raise RecordError(f'\'{key}\' {day} must be a list of ["HH:MM", "HH:MM"] pairs')
         for span in spans:
             if not isinstance(span, list) or len(span) != 2:
-                raise RecordError(f"'{key}' {day} must be a list of [\"HH:MM\", \"HH:MM\"] pairs")
+                raise RecordError(f'\'{key}\' {day} must be a list of ["HH:MM", "HH:MM"] pairs')
             start, end = _minute(key, span[0]), _minute(key, span[1])
             if end <= start:
                 raise RecordError(f"'{key}' {day} window {span[0]}-{span[1]} must end after it starts")
@@ -206,7 +206,9 @@ def _amount(key: str, value: Any) -> Decimal:
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str) or not _AMOUNT.match(value):
-        raise RecordError(f"'{key}' must be an amount of 0 or more with at most 2 decimals, like \"850.00\"; got {value!r}")
+        raise RecordError(
+            f"'{key}' must be an amount of 0 or more with at most 2 decimals, like \"850.00\"; got {value!r}"
+        )
     return Decimal(value)
 
 
@@ -263,7 +265,9 @@ def _targets(key: str, value: Any) -> dict[str, dict[str, Any]]:
         if unknown:
             raise RecordError(f"'{key}' {priority} has unknown keys {', '.join(map(repr, unknown))}")
         if target.get("hours") not in TARGET_HOURS:
-            raise RecordError(f"'{key}' {priority} 'hours' must be one of {', '.join(TARGET_HOURS)}; got {target.get('hours')!r}")
+            raise RecordError(
+                f"'{key}' {priority} 'hours' must be one of {', '.join(TARGET_HOURS)}; got {target.get('hours')!r}"
+            )
         targets[priority] = {
             "first_reply": _minutes(f"{key}.{priority}.first_reply", target.get("first_reply")),
             "resolution": _minutes(f"{key}.{priority}.resolution", target.get("resolution")),
@@ -334,7 +338,8 @@ SCHEMAS: dict[str, Schema] = {
     ),
     "presence": Schema(required={"agent": _ident, "at": _instant, "state": _one_of(*PRESENCE_STATES)}, optional={}),
     "cost": Schema(
-        required={"period_start": _date, "period_end": _date, "amount": _amount, "currency": _currency}, optional={},
+        required={"period_start": _date, "period_end": _date, "amount": _amount, "currency": _currency},
+        optional={},
     ),
 }
 
@@ -360,10 +365,14 @@ def record_parse(line: str | bytes) -> Record:
         raise RecordError(f"unknown kind {kind!r}")
     unknown = sorted(set(data) - {"kind"} - set(schema.required) - set(schema.optional))
     if unknown:
-        raise RecordError(f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} for kind {kind!r}")
+        raise RecordError(
+            f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} for kind {kind!r}"
+        )
     missing = [key for key in schema.required if key not in data]
     if missing:
-        raise RecordError(f"missing key{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))} for kind {kind!r}")
+        raise RecordError(
+            f"missing key{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))} for kind {kind!r}"
+        )
     values: dict[str, Any] = {}
     for key, value in data.items():
         if key == "kind":

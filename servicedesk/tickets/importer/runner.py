@@ -143,7 +143,13 @@ Parsed = list[tuple[int, "Record | RecordError"]]
 
 class HistoryImporter:
     def __init__(
-        self, *, stderr: TextIO | OutputWrapper, strict: bool = False, batch_size: int = 2000, cache_size: int = 5000, bulk: bool = True,
+        self,
+        *,
+        stderr: TextIO | OutputWrapper,
+        strict: bool = False,
+        batch_size: int = 2000,
+        cache_size: int = 5000,
+        bulk: bool = True,
     ) -> None:
         self.stderr = stderr
         self.strict = strict
@@ -318,13 +324,16 @@ class HistoryImporter:
                     agents.add(values[key])
         applier.ids.prefetch(agents=agents, customers=customers - new_customers, tickets=tickets - new_tickets)
         batch = HistoryBatch(
-            allocate=ids_allocate, expected={Customer: len(new_customers), Ticket: len(new_tickets), Message: len(new_messages)},
+            allocate=ids_allocate,
+            expected={Customer: len(new_customers), Ticket: len(new_tickets), Message: len(new_messages)},
         )
         stored = [applier.ids.ticket(external_id) for external_id in changed - new_tickets]
         batch.tickets_load(ref.pk for ref in stored if ref is not None)
         applier.taken = set()
         if identities:
-            found = Identity.objects.filter(value__in={value for _kind, value in identities}).values_list("kind", "value")
+            found = Identity.objects.filter(value__in={value for _kind, value in identities}).values_list(
+                "kind", "value"
+            )
             applier.taken = set(found) & identities
         applier.batch = batch
 
@@ -359,17 +368,23 @@ class HistoryImporter:
             existing[kind].clear()
         if wanted["agent"]:
             existing["agent"].update(
-                v for v in User.objects.filter(external_id__in=wanted["agent"]).values_list("external_id", flat=True) if v
+                v
+                for v in User.objects.filter(external_id__in=wanted["agent"]).values_list("external_id", flat=True)
+                if v
             )
         if wanted["customer"]:
             existing["customer"].update(
                 v
-                for v in Customer.objects.filter(external_id__in=wanted["customer"]).values_list("external_id", flat=True)
+                for v in Customer.objects.filter(external_id__in=wanted["customer"]).values_list(
+                    "external_id", flat=True
+                )
                 if v
             )
         if wanted["ticket"]:
             existing["ticket"].update(
-                v for v in Ticket.objects.filter(external_id__in=wanted["ticket"]).values_list("external_id", flat=True) if v
+                v
+                for v in Ticket.objects.filter(external_id__in=wanted["ticket"]).values_list("external_id", flat=True)
+                if v
             )
         if wanted["message"]:
             stored = Message.objects.filter(
@@ -378,16 +393,23 @@ class HistoryImporter:
             existing["message"].update(value.removeprefix("import:") for value in stored if value)
         if wanted["session"]:
             existing["session"].update(
-                v for v in Session.objects.filter(external_id__in=wanted["session"]).values_list("external_id", flat=True) if v
+                v
+                for v in Session.objects.filter(external_id__in=wanted["session"]).values_list("external_id", flat=True)
+                if v
             )
         self.applier.presence_states = {}
         if presence:
             # A superset (any of the agents at any of the instants), narrowed to the exact pairs.
             rows = AgentPresence.objects.filter(
-                agent__external_id__in={agent for agent, _at in presence}, at__in={at for _agent, at in presence},
+                agent__external_id__in={agent for agent, _at in presence},
+                at__in={at for _agent, at in presence},
             ).values_list("agent__external_id", "at", "state")
-            self.applier.presence_states = {(a, at): state for a, at, state in rows if a is not None and (a, at) in presence}
-        self.applier.recorded = set(ImportedRecord.objects.filter(key__in=keys).values_list("key", flat=True)) if keys else set()
+            self.applier.presence_states = {
+                (a, at): state for a, at, state in rows if a is not None and (a, at) in presence
+            }
+        self.applier.recorded = (
+            set(ImportedRecord.objects.filter(key__in=keys).values_list("key", flat=True)) if keys else set()
+        )
 
 
 def _parse(batch: list[tuple[int, str | bytes]]) -> Parsed:

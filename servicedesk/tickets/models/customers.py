@@ -22,18 +22,30 @@ class Organization(models.Model):
 class Customer(models.Model):
     name = models.CharField(_("name"), max_length=200, blank=True)
     organization = models.ForeignKey(
-        Organization, null=True, blank=True, on_delete=models.SET_NULL, related_name="customers",
+        Organization,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="customers",
         verbose_name=_("organization"),
     )
     user = models.OneToOneField(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-        related_name="customer", verbose_name=_("sign-in"),
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="customer",
+        verbose_name=_("sign-in"),
     )
     language = models.CharField(_("language"), max_length=10, blank=True)
     time_zone = models.CharField(_("time zone"), max_length=64, blank=True)
     # Set when this record was found to be the same person as another one.
     merged_into = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="merged_from",
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="merged_from",
     )
     external_id = models.CharField(max_length=200, null=True, blank=True, unique=True)
     created_at = models.DateTimeField(_("created"), db_index=True)

@@ -32,10 +32,18 @@ class Message(models.Model):
     channel = models.CharField(_("channel"), max_length=10)
     purpose = models.CharField(max_length=20, choices=Purpose.choices, default="", blank=True)
     author_customer = models.ForeignKey(
-        "tickets.Customer", null=True, blank=True, on_delete=models.SET_NULL, related_name="messages",
+        "tickets.Customer",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="messages",
     )
     author_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages",
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="messages",
     )
     text = models.TextField(_("text"), blank=True)
     # ``text`` without quoted history and signature, when they were trimmed.
@@ -49,7 +57,11 @@ class Message(models.Model):
     # An agent reply that carries the earlier conversation quoted below it.
     quote_history = models.BooleanField(_("quote the earlier conversation"), default=False)
     delivery_status = models.CharField(
-        _("delivery"), max_length=10, choices=DeliveryStatus.choices, default="", blank=True,
+        _("delivery"),
+        max_length=10,
+        choices=DeliveryStatus.choices,
+        default="",
+        blank=True,
     )
     delivery_error = models.TextField(blank=True)
     delivery_attempts = models.PositiveSmallIntegerField(default=0)
@@ -119,7 +131,11 @@ def attachment_upload_to(instance: "Attachment", filename: str) -> str:
 class Attachment(models.Model):
     ticket = models.ForeignKey("tickets.Ticket", on_delete=models.CASCADE, related_name="attachments")
     message = models.ForeignKey(
-        Message, null=True, blank=True, on_delete=models.CASCADE, related_name="attachments",
+        Message,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="attachments",
     )
     key = models.CharField(max_length=64, unique=True)
     file = models.FileField(upload_to=attachment_upload_to, max_length=200)

@@ -26,14 +26,25 @@ class Session(models.Model):
 
     channel = models.CharField(_("channel"), max_length=10, choices=SessionChannel.choices)
     customer = models.ForeignKey(
-        "tickets.Customer", on_delete=models.PROTECT, related_name="sessions", verbose_name=_("customer"),
+        "tickets.Customer",
+        on_delete=models.PROTECT,
+        related_name="sessions",
+        verbose_name=_("customer"),
     )
     ticket = models.ForeignKey(
-        "tickets.Ticket", null=True, blank=True, on_delete=models.SET_NULL, related_name="sessions",
+        "tickets.Ticket",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="sessions",
         verbose_name=_("ticket"),
     )
     agent = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="sessions",
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="sessions",
         verbose_name=_("agent"),
     )
     requested_at = models.DateTimeField(_("requested"))
@@ -72,7 +83,10 @@ class AgentPresence(models.Model):
     """An agent's presence state from ``at`` until the agent's next row."""
 
     agent = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="presence", verbose_name=_("agent"),
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="presence",
+        verbose_name=_("agent"),
     )
     at = models.DateTimeField(_("from"))
     state = models.CharField(_("state"), max_length=10, choices=PresenceState.choices)
@@ -106,7 +120,9 @@ class OperatingCost(models.Model):
         ordering = ["period_start", "period_end"]
         constraints = [
             models.UniqueConstraint(fields=["period_start", "period_end"], name="operating_cost_period_unique"),
-            models.CheckConstraint(condition=Q(period_end__gt=models.F("period_start")), name="operating_cost_period_order"),
+            models.CheckConstraint(
+                condition=Q(period_end__gt=models.F("period_start")), name="operating_cost_period_order"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -71,7 +71,9 @@ class TicketTarget(models.Model):
         ]
         indexes = [
             # The breach check reads only the rows whose next check has come.
-            models.Index(fields=["next_check_at"], name="ticket_target_next_check", condition=Q(next_check_at__isnull=False)),
+            models.Index(
+                fields=["next_check_at"], name="ticket_target_next_check", condition=Q(next_check_at__isnull=False)
+            ),
         ]
 
     def __str__(self) -> str:

@@ -45,7 +45,10 @@ class Queue(models.Model):
     name = models.CharField(_("name"), max_length=200)
     email_address = models.EmailField(_("reply-from address"), blank=True)
     members = models.ManyToManyField(
-        settings.AUTH_USER_MODEL, blank=True, related_name="queues", verbose_name=_("agents"),
+        settings.AUTH_USER_MODEL,
+        blank=True,
+        related_name="queues",
+        verbose_name=_("agents"),
     )
 
     class Meta:
@@ -69,7 +72,11 @@ class Topic(models.Model):
     name_zh_hans = models.CharField(_("name (Simplified Chinese)"), max_length=200, blank=True)
     is_public = models.BooleanField(_("offered on the web form"), default=True)
     queue = models.ForeignKey(
-        Queue, null=True, blank=True, on_delete=models.SET_NULL, related_name="topics",
+        Queue,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="topics",
         verbose_name=_("default queue"),
     )
 
@@ -110,15 +117,26 @@ class Ticket(models.Model):
     topic = models.ForeignKey(Topic, null=True, blank=True, on_delete=models.SET_NULL, related_name="tickets")
     queue = models.ForeignKey(Queue, on_delete=models.PROTECT, related_name="tickets")
     assignee = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="assigned_tickets",
     )
     tags = models.ManyToManyField(Tag, blank=True, related_name="tickets")
     merged_into = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="merged_from",
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="merged_from",
     )
     same_issue_as = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
     )
     language = models.CharField(_("language"), max_length=10, blank=True)
     is_spam = models.BooleanField(_("spam"), default=False)
@@ -134,11 +152,19 @@ class Ticket(models.Model):
     # The SLA policy and calendar in force (METRICS.md section 4), and the
     # earliest due instant of a target whose clock runs: the inbox sorts on it.
     sla_policy = models.ForeignKey(
-        "sla.SlaPolicy", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        "sla.SlaPolicy",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
         verbose_name=_("SLA policy"),
     )
     sla_calendar = models.ForeignKey(
-        "sla.BusinessCalendar", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        "sla.BusinessCalendar",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
         verbose_name=_("SLA calendar"),
     )
     sla_due_at = models.DateTimeField(_("next SLA due"), null=True, blank=True)
@@ -157,7 +183,8 @@ class Ticket(models.Model):
             models.Index(status_rank(), F("updated_at").desc(), F("id").desc(), name="ticket_status_rank"),
             # Lists count the live tickets of the caller's queues from this index alone.
             models.Index(
-                fields=["queue"], name="ticket_live_queue",
+                fields=["queue"],
+                name="ticket_live_queue",
                 condition=models.Q(merged_into__isnull=True, is_deleted=False),
             ),
             models.Index(fields=["assignee", "status"], name="ticket_assignee_status"),
@@ -214,15 +241,27 @@ class TicketEvent(models.Model):
     kind = models.CharField(max_length=20, choices=Kind.choices)
     at = models.DateTimeField()
     actor_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
     )
     actor_customer = models.ForeignKey(
-        "tickets.Customer", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        "tickets.Customer",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
     )
     before = models.JSONField(null=True, blank=True)
     after = models.JSONField(null=True, blank=True)
     message = models.ForeignKey(
-        "tickets.Message", null=True, blank=True, on_delete=models.CASCADE, related_name="events",
+        "tickets.Message",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="events",
     )
     source = models.CharField(max_length=20, blank=True, help_text="ui, api, intake, import, system")
 
@@ -238,10 +277,9 @@ class TicketEvent(models.Model):
             # visiting the other events (messages, SLA notes) of those tickets.
             models.Index(fields=["ticket"], name="event_ticket_created", condition=models.Q(kind="created")),
             models.Index(
-                fields=["ticket"], name="event_ticket_timeline",
-                condition=models.Q(
-                    kind__in=["status", "priority", "queue", "assignee", "merged", "spam", "deleted"]
-                ),
+                fields=["ticket"],
+                name="event_ticket_timeline",
+                condition=models.Q(kind__in=["status", "priority", "queue", "assignee", "merged", "spam", "deleted"]),
             ),
         ]
 

@@ -86,7 +86,10 @@ def ticket_acknowledgement_create(*, ticket: Ticket) -> Message | None:
     cap = _acknowledgement_cap_reached(ticket, now)
     if cap is not None:
         event_record(
-            ticket=ticket, kind=TicketEvent.Kind.ACKNOWLEDGED, actor=Actor.system(), at=now,
+            ticket=ticket,
+            kind=TicketEvent.Kind.ACKNOWLEDGED,
+            actor=Actor.system(),
+            at=now,
             after={"suppressed": cap},
         )
         return None
@@ -117,13 +120,16 @@ def ticket_acknowledgement_create(*, ticket: Ticket) -> Message | None:
             )
             message.save(force_insert=True)
             event_record(
-                ticket=ticket, kind=TicketEvent.Kind.ACKNOWLEDGED, actor=Actor.system(), at=now, message=message,
+                ticket=ticket,
+                kind=TicketEvent.Kind.ACKNOWLEDGED,
+                actor=Actor.system(),
+                at=now,
+                message=message,
                 after={"due": due.isoformat()},
             )
     except IntegrityError:
         return None
     return message
-
 
 
 def _acknowledgement_cap_reached(ticket: Ticket, now: datetime) -> str | None:

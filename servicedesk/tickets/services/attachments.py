@@ -71,14 +71,16 @@ def attachments_check(files: Sequence[InboundAttachment], *, field: str = "attac
             )
         content_type = attachment_content_type(name, f.content)
         if content_type not in conf["ATTACHMENT_ALLOWED_TYPES"]:
-            raise AttachmentRejected(
-                _("%(name)s is not a file type we accept.") % {"name": name}, field=field
-            )
-        checked.append(InboundAttachment(filename=name, content_type=content_type, content=f.content, content_id=f.content_id))
+            raise AttachmentRejected(_("%(name)s is not a file type we accept.") % {"name": name}, field=field)
+        checked.append(
+            InboundAttachment(filename=name, content_type=content_type, content=f.content, content_id=f.content_id)
+        )
     return checked
 
 
-def attachment_store(*, ticket: Ticket, message: Message | None, upload: InboundAttachment, saved: list[str]) -> Attachment:
+def attachment_store(
+    *, ticket: Ticket, message: Message | None, upload: InboundAttachment, saved: list[str]
+) -> Attachment:
     """Write the file under a generated key and record it. ``saved`` collects the
     storage names so a caller can remove them if its transaction rolls back."""
     key = secrets.token_urlsafe(24)

@@ -37,7 +37,9 @@ def identity_normalize(*, kind: str, value: str) -> str:
         try:
             number = phonenumbers.parse(value, None)
         except phonenumbers.NumberParseException:
-            raise InvalidIdentity(_("Enter a phone number in international form, such as +353861234567."), field="phone") from None
+            raise InvalidIdentity(
+                _("Enter a phone number in international form, such as +353861234567."), field="phone"
+            ) from None
         if not phonenumbers.is_possible_number(number):
             raise InvalidIdentity(_("This is not a possible phone number."), field="phone")
         return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
@@ -82,11 +84,15 @@ def customer_create(
             created_at=at or timezone.now(),
             external_id=external_id,
         )
-        Identity.objects.bulk_create([Identity(customer=customer, kind=k, value=v) for k, v in dict.fromkeys(normalized)])
+        Identity.objects.bulk_create(
+            [Identity(customer=customer, kind=k, value=v) for k, v in dict.fromkeys(normalized)]
+        )
     return customer
 
 
-def customer_resolve(*, kind: str, value: str, name: str = "", language: str = "", at: datetime | None = None) -> tuple[Customer, bool]:
+def customer_resolve(
+    *, kind: str, value: str, name: str = "", language: str = "", at: datetime | None = None
+) -> tuple[Customer, bool]:
     """The customer behind an identity, created if new. Returns (customer, created).
 
     Safe under concurrency: the (kind, value) unique constraint decides which of
@@ -144,8 +150,12 @@ def customer_merge(*, source: Customer, target: Customer, actor: Actor, at: date
         TicketEvent.objects.bulk_create(
             [
                 event_build(
-                    ticket=Ticket(pk=pk), kind=TicketEvent.Kind.CUSTOMER, actor=actor, at=at,
-                    before={"customer": source.pk}, after={"customer": target.pk},
+                    ticket=Ticket(pk=pk),
+                    kind=TicketEvent.Kind.CUSTOMER,
+                    actor=actor,
+                    at=at,
+                    before={"customer": source.pk},
+                    after={"customer": target.pk},
                 )
                 for pk in moved
             ]

@@ -67,6 +67,11 @@ def _finish(message: Message, status: str, error: str) -> None:
             recipients=message.recipients,
         )
         event_record(
-            ticket=message.ticket, kind=TicketEvent.Kind.DELIVERY, actor=Actor.system(), at=now, message=message,
-            before=DeliveryStatus.SENDING, after={"status": status, "error": error[:500]} if error else {"status": status},
+            ticket=message.ticket,
+            kind=TicketEvent.Kind.DELIVERY,
+            actor=Actor.system(),
+            at=now,
+            message=message,
+            before=DeliveryStatus.SENDING,
+            after={"status": status, "error": error[:500]} if error else {"status": status},
         )

@@ -94,7 +94,11 @@ def ticket_customer_message_record(
         )
         message.save(force_insert=True)
         event_record(
-            ticket=ticket, kind=TicketEvent.Kind.MESSAGE, actor=actor, at=at, message=message,
+            ticket=ticket,
+            kind=TicketEvent.Kind.MESSAGE,
+            actor=actor,
+            at=at,
+            message=message,
             after={"kind": message.kind, "channel": message.channel, "automatic": False},
         )
         # A conditional update instead of a row lock: later history may already
@@ -217,13 +221,22 @@ class HistoryBatch:
     # --- records ---------------------------------------------------------------
 
     def customer_add(
-        self, *, name: str, identities: list[tuple[str, str]], organization: Organization | None,
-        external_id: str, at: datetime | None = None,
+        self,
+        *,
+        name: str,
+        identities: list[tuple[str, str]],
+        organization: Organization | None,
+        external_id: str,
+        at: datetime | None = None,
     ) -> Customer:
         """customer_create: ``identities`` are normalised (kind, value) pairs not taken by anyone."""
         customer = Customer(
-            pk=self._take(Customer), name=header_safe(name), organization=organization, language="",
-            created_at=at or timezone.now(), external_id=external_id,
+            pk=self._take(Customer),
+            name=header_safe(name),
+            organization=organization,
+            language="",
+            created_at=at or timezone.now(),
+            external_id=external_id,
         )
         self._customers.append(customer)
         self._identities += [Identity(customer=customer, kind=k, value=v) for k, v in dict.fromkeys(identities)]
@@ -235,37 +248,80 @@ class HistoryBatch:
             self._members.add((queue_id, user.pk))
 
     def ticket_add(
-        self, *, customer: Customer, subject: str, channel: str, actor: Actor, initiator: str, queue: Queue,
-        topic: Topic | None, priority: str, at: datetime, external_id: str, same_issue_as_id: int | None,
-        is_spam: bool, is_deleted: bool,
+        self,
+        *,
+        customer: Customer,
+        subject: str,
+        channel: str,
+        actor: Actor,
+        initiator: str,
+        queue: Queue,
+        topic: Topic | None,
+        priority: str,
+        at: datetime,
+        external_id: str,
+        same_issue_as_id: int | None,
+        is_spam: bool,
+        is_deleted: bool,
     ) -> Ticket:
         """ticket_create: a ticket in status ``new`` with its ``created`` event."""
         priority_check(priority)
         pk = self._take(Ticket)
         ticket = Ticket(
-            pk=pk, reference=reference_for(pk), subject=" ".join((subject or "").split())[:300] or _("(no subject)"),
-            channel=channel, initiator=initiator, status=Status.NEW, priority=priority, customer=customer,
-            topic=topic, queue=queue, assignee=None, language="", portal_key=secrets.token_hex(16),
-            external_id=external_id, same_issue_as_id=same_issue_as_id, is_spam=is_spam, is_deleted=is_deleted,
-            created_at=at, updated_at=at,
+            pk=pk,
+            reference=reference_for(pk),
+            subject=" ".join((subject or "").split())[:300] or _("(no subject)"),
+            channel=channel,
+            initiator=initiator,
+            status=Status.NEW,
+            priority=priority,
+            customer=customer,
+            topic=topic,
+            queue=queue,
+            assignee=None,
+            language="",
+            portal_key=secrets.token_hex(16),
+            external_id=external_id,
+            same_issue_as_id=same_issue_as_id,
+            is_spam=is_spam,
+            is_deleted=is_deleted,
+            created_at=at,
+            updated_at=at,
         )
         self._tickets.append(ticket)
         self._states[pk] = ticket
         self._new.add(pk)
         self._events.append(
             event_build(
-                ticket=ticket, kind=TicketEvent.Kind.CREATED, actor=actor, at=at,
+                ticket=ticket,
+                kind=TicketEvent.Kind.CREATED,
+                actor=actor,
+                at=at,
                 after={
-                    "status": Status.NEW, "priority": priority, "channel": channel, "initiator": initiator,
-                    "queue": queue.slug, "topic": topic.slug if topic else None, "assignee": None,
+                    "status": Status.NEW,
+                    "priority": priority,
+                    "channel": channel,
+                    "initiator": initiator,
+                    "queue": queue.slug,
+                    "topic": topic.slug if topic else None,
+                    "assignee": None,
                 },
             )
         )
         return ticket
 
     def message_add(
-        self, *, ticket: Ticket, kind: str, text: str, at: datetime, actor: Actor, external_id: str,
-        author_user: User | None = None, author_customer: Customer | None = None, status: str | None = None,
+        self,
+        *,
+        ticket: Ticket,
+        kind: str,
+        text: str,
+        at: datetime,
+        actor: Actor,
+        external_id: str,
+        author_user: User | None = None,
+        author_customer: Customer | None = None,
+        status: str | None = None,
     ) -> Message:
         """A message as it happened, then the status it set at the same instant.
 
@@ -283,8 +339,17 @@ class HistoryBatch:
         if kind == MessageKind.PUBLIC_ENDUSER:
             after["automatic"] = False
         message = Message(
-            pk=self._take(Message), ticket=ticket, kind=kind, channel=ticket.channel, author_customer=author_customer, author_user=author_user,
-            text=text, html="", external_id=external_id, delivery_status=DeliveryStatus.NONE, created_at=at,
+            pk=self._take(Message),
+            ticket=ticket,
+            kind=kind,
+            channel=ticket.channel,
+            author_customer=author_customer,
+            author_user=author_user,
+            text=text,
+            html="",
+            external_id=external_id,
+            delivery_status=DeliveryStatus.NONE,
+            created_at=at,
         )
         self._messages.append(message)
         self._events.append(
@@ -315,10 +380,14 @@ class HistoryBatch:
             ticket.priority = priority
             self._touch(ticket, at, ["priority"])
             self._events.append(
-                event_build(ticket=ticket, kind=TicketEvent.Kind.PRIORITY, actor=actor, at=at, before=before, after=priority)
+                event_build(
+                    ticket=ticket, kind=TicketEvent.Kind.PRIORITY, actor=actor, at=at, before=before, after=priority
+                )
             )
 
-    def assign(self, *, ticket: Ticket, assignee: User | None, actor: Actor, at: datetime, add_member: bool = False) -> None:
+    def assign(
+        self, *, ticket: Ticket, assignee: User | None, actor: Actor, at: datetime, add_member: bool = False
+    ) -> None:
         """ticket_assign. With ``add_member`` the assignee first joins the ticket's queue
         (history records who worked where); otherwise they must already work there."""
         if assignee is not None:
@@ -334,11 +403,20 @@ class HistoryBatch:
             ticket.assignee = assignee
             self._touch(ticket, at, ["assignee"])
             self._events.append(
-                event_build(ticket=ticket, kind=TicketEvent.Kind.ASSIGNEE, actor=actor, at=at, before=before, after=new_id)
+                event_build(
+                    ticket=ticket, kind=TicketEvent.Kind.ASSIGNEE, actor=actor, at=at, before=before, after=new_id
+                )
             )
 
     def rate(
-        self, *, ticket: Ticket, score: int, comment: str, actor: Actor, at: datetime, external_key: str | None,
+        self,
+        *,
+        ticket: Ticket,
+        score: int,
+        comment: str,
+        actor: Actor,
+        at: datetime,
+        external_key: str | None,
     ) -> Rating:
         """ticket_rate."""
         if not isinstance(score, int) or not 1 <= score <= 5:
@@ -346,7 +424,9 @@ class HistoryBatch:
         rating = Rating(ticket=ticket, score=score, comment=comment, at=at, external_key=external_key)
         self._ratings.append(rating)
         self._touch(ticket, at)
-        self._events.append(event_build(ticket=ticket, kind=TicketEvent.Kind.RATING, actor=actor, at=at, after={"score": score}))
+        self._events.append(
+            event_build(ticket=ticket, kind=TicketEvent.Kind.RATING, actor=actor, at=at, after={"score": score})
+        )
         return rating
 
     def _status_step(self, ticket: Ticket, status: str) -> tuple[str, str] | None:
@@ -367,8 +447,12 @@ class HistoryBatch:
     def flush(self) -> None:
         """Write everything recorded; a batch is flushed once, then holds nothing."""
         for model, rows in (
-            (Customer, self._customers), (Identity, self._identities), (Ticket, self._tickets),
-            (Message, self._messages), (TicketEvent, self._events), (Rating, self._ratings),
+            (Customer, self._customers),
+            (Identity, self._identities),
+            (Ticket, self._tickets),
+            (Message, self._messages),
+            (TicketEvent, self._events),
+            (Rating, self._ratings),
         ):
             rows_insert(model, rows)
         if self._changed:
@@ -380,9 +464,18 @@ class HistoryBatch:
         if self._members:
             through = Queue.members.through
             through.objects.bulk_create(
-                [through(queue_id=q, user_id=u) for q, u in sorted(self._members)], ignore_conflicts=True,
+                [through(queue_id=q, user_id=u) for q, u in sorted(self._members)],
+                ignore_conflicts=True,
             )
         for rows in (self._customers, self._identities, self._tickets, self._messages, self._events, self._ratings):
             rows.clear()
-        for held in (self._pools, self._expected, self._members, self._states, self._new, self._changed, self._changed_fields):
+        for held in (
+            self._pools,
+            self._expected,
+            self._members,
+            self._states,
+            self._new,
+            self._changed,
+            self._changed_fields,
+        ):
             held.clear()

@@ -92,8 +92,11 @@ def _store(inbound: InboundMessage, *, text: str, html: str, files: list, saved_
     at = inbound.received_at or timezone.now()
     display = clean_text(inbound.display_text)
     customer, _created = customer_resolve(
-        kind=inbound.sender.kind, value=inbound.sender.value, name=inbound.sender.name,
-        language=inbound.language, at=at,
+        kind=inbound.sender.kind,
+        value=inbound.sender.value,
+        name=inbound.sender.name,
+        language=inbound.language,
+        at=at,
     )
     actor = Actor.of_customer(customer, source="intake")
     ticket = _thread(inbound, customer)
@@ -105,9 +108,16 @@ def _store(inbound: InboundMessage, *, text: str, html: str, files: list, saved_
         topic = Topic.objects.filter(slug=inbound.topic).first() if inbound.topic else None
         queue = Queue.objects.filter(slug=inbound.queue).first() if inbound.queue else None
         ticket = ticket_create(
-            customer=customer, subject=inbound.subject, channel=inbound.channel, actor=actor,
-            topic=topic, queue=queue, language=inbound.language or customer.language, at=at,
-            priority=inbound.priority or Priority.NORMAL, same_issue_as=follow_up_of,
+            customer=customer,
+            subject=inbound.subject,
+            channel=inbound.channel,
+            actor=actor,
+            topic=topic,
+            queue=queue,
+            language=inbound.language or customer.language,
+            at=at,
+            priority=inbound.priority or Priority.NORMAL,
+            same_issue_as=follow_up_of,
         )
         outcome = IntakeOutcome.CREATED
     else:
@@ -131,7 +141,11 @@ def _store(inbound: InboundMessage, *, text: str, html: str, files: list, saved_
     for upload in files:
         attachment_store(ticket=ticket, message=message, upload=upload, saved=saved_files)
     event_record(
-        ticket=ticket, kind=TicketEvent.Kind.MESSAGE, actor=actor, at=at, message=message,
+        ticket=ticket,
+        kind=TicketEvent.Kind.MESSAGE,
+        actor=actor,
+        at=at,
+        message=message,
         after={"kind": message.kind, "channel": message.channel, "automatic": inbound.is_automatic},
     )
     if outcome is IntakeOutcome.APPENDED and not inbound.is_automatic:
@@ -165,12 +179,7 @@ def _thread(inbound: InboundMessage, customer: Customer) -> Ticket | None:
             return _follow_merges(ticket)
     keys = [k for k in inbound.thread_keys if k][:50]
     if keys:
-        hit = (
-            Message.objects.filter(rfc_message_id__in=keys)
-            .select_related("ticket")
-            .order_by("-created_at")
-            .first()
-        )
+        hit = Message.objects.filter(rfc_message_id__in=keys).select_related("ticket").order_by("-created_at").first()
         if hit is not None:
             return _follow_merges(hit.ticket)
     if inbound.reply_token:

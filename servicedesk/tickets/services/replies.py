@@ -73,7 +73,11 @@ def _agent_message(
             for upload in files:
                 attachment_store(ticket=locked, message=message, upload=upload, saved=saved)
             event_record(
-                ticket=locked, kind=TicketEvent.Kind.MESSAGE, actor=actor, at=at, message=message,
+                ticket=locked,
+                kind=TicketEvent.Kind.MESSAGE,
+                actor=actor,
+                at=at,
+                message=message,
                 after={"kind": kind, "channel": message.channel},
             )
             fields: list[str] = []
@@ -123,9 +127,18 @@ def ticket_reply_create(
     (import).
     """
     return _agent_message(
-        ticket=ticket, author=author, kind=MessageKind.PUBLIC_AGENT, text=text, html=html,
-        attachments=attachments, status=status, actor=actor or (Actor.agent(author) if author else Actor.system()),
-        at=at, deliver=deliver, external_id=external_id, quote_history=quote_history,
+        ticket=ticket,
+        author=author,
+        kind=MessageKind.PUBLIC_AGENT,
+        text=text,
+        html=html,
+        attachments=attachments,
+        status=status,
+        actor=actor or (Actor.agent(author) if author else Actor.system()),
+        at=at,
+        deliver=deliver,
+        external_id=external_id,
+        quote_history=quote_history,
     )
 
 
@@ -146,9 +159,17 @@ def ticket_note_create(
     if kind not in (MessageKind.INTERNAL, MessageKind.SYSTEM):
         raise ApplicationError("A note is internal or system.")
     return _agent_message(
-        ticket=ticket, author=author, kind=kind, text=text, html=html, attachments=attachments,
-        status=status, actor=actor or (Actor.agent(author) if author else Actor.system()),
-        at=at, deliver=False, external_id=external_id,
+        ticket=ticket,
+        author=author,
+        kind=kind,
+        text=text,
+        html=html,
+        attachments=attachments,
+        status=status,
+        actor=actor or (Actor.agent(author) if author else Actor.system()),
+        at=at,
+        deliver=False,
+        external_id=external_id,
     )
 
 
@@ -176,7 +197,14 @@ def ticket_open_outbound(
     actor = actor or Actor.agent(author)
     with transaction.atomic():
         ticket = ticket_create(
-            customer=customer, subject=subject, channel=channel, actor=actor, initiator="outbound",
-            queue=queue, topic=topic, priority=priority, at=at,
+            customer=customer,
+            subject=subject,
+            channel=channel,
+            actor=actor,
+            initiator="outbound",
+            queue=queue,
+            topic=topic,
+            priority=priority,
+            at=at,
         )
         return ticket_reply_create(ticket=ticket, author=author, text=text, actor=actor, at=at, external_id=external_id)

@@ -40,7 +40,9 @@ def agent_presence_record_many(*, rows: Iterable[tuple[int, datetime, str]]) -> 
         return
     AgentPresence.objects.bulk_create(
         [AgentPresence(agent_id=agent_id, at=at, state=state) for (agent_id, at), state in sorted(wanted.items())],
-        update_conflicts=True, unique_fields=["agent", "at"], update_fields=["state"],
+        update_conflicts=True,
+        unique_fields=["agent", "at"],
+        update_fields=["state"],
     )
 
 
@@ -57,5 +59,7 @@ def operating_cost_set(*, period_start: date, period_end: date, amount: Decimal,
     """
     OperatingCost.objects.bulk_create(
         [OperatingCost(period_start=period_start, period_end=period_end, amount=amount, currency=currency)],
-        update_conflicts=True, unique_fields=["period_start", "period_end"], update_fields=["amount", "currency"],
+        update_conflicts=True,
+        unique_fields=["period_start", "period_end"],
+        update_fields=["amount", "currency"],
     )

@@ -171,11 +171,7 @@ def target_next_check(target: TicketTarget) -> datetime | None:
     if target.fulfilled_at is not None:
         return None
     if target.state == TargetState.ACTIVE and target.due_at is not None:
-        if (
-            target.warning_notified_at is None
-            and target.warning_at is not None
-            and target.warning_at < target.due_at
-        ):
+        if target.warning_notified_at is None and target.warning_at is not None and target.warning_at < target.due_at:
             return target.warning_at
         return target.breaches_at or target.due_at
     if target.state == TargetState.BREACHED and target.breach_notified_at is None:
@@ -283,7 +279,9 @@ def ticket_sla_refresh(
         target = existing.get(kind)
         terms = _terms(policy, ticket.priority, kind) if _tracked(ticket) else None
         if target is not None and target.fulfilled_at is not None:
-            kept = _Terms(target.policy, target.calendar, target.priority, target.minutes, target.hours, target.warning_percent)
+            kept = _Terms(
+                target.policy, target.calendar, target.priority, target.minutes, target.hours, target.warning_percent
+            )
             # A fulfilled target keeps its terms while the fulfilment stands (no reopen since).
             if _outcome(kind, kept, ticket, history, at, specs).fulfilled_at == target.fulfilled_at:
                 results.append(target)
@@ -306,9 +304,7 @@ def _cancel(target: TicketTarget, ticket: Ticket, at: datetime, writes: SlaWrite
     target.evaluated_at = at
     target.next_check_at = None
     writes.target(target, fields=["state", "due_at", "warning_at", "breaches_at", "evaluated_at", "next_check_at"])
-    writes.event(
-        ticket=ticket, kind=TicketEvent.Kind.SLA_CANCELLED, actor=SYSTEM, at=at, after=_snapshot(target)
-    )
+    writes.event(ticket=ticket, kind=TicketEvent.Kind.SLA_CANCELLED, actor=SYSTEM, at=at, after=_snapshot(target))
 
 
 def _write(
@@ -329,7 +325,10 @@ def _write(
     else:
         before = _snapshot(target)
         old_state, old_running, old_fulfilled, old_breached = (
-            target.state, target.is_running, target.fulfilled_at, target.breached_at,
+            target.state,
+            target.is_running,
+            target.fulfilled_at,
+            target.breached_at,
         )
         old_terms = tuple(getattr(target, name) for name in _TERM_FIELDS)
     old_due = target.due_at
@@ -390,7 +389,9 @@ def _ticket_snapshot(ticket: Ticket, policy: SlaPolicy | None, targets: list[Tic
     due = min(running) if running else None
     calendar_id = policy.calendar_id if policy is not None else None
     if (ticket.sla_policy_id, ticket.sla_calendar_id, ticket.sla_due_at) == (
-        policy.pk if policy else None, calendar_id, due,
+        policy.pk if policy else None,
+        calendar_id,
+        due,
     ):
         return
     ticket.sla_policy = policy

@@ -208,7 +208,9 @@ def ticket_priority_change(*, ticket: Ticket, priority: str, actor: Actor, at: d
             before = locked.priority
             locked.priority = priority
             _touch(locked, at, ["priority"])
-            event_record(ticket=locked, kind=TicketEvent.Kind.PRIORITY, actor=actor, at=at, before=before, after=priority)
+            event_record(
+                ticket=locked, kind=TicketEvent.Kind.PRIORITY, actor=actor, at=at, before=before, after=priority
+            )
             _sla_refresh(locked, actor, at, reselect=True)
     return locked
 
@@ -280,7 +282,9 @@ def ticket_queue_change(*, ticket: Ticket, queue: Queue, actor: Actor, at: datet
             before = locked.queue.slug
             locked.queue = queue
             _touch(locked, at, ["queue"])
-            event_record(ticket=locked, kind=TicketEvent.Kind.QUEUE, actor=actor, at=at, before=before, after=queue.slug)
+            event_record(
+                ticket=locked, kind=TicketEvent.Kind.QUEUE, actor=actor, at=at, before=before, after=queue.slug
+            )
             _sla_refresh(locked, actor, at, reselect=True)
             if locked.assignee is not None:
                 try:
@@ -290,8 +294,12 @@ def ticket_queue_change(*, ticket: Ticket, queue: Queue, actor: Actor, at: datet
                     locked.assignee = None
                     locked.save(update_fields=["assignee"])
                     event_record(
-                        ticket=locked, kind=TicketEvent.Kind.ASSIGNEE, actor=actor, at=at,
-                        before=before_assignee, after=None,
+                        ticket=locked,
+                        kind=TicketEvent.Kind.ASSIGNEE,
+                        actor=actor,
+                        at=at,
+                        before=before_assignee,
+                        after=None,
                     )
     return locked
 
@@ -306,7 +314,11 @@ def ticket_topic_change(*, ticket: Ticket, topic: Topic | None, actor: Actor, at
             locked.topic = topic
             _touch(locked, at, ["topic"])
             event_record(
-                ticket=locked, kind=TicketEvent.Kind.TOPIC, actor=actor, at=at, before=before,
+                ticket=locked,
+                kind=TicketEvent.Kind.TOPIC,
+                actor=actor,
+                at=at,
+                before=before,
                 after=topic.slug if topic else None,
             )
     return locked
@@ -360,7 +372,15 @@ def ticket_update(*, ticket: Ticket, actor: Actor, at: datetime | None = None, *
     """
     at = at or timezone.now()
     unknown = set(changes) - {
-        "status", "priority", "assignee", "queue", "topic", "subject", "tags", "is_spam", "is_deleted",
+        "status",
+        "priority",
+        "assignee",
+        "queue",
+        "topic",
+        "subject",
+        "tags",
+        "is_spam",
+        "is_deleted",
     }
     if unknown:
         raise ApplicationError(f"Unknown fields: {', '.join(sorted(unknown))}")
@@ -414,7 +434,9 @@ def ticket_merge(*, source: Ticket, target: Ticket, actor: Actor, at: datetime |
                 source.solved_at = at
                 fields.append("solved_at")
             source.save(update_fields=fields)
-            event_record(ticket=source, kind=TicketEvent.Kind.STATUS, actor=actor, at=at, before=before, after=Status.CLOSED)
+            event_record(
+                ticket=source, kind=TicketEvent.Kind.STATUS, actor=actor, at=at, before=before, after=Status.CLOSED
+            )
         source.merged_into = target
         _touch(source, at, ["merged_into"])
         event_record(ticket=source, kind=TicketEvent.Kind.MERGED, actor=actor, at=at, after=target.reference)
@@ -425,7 +447,12 @@ def ticket_merge(*, source: Ticket, target: Ticket, actor: Actor, at: datetime |
 
 
 def ticket_rate(
-    *, ticket: Ticket, score: int, actor: Actor, comment: str = "", at: datetime | None = None,
+    *,
+    ticket: Ticket,
+    score: int,
+    actor: Actor,
+    comment: str = "",
+    at: datetime | None = None,
     external_key: str | None = None,
 ) -> Rating:
     """Record the customer's satisfaction rating (1-5); the latest one counts."""

@@ -68,7 +68,9 @@ def test_random_bytes_never_raise(raw):
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.sampled_from(FIXTURE_BYTES),
-    st.lists(st.tuples(st.integers(min_value=0, max_value=10**6), st.binary(max_size=12), st.integers(0, 8)), max_size=6),
+    st.lists(
+        st.tuples(st.integers(min_value=0, max_value=10**6), st.binary(max_size=12), st.integers(0, 8)), max_size=6
+    ),
 )
 def test_mutated_fixtures_never_raise(raw, mutations):
     data = bytearray(raw)
@@ -83,11 +85,22 @@ def test_mutated_fixtures_never_raise(raw, mutations):
     st.lists(
         st.sampled_from(
             [
-                b"From: a@example.com\r\n", b"Content-Type: multipart/mixed; boundary=z\r\n", b"--z\r\n", b"--z--\r\n",
-                b"Content-Type: message/rfc822\r\n", b"Content-Transfer-Encoding: base64\r\n", b"\r\n", b"=?utf-8?q?=0D?=",
-                b"Content-Type: text/plain; charset=gb2312\r\n", b"\xd6\xec", b"Content-Disposition: attachment; filename*=x''%FF\r\n",
-                b"Content-Type: multipart/report; report-type=delivery-status; boundary=z\r\n", b"Content-Type: message/delivery-status\r\n",
-                b"Subject: =?bogus?b?////?=\r\n", b"<p>x<br></div>&#0;", b"\x00",
+                b"From: a@example.com\r\n",
+                b"Content-Type: multipart/mixed; boundary=z\r\n",
+                b"--z\r\n",
+                b"--z--\r\n",
+                b"Content-Type: message/rfc822\r\n",
+                b"Content-Transfer-Encoding: base64\r\n",
+                b"\r\n",
+                b"=?utf-8?q?=0D?=",
+                b"Content-Type: text/plain; charset=gb2312\r\n",
+                b"\xd6\xec",
+                b"Content-Disposition: attachment; filename*=x''%FF\r\n",
+                b"Content-Type: multipart/report; report-type=delivery-status; boundary=z\r\n",
+                b"Content-Type: message/delivery-status\r\n",
+                b"Subject: =?bogus?b?////?=\r\n",
+                b"<p>x<br></div>&#0;",
+                b"\x00",
             ]
         ),
         max_size=40,

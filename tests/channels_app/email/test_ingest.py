@@ -353,14 +353,18 @@ def test_command_exits_75_against_a_closed_broker_port(tmp_path):
     env.pop("DATABASE_URL", None)  # no database is touched before the broker check
 
     done = subprocess.run(
-        [sys.executable, "-c", (
-            "import django, sys; django.setup();"
-            "from django.conf import settings; settings.CELERY_TASK_ALWAYS_EAGER = False;"
-            "from servicedesk.celery import app; app.conf.task_always_eager = False;"
-            "app.conf.broker_url = 'redis://127.0.0.1:9/0';"
-            "from django.core.management import call_command;"
-            f"call_command('ingest_email', {str(path)!r})"
-        )],
+        [
+            sys.executable,
+            "-c",
+            (
+                "import django, sys; django.setup();"
+                "from django.conf import settings; settings.CELERY_TASK_ALWAYS_EAGER = False;"
+                "from servicedesk.celery import app; app.conf.task_always_eager = False;"
+                "app.conf.broker_url = 'redis://127.0.0.1:9/0';"
+                "from django.core.management import call_command;"
+                f"call_command('ingest_email', {str(path)!r})"
+            ),
+        ],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -68,8 +68,12 @@ def smtp(settings):
 def customer_ticket(email: str = "alice@example.com"):
     result = inbound_message_receive(
         inbound=InboundMessage(
-            channel="email", external_id="cust-1@example.com", rfc_message_id="<cust-1@example.com>",
-            sender=SenderIdentity("email", email, "Alice"), subject="Printer on fire", text="Help",
+            channel="email",
+            external_id="cust-1@example.com",
+            rfc_message_id="<cust-1@example.com>",
+            sender=SenderIdentity("email", email, "Alice"),
+            subject="Printer on fire",
+            text="Help",
             acknowledge=False,
         )
     )
@@ -98,7 +102,9 @@ def test_reply_arrives_threaded_with_the_reply_address(smtp, queue, agent):
     assert msg.get_content().strip() == "Unplug it."
     reply.refresh_from_db()
     assert (reply.delivery_status, reply.rfc_message_id, reply.recipients) == (
-        "sent", message_id_for(reply), ["alice@example.com"],
+        "sent",
+        message_id_for(reply),
+        ["alice@example.com"],
     )
 
 

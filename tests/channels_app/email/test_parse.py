@@ -17,7 +17,11 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 @pytest.fixture(autouse=True)
 def _own_addresses(settings):
-    settings.SERVICEDESK = {**settings.SERVICEDESK, "SUPPORT_ADDRESS": "support@servicedesk.example", "REFERENCE_PREFIX": "SD"}
+    settings.SERVICEDESK = {
+        **settings.SERVICEDESK,
+        "SUPPORT_ADDRESS": "support@servicedesk.example",
+        "REFERENCE_PREFIX": "SD",
+    }
     settings.DEFAULT_FROM_EMAIL = "Service desk <desk@servicedesk.example>"
     settings.SERVICEDESK_EMAIL = {"OWN_ADDRESSES": ["Help@ServiceDesk.example"]}
 
@@ -252,7 +256,13 @@ def test_automatic_mail_by_header(headers, reason):
 
 @pytest.mark.parametrize(
     "headers",
-    [b"Auto-Submitted: no\r\n", b"Auto-Submitted: No (human)\r\n", b"Precedence: first-class\r\n", b"X-Auto-Response-Suppress: RN, NRN\r\n", b""],
+    [
+        b"Auto-Submitted: no\r\n",
+        b"Auto-Submitted: No (human)\r\n",
+        b"Precedence: first-class\r\n",
+        b"X-Auto-Response-Suppress: RN, NRN\r\n",
+        b"",
+    ],
 )
 def test_not_automatic(headers):
     inbound = parse_email(BASE + headers + b"\r\nbody\r\n").inbound
@@ -297,7 +307,12 @@ def test_out_of_office_reply():
 
 @pytest.mark.parametrize(
     "headers",
-    [b"X-Autoreply: yes\r\n", b"X-Autorespond: vacation\r\n", b"Subject: Out of Office: away\r\n", b"Subject: =?utf-8?b?6Ieq5Yqo5Zue5aSNOiDkvJHlgYc=?=\r\n"],
+    [
+        b"X-Autoreply: yes\r\n",
+        b"X-Autorespond: vacation\r\n",
+        b"Subject: Out of Office: away\r\n",
+        b"Subject: =?utf-8?b?6Ieq5Yqo5Zue5aSNOiDkvJHlgYc=?=\r\n",
+    ],
 )
 def test_out_of_office_signals(headers):
     inbound = parse_email(b"From: kim@example.com\r\n" + headers + b"\r\nbody\r\n").inbound
@@ -335,7 +350,9 @@ def test_reply_token_from_delivered_to_and_thread_key_cap():
     refs = b" ".join(b"<r%d@example.com>" % i for i in range(80))
     raw = (
         b"From: a@example.com\r\nTo: team@example.com\r\nDelivered-To: support+tok-9.x@servicedesk.example\r\n"
-        b"Message-ID: <self@example.com>\r\nIn-Reply-To: <parent@example.com>\r\nReferences: " + refs + b" <self@example.com>\r\n\r\nb\r\n"
+        b"Message-ID: <self@example.com>\r\nIn-Reply-To: <parent@example.com>\r\nReferences: "
+        + refs
+        + b" <self@example.com>\r\n\r\nb\r\n"
     )
     inbound = parse_email(raw).inbound
     assert inbound.metadata == {"reply_token": "tok-9.x"}
@@ -395,7 +412,15 @@ def test_deep_mime_nesting_is_quarantined():
             return b"Content-Type: text/plain\r\n\r\ninner\r\n"
         boundary = b"b%d" % level
         return (
-            b"Content-Type: multipart/mixed; boundary=" + boundary + b"\r\n\r\n--" + boundary + b"\r\n" + nest(level - 1) + b"\r\n--" + boundary + b"--\r\n"
+            b"Content-Type: multipart/mixed; boundary="
+            + boundary
+            + b"\r\n\r\n--"
+            + boundary
+            + b"\r\n"
+            + nest(level - 1)
+            + b"\r\n--"
+            + boundary
+            + b"--\r\n"
         )
 
     assert quarantined(b"From: a@example.com\r\n" + nest(25)) == "MIME nesting deeper than 20"
@@ -405,7 +430,10 @@ def test_deep_mime_nesting_is_quarantined():
 def test_too_many_addresses():
     to = b", ".join(b"u%d@example.com" % i for i in range(300))
     cc = b", ".join(b"c%d@example.com" % i for i in range(201))
-    assert quarantined(b"From: a@example.com\r\nTo: " + to + b"\r\nCc: " + cc + b"\r\n\r\nb\r\n") == "more than 500 addresses"
+    assert (
+        quarantined(b"From: a@example.com\r\nTo: " + to + b"\r\nCc: " + cc + b"\r\n\r\nb\r\n")
+        == "more than 500 addresses"
+    )
 
 
 def test_huge_header_block():
@@ -417,8 +445,13 @@ def test_huge_header_block():
 def test_hostile_nesting_is_quarantined_with_its_reason():
     deep = b"".join(b"Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n" % (i, i) for i in range(5000))
     assert quarantined(b"From: a@example.com\r\n" + deep) == "MIME nesting deeper than 20"
-    assert quarantined(b"From: a@example.com\r\n" + b"Content-Type: message/rfc822\r\n\r\n" * 3000) == "MIME nesting deeper than 20"
-    assert quarantined(b"From: a@example.com\r\nTo: " + b"(" * 60000 + b"\r\n\r\nx") == "address header nested too deeply"
+    assert (
+        quarantined(b"From: a@example.com\r\n" + b"Content-Type: message/rfc822\r\n\r\n" * 3000)
+        == "MIME nesting deeper than 20"
+    )
+    assert (
+        quarantined(b"From: a@example.com\r\nTo: " + b"(" * 60000 + b"\r\n\r\nx") == "address header nested too deeply"
+    )
 
 
 def test_missing_from_is_quarantined():
@@ -466,6 +499,9 @@ def test_address_comments_nest_up_to_the_limit_whatever_the_python_version():
     accepted = parse_email(b"From: a@example.com\r\nTo: b@example.com " + ok + b"\r\n\r\nx")
     assert accepted.quarantine_reason is None and accepted.inbound is not None
     over = b"(" * (MAX_COMMENT_DEPTH + 1) + b")" * (MAX_COMMENT_DEPTH + 1)
-    assert quarantined(b"From: a@example.com\r\nCc: b@example.com " + over + b"\r\n\r\nx") == "address header nested too deeply"
+    assert (
+        quarantined(b"From: a@example.com\r\nCc: b@example.com " + over + b"\r\n\r\nx")
+        == "address header nested too deeply"
+    )
     # Parentheses inside a quoted name or escaped are not comments.
     assert _comment_depth('"((((" <a@example.com> (note \\( (inner))') == 2

@@ -22,7 +22,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("files", nargs="+", metavar="FILE")
         parser.add_argument(
-            "--strict", action="store_true",
+            "--strict",
+            action="store_true",
             help="Stop at the first bad record; nothing of that file is written.",
         )
         parser.add_argument("--batch-size", type=int, default=2000, help="Records per transaction (default 2000).")

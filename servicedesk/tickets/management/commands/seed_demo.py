@@ -84,7 +84,8 @@ class Command(BaseCommand):
         queues = {queue.slug: queue for queue in Queue.objects.filter(slug__in=[q[0] for q in QUEUES])}
         for slug, name, name_zh, queue_slug in TOPICS:
             Topic.objects.update_or_create(
-                slug=slug, defaults={"name": name, "name_zh_hans": name_zh, "queue": queues[queue_slug]},
+                slug=slug,
+                defaults={"name": name, "name_zh_hans": name_zh, "queue": queues[queue_slug]},
             )
 
     def _sign_ins(self) -> None:
@@ -105,7 +106,9 @@ class Command(BaseCommand):
         if not QueueRouting.objects.filter(queue=support).exists():
             queue_routing_set(queue=support, mode="round_robin")
         email, password, customer_id = CUSTOMER_LOGIN
-        user, _created = User.objects.get_or_create(username=email, defaults={"email": email, "display_name": "Aoife Byrne"})
+        user, _created = User.objects.get_or_create(
+            username=email, defaults={"email": email, "display_name": "Aoife Byrne"}
+        )
         user.set_password(password)
         user.save(update_fields=["password"])
         Customer.objects.filter(external_id=customer_id, user__isnull=True).update(user=user)
@@ -131,11 +134,18 @@ def _iso(value: datetime) -> str:
 def _records(anchor: datetime) -> Iterator[dict[str, Any]]:
     weekdays = ("mon", "tue", "wed", "thu", "fri")
     yield {
-        "kind": "calendar", "id": "demo-office", "timezone": "Europe/Dublin", "default": True,
+        "kind": "calendar",
+        "id": "demo-office",
+        "timezone": "Europe/Dublin",
+        "default": True,
         "hours": {day: [["09:00", "17:30"]] for day in weekdays},
     }
     yield {
-        "kind": "sla_policy", "id": "demo-standard", "rank": 100, "calendar": "demo-office", "match": {},
+        "kind": "sla_policy",
+        "id": "demo-standard",
+        "rank": 100,
+        "calendar": "demo-office",
+        "match": {},
         "targets": {
             "urgent": {"first_reply": 30, "resolution": 240, "hours": "calendar"},
             "high": {"first_reply": 60, "resolution": 480, "hours": "business"},
@@ -146,7 +156,13 @@ def _records(anchor: datetime) -> Iterator[dict[str, Any]]:
     for external_id, email, name, role, _password in STAFF:
         yield {"kind": "agent", "id": external_id, "email": email, "name": name, "role": role}
     for external_id, name, emails, phones, org, tier in CUSTOMERS:
-        record: dict[str, Any] = {"kind": "customer", "id": external_id, "name": name, "emails": emails, "phones": phones}
+        record: dict[str, Any] = {
+            "kind": "customer",
+            "id": external_id,
+            "name": name,
+            "emails": emails,
+            "phones": phones,
+        }
         if org:
             record.update(organization=org, tier=tier)
         yield record
@@ -160,49 +176,91 @@ def _records(anchor: datetime) -> Iterator[dict[str, Any]]:
         channel = CHANNELS[number % len(CHANNELS)]
         agent = "demo-manager" if queue == "billing" else "demo-agent"
         yield {
-            "kind": "ticket", "id": ticket, "at": _iso(created), "channel": channel, "initiator": "inbound",
-            "customer": customer, "subject": SUBJECTS[topic][number % 3], "topic": topic,
-            "priority": ("normal", "normal", "high", "low", "urgent")[number % 5], "queue": queue,
+            "kind": "ticket",
+            "id": ticket,
+            "at": _iso(created),
+            "channel": channel,
+            "initiator": "inbound",
+            "customer": customer,
+            "subject": SUBJECTS[topic][number % 3],
+            "topic": topic,
+            "priority": ("normal", "normal", "high", "low", "urgent")[number % 5],
+            "queue": queue,
         }
         yield {
-            "kind": "message", "id": f"{ticket}-1", "ticket": ticket, "at": _iso(created), "author": customer,
-            "type": "public_enduser", "body": f"Hello, {SUBJECTS[topic][number % 3].lower()}. Can you help?",
+            "kind": "message",
+            "id": f"{ticket}-1",
+            "ticket": ticket,
+            "at": _iso(created),
+            "author": customer,
+            "type": "public_enduser",
+            "body": f"Hello, {SUBJECTS[topic][number % 3].lower()}. Can you help?",
         }
         if number % 6 == 0:
             continue  # still waiting for a first answer
         yield {"kind": "assign", "ticket": ticket, "at": _iso(created + timedelta(minutes=10)), "agent": agent}
         if number % 4 == 0:
             yield {
-                "kind": "message", "id": f"{ticket}-n", "ticket": ticket, "at": _iso(created + timedelta(minutes=20)),
-                "author": agent, "type": "internal", "body": "Checked the account; looks like a known issue.",
+                "kind": "message",
+                "id": f"{ticket}-n",
+                "ticket": ticket,
+                "at": _iso(created + timedelta(minutes=20)),
+                "author": agent,
+                "type": "internal",
+                "body": "Checked the account; looks like a known issue.",
             }
         solved = number % 3 != 0 and number < TICKETS - 2
         yield {
-            "kind": "message", "id": f"{ticket}-2", "ticket": ticket, "at": _iso(created + timedelta(minutes=35 + number)),
-            "author": agent, "type": "public_agent", "status": "solved" if solved else "pending",
+            "kind": "message",
+            "id": f"{ticket}-2",
+            "ticket": ticket,
+            "at": _iso(created + timedelta(minutes=35 + number)),
+            "author": agent,
+            "type": "public_agent",
+            "status": "solved" if solved else "pending",
             "body": "Thanks for writing. This is sorted now." if solved else "Could you send us a screenshot?",
         }
         if solved and number % 2 == 1:
             yield {
-                "kind": "rating", "ticket": ticket, "at": _iso(created + timedelta(hours=20)),
-                "score": (5, 4, 5, 3, 5, 2)[number % 6], "comment": "Quick and friendly." if number % 4 == 1 else "",
+                "kind": "rating",
+                "ticket": ticket,
+                "at": _iso(created + timedelta(hours=20)),
+                "score": (5, 4, 5, 3, 5, 2)[number % 6],
+                "comment": "Quick and friendly." if number % 4 == 1 else "",
             }
         elif not solved:
             yield {
-                "kind": "message", "id": f"{ticket}-3", "ticket": ticket, "at": _iso(created + timedelta(hours=3)),
-                "author": customer, "type": "public_enduser", "status": "open", "body": "Here it is, attached.",
+                "kind": "message",
+                "id": f"{ticket}-3",
+                "ticket": ticket,
+                "at": _iso(created + timedelta(hours=3)),
+                "author": customer,
+                "type": "public_enduser",
+                "status": "open",
+                "body": "Here it is, attached.",
             }
     # The same customer wrote twice about one problem: the second ticket joins the first.
     duplicate_of, duplicate = "demo-T07", "demo-T31"
     created = anchor + _offset(7) + timedelta(hours=1)
     customer = CUSTOMERS[(7 - 1) % len(CUSTOMERS)][0]
     yield {
-        "kind": "ticket", "id": duplicate, "at": _iso(created), "channel": "email", "initiator": "inbound",
-        "customer": customer, "subject": "Re: same problem as before", "topic": topics[7 % len(topics)],
+        "kind": "ticket",
+        "id": duplicate,
+        "at": _iso(created),
+        "channel": "email",
+        "initiator": "inbound",
+        "customer": customer,
+        "subject": "Re: same problem as before",
+        "topic": topics[7 % len(topics)],
         "queue": "support",
     }
     yield {
-        "kind": "message", "id": f"{duplicate}-1", "ticket": duplicate, "at": _iso(created), "author": customer,
-        "type": "public_enduser", "body": "Writing again about the same thing.",
+        "kind": "message",
+        "id": f"{duplicate}-1",
+        "ticket": duplicate,
+        "at": _iso(created),
+        "author": customer,
+        "type": "public_enduser",
+        "body": "Writing again about the same thing.",
     }
     yield {"kind": "merge", "ticket": duplicate, "into": duplicate_of, "at": _iso(created + timedelta(minutes=5))}
