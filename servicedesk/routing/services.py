@@ -18,6 +18,7 @@ from django.utils.translation import gettext as _
 
 from servicedesk.accounts.models import User
 from servicedesk.accounts.roles import is_agent
+from servicedesk.core.enqueue import task_enqueue
 from servicedesk.core.errors import ApplicationError, PermissionDenied
 from servicedesk.routing import selectors
 from servicedesk.routing.models import (
@@ -272,27 +273,18 @@ def pull_enqueue(*, agent_id: int, trigger: str) -> None:
     that is down loses nothing for good: the periodic retry routes them."""
     from servicedesk.routing import tasks
 
-    try:
-        tasks.agent_tickets_pull_task.delay(agent_id, trigger)
-    except Exception:
-        log.exception("Could not enqueue routing for agent %s", agent_id)
+    task_enqueue(tasks.agent_tickets_pull_task, agent_id, trigger)
 
 
 def route_enqueue(*, ticket_id: int, trigger: str) -> None:
     """Enqueue the routing of one ticket (after commit); see pull_enqueue."""
     from servicedesk.routing import tasks
 
-    try:
-        tasks.ticket_route_task.delay(ticket_id, trigger)
-    except Exception:
-        log.exception("Could not enqueue routing for ticket %s", ticket_id)
+    task_enqueue(tasks.ticket_route_task, ticket_id, trigger)
 
 
 def drain_enqueue(*, queue_id: int) -> None:
     """Enqueue the routing of one queue's waiting tickets (after commit); see pull_enqueue."""
     from servicedesk.routing import tasks
 
-    try:
-        tasks.queue_tickets_route_task.delay(queue_id)
-    except Exception:
-        log.exception("Could not enqueue routing for queue %s", queue_id)
+    task_enqueue(tasks.queue_tickets_route_task, queue_id)

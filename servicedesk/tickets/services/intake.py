@@ -17,6 +17,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from servicedesk.core.enqueue import task_enqueue
 from servicedesk.core.errors import ApplicationError
 from servicedesk.core.html import sanitize_html
 from servicedesk.core.text import clean_text
@@ -234,10 +235,7 @@ def _after_commit(message_id: int, *, ack_id: int | None, outcome: IntakeOutcome
     ``tickets.outbound_pending_dispatch`` beat task."""
     from servicedesk.tickets import tasks
 
-    try:
-        if ack_id is not None:
-            tasks.message_deliver_task.delay(ack_id)
-        if outcome is IntakeOutcome.APPENDED:
-            tasks.agent_notify_task.delay(message_id)
-    except Exception:
-        log.exception("Could not enqueue side effects of message %s", message_id)
+    if ack_id is not None:
+        task_enqueue(tasks.message_deliver_task, ack_id)
+    if outcome is IntakeOutcome.APPENDED:
+        task_enqueue(tasks.agent_notify_task, message_id)
