@@ -1,4 +1,5 @@
-"""API throttles: per client IP without credentials, per user (token or session) with them.
+"""API throttles: per client IP before credentials are checked and without them, per
+user (token or session) with them.
 
 DRF's sliding-window throttles, with three changes: the rates are read from
 the settings on every request (so they follow the environment and the
@@ -13,7 +14,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from rest_framework import throttling
+from rest_framework import exceptions, throttling
+from rest_framework.authentication import BaseAuthentication, TokenAuthentication
 from rest_framework.request import Request
 from rest_framework.settings import api_settings
 
@@ -73,3 +75,29 @@ class InboundEmailRateThrottle(_FailOpen):
 
     def get_cache_key(self, request: Request, view: APIView) -> str | None:
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+class ClientIpRateThrottle(_FailOpen):
+    """Every API request per client IP, counted before its credentials are checked
+    (``SD_API_THROTTLE_IP``), so that guessing tokens from one address is limited too."""
+
+    scope = "ip"
+
+    def get_cache_key(self, request: Request, view: APIView | None) -> str | None:
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+class ClientIpThrottleAuthentication(BaseAuthentication):
+    """First of the authentication classes: applies ``ClientIpRateThrottle`` before any
+    credentials are looked at (DRF checks its throttles only after authentication and
+    permissions), then lets the next class authenticate."""
+
+    def authenticate(self, request: Request) -> None:
+        throttle = ClientIpRateThrottle()
+        if not throttle.allow_request(request, None):  # type: ignore[arg-type]
+            raise exceptions.Throttled(wait=throttle.wait())
+        return None
+
+    def authenticate_header(self, request: Request) -> str:
+        # DRF takes the WWW-Authenticate challenge of a 401 from the first class.
+        return str(TokenAuthentication().authenticate_header(request))

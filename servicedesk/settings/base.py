@@ -223,6 +223,7 @@ else:
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "servicedesk.core.throttles.ClientIpThrottleAuthentication",
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
@@ -232,15 +233,17 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "servicedesk.core.api.exception_handler",
-    # Requests per client IP without credentials, per user (token or session)
-    # with them, and to the signed inbound email endpoint; 429 with Retry-After
-    # above ("<n>/second|minute|hour|day"). They let requests through when the
-    # cache is unreachable.
+    # Requests per client IP (all, counted before credentials are checked), per
+    # client IP without credentials, per user (token or session) with them, and
+    # to the signed inbound email endpoint; 429 with Retry-After above
+    # ("<n>/second|minute|hour|day"). They let requests through when the cache
+    # is unreachable.
     "DEFAULT_THROTTLE_CLASSES": [
         "servicedesk.core.throttles.AnonRateThrottle",
         "servicedesk.core.throttles.UserRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
+        "ip": env.str("SD_API_THROTTLE_IP", default="1200/minute"),
         "anon": env.str("SD_API_THROTTLE_ANON", default="60/minute"),
         "user": env.str("SD_API_THROTTLE_USER", default="600/minute"),
         "inbound_email": env.str("SD_API_THROTTLE_INBOUND_EMAIL", default="600/minute"),
@@ -256,6 +259,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # The schema names the credentials; the first authentication class only throttles.
+    "AUTHENTICATION_WHITELIST": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
     # A report job's status shares its field name with the ticket's status.
     "ENUM_NAME_OVERRIDES": {
         "StatusEnum": "servicedesk.tickets.statuses.Status",
