@@ -11,11 +11,25 @@ from django.core import mail
 
 from servicedesk.notifications.models import Notification
 from servicedesk.notifications.services import notification_send
+from servicedesk.tickets.inbound import InboundMessage, SenderIdentity
 from servicedesk.tickets.models import Message
-from tests.desk.test_ticket import email_ticket  # noqa: F401  (fixture)
+from servicedesk.tickets.services.intake import inbound_message_receive
 from tests.outage import CLOSED_PORT_REDIS, celery_broker
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def email_ticket(queue, customer):
+    return inbound_message_receive(
+        inbound=InboundMessage(
+            channel="email",
+            external_id="<m1@example.com>",
+            sender=SenderIdentity(kind="email", value="alice@example.com", name="Alice Byrne"),
+            subject="Printer on fire",
+            text="Smoke is coming out of the printer.",
+        )
+    ).ticket
 
 
 @pytest.fixture
@@ -46,7 +60,9 @@ def test_a_notification_is_stored_when_its_email_cannot_be_enqueued(
     agent, broker_down, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):
-        notification = notification_send(user=agent, kind="sla_breach", key="k-1", title="SD-1001 breached its first reply target")
+        notification = notification_send(
+            user=agent, kind="sla_breach", key="k-1", title="SD-1001 breached its first reply target"
+        )
 
     assert notification is not None
     assert list(Notification.objects.values_list("user_id", "title", "emailed_at")) == [
