@@ -37,7 +37,7 @@ def celery_broker(url: str, *, queue: str = "celery") -> Iterator[Any]:
     saved = {key: app.conf.get(key) for key in keys}
     app.conf["task_always_eager"] = False
     app.conf["broker_url"] = url
-    app.conf["broker_transport_options"] = {"max_retries": 1}
+    app.conf["broker_transport_options"] = {}
     app.conf["task_default_queue"] = queue
     _reset_broker_connections(app)
     try:
