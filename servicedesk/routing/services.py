@@ -7,7 +7,6 @@ each other in a cycle.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -36,8 +35,6 @@ from servicedesk.tickets.events import Actor, event_record
 from servicedesk.tickets.locks import ticket_lock
 from servicedesk.tickets.models import Queue, Ticket, TicketEvent
 from servicedesk.tickets.services.tickets import _touch
-
-log = logging.getLogger(__name__)
 
 ROUTING_SOURCE = "routing"
 

@@ -9,7 +9,6 @@ inbound_message_receive(inbound):
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -32,8 +31,6 @@ from servicedesk.tickets.services.customers import customer_resolve, customer_ro
 from servicedesk.tickets.services.tickets import _apply_status, _touch, ticket_create
 from servicedesk.tickets.statuses import Priority, Status
 from servicedesk.tickets.threading import ticket_for_reply_token
-
-log = logging.getLogger(__name__)
 
 
 class EmptyMessage(ApplicationError):
