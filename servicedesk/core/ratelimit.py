@@ -71,23 +71,6 @@ def rate_count(*, scope: str, key: str, window_seconds: int) -> Count | None:
     return Count(attempts=attempts, retry_after=remaining)
 
 
-def rate_peek(*, scope: str, key: str, window_seconds: int) -> Count | None:
-    """The attempts already counted for ``key`` in the current window, without counting one.
-
-    None when the cache is unreachable.
-    """
-    window_seconds = max(1, int(window_seconds))
-    now = clock()
-    window = int(now // window_seconds)
-    remaining = max(1, int((window + 1) * window_seconds - now + 0.999))
-    try:
-        attempts = int(cache.get(cache_key(scope, key, window_seconds, window), 0))
-    except Exception:
-        log.warning("Rate limit %s not read: the cache is unreachable", scope, exc_info=True)
-        return None
-    return Count(attempts=attempts, retry_after=remaining)
-
-
 def cache_get(name: str, default: object = None) -> object:
     """``cache.get`` that answers ``default`` (and logs) when the cache is unreachable."""
     try:

@@ -105,10 +105,6 @@ def test_an_unreachable_cache_lets_the_attempt_through_with_a_warning(settings, 
 
     with caplog.at_level(logging.WARNING, logger="servicedesk.core.ratelimit"):
         counted = ratelimit.rate_count(scope="ip", key="192.0.2.1", window_seconds=60)
-        peeked = ratelimit.rate_peek(scope="ip", key="192.0.2.1", window_seconds=60)
 
-    assert (counted, peeked) == (None, None)
-    assert [record.getMessage() for record in caplog.records] == [
-        "Rate limit ip not counted: the cache is unreachable",
-        "Rate limit ip not read: the cache is unreachable",
-    ]
+    assert counted is None
+    assert [record.getMessage() for record in caplog.records] == ["Rate limit ip not counted: the cache is unreachable"]
