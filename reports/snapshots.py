@@ -57,6 +57,7 @@ from django.utils.translation import gettext as _
 from reports.live import costs_within
 from reports.models import Granularity, JobStatus, ReportJob, ReportSnapshot
 from reports.periods import local_midnight_utc
+from servicedesk.core.enqueue import task_enqueue
 from servicedesk.core.errors import ApplicationError, NotFound
 from servicedesk.sla.models import BusinessCalendar
 from servicedesk.tickets.models import AgentPresence, Message, Rating, Session, Ticket, TicketEvent
@@ -557,7 +558,8 @@ def report_job_create(
             include_daily=include_daily,
             created_at=timezone.now(),
         )
-        transaction.on_commit(lambda: report_job_run_task.delay(job.pk))
+        # With the broker down the job stays pending (and says so) instead of failing the request.
+        transaction.on_commit(lambda: task_enqueue(report_job_run_task, job.pk))
     return job
 
 

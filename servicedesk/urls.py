@@ -5,6 +5,9 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from servicedesk.core.views import healthz
 
+# A database outage raised outside a view answers 503 too (core/outage.py).
+handler500 = "servicedesk.core.outage.server_error"
+
 urlpatterns = [
     path("", RedirectView.as_view(url="/help/", permanent=False)),
     path("healthz", healthz, name="healthz"),

@@ -26,6 +26,7 @@ from rest_framework.views import APIView
 from channels_app.email.models import InboundEmail
 from channels_app.email.parse import email_limits
 from channels_app.email.services import email_ingest
+from servicedesk.core.throttles import InboundEmailRateThrottle
 
 SIGNATURE_HEADER = "X-ServiceDesk-Signature"
 CONTENT_TYPES = ("message/rfc822", "application/octet-stream")
@@ -68,6 +69,7 @@ _Error = inline_serializer("InboundEmailError", fields={"detail": serializers.Ch
 class InboundEmailView(APIView):
     authentication_classes: list[type] = []
     permission_classes = [AllowAny]
+    throttle_classes = [InboundEmailRateThrottle]
     parser_classes = [RawMailParser, RawOctetParser]
 
     @extend_schema(

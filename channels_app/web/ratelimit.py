@@ -1,34 +1,16 @@
-"""Fixed-window rate limits for the public web form, kept in Django's cache.
+"""Rate limits of the help centre: the contact form and replies through a signed ticket link.
 
-Each (scope, key) gets one counter per window. ``cache.add`` starts a window's
-counter and ``cache.incr`` counts in it; both are atomic on Redis, the cache
-used in production, so concurrent submissions are all counted.
+Counted in fixed windows by ``servicedesk.core.ratelimit``; when the cache is
+unreachable they let the request through (and log it). A re-post of a
+submission that is already stored is not counted: the caller checks that
+first (``selectors.inbound_message_seen``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import time
-
 from django.conf import settings
-from django.core.cache import cache
 
-
-def rate_count(*, scope: str, key: str, window_seconds: int) -> int:
-    """Count one attempt for ``key`` in the current window; return the attempts so far."""
-    window_seconds = max(1, int(window_seconds))
-    window = int(time.time() // window_seconds)
-    # Hashed: an email address or IPv6 address is not always a valid cache key.
-    digest = hashlib.sha256(key.strip().lower().encode()).hexdigest()[:32]
-    cache_key = f"web:rate:{scope}:{digest}:{window}"
-    if cache.add(cache_key, 1, timeout=window_seconds):
-        return 1
-    try:
-        return int(cache.incr(cache_key))
-    except ValueError:
-        # The counter expired between add and incr: this attempt opens the next one.
-        cache.add(cache_key, 1, timeout=window_seconds)
-        return 1
+from servicedesk.core.ratelimit import rate_count
 
 
 def webform_rate_exceeded(*, client_ip: str, email: str) -> bool:
@@ -41,4 +23,19 @@ def webform_rate_exceeded(*, client_ip: str, email: str) -> bool:
     window = conf["WEBFORM_RATE_WINDOW_SECONDS"]
     per_ip = rate_count(scope="ip", key=client_ip or "unknown", window_seconds=window)
     per_email = rate_count(scope="email", key=email, window_seconds=window)
-    return per_ip > conf["WEBFORM_RATE_PER_IP"] or per_email > conf["WEBFORM_RATE_PER_EMAIL"]
+    return bool(
+        (per_ip is not None and per_ip.attempts > conf["WEBFORM_RATE_PER_IP"])
+        or (per_email is not None and per_email.attempts > conf["WEBFORM_RATE_PER_EMAIL"])
+    )
+
+
+def portal_reply_rate_exceeded(*, ticket_id: int, client_ip: str) -> bool:
+    """Count a reply through a ticket's signed link; True when the ticket or the IP is over its limit."""
+    conf = settings.SERVICEDESK
+    window = conf["PORTAL_REPLY_RATE_WINDOW_SECONDS"]
+    per_ticket = rate_count(scope="portal-ticket", key=str(ticket_id), window_seconds=window)
+    per_ip = rate_count(scope="portal-ip", key=client_ip or "unknown", window_seconds=window)
+    return bool(
+        (per_ticket is not None and per_ticket.attempts > conf["PORTAL_REPLY_RATE_PER_TICKET"])
+        or (per_ip is not None and per_ip.attempts > conf["PORTAL_REPLY_RATE_PER_IP"])
+    )

@@ -19,9 +19,9 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
 from channels_app.web.forms import ContactForm, ReplyForm, form_error_add
-from channels_app.web.ratelimit import webform_rate_exceeded
+from channels_app.web.ratelimit import portal_reply_rate_exceeded, webform_rate_exceeded
 from servicedesk.core.errors import ApplicationError, NotFound
-from servicedesk.tickets import access
+from servicedesk.tickets import access, selectors
 from servicedesk.tickets.inbound import InboundMessage, SenderIdentity
 from servicedesk.tickets.models import IdentityKind, Ticket
 from servicedesk.tickets.services.intake import inbound_message_receive
@@ -56,7 +56,9 @@ def contact(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         return _contact_page(request, form)
     data = form.cleaned_data
-    if webform_rate_exceeded(client_ip=request.META.get("REMOTE_ADDR", ""), email=data["email"]):
+    # A re-post of a stored submission (a double click, a retry) stores nothing: it is not counted.
+    seen = selectors.inbound_message_seen(channel="web", external_id=data["submission_id"])
+    if not seen and webform_rate_exceeded(client_ip=request.META.get("REMOTE_ADDR", ""), email=data["email"]):
         form.add_error(None, _("Too many requests, try again later."))
         return _contact_page(request, form, status=429)
     inbound = InboundMessage(
@@ -139,21 +141,35 @@ def _reply_receive(ticket: Ticket, form: ReplyForm) -> bool:
     return True
 
 
+def _reply_rate_exceeded(request: HttpRequest, ticket: Ticket, form: ReplyForm) -> bool:
+    """Count a reply through the signed link per ticket and per IP; a re-post of a stored one is not counted."""
+    if selectors.inbound_message_seen(channel="web", external_id=form.cleaned_data["submission_id"]):
+        return False
+    return portal_reply_rate_exceeded(ticket_id=ticket.pk, client_ip=request.META.get("REMOTE_ADDR", ""))
+
+
 @never_cache
 @require_http_methods(["GET", "POST"])
 def ticket(request: HttpRequest, token: str) -> HttpResponse:
     current = _ticket_for_token(token)
     form = ReplyForm(request.POST, request.FILES) if request.method == "POST" else ReplyForm()
-    if form.is_bound and form.is_valid() and _reply_receive(current, form):
-        messages.success(request, _("Your reply was added to your request."))
-        return redirect("web:ticket", token=token)
+    status = 200
+    if form.is_bound and form.is_valid():
+        if _reply_rate_exceeded(request, current, form):
+            form.add_error(None, _("Too many replies, try again later."))
+            status = 429
+        elif _reply_receive(current, form):
+            messages.success(request, _("Your reply was added to your request."))
+            return redirect("web:ticket", token=token)
     thread = (
         access.messages_visible_to(AnonymousUser(), current)
         .select_related("author_user", "author_customer")
         .prefetch_related("attachments")
         .order_by("created_at", "id")
     )
-    return render(request, "web/ticket.html", {"ticket": current, "thread": thread, "token": token, "form": form})
+    return render(
+        request, "web/ticket.html", {"ticket": current, "thread": thread, "token": token, "form": form}, status=status
+    )
 
 
 @never_cache

@@ -2,6 +2,9 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 
 from servicedesk.accounts.models import User
+from servicedesk.accounts.signin import LimitedAdminAuthenticationForm
+
+admin.site.login_form = LimitedAdminAuthenticationForm
 
 
 @admin.register(User)

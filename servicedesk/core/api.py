@@ -1,5 +1,10 @@
-"""API error shape: JSON with a ``detail`` and, for field errors, one list per field."""
+"""API error shape: JSON with a ``detail`` and, for field errors, one list per field.
 
+A throttled request (429) also says ``reason: throttled`` and ``retry_after`` (seconds,
+as its ``Retry-After`` header); a database outage is answered by ``core.outage`` (503).
+"""
+
+import math
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -29,4 +34,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return None
     if response.status_code == status.HTTP_400_BAD_REQUEST and "detail" not in response.data:
         response.data = {"detail": "Invalid input.", **response.data}
+    if isinstance(exc, exceptions.Throttled):
+        # Retry-After is set by DRF from the same wait; the body says it too.
+        wait = getattr(exc, "wait", None)
+        retry_after = max(1, math.ceil(wait or 1))
+        response.data = {"detail": response.data["detail"], "reason": "throttled", "retry_after": retry_after}
+        response["Retry-After"] = str(retry_after)
     return response

@@ -11,6 +11,7 @@ from django.utils.translation import gettext_lazy as _
 
 from servicedesk.accounts.models import User
 from servicedesk.accounts.roles import ADMIN, MANAGER, ROLES, is_agent
+from servicedesk.accounts.signin import SignInLimitsMixin
 from servicedesk.tickets.access import queues_visible_to
 from servicedesk.tickets.forms import MultipleFileField, uploads_to_attachments
 from servicedesk.tickets.inbound import InboundAttachment
@@ -44,8 +45,9 @@ def queues_for(user: Any) -> QuerySet[Queue]:
     return queues_visible_to(user).order_by("name", "pk")
 
 
-class DeskAuthenticationForm(AuthenticationForm):
-    """Sign-in for the workspace: valid credentials of someone who is not an agent are refused."""
+class DeskAuthenticationForm(SignInLimitsMixin, AuthenticationForm):
+    """Sign-in for the workspace: valid credentials of someone who is not an agent are refused;
+    repeated failures wait (``accounts.signin``)."""
 
     error_messages = {
         **AuthenticationForm.error_messages,

@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from servicedesk.accounts.models import User
+from servicedesk.core.enqueue import task_enqueue
 from servicedesk.core.errors import NotFound
 from servicedesk.notifications.models import Notification
 from servicedesk.tickets.models import Ticket
@@ -52,7 +53,8 @@ def notification_send(
     if email and user.email:
         from servicedesk.notifications.tasks import notification_email_task
 
-        transaction.on_commit(lambda: notification_email_task.delay(notification.pk))
+        # With the broker down the notification is still shown in the workspace; its email is not sent.
+        transaction.on_commit(lambda: task_enqueue(notification_email_task, notification.pk))
     return notification
 
 

@@ -7,7 +7,6 @@ each other in a cycle.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -18,6 +17,7 @@ from django.utils.translation import gettext as _
 
 from servicedesk.accounts.models import User
 from servicedesk.accounts.roles import is_agent
+from servicedesk.core.enqueue import task_enqueue
 from servicedesk.core.errors import ApplicationError, PermissionDenied
 from servicedesk.routing import selectors
 from servicedesk.routing.models import (
@@ -35,8 +35,6 @@ from servicedesk.tickets.events import Actor, event_record
 from servicedesk.tickets.locks import ticket_lock
 from servicedesk.tickets.models import Queue, Ticket, TicketEvent
 from servicedesk.tickets.services.tickets import _touch
-
-log = logging.getLogger(__name__)
 
 ROUTING_SOURCE = "routing"
 
@@ -272,27 +270,18 @@ def pull_enqueue(*, agent_id: int, trigger: str) -> None:
     that is down loses nothing for good: the periodic retry routes them."""
     from servicedesk.routing import tasks
 
-    try:
-        tasks.agent_tickets_pull_task.delay(agent_id, trigger)
-    except Exception:
-        log.exception("Could not enqueue routing for agent %s", agent_id)
+    task_enqueue(tasks.agent_tickets_pull_task, agent_id, trigger)
 
 
 def route_enqueue(*, ticket_id: int, trigger: str) -> None:
     """Enqueue the routing of one ticket (after commit); see pull_enqueue."""
     from servicedesk.routing import tasks
 
-    try:
-        tasks.ticket_route_task.delay(ticket_id, trigger)
-    except Exception:
-        log.exception("Could not enqueue routing for ticket %s", ticket_id)
+    task_enqueue(tasks.ticket_route_task, ticket_id, trigger)
 
 
 def drain_enqueue(*, queue_id: int) -> None:
     """Enqueue the routing of one queue's waiting tickets (after commit); see pull_enqueue."""
     from servicedesk.routing import tasks
 
-    try:
-        tasks.queue_tickets_route_task.delay(queue_id)
-    except Exception:
-        log.exception("Could not enqueue routing for queue %s", queue_id)
+    task_enqueue(tasks.queue_tickets_route_task, queue_id)

@@ -62,6 +62,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "servicedesk.core.outage.DatabaseOutageMiddleware",
 ]
 
 ROOT_URLCONF = "servicedesk.urls"
@@ -132,11 +133,15 @@ STORAGES = {
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
+    # An unreachable broker is noticed within seconds; the request goes on without it.
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {"socket_connect_timeout": 2}
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="sd"),
+            # An unreachable Redis answers within a second; callers then degrade.
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
         }
     }
 else:
@@ -220,6 +225,7 @@ else:
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "servicedesk.core.throttles.ClientIpThrottleAuthentication",
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
@@ -229,6 +235,21 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "servicedesk.core.api.exception_handler",
+    # Requests per client IP (all, counted before credentials are checked), per
+    # client IP without credentials, per user (token or session) with them, and
+    # to the signed inbound email endpoint; 429 with Retry-After above
+    # ("<n>/second|minute|hour|day"). They let requests through when the cache
+    # is unreachable.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "servicedesk.core.throttles.AnonRateThrottle",
+        "servicedesk.core.throttles.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "ip": env.str("SD_API_THROTTLE_IP", default="1200/minute"),
+        "anon": env.str("SD_API_THROTTLE_ANON", default="60/minute"),
+        "user": env.str("SD_API_THROTTLE_USER", default="600/minute"),
+        "inbound_email": env.str("SD_API_THROTTLE_INBOUND_EMAIL", default="600/minute"),
+    },
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Service desk API",
@@ -240,6 +261,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # The schema names the credentials; the first authentication class only throttles.
+    "AUTHENTICATION_WHITELIST": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
     # A report job's status shares its field name with the ticket's status.
     "ENUM_NAME_OVERRIDES": {
         "StatusEnum": "servicedesk.tickets.statuses.Status",
@@ -284,6 +310,21 @@ SERVICEDESK = {
     "WEBFORM_RATE_PER_IP": env.int("SD_WEBFORM_RATE_PER_IP", default=10),
     "WEBFORM_RATE_PER_EMAIL": env.int("SD_WEBFORM_RATE_PER_EMAIL", default=5),
     "WEBFORM_RATE_WINDOW_SECONDS": env.int("SD_WEBFORM_RATE_WINDOW_SECONDS", default=3600),
+    # Replies through a ticket's signed link: per ticket and per client IP, per window.
+    "PORTAL_REPLY_RATE_PER_TICKET": env.int("SD_PORTAL_REPLY_RATE_PER_TICKET", default=20),
+    "PORTAL_REPLY_RATE_PER_IP": env.int("SD_PORTAL_REPLY_RATE_PER_IP", default=30),
+    "PORTAL_REPLY_RATE_WINDOW_SECONDS": env.int("SD_PORTAL_REPLY_RATE_WINDOW_SECONDS", default=3600),
+    # Desk sign-in: after this many failed passwords for one account within the
+    # window, the account waits SIGNIN_DELAY_SECONDS before the next try, twice
+    # as long after each further failure (at most SIGNIN_DELAY_MAX_SECONDS);
+    # one client IP gets this many failures per window over all accounts.
+    "SIGNIN_FAILURES_PER_ACCOUNT": env.int("SD_SIGNIN_FAILURES_PER_ACCOUNT", default=5),
+    "SIGNIN_FAILURES_PER_IP": env.int("SD_SIGNIN_FAILURES_PER_IP", default=30),
+    "SIGNIN_FAILURE_WINDOW_SECONDS": env.int("SD_SIGNIN_FAILURE_WINDOW_SECONDS", default=900),
+    "SIGNIN_DELAY_SECONDS": env.int("SD_SIGNIN_DELAY_SECONDS", default=30),
+    "SIGNIN_DELAY_MAX_SECONDS": env.int("SD_SIGNIN_DELAY_MAX_SECONDS", default=900),
+    # Seconds in the Retry-After of the 503 answered while the database is unreachable.
+    "OUTAGE_RETRY_AFTER_SECONDS": env.int("SD_OUTAGE_RETRY_AFTER_SECONDS", default=30),
     "DEFAULT_QUEUE": env.str("SD_DEFAULT_QUEUE", default="support"),
     "SUPPORT_ADDRESS": env.str("SD_SUPPORT_ADDRESS", default="support@servicedesk.example"),
     "OUTBOUND_MAX_ATTEMPTS": 5,

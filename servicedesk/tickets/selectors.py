@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from servicedesk.tickets.access import customers_visible_to, tickets_visible_to
-from servicedesk.tickets.models import Customer, Identity, Tag, Ticket, TicketTarget
+from servicedesk.tickets.models import Customer, Identity, Message, Tag, Ticket, TicketTarget
 from servicedesk.tickets.models.tickets import priority_rank, status_rank
 
 # name -> ORDER BY; the default is the most recently updated first. Each "-name"
@@ -259,3 +259,9 @@ def customer_list(*, user: Any, search: str = "") -> QuerySet[Customer]:
             | Q(pk__in=Identity.objects.filter(value__icontains=search.lower()).values("customer_id"))
         )
     return qs.select_related("organization").prefetch_related("identities").order_by("name", "pk")
+
+
+def inbound_message_seen(*, channel: str, external_id: str) -> bool:
+    """Whether intake already stored the contact (channel, external id): a re-post
+    that ``inbound_message_receive`` will answer as a duplicate (unique index)."""
+    return Message.objects.filter(channel=channel, external_id=external_id[:255]).exists()

@@ -9,7 +9,6 @@ inbound_message_receive(inbound):
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -17,6 +16,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from servicedesk.core.enqueue import task_enqueue
 from servicedesk.core.errors import ApplicationError
 from servicedesk.core.html import sanitize_html
 from servicedesk.core.text import clean_text
@@ -31,8 +31,6 @@ from servicedesk.tickets.services.customers import customer_resolve, customer_ro
 from servicedesk.tickets.services.tickets import _apply_status, _touch, ticket_create
 from servicedesk.tickets.statuses import Priority, Status
 from servicedesk.tickets.threading import ticket_for_reply_token
-
-log = logging.getLogger(__name__)
 
 
 class EmptyMessage(ApplicationError):
@@ -234,10 +232,7 @@ def _after_commit(message_id: int, *, ack_id: int | None, outcome: IntakeOutcome
     ``tickets.outbound_pending_dispatch`` beat task."""
     from servicedesk.tickets import tasks
 
-    try:
-        if ack_id is not None:
-            tasks.message_deliver_task.delay(ack_id)
-        if outcome is IntakeOutcome.APPENDED:
-            tasks.agent_notify_task.delay(message_id)
-    except Exception:
-        log.exception("Could not enqueue side effects of message %s", message_id)
+    if ack_id is not None:
+        task_enqueue(tasks.message_deliver_task, ack_id)
+    if outcome is IntakeOutcome.APPENDED:
+        task_enqueue(tasks.agent_notify_task, message_id)

@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from servicedesk.accounts.models import User
+from servicedesk.core.enqueue import task_enqueue
 from servicedesk.core.errors import ApplicationError
 from servicedesk.core.html import sanitize_html
 from servicedesk.core.text import clean_text
@@ -99,9 +100,11 @@ def _agent_message(
 
 
 def _enqueue_delivery(message_id: int) -> None:
+    """After commit; with the broker down the message stays queued and
+    ``tickets.outbound_pending_dispatch`` sends it later."""
     from servicedesk.tickets import tasks
 
-    tasks.message_deliver_task.delay(message_id)
+    task_enqueue(tasks.message_deliver_task, message_id)
 
 
 def ticket_reply_create(

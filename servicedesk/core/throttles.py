@@ -1,0 +1,103 @@
+"""API throttles: per client IP before credentials are checked and without them, per
+user (token or session) with them.
+
+DRF's sliding-window throttles, with three changes: the rates are read from
+the settings on every request (so they follow the environment and the
+tests), the client IP is the connection's address (``REMOTE_ADDR``: an
+``X-Forwarded-For`` header a client sends itself cannot widen its limit), and
+an unreachable cache lets the request through with a warning instead of a 500.
+A refused request answers 429 with ``Retry-After`` (``core.api``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from rest_framework import exceptions, throttling
+from rest_framework.authentication import BaseAuthentication, TokenAuthentication
+from rest_framework.request import Request
+from rest_framework.settings import api_settings
+
+from servicedesk.core import ratelimit
+
+if TYPE_CHECKING:  # rest_framework.views imports the throttle classes named in the settings
+    from rest_framework.views import APIView
+
+log = logging.getLogger(__name__)
+
+
+class _FailOpen(throttling.SimpleRateThrottle):
+    def get_rate(self) -> str | None:
+        if not self.scope:
+            return None
+        rate = api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+        return None if rate is None else str(rate)
+
+    def timer(self) -> float:  # type: ignore[override]
+        return ratelimit.clock()
+
+    def get_ident(self, request: Request) -> str:
+        return str(request.META.get("REMOTE_ADDR") or "unknown")
+
+    def allow_request(self, request: Request, view: APIView) -> bool:
+        try:
+            return bool(super().allow_request(request, view))
+        except Exception:
+            log.warning("API throttle %s not applied: the cache is unreachable", self.scope, exc_info=True)
+            return True
+
+
+class AnonRateThrottle(_FailOpen, throttling.AnonRateThrottle):
+    """Requests without credentials, per client IP (``SD_API_THROTTLE_ANON``)."""
+
+    scope = "anon"
+
+
+class UserRateThrottle(_FailOpen, throttling.UserRateThrottle):
+    """Requests with credentials, per user: every token and session of theirs together
+    (``SD_API_THROTTLE_USER``); without credentials, per IP as above."""
+
+    scope = "user"
+
+    def get_cache_key(self, request: Request, view: APIView) -> str | None:
+        if not (request.user and request.user.is_authenticated):
+            return None  # the anonymous throttle counts those
+        key: Any = super().get_cache_key(request, view)
+        return str(key)
+
+
+class InboundEmailRateThrottle(_FailOpen):
+    """The signed inbound email endpoint, per client IP (``SD_API_THROTTLE_INBOUND_EMAIL``):
+    a forwarding service posts much more than an anonymous client may."""
+
+    scope = "inbound_email"
+
+    def get_cache_key(self, request: Request, view: APIView) -> str | None:
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+class ClientIpRateThrottle(_FailOpen):
+    """Every API request per client IP, counted before its credentials are checked
+    (``SD_API_THROTTLE_IP``), so that guessing tokens from one address is limited too."""
+
+    scope = "ip"
+
+    def get_cache_key(self, request: Request, view: APIView | None) -> str | None:
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+class ClientIpThrottleAuthentication(BaseAuthentication):
+    """First of the authentication classes: applies ``ClientIpRateThrottle`` before any
+    credentials are looked at (DRF checks its throttles only after authentication and
+    permissions), then lets the next class authenticate."""
+
+    def authenticate(self, request: Request) -> None:
+        throttle = ClientIpRateThrottle()
+        if not throttle.allow_request(request, None):  # type: ignore[arg-type]
+            raise exceptions.Throttled(wait=throttle.wait())
+        return None
+
+    def authenticate_header(self, request: Request) -> str:
+        # DRF takes the WWW-Authenticate challenge of a 401 from the first class.
+        return str(TokenAuthentication().authenticate_header(request))
