@@ -176,6 +176,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "tickets.outbound_pending_dispatch",
         "schedule": timedelta(minutes=5),
     },
+    # Messages left ``sending`` by a worker that died: failed, as interrupted.
+    "outbound-sending-expire": {
+        "task": "tickets.message_delivery_expire_stale",
+        "schedule": timedelta(minutes=1),
+        "options": {"expires": 50},
+    },
     "email-mailboxes-poll": {
         "task": "email.mailboxes_poll",
         "schedule": timedelta(minutes=1),
@@ -217,7 +223,8 @@ EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Service desk <support@servicedesk.example>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 if EMAIL_HOST:
-    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    # Django's SMTP backend plus internationalised addresses (IDNA, SMTPUTF8).
+    EMAIL_BACKEND = "channels_app.email.smtp.EmailBackend"
 else:
     EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
     EMAIL_FILE_PATH = str(VAR_DIR / "mail")
@@ -291,6 +298,11 @@ SERVICEDESK = {
     "DEFAULT_QUEUE": env.str("SD_DEFAULT_QUEUE", default="support"),
     "SUPPORT_ADDRESS": env.str("SD_SUPPORT_ADDRESS", default="support@servicedesk.example"),
     "OUTBOUND_MAX_ATTEMPTS": 5,
+    # A message still ``sending`` this long after its claim was left by a
+    # worker that died: it is marked failed as interrupted (docs/architecture.md).
+    # The delivery task's time limit is a minute shorter, so no live worker
+    # still holds such a claim.
+    "OUTBOUND_SENDING_LEASE_SECONDS": env.int("SD_OUTBOUND_SENDING_LEASE_SECONDS", default=900),
     # A customer message reopens a closed ticket within this many days of its
     # solve; later it opens a new ticket linked to the old one.
     "REOPEN_WINDOW_DAYS": env.int("SD_REOPEN_WINDOW_DAYS", default=30),
