@@ -26,7 +26,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
-from servicedesk.core.errors import ApplicationError
+from servicedesk.core.errors import Conflict
 from servicedesk.tickets import outbound
 from servicedesk.tickets.events import Actor, event_record
 from servicedesk.tickets.models import DeliveryStatus, Message, TicketEvent
@@ -176,7 +176,7 @@ def message_delivery_retry(*, message: Message, actor: Actor) -> None:
     """Queue a message whose delivery failed for delivery again (an agent's "Send again").
 
     One UPDATE from ``failed`` to ``queued``: two clicks queue it once, and a
-    message that is queued, sending or sent is refused with ApplicationError.
+    message that is queued, sending or sent is refused with Conflict.
     The attempts start again from zero; the delivery task is enqueued after
     commit. The mail keeps its Message-ID, so a customer who did get the
     first one sees the same mail again, not a new one.
@@ -186,7 +186,7 @@ def message_delivery_retry(*, message: Message, actor: Actor) -> None:
             delivery_status=DeliveryStatus.QUEUED, delivery_error="", delivery_attempts=0
         )
         if not changed:
-            raise ApplicationError(_("Only a message whose delivery failed can be sent again."))
+            raise Conflict(_("Only a message whose delivery failed can be sent again."))
         event_record(
             ticket=message.ticket,
             kind=TicketEvent.Kind.DELIVERY,
