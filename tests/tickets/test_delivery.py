@@ -268,7 +268,7 @@ def test_a_claim_older_than_the_lease_ends_failed_as_interrupted(queue, agent, s
     event = TicketEvent.objects.get(kind="delivery", message=stale)
     assert (event.before, event.after, event.at) == (
         "sending",
-        {"status": "failed", "error": INTERRUPTED, "interrupted": True},
+        {"status": "failed", "error": INTERRUPTED},
         now,
     )
     # Nor does the beat's re-dispatch send it: only queued messages are claimed.

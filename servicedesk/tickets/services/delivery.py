@@ -166,7 +166,7 @@ def message_delivery_expire_stale(*, now: datetime | None = None) -> int:
                 at=now,
                 message=message,
                 before=DeliveryStatus.SENDING,
-                after={"status": DeliveryStatus.FAILED, "error": INTERRUPTED, "interrupted": True},
+                after={"status": DeliveryStatus.FAILED, "error": INTERRUPTED},
             )
             moved += 1
     return moved
