@@ -8,18 +8,31 @@ from customer text goes through ``header_safe`` (no CR/LF).
 from __future__ import annotations
 
 import smtplib
-from email.utils import formataddr, parseaddr
+from email.utils import parseaddr
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from channels_app.email.message_ids import message_id_for_pk, message_id_is_ours
+from channels_app.email.smtp import InvalidAddress, SmtpUtf8Unsupported, header_address
 from servicedesk.core.text import header_safe
 from servicedesk.tickets.models import IdentityKind, Message, MessageKind
 from servicedesk.tickets.outbound import DeliveryError, DeliveryReceipt
 from servicedesk.tickets.services.customers import identity_mark_bouncing
 from servicedesk.tickets.threading import reply_token_for
+
+# Reasons shown to agents next to a message that could not be sent; stored in
+# English and translated when shown (Message.delivery_error_display).
+NO_ADDRESS = gettext_noop("The customer has no email address to write to.")
+UNUSABLE_ADDRESS = gettext_noop(
+    "The customer's email address cannot be used: its domain is not a valid (internationalised) domain name."
+)
+NEEDS_SMTPUTF8 = gettext_noop(
+    "The customer's email address has non-ASCII letters before the @, and the mail server does not accept "
+    "such addresses (it does not offer SMTPUTF8). Nothing was sent."
+)
 
 
 def message_id_for(message: Message) -> str:
@@ -50,8 +63,11 @@ def deliver_by_email(message: Message) -> DeliveryReceipt:
         .values_list("value", flat=True)[:1]
     )
     if not recipients:
-        raise DeliveryError("The customer has no email address to write to.", temporary=False)
-    to = formataddr((header_safe(ticket.customer.name, max_length=100), recipients[0]))
+        raise DeliveryError(NO_ADDRESS, temporary=False)
+    try:
+        to = header_address(header_safe(ticket.customer.name, max_length=100), recipients[0])
+    except InvalidAddress as exc:
+        raise DeliveryError(UNUSABLE_ADDRESS, temporary=False) from exc
     subject = header_safe(f"[{ticket.reference}] {ticket.subject}", max_length=250)
     if message.kind == MessageKind.PUBLIC_AGENT:
         subject = "Re: " + subject
@@ -90,8 +106,13 @@ def deliver_by_email(message: Message) -> DeliveryReceipt:
         with attachment.file.open("rb") as fh:
             mail.attach(attachment.filename, fh.read(), attachment.content_type)
     try:
-        connection = get_connection(timeout=settings.EMAIL_TIMEOUT) if _is_smtp() else get_connection()
+        connection = (
+            get_connection(backend=SMTP_BACKEND, timeout=settings.EMAIL_TIMEOUT) if _is_smtp() else get_connection()
+        )
         connection.send_messages([mail])
+    except SmtpUtf8Unsupported as exc:
+        # Nothing was sent and the address may well be right: not a bounce.
+        raise DeliveryError(NEEDS_SMTPUTF8, temporary=False) from exc
     except smtplib.SMTPRecipientsRefused as exc:
         codes = [code for code, _text in exc.recipients.values()]
         reason = "; ".join(
@@ -140,8 +161,12 @@ def _smtp_text(value: bytes | str) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
+SMTP_BACKEND = "channels_app.email.smtp.EmailBackend"
+
+
 def _is_smtp() -> bool:
-    return settings.EMAIL_BACKEND == "django.core.mail.backends.smtp.EmailBackend"
+    # Django's own SMTP backend names SMTP too; ours adds what it lacks.
+    return settings.EMAIL_BACKEND in (SMTP_BACKEND, "django.core.mail.backends.smtp.EmailBackend")
 
 
 __all__ = ["deliver_by_email", "message_id_for", "message_id_is_ours", "reply_address_for"]

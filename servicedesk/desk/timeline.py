@@ -193,6 +193,8 @@ def _display(kind: str, value: Any, names: dict[int, str]) -> str:
                 continue
             labels = _LABELS["delivery"] if kind == TicketEvent.Kind.DELIVERY and key == "status" else _LABELS.get(key)
             shown = labels.get(item, item) if labels and isinstance(item, str) else item
+            if kind == TicketEvent.Kind.DELIVERY and key == "error" and isinstance(item, str):
+                shown = _(item)  # our own reasons are in the catalogue; a server's reply stays as it is
             if key == "assignee" and isinstance(item, int):
                 shown = names.get(item, f"#{item}")
             parts.append(f"{_KEY_LABELS.get(key, key)}: {shown}")

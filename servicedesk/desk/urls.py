@@ -10,6 +10,7 @@ urlpatterns = [
     path("tickets/<str:reference>/", views.ticket, name="ticket"),
     path("tickets/<str:reference>/reply/", views.ticket_reply, name="ticket_reply"),
     path("tickets/<str:reference>/update/", views.ticket_update, name="ticket_update"),
+    path("tickets/<str:reference>/messages/<int:message_id>/resend/", views.message_resend, name="message_resend"),
     path("tickets/<str:reference>/spam/", views.ticket_spam, name="ticket_spam"),
     path("tickets/<str:reference>/delete/", views.ticket_delete, name="ticket_delete"),
     path("customers/<int:pk>/", views.customer, name="customer"),

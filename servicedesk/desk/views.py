@@ -36,7 +36,7 @@ from servicedesk.tickets import access, selectors
 from servicedesk.tickets.events import Actor
 from servicedesk.tickets.models import Channel, Ticket
 from servicedesk.tickets.selectors import DUE_OVERDUE, DUE_SOON, TicketFilters
-from servicedesk.tickets.services import replies, tickets
+from servicedesk.tickets.services import delivery, replies, tickets
 from servicedesk.tickets.statuses import Priority, Status
 
 PAGE_SIZE = 25
@@ -208,6 +208,24 @@ def ticket_update(request: HttpRequest, reference: str) -> HttpResponse:
         messages.error(request, exc.message)
     else:
         messages.success(request, _("The ticket was updated."))
+    return redirect("desk:ticket", reference=found.reference)
+
+
+@require_POST
+@agent_required
+def message_resend(request: HttpRequest, reference: str, message_id: int) -> HttpResponse:
+    """Queue a message whose delivery failed for delivery again."""
+    agent = signed_in_user(request)
+    found = selectors.ticket_detail(user=agent, reference=reference)
+    message = access.messages_visible_to(agent, found).filter(pk=message_id).select_related("ticket").first()
+    if message is None:
+        raise Http404
+    try:
+        delivery.message_delivery_retry(message=message, actor=Actor.agent(agent, source="ui"))
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, _("The message was queued to be sent again."))
     return redirect("desk:ticket", reference=found.reference)
 
 

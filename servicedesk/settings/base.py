@@ -22,7 +22,9 @@ SECRET_KEY = env.str("SECRET_KEY", default="insecure-local-development-key-chang
 DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
-SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+# The address in links we send (mail, notifications); without SITE_URL it is
+# the local server's, on the port scripts/run serves (PORT, 8000 by default).
+SITE_URL = env.str("SITE_URL", default=f"http://127.0.0.1:{env.int('PORT', default=8000)}").rstrip("/")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -148,7 +150,9 @@ else:
     _broker_dir = VAR_DIR / "celery"
     for _folder in ("queue", "processed"):
         (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_URL = "filesystem://"
+    # The file transport has no host, but kombu warns "No hostname was
+    # supplied" for a URL without one on every connection: name it.
+    CELERY_BROKER_URL = "filesystem://localhost/"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
@@ -176,6 +180,12 @@ CELERY_BEAT_SCHEDULE = {
     "outbound-retry-stuck": {
         "task": "tickets.outbound_pending_dispatch",
         "schedule": timedelta(minutes=5),
+    },
+    # Messages left ``sending`` by a worker that died: failed, as interrupted.
+    "outbound-sending-expire": {
+        "task": "tickets.message_delivery_expire_stale",
+        "schedule": timedelta(minutes=1),
+        "options": {"expires": 50},
     },
     "email-mailboxes-poll": {
         "task": "email.mailboxes_poll",
@@ -218,7 +228,8 @@ EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Service desk <support@servicedesk.example>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 if EMAIL_HOST:
-    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    # Django's SMTP backend plus internationalised addresses (IDNA, SMTPUTF8).
+    EMAIL_BACKEND = "channels_app.email.smtp.EmailBackend"
 else:
     EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
     EMAIL_FILE_PATH = str(VAR_DIR / "mail")
@@ -328,6 +339,11 @@ SERVICEDESK = {
     "DEFAULT_QUEUE": env.str("SD_DEFAULT_QUEUE", default="support"),
     "SUPPORT_ADDRESS": env.str("SD_SUPPORT_ADDRESS", default="support@servicedesk.example"),
     "OUTBOUND_MAX_ATTEMPTS": 5,
+    # A message still ``sending`` this long after its claim was left by a
+    # worker that died: it is marked failed as interrupted (docs/architecture.md).
+    # The delivery task's time limit is a minute shorter, so no live worker
+    # still holds such a claim.
+    "OUTBOUND_SENDING_LEASE_SECONDS": env.int("SD_OUTBOUND_SENDING_LEASE_SECONDS", default=900),
     # A customer message reopens a closed ticket within this many days of its
     # solve; later it opens a new ticket linked to the old one.
     "REOPEN_WINDOW_DAYS": env.int("SD_REOPEN_WINDOW_DAYS", default=30),

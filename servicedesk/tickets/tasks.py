@@ -12,7 +12,7 @@ from django.db.models import Q
 from django.utils import timezone, translation
 
 from servicedesk.tickets.models import DeliveryStatus, Message
-from servicedesk.tickets.services.delivery import DeliveryOutcome, message_deliver
+from servicedesk.tickets.services.delivery import DeliveryOutcome, message_deliver, message_delivery_expire_stale
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
     name="tickets.message_deliver",
     bind=True,
     max_retries=settings.SERVICEDESK["OUTBOUND_MAX_ATTEMPTS"],
+    # A delivery that runs this long is stopped (its claim then expires as
+    # interrupted), so the expiry never overtakes a worker still sending.
+    time_limit=max(60, settings.SERVICEDESK["OUTBOUND_SENDING_LEASE_SECONDS"] - 60),
 )
 def message_deliver_task(self, message_id: int) -> str:  # type: ignore[no-untyped-def]
     outcome = message_deliver(message_id=message_id)
@@ -41,6 +44,12 @@ def outbound_pending_dispatch() -> int:
     for pk in ids:
         message_deliver_task.delay(pk)
     return len(ids)
+
+
+@shared_task(name="tickets.message_delivery_expire_stale")
+def message_delivery_expire_stale_task() -> int:
+    """Messages left ``sending`` by a worker that died end ``failed``, as interrupted."""
+    return message_delivery_expire_stale()
 
 
 @shared_task(name="tickets.agent_notify")

@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import smtplib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 
 import pytest
 from django.core import mail
+from django.utils import timezone
 
 from channels_app.email.outbound import message_id_for, message_id_is_ours
+from servicedesk.core.errors import ApplicationError
 from servicedesk.tickets import outbound
+from servicedesk.tickets.events import Actor
 from servicedesk.tickets.inbound import InboundMessage, SenderIdentity
 from servicedesk.tickets.models import Message, TicketEvent
 from servicedesk.tickets.services.acknowledgements import ticket_acknowledgement_create
-from servicedesk.tickets.services.delivery import DeliveryOutcome, message_deliver
+from servicedesk.tickets.services.delivery import (
+    INTERRUPTED,
+    UNEXPECTED_ERROR,
+    DeliveryOutcome,
+    message_deliver,
+    message_delivery_expire_stale,
+    message_delivery_retry,
+)
 from servicedesk.tickets.services.intake import inbound_message_receive
 from servicedesk.tickets.services.replies import ticket_note_create, ticket_reply_create
 from servicedesk.tickets.tasks import message_deliver_task
@@ -212,3 +222,107 @@ def test_acknowledgements_are_capped_per_customer(queue, settings, django_captur
     assert len(mail.outbox) == 3
     fifth = Message.objects.get(external_id="loop-4").ticket
     assert TicketEvent.objects.get(ticket=fifth, kind="acknowledged").after == {"suppressed": "per day"}
+
+
+# --- Nothing stays "sending" ---------------------------------------------------------
+
+
+def _queued_reply(agent, **kwargs):
+    result = receive(acknowledge=False, **kwargs)
+    reply = ticket_reply_create(ticket=result.ticket, author=agent, text="Hi", deliver=False)
+    Message.objects.filter(pk=reply.pk).update(delivery_status="queued")
+    return reply
+
+
+def test_an_unexpected_error_in_the_deliverer_ends_failed_with_a_reason(queue, agent, monkeypatch):
+    reply = _queued_reply(agent)
+    monkeypatch.setitem(outbound._registry, "web", _failing_deliverer(UnicodeEncodeError("ascii", "é", 0, 1, "no")))
+
+    assert message_deliver(message_id=reply.pk) is DeliveryOutcome.FAILED
+
+    reply.refresh_from_db()
+    assert (reply.delivery_status, reply.delivery_error, reply.delivery_attempts) == ("failed", UNEXPECTED_ERROR, 1)
+    event = TicketEvent.objects.get(kind="delivery", message=reply)
+    assert event.after == {"status": "failed", "error": UNEXPECTED_ERROR[:500]}
+
+
+def test_a_claim_older_than_the_lease_ends_failed_as_interrupted(queue, agent, settings):
+    settings.SERVICEDESK = {**settings.SERVICEDESK, "OUTBOUND_SENDING_LEASE_SECONDS": 600}
+    now = timezone.now()
+    stale = _queued_reply(agent, external_id="w-stale")
+    fresh = _queued_reply(agent, external_id="w-fresh")
+    Message.objects.filter(pk=stale.pk).update(
+        delivery_status="sending", delivery_claimed_at=now - timedelta(seconds=601)
+    )
+    Message.objects.filter(pk=fresh.pk).update(
+        delivery_status="sending", delivery_claimed_at=now - timedelta(seconds=599)
+    )
+
+    assert message_delivery_expire_stale(now=now) == 1
+    assert message_delivery_expire_stale(now=now) == 0  # a second run moves nothing
+
+    stale.refresh_from_db()
+    fresh.refresh_from_db()
+    assert (stale.delivery_status, stale.delivery_error) == ("failed", INTERRUPTED)
+    assert (fresh.delivery_status, fresh.delivery_error) == ("sending", "")
+    event = TicketEvent.objects.get(kind="delivery", message=stale)
+    assert (event.before, event.after, event.at) == (
+        "sending",
+        {"status": "failed", "error": INTERRUPTED},
+        now,
+    )
+    # Nor does the beat's re-dispatch send it: only queued messages are claimed.
+    assert message_deliver(message_id=stale.pk) is DeliveryOutcome.SKIPPED
+    assert mail.outbox == []
+
+
+def test_a_message_left_sending_before_claims_were_stamped_expires_by_its_age(queue, agent):
+    old = _queued_reply(agent)
+    Message.objects.filter(pk=old.pk).update(
+        delivery_status="sending", delivery_claimed_at=None, created_at=timezone.now() - timedelta(days=1)
+    )
+    assert message_delivery_expire_stale() == 1
+    old.refresh_from_db()
+    assert (old.delivery_status, old.delivery_error) == ("failed", INTERRUPTED)
+
+
+def test_a_late_report_of_the_same_claim_still_counts(queue, agent, monkeypatch):
+    """A worker slower than the lease that did send: "sent" replaces "interrupted"."""
+    reply = _queued_reply(agent)
+
+    def slow(message):
+        message_delivery_expire_stale(now=timezone.now() + timedelta(days=1))
+        return outbound.DeliveryReceipt(rfc_message_id="<late@example.com>", recipients=("alice@example.com",))
+
+    monkeypatch.setitem(outbound._registry, "web", slow)
+    assert message_deliver(message_id=reply.pk) is DeliveryOutcome.SENT
+    reply.refresh_from_db()
+    assert (reply.delivery_status, reply.delivery_error, reply.rfc_message_id) == ("sent", "", "<late@example.com>")
+    assert [e.after["status"] for e in TicketEvent.objects.filter(kind="delivery", message=reply).order_by("pk")] == [
+        "failed",
+        "sent",
+    ]
+
+
+def test_an_agent_sends_a_failed_message_again_once(queue, agent, django_capture_on_commit_callbacks):
+    reply = _queued_reply(agent)
+    Message.objects.filter(pk=reply.pk).update(
+        delivery_status="failed", delivery_error=INTERRUPTED, delivery_attempts=5
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        message_delivery_retry(message=reply, actor=Actor.agent(agent))
+    with pytest.raises(ApplicationError) as refused:
+        message_delivery_retry(message=reply, actor=Actor.agent(agent))
+
+    assert refused.value.message == "Only a message whose delivery failed can be sent again."
+    reply.refresh_from_db()
+    assert (reply.delivery_status, reply.delivery_error, reply.delivery_attempts) == ("sent", "", 1)
+    assert len(mail.outbox) == 1
+    assert mail.outbox[0].extra_headers["Message-ID"] == message_id_for(reply)
+    kinds = [
+        (e.before, e.after["status"]) for e in TicketEvent.objects.filter(kind="delivery", message=reply).order_by("pk")
+    ]
+    assert kinds == [("failed", "queued"), ("sending", "sent")]
+    requeue = TicketEvent.objects.filter(kind="delivery", message=reply).order_by("pk").first()
+    assert requeue.actor_user == agent and requeue.source == "ui"

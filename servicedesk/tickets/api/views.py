@@ -55,6 +55,7 @@ from servicedesk.tickets.selectors import (
     ticket_list,
 )
 from servicedesk.tickets.services.customers import customer_resolve
+from servicedesk.tickets.services.delivery import message_delivery_retry
 from servicedesk.tickets.services.intake import inbound_message_receive
 from servicedesk.tickets.services.replies import ticket_note_create, ticket_open_outbound, ticket_reply_create
 from servicedesk.tickets.services.tickets import ticket_update
@@ -443,6 +444,37 @@ class TicketMessagesView(generics.ListCreateAPIView):
         if message is None:
             raise key_reused()
         return message
+
+
+@extend_schema(
+    summary="Send a failed message again (agents)",
+    description=(
+        "Queues a message whose delivery failed (its `delivery_error` says why) for delivery again. "
+        "409 when the message is not failed: queued, sending and sent messages are never sent twice."
+    ),
+    parameters=[
+        REFERENCE_PARAMETER,
+        OpenApiParameter("message_id", OpenApiTypes.INT, OpenApiParameter.PATH, description=_("The message's id.")),
+    ],
+    request=None,
+    responses={200: MessageSerializer},
+)
+class MessageResendView(generics.GenericAPIView):
+    serializer_class = MessageSerializer
+    permission_classes = [IsAuthenticated]
+    filter_backends: list[Any] = []
+
+    def post(self, request: Request, reference: str, message_id: int) -> Response:
+        ticket = visible_ticket(request.user, reference)
+        if not caller_is_agent(request):
+            raise exceptions.PermissionDenied(_("Only agents can send a message again."))
+        message = messages_visible_to(request.user, ticket).filter(pk=message_id).select_related("ticket").first()
+        if message is None:
+            raise exceptions.NotFound()
+        message_delivery_retry(message=message, actor=Actor.agent(signed_in_user(request), source="api"))
+        message.refresh_from_db()
+        context = {**self.get_serializer_context(), "with_downloads": True}
+        return Response(MessageSerializer(message, context=context).data)
 
 
 # --- Customers ---------------------------------------------------------------

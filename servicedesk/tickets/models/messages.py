@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 
@@ -65,6 +66,9 @@ class Message(models.Model):
     )
     delivery_error = models.TextField(blank=True)
     delivery_attempts = models.PositiveSmallIntegerField(default=0)
+    # When the delivery that moved the message to ``sending`` claimed it: a
+    # claim older than the lease belongs to a worker that died (docs/architecture.md).
+    delivery_claimed_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(_("created"))
 
@@ -103,6 +107,12 @@ class Message(models.Model):
         return self.kind in (MessageKind.PUBLIC_ENDUSER, MessageKind.PUBLIC_AGENT) or (
             self.kind == MessageKind.SYSTEM and self.purpose == self.Purpose.ACKNOWLEDGEMENT
         )
+
+    @property
+    def delivery_error_display(self) -> str:
+        """Why delivery failed, in the active language where it is one of our own
+        reasons (a mail server's reply stays as the server wrote it)."""
+        return gettext(self.delivery_error) if self.delivery_error else ""
 
     @property
     def shown_text(self) -> str:

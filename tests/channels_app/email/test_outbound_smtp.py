@@ -6,19 +6,20 @@ from __future__ import annotations
 
 import socket
 import threading
-from email import message_from_bytes, policy
+from email import message_from_bytes, message_from_string, policy
 
 import pytest
 from aiosmtpd.controller import Controller
 from django.core import mail
 
-from channels_app.email.outbound import message_id_for
+from channels_app.email.outbound import NEEDS_SMTPUTF8, UNUSABLE_ADDRESS, message_id_for
 from servicedesk.tickets.inbound import InboundMessage, SenderIdentity
-from servicedesk.tickets.models import Identity, Message
+from servicedesk.tickets.models import Identity, Message, TicketEvent
 from servicedesk.tickets.services.delivery import DeliveryOutcome, message_deliver
 from servicedesk.tickets.services.intake import inbound_message_receive
 from servicedesk.tickets.services.replies import ticket_reply_create
 from servicedesk.tickets.threading import reply_token_for
+from tests.factories import CustomerFactory, ticket_make
 
 pytestmark = pytest.mark.django_db
 
@@ -29,9 +30,20 @@ class ScriptedSmtp:
     def __init__(self, replies: list[str]) -> None:
         self.replies = list(replies)
         self.accepted: list[tuple[list[str], bytes]] = []
+        self.mail_options: list[list[str]] = []
+        self.rcpt_seen: list[str] = []
         self.lock = threading.Lock()
 
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):  # noqa: N802 - aiosmtpd hook
+        with self.lock:
+            self.mail_options.append(list(mail_options))
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802 - aiosmtpd hook
+        with self.lock:
+            self.rcpt_seen.append(address)
         if address.startswith("nobody@"):
             return "550 5.1.1 <nobody@example.com>: Recipient address rejected"
         envelope.rcpt_tos.append(address)
@@ -47,15 +59,15 @@ class ScriptedSmtp:
 
 @pytest.fixture
 def smtp(settings):
-    def start(replies: list[str]) -> ScriptedSmtp:
+    def start(replies: list[str], *, smtputf8: bool = False) -> ScriptedSmtp:
         handler = ScriptedSmtp(replies)
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
-        controller = Controller(handler, hostname="127.0.0.1", port=port)
+        controller = Controller(handler, hostname="127.0.0.1", port=port, enable_SMTPUTF8=smtputf8)
         controller.start()
         started.append(controller)
-        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+        settings.EMAIL_BACKEND = "channels_app.email.smtp.EmailBackend"
         settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", port, 5
         return handler
 
@@ -65,13 +77,13 @@ def smtp(settings):
         controller.stop()
 
 
-def customer_ticket(email: str = "alice@example.com"):
+def customer_ticket(email: str = "alice@example.com", name: str = "Alice"):
     result = inbound_message_receive(
         inbound=InboundMessage(
             channel="email",
             external_id="cust-1@example.com",
             rfc_message_id="<cust-1@example.com>",
-            sender=SenderIdentity("email", email, "Alice"),
+            sender=SenderIdentity("email", email, name),
             subject="Printer on fire",
             text="Help",
             acknowledge=False,
@@ -177,3 +189,83 @@ def test_reply_can_quote_the_earlier_conversation(smtp, queue, agent, client, dj
     # Without the option only the reply itself goes out.
     plain = message_from_bytes(server.accepted[0][1], policy=policy.default).get_content()
     assert plain.strip() == "Unplug it."
+
+
+# --- Internationalised addresses ----------------------------------------------------
+
+
+def ticket_for_address(address: str, name: str = "Ann"):
+    """A ticket of a customer with ``address``: stored directly, as an import or the
+    admin can, since intake's address check takes no non-ASCII mailbox name."""
+    return ticket_make(customer=CustomerFactory(name=name, email=address), subject="Printer on fire", channel="email")
+
+
+def test_idn_domain_goes_out_in_punycode(smtp, queue, agent):
+    """Any server takes the ASCII form of a domain: no SMTPUTF8 needed or asked for."""
+    server = smtp([])
+    ticket = customer_ticket("jurgen@bücher.example", name="Jürgen Groß")
+    reply = queued_reply(ticket, agent)
+
+    assert message_deliver(message_id=reply.pk) is DeliveryOutcome.SENT
+
+    [(rcpts, raw)] = server.accepted
+    assert rcpts == ["jurgen@xn--bcher-kva.example"]
+    [options] = server.mail_options
+    assert "SMTPUTF8" not in options
+    msg = message_from_bytes(raw, policy=policy.default)
+    [to] = msg["To"].addresses
+    assert (to.display_name, to.addr_spec) == ("Jürgen Groß", "jurgen@xn--bcher-kva.example")
+    assert raw.isascii()
+    reply.refresh_from_db()
+    assert (reply.delivery_status, reply.delivery_error, reply.recipients) == ("sent", "", ["jurgen@bücher.example"])
+
+
+def test_non_ascii_mailbox_name_goes_out_with_smtputf8_when_offered(smtp, queue, agent):
+    server = smtp([], smtputf8=True)
+    ticket = ticket_for_address("josé@bücher.example", name="José Núñez")
+    reply = queued_reply(ticket, agent)
+
+    assert message_deliver(message_id=reply.pk) is DeliveryOutcome.SENT
+
+    [(rcpts, raw)] = server.accepted
+    assert rcpts == ["josé@xn--bcher-kva.example"]
+    assert "SMTPUTF8" in server.mail_options[0]
+    msg = message_from_string(raw.decode("utf-8"), policy=policy.SMTPUTF8)  # RFC 6532: headers in UTF-8
+    [to] = msg["To"].addresses
+    assert (to.display_name, to.addr_spec) == ("José Núñez", "josé@xn--bcher-kva.example")
+    assert "josé@xn--bcher-kva.example".encode() in raw  # UTF-8 in the header, not an encoded word
+    assert msg["Subject"] == f"Re: [{ticket.reference}] Printer on fire"
+    assert msg.get_content().strip() == "Unplug it."
+    reply.refresh_from_db()
+    assert (reply.delivery_status, reply.recipients) == ("sent", ["josé@bücher.example"])
+
+
+def test_non_ascii_mailbox_name_fails_clearly_when_the_server_lacks_smtputf8(smtp, queue, agent):
+    server = smtp([])
+    ticket = ticket_for_address("josé@example.com")
+    reply = queued_reply(ticket, agent)
+
+    assert message_deliver(message_id=reply.pk) is DeliveryOutcome.FAILED
+
+    # Nothing went out, not even a recipient command: a mangled address is never tried.
+    assert (server.accepted, server.rcpt_seen, server.mail_options) == ([], [], [])
+    reply.refresh_from_db()
+    assert reply.delivery_status == "failed"
+    assert reply.delivery_error == NEEDS_SMTPUTF8
+    assert "does not offer SMTPUTF8" in reply.delivery_error
+    # The address is not wrong, so it is not marked bouncing.
+    assert Identity.objects.get(value="josé@example.com").is_bouncing is False
+    event = TicketEvent.objects.get(ticket=ticket, kind="delivery", message=reply)
+    assert event.after == {"status": "failed", "error": NEEDS_SMTPUTF8[:500]}
+
+
+def test_a_domain_without_an_idna_form_fails_with_the_reason(smtp, queue, agent):
+    server = smtp([], smtputf8=True)
+    ticket = ticket_for_address("ann@" + "ü" * 70 + ".example")  # a label longer than 63 letters
+    reply = queued_reply(ticket, agent)
+
+    assert message_deliver(message_id=reply.pk) is DeliveryOutcome.FAILED
+
+    assert server.rcpt_seen == []
+    reply.refresh_from_db()
+    assert (reply.delivery_status, reply.delivery_error) == ("failed", UNUSABLE_ADDRESS)
