@@ -14,6 +14,9 @@ from typing import Any
 
 from django.utils.translation import gettext as _
 
+from reports.formatting import export_value, is_rate_path
+
+PERCENT_FORMAT = "0.00%"
 BREAKDOWNS = ("by_channel", "by_queue", "by_agent", "by_priority", "by_tier")
 # Spreadsheet programs run a cell starting with one of these as a formula.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -58,13 +61,25 @@ def _cell(value: Any) -> Any:
     return value
 
 
+def _row_cells(columns: list[str], row: list[Any]) -> list[Any]:
+    """A breakdown row as written: the key, then each figure with rates rounded."""
+    return [
+        _cell(row[0]),
+        *(_cell(export_value(path, value)) for path, value in zip(columns[1:], row[1:], strict=True)),
+    ]
+
+
 def report_csv(figures: dict[str, Any]) -> str:
-    """The report as CSV text: a figure/value section, then one section per breakdown."""
+    """The report as CSV text: a figure/value section, then one section per breakdown.
+
+    Rates are fractions rounded to four decimals (0.5556 for 5/9), so a
+    spreadsheet shows the same percentage as the dashboard.
+    """
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow([_("figure"), _("value")])
     for path, value in figure_rows(figures):
-        writer.writerow([path, _cell(value)])
+        writer.writerow([path, _cell(export_value(path, value))])
     for name in BREAKDOWNS:
         if name not in figures:
             continue
@@ -73,12 +88,16 @@ def report_csv(figures: dict[str, Any]) -> str:
         writer.writerow([name])
         writer.writerow(columns)
         for row in rows:
-            writer.writerow([_cell(value) for value in row])
+            writer.writerow(_row_cells(columns, row))
     return out.getvalue()
 
 
 def report_xlsx(figures: dict[str, Any]) -> bytes:
-    """The report as an XLSX workbook: sheet "figures", then one sheet per breakdown."""
+    """The report as an XLSX workbook: sheet "figures", then one sheet per breakdown.
+
+    Rate cells hold the fraction rounded to four decimals, formatted as a
+    percentage with two decimals (55.56 %).
+    """
     from openpyxl import Workbook
 
     book = Workbook()
@@ -86,7 +105,9 @@ def report_xlsx(figures: dict[str, Any]) -> bytes:
     sheet.title = "figures"
     sheet.append([_("figure"), _("value")])
     for path, value in figure_rows(figures):
-        sheet.append([path, _cell(value)])
+        sheet.append([path, _cell(export_value(path, value))])
+        if is_rate_path(path):
+            sheet.cell(row=sheet.max_row, column=2).number_format = PERCENT_FORMAT
     for name in BREAKDOWNS:
         if name not in figures:
             continue
@@ -94,7 +115,10 @@ def report_xlsx(figures: dict[str, Any]) -> bytes:
         extra = book.create_sheet(title=name)
         extra.append(columns)
         for row in rows:
-            extra.append([_cell(value) for value in row])
+            extra.append(_row_cells(columns, row))
+            for number, path in enumerate(columns[1:], start=2):
+                if is_rate_path(path):
+                    extra.cell(row=extra.max_row, column=number).number_format = PERCENT_FORMAT
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()

@@ -126,6 +126,7 @@ def headline(figures: dict[str, Any]) -> list[tuple[str, Any, str]]:
         (_("SLA achieved"), pick("sla", "all_targets", "rate"), "rate"),
         (_("First-contact resolution"), pick("fcr", "rate"), "rate"),
         (_("Median first reply (business minutes)"), pick("first_reply_minutes", "business", "median"), "minutes"),
+        (_("Median first reply (calendar minutes)"), pick("first_reply_minutes", "calendar", "median"), "minutes"),
         (_("Customer satisfaction"), pick("csat", "rate"), "rate"),
         (_("Backlog"), pick("backlog", "open"), "count"),
         (_("Abandonment, chat"), live[0], "rate"),

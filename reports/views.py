@@ -31,6 +31,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from reports.charts import Series, legend, line_chart
 from reports.exports import report_csv, report_xlsx
+from reports.labels import breakdown_labels
 from reports.models import Frequency, Granularity, JobStatus, ReportJob, ReportSnapshot, ReportSubscription
 from reports.permissions import can_view_reports
 from reports.snapshots import (
@@ -47,6 +48,7 @@ from servicedesk.accounts.auth import signed_in_user
 from servicedesk.accounts.roles import is_agent
 from servicedesk.core.errors import ApplicationError
 from servicedesk.sla.models import BusinessCalendar
+from servicedesk.tickets.statuses import Priority
 
 PRESET_7 = "7d"
 PRESET_30 = "30d"
@@ -168,8 +170,9 @@ def _trends(choice: Choice, days: list[ReportSnapshot]) -> list[dict[str, Any]]:
     def values(*path: str) -> list[Any]:
         return [_pick(by_day.get(d), *path) for d in dates]
 
+    names = breakdown_labels("by_channel", list(TREND_CHANNELS))
     channels = [
-        Series(label=channel, values=values("tickets", "by_channel", channel))
+        Series(label=names[channel].text, values=values("tickets", "by_channel", channel))
         for channel in TREND_CHANNELS
         if any(v for v in values("tickets", "by_channel", channel))
     ]
@@ -182,8 +185,11 @@ def _trends(choice: Choice, days: list[ReportSnapshot]) -> list[dict[str, Any]]:
     charts = [
         (_("Volume by channel"), channels, False, "volume"),
         (
-            _("Median first reply (business minutes)"),
-            [Series(_("Median"), values("first_reply_minutes", "business", "median"))],
+            _("Median first reply (minutes)"),
+            [
+                Series(_("Business minutes"), values("first_reply_minutes", "business", "median")),
+                Series(_("Calendar minutes"), values("first_reply_minutes", "calendar", "median")),
+            ],
             False,
             "first-reply",
         ),
@@ -214,20 +220,30 @@ def _inbox_link(choice: Choice, **filters: str) -> str:
 
 
 def _table(figures: dict[str, Any], name: str, link: Callable[[str], str | None]) -> list[dict[str, Any]]:
+    """One row per key of breakdown ``name``, labelled for people (``reports.labels``)."""
+    groups = figures.get(name) or {}
+    labels = breakdown_labels(name, [str(key) for key in groups])
     rows = []
-    for key, inner in (figures.get(name) or {}).items():
+    for key, inner in groups.items():
         rows.append(
             {
                 "key": key,
+                "label": labels[str(key)],
                 "link": link(str(key)),
                 "in_scope": _pick(inner, "tickets", "in_scope"),
                 "solved": _pick(inner, "tickets", "solved"),
                 "first_reply": _pick(inner, "first_reply_minutes", "business", "median"),
+                "first_reply_calendar": _pick(inner, "first_reply_minutes", "calendar", "median"),
                 "sla": _pick(inner, "sla", "all_targets", "rate"),
                 "fcr": _pick(inner, "fcr", "rate"),
                 "csat": _pick(inner, "csat", "rate"),
             }
         )
+    if name == "by_priority":
+        order = {value: rank for rank, value in enumerate(reversed(Priority.values))}  # urgent first
+        rows.sort(key=lambda row: order.get(str(row["key"]), len(order)))
+    else:
+        rows.sort(key=lambda row: (row["label"].text.casefold(), str(row["key"])))
     return rows
 
 
@@ -238,6 +254,12 @@ TILES = (
         "first-reply",
         gettext_lazy("Median first reply (business minutes)"),
         ("first_reply_minutes", "business", "median"),
+        "minutes",
+    ),
+    (
+        "first-reply",
+        gettext_lazy("Median first reply (calendar minutes)"),
+        ("first_reply_minutes", "calendar", "median"),
         "minutes",
     ),
     ("csat", gettext_lazy("Customer satisfaction"), ("csat", "rate"), "rate"),
@@ -317,6 +339,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         context["queues"] = _table(figures, "by_queue", lambda key: _inbox_link(choice, queue=key))
         context["agents"] = _table(figures, "by_agent", lambda key: None)
         context["channels"] = _table(figures, "by_channel", lambda key: _inbox_link(choice, channel=key))
+        context["priorities"] = _table(figures, "by_priority", lambda key: _inbox_link(choice, priority=key))
+        context["tiers"] = _table(figures, "by_tier", lambda key: None)
     return render(request, "reports/dashboard.html", context)
 
 
