@@ -34,11 +34,16 @@ def format_rate(value: Any, *, localize: bool = True) -> str:
     return f"{number_format(percent, 2) if localize else percent} %"
 
 
-def format_minutes(value: Any) -> str:
-    """Minutes with two decimals, rounded: 61.995 -> "62.00"; a dash without data."""
+def format_number(value: Any, places: int = 2) -> str:
+    """A number with ``places`` decimals, rounded: 61.995 -> "62.00"; a dash without data."""
     if _empty(value):
         return NO_DATA
-    return number_format(rounded(value, 2), 2)
+    return number_format(rounded(value, places), places)
+
+
+def format_minutes(value: Any) -> str:
+    """Minutes with two decimals, rounded: 61.995 -> "62.00"; a dash without data."""
+    return format_number(value, 2)
 
 
 def format_count(value: Any) -> str:

@@ -31,6 +31,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from reports.charts import Series, legend, line_chart
 from reports.exports import report_csv, report_xlsx
+from reports.formatting import format_number, format_rate
 from reports.labels import breakdown_labels
 from reports.models import Frequency, Granularity, JobStatus, ReportJob, ReportSnapshot, ReportSubscription
 from reports.permissions import can_view_reports
@@ -488,17 +489,29 @@ class StaffingForm(forms.Form):
 @require_GET
 @manager_required
 def staffing(request: HttpRequest) -> HttpResponse:
-    """Agents needed per hour of the week, from the arrivals and handle times of the last full weeks."""
+    """Agents needed per hour of the week, from the arrivals and handle times of the last full weeks.
+
+    Inputs left out start from the measured data (``staffing_defaults``): the
+    live channel with sessions and the weeks it has been measured. Invalid
+    inputs answer 400 with the form's field errors.
+    """
     from django.conf import settings
 
+    from reports.live import LIVE_CHANNELS
     from reports.periods import Period
-    from reports.staffing import staffing_forecast
+    from reports.staffing import LOOKBACK_WEEKS, staffing_defaults, staffing_forecast
 
+    calendars = BusinessCalendar.objects.order_by("-is_default", "name", "pk")
     params = request.GET.copy()
-    channel = params.get("channel") or "chat"
+    calendar = calendars.filter(slug=params.get("calendar", "")).first() or calendars.first()
+    today = local_today(calendar, timezone.now()) if calendar is not None else timezone.now().date()
+    this_monday = today - timedelta(days=today.weekday())
+    lookback = Period(start=this_monday - timedelta(weeks=LOOKBACK_WEEKS), end=this_monday, calendar=calendar)
+    measured = staffing_defaults(end_utc=lookback.end_utc, channels=LIVE_CHANNELS)
+    channel = params.get("channel") or measured.channel
     defaults = {
         "channel": channel,
-        "weeks": 4,
+        "weeks": measured.weeks if channel == measured.channel else 4,
         "target": 80,
         "shrinkage": 30,
         "max_occupancy": 85,
@@ -508,11 +521,10 @@ def staffing(request: HttpRequest) -> HttpResponse:
         params.setdefault(key, str(value))
     form = StaffingForm(params)
     forecast = None
+    summary: list[dict[str, Any]] = []
     if form.is_valid():
         data = form.cleaned_data
-        calendar = data["calendar"] or BusinessCalendar.objects.order_by("-is_default", "name", "pk").first()
-        today = local_today(calendar, timezone.now()) if calendar is not None else timezone.now().date()
-        this_monday = today - timedelta(days=today.weekday())
+        calendar = data["calendar"] or calendar
         period = Period(start=this_monday - timedelta(weeks=data["weeks"]), end=this_monday, calendar=calendar)
         forecast = staffing_forecast(
             start_utc=period.start_utc,
@@ -527,7 +539,34 @@ def staffing(request: HttpRequest) -> HttpResponse:
         )
         forecast["period_start"], forecast["period_end"] = period.start, period.end
         forecast["rows"] = [
-            {"hour": hour, "cells": [day["hours"][hour] for day in forecast["days"]]} for hour in range(24)
+            {
+                "hour": hour,
+                "cells": [
+                    {
+                        **day["hours"][hour],
+                        "service_level_shown": format_rate(day["hours"][hour]["service_level"]),
+                        "occupancy_shown": format_rate(day["hours"][hour]["occupancy"]),
+                    }
+                    for day in forecast["days"]
+                ],
+            }
+            for hour in range(24)
+        ]
+        cells = [cell for day in forecast["days"] for cell in day["hours"]]
+        summary = [
+            {"label": _("Contacts measured"), "value": forecast["arrivals"]},
+            {"label": _("Contacts per week"), "value": format_number(forecast["arrivals"] / data["weeks"], 1)},
+            {
+                "label": _("Average handle time (seconds)"),
+                "value": format_number(forecast["aht_seconds"], 0),
+            },
+            {"label": _("Most agents scheduled in one hour"), "value": max(cell["scheduled"] for cell in cells)},
+            {"label": _("Agent hours scheduled per week"), "value": sum(cell["scheduled"] for cell in cells)},
         ]
     weekdays = [_("Mon"), _("Tue"), _("Wed"), _("Thu"), _("Fri"), _("Sat"), _("Sun")]
-    return render(request, "reports/staffing.html", {"form": form, "forecast": forecast, "weekdays": weekdays})
+    return render(
+        request,
+        "reports/staffing.html",
+        {"form": form, "forecast": forecast, "summary": summary, "weekdays": weekdays},
+        status=200 if forecast is not None else 400,
+    )
