@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.utils.translation import gettext as _
@@ -17,6 +17,8 @@ from django.utils.translation import gettext as _
 from reports.formatting import export_value, is_rate_path
 
 PERCENT_FORMAT = "0.00%"
+# Names the keys of a breakdown for people: (breakdown, keys) -> {key: label with .text} (reports.labels).
+Labeller = Callable[[str, list[str]], dict[str, Any]]
 BREAKDOWNS = ("by_channel", "by_queue", "by_agent", "by_priority", "by_tier")
 # Spreadsheet programs run a cell starting with one of these as a formula.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -36,8 +38,11 @@ def figure_rows(
             yield path, value
 
 
-def breakdown_table(figures: dict[str, Any], name: str) -> tuple[list[str], list[list[Any]]]:
-    """Columns (the key, then every figure path seen) and one row per key of breakdown ``name``."""
+def breakdown_table(
+    figures: dict[str, Any], name: str, labels: Labeller | None = None
+) -> tuple[list[str], list[list[Any]]]:
+    """Columns (the key, its label when ``labels`` names the keys, then every figure path seen) and one row
+    per key of breakdown ``name``."""
     groups = figures.get(name) or {}
     columns: list[str] = []
     flat: list[tuple[str, dict[str, Any]]] = []
@@ -47,8 +52,12 @@ def breakdown_table(figures: dict[str, Any], name: str) -> tuple[list[str], list
             if path not in columns:
                 columns.append(path)
         flat.append((str(key), values))
-    rows = [[key, *(values.get(path) for path in columns)] for key, values in flat]
-    return [_("key"), *columns], rows
+    if labels is None:
+        rows = [[key, *(values.get(path) for path in columns)] for key, values in flat]
+        return [_("key"), *columns], rows
+    names = labels(name, [key for key, _values in flat])
+    rows = [[key, names[key].text, *(values.get(path) for path in columns)] for key, values in flat]
+    return [_("key"), _("label"), *columns], rows
 
 
 def _cell(value: Any) -> Any:
@@ -69,11 +78,13 @@ def _row_cells(columns: list[str], row: list[Any]) -> list[Any]:
     ]
 
 
-def report_csv(figures: dict[str, Any]) -> str:
+def report_csv(figures: dict[str, Any], *, labels: Labeller | None = None) -> str:
     """The report as CSV text: a figure/value section, then one section per breakdown.
 
     Rates are fractions rounded to four decimals (0.5556 for 5/9), so a
-    spreadsheet shows the same percentage as the dashboard.
+    spreadsheet shows the same percentage as the dashboard. With ``labels``
+    each breakdown row also carries the key's name (queue name, agent name,
+    channel label) after the key.
     """
     out = io.StringIO()
     writer = csv.writer(out)
@@ -83,7 +94,7 @@ def report_csv(figures: dict[str, Any]) -> str:
     for name in BREAKDOWNS:
         if name not in figures:
             continue
-        columns, rows = breakdown_table(figures, name)
+        columns, rows = breakdown_table(figures, name, labels)
         writer.writerow([])
         writer.writerow([name])
         writer.writerow(columns)
@@ -92,7 +103,7 @@ def report_csv(figures: dict[str, Any]) -> str:
     return out.getvalue()
 
 
-def report_xlsx(figures: dict[str, Any]) -> bytes:
+def report_xlsx(figures: dict[str, Any], *, labels: Labeller | None = None) -> bytes:
     """The report as an XLSX workbook: sheet "figures", then one sheet per breakdown.
 
     Rate cells hold the fraction rounded to four decimals, formatted as a
@@ -111,12 +122,12 @@ def report_xlsx(figures: dict[str, Any]) -> bytes:
     for name in BREAKDOWNS:
         if name not in figures:
             continue
-        columns, rows = breakdown_table(figures, name)
+        columns, rows = breakdown_table(figures, name, labels)
         extra = book.create_sheet(title=name)
         extra.append(columns)
         for row in rows:
             extra.append(_row_cells(columns, row))
-            for number, path in enumerate(columns[1:], start=2):
+            for number, path in enumerate(columns, start=1):
                 if is_rate_path(path):
                     extra.cell(row=extra.max_row, column=number).number_format = PERCENT_FORMAT
     out = io.BytesIO()

@@ -25,6 +25,7 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 
 from reports.exports import report_csv
+from reports.labels import breakdown_labels
 from reports.models import Frequency, ReportSubscription
 from reports.permissions import can_view_reports
 from reports.snapshots import month_start, snapshot_compute, week_start
@@ -155,5 +156,9 @@ def _mail(*, subscription: ReportSubscription, figures: dict[str, Any], start: d
         html = render_to_string("reports/email/subscription.html", context)
         message = EmailMultiAlternatives(subject=subject, body=text, to=[user.email])
         message.attach_alternative(html, "text/html")
-        message.attach(f"report-{start.isoformat()}-{end.isoformat()}.csv", report_csv(figures), "text/csv")
+        message.attach(
+            f"report-{start.isoformat()}-{end.isoformat()}.csv",
+            report_csv(figures, labels=breakdown_labels),
+            "text/csv",
+        )
         message.send()

@@ -419,13 +419,20 @@ def _export(
 @require_GET
 @manager_required
 def export_csv(request: HttpRequest) -> HttpResponse:
-    return _export(request, "csv", "text/csv; charset=utf-8", report_csv)
+    return _export(
+        request, "csv", "text/csv; charset=utf-8", lambda figures: report_csv(figures, labels=breakdown_labels)
+    )
 
 
 @require_GET
 @manager_required
 def export_xlsx(request: HttpRequest) -> HttpResponse:
-    return _export(request, "xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", report_xlsx)
+    return _export(
+        request,
+        "xlsx",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        lambda figures: report_xlsx(figures, labels=breakdown_labels),
+    )
 
 
 class SubscriptionForm(forms.Form):
