@@ -7,9 +7,10 @@ zone named. A zone whose abbreviation is only an offset ("+08") is named by
 its offset, ``UTC+08:00``. Machines get ISO 8601 in the ``datetime``
 attribute of ``<time>`` (``instant_time``), people get this text.
 
-Pages: ``core.middleware.ViewerTimeZoneMiddleware`` activates the signed-in user's zone, and
-the template filters ``instant``/``instant_time`` (``{% load datetimes %}``)
-format in the active zone. Mail and notifications pass the zone of their
+Pages: ``base.html`` activates the signed-in user's zone around the page
+(``core.context_processors.viewer_time_zone``), and the template filters
+``instant``/``instant_time``/``day`` (``{% load datetimes %}``) format in the
+active zone. Mail and notifications pass the zone of their
 reader to ``format_instant``.
 """
 

@@ -115,3 +115,9 @@ def test_every_surface_shows_instants_in_the_convention(client, settings):
     portal = client.get(f"/help/tickets/{portal_token_for(ticket)}/").content.decode()
     shanghai = '<time datetime="2026-12-06T21:05:00+08:00" title="Asia/Shanghai, UTC+08:00">2026-12-06 21:05 CST</time>'
     assert shown_times(portal) and shanghai in portal
+
+
+def test_a_page_without_a_request_falls_back_to_the_desk_zone(settings):
+    settings.TIME_ZONE = "Europe/Dublin"
+    template = Template("{% load datetimes %}{{ zone|or_desk_zone }}|{{ other|or_desk_zone }}")
+    assert template.render(Context({"other": BERLIN})) == "Europe/Dublin|Europe/Berlin"

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, tzinfo
 
 from django import template
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from servicedesk.core.datetimes import NO_VALUE, format_day, format_instant, localized, zone_title
+from servicedesk.core.datetimes import (
+    NO_VALUE,
+    desk_time_zone,
+    format_day,
+    format_instant,
+    localized,
+    zone_named,
+    zone_title,
+)
 
 register = template.Library()
 
@@ -36,3 +44,11 @@ def instant_time(value: datetime | None) -> SafeString | str:
         zone_title(value),
         format_instant(value),
     )
+
+
+@register.filter
+def or_desk_zone(zone: tzinfo | str | None) -> tzinfo:
+    """``zone``, or the desk's when a page renders without it (an error page has no request context)."""
+    if isinstance(zone, tzinfo):
+        return zone
+    return zone_named(zone or "") or desk_time_zone()
