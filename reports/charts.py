@@ -13,6 +13,8 @@ from datetime import date
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
+from reports.formatting import format_rate, rounded
+
 WIDTH = 640
 HEIGHT = 180
 PAD_LEFT = 48
@@ -48,8 +50,8 @@ def _n(value: float) -> str:
 
 def _label(value: float, percent: bool) -> str:
     if percent:
-        return f"{value * 100:g} %"
-    return f"{value:g}"
+        return format_rate(value)
+    return f"{float(rounded(value, 2)):g}"
 
 
 def line_chart(*, title: str, days: Sequence[date], series: Sequence[Series], percent: bool = False) -> SafeString:

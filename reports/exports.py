@@ -9,11 +9,16 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.utils.translation import gettext as _
 
+from reports.formatting import export_value, is_rate_path
+
+PERCENT_FORMAT = "0.00%"
+# Names the keys of a breakdown for people: (breakdown, keys) -> {key: label with .text} (reports.labels).
+Labeller = Callable[[str, list[str]], dict[str, Any]]
 BREAKDOWNS = ("by_channel", "by_queue", "by_agent", "by_priority", "by_tier")
 # Spreadsheet programs run a cell starting with one of these as a formula.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -33,8 +38,11 @@ def figure_rows(
             yield path, value
 
 
-def breakdown_table(figures: dict[str, Any], name: str) -> tuple[list[str], list[list[Any]]]:
-    """Columns (the key, then every figure path seen) and one row per key of breakdown ``name``."""
+def breakdown_table(
+    figures: dict[str, Any], name: str, labels: Labeller | None = None
+) -> tuple[list[str], list[list[Any]]]:
+    """Columns (the key, its label when ``labels`` names the keys, then every figure path seen) and one row
+    per key of breakdown ``name``."""
     groups = figures.get(name) or {}
     columns: list[str] = []
     flat: list[tuple[str, dict[str, Any]]] = []
@@ -44,8 +52,12 @@ def breakdown_table(figures: dict[str, Any], name: str) -> tuple[list[str], list
             if path not in columns:
                 columns.append(path)
         flat.append((str(key), values))
-    rows = [[key, *(values.get(path) for path in columns)] for key, values in flat]
-    return [_("key"), *columns], rows
+    if labels is None:
+        rows = [[key, *(values.get(path) for path in columns)] for key, values in flat]
+        return [_("key"), *columns], rows
+    names = labels(name, [key for key, _values in flat])
+    rows = [[key, names[key].text, *(values.get(path) for path in columns)] for key, values in flat]
+    return [_("key"), _("label"), *columns], rows
 
 
 def _cell(value: Any) -> Any:
@@ -58,27 +70,45 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def report_csv(figures: dict[str, Any]) -> str:
-    """The report as CSV text: a figure/value section, then one section per breakdown."""
+def _row_cells(columns: list[str], row: list[Any]) -> list[Any]:
+    """A breakdown row as written: the key, then each figure with rates rounded."""
+    return [
+        _cell(row[0]),
+        *(_cell(export_value(path, value)) for path, value in zip(columns[1:], row[1:], strict=True)),
+    ]
+
+
+def report_csv(figures: dict[str, Any], *, labels: Labeller | None = None) -> str:
+    """The report as CSV text: a figure/value section, then one section per breakdown.
+
+    Rates are fractions rounded to four decimals (0.5556 for 5/9), so a
+    spreadsheet shows the same percentage as the dashboard. With ``labels``
+    each breakdown row also carries the key's name (queue name, agent name,
+    channel label) after the key.
+    """
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow([_("figure"), _("value")])
     for path, value in figure_rows(figures):
-        writer.writerow([path, _cell(value)])
+        writer.writerow([path, _cell(export_value(path, value))])
     for name in BREAKDOWNS:
         if name not in figures:
             continue
-        columns, rows = breakdown_table(figures, name)
+        columns, rows = breakdown_table(figures, name, labels)
         writer.writerow([])
         writer.writerow([name])
         writer.writerow(columns)
         for row in rows:
-            writer.writerow([_cell(value) for value in row])
+            writer.writerow(_row_cells(columns, row))
     return out.getvalue()
 
 
-def report_xlsx(figures: dict[str, Any]) -> bytes:
-    """The report as an XLSX workbook: sheet "figures", then one sheet per breakdown."""
+def report_xlsx(figures: dict[str, Any], *, labels: Labeller | None = None) -> bytes:
+    """The report as an XLSX workbook: sheet "figures", then one sheet per breakdown.
+
+    Rate cells hold the fraction rounded to four decimals, formatted as a
+    percentage with two decimals (55.56 %).
+    """
     from openpyxl import Workbook
 
     book = Workbook()
@@ -86,15 +116,20 @@ def report_xlsx(figures: dict[str, Any]) -> bytes:
     sheet.title = "figures"
     sheet.append([_("figure"), _("value")])
     for path, value in figure_rows(figures):
-        sheet.append([path, _cell(value)])
+        sheet.append([path, _cell(export_value(path, value))])
+        if is_rate_path(path):
+            sheet.cell(row=sheet.max_row, column=2).number_format = PERCENT_FORMAT
     for name in BREAKDOWNS:
         if name not in figures:
             continue
-        columns, rows = breakdown_table(figures, name)
+        columns, rows = breakdown_table(figures, name, labels)
         extra = book.create_sheet(title=name)
         extra.append(columns)
         for row in rows:
-            extra.append([_cell(value) for value in row])
+            extra.append(_row_cells(columns, row))
+            for number, path in enumerate(columns, start=1):
+                if is_rate_path(path):
+                    extra.cell(row=extra.max_row, column=number).number_format = PERCENT_FORMAT
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()

@@ -22,12 +22,15 @@ the same buckets (tests cover a DST change).
 from __future__ import annotations
 
 import itertools
+import math
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db import connection
+from django.db.models import Count, Min
 
 from reports import erlang
 from reports.live import db_instant, epoch_us, epoch_us_sql, mean_seconds, short_abandon_seconds
@@ -88,6 +91,44 @@ def _bucket_sql(time_zone: str, start_utc: datetime, end_utc: datetime) -> tuple
     # Days since 1970-01-01, a Thursday (Monday = 0, so Thursday = 3). The
     # modulo is written %% as the SQL carries parameters.
     return f"(({local} / {_DAY_US}) + 3) %% 7", f"(({local} %% {_DAY_US}) / {_HOUR_US})", params + params
+
+
+# The page measures at most this many whole weeks by default; defaults look this far back for sessions.
+DEFAULT_WEEKS = 4
+LOOKBACK_WEEKS = 26
+
+
+@dataclass(frozen=True)
+class StaffingDefaults:
+    """The forecast's starting inputs, taken from the sessions measured before ``end_utc``."""
+
+    channel: str
+    weeks: int
+    sessions: int
+
+
+def staffing_defaults(*, end_utc: datetime, channels: tuple[str, ...]) -> StaffingDefaults:
+    """The live channel with the most sessions requested in the ``LOOKBACK_WEEKS`` weeks before ``end_utc``
+    (the first of ``channels`` when none has any), and the whole weeks since that channel's first session
+    there, between 1 and ``DEFAULT_WEEKS``: a channel opened two weeks ago is measured over two weeks, not
+    diluted by empty ones. One query, by the (channel, requested_at) index.
+    """
+    rows = (
+        Session.objects.filter(
+            channel__in=channels,
+            requested_at__gte=end_utc - timedelta(weeks=LOOKBACK_WEEKS),
+            requested_at__lt=end_utc,
+        )
+        .values("channel")
+        .annotate(sessions=Count("pk"), first=Min("requested_at"))
+    )
+    found = {row["channel"]: (row["sessions"], row["first"]) for row in rows}
+    if not found:
+        return StaffingDefaults(channel=channels[0], weeks=DEFAULT_WEEKS, sessions=0)
+    channel = max(channels, key=lambda name: (found.get(name, (0, None))[0], -channels.index(name)))
+    sessions, first = found[channel]
+    weeks = math.ceil((end_utc - first) / timedelta(weeks=1))
+    return StaffingDefaults(channel=channel, weeks=max(1, min(DEFAULT_WEEKS, weeks)), sessions=sessions)
 
 
 def _round(value: float, places: int) -> float:
@@ -183,5 +224,6 @@ def staffing_forecast(
         "shrinkage": shrinkage,
         "max_occupancy": max_occupancy,
         "aht_seconds": overall_aht,
+        "arrivals": sum(arrivals for arrivals, _n, _h in measured.values()),
         "days": days,
     }

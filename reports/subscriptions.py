@@ -25,6 +25,7 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 
 from reports.exports import report_csv
+from reports.labels import breakdown_labels
 from reports.models import Frequency, ReportSubscription
 from reports.permissions import can_view_reports
 from reports.snapshots import month_start, snapshot_compute, week_start
@@ -126,6 +127,7 @@ def headline(figures: dict[str, Any]) -> list[tuple[str, Any, str]]:
         (_("SLA achieved"), pick("sla", "all_targets", "rate"), "rate"),
         (_("First-contact resolution"), pick("fcr", "rate"), "rate"),
         (_("Median first reply (business minutes)"), pick("first_reply_minutes", "business", "median"), "minutes"),
+        (_("Median first reply (calendar minutes)"), pick("first_reply_minutes", "calendar", "median"), "minutes"),
         (_("Customer satisfaction"), pick("csat", "rate"), "rate"),
         (_("Backlog"), pick("backlog", "open"), "count"),
         (_("Abandonment, chat"), live[0], "rate"),
@@ -154,5 +156,9 @@ def _mail(*, subscription: ReportSubscription, figures: dict[str, Any], start: d
         html = render_to_string("reports/email/subscription.html", context)
         message = EmailMultiAlternatives(subject=subject, body=text, to=[user.email])
         message.attach_alternative(html, "text/html")
-        message.attach(f"report-{start.isoformat()}-{end.isoformat()}.csv", report_csv(figures), "text/csv")
+        message.attach(
+            f"report-{start.isoformat()}-{end.isoformat()}.csv",
+            report_csv(figures, labels=breakdown_labels),
+            "text/csv",
+        )
         message.send()

@@ -31,6 +31,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from reports.charts import Series, legend, line_chart
 from reports.exports import report_csv, report_xlsx
+from reports.formatting import format_number, format_rate
+from reports.labels import breakdown_labels
 from reports.models import Frequency, Granularity, JobStatus, ReportJob, ReportSnapshot, ReportSubscription
 from reports.permissions import can_view_reports
 from reports.snapshots import (
@@ -47,6 +49,7 @@ from servicedesk.accounts.auth import signed_in_user
 from servicedesk.accounts.roles import is_agent
 from servicedesk.core.errors import ApplicationError
 from servicedesk.sla.models import BusinessCalendar
+from servicedesk.tickets.statuses import Priority
 
 PRESET_7 = "7d"
 PRESET_30 = "30d"
@@ -168,8 +171,9 @@ def _trends(choice: Choice, days: list[ReportSnapshot]) -> list[dict[str, Any]]:
     def values(*path: str) -> list[Any]:
         return [_pick(by_day.get(d), *path) for d in dates]
 
+    names = breakdown_labels("by_channel", list(TREND_CHANNELS))
     channels = [
-        Series(label=channel, values=values("tickets", "by_channel", channel))
+        Series(label=names[channel].text, values=values("tickets", "by_channel", channel))
         for channel in TREND_CHANNELS
         if any(v for v in values("tickets", "by_channel", channel))
     ]
@@ -182,8 +186,11 @@ def _trends(choice: Choice, days: list[ReportSnapshot]) -> list[dict[str, Any]]:
     charts = [
         (_("Volume by channel"), channels, False, "volume"),
         (
-            _("Median first reply (business minutes)"),
-            [Series(_("Median"), values("first_reply_minutes", "business", "median"))],
+            _("Median first reply (minutes)"),
+            [
+                Series(_("Business minutes"), values("first_reply_minutes", "business", "median")),
+                Series(_("Calendar minutes"), values("first_reply_minutes", "calendar", "median")),
+            ],
             False,
             "first-reply",
         ),
@@ -214,20 +221,30 @@ def _inbox_link(choice: Choice, **filters: str) -> str:
 
 
 def _table(figures: dict[str, Any], name: str, link: Callable[[str], str | None]) -> list[dict[str, Any]]:
+    """One row per key of breakdown ``name``, labelled for people (``reports.labels``)."""
+    groups = figures.get(name) or {}
+    labels = breakdown_labels(name, [str(key) for key in groups])
     rows = []
-    for key, inner in (figures.get(name) or {}).items():
+    for key, inner in groups.items():
         rows.append(
             {
                 "key": key,
+                "label": labels[str(key)],
                 "link": link(str(key)),
                 "in_scope": _pick(inner, "tickets", "in_scope"),
                 "solved": _pick(inner, "tickets", "solved"),
                 "first_reply": _pick(inner, "first_reply_minutes", "business", "median"),
+                "first_reply_calendar": _pick(inner, "first_reply_minutes", "calendar", "median"),
                 "sla": _pick(inner, "sla", "all_targets", "rate"),
                 "fcr": _pick(inner, "fcr", "rate"),
                 "csat": _pick(inner, "csat", "rate"),
             }
         )
+    if name == "by_priority":
+        order = {value: rank for rank, value in enumerate(reversed(Priority.values))}  # urgent first
+        rows.sort(key=lambda row: order.get(str(row["key"]), len(order)))
+    else:
+        rows.sort(key=lambda row: (row["label"].text.casefold(), str(row["key"])))
     return rows
 
 
@@ -238,6 +255,12 @@ TILES = (
         "first-reply",
         gettext_lazy("Median first reply (business minutes)"),
         ("first_reply_minutes", "business", "median"),
+        "minutes",
+    ),
+    (
+        "first-reply",
+        gettext_lazy("Median first reply (calendar minutes)"),
+        ("first_reply_minutes", "calendar", "median"),
         "minutes",
     ),
     ("csat", gettext_lazy("Customer satisfaction"), ("csat", "rate"), "rate"),
@@ -317,6 +340,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         context["queues"] = _table(figures, "by_queue", lambda key: _inbox_link(choice, queue=key))
         context["agents"] = _table(figures, "by_agent", lambda key: None)
         context["channels"] = _table(figures, "by_channel", lambda key: _inbox_link(choice, channel=key))
+        context["priorities"] = _table(figures, "by_priority", lambda key: _inbox_link(choice, priority=key))
+        context["tiers"] = _table(figures, "by_tier", lambda key: None)
     return render(request, "reports/dashboard.html", context)
 
 
@@ -394,13 +419,20 @@ def _export(
 @require_GET
 @manager_required
 def export_csv(request: HttpRequest) -> HttpResponse:
-    return _export(request, "csv", "text/csv; charset=utf-8", report_csv)
+    return _export(
+        request, "csv", "text/csv; charset=utf-8", lambda figures: report_csv(figures, labels=breakdown_labels)
+    )
 
 
 @require_GET
 @manager_required
 def export_xlsx(request: HttpRequest) -> HttpResponse:
-    return _export(request, "xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", report_xlsx)
+    return _export(
+        request,
+        "xlsx",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        lambda figures: report_xlsx(figures, labels=breakdown_labels),
+    )
 
 
 class SubscriptionForm(forms.Form):
@@ -464,17 +496,29 @@ class StaffingForm(forms.Form):
 @require_GET
 @manager_required
 def staffing(request: HttpRequest) -> HttpResponse:
-    """Agents needed per hour of the week, from the arrivals and handle times of the last full weeks."""
+    """Agents needed per hour of the week, from the arrivals and handle times of the last full weeks.
+
+    Inputs left out start from the measured data (``staffing_defaults``): the
+    live channel with sessions and the weeks it has been measured. Invalid
+    inputs answer 400 with the form's field errors.
+    """
     from django.conf import settings
 
+    from reports.live import LIVE_CHANNELS
     from reports.periods import Period
-    from reports.staffing import staffing_forecast
+    from reports.staffing import LOOKBACK_WEEKS, staffing_defaults, staffing_forecast
 
+    calendars = BusinessCalendar.objects.order_by("-is_default", "name", "pk")
     params = request.GET.copy()
-    channel = params.get("channel") or "chat"
+    calendar = calendars.filter(slug=params.get("calendar", "")).first() or calendars.first()
+    today = local_today(calendar, timezone.now()) if calendar is not None else timezone.now().date()
+    this_monday = today - timedelta(days=today.weekday())
+    lookback = Period(start=this_monday - timedelta(weeks=LOOKBACK_WEEKS), end=this_monday, calendar=calendar)
+    measured = staffing_defaults(end_utc=lookback.end_utc, channels=LIVE_CHANNELS)
+    channel = params.get("channel") or measured.channel
     defaults = {
         "channel": channel,
-        "weeks": 4,
+        "weeks": measured.weeks if channel == measured.channel else 4,
         "target": 80,
         "shrinkage": 30,
         "max_occupancy": 85,
@@ -484,11 +528,10 @@ def staffing(request: HttpRequest) -> HttpResponse:
         params.setdefault(key, str(value))
     form = StaffingForm(params)
     forecast = None
+    summary: list[dict[str, Any]] = []
     if form.is_valid():
         data = form.cleaned_data
-        calendar = data["calendar"] or BusinessCalendar.objects.order_by("-is_default", "name", "pk").first()
-        today = local_today(calendar, timezone.now()) if calendar is not None else timezone.now().date()
-        this_monday = today - timedelta(days=today.weekday())
+        calendar = data["calendar"] or calendar
         period = Period(start=this_monday - timedelta(weeks=data["weeks"]), end=this_monday, calendar=calendar)
         forecast = staffing_forecast(
             start_utc=period.start_utc,
@@ -503,7 +546,34 @@ def staffing(request: HttpRequest) -> HttpResponse:
         )
         forecast["period_start"], forecast["period_end"] = period.start, period.end
         forecast["rows"] = [
-            {"hour": hour, "cells": [day["hours"][hour] for day in forecast["days"]]} for hour in range(24)
+            {
+                "hour": hour,
+                "cells": [
+                    {
+                        **day["hours"][hour],
+                        "service_level_shown": format_rate(day["hours"][hour]["service_level"]),
+                        "occupancy_shown": format_rate(day["hours"][hour]["occupancy"]),
+                    }
+                    for day in forecast["days"]
+                ],
+            }
+            for hour in range(24)
+        ]
+        cells = [cell for day in forecast["days"] for cell in day["hours"]]
+        summary = [
+            {"label": _("Contacts measured"), "value": forecast["arrivals"]},
+            {"label": _("Contacts per week"), "value": format_number(forecast["arrivals"] / data["weeks"], 1)},
+            {
+                "label": _("Average handle time (seconds)"),
+                "value": format_number(forecast["aht_seconds"], 0),
+            },
+            {"label": _("Most agents scheduled in one hour"), "value": max(cell["scheduled"] for cell in cells)},
+            {"label": _("Agent hours scheduled per week"), "value": sum(cell["scheduled"] for cell in cells)},
         ]
     weekdays = [_("Mon"), _("Tue"), _("Wed"), _("Thu"), _("Fri"), _("Sat"), _("Sun")]
-    return render(request, "reports/staffing.html", {"form": form, "forecast": forecast, "weekdays": weekdays})
+    return render(
+        request,
+        "reports/staffing.html",
+        {"form": form, "forecast": forecast, "summary": summary, "weekdays": weekdays},
+        status=200 if forecast is not None else 400,
+    )

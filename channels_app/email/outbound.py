@@ -12,11 +12,11 @@ from email.utils import parseaddr
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
-from django.utils import timezone
 from django.utils.translation import gettext_noop
 
 from channels_app.email.message_ids import message_id_for_pk, message_id_is_ours
 from channels_app.email.smtp import InvalidAddress, SmtpUtf8Unsupported, header_address
+from servicedesk.core.datetimes import format_instant, viewer_time_zone
 from servicedesk.core.text import header_safe
 from servicedesk.tickets.models import IdentityKind, Message, MessageKind
 from servicedesk.tickets.outbound import DeliveryError, DeliveryReceipt
@@ -150,8 +150,9 @@ def quoted_history(message: Message) -> str:
         .order_by("-created_at", "-pk")[:QUOTED_MESSAGES]
     )
     blocks = []
+    zone = viewer_time_zone(message.ticket.customer)  # the reader's zone, else the desk's
     for item in earlier:
-        when = timezone.localtime(item.created_at).strftime("%Y-%m-%d %H:%M %Z")
+        when = format_instant(item.created_at, zone)
         quoted = "\n".join(f"> {line}" if line else ">" for line in item.text.rstrip("\n").split("\n"))
         blocks.append(f"On {when}, {item.author_name} wrote:\n{quoted}")
     return "\n\n".join(blocks) + "\n" if blocks else ""

@@ -20,16 +20,15 @@ request; the server-rendered text is right without it. See docs/sla.md.
 from __future__ import annotations
 
 import math
-import zoneinfo
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 
-from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from servicedesk.core.datetimes import viewer_time_zone
 from servicedesk.sla.calendars import CalendarSpec, business_microseconds, due_instant
 from servicedesk.sla.models import Holiday, OpeningWindow, TargetHours
 from servicedesk.tickets.models import TargetState, Ticket, TicketTarget
@@ -83,14 +82,8 @@ def _ceil_minutes(delta: timedelta) -> int:
 
 
 def agent_time_zone(user: Any) -> tzinfo:
-    """The agent's own time zone, else the site's (settings.TIME_ZONE)."""
-    name = getattr(user, "time_zone", "") or ""
-    if name:
-        try:
-            return zoneinfo.ZoneInfo(name)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            pass
-    return zoneinfo.ZoneInfo(settings.TIME_ZONE)
+    """The agent's own time zone, else the site's (settings.TIME_ZONE): ``core.datetimes.viewer_time_zone``."""
+    return viewer_time_zone(user)
 
 
 def iso(instant: datetime) -> str:

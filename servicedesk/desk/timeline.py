@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from servicedesk.accounts.models import User
+from servicedesk.core.datetimes import format_instant
 from servicedesk.desk.sla import duration_text
 from servicedesk.sla.models import SlaPolicy, TargetHours
 from servicedesk.tickets.models import (
@@ -138,7 +139,7 @@ def _sla_display(value: Any, policies: dict[str, str], zone: tzinfo) -> str:
     parts = [head]
     due = _instant(value.get("due_at"))
     if due is not None:
-        parts.append(_("due %(when)s") % {"when": due.astimezone(zone).strftime("%Y-%m-%d %H:%M")})
+        parts.append(_("due %(when)s") % {"when": format_instant(due, zone)})
     elif state in (TargetState.ACHIEVED, TargetState.BREACHED, TargetState.PAUSED) and isinstance(
         value.get("elapsed_seconds"), int | float
     ):

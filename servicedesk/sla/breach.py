@@ -39,6 +39,7 @@ from django.utils import translation
 
 from servicedesk.accounts.models import User
 from servicedesk.accounts.roles import MANAGER
+from servicedesk.core.datetimes import format_instant, viewer_time_zone
 from servicedesk.notifications.models import NotificationKind
 from servicedesk.notifications.services import notification_send
 from servicedesk.sla.models import (
@@ -308,7 +309,7 @@ def _assigned(ticket: Ticket) -> list[User]:
 
 def _notice_send(*, user: User, target: TicketTarget, threshold: str) -> object:
     ticket = target.ticket
-    zone = _zone(user.time_zone) or _zone(target.calendar.time_zone) or zoneinfo.ZoneInfo("UTC")
+    zone = viewer_time_zone(user)
     with translation.override(user.language or settings.LANGUAGE_CODE):
         values = {
             "reference": ticket.reference,
@@ -349,14 +350,5 @@ def _notice_send(*, user: User, target: TicketTarget, threshold: str) -> object:
     )
 
 
-def _zone(name: str) -> zoneinfo.ZoneInfo | None:
-    try:
-        return zoneinfo.ZoneInfo(name) if name else None
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return None
-
-
 def _local(value: datetime | None, zone: zoneinfo.ZoneInfo) -> str:
-    if value is None:
-        return "-"
-    return value.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+    return "-" if value is None else format_instant(value, zone)

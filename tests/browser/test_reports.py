@@ -127,9 +127,11 @@ def test_a_manager_reads_the_dashboard_a_definition_and_the_tickets_behind_a_fig
     assert shown["Median first reply (business minutes)"] == "75.00"
     assert shown["Customer satisfaction"] == "\u2014"
     assert shown["Tickets in the report"] == "3"
-    by_channel = page.locator("table.report-table").last
+    assert shown["Median first reply (calendar minutes)"] == "75.00"
+    by_channel = page.locator("table#report-by_channel")
     assert by_channel.locator("tbody tr").count() == 2
-    assert by_channel.locator("tbody tr", has_text="web").locator("td").nth(1).inner_text() == "1"
+    assert [row.locator("th").inner_text() for row in by_channel.locator("tbody tr").all()] == ["Email", "Web form"]
+    assert by_channel.locator("tbody tr", has_text="Web form").locator("td").nth(0).inner_text() == "1"
 
     # A tile's label leads to its definition.
     page.click(".report-tile-label a:text-is('SLA achieved')")
@@ -154,7 +156,7 @@ def test_a_manager_reads_the_dashboard_a_definition_and_the_tickets_behind_a_fig
     # And the channel row of the breakdown to that channel's tickets only.
     page.go_back()
     page.wait_for_selector(".report-tiles")
-    page.locator("table.report-table").last.locator("tbody tr", has_text="web").locator("a").click()
+    page.locator("table#report-by_channel tbody tr", has_text="Web form").locator("a").click()
     page.wait_for_url(re.compile(r"/desk/\?.*channel=web"))
     page.wait_for_selector("tr.ticket-row")
     assert [row.get_attribute("data-reference") for row in page.locator("tr.ticket-row").all()] == [t2.reference]
@@ -191,10 +193,16 @@ def test_a_manager_changes_the_staffing_inputs_and_reads_the_agents_needed(brows
     errors = collect_errors(page)
     sign_in(page, live_server.url, "max", MANAGER_PASSWORD, then="/desk/reports/staffing/")
     page.wait_for_selector("table.staffing-grid")
-    # The defaults: 4 weeks measured (6 arrivals an hour, A = 0.5), 80 % within 30 s: 1 agent reaches 52.4 %,
-    # 2 reach 91.4 %; 30 % shrinkage: ceil(2 / 0.7) = 3 scheduled. Nothing else is staffed.
-    assert grid_cell(page, hour=10).inner_text() == "3 (2, 6.0)"
+    # The defaults follow the data: chat (the channel with sessions), measured over the one week since its
+    # first session (24 arrivals an hour, A = 2), 80 % within 30 s: 3 agents reach 59.79 %, 4 reach 85.76 %;
+    # 30 % shrinkage: ceil(4 / 0.7) = 6 scheduled. Nothing else is staffed.
+    assert page.input_value("#id_weeks") == "1"
+    assert page.input_value("#id_channel") == "chat"
+    assert grid_cell(page, hour=10).inner_text() == "6 (4, 24.0)"
+    assert grid_cell(page, hour=10).get_attribute("title") == "service level 85.76 %, occupancy 50.00 %"
     assert grid_cell(page, hour=11).inner_text() == "0"
+    assert page.locator(".report-tile", has_text="Contacts measured").locator(".report-tile-value").inner_text() == "24"
+    page.screenshot(path=str(tmp_path / "staffing-defaults.png"), full_page=True)
 
     # Erlang C with A = 2 and a 20 s threshold: 4 agents reach a service level of 84.78 %, 5 reach 95.11 %.
     # 80 % -> 4 agents; with 30 % shrinkage ceil(4 / 0.7) = 6 scheduled.

@@ -83,13 +83,16 @@ def test_row_shows_the_ticket_details(agent_client, board):
     content = agent_client.get("/desk/").content.decode()
 
     assert f'<a class="ticket-link" href="/desk/tickets/{board["t2"]}/">{board["t2"]}</a>' in content
-    assert "<td>Invoice question</td>" in content
+    assert (
+        '<td class="subject" data-label="Subject"><span class="subject-text" title="Invoice question">'
+        "Invoice question</span></td>"
+    ) in content
     assert ">Bob Stone</a>" in content
-    assert "<td>Web form</td>" in content
+    assert '<td data-label="Channel">Web form</td>' in content
     assert '<span class="badge status-open">Open</span>' in content
     assert '<span class="badge priority-high">High</span>' in content
-    assert "<td>Support</td>" in content
-    assert "<td>Ann</td>" in content
+    assert '<td data-label="Queue">Support</td>' in content
+    assert '<td data-label="Assignee">Ann</td>' in content
     assert '<span class="badge tag">billing</span> <span class="badge tag">vip</span>' in content
 
 

@@ -61,7 +61,8 @@ def test_ticket_page_shows_thread_notes_and_customer_history(agent_client, agent
     assert '<span class="delivery delivery-queued">Queued</span>' in content
     # Customer panel: organization, tier, identity, and the chat ticket.
     assert ">Alice Byrne</a></p>" in content
-    assert 'Acme <span class="badge tier">gold</span>' in content
+    # The tier's code is shown as a name (unknown codes capitalised), the code as its tooltip.
+    assert 'Acme <span class="badge tier" title="gold">Gold</span>' in content
     assert "alice@example.com" in content
     assert (
         f'<li data-reference="{chat.reference}"><a href="/desk/tickets/{chat.reference}/">{chat.reference}</a> Chat about toner'

@@ -13,7 +13,9 @@ from django.utils import timezone
 
 from reports.models import ReportJob, ReportSnapshot
 from reports.snapshots import local_today, snapshot_compute
-from tests.factories import UserFactory
+from servicedesk.tickets.events import Actor
+from servicedesk.tickets.services.tickets import ticket_assign
+from tests.factories import CustomerFactory, OrganizationFactory, UserFactory
 from tests.reports.delivery_helpers import calendar_make, ticket_answered, ticket_opened
 
 pytestmark = pytest.mark.django_db
@@ -105,10 +107,11 @@ def test_a_period_without_a_snapshot_starts_a_job_and_shows_its_progress(
     assert 'href="/desk/reports/definitions/#backlog"' in page
     tiles = re.findall(r'<div class="report-tile-value">(.*?)</div>', page, re.S)
     # SLA (no policy: no data), FCR (the one solved ticket, its seven days passed), median first reply
-    # (30 minutes), CSAT (no rating), backlog (unsolved now: the web ticket and the 24 October one).
-    assert [t.strip() for t in tiles[:5]] == ["\u2014", "100.00 %", "30.00", "\u2014", "2"]
+    # (30 business and calendar minutes), CSAT (no rating), backlog (unsolved now: the web ticket and the
+    # 24 October one).
+    assert [t.strip() for t in tiles[:6]] == ["\u2014", "100.00 %", "30.00", "30.00", "\u2014", "2"]
     assert "export.csv?calendar=dublin&amp;preset=custom&amp;start=2025-10-20&amp;end=2025-10-23" in page
-    assert "<td>support</td>" in page
+    assert '<th scope="row" class="report-key" title="support">Support</th>' in page
 
 
 def test_the_drill_down_opens_the_inbox_on_the_tickets_behind_the_figure(
@@ -195,3 +198,42 @@ def test_a_link_with_dates_and_no_preset_shows_those_dates(
     job = ReportJob.objects.get()
     assert (job.start, job.end) == (date(2025, 10, 20), date(2025, 10, 23))
     assert '<option value="custom" selected>' in page.content.decode()
+
+
+def test_the_tables_name_queues_agents_channels_and_tiers_in_the_reader_s_language(
+    client, manager, dublin, queue, agent, django_capture_on_commit_callbacks
+):
+    queue.name = "Customer support"
+    queue.save()
+    agent.display_name = "Ann O'Neill"
+    agent.email = "ann@desk.example"
+    agent.save()
+    first = ticket_opened(queue, datetime(2025, 10, 20, 8, 0, tzinfo=UTC))
+    ticket_assign(ticket=first, assignee=agent, actor=Actor.system(), at=datetime(2025, 10, 20, 8, 5, tzinfo=UTC))
+    ticket_answered(first, agent, datetime(2025, 10, 20, 9, 0, tzinfo=UTC))
+    vip = CustomerFactory(organization=OrganizationFactory(tier="vip"))
+    ticket_opened(queue, datetime(2025, 10, 21, 9, 0, tzinfo=UTC), channel="web", customer=vip)
+    client.force_login(manager)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.get("/desk/reports/", PERIOD)
+    page = client.get("/desk/reports/", PERIOD).content.decode()
+    keys = re.findall(r'<th scope="row" class="report-key"(?: title="([^"]*)")?>(.*?)</th>', page)
+    assert keys == [
+        ("support", "Customer support"),
+        (
+            "ann@desk.example",
+            'Ann O&#x27;Neill<span class="report-key-detail">ann@desk.example</span>',
+        ),
+        ("", "Unassigned"),
+        ("email", "Email"),
+        ("web", "Web form"),
+        ("normal", "Normal"),
+        ("", "No organization"),
+        ("vip", "VIP"),
+    ]
+    assert ">email<" not in page and ">support<" not in page
+
+    page = client.get("/desk/reports/", PERIOD, HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    keys = re.findall(r'<th scope="row" class="report-key"(?: title="([^"]*)")?>(.*?)</th>', page)
+    assert ("email", "电子邮件") in keys
+    assert ("", "未分配") in keys

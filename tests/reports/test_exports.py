@@ -103,11 +103,18 @@ def test_the_shown_report_downloads_as_csv_and_xlsx(computed):
     assert ["tickets.in_scope", "1"] in rows
     assert ["tickets.by_channel.email", "1"] in rows
     assert ["by_queue"] in rows
+    # Each breakdown row names its key for people: the queue's name, the channel's label.
+    queue_header = rows[rows.index(["by_queue"]) + 1]
+    assert queue_header[:3] == ["key", "label", "tickets.in_scope"]
+    assert rows[rows.index(["by_queue"]) + 2][:3] == ["support", "Support", "1"]
+    assert rows[rows.index(["by_channel"]) + 2][:3] == ["email", "Email", "1"]
     xlsx = computed.get("/desk/reports/export.xlsx", QUERY)
     assert xlsx.status_code == 200
     book = load_workbook(io.BytesIO(xlsx.content))
     assert book.sheetnames[0] == "figures"
     assert ("tickets.in_scope", 1) in [tuple(r) for r in book["figures"].iter_rows(values_only=True)]
+    agents = [tuple(r)[:3] for r in book["by_agent"].iter_rows(values_only=True)]
+    assert agents[:2] == [("key", "label", "tickets.in_scope"), (None, "Unassigned", 1)]
 
 
 def test_a_period_never_computed_goes_to_the_dashboard_which_computes_it(computed):

@@ -66,8 +66,61 @@ def test_bad_inputs_show_field_errors_and_agents_are_refused(client, manager, ag
     calendar_make("utc", "UTC")
     client.force_login(manager)
     page = client.get("/desk/reports/staffing/", {"weeks": 0, "target": 120})
-    assert page.status_code == 200
+    assert page.status_code == 400
     assert page.context["forecast"] is None
     assert set(page.context["form"].errors) == {"weeks", "target"}
     client.force_login(agent)
     assert client.get("/desk/reports/staffing/").status_code == 403
+
+
+def test_the_inputs_start_from_the_measured_channel_and_weeks(client, manager, agent):
+    from datetime import UTC
+
+    from reports.staffing import staffing_defaults
+
+    calendar_make("utc", "UTC")
+    today = timezone.now().date()
+    this_monday = datetime(today.year, today.month, today.day, tzinfo=UTC) - timedelta(days=today.weekday())
+    empty = staffing_defaults(end_utc=this_monday, channels=("chat", "phone"))
+    assert (empty.channel, empty.weeks, empty.sessions) == ("chat", 4, 0)
+
+    customer = CustomerFactory()
+    # Three calls on the Tuesday two weeks back, one chat ten weeks back: phone has more sessions, and
+    # its first one is within the last two weeks.
+    two_weeks_back = this_monday - timedelta(weeks=2) + timedelta(days=1, hours=9)
+    sessions_record(
+        sessions=[
+            *(
+                Session(
+                    channel="phone",
+                    customer=customer,
+                    agent=agent,
+                    requested_at=two_weeks_back + timedelta(minutes=n),
+                    answered_at=two_weeks_back + timedelta(minutes=n),
+                    ended_at=two_weeks_back + timedelta(minutes=n, seconds=240),
+                    external_id=f"p{n}",
+                )
+                for n in range(3)
+            ),
+            Session(
+                channel="chat",
+                customer=customer,
+                agent=agent,
+                requested_at=this_monday - timedelta(weeks=10),
+                answered_at=this_monday - timedelta(weeks=10),
+                ended_at=this_monday - timedelta(weeks=10) + timedelta(seconds=60),
+                external_id="c-old",
+            ),
+        ]
+    )
+    found = staffing_defaults(end_utc=this_monday, channels=("chat", "phone"))
+    assert (found.channel, found.weeks, found.sessions) == ("phone", 2, 3)
+
+    client.force_login(manager)
+    page = client.get("/desk/reports/staffing/")
+    assert page.status_code == 200
+    form = page.context["form"]
+    assert (form["channel"].value(), form["weeks"].value(), form["threshold"].value()) == ("phone", "2", "20")
+    tiles = dict((item["label"], item["value"]) for item in page.context["summary"])
+    assert tiles["Contacts measured"] == 3
+    assert tiles["Average handle time (seconds)"] == "240"

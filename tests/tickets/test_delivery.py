@@ -72,7 +72,7 @@ def test_acknowledgement_content_and_headers(queue, settings, django_capture_on_
     assert f"opened ticket {ref}." in body
     assert "Subject: Invoice twice" in body
     # 15:30 UTC + 8 hours, in the site's time zone (UTC in tests).
-    assert "We will answer by Oct. 24, 2025, 11:30 p.m. (UTC)." in body
+    assert "We will answer by 2025-10-24 23:30 UTC (UTC)." in body
     assert "https://help.example.com/help/tickets/" in body
     assert ack.delivery_status == "sent" and ack.sent_at is not None
     assert ack.recipients == ["alice@example.com"]

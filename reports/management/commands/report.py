@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
 
+from reports.formatting import format_rate
 from reports.snapshots import snapshots_backfill
 from reports.subscriptions import headline
 from servicedesk.core.errors import ApplicationError
@@ -118,7 +119,7 @@ class Command(BaseCommand):
         )
         for label, value, kind in headline(report):
             if kind == "rate" and value is not None:
-                shown = f"{value * 100:.2f} %"
+                shown = format_rate(value, localize=False)
             else:
                 shown = "-" if value is None else str(value)
             self.stdout.write(f"{label}: {shown}")

@@ -102,6 +102,7 @@ def ticket_acknowledgement_create(*, ticket: Ticket) -> Message | None:
             "ticket": ticket,
             "customer_name": ticket.customer.name,
             "due": due,
+            "zone_name": promise.time_zone,
             "hours": settings.SERVICEDESK["DEFAULT_FIRST_REPLY_HOURS"],
             "link": ticket_portal_url(ticket),
             "closed": ticket.status == Status.CLOSED,
