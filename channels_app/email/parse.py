@@ -529,6 +529,8 @@ class _Collected:
     attachments: list[InboundAttachment] = field(default_factory=list)
     dsn_recipient: str = ""
     dsn_for: str = ""
+    # Message-IDs of mail enclosed whole or as headers (a bounce's returned copy).
+    enclosed_ids: list[str] = field(default_factory=list)
 
 
 def _param(part: Message, name: str, header: str = "content-type") -> str:
@@ -602,6 +604,8 @@ def _attach(part: Message, content_type: str, content: bytes, collected: _Collec
 
 def _attach_message(part: Message, collected: _Collected) -> None:
     inners = _children(part)
+    if inners:
+        collected.enclosed_ids.extend(_message_ids(_FOLD.sub("", _first(inners[0], "message-id")))[:1])
     content = _message_bytes(inners[0]) if inners else _payload_bytes(part)
     name = _filename(part, collected.hints)
     if not name and inners:
@@ -611,7 +615,11 @@ def _attach_message(part: Message, collected: _Collected) -> None:
 
 
 def _collect_delivery_status(part: Message, collected: _Collected) -> None:
+    """The first recipient the report says failed; a delayed or delivered one is not a bounce."""
     for block in _children(part):
+        action = _FOLD.sub("", _first(block, "action")).split("(", 1)[0].strip().lower()
+        if action and action != "failed":
+            continue
         for name in ("final-recipient", "original-recipient"):
             value = decode_bytes(_to_bytes(_FOLD.sub("", _first(block, name))), None)
             found = re.search(r"<?([^\s<>;]+@[^\s<>;]+)>?\s*$", value)
@@ -660,6 +668,9 @@ def _walk(part: Message, collected: _Collected) -> None:
         return
     if ctype.startswith("multipart/"):
         ctype = "text/plain"  # a multipart without a usable boundary: its body is shown as text
+    if ctype == "text/rfc822-headers":
+        returned = HeaderParser(policy=compat32).parsestr(_part_text(part, collected.hints))
+        collected.enclosed_ids.extend(_message_ids(_FOLD.sub("", _first(returned, "message-id")))[:1])
     disposition = _disposition(part)
     named_extra_text = disposition == "inline" and bool(collected.text) and bool(_filename(part, collected.hints))
     if disposition != "attachment" and ctype in ("text/plain", "text/html") and not named_extra_text:
@@ -682,6 +693,7 @@ def _walk_alternative(children: list[Message], collected: _Collected) -> None:
         collected.attachments.extend(sub.attachments)
         collected.dsn_for = collected.dsn_for or sub.dsn_for
         collected.dsn_recipient = collected.dsn_recipient or sub.dsn_recipient
+        collected.enclosed_ids.extend(sub.enclosed_ids)
     collected.text.extend(text)
     collected.html.extend(html)
 
@@ -737,6 +749,79 @@ def _is_out_of_office(msg: Message, subject: str) -> bool:
     if _raw_values(msg, "x-autoreply") or _raw_values(msg, "x-autorespond"):
         return True
     return bool(_OOF_SUBJECT.match(subject))
+
+
+# --- Bounces without a delivery-status part -----------------------------------
+#
+# Many MTAs still return mail as plain text. Recognising one only sets the
+# facts a bounce needs (the cited Message-ID, the failed address); whether it
+# acts is decided by the bounce service, which trusts none of it until the
+# Message-ID proves to be one we signed and sent to that address.
+
+_BOUNCE_SENDER_LOCAL = re.compile(r"^(mailer-daemon|postmaster)([+._-].*)?$", re.IGNORECASE)
+_BOUNCE_SUBJECT = re.compile(
+    r"^\s*(undeliverable\s*:|undelivered mail returned to sender|delivery status notification \(failure\)"
+    r"|mail delivery failed|failure notice|returned mail\s*:|delivery failure|message not delivered"
+    r"|undeliverable mail|mail delivery system)",
+    re.IGNORECASE,
+)
+_BOUNCE_BODY = (
+    "this is the mail system at host",  # Postfix
+    "this message was created automatically by mail delivery software",  # Exim
+    "hi. this is the qmail-send program",  # qmail
+    "delivery to the following recipient failed permanently",  # Gmail
+    "your message wasn't delivered to",  # Gmail
+    "delivery has failed to these recipients or groups",  # Exchange
+    "your message to",  # Exchange ("Your message to ... couldn't be delivered.")
+)
+# Where the returned copy of the original starts: addresses below it are not the failed ones.
+_BOUNCE_COPY_START = re.compile(
+    r"^\s*(-{2,}\s*(below this line is a copy|this is a copy of the message|original message|"
+    r"the original message|headers of the original)|original message headers\s*:)",
+    re.IGNORECASE | re.MULTILINE,
+)
+_BOUNCE_ADDRESS = r"<?([^\s<>()\[\]\"',;:@]+@[^\s<>()\[\]\"',;:@]+\.[^\s<>()\[\]\"',;:@]*[A-Za-z0-9])>?"
+_BOUNCE_RECIPIENT = (
+    # Postfix and qmail: "<gone@example.com>: host ... said: 550 ..."
+    re.compile(r"^\s*<([^\s<>@]+@[^\s<>@]+)>:", re.MULTILINE),
+    # Exim, Gmail, Exchange: a list introduced by a line ending in a colon.
+    re.compile(
+        r"(?:address\(es\) failed|following addresses? failed|recipients? failed permanently"
+        rf"|these recipients or groups)\s*:\s*\n(?:\s*\n)*\s*{_BOUNCE_ADDRESS}",
+        re.IGNORECASE,
+    ),
+    # Gmail and Exchange in a sentence.
+    re.compile(rf"(?:wasn't|was not|couldn't be|could not be) delivered to\s+{_BOUNCE_ADDRESS}", re.IGNORECASE),
+    re.compile(rf"your message to\s+{_BOUNCE_ADDRESS}\s+couldn't be delivered", re.IGNORECASE),
+)
+_QUOTED_MESSAGE_ID = re.compile(rf"^[ \t>]*Message-ID:[ \t]*(<[^<>\s]{{1,{MAX_MESSAGE_ID_LENGTH}}}>)", re.I | re.M)
+
+
+def _is_plain_bounce(msg: Message, sender: str, subject: str, text: str) -> bool:
+    """A non-delivery report without a delivery-status part: from the mail system
+    (a mailer-daemon or postmaster, or an empty Return-Path) and worded like one."""
+    null_return = any(re.sub(r"\s+", "", _FOLD.sub("", v)) == "<>" for v in _raw_values(msg, "return-path"))
+    if not (_BOUNCE_SENDER_LOCAL.match(sender.partition("@")[0]) or null_return):
+        return False
+    lowered = text[:4000].lower()
+    return bool(_BOUNCE_SUBJECT.match(subject)) or any(marker in lowered for marker in _BOUNCE_BODY)
+
+
+def _plain_bounce_recipient(text: str) -> str:
+    """The failed address a plain-text report names, from its text above the returned copy."""
+    copy = _BOUNCE_COPY_START.search(text)
+    report = text[: copy.start()] if copy else text
+    for pattern in _BOUNCE_RECIPIENT:
+        found = pattern.search(report)
+        if found:
+            return header_safe(found.group(1).strip().lower(), max_length=254)
+    return ""
+
+
+def _cited_message_id(candidates: Iterable[str]) -> str:
+    """The returned mail's Message-ID: the first one of ours among the candidates, else the first."""
+    found = [c for c in candidates if c]
+    return next((c for c in found if message_id_is_ours(c)), found[0] if found else "")
 
 
 # --- Reply token and subject tag ----------------------------------------------
@@ -817,12 +902,18 @@ def _parse(raw: bytes, received_at: datetime | None) -> ParsedEmail:
     delivered = [a for _, a in _addresses(msg, ["delivered-to"], hints)]
 
     is_dsn = msg.get_content_type() == "multipart/report" and _param(msg, "report-type").lower() == "delivery-status"
+    if not is_dsn and _is_plain_bounce(msg, sender_address, subject, text):
+        is_dsn = True
+        collected.dsn_recipient = _plain_bounce_recipient(text)
+        collected.dsn_for = _cited_message_id(collected.enclosed_ids + _QUOTED_MESSAGE_ID.findall(text))
+    elif is_dsn and not collected.dsn_for:
+        collected.dsn_for = _cited_message_id(collected.enclosed_ids)
     metadata: dict[str, str] = {}
     token = _reply_token(recipients + delivered, own)
     if token:
         metadata["reply_token"] = token
     reason = _automatic_reason(msg, sender_address, own, is_dsn)
-    if _is_out_of_office(msg, subject):
+    if not is_dsn and _is_out_of_office(msg, subject):
         metadata["out_of_office"] = "1"
         reason = reason or "out-of-office"
     if reason:
