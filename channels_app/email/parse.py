@@ -611,6 +611,9 @@ def _attach_message(part: Message, collected: _Collected) -> None:
     if not name and inners:
         subject = header_safe(decode_header_text(_first(inners[0], "subject"), hints=collected.hints), max_length=150)
         name = f"{subject}.eml" if subject else ""
+    if name and not name.lower().endswith(".eml"):
+        # Kept as the .eml file it is, whatever name the sender's program gave it.
+        name += ".eml"
     _attach(part, part.get_content_type(), content, collected, name=name)
 
 

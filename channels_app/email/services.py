@@ -179,7 +179,10 @@ def _deliver(row: InboundEmail, parsed: ParsedEmail) -> IngestResult:
         if row.account_id and row.account and row.account.queue_id and row.account.queue
         else None
     )
-    inbound = dataclasses.replace(inbound, reply_token=inbound.metadata.get("reply_token"), queue=queue)
+    # A file the limits refuse is dropped with a note, never the customer's whole mail.
+    inbound = dataclasses.replace(
+        inbound, reply_token=inbound.metadata.get("reply_token"), queue=queue, drop_rejected_attachments=True
+    )
     try:
         with transaction.atomic():
             intake = inbound_message_receive(inbound=inbound)
