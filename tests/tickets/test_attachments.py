@@ -12,7 +12,9 @@ from servicedesk.tickets.services.intake import inbound_message_receive
 
 pytestmark = pytest.mark.django_db
 
-EML = InboundAttachment("Your order.eml", "message/rfc822", b"From: shop@example.com\r\nSubject: Order\r\n\r\nShipped.\r\n")
+EML = InboundAttachment(
+    "Your order.eml", "message/rfc822", b"From: shop@example.com\r\nSubject: Order\r\n\r\nShipped.\r\n"
+)
 EXE = InboundAttachment("setup.exe", "application/octet-stream", b"MZ\x90\x00")
 PDF = InboundAttachment("invoice.pdf", "application/pdf", b"%PDF-1.7 ...")
 
