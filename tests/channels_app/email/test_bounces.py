@@ -11,6 +11,7 @@ import pytest
 from channels_app.email.message_ids import message_id_for_pk
 from channels_app.email.models import InboundEmail
 from channels_app.email.services import (
+    NO_RECIPIENT_BOUNCE,
     UNKNOWN_BOUNCE,
     WRONG_RECIPIENT_BOUNCE,
     IngestOutcome,
@@ -154,3 +155,13 @@ def test_bounce_delivered_twice_acts_once(alice_ticket):
 
     assert second.outcome is IngestOutcome.DUPLICATE
     assert len(system_notes()) == 1
+
+
+def test_delayed_delivery_report_marks_nothing(alice_ticket):
+    raw = dsn(bounced_id=alice_ticket.rfc_message_id).replace(b"Action: failed", b"Action: delayed")
+
+    result = email_ingest(raw=raw, source="pipe")
+
+    assert (result.outcome, result.reason) == (IngestOutcome.QUARANTINED, NO_RECIPIENT_BOUNCE)
+    assert bouncing() == {"alice@example.com": False}
+    assert system_notes() == []
