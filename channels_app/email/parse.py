@@ -850,7 +850,7 @@ _BOUNCE_BODY = (
     "delivery to the following recipient failed permanently",  # Gmail
     "your message wasn't delivered to",  # Gmail
     "delivery has failed to these recipients or groups",  # Exchange
-    "your message to",  # Exchange ("Your message to ... couldn't be delivered.")
+    "couldn't be delivered",  # Exchange ("Your message to ... couldn't be delivered.")
 )
 # Where the returned copy of the original starts: addresses below it are not the failed ones.
 _BOUNCE_COPY_START = re.compile(
