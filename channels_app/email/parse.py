@@ -166,7 +166,18 @@ def _codec_for(label: str | None) -> str | None:
 
 
 def decode_bytes(data: bytes, label: str | None = None, *, hints: Iterable[str] = ()) -> str:
-    """Text from ``data``: the declared charset, then UTF-8, the hints, a detected guess, UTF-8 with replacement."""
+    """Text from ``data``, by the first of these that fits:
+
+    1. the declared charset, when the bytes are valid in it;
+    2. ASCII, then UTF-8, when they are valid;
+    3. the legacy charsets declared elsewhere in the same message (``hints``:
+       other parts, encoded words in its headers), which is what a mislabelled
+       part most often really is;
+    4. Windows-1252, when the text it gives looks Western (``_looks_western``):
+       short Western text is where a statistical guess goes wrong most;
+    5. a statistical guess among the charsets mail uses (``_guess``);
+    6. UTF-8 with replacement characters.
+    """
     if not data:
         return ""
     codec = _codec_for(label)
@@ -188,10 +199,74 @@ def decode_bytes(data: bytes, label: str | None = None, *, hints: Iterable[str] 
                 return data.decode(hint_codec).replace("\x00", "")
             except (UnicodeError, LookupError, ValueError, TypeError):
                 continue
-    best = charset_normalizer.from_bytes(data).best()
-    if best is not None:
-        return str(best).replace("\x00", "")
+    try:
+        western = data.decode("cp1252")
+    except UnicodeDecodeError:
+        western = ""
+    if western and _looks_western(western):
+        return western.replace("\x00", "")
+    guessed = _guess(data)
+    if guessed is not None:
+        return guessed.replace("\x00", "")
     return data.decode("utf-8", errors="replace").replace("\x00", "")
+
+
+# Charsets a statistical guess chooses from, in the order that breaks a tie
+# (the same low chaos and coherence): mail in other charsets declares them.
+# Chinese before Korean: the same bytes are valid in both, and the desk's
+# users write Chinese.
+_GUESS_CHARSETS = (
+    "gb18030",
+    "big5hkscs",
+    "shift_jis",
+    "euc_jp",
+    "koi8_r",
+    "cp1251",
+    "iso8859_2",
+    "cp1250",
+    "cp1252",
+    "euc_kr",
+    "cp1253",
+    "cp1254",
+    "cp1255",
+    "cp1256",
+    "cp1257",
+    "cp874",
+    "koi8_u",
+)
+
+
+def _guess(data: bytes) -> str | None:
+    """charset-normalizer's reading of ``data`` among ``_GUESS_CHARSETS``: least chaos, most coherence, then the order."""
+    results = list(charset_normalizer.from_bytes(data, cp_isolation=list(_GUESS_CHARSETS)))
+    if not results:
+        return None
+
+    def rank(match: Any) -> tuple[float, float, int]:
+        order = _GUESS_CHARSETS.index(match.encoding) if match.encoding in _GUESS_CHARSETS else len(_GUESS_CHARSETS)
+        return (round(match.chaos, 3), -round(match.coherence, 3), order)
+
+    return str(min(results, key=rank))
+
+
+_WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+
+
+def _looks_western(text: str) -> bool:
+    """Whether Windows-1252 text reads as a Western language: accented letters
+    among plain ones. Other charsets read as Windows-1252 give words made only
+    of accented letters (Cyrillic, CJK) or symbols inside words (``Za¿ó³æ``)."""
+    letters = [c for c in text if c.isalpha()]
+    accented = [c for c in letters if not c.isascii()]
+    if not accented:
+        return True
+    if len(accented) * 2 > len(letters):
+        return False
+    for index in range(1, len(text) - 1):
+        char = text[index]
+        if not char.isascii() and not char.isalpha() and text[index - 1].isalpha() and text[index + 1].isalpha():
+            return False
+    return not any(len(word) >= 3 and not any(c.isascii() for c in word) for word in _WORD.findall(text))
 
 
 def _to_bytes(value: str) -> bytes:
@@ -529,6 +604,8 @@ class _Collected:
     attachments: list[InboundAttachment] = field(default_factory=list)
     dsn_recipient: str = ""
     dsn_for: str = ""
+    # Message-IDs of mail enclosed whole or as headers (a bounce's returned copy).
+    enclosed_ids: list[str] = field(default_factory=list)
 
 
 def _param(part: Message, name: str, header: str = "content-type") -> str:
@@ -602,16 +679,25 @@ def _attach(part: Message, content_type: str, content: bytes, collected: _Collec
 
 def _attach_message(part: Message, collected: _Collected) -> None:
     inners = _children(part)
+    if inners:
+        collected.enclosed_ids.extend(_message_ids(_FOLD.sub("", _first(inners[0], "message-id")))[:1])
     content = _message_bytes(inners[0]) if inners else _payload_bytes(part)
     name = _filename(part, collected.hints)
     if not name and inners:
         subject = header_safe(decode_header_text(_first(inners[0], "subject"), hints=collected.hints), max_length=150)
         name = f"{subject}.eml" if subject else ""
+    if name and not name.lower().endswith(".eml"):
+        # Kept as the .eml file it is, whatever name the sender's program gave it.
+        name += ".eml"
     _attach(part, part.get_content_type(), content, collected, name=name)
 
 
 def _collect_delivery_status(part: Message, collected: _Collected) -> None:
+    """The first recipient the report says failed; a delayed or delivered one is not a bounce."""
     for block in _children(part):
+        action = _FOLD.sub("", _first(block, "action")).split("(", 1)[0].strip().lower()
+        if action and action != "failed":
+            continue
         for name in ("final-recipient", "original-recipient"):
             value = decode_bytes(_to_bytes(_FOLD.sub("", _first(block, name))), None)
             found = re.search(r"<?([^\s<>;]+@[^\s<>;]+)>?\s*$", value)
@@ -660,6 +746,9 @@ def _walk(part: Message, collected: _Collected) -> None:
         return
     if ctype.startswith("multipart/"):
         ctype = "text/plain"  # a multipart without a usable boundary: its body is shown as text
+    if ctype == "text/rfc822-headers":
+        returned = HeaderParser(policy=compat32).parsestr(_part_text(part, collected.hints))
+        collected.enclosed_ids.extend(_message_ids(_FOLD.sub("", _first(returned, "message-id")))[:1])
     disposition = _disposition(part)
     named_extra_text = disposition == "inline" and bool(collected.text) and bool(_filename(part, collected.hints))
     if disposition != "attachment" and ctype in ("text/plain", "text/html") and not named_extra_text:
@@ -682,6 +771,7 @@ def _walk_alternative(children: list[Message], collected: _Collected) -> None:
         collected.attachments.extend(sub.attachments)
         collected.dsn_for = collected.dsn_for or sub.dsn_for
         collected.dsn_recipient = collected.dsn_recipient or sub.dsn_recipient
+        collected.enclosed_ids.extend(sub.enclosed_ids)
     collected.text.extend(text)
     collected.html.extend(html)
 
@@ -739,6 +829,79 @@ def _is_out_of_office(msg: Message, subject: str) -> bool:
     return bool(_OOF_SUBJECT.match(subject))
 
 
+# --- Bounces without a delivery-status part -----------------------------------
+#
+# Many MTAs still return mail as plain text. Recognising one only sets the
+# facts a bounce needs (the cited Message-ID, the failed address); whether it
+# acts is decided by the bounce service, which trusts none of it until the
+# Message-ID proves to be one we signed and sent to that address.
+
+_BOUNCE_SENDER_LOCAL = re.compile(r"^(mailer-daemon|postmaster)([+._-].*)?$", re.IGNORECASE)
+_BOUNCE_SUBJECT = re.compile(
+    r"^\s*(undeliverable\s*:|undelivered mail returned to sender|delivery status notification \(failure\)"
+    r"|mail delivery failed|failure notice|returned mail\s*:|delivery failure|message not delivered"
+    r"|undeliverable mail|mail delivery system)",
+    re.IGNORECASE,
+)
+_BOUNCE_BODY = (
+    "this is the mail system at host",  # Postfix
+    "this message was created automatically by mail delivery software",  # Exim
+    "hi. this is the qmail-send program",  # qmail
+    "delivery to the following recipient failed permanently",  # Gmail
+    "your message wasn't delivered to",  # Gmail
+    "delivery has failed to these recipients or groups",  # Exchange
+    "couldn't be delivered",  # Exchange ("Your message to ... couldn't be delivered.")
+)
+# Where the returned copy of the original starts: addresses below it are not the failed ones.
+_BOUNCE_COPY_START = re.compile(
+    r"^\s*(-{2,}\s*(below this line is a copy|this is a copy of the message|original message|"
+    r"the original message|headers of the original)|original message headers\s*:)",
+    re.IGNORECASE | re.MULTILINE,
+)
+_BOUNCE_ADDRESS = r"<?([^\s<>()\[\]\"',;:@]+@[^\s<>()\[\]\"',;:@]+\.[^\s<>()\[\]\"',;:@]*[A-Za-z0-9])>?"
+_BOUNCE_RECIPIENT = (
+    # Postfix and qmail: "<gone@example.com>: host ... said: 550 ..."
+    re.compile(r"^\s*<([^\s<>@]+@[^\s<>@]+)>:", re.MULTILINE),
+    # Exim, Gmail, Exchange: a list introduced by a line ending in a colon.
+    re.compile(
+        r"(?:address\(es\) failed|following addresses? failed|recipients? failed permanently"
+        rf"|these recipients or groups)\s*:\s*\n(?:\s*\n)*\s*{_BOUNCE_ADDRESS}",
+        re.IGNORECASE,
+    ),
+    # Gmail and Exchange in a sentence.
+    re.compile(rf"(?:wasn't|was not|couldn't be|could not be) delivered to\s+{_BOUNCE_ADDRESS}", re.IGNORECASE),
+    re.compile(rf"your message to\s+{_BOUNCE_ADDRESS}\s+couldn't be delivered", re.IGNORECASE),
+)
+_QUOTED_MESSAGE_ID = re.compile(rf"^[ \t>]*Message-ID:[ \t]*(<[^<>\s]{{1,{MAX_MESSAGE_ID_LENGTH}}}>)", re.I | re.M)
+
+
+def _is_plain_bounce(msg: Message, sender: str, subject: str, text: str) -> bool:
+    """A non-delivery report without a delivery-status part: from the mail system
+    (a mailer-daemon or postmaster, or an empty Return-Path) and worded like one."""
+    null_return = any(re.sub(r"\s+", "", _FOLD.sub("", v)) == "<>" for v in _raw_values(msg, "return-path"))
+    if not (_BOUNCE_SENDER_LOCAL.match(sender.partition("@")[0]) or null_return):
+        return False
+    lowered = text[:4000].lower()
+    return bool(_BOUNCE_SUBJECT.match(subject)) or any(marker in lowered for marker in _BOUNCE_BODY)
+
+
+def _plain_bounce_recipient(text: str) -> str:
+    """The failed address a plain-text report names, from its text above the returned copy."""
+    copy = _BOUNCE_COPY_START.search(text)
+    report = text[: copy.start()] if copy else text
+    for pattern in _BOUNCE_RECIPIENT:
+        found = pattern.search(report)
+        if found:
+            return header_safe(found.group(1).strip().lower(), max_length=254)
+    return ""
+
+
+def _cited_message_id(candidates: Iterable[str]) -> str:
+    """The returned mail's Message-ID: the first one of ours among the candidates, else the first."""
+    found = [c for c in candidates if c]
+    return next((c for c in found if message_id_is_ours(c)), found[0] if found else "")
+
+
 # --- Reply token and subject tag ----------------------------------------------
 
 _TOKEN = re.compile(r"^[^+@\s]+\+([A-Za-z0-9_.=-]{1,100})@[^@\s]+$")
@@ -762,16 +925,29 @@ def _ticket_reference(subject: str) -> str | None:
 # --- The parse ----------------------------------------------------------------
 
 
+MAX_CHARSET_HINTS = 5
+
+
 def _charset_hints(msg: Message) -> tuple[str, ...]:
-    hints: list[str] = []
+    """The legacy charsets the message declares: those of its parts, then of the
+    encoded words in its main headers (ASCII and UTF-8 left out)."""
+    labels: list[str] = []
     stack = [msg]
-    while stack and len(hints) < 3:
+    seen = 0
+    while stack and seen < 50:
         part = stack.pop(0)
-        charset = _param(part, "charset")
-        if charset and charset not in hints:
-            hints.append(charset)
-        stack.extend(_children(part)[:5])
-    return tuple(hints)
+        seen += 1
+        labels.append(_param(part, "charset"))
+        stack.extend(_children(part)[:10])
+    for name in ("subject", "from", "to", "cc"):
+        for value in _raw_values(msg, name):
+            labels.extend(match.group(1).split("*", 1)[0] for match in _ENCODED_WORD.finditer(_FOLD.sub("", value)))
+    hints: list[str] = []
+    for label in labels:
+        codec = _codec_for(label)
+        if codec and codec not in ("ascii", "utf-8") and label not in hints:
+            hints.append(label)
+    return tuple(hints[:MAX_CHARSET_HINTS])
 
 
 def _parse(raw: bytes, received_at: datetime | None) -> ParsedEmail:
@@ -817,12 +993,18 @@ def _parse(raw: bytes, received_at: datetime | None) -> ParsedEmail:
     delivered = [a for _, a in _addresses(msg, ["delivered-to"], hints)]
 
     is_dsn = msg.get_content_type() == "multipart/report" and _param(msg, "report-type").lower() == "delivery-status"
+    if not is_dsn and _is_plain_bounce(msg, sender_address, subject, text):
+        is_dsn = True
+        collected.dsn_recipient = _plain_bounce_recipient(text)
+        collected.dsn_for = _cited_message_id(collected.enclosed_ids + _QUOTED_MESSAGE_ID.findall(text))
+    elif is_dsn and not collected.dsn_for:
+        collected.dsn_for = _cited_message_id(collected.enclosed_ids)
     metadata: dict[str, str] = {}
     token = _reply_token(recipients + delivered, own)
     if token:
         metadata["reply_token"] = token
     reason = _automatic_reason(msg, sender_address, own, is_dsn)
-    if _is_out_of_office(msg, subject):
+    if not is_dsn and _is_out_of_office(msg, subject):
         metadata["out_of_office"] = "1"
         reason = reason or "out-of-office"
     if reason:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import hashlib
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -25,17 +26,23 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from channels_app.email.message_ids import message_id_is_ours
 from channels_app.email.models import InboundEmail, MailAccount
 from channels_app.email.parse import ParsedEmail, parse_email
 from servicedesk.core.errors import ApplicationError
 from servicedesk.tickets.events import Actor
-from servicedesk.tickets.models import IdentityKind, Message, MessageKind
-from servicedesk.tickets.services.customers import identity_mark_bouncing
+from servicedesk.tickets.models import DeliveryStatus, Identity, IdentityKind, Message, MessageKind
+from servicedesk.tickets.services.customers import identity_bouncing_clear_for_address, identity_mark_bouncing
 from servicedesk.tickets.services.intake import inbound_message_receive
 from servicedesk.tickets.services.replies import ticket_note_create
 
 RAW_DIR = "raw-mail"
+# Quarantine reasons of delivery reports that are not acted upon.
 UNKNOWN_BOUNCE = "bounce for an unknown message"
+NO_RECIPIENT_BOUNCE = "bounce without a failed recipient"
+WRONG_RECIPIENT_BOUNCE = "bounce names a recipient the cited message was not sent to"
+
+log = logging.getLogger(__name__)
 
 
 class IngestOutcome(enum.StrEnum):
@@ -172,12 +179,18 @@ def _deliver(row: InboundEmail, parsed: ParsedEmail) -> IngestResult:
         if row.account_id and row.account and row.account.queue_id and row.account.queue
         else None
     )
-    inbound = dataclasses.replace(inbound, reply_token=inbound.metadata.get("reply_token"), queue=queue)
+    # A file the limits refuse is dropped with a note, never the customer's whole mail.
+    inbound = dataclasses.replace(
+        inbound, reply_token=inbound.metadata.get("reply_token"), queue=queue, drop_rejected_attachments=True
+    )
     try:
         with transaction.atomic():
             intake = inbound_message_receive(inbound=inbound)
     except ApplicationError as exc:
         return _quarantine(row, exc.message)
+    if not intake.duplicate:
+        # Mail from the address shows it receives mail again.
+        identity_bouncing_clear_for_address(kind=IdentityKind.EMAIL, value=inbound.sender.value)
     row.ticket = intake.ticket
     row.message = intake.message
     outcome = IngestOutcome.DUPLICATE if intake.duplicate else IngestOutcome.STORED
@@ -185,26 +198,28 @@ def _deliver(row: InboundEmail, parsed: ParsedEmail) -> IngestResult:
 
 
 def _bounce(row: InboundEmail, parsed: ParsedEmail) -> IngestResult:
-    """A delivery status notification: a system note on the ticket of the
-    message that bounced, and the failed address marked bouncing. No ticket."""
+    """A delivery report: a system note on the ticket of the message that
+    bounced, and the failed address marked bouncing. No ticket.
+
+    Anyone can write a report naming any address and citing any Message-ID,
+    so it acts only when the cited Message-ID is one the desk signed
+    (``message_ids.message_id_is_ours``) and the message it names was sent to
+    the very address the report says failed. Any other report is kept in the
+    quarantine with the reason, and changes nothing.
+    """
     assert parsed.inbound is not None
     metadata = parsed.inbound.metadata
-    bounced_id = metadata.get("dsn_for", "")
-    original = (
-        Message.objects.select_related("ticket").filter(rfc_message_id=bounced_id).order_by("pk").first()
-        if bounced_id
-        else None
-    )
+    original = bounced_message_find(metadata.get("dsn_for", ""))
     if original is None:
         return _quarantine(row, UNKNOWN_BOUNCE)
     recipient = metadata.get("dsn_recipient", "")
-    if recipient:
-        identity_mark_bouncing(kind=IdentityKind.EMAIL, value=recipient)
-    summary = (
-        f"Delivery failed to {recipient}: the receiving mail system returned the message as undeliverable."
-        if recipient
-        else "Delivery failed: the receiving mail system returned the message as undeliverable."
-    )
+    if not recipient:
+        return _quarantine(row, NO_RECIPIENT_BOUNCE)
+    if recipient not in {str(address).lower() for address in original.recipients or ()}:
+        log.warning("Bounce %s names %s, to whom message %s was not sent", row.pk, recipient, original.pk)
+        return _quarantine(row, WRONG_RECIPIENT_BOUNCE)
+    identity_mark_bouncing(kind=IdentityKind.EMAIL, value=recipient, change=Identity.BouncingChange.BOUNCE)
+    summary = f"Delivery failed to {recipient}: the receiving mail system returned the message as undeliverable."
     body = parsed.inbound.text.strip()
     note = ticket_note_create(
         ticket=original.ticket,
@@ -217,6 +232,23 @@ def _bounce(row: InboundEmail, parsed: ParsedEmail) -> IngestResult:
     row.ticket = original.ticket
     row.message = note
     return IngestResult(outcome=IngestOutcome.STORED, inbound_email=row, reference=original.ticket.reference)
+
+
+def bounced_message_find(message_id: str) -> Message | None:
+    """The message the desk sent under ``message_id``, or None when the id is
+    not one we signed or names no mail we sent."""
+    if not message_id or not message_id_is_ours(message_id):
+        return None
+    return (
+        Message.objects.select_related("ticket")
+        .filter(
+            rfc_message_id=message_id,
+            kind__in=[MessageKind.PUBLIC_AGENT, MessageKind.SYSTEM],
+            delivery_status=DeliveryStatus.SENT,
+        )
+        .order_by("pk")
+        .first()
+    )
 
 
 def quarantine_reprocess(*, inbound_email: InboundEmail) -> IngestResult:

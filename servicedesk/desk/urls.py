@@ -14,6 +14,11 @@ urlpatterns = [
     path("tickets/<str:reference>/spam/", views.ticket_spam, name="ticket_spam"),
     path("tickets/<str:reference>/delete/", views.ticket_delete, name="ticket_delete"),
     path("customers/<int:pk>/", views.customer, name="customer"),
+    path(
+        "customers/<int:pk>/identities/<int:identity_pk>/clear-bouncing/",
+        views.customer_identity_bouncing_clear,
+        name="customer_identity_bouncing_clear",
+    ),
     path("attachments/<str:key>/", views.attachment, name="attachment"),
     path("quarantine/", include("channels_app.email.urls")),
 ]

@@ -14,6 +14,7 @@ from django.contrib import messages
 from django.contrib.auth.views import LoginView, LogoutView, redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.db.models import Prefetch
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
@@ -34,9 +35,9 @@ from servicedesk.desk.forms import (
 from servicedesk.desk.timeline import ticket_timeline
 from servicedesk.tickets import access, selectors
 from servicedesk.tickets.events import Actor
-from servicedesk.tickets.models import Channel, Ticket
+from servicedesk.tickets.models import Channel, Identity, Ticket
 from servicedesk.tickets.selectors import DUE_OVERDUE, DUE_SOON, TicketFilters
-from servicedesk.tickets.services import delivery, replies, tickets
+from servicedesk.tickets.services import customers, delivery, replies, tickets
 from servicedesk.tickets.statuses import Priority, Status
 
 PAGE_SIZE = 25
@@ -295,7 +296,7 @@ def customer(request: HttpRequest, pk: int) -> HttpResponse:
     found = (
         access.customers_visible_to(request.user)
         .select_related("organization", "merged_into")
-        .prefetch_related("identities")
+        .prefetch_related(Prefetch("identities", queryset=Identity.objects.select_related("bouncing_changed_by")))
         .filter(pk=pk)
         .first()
     )
@@ -306,6 +307,19 @@ def customer(request: HttpRequest, pk: int) -> HttpResponse:
         request.GET.get("page")
     )
     return render(request, "desk/customer.html", {"customer": found, "page": page})
+
+
+@require_POST
+@agent_required
+def customer_identity_bouncing_clear(request: HttpRequest, pk: int, identity_pk: int) -> HttpResponse:
+    """Clear the bouncing mark of one of the customer's addresses (customers the agent may see only)."""
+    agent = signed_in_user(request)
+    identity = access.identity_get_for(agent, customer_pk=pk, identity_pk=identity_pk)
+    if customers.identity_bouncing_clear(identity=identity, actor=Actor.agent(agent, source="ui")):
+        messages.success(request, _("%(address)s is no longer marked as bouncing.") % {"address": identity.value})
+    else:
+        messages.info(request, _("%(address)s was not marked as bouncing.") % {"address": identity.value})
+    return redirect("desk:customer", pk=pk)
 
 
 @require_GET

@@ -316,6 +316,8 @@ SERVICEDESK = {
             "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
             "application/msword",
             "application/vnd.ms-excel",
+            # Forwarded mail, kept as an .eml file (docs/architecture.md, "The email channel").
+            "message/rfc822",
         ],
     ),
     # Web form rate limits: submissions per window, per client IP and per email.

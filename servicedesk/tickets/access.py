@@ -23,7 +23,7 @@ from django.utils.crypto import constant_time_compare
 
 from servicedesk.accounts.roles import AGENT, user_role
 from servicedesk.core.errors import NotFound
-from servicedesk.tickets.models import Attachment, Customer, Message, Queue, Ticket
+from servicedesk.tickets.models import Attachment, Customer, Identity, Message, Queue, Ticket
 
 PORTAL_SALT = "servicedesk.portal.ticket"
 
@@ -90,6 +90,18 @@ def customers_visible_to(user: Any) -> QuerySet[Customer]:
     if role == AGENT:
         return Customer.objects.filter(pk__in=tickets_visible_to(user).values("customer_id"))
     return Customer.objects.all()
+
+
+def identity_get_for(user: Any, *, customer_pk: int, identity_pk: int) -> Identity:
+    """One address of a customer ``user`` may see (``customers_visible_to``)."""
+    identity = (
+        Identity.objects.filter(pk=identity_pk, customer_id=customer_pk)
+        .filter(customer__in=customers_visible_to(user))
+        .first()
+    )
+    if identity is None:
+        raise NotFound("Identity not found.")
+    return identity
 
 
 def queues_visible_to(user: Any) -> QuerySet[Queue]:

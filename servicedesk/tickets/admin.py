@@ -65,7 +65,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 class IdentityInline(admin.TabularInline):
     model = Identity
     extra = 0
-    fields = ("kind", "value", "is_bouncing")
+    fields = ("kind", "value", "is_bouncing", "bouncing_change", "bouncing_changed_at")
     readonly_fields = fields
     can_delete = False
 

@@ -44,6 +44,11 @@ class InboundMessage:
     display_text: str = ""
     html: str = ""
     attachments: tuple[InboundAttachment, ...] = ()
+    # What happens to a file the limits do not allow: False refuses the whole
+    # message (AttachmentRejected: the web form and the API, whose sender is
+    # there to fix it); True keeps the message and drops the file with a note
+    # on it (mail: a sender we cannot ask to resubmit).
+    drop_rejected_attachments: bool = False
     # Thread hints, tried in this order: a ticket reference the channel vouches
     # for (it authenticated the sender for that ticket), thread keys (Message-IDs
     # of earlier messages on the ticket), a reply token, and last a reference

@@ -70,6 +70,7 @@ def test_agent_sees_every_message_with_downloads(agent_api, conversation, custom
                 "url": f"http://testserver/desk/attachments/{attachment.key}/",
             }
         ],
+        "dropped_attachments": [],
     }
     assert (ack["kind"], ack["author"], ack["delivery_status"]) == (
         "system",
@@ -246,3 +247,29 @@ def test_agent_reply_can_quote_the_earlier_conversation(agent_api, conversation,
     assert body[2].endswith(", Ann wrote:") and body[3] == "> Refunded."
     assert body[5].endswith(", Alice Byrne wrote:") and body[6] == "> I was charged twice."
     assert "Check the payment log." not in mail.outbox[0].body  # notes are never quoted
+
+
+@pytest.mark.parametrize(
+    ("language", "message"),
+    [("en", "setup.exe is not a file type we accept."), ("zh-hans", "setup.exe 不是我们接受的文件类型。")],
+)
+def test_dropped_attachment_is_named_with_the_reason(agent_api, queue, language, message):
+    result = inbound_message_receive(
+        inbound=InboundMessage(
+            channel="email",
+            external_id="<files@example.com>",
+            sender=SenderIdentity("email", "alice@example.com", "Alice Byrne"),
+            subject="Installer",
+            text="Here it is.",
+            attachments=(InboundAttachment("setup.exe", "application/octet-stream", b"MZ"),),
+            drop_rejected_attachments=True,
+        )
+    )
+
+    response = agent_api.get(f"/api/v1/tickets/{result.ticket.reference}/messages/", HTTP_ACCEPT_LANGUAGE=language)
+
+    first = response.json()["results"][0]
+    assert (first["attachments"], first["dropped_attachments"]) == (
+        [],
+        [{"filename": "setup.exe", "reason": "type", "message": message}],
+    )

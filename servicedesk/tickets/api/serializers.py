@@ -162,6 +162,14 @@ class AttachmentSerializer(serializers.Serializer):
     url = serializers.URLField(read_only=True, required=False, help_text=_("Download address; agents only."))
 
 
+class DroppedAttachmentSerializer(serializers.Serializer):
+    filename = serializers.CharField(read_only=True)
+    reason = serializers.ChoiceField(choices=["type", "size", "count"], read_only=True)
+    message = serializers.CharField(
+        read_only=True, help_text=_("Why the file was not kept, in the request's language.")
+    )
+
+
 class MessageSerializer(serializers.Serializer):
     """A message; ``context["with_downloads"]`` adds attachment download links (agents)."""
 
@@ -175,6 +183,12 @@ class MessageSerializer(serializers.Serializer):
     delivery_status = serializers.CharField(read_only=True)
     delivery_error = serializers.CharField(read_only=True)
     attachments = serializers.SerializerMethodField()
+    # Files the message came with that were not kept (mail), and why.
+    dropped_attachments = serializers.SerializerMethodField()
+
+    @extend_schema_field(DroppedAttachmentSerializer(many=True))
+    def get_dropped_attachments(self, message: Message) -> list[dict[str, Any]]:
+        return [{"filename": d.filename, "reason": d.reason, "message": d.message()} for d in message.dropped]
 
     @extend_schema_field(AuthorSerializer)
     def get_author(self, message: Message) -> dict[str, Any]:

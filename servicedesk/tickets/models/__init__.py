@@ -2,7 +2,7 @@
 
 from servicedesk.tickets.models.customers import Customer, Identity, IdentityKind, Organization
 from servicedesk.tickets.models.imports import ImportedRecord
-from servicedesk.tickets.models.messages import Attachment, DeliveryStatus, Message, MessageKind
+from servicedesk.tickets.models.messages import Attachment, DeliveryStatus, DroppedAttachment, Message, MessageKind
 from servicedesk.tickets.models.sessions import AgentPresence, OperatingCost, PresenceState, Session, SessionChannel
 from servicedesk.tickets.models.sla import TargetKind, TargetState, TicketTarget
 from servicedesk.tickets.models.tickets import (
@@ -22,6 +22,7 @@ __all__ = [
     "Channel",
     "Customer",
     "DeliveryStatus",
+    "DroppedAttachment",
     "Identity",
     "IdentityKind",
     "ImportedRecord",

@@ -73,10 +73,25 @@ class IdentityKind(models.TextChoices):
 class Identity(models.Model):
     """An address by which a customer reaches us; normalised, unique per kind."""
 
+    class BouncingChange(models.TextChoices):
+        """Why ``is_bouncing`` last changed (see services.customers)."""
+
+        NONE = "", "-"
+        BOUNCE = "bounce", _("a delivery report for mail we sent to it")
+        REFUSED = "refused", _("the receiving mail server refused it")
+        MAIL = "mail", _("mail arrived from it")
+        AGENT = "agent", _("cleared by an agent")
+
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="identities")
     kind = models.CharField(_("kind"), max_length=10, choices=IdentityKind.choices)
     value = models.CharField(_("value"), max_length=320)
     is_bouncing = models.BooleanField(_("bouncing"), default=False)
+    # The last change of ``is_bouncing``: when, why and (for an agent) by whom.
+    bouncing_changed_at = models.DateTimeField(null=True, blank=True)
+    bouncing_change = models.CharField(max_length=10, choices=BouncingChange.choices, default="", blank=True)
+    bouncing_changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     class Meta:

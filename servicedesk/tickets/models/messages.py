@@ -1,9 +1,62 @@
 """Messages on a ticket and their attachments."""
 
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
 from django.conf import settings
 from django.db import models
+from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
+
+
+@dataclass(frozen=True)
+class DroppedAttachment:
+    """A file a message came with and the desk did not keep, and why.
+
+    Stored on the message (``Message.dropped_attachments``) as a reason code,
+    so the agent reads the reason in their own language; see
+    docs/architecture.md, "The email channel".
+    """
+
+    TYPE: ClassVar[str] = "type"
+    SIZE: ClassVar[str] = "size"
+    COUNT: ClassVar[str] = "count"
+
+    filename: str
+    reason: str
+    # The limit in force when the file was dropped (bytes or files); 0 for a type.
+    limit: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.limit and self.reason in (self.SIZE, self.COUNT):
+            key = "ATTACHMENT_MAX_BYTES" if self.reason == self.SIZE else "ATTACHMENT_MAX_COUNT"
+            object.__setattr__(self, "limit", int(settings.SERVICEDESK[key]))
+
+    def message(self) -> str:
+        """Why the file was not kept, in the active language, naming the file."""
+        if self.reason == self.SIZE:
+            return gettext("%(name)s is larger than %(limit)s.") % {
+                "name": self.filename,
+                "limit": filesizeformat(self.limit),
+            }
+        if self.reason == self.COUNT:
+            return gettext("%(name)s was not kept: at most %(n)d files can be attached.") % {
+                "name": self.filename,
+                "n": self.limit,
+            }
+        return gettext("%(name)s is not a file type we accept.") % {"name": self.filename}
+
+    def as_json(self) -> dict[str, Any]:
+        return {"filename": self.filename, "reason": self.reason, "limit": self.limit}
+
+    @classmethod
+    def from_json(cls, value: Any) -> DroppedAttachment | None:
+        if not isinstance(value, dict) or value.get("reason") not in (cls.TYPE, cls.SIZE, cls.COUNT):
+            return None
+        return cls(filename=str(value.get("filename", "")), reason=value["reason"], limit=int(value.get("limit") or 0))
 
 
 class MessageKind(models.TextChoices):
@@ -55,6 +108,8 @@ class Message(models.Model):
     # RFC 5322 Message-ID of mail we send (and of mail we receive), for threading.
     rfc_message_id = models.CharField(max_length=255, null=True, blank=True, db_index=True)
     recipients = models.JSONField(default=list, blank=True)
+    # Files the message came with that were not kept: DroppedAttachment.as_json() each.
+    dropped_attachments = models.JSONField(default=list, blank=True)
     # An agent reply that carries the earlier conversation quoted below it.
     quote_history = models.BooleanField(_("quote the earlier conversation"), default=False)
     delivery_status = models.CharField(
@@ -124,6 +179,11 @@ class Message(models.Model):
         return bool(self.display_text) and self.display_text.strip() != self.text.strip()
 
     @property
+    def dropped(self) -> list[DroppedAttachment]:
+        """The files this message came with and the desk did not keep."""
+        return [d for d in map(DroppedAttachment.from_json, self.dropped_attachments or ()) if d is not None]
+
+    @property
     def author_name(self) -> str:
         if self.author_user_id:
             return str(self.author_user)
@@ -132,7 +192,7 @@ class Message(models.Model):
         return str(_("Service desk"))
 
 
-def attachment_upload_to(instance: "Attachment", filename: str) -> str:
+def attachment_upload_to(instance: Attachment, filename: str) -> str:
     # The stored name is the generated key only: a customer's file name never
     # reaches the file system.
     return f"attachments/{instance.key[:2]}/{instance.key}"

@@ -11,13 +11,12 @@ from collections.abc import Sequence
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext as _
 
 from servicedesk.core.errors import ApplicationError
 from servicedesk.core.text import clean_filename
 from servicedesk.tickets.inbound import InboundAttachment
-from servicedesk.tickets.models import Attachment, Message, Ticket
+from servicedesk.tickets.models import Attachment, DroppedAttachment, Message, Ticket
 
 # Leading bytes of the binary types we accept; a file claiming one of these
 # types must start with one of its signatures.
@@ -50,10 +49,21 @@ def attachment_content_type(filename: str, content: bytes) -> str:
     return guessed
 
 
+def _attachment_problem(f: InboundAttachment, content_type: str) -> str | None:
+    """Why a file may not be kept (``size`` or ``type``), or None when it may."""
+    if len(f.content) > settings.SERVICEDESK["ATTACHMENT_MAX_BYTES"]:
+        return DroppedAttachment.SIZE
+    if content_type not in settings.SERVICEDESK["ATTACHMENT_ALLOWED_TYPES"]:
+        return DroppedAttachment.TYPE
+    return None
+
+
 def attachments_check(files: Sequence[InboundAttachment], *, field: str = "attachments") -> list[InboundAttachment]:
     """Check count, size and type against settings; return them with clean names and real types.
 
-    Raises AttachmentRejected naming the first file that fails. Writes nothing.
+    For senders who are there to fix their upload (web form, portal, API,
+    agents): raises AttachmentRejected naming the first file that fails.
+    Writes nothing. Mail uses ``attachments_screen`` instead.
     """
     conf = settings.SERVICEDESK
     if len(files) > conf["ATTACHMENT_MAX_COUNT"]:
@@ -63,19 +73,40 @@ def attachments_check(files: Sequence[InboundAttachment], *, field: str = "attac
     checked = []
     for f in files:
         name = clean_filename(f.filename)
-        if len(f.content) > conf["ATTACHMENT_MAX_BYTES"]:
-            raise AttachmentRejected(
-                _("%(name)s is larger than %(limit)s.")
-                % {"name": name, "limit": filesizeformat(conf["ATTACHMENT_MAX_BYTES"])},
-                field=field,
-            )
         content_type = attachment_content_type(name, f.content)
-        if content_type not in conf["ATTACHMENT_ALLOWED_TYPES"]:
-            raise AttachmentRejected(_("%(name)s is not a file type we accept.") % {"name": name}, field=field)
+        problem = _attachment_problem(f, content_type)
+        if problem is not None:
+            raise AttachmentRejected(DroppedAttachment(filename=name, reason=problem).message(), field=field)
         checked.append(
             InboundAttachment(filename=name, content_type=content_type, content=f.content, content_id=f.content_id)
         )
     return checked
+
+
+def attachments_screen(
+    files: Sequence[InboundAttachment],
+) -> tuple[list[InboundAttachment], list[DroppedAttachment]]:
+    """The same checks as ``attachments_check``, file by file, for senders who
+    are not there to fix anything (mail): the files that pass (clean names,
+    real types) and, for the others, their name and why they were dropped.
+    Files beyond the count limit are dropped in their order. Writes nothing.
+    """
+    limit = settings.SERVICEDESK["ATTACHMENT_MAX_COUNT"]
+    kept: list[InboundAttachment] = []
+    dropped: list[DroppedAttachment] = []
+    for f in files:
+        name = clean_filename(f.filename)
+        content_type = attachment_content_type(name, f.content)
+        problem = _attachment_problem(f, content_type)
+        if problem is None and len(kept) >= limit:
+            problem = DroppedAttachment.COUNT
+        if problem is not None:
+            dropped.append(DroppedAttachment(filename=name, reason=problem))
+            continue
+        kept.append(
+            InboundAttachment(filename=name, content_type=content_type, content=f.content, content_id=f.content_id)
+        )
+    return kept, dropped
 
 
 def attachment_store(

@@ -179,14 +179,48 @@ def organization_get_or_create(*, name: str, tier: str | None = None) -> Organiz
     return org
 
 
-def identity_mark_bouncing(*, kind: str, value: str) -> int:
+def identity_mark_bouncing(*, kind: str, value: str, change: str = Identity.BouncingChange.REFUSED) -> int:
     """Mark the identity ``(kind, value)`` as bouncing (mail to it comes back).
 
-    Idempotent; returns how many identities were marked (0 for an unknown or
-    malformed address, which is not an error: bounces name any address).
+    Callers establish that the desk's own mail to this address failed: the
+    SMTP server refused it (``refused``) or a verified delivery report names
+    it (``bounce``, see channels_app/email/services.py). Idempotent; returns
+    how many identities were marked (0 for an unknown or malformed address,
+    which is not an error: bounces name any address).
     """
     try:
         value = identity_normalize(kind=kind, value=value)
     except InvalidIdentity:
         return 0
-    return Identity.objects.filter(kind=kind, value=value).update(is_bouncing=True)
+    return Identity.objects.filter(kind=kind, value=value, is_bouncing=False).update(
+        is_bouncing=True, bouncing_changed_at=timezone.now(), bouncing_change=change, bouncing_changed_by=None
+    )
+
+
+def identity_bouncing_clear(*, identity: Identity, actor: Actor) -> bool:
+    """Clear the bouncing mark of ``identity``, so the desk writes to it again.
+
+    An agent (``actor.user``, from the customer page, access checked by the
+    caller) or mail arriving from the address (``actor`` without a user). The
+    change, its time and the agent are kept on the identity. Idempotent:
+    returns False when it was not bouncing (nothing written).
+    """
+    change = Identity.BouncingChange.AGENT if actor.user is not None else Identity.BouncingChange.MAIL
+    return bool(
+        Identity.objects.filter(pk=identity.pk, is_bouncing=True).update(
+            is_bouncing=False,
+            bouncing_changed_at=timezone.now(),
+            bouncing_change=change,
+            bouncing_changed_by=actor.user,
+        )
+    )
+
+
+def identity_bouncing_clear_for_address(*, kind: str, value: str) -> bool:
+    """Clear the bouncing mark of the address mail just arrived from; see ``identity_bouncing_clear``."""
+    try:
+        value = identity_normalize(kind=kind, value=value)
+    except InvalidIdentity:
+        return False
+    identity = Identity.objects.filter(kind=kind, value=value, is_bouncing=True).first()
+    return identity is not None and identity_bouncing_clear(identity=identity, actor=Actor.system(source="intake"))

@@ -22,11 +22,25 @@ from servicedesk.core.html import sanitize_html
 from servicedesk.core.text import clean_text
 from servicedesk.tickets import statuses
 from servicedesk.tickets.events import Actor, event_record
-from servicedesk.tickets.inbound import InboundMessage, IntakeOutcome, IntakeResult
+from servicedesk.tickets.inbound import InboundAttachment, InboundMessage, IntakeOutcome, IntakeResult
 from servicedesk.tickets.locks import ticket_lock
-from servicedesk.tickets.models import Customer, Message, MessageKind, Queue, Ticket, TicketEvent, Topic
+from servicedesk.tickets.models import (
+    Customer,
+    DroppedAttachment,
+    Message,
+    MessageKind,
+    Queue,
+    Ticket,
+    TicketEvent,
+    Topic,
+)
 from servicedesk.tickets.services.acknowledgements import ticket_acknowledgement_create
-from servicedesk.tickets.services.attachments import attachment_store, attachments_check, stored_files_remove
+from servicedesk.tickets.services.attachments import (
+    attachment_store,
+    attachments_check,
+    attachments_screen,
+    stored_files_remove,
+)
 from servicedesk.tickets.services.customers import customer_resolve, customer_root
 from servicedesk.tickets.services.tickets import _apply_status, _touch, ticket_create
 from servicedesk.tickets.statuses import Priority, Status
@@ -43,7 +57,9 @@ def inbound_message_receive(*, inbound: InboundMessage) -> IntakeResult:
     Idempotency key: (channel, external_id). The same pair delivered twice
     (also concurrently) yields one message and outcome ``duplicate``.
     Raises ApplicationError (EmptyMessage, InvalidIdentity, AttachmentRejected)
-    before anything is written.
+    before anything is written; with ``inbound.drop_rejected_attachments`` a
+    file the limits do not allow is dropped instead, and named with the
+    reason on the stored message (``Message.dropped_attachments``).
     """
     if not inbound.external_id:
         raise ApplicationError("An inbound message needs an external id.")
@@ -51,7 +67,11 @@ def inbound_message_receive(*, inbound: InboundMessage) -> IntakeResult:
     html = sanitize_html(inbound.html)
     if not text.strip() and not html.strip() and not inbound.attachments:
         raise EmptyMessage(_("The message is empty."), field="message")
-    files = attachments_check(inbound.attachments)
+    dropped: list[DroppedAttachment] = []
+    if inbound.drop_rejected_attachments:
+        files, dropped = attachments_screen(inbound.attachments)
+    else:
+        files = attachments_check(inbound.attachments)
 
     duplicate = _duplicate_result(inbound)
     if duplicate is not None:
@@ -60,7 +80,7 @@ def inbound_message_receive(*, inbound: InboundMessage) -> IntakeResult:
     saved_files: list[str] = []
     try:
         with transaction.atomic():
-            result = _store(inbound, text=text, html=html, files=files, saved_files=saved_files)
+            result = _store(inbound, text=text, html=html, files=files, dropped=dropped, saved_files=saved_files)
     except IntegrityError:
         stored_files_remove(saved_files)
         duplicate = _duplicate_result(inbound)
@@ -86,7 +106,15 @@ def _duplicate_result(inbound: InboundMessage) -> IntakeResult | None:
     )
 
 
-def _store(inbound: InboundMessage, *, text: str, html: str, files: list, saved_files: list[str]) -> IntakeResult:
+def _store(
+    inbound: InboundMessage,
+    *,
+    text: str,
+    html: str,
+    files: list[InboundAttachment],
+    dropped: list[DroppedAttachment],
+    saved_files: list[str],
+) -> IntakeResult:
     at = inbound.received_at or timezone.now()
     display = clean_text(inbound.display_text)
     customer, _created = customer_resolve(
@@ -133,6 +161,7 @@ def _store(inbound: InboundMessage, *, text: str, html: str, files: list, saved_
         external_id=inbound.external_id[:255],
         rfc_message_id=(inbound.rfc_message_id or None) and inbound.rfc_message_id[:255],
         recipients=list(inbound.recipients),
+        dropped_attachments=[d.as_json() for d in dropped],
         created_at=at,
     )
     message.save(force_insert=True)

@@ -149,7 +149,8 @@ def test_permanent_failure_marks_the_address_bouncing(smtp, queue, agent):
     assert message_deliver(message_id=reply.pk) is DeliveryOutcome.FAILED
     reply.refresh_from_db()
     assert (reply.delivery_status, reply.delivery_error) == ("failed", "554 5.7.1 Message rejected")
-    assert Identity.objects.get(value="alice@example.com").is_bouncing is True
+    identity = Identity.objects.get(value="alice@example.com")
+    assert (identity.is_bouncing, identity.bouncing_change) == (True, "refused")
 
 
 def test_refused_recipient_fails_and_bounces(smtp, queue, agent):

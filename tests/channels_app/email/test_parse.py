@@ -335,6 +335,45 @@ def test_delivery_status_notification():
     ]
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        "bounce_postfix_plain.eml",
+        "bounce_exim.eml",
+        "bounce_qmail.eml",
+        "bounce_gmail.eml",
+        "bounce_exchange.eml",
+    ],
+)
+def test_plain_text_bounces_of_common_mail_systems_are_recognised(name):
+    inbound = parsed(name)
+    assert inbound.is_automatic is True
+    assert inbound.metadata == {
+        "auto_reason": "delivery-status",
+        "dsn_for": "<sd.42.00112233aabbccdd@servicedesk.example>",
+        "dsn_recipient": "gone@example.com",
+    }
+    assert inbound.thread_keys == ()
+
+
+def test_delayed_delivery_report_names_no_failed_recipient():
+    raw = load("dsn_bounce.eml").replace(b"Action: failed", b"Action: delayed")
+    assert parse_email(raw).inbound.metadata == {
+        "auto_reason": "delivery-status",
+        "dsn_for": "<sd.42.00112233aabbccdd@servicedesk.example>",
+    }
+
+
+def test_customer_mail_that_mentions_a_bounce_is_not_one():
+    raw = (
+        b"From: Alice <alice@example.com>\r\nTo: support@servicedesk.example\r\n"
+        b"Subject: Undeliverable: my invoice\r\nMessage-ID: <a1@example.com>\r\n\r\n"
+        b"This is the mail system at host mine, it says your message to bob@example.com couldn't be delivered.\r\n"
+    )
+    inbound = parse_email(raw).inbound
+    assert (inbound.is_automatic, inbound.metadata) == (False, {})
+
+
 def test_reply_with_thread_keys_token_and_subject_tag():
     inbound = parsed("reply_threaded.eml")
     assert inbound.thread_keys == ("<CAF0001@mail.example.com>",)
