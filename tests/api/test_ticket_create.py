@@ -200,6 +200,11 @@ def test_idempotency_keys_are_per_caller(agent_api, queue, known):
         ({"customer_email": "x@example.com", "text": "T"}, {"subject": ["This field is required."]}),
         ({"customer": 999999, "subject": "S", "text": "T"}, {"customer": ["Unknown customer: 999999."]}),
         ({"customer": "abc", "subject": "S", "text": "T"}, {"customer": ["Give the customer's id."]}),
+        ({"customer": 1.5, "subject": "S", "text": "T"}, {"customer": ["Give the customer's id."]}),
+        ({"customer": "1.5", "subject": "S", "text": "T"}, {"customer": ["Give the customer's id."]}),
+        ({"customer": True, "subject": "S", "text": "T"}, {"customer": ["Give the customer's id."]}),
+        ({"customer": 2**70, "subject": "S", "text": "T"}, {"customer": ["Give the customer's id."]}),
+        ({"customer": -1, "subject": "S", "text": "T"}, {"customer": ["Give the customer's id."]}),
         ({"customer": "unseen", "subject": "S", "text": "T"}, {}),
         (
             {"customer_email": "x@example.com", "subject": "S", "text": "T", "queue": "billing"},
