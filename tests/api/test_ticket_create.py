@@ -335,7 +335,10 @@ def test_key_used_for_a_reply_cannot_open_a_ticket(agent_api, queue, customer):
         headers={"Idempotency-Key": "k-9"},
     )
     messages_before = Message.objects.count()
-    message = "This Idempotency-Key was already used for a different request."
+    message = (
+        "This Idempotency-Key was already used with a different request (method, address or body). "
+        "Send the same request to repeat it, or use a new key for a new request."
+    )
 
     outbound = post(
         agent_api,
@@ -344,7 +347,7 @@ def test_key_used_for_a_reply_cannot_open_a_ticket(agent_api, queue, customer):
     )
     inbound = post(agent_api, {"customer": customer.pk, "subject": "New", "text": "Hi."}, **{"Idempotency-Key": "k-9"})
 
-    assert (outbound.status_code, inbound.status_code) == (409, 409)
+    assert (outbound.status_code, inbound.status_code) == (422, 422)
     assert outbound.json() == inbound.json() == {"detail": message, "Idempotency-Key": [message]}
     assert (Ticket.objects.count(), Message.objects.count()) == (1, messages_before)
 
