@@ -32,6 +32,7 @@ from django.views.decorators.http import require_GET, require_POST
 from reports.charts import Series, legend, line_chart
 from reports.exports import report_csv, report_xlsx
 from reports.models import Frequency, Granularity, JobStatus, ReportJob, ReportSnapshot, ReportSubscription
+from reports.periods import PeriodRefused, period_check
 from reports.permissions import can_view_reports
 from reports.snapshots import (
     definitions_version,
@@ -101,10 +102,11 @@ class PeriodForm(forms.Form):
             start, end = data.get("start"), data.get("end")
             if start is None or end is None:
                 raise forms.ValidationError(_("Choose both dates of a custom period."))
-            if start >= end:
-                self.add_error("end", _("The period must end after it starts."))
-            elif (end - start).days > 366:
-                self.add_error("end", _("A period is at most one year."))
+            calendar = data.get("calendar") or self.fields["calendar"].queryset.first()  # type: ignore[attr-defined]
+            try:
+                period_check(start=start, end=end, time_zone=calendar.time_zone if calendar else "UTC")
+            except PeriodRefused as exc:
+                self.add_error(exc.field if exc.field in ("start", "end") else None, exc.message)
         return data
 
 
