@@ -79,7 +79,8 @@ def test_manager_sees_the_list_and_the_detail(client, manager, quarantined):
     assert list(listing.context["page"].object_list) == [quarantined]
     html = listing.content.decode()
     assert f"too large: {quarantined.size} bytes &gt; 1000" in html
-    assert "alice@example.com" not in html  # over-size mail is not parsed: no sender to show
+    # Not parsed (over the size limit), but its header block still names sender and subject.
+    assert "alice@example.com" in html and "Printer is on fire" in html
     assert 'href="/desk/quarantine/"' in html
     assert detail.status_code == 200
     assert detail.context["mail"] == quarantined
@@ -95,6 +96,37 @@ def test_list_shows_sender_and_subject_when_parsed(client, manager):
     assert "The message is empty." in html
     assert "alice@example.com" in html
     assert "Printer is on fire" in html
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        "",  # over the size limit
+        "To: " + ", ".join(f"u{i}@example.com" for i in range(600)) + "\r\n",  # too many addresses
+    ],
+)
+def test_mail_quarantined_by_the_parser_shows_its_subject_and_message_id(client, manager, settings, extra):
+    settings.SERVICEDESK_EMAIL = {"MAX_BYTES": 1000} if not extra else {}
+    raw = mail(
+        subject="=?utf-8?q?Drucker_brennt?=",
+        message_id="<q-1@example.com>",
+        body="x" * 2000 if not extra else "hi",
+        extra=extra,
+    )
+    row = email_ingest(raw=raw, source="pipe").inbound_email
+    client.force_login(manager)
+
+    detail = client.get(f"/desk/quarantine/{row.pk}/").content.decode()
+    listing = client.get("/desk/quarantine/").content.decode()
+
+    assert (row.status, row.subject, row.rfc_message_id, row.sender) == (
+        "quarantined",
+        "Drucker brennt",
+        "<q-1@example.com>",
+        "alice@example.com",
+    )
+    assert "<dd>Drucker brennt</dd>" in detail and "<dd>&lt;q-1@example.com&gt;</dd>" in detail
+    assert "<td>Drucker brennt</td>" in listing
 
 
 def test_raw_download_is_an_attachment(client, manager, quarantined):
