@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import F, OrderBy, Prefetch, Q, QuerySet
+from django.db.models import F, Min, OrderBy, Prefetch, Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from servicedesk.tickets.access import customers_visible_to, tickets_visible_to
-from servicedesk.tickets.models import Customer, Identity, Tag, Ticket, TicketTarget
+from servicedesk.tickets.models import Customer, Identity, Message, Tag, Ticket, TicketTarget
 from servicedesk.tickets.models.tickets import priority_rank, status_rank
 
 # name -> ORDER BY; the default is the most recently updated first. Each "-name"
@@ -259,3 +259,13 @@ def customer_list(*, user: Any, search: str = "") -> QuerySet[Customer]:
             | Q(pk__in=Identity.objects.filter(value__icontains=search.lower()).values("customer_id"))
         )
     return qs.select_related("organization").prefetch_related("identities").order_by("name", "pk")
+
+
+def customer_first_contact(*, customer: Customer) -> datetime:
+    """When ``customer`` first contacted the desk: the earliest of the record's creation, their first
+    ticket and their first message, customers merged into them included. History imported with its
+    original times counts from then, not from the day of the import (which is the record's creation)."""
+    ids = [customer.pk, *Customer.objects.filter(merged_into=customer).values_list("pk", flat=True)]
+    first_ticket = Ticket.objects.filter(customer_id__in=ids).aggregate(first=Min("created_at"))["first"]
+    first_message = Message.objects.filter(author_customer_id__in=ids).aggregate(first=Min("created_at"))["first"]
+    return min(when for when in (customer.created_at, first_ticket, first_message) if when is not None)

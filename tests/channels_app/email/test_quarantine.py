@@ -142,19 +142,36 @@ def test_raw_download_is_an_attachment(client, manager, quarantined):
 
 
 @pytest.mark.parametrize("suffix", ["", "{pk}/", "{pk}/raw/"])
-def test_agents_get_not_found(client, agent, quarantined, suffix):
+def test_agents_get_access_denied_as_on_the_reports(client, agent, quarantined, suffix):
     client.force_login(agent)
 
     response = client.get("/desk/quarantine/" + suffix.format(pk=quarantined.pk))
 
-    assert response.status_code == 404
+    assert response.status_code == 403
+    assert "<h1>Access denied</h1>" in response.content.decode()
+
+
+def test_a_customer_signed_in_gets_not_found(client, quarantined):
+    from tests.factories import UserFactory
+
+    client.force_login(UserFactory(username="carol"))
+
+    assert client.get("/desk/quarantine/").status_code == 404
+
+
+def test_a_manager_gets_not_found_for_mail_not_in_quarantine(client, manager, quarantined):
+    quarantined.status = "processed"
+    quarantined.save(update_fields=["status"])
+    client.force_login(manager)
+
+    assert client.get(f"/desk/quarantine/{quarantined.pk}/").status_code == 404
 
 
 def test_agents_cannot_reprocess_or_discard(client, agent, quarantined):
     client.force_login(agent)
 
-    assert client.post(f"/desk/quarantine/{quarantined.pk}/reprocess/").status_code == 404
-    assert client.post(f"/desk/quarantine/{quarantined.pk}/discard/").status_code == 404
+    assert client.post(f"/desk/quarantine/{quarantined.pk}/reprocess/").status_code == 403
+    assert client.post(f"/desk/quarantine/{quarantined.pk}/discard/").status_code == 403
     quarantined.refresh_from_db()
     assert quarantined.status == "quarantined"
 
