@@ -1,7 +1,7 @@
 """What every request must satisfy before a view reads it (docs/conventions.md, "Input").
 
 PostgreSQL cannot store or compare a NUL character in text, so a NUL anywhere a
-view might read text from (the path, the query string, form fields, JSON
+view might read text from (the path, the query string, headers, form fields, JSON
 strings) is refused with 400 here, once, instead of failing as a 500 deep in a
 query. JSON bodies are also limited in size (413) and in nesting (400).
 """
@@ -35,6 +35,10 @@ def _query_has_nul(request: HttpRequest) -> bool:
     return has_nul(request.GET.keys()) or has_nul(v for values in request.GET.lists() for v in values[1])
 
 
+def _headers_have_nul(request: HttpRequest) -> bool:
+    return has_nul(value for key, value in request.META.items() if key.startswith("HTTP_") and isinstance(value, str))
+
+
 def _form_has_nul(request: HttpRequest) -> bool:
     if request.method != "POST" or request.content_type not in (
         "application/x-www-form-urlencoded",
@@ -62,7 +66,7 @@ def _refusal(request: HttpRequest, message: str, status_code: int) -> HttpRespon
 
 
 class RequestInputMiddleware:
-    """Refuse a NUL in the path, query string or form fields (400) and a body
+    """Refuse a NUL in the path, query string, headers or form fields (400) and a body
     over ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (413), as JSON under ``/api/``."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -70,7 +74,12 @@ class RequestInputMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         try:
-            if "\x00" in request.path or _query_has_nul(request) or _form_has_nul(request):
+            if (
+                "\x00" in request.path
+                or _query_has_nul(request)
+                or _headers_have_nul(request)
+                or _form_has_nul(request)
+            ):
                 return _refusal(request, nul_message(), status.HTTP_400_BAD_REQUEST)
         except RequestDataTooBig:
             return _refusal(request, too_big_message(), status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)

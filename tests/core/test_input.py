@@ -204,3 +204,15 @@ def test_a_nul_on_the_public_contact_form_is_a_400(db):
 
     assert response.status_code == 400
     assert NUL_MESSAGE in response.content.decode()
+
+
+def test_a_nul_in_a_header_such_as_the_idempotency_key_is_a_400(agent_api, queue):
+    response = agent_api.post(
+        "/api/v1/tickets/",
+        {"customer_email": "a@example.com", "subject": "s", "text": "t"},
+        format="json",
+        headers={"Idempotency-Key": f"a{NUL}b"},
+    )
+
+    assert response.status_code == 400
+    assert response.json() == {"detail": NUL_MESSAGE}
