@@ -76,6 +76,11 @@ class DeskLogoutView(LogoutView):
 @require_GET
 @agent_required
 def inbox(request: HttpRequest) -> HttpResponse:
+    customer_id = (request.GET.get("customer") or "").strip()
+    if customer_id and not (customer_id.isdigit() and int(customer_id) < 2**63):
+        # As in the API: 1.5 is not "no filter".
+        reason = _("Customer: give the customer's id, a whole number.")
+        return render(request, "400.html", {"reason": reason}, status=400)
     filters = TicketFilters.from_params(request.GET)
     now = sla.now()
     page = page_or_404(

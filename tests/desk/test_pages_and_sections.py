@@ -99,3 +99,22 @@ def test_customer_since_counts_the_earliest_message_and_merged_records(client, m
     page = client.get(f"/desk/customers/{customer.pk}/").content.decode()
 
     assert ">2017-03-01</time>" in page
+
+
+@pytest.mark.parametrize("value", ["1.5", "abc", "-2", "9" * 30])
+def test_the_inbox_refuses_a_customer_filter_that_is_not_an_id(client, manager, listed, value):
+    client.force_login(manager)
+
+    response = client.get("/desk/", {"customer": value})
+
+    assert response.status_code == 400
+    assert "Customer: give the customer&#x27;s id, a whole number." in response.content.decode()
+
+
+def test_the_inbox_filters_by_a_whole_customer_id(client, manager, customer, listed):
+    client.force_login(manager)
+
+    response = client.get("/desk/", {"customer": str(customer.pk)})
+
+    assert response.status_code == 200
+    assert [t.reference for t in response.context["page"].object_list] == [listed.reference]
