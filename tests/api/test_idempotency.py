@@ -130,3 +130,32 @@ def test_concurrent_replies_with_one_key_have_one_effect(agent, queue, customer)
     assert sorted(r.status_code for r in responses) == [200, 200, 200, 201]
     assert len({r.json()["id"] for r in responses}) == 1
     assert ticket.messages.filter(kind="public_agent").count() == 1
+
+
+@pytest.mark.django_db
+def test_a_key_first_used_before_keys_were_recorded_replays_its_ticket(agent_api, agent, queue, customer):
+    from servicedesk.tickets.events import Actor
+    from servicedesk.tickets.services.replies import ticket_open_outbound
+
+    earlier = ticket_open_outbound(
+        customer=customer,
+        subject="Before the upgrade",
+        text="Hi",
+        author=agent,
+        channel="api",
+        actor=Actor.agent(agent, source="api"),
+        external_id=f"{agent.pk}:old-key",
+    )
+    body = {
+        "customer_email": "alice@example.com",
+        "subject": "Before the upgrade",
+        "text": "Hi",
+        "initiator": "outbound",
+    }
+
+    response = open_ticket(agent_api, body, "old-key")
+
+    assert response.status_code == 200, response.content
+    assert response.json()["reference"] == earlier.ticket.reference
+    assert Ticket.objects.count() == 1
+    assert IdempotencyKey.objects.get().message == earlier
