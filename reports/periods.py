@@ -12,17 +12,52 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
+from django.utils.translation import gettext as _
+
+from servicedesk.core.errors import ApplicationError
 from servicedesk.sla.calendars import CalendarSpec, _local_to_us, always_open, calendar_spec
 from servicedesk.sla.models import BusinessCalendar
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 UTC_CALENDAR_LABEL = "24x7 UTC"
+# The longest period the dashboard, the API and the exports compute at once.
+MAX_PERIOD_DAYS = 366
+# Dates a report may cover: well inside what Python's datetime and the
+# database hold in every time zone, with room for the week and month
+# boundaries the computation adds.
+FIRST_REPORT_DATE = date(1900, 1, 1)
+LAST_REPORT_DATE = date(9998, 12, 31)
+
+
+class PeriodRefused(ApplicationError):
+    """A period the reports cannot compute: refused when asked for, never a failed job."""
 
 
 def local_midnight_utc(day: date, time_zone: str) -> datetime:
     """The UTC instant of 00:00 local time on ``day`` in ``time_zone``."""
     spec = CalendarSpec(time_zone=time_zone)
     return _EPOCH + timedelta(microseconds=_local_to_us(spec.tz, datetime.combine(day, time())))
+
+
+def period_check(*, start: date, end: date, time_zone: str = "UTC") -> None:
+    """Raise PeriodRefused (with the field) unless [start, end) is a period the reports can compute:
+    it ends after it starts, lasts at most MAX_PERIOD_DAYS days, lies between FIRST_REPORT_DATE and
+    LAST_REPORT_DATE, and both its midnights exist as instants in ``time_zone``."""
+    if end <= start:
+        raise PeriodRefused(_("The period must end after it starts."), field="end")
+    if (end - start).days > MAX_PERIOD_DAYS:
+        raise PeriodRefused(_("A period is at most one year."), field="end")
+    for name, day in (("start", start), ("end", end)):
+        if not FIRST_REPORT_DATE <= day <= LAST_REPORT_DATE:
+            raise PeriodRefused(
+                _("Choose a date between %(first)s and %(last)s.")
+                % {"first": FIRST_REPORT_DATE.isoformat(), "last": LAST_REPORT_DATE.isoformat()},
+                field=name,
+            )
+        try:
+            local_midnight_utc(day, time_zone)
+        except (OverflowError, ValueError):
+            raise PeriodRefused(_("This date cannot be reported on in the calendar's time zone."), field=name) from None
 
 
 @dataclass(frozen=True)

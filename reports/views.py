@@ -34,6 +34,7 @@ from reports.exports import report_csv, report_xlsx
 from reports.formatting import format_number, format_rate
 from reports.labels import breakdown_labels
 from reports.models import Frequency, Granularity, JobStatus, ReportJob, ReportSnapshot, ReportSubscription
+from reports.periods import PeriodRefused, period_check
 from reports.permissions import can_view_reports
 from reports.snapshots import (
     definitions_version,
@@ -104,10 +105,11 @@ class PeriodForm(forms.Form):
             start, end = data.get("start"), data.get("end")
             if start is None or end is None:
                 raise forms.ValidationError(_("Choose both dates of a custom period."))
-            if start >= end:
-                self.add_error("end", _("The period must end after it starts."))
-            elif (end - start).days > 366:
-                self.add_error("end", _("A period is at most one year."))
+            calendar = data.get("calendar") or self.fields["calendar"].queryset.first()  # type: ignore[attr-defined]
+            try:
+                period_check(start=start, end=end, time_zone=calendar.time_zone if calendar else "UTC")
+            except PeriodRefused as exc:
+                self.add_error(exc.field if exc.field in ("start", "end") else None, exc.message)
         return data
 
 

@@ -396,6 +396,33 @@ def _message_id(msg: Message) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class HeaderSummary:
+    """What the quarantine shows of a mail whatever became of it: sender, subject and Message-ID."""
+
+    sender: str = ""
+    subject: str = ""
+    rfc_message_id: str | None = None
+
+
+def header_summary(raw: bytes) -> HeaderSummary:
+    """Sender, subject and Message-ID read from the header block alone (at most the configured header
+    size), so a mail quarantined before or during parsing still shows them. Never raises."""
+    try:
+        limit = email_limits().max_header_bytes
+        head = bytes(raw or b"")[: limit + 4].replace(b"\x00", b"")
+        match = _BLANK_LINE.search(head)
+        headers = BytesHeaderParser(policy=compat32).parsebytes(head[: match.start() + 2] if match else head)
+        hints = _charset_hints(headers)
+        subject = header_safe(decode_header_text(_first(headers, "subject"), hints=hints), max_length=300)
+        senders = _addresses(headers, ["from"], hints) or _addresses(headers, ["sender"], hints)
+        return HeaderSummary(
+            sender=senders[0][1] if senders else "", subject=subject, rfc_message_id=_message_id(headers)
+        )
+    except Exception:  # a hostile header block must not stop the quarantine itself
+        return HeaderSummary()
+
+
 # --- Limits checked before the full parse -------------------------------------
 
 _BLANK_LINE = re.compile(rb"\r?\n\r?\n")

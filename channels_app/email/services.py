@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from channels_app.email.message_ids import message_id_is_ours
 from channels_app.email.models import InboundEmail, MailAccount
-from channels_app.email.parse import ParsedEmail, parse_email
+from channels_app.email.parse import ParsedEmail, header_summary, parse_email
 from servicedesk.core.errors import ApplicationError
 from servicedesk.tickets.events import Actor
 from servicedesk.tickets.models import DeliveryStatus, Identity, IdentityKind, Message, MessageKind
@@ -152,6 +152,12 @@ def _process(pk: int, raw: bytes) -> IngestResult:
             row.rfc_message_id = (parsed.inbound.rfc_message_id or None) and parsed.inbound.rfc_message_id[:255]
             row.sender = parsed.inbound.sender.value[:320]
             row.subject = parsed.inbound.subject[:300]
+        else:
+            # Quarantined by the parser: the headers still say who sent what.
+            summary = header_summary(raw)
+            row.rfc_message_id = summary.rfc_message_id[:255] if summary.rfc_message_id else None
+            row.sender = summary.sender[:320]
+            row.subject = summary.subject[:300]
         result = _deliver(row, parsed)
         row.status = {
             IngestOutcome.STORED: InboundEmail.Status.PROCESSED,

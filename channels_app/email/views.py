@@ -1,5 +1,6 @@
 """Quarantine pages in the agent workspace (managers and admins): list, detail,
-raw download, reprocess and discard. Everyone else gets 404."""
+raw download, reprocess and discard. Other agents get 403 ("Access denied"),
+as on the reports; anyone who is not an agent gets 404."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from functools import wraps
 from typing import Any
 
 from django.contrib import messages
-from django.core.paginator import Paginator
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
@@ -19,6 +20,7 @@ from channels_app.email.models import InboundEmail
 from channels_app.email.services import IngestOutcome, quarantine_discard, quarantine_reprocess
 from servicedesk.accounts.roles import sees_all_queues
 from servicedesk.core.errors import ApplicationError
+from servicedesk.core.pagination import page_or_404
 from servicedesk.desk.views import agent_required
 from servicedesk.tickets.events import Actor
 
@@ -26,11 +28,14 @@ PAGE_SIZE = 50
 
 
 def manager_required(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
+    """An agent without the manager role is refused the section (403); a mail that is not in
+    quarantine stays "not found" (404)."""
+
     @agent_required
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if not sees_all_queues(request.user):
-            raise Http404
+            raise PermissionDenied
         return view(request, *args, **kwargs)
 
     return wrapper
@@ -44,7 +49,7 @@ def _quarantined(pk: int) -> InboundEmail:
 @manager_required
 def quarantine_list(request: HttpRequest) -> HttpResponse:
     rows = InboundEmail.objects.filter(status=InboundEmail.Status.QUARANTINED).order_by("-received_at", "-id")
-    page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = page_or_404(rows, PAGE_SIZE, request.GET.get("page"))
     return render(request, "email_channel/quarantine_list.html", {"page": page})
 
 

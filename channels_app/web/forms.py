@@ -85,17 +85,28 @@ class ContactForm(SubmissionForm):
 
 
 class ReplyForm(SubmissionForm):
-    # May be empty when files are attached; intake refuses a reply with neither.
+    """A reply needs text or an attachment (either may be left out, not both); the page says so
+    instead of labelling either field optional."""
+
+    NEEDS_CONTENT = _("Write a reply or attach a file.")
+
     message = forms.CharField(
         label=_("Your reply"),
         max_length=MESSAGE_MAX_LENGTH,
         required=False,
         widget=forms.Textarea(attrs={"rows": 6}),
+        help_text=_("Write a reply, attach a file, or both."),
     )
     attachments = MultipleFileField(label=_("Attachments"), required=False)
 
     def clean_attachments(self) -> list[InboundAttachment]:
         return uploads_to_attachments(self.cleaned_data.get("attachments") or [])
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if "message" in data and "attachments" in data and not data["message"].strip() and not data["attachments"]:
+            self.add_error("message", self.NEEDS_CONTENT)
+        return data
 
 
 def form_error_add(form: forms.Form, exc: ApplicationError) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.models import AnonymousUser
-from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import get_language
@@ -21,6 +20,7 @@ from django.views.decorators.http import require_http_methods
 from channels_app.web.forms import ContactForm, ReplyForm, form_error_add
 from channels_app.web.ratelimit import portal_reply_rate_exceeded, webform_rate_exceeded
 from servicedesk.core.errors import ApplicationError, NotFound
+from servicedesk.core.pagination import page_or_404
 from servicedesk.tickets import access, selectors
 from servicedesk.tickets.inbound import InboundMessage, SenderIdentity
 from servicedesk.tickets.models import IdentityKind, Ticket
@@ -91,7 +91,7 @@ def portal_home(request: HttpRequest) -> HttpResponse:
     if customer is None:
         return render(request, "web/portal_anonymous.html")
     tickets = access.tickets_visible_to(request.user).filter(customer=customer).order_by("-created_at", "-id")
-    page = Paginator(tickets, PORTAL_PAGE_SIZE).get_page(request.GET.get("page"))
+    page = page_or_404(tickets, PORTAL_PAGE_SIZE, request.GET.get("page"))
     rows = [(ticket, access.portal_token_for(ticket)) for ticket in page.object_list]
     return render(request, "web/portal.html", {"page": page, "rows": rows})
 

@@ -10,6 +10,7 @@ from rest_framework import serializers
 from rest_framework.reverse import reverse
 
 from reports.models import JobStatus, ReportJob
+from reports.periods import FIRST_REPORT_DATE, LAST_REPORT_DATE, PeriodRefused, period_check
 from reports.snapshots import calendar_resolve
 from servicedesk.core.errors import ApplicationError
 
@@ -31,14 +32,25 @@ class ReportRequestSerializer(serializers.Serializer):
             raise serializers.ValidationError(exc.message) from exc
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if attrs["start"] >= attrs["end"]:
-            raise serializers.ValidationError({"end": [_("The period must end after it starts.")]})
         if "calendar" not in attrs:
             try:
                 attrs["calendar"] = calendar_resolve(None)
             except ApplicationError as exc:
                 raise serializers.ValidationError({"calendar": [exc.message]}) from exc
+        try:
+            period_check(start=attrs["start"], end=attrs["end"], time_zone=attrs["calendar"].time_zone)
+        except PeriodRefused as exc:
+            raise serializers.ValidationError({exc.field or "end": [exc.message]}) from exc
         attrs.setdefault("as_of", timezone.now())
+        if not FIRST_REPORT_DATE.year <= attrs["as_of"].year <= LAST_REPORT_DATE.year:
+            raise serializers.ValidationError(
+                {
+                    "as_of": [
+                        _("Choose an instant between %(first)s and %(last)s.")
+                        % {"first": FIRST_REPORT_DATE.isoformat(), "last": LAST_REPORT_DATE.isoformat()}
+                    ]
+                }
+            )
         return attrs
 
 

@@ -9,10 +9,17 @@ _LINEBREAKS = re.compile(r"[\r\n\u0085\u2028\u2029]+")
 
 
 def header_safe(value: str, *, max_length: int = 200) -> str:
-    """One line with no CR/LF or control characters, fit for a mail header."""
+    """One line with no CR/LF, control characters or bidirectional overrides, fit for a mail header."""
     value = _LINEBREAKS.sub(" ", value or "")
-    value = _CONTROL.sub("", value)
+    value = _BIDI.sub("", _CONTROL.sub("", value))
     return " ".join(value.split())[:max_length]
+
+
+def clean_line(value: str, *, max_length: int = 200) -> str:
+    """One line of display text (a subject, a customer's or organization's name), cleaned as file
+    names are: no line breaks, control characters or bidirectional overrides (U+202A-U+202E,
+    U+2066-U+2069, U+200E, U+200F) that could make it read differently from what it is."""
+    return header_safe(value, max_length=max_length)
 
 
 def clean_text(value: str) -> str:

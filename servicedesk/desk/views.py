@@ -13,7 +13,6 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.views import LoginView, LogoutView, redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.db.models import Prefetch
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
@@ -24,6 +23,7 @@ from django.views.decorators.http import require_GET, require_POST
 from servicedesk.accounts.auth import signed_in_user
 from servicedesk.accounts.roles import is_agent, sees_all_queues
 from servicedesk.core.errors import ApplicationError, NotFound
+from servicedesk.core.pagination import page_or_404
 from servicedesk.desk import sla
 from servicedesk.desk.forms import (
     DeskAuthenticationForm,
@@ -77,10 +77,15 @@ class DeskLogoutView(LogoutView):
 @require_GET
 @agent_required
 def inbox(request: HttpRequest) -> HttpResponse:
+    customer_id = (request.GET.get("customer") or "").strip()
+    if customer_id and not (customer_id.isdigit() and int(customer_id) < 2**63):
+        # As in the API: 1.5 is not "no filter".
+        reason = _("Customer: give the customer's id, a whole number.")
+        return render(request, "400.html", {"reason": reason}, status=400)
     filters = TicketFilters.from_params(request.GET)
     now = sla.now()
-    page = Paginator(selectors.ticket_list(user=request.user, filters=filters, now=now), PAGE_SIZE).get_page(
-        request.GET.get("page")
+    page = page_or_404(
+        selectors.ticket_list(user=request.user, filters=filters, now=now), PAGE_SIZE, request.GET.get("page")
     )
     page.object_list = list(page.object_list)
     current = filters.sort.lstrip("-")
@@ -303,10 +308,11 @@ def customer(request: HttpRequest, pk: int) -> HttpResponse:
     if found is None:
         raise Http404
     filters = TicketFilters(customer=found.pk, include_merged=True, sort="-created")
-    page = Paginator(selectors.ticket_list(user=request.user, filters=filters), CUSTOMER_PAGE_SIZE).get_page(
-        request.GET.get("page")
+    page = page_or_404(
+        selectors.ticket_list(user=request.user, filters=filters), CUSTOMER_PAGE_SIZE, request.GET.get("page")
     )
-    return render(request, "desk/customer.html", {"customer": found, "page": page})
+    since = selectors.customer_first_contact(customer=found)
+    return render(request, "desk/customer.html", {"customer": found, "page": page, "customer_since": since})
 
 
 @require_POST

@@ -6,13 +6,13 @@ Agents only (``agent_required``); each sees only their own notifications.
 from __future__ import annotations
 
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_POST
 
+from servicedesk.core.pagination import page_or_404
 from servicedesk.desk.views import agent_required
 from servicedesk.notifications import selectors, services
 
@@ -23,7 +23,7 @@ PAGE_SIZE = 25
 @agent_required
 def notification_list(request: HttpRequest) -> HttpResponse:
     user = request.user
-    page = Paginator(selectors.notification_list(user=user), PAGE_SIZE).get_page(request.GET.get("page"))  # type: ignore[arg-type]
+    page = page_or_404(selectors.notification_list(user=user), PAGE_SIZE, request.GET.get("page"))  # type: ignore[arg-type]
     return render(request, "notifications/list.html", {"page": page})
 
 

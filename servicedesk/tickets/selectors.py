@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import F, OrderBy, Prefetch, Q, QuerySet
+from django.db.models import F, Min, OrderBy, Prefetch, Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -265,3 +265,13 @@ def inbound_message_seen(*, channel: str, external_id: str) -> bool:
     """Whether intake already stored the contact (channel, external id): a re-post
     that ``inbound_message_receive`` will answer as a duplicate (unique index)."""
     return Message.objects.filter(channel=channel, external_id=external_id[:255]).exists()
+
+
+def customer_first_contact(*, customer: Customer) -> datetime:
+    """When ``customer`` first contacted the desk: the earliest of the record's creation, their first
+    ticket and their first message, customers merged into them included. History imported with its
+    original times counts from then, not from the day of the import (which is the record's creation)."""
+    ids = [customer.pk, *Customer.objects.filter(merged_into=customer).values_list("pk", flat=True)]
+    first_ticket = Ticket.objects.filter(customer_id__in=ids).aggregate(first=Min("created_at"))["first"]
+    first_message = Message.objects.filter(author_customer_id__in=ids).aggregate(first=Min("created_at"))["first"]
+    return min(when for when in (customer.created_at, first_ticket, first_message) if when is not None)

@@ -200,6 +200,11 @@ def test_idempotency_keys_are_per_caller(agent_api, queue, known):
         ({"customer_email": "x@example.com", "text": "T"}, {"subject": ["This field is required."]}),
         ({"customer": 999999, "subject": "S", "text": "T"}, {"customer": ["Unknown customer: 999999."]}),
         ({"customer": "abc", "subject": "S", "text": "T"}, {"customer": ["Give the customer's id."]}),
+        ({"customer": 1.5, "subject": "S", "text": "T"}, {"customer": ["Give the customer's id."]}),
+        ({"customer": "1.5", "subject": "S", "text": "T"}, {"customer": ["Give the customer's id."]}),
+        ({"customer": True, "subject": "S", "text": "T"}, {"customer": ["Give the customer's id."]}),
+        ({"customer": 2**70, "subject": "S", "text": "T"}, {"customer": ["Give the customer's id."]}),
+        ({"customer": -1, "subject": "S", "text": "T"}, {"customer": ["Give the customer's id."]}),
         ({"customer": "unseen", "subject": "S", "text": "T"}, {}),
         (
             {"customer_email": "x@example.com", "subject": "S", "text": "T", "queue": "billing"},
@@ -330,7 +335,10 @@ def test_key_used_for_a_reply_cannot_open_a_ticket(agent_api, queue, customer):
         headers={"Idempotency-Key": "k-9"},
     )
     messages_before = Message.objects.count()
-    message = "This Idempotency-Key was already used for a different request."
+    message = (
+        "This Idempotency-Key was already used with a different request (method, address or body). "
+        "Send the same request to repeat it, or use a new key for a new request."
+    )
 
     outbound = post(
         agent_api,
@@ -339,7 +347,7 @@ def test_key_used_for_a_reply_cannot_open_a_ticket(agent_api, queue, customer):
     )
     inbound = post(agent_api, {"customer": customer.pk, "subject": "New", "text": "Hi."}, **{"Idempotency-Key": "k-9"})
 
-    assert (outbound.status_code, inbound.status_code) == (409, 409)
+    assert (outbound.status_code, inbound.status_code) == (422, 422)
     assert outbound.json() == inbound.json() == {"detail": message, "Idempotency-Key": [message]}
     assert (Ticket.objects.count(), Message.objects.count()) == (1, messages_before)
 

@@ -217,3 +217,19 @@ def test_list_runs_constant_queries(agent, queue):
 
     # Token and user, the caller's roles, the count, the page, the page's tags, the page's SLA targets.
     assert five == thirty == 6
+
+
+@pytest.mark.parametrize("value", ["1.5", "abc", "-1", "1e3", str(2**70)])
+def test_a_customer_filter_that_is_not_a_whole_number_is_a_400_field_error(agent_api, desk, value):
+    response = agent_api.get("/api/v1/tickets/", {"customer": value})
+
+    assert response.status_code == 400
+    assert list(response.json()) == ["detail", "customer"]
+    assert response.json()["detail"] == "Invalid input."
+
+
+def test_a_whole_customer_id_filters(agent_api, desk):
+    assert refs(agent_api.get("/api/v1/tickets/", {"customer": str(desk["bob"].pk)})) == [
+        desk["t2"].reference,
+        desk["t4"].reference,
+    ]

@@ -6,7 +6,17 @@ from django.core import mail
 from django.core.management import call_command
 
 from servicedesk.accounts.models import User
-from servicedesk.tickets.models import Customer, Message, Queue, Rating, Ticket, TicketEvent, TicketTarget, Topic
+from servicedesk.tickets.models import (
+    Attachment,
+    Customer,
+    Message,
+    Queue,
+    Rating,
+    Ticket,
+    TicketEvent,
+    TicketTarget,
+    Topic,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -85,3 +95,18 @@ def test_seed_demo_logins_and_configuration():
     merged = Ticket.objects.get(external_id="demo-T31")
     assert (merged.status, merged.merged_into.external_id) == ("closed", "demo-T07")
     assert Message.objects.filter(purpose="acknowledgement").count() == 0
+
+
+def test_the_replies_that_say_attached_carry_a_real_screenshot():
+    seed()
+    seed()
+
+    promised = Message.objects.filter(text="Here it is, attached.").order_by("pk")
+    assert promised.count() > 0
+    for message in promised:
+        attachments = list(message.attachments.all())
+        assert [(a.filename, a.content_type) for a in attachments] == [("screenshot.png", "image/png")]
+        with attachments[0].file.open("rb") as handle:
+            content = handle.read()
+        assert content.startswith(b"\x89PNG\r\n\x1a\n") and len(content) == attachments[0].size
+    assert Attachment.objects.count() == promised.count()

@@ -37,13 +37,29 @@ class TicketSlaParamsSerializer(serializers.Serializer):
 SLA_PARAMS = tuple(TicketSlaParamsSerializer().fields)
 
 
+class TicketIdParamsSerializer(serializers.Serializer):
+    customer = serializers.IntegerField(
+        required=False, min_value=1, max_value=2**63 - 1, help_text=_("Customer id, a whole number.")
+    )
+
+
+def _ids_checked(params: Any, filters: TicketFilters) -> TicketFilters:
+    """``customer`` must be a whole number: ``1.5`` or ``abc`` is a 400 field error, not "no filter"."""
+    raw = (params.get("customer") or "").strip()
+    if not raw:
+        return filters
+    checked = TicketIdParamsSerializer(data={"customer": raw})
+    checked.is_valid(raise_exception=True)
+    return dataclasses.replace(filters, customer=checked.validated_data["customer"])
+
+
 def ticket_filters_from(params: Any, *, agent: bool = True) -> TicketFilters:
-    """The list filters from the query string; raises ValidationError (400) for a bad SLA parameter.
+    """The list filters from the query string; raises ValidationError (400) for a bad SLA parameter or id.
 
     Not ``agent`` (a customer's token): the SLA is the desk's working data, so
     its filters and its sort are left out, like parameters the list does not know.
     """
-    filters = TicketFilters.from_params(params)
+    filters = _ids_checked(params, TicketFilters.from_params(params))
     if not agent:
         sort = "-updated" if filters.sort.lstrip("-") == "due" else filters.sort
         return dataclasses.replace(filters, due=None, sort=sort)

@@ -285,6 +285,14 @@ class VisibleCustomerField(serializers.PrimaryKeyRelatedField):
     def get_queryset(self) -> Any:
         return customer_list(user=self.context["request"].user)
 
+    def to_internal_value(self, data: Any) -> Any:
+        # The database would take 1.5 or true as customer 1, and 2**70 as an error.
+        if isinstance(data, str) and data.strip().isdigit():
+            data = int(data.strip())
+        if isinstance(data, bool) or not isinstance(data, int) or not 1 <= data < 2**63:
+            self.fail("incorrect_type", data_type=type(data).__name__)
+        return super().to_internal_value(data)
+
 
 @extend_schema_field(OpenApiTypes.STR)
 class TopicField(serializers.SlugRelatedField):

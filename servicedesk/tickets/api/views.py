@@ -9,10 +9,12 @@ see does not exist: 404), every write through a service. Service refusals
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, QuerySet
+from django.db.models import QuerySet
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
@@ -25,8 +27,8 @@ from rest_framework.response import Response
 from servicedesk.accounts.auth import signed_in_user
 from servicedesk.accounts.roles import sees_all_queues
 from servicedesk.core import errors
-from servicedesk.core.errors import ApplicationError, Conflict, PermissionDenied
-from servicedesk.tickets.access import customer_of_user, messages_visible_to, tickets_visible_to
+from servicedesk.core.errors import ApplicationError, PermissionDenied
+from servicedesk.tickets.access import customer_of_user, messages_visible_to
 from servicedesk.tickets.api.filters import ticket_filters_from
 from servicedesk.tickets.api.permissions import AgentOrCustomer, AgentsChangeTickets, caller_is_agent
 from servicedesk.tickets.api.serializers import (
@@ -43,7 +45,7 @@ from servicedesk.tickets.api.serializers import (
     email_identity,
 )
 from servicedesk.tickets.events import Actor
-from servicedesk.tickets.inbound import InboundMessage, IntakeResult, SenderIdentity
+from servicedesk.tickets.inbound import InboundMessage, SenderIdentity
 from servicedesk.tickets.models import Customer, Message, Ticket
 from servicedesk.tickets.selectors import (
     DUE_VIEWS,
@@ -56,11 +58,16 @@ from servicedesk.tickets.selectors import (
 )
 from servicedesk.tickets.services.customers import customer_resolve
 from servicedesk.tickets.services.delivery import message_delivery_retry
+from servicedesk.tickets.services.idempotency import (
+    IDEMPOTENCY_HEADER,
+    IdempotentRequest,
+    idempotent_request,
+    request_digest,
+)
 from servicedesk.tickets.services.intake import inbound_message_receive
 from servicedesk.tickets.services.replies import ticket_note_create, ticket_open_outbound, ticket_reply_create
 from servicedesk.tickets.services.tickets import ticket_update
 
-IDEMPOTENCY_HEADER = "Idempotency-Key"
 IDEMPOTENCY_KEY_MAX = 200
 CUSTOMER_HISTORY_LIMIT = 100
 
@@ -71,12 +78,8 @@ class Pagination(PageNumberPagination):
     max_page_size = 100
 
 
-def idempotency_external_id(request: Request) -> str | None:
-    """The caller's Idempotency-Key as a message external id, scoped to the caller.
-
-    Scoping by user keeps one caller's key from ever answering with another
-    caller's ticket.
-    """
+def idempotency_key(request: Request) -> str | None:
+    """The caller's Idempotency-Key header (None when not sent); refused when too long."""
     key = (request.headers.get(IDEMPOTENCY_HEADER) or "").strip()
     if not key:
         return None
@@ -85,11 +88,26 @@ def idempotency_external_id(request: Request) -> str | None:
             str(_("The Idempotency-Key header is longer than %(n)d characters.") % {"n": IDEMPOTENCY_KEY_MAX}),
             field=IDEMPOTENCY_HEADER,
         )
-    return f"{request.user.pk}:{key}"
+    return key
 
 
-def key_reused() -> Conflict:
-    return Conflict(str(_("This Idempotency-Key was already used for a different request.")), field=IDEMPOTENCY_HEADER)
+def idempotent(request: Request) -> AbstractContextManager[IdempotentRequest]:
+    """The request's write under its Idempotency-Key: a repeat replays, another request with the key is 422."""
+    return idempotent_request(
+        user=request.user,
+        key=idempotency_key(request),
+        digest=request_digest(method=request.method or "", path=request.path, body=request.data),
+    )
+
+
+def external_id_for(request: Request) -> str | None:
+    """The Idempotency-Key as a message external id, scoped to the caller.
+
+    Scoping by user keeps one caller's key from ever answering with another
+    caller's ticket.
+    """
+    key = idempotency_key(request)
+    return f"{request.user.pk}:{key}" if key is not None else None
 
 
 def caller_customer(request: Request) -> Customer:
@@ -114,7 +132,10 @@ IDEMPOTENCY_PARAMETER = OpenApiParameter(
     IDEMPOTENCY_HEADER,
     OpenApiTypes.STR,
     OpenApiParameter.HEADER,
-    description=_("Repeat a request safely: the same key returns the first result (200) instead of creating again."),
+    description=_(
+        "Repeat a request safely: the same key with the same request returns the first result (200) instead of "
+        "creating again; the same key with a different request is refused (422)."
+    ),
 )
 TICKET_FILTER_PARAMETERS = [
     OpenApiParameter("status", OpenApiTypes.STR, description=_("Comma-separated statuses.")),
@@ -190,31 +211,11 @@ class TicketListView(generics.ListCreateAPIView):
         return ticket_list(user=self.request.user, filters=filters)
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        external_id = idempotency_external_id(request)
-        if caller_is_agent(request):
-            agent_serializer = TicketCreateSerializer(data=request.data, context=self.get_serializer_context())
-            agent_serializer.is_valid(raise_exception=True)
-            ticket, created = ticket_open_for_agent(request, agent_serializer.validated_data, external_id)
-        else:
-            customer = caller_customer(request)
-            customer_serializer = CustomerTicketCreateSerializer(
-                data=request.data, context=self.get_serializer_context()
-            )
-            customer_serializer.is_valid(raise_exception=True)
-            data = customer_serializer.validated_data
-            topic = data.get("topic")
-            result = inbound_message_receive(
-                inbound=InboundMessage(
-                    channel="api",
-                    external_id=external_id or uuid.uuid4().hex,
-                    sender=sender_of(customer),
-                    subject=data["subject"],
-                    text=data["text"],
-                    topic=topic.slug if topic else None,
-                    acknowledge=True,
-                )
-            )
-            ticket, created = opened_ticket(result), not result.duplicate
+        with idempotent(request) as idem:
+            if idem.replay is not None:
+                ticket, created = idem.replay.ticket, False
+            else:
+                ticket, idem.message, created = self._open(request)
         # Opening a ticket gives it its reference in the same transaction.
         if ticket.reference is None:
             raise exceptions.NotFound()
@@ -223,17 +224,38 @@ class TicketListView(generics.ListCreateAPIView):
         ).data
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
+    def _open(self, request: Request) -> tuple[Ticket, Message, bool]:
+        external_id = external_id_for(request)
+        if caller_is_agent(request):
+            agent_serializer = TicketCreateSerializer(data=request.data, context=self.get_serializer_context())
+            agent_serializer.is_valid(raise_exception=True)
+            return ticket_open_for_agent(request, agent_serializer.validated_data, external_id)
+        customer = caller_customer(request)
+        customer_serializer = CustomerTicketCreateSerializer(data=request.data, context=self.get_serializer_context())
+        customer_serializer.is_valid(raise_exception=True)
+        data = customer_serializer.validated_data
+        topic = data.get("topic")
+        result = inbound_message_receive(
+            inbound=InboundMessage(
+                channel="api",
+                external_id=external_id or uuid.uuid4().hex,
+                sender=sender_of(customer),
+                subject=data["subject"],
+                text=data["text"],
+                topic=topic.slug if topic else None,
+                acknowledge=True,
+            )
+        )
+        return result.ticket, result.message, not result.duplicate
 
-def opened_ticket(result: IntakeResult) -> Ticket:
-    """The ticket an intake opened; a repeated key must have opened one, not joined one
-    (intake stamps a new ticket and its first message with the same time)."""
-    if result.duplicate and result.ticket.created_at != result.message.created_at:
-        raise key_reused()
-    return result.ticket
 
+def ticket_open_for_agent(
+    request: Request, data: dict[str, Any], external_id: str | None
+) -> tuple[Ticket, Message, bool]:
+    """Open a ticket as an agent: the customer's message (inbound) or the agent's first reply (outbound).
 
-def ticket_open_for_agent(request: Request, data: dict[str, Any], external_id: str | None) -> tuple[Ticket, bool]:
-    """Open a ticket as an agent: the customer's message (inbound) or the agent's first reply (outbound)."""
+    Returns the ticket, the message that opened it and whether this call wrote them.
+    """
     user = signed_in_user(request)
     actor = Actor.agent(user, source="api")
     queue, topic = data.get("queue"), data.get("topic")
@@ -251,51 +273,42 @@ def ticket_open_for_agent(request: Request, data: dict[str, Any], external_id: s
                 acknowledge=data["acknowledge"],
             )
         )
-        ticket = opened_ticket(result)
-        return ticket, not result.duplicate
+        return result.ticket, result.message, not result.duplicate
+    customer = data.get("customer")
+    if customer is None:
+        customer, _created = customer_resolve(
+            kind="email", value=data["customer_email"], name=data.get("customer_name", "")
+        )
+    reply, created = written_once(
+        lambda: ticket_open_outbound(
+            customer=customer,
+            subject=data["subject"],
+            text=data["text"],
+            author=user,
+            channel="api",
+            queue=queue,
+            topic=topic,
+            priority=data["priority"],
+            actor=actor,
+            external_id=external_id,
+        ),
+        lookup=lambda: Message.objects.filter(channel="api", external_id=external_id).first() if external_id else None,
+    )
+    return reply.ticket, reply, created
 
-    if external_id is not None:
-        earlier = ticket_opened_with(user, external_id)
-        if earlier is not None:
-            return earlier, False
-    # The ticket and its first reply share one instant: that is how a repeated
-    # Idempotency-Key recognises the message that opened the ticket.
+
+def written_once(write: Callable[[], Message], *, lookup: Callable[[], Message | None]) -> tuple[Message, bool]:
+    """``write`` in a savepoint, and whether it wrote. A message stored earlier under the same
+    caller-scoped key (a key first used before keys were kept with their request) is the answer
+    instead of the unique constraint's IntegrityError."""
     try:
         with transaction.atomic():
-            customer = data.get("customer")
-            if customer is None:
-                customer, _created = customer_resolve(
-                    kind="email", value=data["customer_email"], name=data.get("customer_name", "")
-                )
-            reply = ticket_open_outbound(
-                customer=customer,
-                subject=data["subject"],
-                text=data["text"],
-                author=user,
-                channel="api",
-                queue=queue,
-                topic=topic,
-                priority=data["priority"],
-                actor=actor,
-                external_id=external_id,
-            )
+            return write(), True
     except IntegrityError:
-        if external_id is None:
-            raise
-        earlier = ticket_opened_with(user, external_id)
+        earlier = lookup()
         if earlier is None:
-            raise key_reused() from None
+            raise
         return earlier, False
-    return reply.ticket, True
-
-
-def ticket_opened_with(user: Any, external_id: str) -> Ticket | None:
-    """The visible ticket whose opening message carries this caller-scoped key."""
-    return (
-        tickets_visible_to(user)
-        .filter(messages__channel="api", messages__external_id=external_id, messages__created_at=F("created_at"))
-        .first()
-    )
 
 
 def visible_ticket(user: Any, reference: str) -> Ticket:
@@ -382,11 +395,16 @@ class TicketMessagesView(generics.ListCreateAPIView):
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         ticket = self.ticket()
-        external_id = idempotency_external_id(request)
-        if caller_is_agent(request):
-            message, created = self._agent_write(request, ticket, external_id)
-        else:
-            message, created = self._customer_write(request, ticket, external_id)
+        with idempotent(request) as idem:
+            if idem.replay is not None:
+                message, created = idem.replay, False
+            else:
+                external_id = external_id_for(request)
+                if caller_is_agent(request):
+                    message, created = self._agent_write(request, ticket, external_id)
+                else:
+                    message, created = self._customer_write(request, ticket, external_id)
+                idem.message = message
         message = self.get_queryset().get(pk=message.pk)
         return Response(
             self.get_serializer(message).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
@@ -405,16 +423,17 @@ class TicketMessagesView(generics.ListCreateAPIView):
             "actor": Actor.agent(agent, source="api"),
             "external_id": external_id,
         }
-        try:
-            if data["kind"] == "reply":
-                message = ticket_reply_create(**common, quote_history=data["quote_history"])
-            else:
-                message = ticket_note_create(**common)
-        except IntegrityError:
+
+        def lookup() -> Message | None:
             if external_id is None:
-                raise
-            return self._earlier(ticket, external_id), False
-        return message, True
+                return None
+            return messages_visible_to(agent, ticket).filter(channel=ticket.channel, external_id=external_id).first()
+
+        if data["kind"] == "reply":
+            return written_once(
+                lambda: ticket_reply_create(**common, quote_history=data["quote_history"]), lookup=lookup
+            )
+        return written_once(lambda: ticket_note_create(**common), lookup=lookup)
 
     def _customer_write(self, request: Request, ticket: Ticket, external_id: str | None) -> tuple[Message, bool]:
         customer = caller_customer(request)
@@ -431,19 +450,7 @@ class TicketMessagesView(generics.ListCreateAPIView):
                 acknowledge=False,
             )
         )
-        if result.duplicate and result.ticket.pk != ticket.pk:
-            raise key_reused()
         return result.message, not result.duplicate
-
-    def _earlier(self, ticket: Ticket, external_id: str) -> Message:
-        message = (
-            messages_visible_to(self.request.user, ticket)
-            .filter(channel=ticket.channel, external_id=external_id)
-            .first()
-        )
-        if message is None:
-            raise key_reused()
-        return message
 
 
 @extend_schema(

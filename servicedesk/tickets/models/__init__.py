@@ -1,6 +1,7 @@
 """The service desk's domain models. See docs/architecture.md for the glossary."""
 
 from servicedesk.tickets.models.customers import Customer, Identity, IdentityKind, Organization
+from servicedesk.tickets.models.idempotency import IdempotencyKey
 from servicedesk.tickets.models.imports import ImportedRecord
 from servicedesk.tickets.models.messages import Attachment, DeliveryStatus, DroppedAttachment, Message, MessageKind
 from servicedesk.tickets.models.sessions import AgentPresence, OperatingCost, PresenceState, Session, SessionChannel
@@ -23,6 +24,7 @@ __all__ = [
     "Customer",
     "DeliveryStatus",
     "DroppedAttachment",
+    "IdempotencyKey",
     "Identity",
     "IdentityKind",
     "ImportedRecord",

@@ -11,11 +11,13 @@ from collections.abc import Sequence
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.db import transaction
 from django.utils.translation import gettext as _
 
 from servicedesk.core.errors import ApplicationError
 from servicedesk.core.text import clean_filename
 from servicedesk.tickets.inbound import InboundAttachment
+from servicedesk.tickets.locks import ticket_lock
 from servicedesk.tickets.models import Attachment, DroppedAttachment, Message, Ticket
 
 # Leading bytes of the binary types we accept; a file claiming one of these
@@ -135,3 +137,25 @@ def stored_files_remove(names: list[str]) -> None:
     for name in names:
         with contextlib.suppress(OSError):
             default_storage.delete(name)
+
+
+def message_attachment_add(*, message: Message, upload: InboundAttachment) -> Attachment:
+    """Attach a file to a message already stored (demo data; history without files of its own).
+
+    The file is checked like any upload (AttachmentRejected) before anything
+    is written. Idempotent on (message, file name, SHA-256): the same file
+    attached again returns the first attachment.
+    """
+    checked = attachments_check([upload])[0]
+    digest = hashlib.sha256(checked.content).hexdigest()
+    saved: list[str] = []
+    try:
+        with transaction.atomic():
+            ticket = ticket_lock(message.ticket_id)
+            existing = Attachment.objects.filter(message=message, filename=checked.filename, sha256=digest).first()
+            if existing is not None:
+                return existing
+            return attachment_store(ticket=ticket, message=message, upload=checked, saved=saved)
+    except BaseException:
+        stored_files_remove(saved)
+        raise

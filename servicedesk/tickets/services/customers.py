@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from servicedesk.core.errors import ApplicationError
-from servicedesk.core.text import header_safe
+from servicedesk.core.text import clean_line, header_safe
 from servicedesk.tickets.events import Actor, event_build
 from servicedesk.tickets.models import Customer, Identity, IdentityKind, Organization, Ticket, TicketEvent
 
@@ -172,7 +172,8 @@ def customer_merge(*, source: Customer, target: Customer, actor: Actor, at: date
 
 
 def organization_get_or_create(*, name: str, tier: str | None = None) -> Organization:
-    org, created = Organization.objects.get_or_create(name=name[:200], defaults={"tier": tier or "standard"})
+    name = clean_line(name)
+    org, created = Organization.objects.get_or_create(name=name, defaults={"tier": tier or "standard"})
     if tier and not created and org.tier != tier:
         org.tier = tier
         org.save(update_fields=["tier"])

@@ -25,7 +25,7 @@ from django.utils.translation import gettext as _
 from servicedesk.accounts.models import User
 from servicedesk.accounts.roles import is_agent, sees_all_queues
 from servicedesk.core.errors import ApplicationError
-from servicedesk.core.text import clean_text, header_safe
+from servicedesk.core.text import clean_line, clean_text, header_safe
 from servicedesk.tickets.events import Actor, event_build, event_record
 from servicedesk.tickets.locks import ticket_lock
 from servicedesk.tickets.models import (
@@ -270,7 +270,7 @@ class HistoryBatch:
         ticket = Ticket(
             pk=pk,
             reference=reference_for(pk),
-            subject=" ".join((subject or "").split())[:300] or _("(no subject)"),
+            subject=clean_line(subject, max_length=300) or _("(no subject)"),
             channel=channel,
             initiator=initiator,
             status=Status.NEW,

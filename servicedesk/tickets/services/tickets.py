@@ -15,6 +15,7 @@ from django.utils.translation import gettext as _
 from servicedesk.accounts.models import User
 from servicedesk.accounts.roles import is_agent, sees_all_queues
 from servicedesk.core.errors import ApplicationError
+from servicedesk.core.text import clean_line
 from servicedesk.tickets import statuses
 from servicedesk.tickets.events import Actor, event_record
 from servicedesk.tickets.locks import ticket_lock, tickets_lock
@@ -80,7 +81,7 @@ def ticket_create(
     priority_check(priority)
     if queue is None:
         queue = topic.queue if topic is not None and topic.queue is not None else queue_default()
-    subject = " ".join((subject or "").split())[:300] or _("(no subject)")
+    subject = clean_line(subject, max_length=300) or _("(no subject)")
     with transaction.atomic():
         ticket = Ticket(
             subject=subject,
@@ -326,7 +327,7 @@ def ticket_topic_change(*, ticket: Ticket, topic: Topic | None, actor: Actor, at
 
 def ticket_subject_change(*, ticket: Ticket, subject: str, actor: Actor, at: datetime | None = None) -> Ticket:
     at = at or timezone.now()
-    subject = " ".join((subject or "").split())[:300]
+    subject = clean_line(subject, max_length=300)
     if not subject:
         raise ApplicationError(_("The subject cannot be empty."), field="subject")
     with transaction.atomic():

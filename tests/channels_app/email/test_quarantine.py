@@ -79,7 +79,8 @@ def test_manager_sees_the_list_and_the_detail(client, manager, quarantined):
     assert list(listing.context["page"].object_list) == [quarantined]
     html = listing.content.decode()
     assert f"too large: {quarantined.size} bytes &gt; 1000" in html
-    assert "alice@example.com" not in html  # over-size mail is not parsed: no sender to show
+    # Not parsed (over the size limit), but its header block still names sender and subject.
+    assert "alice@example.com" in html and "Printer is on fire" in html
     assert 'href="/desk/quarantine/"' in html
     assert detail.status_code == 200
     assert detail.context["mail"] == quarantined
@@ -97,6 +98,37 @@ def test_list_shows_sender_and_subject_when_parsed(client, manager):
     assert "Printer is on fire" in html
 
 
+@pytest.mark.parametrize(
+    "extra",
+    [
+        "",  # over the size limit
+        "To: " + ", ".join(f"u{i}@example.com" for i in range(600)) + "\r\n",  # too many addresses
+    ],
+)
+def test_mail_quarantined_by_the_parser_shows_its_subject_and_message_id(client, manager, settings, extra):
+    settings.SERVICEDESK_EMAIL = {"MAX_BYTES": 1000} if not extra else {}
+    raw = mail(
+        subject="=?utf-8?q?Drucker_brennt?=",
+        message_id="<q-1@example.com>",
+        body="x" * 2000 if not extra else "hi",
+        extra=extra,
+    )
+    row = email_ingest(raw=raw, source="pipe").inbound_email
+    client.force_login(manager)
+
+    detail = client.get(f"/desk/quarantine/{row.pk}/").content.decode()
+    listing = client.get("/desk/quarantine/").content.decode()
+
+    assert (row.status, row.subject, row.rfc_message_id, row.sender) == (
+        "quarantined",
+        "Drucker brennt",
+        "<q-1@example.com>",
+        "alice@example.com",
+    )
+    assert "<dd>Drucker brennt</dd>" in detail and "<dd>&lt;q-1@example.com&gt;</dd>" in detail
+    assert "<td>Drucker brennt</td>" in listing
+
+
 def test_raw_download_is_an_attachment(client, manager, quarantined):
     client.force_login(manager)
 
@@ -110,19 +142,36 @@ def test_raw_download_is_an_attachment(client, manager, quarantined):
 
 
 @pytest.mark.parametrize("suffix", ["", "{pk}/", "{pk}/raw/"])
-def test_agents_get_not_found(client, agent, quarantined, suffix):
+def test_agents_get_access_denied_as_on_the_reports(client, agent, quarantined, suffix):
     client.force_login(agent)
 
     response = client.get("/desk/quarantine/" + suffix.format(pk=quarantined.pk))
 
-    assert response.status_code == 404
+    assert response.status_code == 403
+    assert "<h1>Access denied</h1>" in response.content.decode()
+
+
+def test_a_customer_signed_in_gets_not_found(client, quarantined):
+    from tests.factories import UserFactory
+
+    client.force_login(UserFactory(username="carol"))
+
+    assert client.get("/desk/quarantine/").status_code == 404
+
+
+def test_a_manager_gets_not_found_for_mail_not_in_quarantine(client, manager, quarantined):
+    quarantined.status = "processed"
+    quarantined.save(update_fields=["status"])
+    client.force_login(manager)
+
+    assert client.get(f"/desk/quarantine/{quarantined.pk}/").status_code == 404
 
 
 def test_agents_cannot_reprocess_or_discard(client, agent, quarantined):
     client.force_login(agent)
 
-    assert client.post(f"/desk/quarantine/{quarantined.pk}/reprocess/").status_code == 404
-    assert client.post(f"/desk/quarantine/{quarantined.pk}/discard/").status_code == 404
+    assert client.post(f"/desk/quarantine/{quarantined.pk}/reprocess/").status_code == 403
+    assert client.post(f"/desk/quarantine/{quarantined.pk}/discard/").status_code == 403
     quarantined.refresh_from_db()
     assert quarantined.status == "quarantined"
 

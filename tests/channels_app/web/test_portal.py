@@ -213,10 +213,34 @@ def test_empty_reply_and_bad_file_are_field_errors(client):
     bad = client.post(url, {"message": "see file", "attachments": [pdf("x.exe")], "submission_id": str(uuid.uuid4())})
 
     assert (empty.status_code, bad.status_code) == (200, 200)
-    assert empty.context["form"].errors == {"message": ["The message is empty."]}
+    assert empty.context["form"].errors == {"message": ["Write a reply or attach a file."]}
     assert bad.context["form"].errors == {"attachments": ["x.exe is not a file type we accept."]}
     assert Message.objects.filter(ticket=ticket, kind="public_enduser").count() == 1
     assert Attachment.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_the_reply_box_says_what_a_reply_needs_instead_of_optional(client):
+    ticket = receive().ticket
+
+    page = client.get(ticket_url(ticket)).content.decode()
+
+    assert "(optional)" not in page
+    assert "Write a reply, attach a file, or both." in page
+
+
+@pytest.mark.django_db
+def test_a_reply_with_only_an_attachment_is_accepted(client):
+    ticket = receive().ticket
+
+    response = client.post(
+        ticket_url(ticket), {"message": "", "attachments": [pdf("scan.pdf")], "submission_id": str(uuid.uuid4())}
+    )
+
+    assert response.status_code == 302
+    reply = Message.objects.filter(ticket=ticket, kind="public_enduser").order_by("pk").last()
+    assert reply is not None
+    assert (reply.text, [a.filename for a in reply.attachments.all()]) == ("", ["scan.pdf"])
 
 
 @pytest.mark.django_db

@@ -10,6 +10,8 @@ instant and the importer recognises it.
 from __future__ import annotations
 
 import json
+import struct
+import zlib
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,7 +22,10 @@ from django.utils import timezone
 
 from servicedesk.accounts.models import User
 from servicedesk.tickets.importer import HistoryImporter
-from servicedesk.tickets.models import Customer, Queue, Ticket, Topic
+from servicedesk.tickets.importer.apply import message_external_id
+from servicedesk.tickets.inbound import InboundAttachment
+from servicedesk.tickets.models import Customer, Message, Queue, Ticket, Topic
+from servicedesk.tickets.services.attachments import message_attachment_add
 from servicedesk.tickets.services.sla import tickets_sla_backfill
 
 # Fixed, documented demo sign-ins (README, "Try it"). Never use them outside a demo.
@@ -53,6 +58,7 @@ SUBJECTS = {
     "other": ("Opening hours at Christmas?", "Feedback on your service", "Partnership question"),
 }
 TICKETS = 30
+SCREENSHOT_NAME = "screenshot.png"
 SPAN = timedelta(days=28)
 
 
@@ -67,6 +73,7 @@ class Command(BaseCommand):
         if importer.stats.errors:
             raise CommandError(f"{importer.stats.errors} demo records could not be imported.")
         tickets_sla_backfill(at=timezone.now())
+        self._screenshots()
         with transaction.atomic():
             self._sign_ins()
         self.stdout.write(importer.stats.summary())
@@ -86,6 +93,16 @@ class Command(BaseCommand):
             Topic.objects.update_or_create(
                 slug=slug,
                 defaults={"name": name, "name_zh_hans": name_zh, "queue": queues[queue_slug]},
+            )
+
+    def _screenshots(self) -> None:
+        """The customer replies that say "attached" carry the screenshot they promise."""
+        for message in Message.objects.filter(
+            external_id__startswith=message_external_id("demo-T"), external_id__endswith="-3"
+        ).select_related("ticket"):
+            message_attachment_add(
+                message=message,
+                upload=InboundAttachment(filename=SCREENSHOT_NAME, content_type="image/png", content=screenshot_png()),
             )
 
     def _sign_ins(self) -> None:
@@ -264,3 +281,26 @@ def _records(anchor: datetime) -> Iterator[dict[str, Any]]:
         "body": "Writing again about the same thing.",
     }
     yield {"kind": "merge", "ticket": duplicate, "into": duplicate_of, "at": _iso(created + timedelta(minutes=5))}
+
+
+def screenshot_png(width: int = 64, height: int = 40) -> bytes:
+    """A small real PNG (an error dialog in grey and red), made here so the demo needs no binary file."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    rows = []
+    for y in range(height):
+        row = bytearray([0])  # filter: none
+        for x in range(width):
+            title_bar = y < 8
+            button = 40 <= x < 58 and 28 <= y < 35
+            row += bytes((200, 40, 40) if title_bar else (90, 90, 200) if button else (235, 235, 235))
+        rows.append(bytes(row))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"".join(rows), 9))
+        + chunk(b"IEND", b"")
+    )
