@@ -1,6 +1,6 @@
 """Live channels (chat, phone): service levels, ASA, abandonment, AHT, occupancy, cost.
 
-METRICS.md section 7 defines every figure; this module counts them in the
+docs/metrics.md#live defines every figure; this module counts them in the
 database. Waits and durations are compared and summed in whole microseconds
 (``EpochMicros``), so a wait of exactly T is "within T" and a wait of 4.999 s
 is a short abandon on SQLite and PostgreSQL alike.
@@ -303,7 +303,7 @@ def _occupancy(*, start_utc: datetime, end_utc: datetime, as_of: datetime) -> di
 
 
 def live_report(*, start_utc: datetime, end_utc: datetime, as_of: datetime) -> dict[str, Any]:
-    """The "live" and "occupancy" figures of METRICS.md section 10, and the number of
+    """The "live" and "occupancy" figures of docs/metrics.md#report-json, and the number of
     answered sessions of the period (for cost per contact).
 
     Three queries for the channel figures and occupancy, one for agents' emails,

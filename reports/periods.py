@@ -1,6 +1,6 @@
 """A report's period: local dates of a calendar's zone turned into UTC instants.
 
-METRICS.md section 2: the cohort is the tickets created in [period start,
+docs/metrics.md#in-scope: the cohort is the tickets created in [period start,
 period end), the dates taken in the calendar's zone; ``end`` is exclusive.
 Local midnight follows the edge rules of ``servicedesk.sla.calendars`` (a
 skipped midnight is the instant the clock jumps over it, a repeated one its

@@ -147,7 +147,7 @@ def calendar_resolve(slug: str | None) -> BusinessCalendar:
 
 
 def _in_scope(prefix: str = "") -> Q:
-    """Tickets every service metric counts (METRICS.md section 2)."""
+    """Tickets every service metric counts (docs/metrics.md#in-scope)."""
     return Q(
         **{
             f"{prefix}merged_into__isnull": True,

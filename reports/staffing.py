@@ -1,4 +1,4 @@
-"""Staffing forecast (METRICS.md section 8): agents needed per hour of the week.
+"""Staffing forecast (docs/metrics.md#staffing): agents needed per hour of the week.
 
 From a measured range of sessions of one channel:
 

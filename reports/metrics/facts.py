@@ -6,13 +6,13 @@ temporary table with, per ticket created in the period and by ``as_of``:
 
 * ``scope``: ``in`` (counted by every service metric), ``outbound``,
   ``merged`` (merged into another ticket by ``as_of``) or ``excluded`` (spam,
-  deleted), METRICS.md section 2;
+  deleted), docs/metrics.md#in-scope;
 * the breakdown keys at ``as_of``: channel, queue slug, assignee email (``""``
   unassigned), priority, organization tier (``""`` without one);
 * the status at ``as_of``, durations in microseconds on the report's calendar
   (``*_b``) and in calendar time (``*_c``): first reply, full resolution and
   requester wait (the last two only for tickets solved at ``as_of``);
-* the SLA state of each target at ``as_of`` (section 4; NULL when the ticket
+* the SLA state of each target at ``as_of`` (docs/metrics.md#sla-outcomes; NULL when the ticket
   has no policy snapshot or its policy sets no such target for the priority);
 * for the quality figures: the instants of the first reply, the first and the
   last solve, the numbers of public replies (in all and by the first solve)

@@ -1,6 +1,6 @@
 """Quality figures: one-touch, first-contact resolution, reopens and satisfaction.
 
-METRICS.md sections 2, 3 (reopen), 5 (one-touch, FCR) and 6 (CSAT) define
+docs/metrics.md#in-scope, #reopen, #one-touch, #fcr and #csat define
 them. Every figure is evaluated at ``as_of`` from the ticket's timeline: status
 history from the ``status`` TicketEvents (a ticket starts in ``new``),
 replies from ``public_agent`` messages, ratings from their own instant; never
@@ -247,7 +247,7 @@ def _one_touch_result(totals: Mapping[str, int], window_hours: int) -> Figures:
 
 
 def one_touch_figures(cohort: QuerySet[Ticket], *, as_of: datetime, group_by: str | None = None) -> Grouped:
-    """One-touch resolution (METRICS.md section 5), per group.
+    """One-touch resolution (docs/metrics.md#one-touch), per group.
 
     - ``solved``: tickets whose status at ``as_of`` is solved or closed;
     - ``count``: of those, tickets with exactly one ``public_agent`` message at
@@ -274,7 +274,7 @@ def _reopen_result(totals: Mapping[str, int], window_hours: int) -> Figures:
 
 
 def reopen_figures(cohort: QuerySet[Ticket], *, as_of: datetime, group_by: str | None = None) -> Grouped:
-    """Reopens (METRICS.md section 3), per group.
+    """Reopens (docs/metrics.md#reopen), per group.
 
     - ``solved``: tickets whose status at ``as_of`` is solved or closed;
     - ``tickets``: of those, tickets reopened at least once at or before ``as_of``;
@@ -304,7 +304,7 @@ def _csat_result(totals: Mapping[str, int], window_hours: int) -> Figures:
 
 
 def csat_figures(cohort: QuerySet[Ticket], *, as_of: datetime, group_by: str | None = None) -> Grouped:
-    """Satisfaction (METRICS.md section 6), per group, from the latest rating of
+    """Satisfaction (docs/metrics.md#csat), per group, from the latest rating of
     each ticket given at or before ``as_of`` (an earlier score it replaced does
     not count; a rating after ``as_of`` does not exist yet).
 
@@ -397,7 +397,7 @@ def fcr_figures(
     window_hours: int = FCR_WINDOW_HOURS,
     group_by: str | None = None,
 ) -> Grouped:
-    """First-contact resolution (METRICS.md section 5), per group.
+    """First-contact resolution (docs/metrics.md#fcr), per group.
 
     ``W`` = ``window_hours`` of real time (168 by default). A ticket is
     **eligible** when it is inbound, not merged into another ticket, solved at
@@ -469,7 +469,7 @@ def _quality_rows_sql(facts: Facts, window_hours: int, vendor: str, flagged: str
     """One row per in-scope ticket of the facts: its breakdown keys and the values SUMS reads.
 
     Set-based over the facts' working tables of events and messages. The
-    repeat-contact test (METRICS.md section 5 (d)) looks beyond the cohort,
+    repeat-contact test (docs/metrics.md#repeat-contact) looks beyond the cohort,
     only for the tickets that pass every other condition of an FCR success:
     each such ticket is paired with the other inbound, non-spam tickets of
     the same person (the root customer and the records merged into it), and

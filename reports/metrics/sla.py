@@ -1,4 +1,4 @@
-"""SLA outcomes at ``as_of`` (METRICS.md section 4), from the facts table.
+"""SLA outcomes at ``as_of`` (docs/metrics.md#sla-outcomes), from the facts table.
 
 Each in-scope ticket with a policy snapshot has up to two targets, first
 reply and resolution, whose terms are those of the ticket's policy for the

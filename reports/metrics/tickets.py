@@ -1,4 +1,4 @@
-"""Ticket counts and durations of a cohort (METRICS.md sections 2 and 3), from the facts table.
+"""Ticket counts and durations of a cohort (docs/metrics.md#in-scope and #ticket-metrics), from the facts table.
 
 Counts: ``in_scope`` (inbound, not merged away, not spam or deleted),
 ``outbound``, ``merged``, ``solved`` (in scope and solved at ``as_of``) and

@@ -308,7 +308,7 @@ SERVICEDESK = {
     "ROUTING_TIER_ORDER": env.list("SD_ROUTING_TIER_ORDER", default=["enterprise", "vip", "premium", "standard"]),
     "ROUTING_DEFAULT_CAPACITY": env.int("SD_ROUTING_DEFAULT_CAPACITY", default=10),
     "ROUTING_DRAIN_BATCH": env.int("SD_ROUTING_DRAIN_BATCH", default=500),
-    # Live channels (METRICS.md section 7): answered within this many seconds
+    # Live channels (docs/metrics.md#live): answered within this many seconds
     # counts for the service level, per channel; a session abandoned after
     # waiting less than SHORT_ABANDON_SECONDS is a short abandon.
     "LIVE_THRESHOLD_SECONDS": {

@@ -2,7 +2,7 @@
 
 A calendar is an IANA time zone, weekly opening windows in local wall-clock
 time and holiday dates (a holiday closes the whole local day). The rules are
-those of METRICS.md section 1:
+those of docs/metrics.md#time:
 
 * every window edge of every working local date becomes a UTC instant, and
   business time is the real elapsed time of the overlap with the interval, so

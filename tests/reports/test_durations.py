@@ -1,4 +1,4 @@
-"""Duration summaries (METRICS.md section 3) from a facts table written by hand.
+"""Duration summaries (docs/metrics.md#summaries) from a facts table written by hand.
 
 The table has the columns ``ticket_durations`` reads; the values are chosen so
 that n, the middle ranks and the p90 rank ((9 n + 9) / 10) are easy to check:

@@ -1,4 +1,4 @@
-"""One-touch, FCR, reopen and CSAT figures (METRICS.md sections 3, 5, 6) on hand-worked timelines.
+"""One-touch, FCR, reopen and CSAT figures (docs/metrics.md#reopen, #fcr, #csat) on hand-worked timelines.
 
 Every timeline is written through the ticket services with explicit instants;
 hours are counted from T0. The arithmetic of each expected figure is in the
@@ -116,7 +116,7 @@ FIGURE_FUNCTIONS: dict[str, Callable[..., Any]] = {
 
 
 def in_scope_at(as_of: datetime) -> QuerySet[Ticket]:
-    """The report's in-scope cohort at ``as_of`` (METRICS.md section 2), written with the ORM."""
+    """The report's in-scope cohort at ``as_of`` (docs/metrics.md#in-scope), written with the ORM."""
     merged = TicketEvent.objects.filter(ticket=OuterRef("pk"), kind=TicketEvent.Kind.MERGED, at__lte=as_of)
     return Ticket.objects.filter(
         created_at__lte=as_of, initiator=Initiator.INBOUND, is_spam=False, is_deleted=False

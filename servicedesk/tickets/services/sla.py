@@ -1,4 +1,4 @@
-"""Keeping a ticket's SLA targets true to its timeline (METRICS.md section 4).
+"""Keeping a ticket's SLA targets true to its timeline (docs/metrics.md#sla).
 
 ``ticket_sla_refresh`` is the one function that writes ``TicketTarget`` rows.
 The ticket services call it, inside their transaction and on the locked
@@ -469,7 +469,7 @@ def tickets_sla_policy_fill() -> int:
     """Snapshot the matching policy and its calendar on inbound tickets that have none (imported history).
 
     Reports judge a ticket's targets from its timeline and this snapshot
-    (METRICS.md section 4), so solved imported tickets need the policy too,
+    (docs/metrics.md#sla), so solved imported tickets need the policy too,
     though no target row. Set-based: one UPDATE per policy, lowest rank
     first, so each ticket gets the first policy that matches. A condition on
     a fact the ticket lacks (no organization, so no tier) does not match.
