@@ -10,19 +10,19 @@ first occurrence).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time
 
-from servicedesk.sla.calendars import CalendarSpec, _local_to_us, always_open, calendar_spec
+from servicedesk.core.epoch import from_epoch_us
+from servicedesk.sla.calendars import CalendarSpec, always_open, calendar_spec, local_to_epoch_us
 from servicedesk.sla.models import BusinessCalendar
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 UTC_CALENDAR_LABEL = "24x7 UTC"
 
 
 def local_midnight_utc(day: date, time_zone: str) -> datetime:
     """The UTC instant of 00:00 local time on ``day`` in ``time_zone``."""
     spec = CalendarSpec(time_zone=time_zone)
-    return _EPOCH + timedelta(microseconds=_local_to_us(spec.tz, datetime.combine(day, time())))
+    return from_epoch_us(local_to_epoch_us(spec.tz, datetime.combine(day, time())))
 
 
 @dataclass(frozen=True)

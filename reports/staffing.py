@@ -30,7 +30,9 @@ from zoneinfo import ZoneInfo
 from django.db import connection
 
 from reports import erlang
-from reports.live import db_instant, epoch_us, epoch_us_sql, mean_seconds, short_abandon_seconds
+from reports.live import db_instant, mean_seconds, short_abandon_seconds
+from reports.sql import epoch_us_sql
+from servicedesk.core.epoch import epoch_us
 from servicedesk.sla.models import BusinessCalendar
 from servicedesk.tickets.models import Session
 

@@ -41,18 +41,17 @@ import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.db import connection
 
 from reports.sql import INTERVAL_TABLE, epoch_us_sql, greatest_sql, json_key_text_sql, json_text_sql, least_sql
 from servicedesk.accounts.models import User
+from servicedesk.core.epoch import epoch_us
 from servicedesk.sla.models import SlaPolicy, SlaTarget
 from servicedesk.tickets.models import Customer, Message, Organization, Queue, Ticket, TicketEvent
 from servicedesk.tickets.statuses import SOLVED_STATUSES, UNSOLVED_STATUSES, Status
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # Breakdown name -> column of the facts table; None is the whole cohort.
 DIMENSIONS: dict[str | None, str] = {
@@ -119,13 +118,6 @@ def sql_list(values: Iterable[str]) -> str:
 SOLVED = sql_list(SOLVED_STATUSES)
 UNSOLVED = sql_list(UNSOLVED_STATUSES)
 WAITING = sql_list({Status.NEW, Status.OPEN, Status.ON_HOLD})
-
-
-def epoch_us(instant: datetime) -> int:
-    """Microseconds since 1970 UTC of an aware instant."""
-    if instant.tzinfo is None or instant.utcoffset() is None:
-        raise ValueError(f"{instant!r} is naive; an aware datetime is required")
-    return (instant - _EPOCH) // timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)

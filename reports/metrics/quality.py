@@ -37,7 +37,7 @@ module check both implementations against each other.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -64,6 +64,7 @@ from django.db.models.functions import Coalesce
 from reports.metrics import group_key, rate
 from reports.metrics.facts import DIMENSIONS, Facts, grouped_select, sql_list
 from reports.sql import epoch_us_sql
+from servicedesk.core.epoch import from_epoch_us
 from servicedesk.tickets.models import Customer, Initiator, Message, MessageKind, Rating, Ticket, TicketEvent
 from servicedesk.tickets.statuses import SOLVED_STATUSES, UNSOLVED_STATUSES
 
@@ -587,10 +588,9 @@ def _pairs_bounds(cursor: Any, flagged: str, window_hours: int) -> tuple[datetim
     first_reply_us, first_solve_us = cursor.fetchone()
     if first_reply_us is None or first_solve_us is None:
         return None, None
-    epoch = datetime(1970, 1, 1, tzinfo=UTC)
     return (
-        epoch + timedelta(microseconds=int(first_reply_us)),
-        epoch + timedelta(microseconds=int(first_solve_us)) + timedelta(hours=window_hours),
+        from_epoch_us(int(first_reply_us)),
+        from_epoch_us(int(first_solve_us)) + timedelta(hours=window_hours),
     )
 
 

@@ -20,8 +20,9 @@ import pytest
 from django.db import connection, transaction
 
 from reports.calendar_intervals import materialised
-from reports.metrics.facts import epoch_us, ticket_facts
+from reports.metrics.facts import ticket_facts
 from reports.periods import Period
+from servicedesk.core.epoch import epoch_us
 from servicedesk.sla.calendars import business_microseconds, calendar_spec
 from servicedesk.sla.models import BusinessCalendar, Holiday, OpeningWindow
 from servicedesk.tickets.events import Actor

@@ -28,6 +28,7 @@ from servicedesk.sla.calendars import CalendarSpec, calendar_spec
 from servicedesk.sla.models import BusinessCalendar, SlaPolicy, TargetHours
 from servicedesk.sla.policies import policies_ranked, policy_for, targets_for
 from servicedesk.tickets.events import Actor, event_build, event_record
+from servicedesk.tickets.locks import tickets_lock_rows
 from servicedesk.tickets.models import (
     Initiator,
     TargetKind,
@@ -438,11 +439,10 @@ def _unsolved_targets_apply(*, at: datetime, batch_size: int, specs: SpecCache) 
             return applied
         last_pk = ids[-1]
         with transaction.atomic():
-            tickets = list(
-                Ticket.objects.select_for_update(of=("self",))
-                .select_related("customer__organization", "queue")
-                .filter(pk__in=ids, sla_targets__isnull=True)
-                .order_by("pk")
+            tickets = tickets_lock_rows(
+                Ticket.objects.select_related("customer__organization", "queue").filter(
+                    pk__in=ids, sla_targets__isnull=True
+                )
             )
             # Reads in two queries and writes in three for the whole batch.
             specs.preload([ticket.pk for ticket in tickets])
