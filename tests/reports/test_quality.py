@@ -2,12 +2,14 @@
 
 Every timeline is written through the ticket services with explicit instants;
 hours are counted from T0. The arithmetic of each expected figure is in the
-comments next to it.
+comments next to it. The tests ask the ORM reference implementation
+(``tests/reports/quality_reference.py``) for the figures.
 
 Every test is also checked against the report's own computation of the same
-figures (``quality_figures`` over a report's facts, a separate set-based
-implementation): at each ``as_of`` a test asks about, the whole in-scope
-cohort of the database, overall and by channel, must give the same figures.
+figures (``quality_figures`` over a report's facts, the set-based
+implementation the product runs): at each ``as_of`` a test asks about, the
+whole in-scope cohort of the database, overall and by channel, must give the
+same figures.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any, cast
 import pytest
 from django.db.models import Exists, F, OuterRef, QuerySet
 
-from reports.metrics.quality import csat_figures, fcr_figures, one_touch_figures, quality_empty, reopen_figures
+from reports.metrics.quality import quality_empty
 from reports.services import report_compute
 from servicedesk.accounts.models import User
 from servicedesk.tickets.events import Actor
@@ -37,6 +39,7 @@ from tests.factories import (
     TopicFactory,
     ticket_make,
 )
+from tests.reports.quality_reference import csat_figures, fcr_figures, one_touch_figures, reopen_figures
 
 pytestmark = pytest.mark.django_db
 
