@@ -172,7 +172,7 @@ base AS (
 reopened AS (
   SELECT DISTINCT b.id
   FROM base b JOIN {facts.events} v ON v.ticket_id = b.id
-  WHERE v.kind = 'status' AND v.bval IN {solved} AND v.val IN {unsolved}
+  WHERE v.kind = 'status' AND v.before_text IN {solved} AND v.after_text IN {unsolved}
     AND v.at_us > b.first_solve_us AND v.at_us <= b.first_solve_us + {window_us}
 ),
 counted AS (
