@@ -738,7 +738,8 @@ def ticket_facts(
         # and messages to an index range (ids grow with creation, so a
         # month's tickets are a narrow range), whatever the history's size.
         # ``id + 0``: PostgreSQL would otherwise walk the primary key from each
-        # end until a ticket of the period, not read the creation index's range.
+        # end until a ticket of the period, not read the creation index's range
+        # (ticket_created_id).
         cursor.execute(
             f"SELECT MIN(id + 0), MAX(id + 0) FROM {Ticket._meta.db_table}"
             " WHERE created_at >= %s AND created_at < %s AND created_at <= %s",
