@@ -16,8 +16,8 @@ lint:
 format:
 	.venv/bin/ruff format .
 
-typecheck:
-	.venv/bin/mypy .
+typecheck:  ## mypy on the files pyproject.toml names, exactly as CI runs it
+	.venv/bin/mypy
 
 migrations-check:
 	.venv/bin/python manage.py makemigrations --check --dry-run

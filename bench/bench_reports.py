@@ -687,7 +687,6 @@ def report_child(start: date, end: date, as_of: datetime, explain: int | None) -
     from django.db import connection
 
     from reports import live, services
-    from reports.metrics import quality
 
     log = QueryLog(explain=explain)
     # (label, module, attribute, is a context manager); those the code at hand lacks are skipped.
@@ -700,10 +699,6 @@ def report_child(start: date, end: date, as_of: datetime, explain: int | None) -
         ("sla", services, "sla_figures", False),
         ("handled", services, "tickets_handled", False),
         ("quality", services, "quality_figures", False),
-        ("quality: one_touch", quality, "one_touch_figures", False),
-        ("quality: fcr", quality, "fcr_figures", False),
-        ("quality: reopen", quality, "reopen_figures", False),
-        ("quality: csat", quality, "csat_figures", False),
         ("live", live, "live_report", False),
         ("cost", live, "cost_for_period", False),
     )

@@ -1,4 +1,4 @@
-"""Erlang C staffing arithmetic (METRICS.md section 8). Pure functions, no database.
+"""Erlang C staffing arithmetic (docs/metrics.md#erlang-c). Pure functions, no database.
 
 Load A = arrival rate x AHT (in Erlangs). With N agents:
 

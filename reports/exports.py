@@ -1,7 +1,6 @@
 """A report as CSV and XLSX: one row per figure path, then one table per breakdown.
 
-The figure path names a value inside the report object (METRICS.md section
-10), e.g. ``sla.first_reply.rate``; a figure without data is empty.
+The figure path names a value inside the report object (docs/metrics.md#report-json), e.g. ``sla.first_reply.rate``; a figure without data is empty.
 """
 
 from __future__ import annotations

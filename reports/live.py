@@ -1,6 +1,6 @@
 """Live channels (chat, phone): service levels, ASA, abandonment, AHT, occupancy, cost.
 
-METRICS.md section 7 defines every figure; this module counts them in the
+docs/metrics.md#live defines every figure; this module counts them in the
 database. Waits and durations are compared and summed in whole microseconds
 (``EpochMicros``), so a wait of exactly T is "within T" and a wait of 4.999 s
 is a short abandon on SQLite and PostgreSQL alike.
@@ -19,7 +19,7 @@ What ``as_of`` means here (metric code never reads the clock):
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -27,12 +27,11 @@ from django.conf import settings
 from django.db import connection
 from django.db.models import Count, F, Q, QuerySet, Sum, Value
 
-from reports.sql import EpochMicros
-from reports.sql import epoch_us_sql as _epoch_us_sql
+from reports.sql import EpochMicros, epoch_us_sql
 from servicedesk.accounts.models import User
+from servicedesk.core.epoch import epoch_us
 from servicedesk.tickets.models import AgentPresence, OperatingCost, PresenceState, Session, SessionChannel
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = 1_000_000
 LIVE_CHANNELS = tuple(SessionChannel.values)
 LIVE_KEYS = (
@@ -54,19 +53,6 @@ LIVE_KEYS = (
 
 
 # --- portable pieces -----------------------------------------------------------
-
-
-def epoch_us_sql(column: str, vendor: str | None = None) -> str:
-    """SQL for a datetime column as whole microseconds since 1970 (NULL stays NULL).
-
-    ``reports.sql.epoch_us_sql`` for ``vendor``, by default the connection's;
-    literal percent signs are doubled for the parameter style of Django's cursors.
-    """
-    return _epoch_us_sql(column, vendor or connection.vendor)
-
-
-def epoch_us(instant: datetime) -> int:
-    return (instant - _EPOCH) // timedelta(microseconds=1)
 
 
 def db_instant(instant: datetime) -> Any:
@@ -303,7 +289,7 @@ def _occupancy(*, start_utc: datetime, end_utc: datetime, as_of: datetime) -> di
 
 
 def live_report(*, start_utc: datetime, end_utc: datetime, as_of: datetime) -> dict[str, Any]:
-    """The "live" and "occupancy" figures of METRICS.md section 10, and the number of
+    """The "live" and "occupancy" figures of docs/metrics.md#report-json, and the number of
     answered sessions of the period (for cost per contact).
 
     Three queries for the channel figures and occupancy, one for agents' emails,

@@ -17,7 +17,7 @@ from django.utils.translation import gettext_lazy as _
 
 
 class OrderedJSONField(models.TextField):
-    """JSON kept as text, so the report's key order (METRICS.md section 10) survives on every database.
+    """JSON kept as text, so the report's key order (docs/metrics.md#report-json) survives on every database.
 
     PostgreSQL's jsonb would reorder the keys; the figures are read whole and
     never queried inside, so text loses nothing.

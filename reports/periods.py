@@ -1,6 +1,6 @@
 """A report's period: local dates of a calendar's zone turned into UTC instants.
 
-METRICS.md section 2: the cohort is the tickets created in [period start,
+docs/metrics.md#in-scope: the cohort is the tickets created in [period start,
 period end), the dates taken in the calendar's zone; ``end`` is exclusive.
 Local midnight follows the edge rules of ``servicedesk.sla.calendars`` (a
 skipped midnight is the instant the clock jumps over it, a repeated one its
@@ -10,15 +10,15 @@ first occurrence).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time
 
 from django.utils.translation import gettext as _
 
+from servicedesk.core.epoch import from_epoch_us
 from servicedesk.core.errors import ApplicationError
-from servicedesk.sla.calendars import CalendarSpec, _local_to_us, always_open, calendar_spec
+from servicedesk.sla.calendars import CalendarSpec, always_open, calendar_spec, local_to_epoch_us
 from servicedesk.sla.models import BusinessCalendar
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 UTC_CALENDAR_LABEL = "24x7 UTC"
 # The longest period the dashboard, the API and the exports compute at once.
 MAX_PERIOD_DAYS = 366
@@ -36,7 +36,7 @@ class PeriodRefused(ApplicationError):
 def local_midnight_utc(day: date, time_zone: str) -> datetime:
     """The UTC instant of 00:00 local time on ``day`` in ``time_zone``."""
     spec = CalendarSpec(time_zone=time_zone)
-    return _EPOCH + timedelta(microseconds=_local_to_us(spec.tz, datetime.combine(day, time())))
+    return from_epoch_us(local_to_epoch_us(spec.tz, datetime.combine(day, time())))
 
 
 def period_check(*, start: date, end: date, time_zone: str = "UTC") -> None:

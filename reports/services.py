@@ -1,6 +1,6 @@
 """The one entry point that computes a report: the Celery task, the API and ``manage.py report`` call it.
 
-``report_compute`` returns the object of METRICS.md section 10 for a period
+``report_compute`` returns the object of docs/metrics.md#report-json for a period
 (local dates of a calendar, end exclusive), an explicit ``as_of`` and a
 calendar, plus ``definitions_version`` and the breakdowns ``by_channel``,
 ``by_queue``, ``by_agent`` (assignee email at ``as_of``, ``""`` unassigned),
@@ -72,7 +72,7 @@ def handled_sql(facts: Facts) -> str:
 
 
 def _live(period: Period, as_of: datetime, handled: int, sessions_of_handled: int) -> dict[str, Any]:
-    """live, occupancy and cost_per_contact (METRICS.md section 7).
+    """live, occupancy and cost_per_contact (docs/metrics.md#live).
 
     Contacts handled: the ``handled`` in-scope tickets, plus the period's
     answered sessions not linked to one of them (``sessions_of_handled`` are).

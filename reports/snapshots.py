@@ -48,7 +48,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, JSONField, Max, Min, Q, TextField
+from django.db.models import Count, JSONField, Max, Min, Q, QuerySet, TextField
 from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import Cast, TruncDate
 from django.utils import timezone
@@ -148,7 +148,7 @@ def calendar_resolve(slug: str | None) -> BusinessCalendar:
 
 
 def _in_scope(prefix: str = "") -> Q:
-    """Tickets every service metric counts (METRICS.md section 2)."""
+    """Tickets every service metric counts (docs/metrics.md#in-scope)."""
     return Q(
         **{
             f"{prefix}merged_into__isnull": True,
@@ -486,11 +486,7 @@ def snapshots_backfill(
     """
     today = local_today(calendar, now)
     periods = ended_periods(granularity=Granularity.DAY, since=since, today=today)
-    present = set(
-        ReportSnapshot.objects.filter(
-            calendar=calendar, granularity=Granularity.DAY, definitions_version=definitions_version(), start__gte=since
-        ).values_list("start", flat=True)
-    )
+    present = set(day_snapshots(calendar=calendar, since=since).values_list("start", flat=True))
     stale = {s.start for s in snapshots_stale(calendar=calendar, now=now) if s.granularity == Granularity.DAY}
     todo = [(start, end) for start, end in periods if start not in present or start in stale]
     # Days in order: each day's backlog is counted from the previous day's end.
@@ -502,6 +498,21 @@ def snapshots_backfill(
         if progress is not None:
             progress(index, len(todo))
     return len(todo)
+
+
+def day_snapshots(*, calendar: BusinessCalendar, since: date, until: date | None = None) -> QuerySet[ReportSnapshot]:
+    """The daily snapshots of ``calendar`` under the current definitions, of the days in [since, until), by day.
+
+    Without ``until``, every day from ``since`` on. The dashboard's trends, the
+    report jobs and the backfill all read the stored days through this one
+    query (the unique (calendar, granularity, start, end, version) index).
+    """
+    days = ReportSnapshot.objects.filter(
+        calendar=calendar, granularity=Granularity.DAY, definitions_version=definitions_version(), start__gte=since
+    )
+    if until is not None:
+        days = days.filter(start__lt=until)
+    return days.order_by("start")
 
 
 def snapshot_latest(*, calendar: BusinessCalendar, start: date, end: date) -> ReportSnapshot | None:
@@ -587,13 +598,7 @@ def report_job_run(*, job_id: int) -> str:
         if job.include_daily:
             today = min(job.end, local_today(job.calendar, job.as_of))
             present = set(
-                ReportSnapshot.objects.filter(
-                    calendar=job.calendar,
-                    granularity=Granularity.DAY,
-                    definitions_version=definitions_version(),
-                    start__gte=job.start,
-                    start__lt=job.end,
-                ).values_list("start", flat=True)
+                day_snapshots(calendar=job.calendar, since=job.start, until=job.end).values_list("start", flat=True)
             )
             days = [
                 p

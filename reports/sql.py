@@ -46,9 +46,14 @@ def _vendor(connection: BaseDatabaseWrapper | None = None) -> str:
     return vendor
 
 
-def epoch_us_sql(expr: str, vendor: str) -> str:
-    """Integer microseconds since 1970 UTC of a datetime column or parameter ``expr``."""
-    if vendor == "postgresql":
+def epoch_us_sql(expr: str, vendor: str | None = None) -> str:
+    """Integer microseconds since 1970 UTC of a datetime column or parameter ``expr`` (NULL stays NULL).
+
+    The SQL twin of ``servicedesk.core.epoch.epoch_us``, for ``vendor`` (by
+    default the connection's); literal percent signs are doubled for the
+    parameter style of Django's cursors.
+    """
+    if (vendor or _vendor()) == "postgresql":
         return f"(EXTRACT(EPOCH FROM {expr}) * 1000000)::bigint"
     # '%%' because the text is later formatted with the query's parameters. The whole
     # seconds from the text's first 19 characters: SQLite's own parsing keeps

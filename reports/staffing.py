@@ -1,4 +1,4 @@
-"""Staffing forecast (METRICS.md section 8): agents needed per hour of the week.
+"""Staffing forecast (docs/metrics.md#staffing): agents needed per hour of the week.
 
 From a measured range of sessions of one channel:
 
@@ -33,7 +33,9 @@ from django.db import connection
 from django.db.models import Count, Min
 
 from reports import erlang
-from reports.live import db_instant, epoch_us, epoch_us_sql, mean_seconds, short_abandon_seconds
+from reports.live import db_instant, mean_seconds, short_abandon_seconds
+from reports.sql import epoch_us_sql
+from servicedesk.core.epoch import epoch_us
 from servicedesk.sla.models import BusinessCalendar
 from servicedesk.tickets.models import Session
 

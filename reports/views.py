@@ -33,10 +33,11 @@ from reports.charts import Series, legend, line_chart
 from reports.exports import report_csv, report_xlsx
 from reports.formatting import format_number, format_rate
 from reports.labels import breakdown_labels
-from reports.models import Frequency, Granularity, JobStatus, ReportJob, ReportSnapshot, ReportSubscription
+from reports.models import Frequency, JobStatus, ReportJob, ReportSnapshot, ReportSubscription
 from reports.periods import PeriodRefused, period_check
 from reports.permissions import can_view_reports
 from reports.snapshots import (
+    day_snapshots,
     definitions_version,
     local_today,
     month_start,
@@ -287,15 +288,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         return render(request, "reports/dashboard.html", context, status=400 if form.errors else 200)
     job = _job_from(request)
     snapshot = snapshot_latest(calendar=choice.calendar, start=choice.start, end=choice.end)
-    days = list(
-        ReportSnapshot.objects.filter(
-            calendar=choice.calendar,
-            granularity=Granularity.DAY,
-            definitions_version=definitions_version(),
-            start__gte=choice.start,
-            start__lt=choice.end,
-        ).order_by("start")
-    )
+    days = list(day_snapshots(calendar=choice.calendar, since=choice.start, until=choice.end))
     ended_days = (min(choice.end, local_today(choice.calendar, now)) - choice.start).days
     needs_job = snapshot is None or len(days) < ended_days or snapshot_is_stale(snapshot, now=now)
     if job is None and needs_job:
@@ -311,15 +304,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     if job is not None and job.status == JobStatus.DONE and job.snapshot_id is not None and needs_job:
         # The job ran already (an eager or a fast worker): show what it stored.
         snapshot = snapshot_latest(calendar=choice.calendar, start=choice.start, end=choice.end)
-        days = list(
-            ReportSnapshot.objects.filter(
-                calendar=choice.calendar,
-                granularity=Granularity.DAY,
-                definitions_version=definitions_version(),
-                start__gte=choice.start,
-                start__lt=choice.end,
-            ).order_by("start")
-        )
+        days = list(day_snapshots(calendar=choice.calendar, since=choice.start, until=choice.end))
     figures = snapshot.figures if snapshot is not None else None
     context |= {
         "job": job

@@ -31,6 +31,7 @@ from channels_app.email.models import InboundEmail, MailAccount
 from channels_app.email.parse import ParsedEmail, header_summary, parse_email
 from servicedesk.core.errors import ApplicationError
 from servicedesk.tickets.events import Actor
+from servicedesk.tickets.locks import row_lock
 from servicedesk.tickets.models import DeliveryStatus, Identity, IdentityKind, Message, MessageKind
 from servicedesk.tickets.services.customers import identity_bouncing_clear_for_address, identity_mark_bouncing
 from servicedesk.tickets.services.intake import inbound_message_receive
@@ -143,7 +144,7 @@ def _process(pk: int, raw: bytes) -> IngestResult:
     """Parse and hand over, in one transaction with the row locked, so the
     row's status and the ticket message are committed together."""
     with transaction.atomic():
-        row = InboundEmail.objects.select_for_update().get(pk=pk)
+        row = row_lock(InboundEmail, pk)
         if row.status not in (InboundEmail.Status.RECEIVED, InboundEmail.Status.QUARANTINED):
             return IngestResult(outcome=IngestOutcome.DUPLICATE, inbound_email=row, reference=_reference(row))
         row.attempts += 1
@@ -273,7 +274,7 @@ def quarantine_discard(*, inbound_email: InboundEmail, actor: Actor) -> InboundE
     later delivery of the same bytes is a duplicate. Raises ApplicationError
     when the mail is not in quarantine."""
     with transaction.atomic():
-        row = InboundEmail.objects.select_for_update().get(pk=inbound_email.pk)
+        row = row_lock(InboundEmail, inbound_email.pk)
         if row.status != InboundEmail.Status.QUARANTINED:
             raise ApplicationError("Only quarantined mail can be discarded.")
         row.status = InboundEmail.Status.DISCARDED

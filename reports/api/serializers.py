@@ -55,7 +55,7 @@ class ReportRequestSerializer(serializers.Serializer):
 
 
 class ReportJobSerializer(serializers.ModelSerializer):
-    """A report job: its progress, and its figures (METRICS.md section 10) once done."""
+    """A report job: its progress, and its figures (docs/metrics.md#report-json) once done."""
 
     status = serializers.ChoiceField(choices=JobStatus.choices, read_only=True)
     calendar: serializers.SlugRelatedField = serializers.SlugRelatedField(slug_field="slug", read_only=True)

@@ -1,4 +1,4 @@
-"""Ticket metrics by database aggregation (METRICS.md sections 3 and 4).
+"""Ticket metrics by database aggregation (docs/metrics.md#ticket-metrics and #sla).
 
 ``facts`` writes one row per ticket of the cohort; ``tickets`` and ``sla``
 aggregate them for the whole cohort and per breakdown. The helpers here turn

@@ -1,4 +1,4 @@
-"""SLA outcomes at ``as_of`` (METRICS.md section 4), from the facts table.
+"""SLA outcomes at ``as_of`` (docs/metrics.md#sla-outcomes), from the facts table.
 
 Each in-scope ticket with a policy snapshot has up to two targets, first
 reply and resolution, whose terms are those of the ticket's policy for the
@@ -35,14 +35,15 @@ def sla_figures(facts: Facts) -> dict[str | None, dict[str, dict[str, Any]]]:
     counts = [
         f"COUNT(CASE WHEN {column} = '{state}' THEN 1 END)"
         for column, states in (
-            ("fr_state", ("achieved", "breached", "active", "cancelled")),
-            ("res_state", ("achieved", "breached", "active", "paused")),
+            ("first_reply_sla_state", ("achieved", "breached", "active", "cancelled")),
+            ("resolution_sla_state", ("achieved", "breached", "active", "paused")),
         )
         for state in states
     ]
-    counted = f"(fr_state IN {_COUNTED} OR res_state IN {_COUNTED})"
+    counted = f"(first_reply_sla_state IN {_COUNTED} OR resolution_sla_state IN {_COUNTED})"
     met = (
-        f"{counted} AND (fr_state IS NULL OR fr_state <> 'breached') AND (res_state IS NULL OR res_state <> 'breached')"
+        f"{counted} AND (first_reply_sla_state IS NULL OR first_reply_sla_state <> 'breached')"
+        " AND (resolution_sla_state IS NULL OR resolution_sla_state <> 'breached')"
     )
     counts += [f"COUNT(CASE WHEN {met} THEN 1 END)", f"COUNT(CASE WHEN {counted} THEN 1 END)"]
     body = ", ".join(counts)
@@ -50,26 +51,40 @@ def sla_figures(facts: Facts) -> dict[str | None, dict[str, dict[str, Any]]]:
     with connection.cursor() as cursor:
         cursor.execute(grouped_select(facts.table, body, where="scope = 'in'"))
         for dim, key, *numbers in cursor.fetchall():
-            fr_a, fr_b, fr_active, fr_cancelled, res_a, res_b, res_active, res_paused, met_n, counted_n = numbers
+            (
+                reply_achieved,
+                reply_breached,
+                reply_active,
+                reply_cancelled,
+                resolution_achieved,
+                resolution_breached,
+                resolution_active,
+                resolution_paused,
+                met_n,
+                counted_n,
+            ) = numbers
             result[dim or None][group_key(key)] = {
                 "first_reply": {
-                    "achieved": fr_a,
-                    "breached": fr_b,
-                    "active": fr_active,
-                    "cancelled": fr_cancelled,
-                    "rate": rate(fr_a, fr_a + fr_b),
+                    "achieved": reply_achieved,
+                    "breached": reply_breached,
+                    "active": reply_active,
+                    "cancelled": reply_cancelled,
+                    "rate": rate(reply_achieved, reply_achieved + reply_breached),
                 },
                 "resolution": {
-                    "achieved": res_a,
-                    "breached": res_b,
-                    "active": res_active,
-                    "paused": res_paused,
-                    "rate": rate(res_a, res_a + res_b),
+                    "achieved": resolution_achieved,
+                    "breached": resolution_breached,
+                    "active": resolution_active,
+                    "paused": resolution_paused,
+                    "rate": rate(resolution_achieved, resolution_achieved + resolution_breached),
                 },
                 "all_targets": {
-                    "achieved": fr_a + res_a,
-                    "breached": fr_b + res_b,
-                    "rate": rate(fr_a + res_a, fr_a + res_a + fr_b + res_b),
+                    "achieved": reply_achieved + resolution_achieved,
+                    "breached": reply_breached + resolution_breached,
+                    "rate": rate(
+                        reply_achieved + resolution_achieved,
+                        reply_achieved + resolution_achieved + reply_breached + resolution_breached,
+                    ),
                 },
                 "tickets_meeting_all": {"met": met_n, "counted": counted_n, "rate": rate(met_n, counted_n)},
             }

@@ -1,4 +1,4 @@
-"""Ticket counts and durations of a cohort (METRICS.md sections 2 and 3), from the facts table.
+"""Ticket counts and durations of a cohort (docs/metrics.md#in-scope and #ticket-metrics), from the facts table.
 
 Counts: ``in_scope`` (inbound, not merged away, not spam or deleted),
 ``outbound``, ``merged``, ``solved`` (in scope and solved at ``as_of``) and
@@ -24,9 +24,9 @@ from reports.metrics.facts import DIMENSIONS, Facts, grouped_select, grouping_se
 
 # Figure name -> (business column, calendar column) of the facts table.
 DURATIONS: dict[str, tuple[str, str]] = {
-    "first_reply_minutes": ("frt_b", "frt_c"),
-    "full_resolution_minutes": ("full_b", "full_c"),
-    "requester_wait_minutes": ("rwt_b", "rwt_c"),
+    "first_reply_minutes": ("first_reply_business_us", "first_reply_calendar_us"),
+    "full_resolution_minutes": ("full_resolution_business_us", "full_resolution_calendar_us"),
+    "requester_wait_minutes": ("requester_wait_business_us", "requester_wait_calendar_us"),
 }
 
 Grouped = dict[str | None, dict[str, dict[str, Any]]]

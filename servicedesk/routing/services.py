@@ -32,7 +32,7 @@ from servicedesk.routing.models import (
     skill_value_clean,
 )
 from servicedesk.tickets.events import Actor, event_record
-from servicedesk.tickets.locks import ticket_lock
+from servicedesk.tickets.locks import agent_profile_lock, agent_profiles_lock, ticket_lock
 from servicedesk.tickets.models import Queue, Ticket, TicketEvent
 from servicedesk.tickets.services.tickets import _touch
 
@@ -83,12 +83,7 @@ def ticket_route(*, ticket: Ticket, trigger: str, at: datetime | None = None) ->
         ):
             return None
         # Locked in id order, re-read as committed now: availability, capacity, positions.
-        profiles = list(
-            selectors.agents_eligible(ticket=locked, routing=routing)
-            .select_for_update(of=("self",))
-            .select_related("user")
-            .order_by("pk")
-        )
+        profiles = agent_profiles_lock(selectors.agents_eligible(ticket=locked, routing=routing).select_related("user"))
         loads = selectors.agent_loads(p.user_id for p in profiles)
         available = [
             p
@@ -210,7 +205,7 @@ def agent_availability_set(*, agent: User, availability: str, at: datetime | Non
         raise InvalidAvailability(_("Choose online, away or offline."), field="availability")
     with transaction.atomic():
         agent_profile_ensure(user=agent)
-        profile = AgentProfile.objects.select_for_update().get(user=agent)
+        profile = agent_profile_lock(agent)
         if profile.availability == availability:
             return profile
         before = profile.availability

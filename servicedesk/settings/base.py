@@ -37,10 +37,8 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "rest_framework",
     "rest_framework.authtoken",
-    "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    "django_htmx",
     "servicedesk.core",
     "servicedesk.accounts",
     "servicedesk.tickets",
@@ -64,7 +62,6 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "django_htmx.middleware.HtmxMiddleware",
     "servicedesk.core.outage.DatabaseOutageMiddleware",
 ]
 
@@ -250,7 +247,6 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.MultiPartParser",
     ],
     "PAGE_SIZE": 25,
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "servicedesk.core.api.exception_handler",
     # Requests per client IP (all, counted before credentials are checked), per
@@ -374,7 +370,7 @@ SERVICEDESK = {
     "ROUTING_TIER_ORDER": env.list("SD_ROUTING_TIER_ORDER", default=["enterprise", "vip", "premium", "standard"]),
     "ROUTING_DEFAULT_CAPACITY": env.int("SD_ROUTING_DEFAULT_CAPACITY", default=10),
     "ROUTING_DRAIN_BATCH": env.int("SD_ROUTING_DRAIN_BATCH", default=500),
-    # Live channels (METRICS.md section 7): answered within this many seconds
+    # Live channels (docs/metrics.md#live): answered within this many seconds
     # counts for the service level, per channel; a session abandoned after
     # waiting less than SHORT_ABANDON_SECONDS is a short abandon.
     "LIVE_THRESHOLD_SECONDS": {

@@ -50,6 +50,7 @@ from servicedesk.sla.models import (
     EscalationThreshold,
 )
 from servicedesk.tickets.events import Actor
+from servicedesk.tickets.locks import tickets_lock_rows
 from servicedesk.tickets.models import TargetState, Ticket, TicketTarget
 from servicedesk.tickets.services.sla import SpecCache, target_next_check, ticket_sla_refresh
 from servicedesk.tickets.services.tickets import ticket_priority_change, ticket_queue_change
@@ -133,12 +134,11 @@ def _batch(
     notices: list[list[Any]] = []
     with transaction.atomic():
         # Tickets first, in ascending id order, as every ticket service locks them.
-        locked = list(
-            Ticket.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("sla_policy__calendar")
+        locked = tickets_lock_rows(
+            Ticket.objects.select_related("sla_policy__calendar")
             .prefetch_related("sla_policy__targets")
-            .filter(pk__in=ticket_ids)
-            .order_by("pk")
+            .filter(pk__in=ticket_ids),
+            skip_locked=True,
         )
         counts.skipped += len(ticket_ids) - len(locked)
         # Another run may have checked some of them between the read of the due

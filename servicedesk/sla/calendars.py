@@ -2,7 +2,7 @@
 
 A calendar is an IANA time zone, weekly opening windows in local wall-clock
 time and holiday dates (a holiday closes the whole local day). The rules are
-those of METRICS.md section 1:
+those of docs/metrics.md#time:
 
 * every window edge of every working local date becomes a UTC instant, and
   business time is the real elapsed time of the overlap with the interval, so
@@ -27,9 +27,11 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from servicedesk.core.epoch import US_PER_SECOND, epoch_us, from_epoch_us, naive_utc_epoch_us
 
 if TYPE_CHECKING:
     from servicedesk.sla.models import BusinessCalendar
@@ -39,9 +41,6 @@ MINUTES_PER_DAY = 24 * 60
 DUE_SEARCH_DAYS = 3653
 DUE_SEARCH_CHUNK_DAYS = 100
 
-_EPOCH = datetime(1970, 1, 1)
-_MICROSECOND = timedelta(microseconds=1)
-_SECOND = timedelta(seconds=1)
 
 Window = tuple[int, int]
 
@@ -119,24 +118,8 @@ def calendar_spec(calendar: BusinessCalendar) -> CalendarSpec:
     )
 
 
-def _to_us(instant: datetime) -> int:
-    if instant.tzinfo is None or instant.utcoffset() is None:
-        raise ValueError(f"{instant!r} is naive; an aware datetime is required")
-    return (instant.astimezone(UTC).replace(tzinfo=None) - _EPOCH) // _MICROSECOND
-
-
-def _from_us(us: int) -> datetime:
-    return (_EPOCH + timedelta(microseconds=us)).replace(tzinfo=UTC)
-
-
-def _offset_at(tz: ZoneInfo, utc_naive: datetime) -> timedelta:
-    offset = utc_naive.replace(tzinfo=UTC).astimezone(tz).utcoffset()
-    assert offset is not None
-    return offset
-
-
 @functools.lru_cache(maxsize=65536)
-def _local_to_us(tz: ZoneInfo, local: datetime) -> int:
+def local_to_epoch_us(tz: ZoneInfo, local: datetime) -> int:
     """The UTC instant of a naive local time, by the edge rules of the module docstring."""
     before = local.replace(tzinfo=tz, fold=0).utcoffset()
     after = local.replace(tzinfo=tz, fold=1).utcoffset()
@@ -144,17 +127,17 @@ def _local_to_us(tz: ZoneInfo, local: datetime) -> int:
     earliest = local - before
     if before == after or after < before:
         # A single instant, or a repeated local time whose first occurrence is fold=0.
-        return (earliest - _EPOCH) // _MICROSECOND
+        return naive_utc_epoch_us(earliest)
     # A skipped local time: the clock jumps at a whole second in (local - after, local - before].
-    low = (local - after - _EPOCH) // _SECOND
-    high = (earliest - _EPOCH) // _SECOND
+    low = naive_utc_epoch_us(local - after) // US_PER_SECOND
+    high = naive_utc_epoch_us(earliest) // US_PER_SECOND
     while high - low > 1:
         middle = (low + high) // 2
-        if _offset_at(tz, _EPOCH + timedelta(seconds=middle)) == before:
+        if from_epoch_us(middle * US_PER_SECOND).astimezone(tz).utcoffset() == before:
             low = middle
         else:
             high = middle
-    return high * 1_000_000
+    return high * US_PER_SECOND
 
 
 def _open_intervals(spec: CalendarSpec, first: date, last: date) -> Iterator[tuple[int, int]]:
@@ -166,20 +149,20 @@ def _open_intervals(spec: CalendarSpec, first: date, last: date) -> Iterator[tup
         if day_windows and day not in spec.holidays:
             midnight = datetime.combine(day, time())
             for start, end in day_windows:
-                a = _local_to_us(tz, midnight + timedelta(minutes=start))
-                b = _local_to_us(tz, midnight + timedelta(minutes=end))
+                a = local_to_epoch_us(tz, midnight + timedelta(minutes=start))
+                b = local_to_epoch_us(tz, midnight + timedelta(minutes=end))
                 if b > a:
                     yield a, b
         day += timedelta(days=1)
 
 
 def _local_date(spec: CalendarSpec, us: int) -> date:
-    return _from_us(us).astimezone(spec.tz).date()
+    return from_epoch_us(us).astimezone(spec.tz).date()
 
 
 def business_microseconds(spec: CalendarSpec, start: datetime, end: datetime) -> int:
     """Business time of [start, end) in whole microseconds; 0 when start >= end."""
-    s, e = _to_us(start), _to_us(end)
+    s, e = epoch_us(start), epoch_us(end)
     if s >= e or not spec.is_ever_open():
         return 0
     # A margin of two days covers any local date whose windows may reach into the interval.
@@ -205,7 +188,7 @@ def business_seconds(spec: CalendarSpec, start: datetime, end: datetime) -> floa
 
 def calendar_seconds(start: datetime, end: datetime) -> float:
     """Elapsed seconds from start to end on UTC instants (negative when end is earlier)."""
-    return (_to_us(end) - _to_us(start)) / 1_000_000
+    return (epoch_us(end) - epoch_us(start)) / 1_000_000
 
 
 def due_instant(spec: CalendarSpec, start: datetime, seconds: float) -> datetime:
@@ -217,12 +200,12 @@ def due_instant(spec: CalendarSpec, start: datetime, seconds: float) -> datetime
     naive ``start``, a negative target, or a calendar that stays closed for
     ten years while the target is not yet reached. The result is in UTC.
     """
-    s = _to_us(start)
+    s = epoch_us(start)
     remaining = round(seconds * 1_000_000)
     if remaining < 0:
         raise ValueError(f"a target cannot be negative: {seconds}")
     if remaining == 0:
-        return _from_us(s)
+        return from_epoch_us(s)
     if not spec.is_ever_open():
         raise ValueError(f"calendar in {spec.time_zone} has no opening window")
     chunk = _local_date(spec, s) - timedelta(days=2)
@@ -236,7 +219,7 @@ def due_instant(spec: CalendarSpec, start: datetime, seconds: float) -> datetime
             opened = True
             begin = max(a, s)
             if remaining <= b - begin:
-                return _from_us(begin + remaining)
+                return from_epoch_us(begin + remaining)
             remaining -= b - begin
         closed_days = 0 if opened else closed_days + DUE_SEARCH_CHUNK_DAYS
         chunk = chunk_end

@@ -1,6 +1,6 @@
 """How one SLA target of one ticket stands at an instant: pure functions of the timeline.
 
-METRICS.md section 4, for a single ticket:
+docs/metrics.md#sla, for a single ticket:
 
 * first reply: the clock runs from creation, without pauses, to the first
   ``public_agent`` message. Replied: achieved when FRT <= target, else
@@ -30,7 +30,7 @@ ACHIEVED = "achieved"
 BREACHED = "breached"
 CANCELLED = "cancelled"
 
-# Statuses in which the requester waits (METRICS.md section 3, RWT).
+# Statuses in which the requester waits (docs/metrics.md#requester-wait).
 WAITING_STATUSES = frozenset({"new", "open", "on_hold"})
 SOLVED_STATUSES = frozenset({"solved", "closed"})
 

@@ -1,19 +1,79 @@
-"""Row locks, always taken in one order (tickets by ascending id) to avoid deadlocks."""
+"""Row locks, the only place that takes them, always in one order to avoid deadlocks.
 
-from django.db import transaction
+Every ``SELECT ... FOR UPDATE`` of the project goes through a helper here
+(``tests/test_locks.py`` fails on one anywhere else). The order: tickets by
+ascending id, then the rows that hang off them (a customer, agent profiles by
+ascending id, an inbound mail); a service that needs two kinds takes them in
+that order. Each helper must run inside ``transaction.atomic`` and says so
+when it does not.
+"""
 
-from servicedesk.tickets.models import Ticket
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, TypeVar
+
+from django.db import models, transaction
+
+from servicedesk.tickets.models import Customer, Ticket
+
+if TYPE_CHECKING:
+    from servicedesk.accounts.models import User
+    from servicedesk.routing.models import AgentProfile
+
+Row = TypeVar("Row", bound=models.Model)
+
+
+def _in_transaction(helper: str) -> None:
+    assert transaction.get_connection().in_atomic_block, f"{helper} needs a transaction"
 
 
 def ticket_lock(ticket_id: int) -> Ticket:
     """Lock and reload one ticket. Must run inside ``transaction.atomic``."""
-    assert transaction.get_connection().in_atomic_block, "ticket_lock needs a transaction"
+    _in_transaction("ticket_lock")
     return Ticket.objects.select_for_update().get(pk=ticket_id)
 
 
 def tickets_lock(*ticket_ids: int) -> dict[int, Ticket]:
     """Lock several tickets in ascending id order."""
-    assert transaction.get_connection().in_atomic_block, "tickets_lock needs a transaction"
+    _in_transaction("tickets_lock")
     ids = sorted(set(ticket_ids))
     locked = {t.pk: t for t in Ticket.objects.select_for_update().filter(pk__in=ids).order_by("pk")}
     return locked
+
+
+def tickets_lock_rows(tickets: models.QuerySet[Ticket], *, skip_locked: bool = False) -> list[Ticket]:
+    """Lock the tickets of a query in ascending id order and return them.
+
+    Only the tickets' own rows are locked (``of=("self",)``), so the query may
+    ``select_related`` what it reads along. ``skip_locked``: leave out the
+    tickets another transaction holds instead of waiting for them (a periodic
+    check that the next run completes).
+    """
+    _in_transaction("tickets_lock_rows")
+    return list(tickets.select_for_update(of=("self",), skip_locked=skip_locked).order_by("pk"))
+
+
+def customer_lock(customer_id: int) -> Customer:
+    """Lock and reload one customer (after the customer's tickets, if any are locked)."""
+    _in_transaction("customer_lock")
+    return Customer.objects.select_for_update().get(pk=customer_id)
+
+
+def agent_profile_lock(user: User) -> AgentProfile:
+    """Lock and reload one agent's routing profile."""
+    from servicedesk.routing.models import AgentProfile
+
+    _in_transaction("agent_profile_lock")
+    return AgentProfile.objects.select_for_update().get(user=user)
+
+
+def agent_profiles_lock(profiles: models.QuerySet[AgentProfile]) -> list[AgentProfile]:
+    """Lock the agent profiles of a query in ascending id order (only their own rows) and return them."""
+    _in_transaction("agent_profiles_lock")
+    return list(profiles.select_for_update(of=("self",)).order_by("pk"))
+
+
+def row_lock(model: type[Row], pk: int) -> Row:
+    """Lock and reload one row of a model the domain does not know (a channel's own record, such as an inbound mail)."""
+    _in_transaction("row_lock")
+    return model._default_manager.select_for_update().get(pk=pk)

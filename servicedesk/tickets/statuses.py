@@ -1,7 +1,7 @@
 """Ticket statuses, priorities and the allowed status transitions, as data.
 
 See ../../docs/architecture.md. ``solved`` -> ``closed`` is neither a new solve
-nor a reopen (METRICS.md section 2); any move out of solved/closed to an
+nor a reopen (docs/metrics.md#statuses); any move out of solved/closed to an
 unsolved status is a reopen.
 """
 

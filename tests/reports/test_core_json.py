@@ -1,4 +1,4 @@
-"""The report as JSON: one literal that both databases must produce, byte for byte (METRICS.md section 10).
+"""The report as JSON: one literal that both databases must produce, byte for byte (docs/metrics.md#report-json).
 
 Dublin calendar, Monday to Friday 09:00-17:00; Monday 20 October 2025 is IST
 (UTC+1), so 09:00Z is 10:00 local, inside opening hours. As of 10:30Z:

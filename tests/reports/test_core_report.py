@@ -1,4 +1,4 @@
-"""report_compute on a hand-worked cohort: counts, durations and SLA outcomes (METRICS.md sections 1-4, 10).
+"""report_compute on a hand-worked cohort: counts, durations and SLA outcomes (docs/metrics.md#time to #sla, #report-json).
 
 The calendar is Dublin, Monday to Friday 09:00-17:00 local time; Monday
 27 October 2025 is a bank holiday and the clocks go back on Sunday

@@ -1,4 +1,4 @@
-"""Duration summaries (METRICS.md section 3) from a facts table written by hand.
+"""Duration summaries (docs/metrics.md#summaries) from a facts table written by hand.
 
 The table has the columns ``ticket_durations`` reads; the values are chosen so
 that n, the middle ranks and the p90 rank ((9 n + 9) / 10) are easy to check:
@@ -41,7 +41,7 @@ def facts_table() -> Iterator[Callable[[list[Row]], Facts]]:
         columns = (
             ["scope TEXT"]
             + [f"{key} TEXT" for key in KEYS]
-            + [f"{metric} {'NUMERIC' if metric.startswith('rwt') else 'BIGINT'}" for metric in METRICS]
+            + [f"{metric} {'NUMERIC' if metric.startswith('requester_wait') else 'BIGINT'}" for metric in METRICS]
         )
         names = ["scope", *KEYS, *METRICS]
         with connection.cursor() as cursor:
@@ -96,7 +96,11 @@ def expected(rows: list[Row]) -> dict:
 def first_reply(channel: str, minute_values: list[int], **keys: str) -> list[Row]:
     """In-scope tickets of a channel replied after the given minutes (business), plus 30 s (calendar)."""
     return [
-        ("in", {"channel": channel, **keys}, {"frt_b": m * MINUTE, "frt_c": m * MINUTE + 30_000_000})
+        (
+            "in",
+            {"channel": channel, **keys},
+            {"first_reply_business_us": m * MINUTE, "first_reply_calendar_us": m * MINUTE + 30_000_000},
+        )
         for m in minute_values
     ]
 
@@ -111,15 +115,37 @@ def hand_worked_rows() -> list[Row]:
         *first_reply("phone", shuffled, queue_key="support"),
         *first_reply("forum", [64, 1, 32, 2, 16, 4, 8], queue_key="support"),
         # Not counted: outbound and merged tickets, and a ticket without any duration.
-        ("outbound", {"channel": "email", "queue_key": "billing"}, {"frt_b": 1000 * MINUTE, "frt_c": 1000 * MINUTE}),
-        ("merged", {"channel": "sms", "queue_key": "merged"}, {"frt_b": MINUTE, "frt_c": MINUTE}),
+        (
+            "outbound",
+            {"channel": "email", "queue_key": "billing"},
+            {"first_reply_business_us": 1000 * MINUTE, "first_reply_calendar_us": 1000 * MINUTE},
+        ),
+        (
+            "merged",
+            {"channel": "sms", "queue_key": "merged"},
+            {"first_reply_business_us": MINUTE, "first_reply_calendar_us": MINUTE},
+        ),
         ("in", {"channel": "letter", "queue_key": "billing"}, {}),
         # Solved tickets: resolution and requester wait, to the microsecond.
-        ("in", {"channel": "email", "queue_key": "billing"}, {"full_b": 1, "full_c": 3, "rwt_b": 1, "rwt_c": 999_999}),
         (
             "in",
             {"channel": "email", "queue_key": "billing"},
-            {"full_b": 2, "full_c": 4, "rwt_b": 2, "rwt_c": 1_999_999},
+            {
+                "full_resolution_business_us": 1,
+                "full_resolution_calendar_us": 3,
+                "requester_wait_business_us": 1,
+                "requester_wait_calendar_us": 999_999,
+            },
+        ),
+        (
+            "in",
+            {"channel": "email", "queue_key": "billing"},
+            {
+                "full_resolution_business_us": 2,
+                "full_resolution_calendar_us": 4,
+                "requester_wait_business_us": 2,
+                "requester_wait_calendar_us": 1_999_999,
+            },
         ),
     ]
 
@@ -145,7 +171,9 @@ def test_median_and_p90_of_even_and_odd_counts_by_hand(facts_table):
     assert frt("queue", "billing")["business"] == {"n": 3, "mean": 6.0, "median": 7.0, "p90": 8.0}
     assert frt("queue", "support")["business"]["n"] == 87
     assert frt(None, "")["business"]["n"] == 90
-    assert frt(None, "")["business"] == summary([values["frt_b"] for _s, _k, values in hand_worked_rows()[:90]])
+    assert frt(None, "")["business"] == summary(
+        [values["first_reply_business_us"] for _s, _k, values in hand_worked_rows()[:90]]
+    )
     # Sums to the microsecond: (999,999 + 1,999,999) / 2 us is 0.02499... min, rounded to 0.02.
     waits = result["channel"]["email"]["requester_wait_minutes"]
     assert waits["calendar"] == {"n": 2, "mean": 0.02, "median": 0.02, "p90": 0.03}

@@ -1,4 +1,4 @@
-"""Erlang C (METRICS.md section 8): the worked values, and properties."""
+"""Erlang C (docs/metrics.md#erlang-c): the worked values, and properties."""
 
 import math
 

@@ -20,8 +20,9 @@ import pytest
 from django.db import connection, transaction
 
 from reports.calendar_intervals import materialised
-from reports.metrics.facts import epoch_us, ticket_facts
+from reports.metrics.facts import ticket_facts
 from reports.periods import Period
+from servicedesk.core.epoch import epoch_us
 from servicedesk.sla.calendars import business_microseconds, calendar_spec
 from servicedesk.sla.models import BusinessCalendar, Holiday, OpeningWindow
 from servicedesk.tickets.events import Actor
@@ -86,7 +87,8 @@ def facts_by_ticket(calendar) -> dict[int, tuple]:
         ) as facts,
         connection.cursor() as cursor,
     ):
-        cursor.execute(f"SELECT id, frt_b, full_b, rwt_b FROM {facts.table}")  # noqa: S608 (the facts table's own name)
+        columns = "first_reply_business_us, full_resolution_business_us, requester_wait_business_us"
+        cursor.execute(f"SELECT id, {columns} FROM {facts.table}")  # noqa: S608 (the facts table's own name)
         return {row[0]: tuple(int(value) for value in row[1:]) for row in cursor.fetchall()}
 
 

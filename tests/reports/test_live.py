@@ -1,4 +1,4 @@
-"""Live-channel figures (METRICS.md section 7) against scenarios worked out by hand."""
+"""Live-channel figures (docs/metrics.md#live) against scenarios worked out by hand."""
 
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal

@@ -1,13 +1,15 @@
-"""One-touch, FCR, reopen and CSAT figures (METRICS.md sections 3, 5, 6) on hand-worked timelines.
+"""One-touch, FCR, reopen and CSAT figures (docs/metrics.md#reopen, #fcr, #csat) on hand-worked timelines.
 
 Every timeline is written through the ticket services with explicit instants;
 hours are counted from T0. The arithmetic of each expected figure is in the
-comments next to it.
+comments next to it. The tests ask the ORM reference implementation
+(``tests/reports/quality_reference.py``) for the figures.
 
 Every test is also checked against the report's own computation of the same
-figures (``quality_figures`` over a report's facts, a separate set-based
-implementation): at each ``as_of`` a test asks about, the whole in-scope
-cohort of the database, overall and by channel, must give the same figures.
+figures (``quality_figures`` over a report's facts, the set-based
+implementation the product runs): at each ``as_of`` a test asks about, the
+whole in-scope cohort of the database, overall and by channel, must give the
+same figures.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any, cast
 import pytest
 from django.db.models import Exists, F, OuterRef, QuerySet
 
-from reports.metrics.quality import csat_figures, fcr_figures, one_touch_figures, quality_empty, reopen_figures
+from reports.metrics.quality import quality_empty
 from reports.services import report_compute
 from servicedesk.accounts.models import User
 from servicedesk.tickets.events import Actor
@@ -37,6 +39,7 @@ from tests.factories import (
     TopicFactory,
     ticket_make,
 )
+from tests.reports.quality_reference import csat_figures, fcr_figures, one_touch_figures, reopen_figures
 
 pytestmark = pytest.mark.django_db
 
@@ -116,7 +119,7 @@ FIGURE_FUNCTIONS: dict[str, Callable[..., Any]] = {
 
 
 def in_scope_at(as_of: datetime) -> QuerySet[Ticket]:
-    """The report's in-scope cohort at ``as_of`` (METRICS.md section 2), written with the ORM."""
+    """The report's in-scope cohort at ``as_of`` (docs/metrics.md#in-scope), written with the ORM."""
     merged = TicketEvent.objects.filter(ticket=OuterRef("pk"), kind=TicketEvent.Kind.MERGED, at__lte=as_of)
     return Ticket.objects.filter(
         created_at__lte=as_of, initiator=Initiator.INBOUND, is_spam=False, is_deleted=False

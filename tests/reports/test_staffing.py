@@ -1,4 +1,4 @@
-"""The staffing forecast's week grid (METRICS.md section 8), across a DST change."""
+"""The staffing forecast's week grid (docs/metrics.md#staffing), across a DST change."""
 
 from datetime import UTC, datetime, timedelta
 

@@ -1,4 +1,4 @@
-"""SLA targets applied to tickets: states, due instants and events (METRICS.md section 4)."""
+"""SLA targets applied to tickets: states, due instants and events (docs/metrics.md#sla)."""
 
 from __future__ import annotations
 

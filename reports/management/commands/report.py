@@ -5,7 +5,7 @@
 
 Dates are local to the calendar, the end excluded; the default calendar when
 none is named. ``--json`` prints exactly the object ``report_compute`` returns
-(METRICS.md section 10).
+(docs/metrics.md#report-json).
 """
 
 from __future__ import annotations

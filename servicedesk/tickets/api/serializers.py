@@ -58,7 +58,7 @@ def email_identity(customer: Customer) -> Identity | None:
 
 
 class TicketTargetSerializer(serializers.Serializer):
-    """One SLA target of a ticket (METRICS.md section 4); see docs/sla.md."""
+    """One SLA target of a ticket (docs/metrics.md#sla-outcomes); see docs/sla.md."""
 
     kind = serializers.ChoiceField(choices=TargetKind.choices, read_only=True)
     state = serializers.ChoiceField(choices=TargetState.choices, read_only=True)

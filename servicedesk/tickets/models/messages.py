@@ -60,7 +60,7 @@ class DroppedAttachment:
 
 
 class MessageKind(models.TextChoices):
-    """As defined in METRICS.md section 2: only ``public_agent`` is a reply."""
+    """As defined in docs/metrics.md#replies: only ``public_agent`` is a reply."""
 
     PUBLIC_ENDUSER = "public_enduser", _("Customer message")
     PUBLIC_AGENT = "public_agent", _("Agent reply")

@@ -1,8 +1,8 @@
 """Live contacts (chat and phone sessions), agents' presence and operating costs.
 
-These rows feed the live-channel figures of METRICS.md section 7 (service
+These rows feed the live-channel figures of docs/metrics.md#live (service
 level, ASA, abandonment, AHT, occupancy, cost per contact) and the staffing
-forecast of section 8. See reports/live.py and reports/staffing.py.
+forecast of docs/metrics.md#staffing. See reports/live.py and reports/staffing.py.
 """
 
 from django.conf import settings

@@ -1,7 +1,7 @@
 """A ticket's SLA targets: what was promised, when it falls due, and how it stands.
 
 ``servicedesk.tickets.services.sla`` keeps these rows true to the ticket's
-timeline; METRICS.md section 4 defines the states. See docs/sla.md.
+timeline; docs/metrics.md#sla-outcomes defines the states. See docs/sla.md.
 """
 
 from django.db import models

@@ -149,7 +149,7 @@ class Ticket(models.Model):
     updated_at = models.DateTimeField(_("updated"))
     first_reply_at = models.DateTimeField(_("first reply"), null=True, blank=True)
     solved_at = models.DateTimeField(_("solved"), null=True, blank=True)
-    # The SLA policy and calendar in force (METRICS.md section 4), and the
+    # The SLA policy and calendar in force (docs/metrics.md#sla-policy), and the
     # earliest due instant of a target whose clock runs: the inbox sorts on it.
     sla_policy = models.ForeignKey(
         "sla.SlaPolicy",

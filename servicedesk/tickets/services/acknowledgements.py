@@ -14,8 +14,8 @@ from django.utils import timezone, translation
 
 from servicedesk.tickets.access import portal_token_for
 from servicedesk.tickets.events import Actor, event_record
+from servicedesk.tickets.locks import customer_lock
 from servicedesk.tickets.models import (
-    Customer,
     DeliveryStatus,
     Message,
     MessageKind,
@@ -139,7 +139,7 @@ def _acknowledgement_cap_reached(ticket: Ticket, now: datetime) -> str | None:
     The customer row is locked first, so simultaneous first contacts of one
     sender are counted one after the other.
     """
-    Customer.objects.select_for_update().filter(pk=ticket.customer_id).first()
+    customer_lock(ticket.customer_id)
     conf = settings.SERVICEDESK
     sent = Message.objects.filter(purpose=Message.Purpose.ACKNOWLEDGEMENT, ticket__customer_id=ticket.customer_id)
     if sent.filter(created_at__gt=now - timedelta(hours=1)).count() >= conf["ACK_MAX_PER_HOUR"]:

@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 from servicedesk.core.errors import ApplicationError
 from servicedesk.core.text import clean_line, header_safe
 from servicedesk.tickets.events import Actor, event_build
+from servicedesk.tickets.locks import customer_lock
 from servicedesk.tickets.models import Customer, Identity, IdentityKind, Organization, Ticket, TicketEvent
 
 
@@ -137,7 +138,7 @@ def customer_merge(*, source: Customer, target: Customer, actor: Actor, at: date
     if source.pk == target.pk:
         raise ApplicationError(_("A customer cannot be merged into itself."))
     with transaction.atomic():
-        source = Customer.objects.select_for_update().get(pk=source.pk)
+        source = customer_lock(source.pk)
         if source.merged_into_id == target.pk:
             return target
         if source.merged_into_id:

@@ -27,7 +27,7 @@ from servicedesk.accounts.roles import is_agent, sees_all_queues
 from servicedesk.core.errors import ApplicationError
 from servicedesk.core.text import clean_line, clean_text, header_safe
 from servicedesk.tickets.events import Actor, event_build, event_record
-from servicedesk.tickets.locks import ticket_lock
+from servicedesk.tickets.locks import ticket_lock, tickets_lock_rows
 from servicedesk.tickets.models import (
     Customer,
     DeliveryStatus,
@@ -189,7 +189,7 @@ class HistoryBatch:
         """Lock and load, in one query, the stored tickets the batch will change."""
         missing = sorted(set(pks) - self._states.keys())
         if missing:
-            for ticket in Ticket.objects.select_for_update().filter(pk__in=missing).order_by("pk"):
+            for ticket in tickets_lock_rows(Ticket.objects.filter(pk__in=missing)):
                 self._states[ticket.pk] = ticket
 
     def ticket(self, pk: int) -> Ticket:

@@ -2,7 +2,7 @@
 
 The chat and phone channels and the history import record these rows through
 the functions here. None of them touches a ticket: a session only points at
-the ticket it became, and the reports read the rows (METRICS.md section 7).
+the ticket it became, and the reports read the rows (docs/metrics.md#live).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Keeping a ticket's SLA targets true to its timeline (METRICS.md section 4).
+"""Keeping a ticket's SLA targets true to its timeline (docs/metrics.md#sla).
 
 ``ticket_sla_refresh`` is the one function that writes ``TicketTarget`` rows.
 The ticket services call it, inside their transaction and on the locked
@@ -28,6 +28,7 @@ from servicedesk.sla.calendars import CalendarSpec, calendar_spec
 from servicedesk.sla.models import BusinessCalendar, SlaPolicy, TargetHours
 from servicedesk.sla.policies import policies_ranked, policy_for, targets_for
 from servicedesk.tickets.events import Actor, event_build, event_record
+from servicedesk.tickets.locks import tickets_lock_rows
 from servicedesk.tickets.models import (
     Initiator,
     TargetKind,
@@ -438,11 +439,10 @@ def _unsolved_targets_apply(*, at: datetime, batch_size: int, specs: SpecCache) 
             return applied
         last_pk = ids[-1]
         with transaction.atomic():
-            tickets = list(
-                Ticket.objects.select_for_update(of=("self",))
-                .select_related("customer__organization", "queue")
-                .filter(pk__in=ids, sla_targets__isnull=True)
-                .order_by("pk")
+            tickets = tickets_lock_rows(
+                Ticket.objects.select_related("customer__organization", "queue").filter(
+                    pk__in=ids, sla_targets__isnull=True
+                )
             )
             # Reads in two queries and writes in three for the whole batch.
             specs.preload([ticket.pk for ticket in tickets])
@@ -469,7 +469,7 @@ def tickets_sla_policy_fill() -> int:
     """Snapshot the matching policy and its calendar on inbound tickets that have none (imported history).
 
     Reports judge a ticket's targets from its timeline and this snapshot
-    (METRICS.md section 4), so solved imported tickets need the policy too,
+    (docs/metrics.md#sla), so solved imported tickets need the policy too,
     though no target row. Set-based: one UPDATE per policy, lowest rank
     first, so each ticket gets the first policy that matches. A condition on
     a fact the ticket lacks (no organization, so no tier) does not match.

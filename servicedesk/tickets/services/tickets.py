@@ -162,7 +162,7 @@ def status_transition_check(*, current: str, target: str) -> bool:
 
 def status_fields_set(ticket: Ticket, status: str, at: datetime) -> list[str]:
     """Put ``status`` on the instance, with ``solved_at`` set on a solve and cleared on
-    a reopen (METRICS.md section 2); returns the fields that changed."""
+    a reopen (docs/metrics.md#statuses); returns the fields that changed."""
     before = ticket.status
     ticket.status = status
     fields = ["status"]

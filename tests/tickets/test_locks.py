@@ -1,0 +1,81 @@
+"""Row locks are taken only through servicedesk/tickets/locks.py, in ascending id order, inside a transaction."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from channels_app.email.models import InboundEmail
+from servicedesk.routing.models import AgentProfile
+from servicedesk.tickets import locks
+from servicedesk.tickets.models import Ticket
+from tests.factories import CustomerFactory, QueueFactory, UserFactory, ticket_make
+
+ROOT = Path(__file__).resolve().parents[2]
+LOCKS = ROOT / "servicedesk" / "tickets" / "locks.py"
+# The ORM's lock, or one written in SQL (prose that names it in ``double backquotes`` is no lock).
+FOR_UPDATE = re.compile(r"select_for_update|^(?!.*``).*\bFOR\s+(?:NO\s+KEY\s+)?UPDATE\b", re.IGNORECASE)
+
+
+def test_no_row_lock_is_taken_outside_locks_py():
+    offenders = []
+    scanned = 0
+    for package in ("servicedesk", "channels_app", "reports"):
+        for path in (ROOT / package).rglob("*.py"):
+            if path == LOCKS or "migrations" in path.parts:
+                continue
+            scanned += 1
+            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+                if FOR_UPDATE.search(line):
+                    offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert scanned > 100
+    assert offenders == []
+    assert "select_for_update" in LOCKS.read_text(encoding="utf-8")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_every_helper_refuses_to_run_outside_a_transaction():
+    calls = [
+        ("ticket_lock", (1,)),
+        ("tickets_lock", (1, 2)),
+        ("tickets_lock_rows", (Ticket.objects.all(),)),
+        ("customer_lock", (1,)),
+        ("agent_profile_lock", (UserFactory(),)),
+        ("agent_profiles_lock", (AgentProfile.objects.all(),)),
+        ("row_lock", (InboundEmail, 1)),
+    ]
+    assert {name for name, _arguments in calls} == {
+        name for name in vars(locks) if name.endswith(("_lock", "_lock_rows")) and not name.startswith("_")
+    }
+    for helper, arguments in calls:
+        with pytest.raises(AssertionError, match=f"{helper} needs a transaction"):
+            getattr(locks, helper)(*arguments)
+
+
+@pytest.mark.django_db
+def test_tickets_are_locked_in_ascending_id_order_with_only_their_own_rows():
+    queue = QueueFactory(slug="support")
+    tickets = [ticket_make(queue=queue) for _ in range(3)]
+    ids = sorted(ticket.pk for ticket in tickets)
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        locked = locks.tickets_lock_rows(Ticket.objects.select_related("queue").filter(pk__in=reversed(ids)))
+    assert [ticket.pk for ticket in locked] == ids
+    assert {ticket.queue.slug for ticket in locked} == {"support"}
+    (query,) = [q["sql"] for q in queries.captured_queries if "FOR UPDATE" in q["sql"]]
+    assert 'FOR UPDATE OF "tickets_ticket"' in query
+    assert query.index("ORDER BY") < query.index("FOR UPDATE")
+
+
+@pytest.mark.django_db
+def test_customer_and_agent_profile_locks_reload_the_row():
+    customer = CustomerFactory(name="Before")
+    agent = UserFactory()
+    profile = AgentProfile.objects.create(user=agent)
+    with transaction.atomic():
+        type(customer).objects.filter(pk=customer.pk).update(name="After")
+        assert locks.customer_lock(customer.pk).name == "After"
+        assert locks.agent_profile_lock(agent).pk == profile.pk
