@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from servicedesk.sla.calendars import CalendarSpec, _local_to_us, always_open, calendar_spec
+from servicedesk.sla.calendars import CalendarSpec, always_open, calendar_spec, local_to_us
 from servicedesk.sla.models import BusinessCalendar
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -22,7 +22,7 @@ UTC_CALENDAR_LABEL = "24x7 UTC"
 def local_midnight_utc(day: date, time_zone: str) -> datetime:
     """The UTC instant of 00:00 local time on ``day`` in ``time_zone``."""
     spec = CalendarSpec(time_zone=time_zone)
-    return _EPOCH + timedelta(microseconds=_local_to_us(spec.tz, datetime.combine(day, time())))
+    return _EPOCH + timedelta(microseconds=local_to_us(spec.tz, datetime.combine(day, time())))
 
 
 @dataclass(frozen=True)

@@ -7,22 +7,20 @@ anything the signed-in agent may not see answers 404.
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import wraps
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.views import LoginView, LogoutView, redirect_to_login
+from django.contrib.auth.views import LoginView, LogoutView
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
-from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from servicedesk.accounts.auth import signed_in_user
-from servicedesk.accounts.roles import is_agent, sees_all_queues
-from servicedesk.core.errors import ApplicationError, NotFound
+from servicedesk.accounts.auth import agent_required, signed_in_user
+from servicedesk.accounts.roles import sees_all_queues
+from servicedesk.core.errors import ApplicationError
 from servicedesk.desk import sla
 from servicedesk.desk.forms import (
     DeskAuthenticationForm,
@@ -45,23 +43,6 @@ MY_OPEN_STATUSES = ",".join([Status.NEW, Status.OPEN, Status.PENDING, Status.ON_
 # Columns the inbox sorts by; the first click on updated/created shows the newest first.
 SORT_COLUMNS = ("reference", "subject", "customer", "status", "priority", "due", "updated", "created")
 _NEWEST_FIRST = frozenset({"updated", "created", "priority"})
-
-
-def agent_required(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
-    """Signed-in agents only: visitors go to the sign-in page, anyone else gets 404."""
-
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        if not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path())
-        if not is_agent(request.user):
-            raise Http404
-        try:
-            return view(request, *args, **kwargs)
-        except NotFound as exc:
-            raise Http404 from exc
-
-    return wrapper
 
 
 class DeskLoginView(LoginView):

@@ -136,8 +136,13 @@ def _offset_at(tz: ZoneInfo, utc_naive: datetime) -> timedelta:
 
 
 @functools.lru_cache(maxsize=65536)
-def _local_to_us(tz: ZoneInfo, local: datetime) -> int:
-    """The UTC instant of a naive local time, by the edge rules of the module docstring."""
+def local_to_us(tz: ZoneInfo, local: datetime) -> int:
+    """The UTC instant, in microseconds since the epoch, of a naive local time in ``tz``.
+
+    By the edge rules of the module docstring (a skipped local time is the
+    instant the clock jumps; a repeated one is its first occurrence). Public:
+    the reports' periods start at local midnights computed this way.
+    """
     before = local.replace(tzinfo=tz, fold=0).utcoffset()
     after = local.replace(tzinfo=tz, fold=1).utcoffset()
     assert before is not None and after is not None
@@ -157,8 +162,12 @@ def _local_to_us(tz: ZoneInfo, local: datetime) -> int:
     return high * 1_000_000
 
 
-def _open_intervals(spec: CalendarSpec, first: date, last: date) -> Iterator[tuple[int, int]]:
-    """UTC intervals [a, b) in microseconds of every window of local dates first..last, in order."""
+def window_intervals(spec: CalendarSpec, first: date, last: date) -> Iterator[tuple[int, int]]:
+    """UTC intervals [a, b) in microseconds of every opening window of local dates first..last, in order.
+
+    Holidays have none; a window that a clock change empties is left out.
+    Public: the reports store these intervals to measure business time in SQL.
+    """
     tz = spec.tz
     day = first
     while day <= last:
@@ -166,8 +175,8 @@ def _open_intervals(spec: CalendarSpec, first: date, last: date) -> Iterator[tup
         if day_windows and day not in spec.holidays:
             midnight = datetime.combine(day, time())
             for start, end in day_windows:
-                a = _local_to_us(tz, midnight + timedelta(minutes=start))
-                b = _local_to_us(tz, midnight + timedelta(minutes=end))
+                a = local_to_us(tz, midnight + timedelta(minutes=start))
+                b = local_to_us(tz, midnight + timedelta(minutes=end))
                 if b > a:
                     yield a, b
         day += timedelta(days=1)
@@ -186,7 +195,7 @@ def business_microseconds(spec: CalendarSpec, start: datetime, end: datetime) ->
     first = _local_date(spec, s) - timedelta(days=2)
     last = _local_date(spec, e) + timedelta(days=2)
     total = 0
-    for a, b in _open_intervals(spec, first, last):
+    for a, b in window_intervals(spec, first, last):
         if b <= s:
             continue
         if a >= e:
@@ -230,7 +239,7 @@ def due_instant(spec: CalendarSpec, start: datetime, seconds: float) -> datetime
     while closed_days < DUE_SEARCH_DAYS:
         chunk_end = chunk + timedelta(days=DUE_SEARCH_CHUNK_DAYS)
         opened = False
-        for a, b in _open_intervals(spec, chunk, chunk_end - timedelta(days=1)):
+        for a, b in window_intervals(spec, chunk, chunk_end - timedelta(days=1)):
             if b <= s:
                 continue
             opened = True

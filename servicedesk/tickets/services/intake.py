@@ -28,7 +28,7 @@ from servicedesk.tickets.models import Customer, Message, MessageKind, Queue, Ti
 from servicedesk.tickets.services.acknowledgements import ticket_acknowledgement_create
 from servicedesk.tickets.services.attachments import attachment_store, attachments_check, stored_files_remove
 from servicedesk.tickets.services.customers import customer_resolve, customer_root
-from servicedesk.tickets.services.tickets import _apply_status, _touch, ticket_create
+from servicedesk.tickets.services.tickets import _apply_status, ticket_create, ticket_touch
 from servicedesk.tickets.statuses import Priority, Status
 from servicedesk.tickets.threading import ticket_for_reply_token
 
@@ -151,9 +151,9 @@ def _store(inbound: InboundMessage, *, text: str, html: str, files: list, saved_
     if outcome is IntakeOutcome.APPENDED and not inbound.is_automatic:
         target = statuses.STATUS_ON_CUSTOMER_MESSAGE[ticket.status]
         if not _apply_status(ticket, target, actor, at):
-            _touch(ticket, at, [])
+            ticket_touch(ticket, at, [])
     elif outcome is IntakeOutcome.APPENDED:
-        _touch(ticket, at, [])
+        ticket_touch(ticket, at, [])
 
     acknowledgement = None
     if outcome is IntakeOutcome.CREATED and inbound.acknowledge and not inbound.is_automatic:
