@@ -9,6 +9,8 @@ see docs/architecture.md, "Dependency rules" and "Routing"):
   register after-commit work; they must not write.
 - **inbound routers** may assign a ticket that intake just opened without an
   assignee, inside the transaction that opens it.
+- **customer message followers** hear, after commit, of each message a
+  customer wrote on an existing ticket (notifications tells the assignee).
 
 With nothing registered (a package left out of ``INSTALLED_APPS``) the domain
 works the same, without that behaviour.
@@ -31,8 +33,13 @@ class InboundRouter(Protocol):
     def __call__(self, *, ticket: Ticket, at: datetime) -> object: ...
 
 
+class CustomerMessageFollower(Protocol):
+    def __call__(self, *, message_id: int) -> None: ...
+
+
 _event_followers: list[EventFollower] = []
 _inbound_routers: list[InboundRouter] = []
+_customer_message_followers: list[CustomerMessageFollower] = []
 
 
 def event_follower_register(follower: EventFollower) -> None:
@@ -47,6 +54,12 @@ def inbound_router_register(router: InboundRouter) -> None:
         _inbound_routers.append(router)
 
 
+def customer_message_follower_register(follower: CustomerMessageFollower) -> None:
+    """Tell ``follower`` of every customer message appended to an existing ticket (once per registration)."""
+    if follower not in _customer_message_followers:
+        _customer_message_followers.append(follower)
+
+
 def event_followers_run(*, event: TicketEvent) -> None:
     """Call every registered follower with a just-stored event, in registration order."""
     for follower in _event_followers:
@@ -57,3 +70,9 @@ def inbound_ticket_route(*, ticket: Ticket, at: datetime) -> None:
     """Offer a ticket intake just opened without assignee to the registered routers."""
     for router in _inbound_routers:
         router(ticket=ticket, at=at)
+
+
+def customer_message_followers_run(*, message_id: int) -> None:
+    """After commit: a customer wrote message ``message_id`` on an existing ticket."""
+    for follower in _customer_message_followers:
+        follower(message_id=message_id)

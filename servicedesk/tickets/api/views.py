@@ -11,8 +11,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from django.db import IntegrityError, transaction
-from django.db.models import F, QuerySet
+from django.db import IntegrityError
+from django.db.models import QuerySet
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
@@ -26,7 +26,7 @@ from servicedesk.accounts.auth import signed_in_user
 from servicedesk.accounts.roles import sees_all_queues
 from servicedesk.core import errors
 from servicedesk.core.errors import ApplicationError, Conflict, PermissionDenied
-from servicedesk.tickets.access import customer_of_user, messages_visible_to, tickets_visible_to
+from servicedesk.tickets.access import customer_of_user, messages_visible_to
 from servicedesk.tickets.api.filters import ticket_filters_from
 from servicedesk.tickets.api.permissions import AgentOrCustomer, AgentsChangeTickets, caller_is_agent
 from servicedesk.tickets.api.serializers import (
@@ -54,9 +54,9 @@ from servicedesk.tickets.selectors import (
     ticket_detail,
     ticket_list,
 )
-from servicedesk.tickets.services.customers import customer_resolve
 from servicedesk.tickets.services.intake import inbound_message_receive
-from servicedesk.tickets.services.replies import ticket_note_create, ticket_open_outbound, ticket_reply_create
+from servicedesk.tickets.services.opening import ticket_open_for_agent
+from servicedesk.tickets.services.replies import ticket_note_create, ticket_reply_create
 from servicedesk.tickets.services.tickets import ticket_update
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -193,7 +193,22 @@ class TicketListView(generics.ListCreateAPIView):
         if caller_is_agent(request):
             agent_serializer = TicketCreateSerializer(data=request.data, context=self.get_serializer_context())
             agent_serializer.is_valid(raise_exception=True)
-            ticket, created = ticket_open_for_agent(request, agent_serializer.validated_data, external_id)
+            data = agent_serializer.validated_data
+            opening = ticket_open_for_agent(
+                agent=signed_in_user(request),
+                customer_email=data["customer_email"],
+                customer=data.get("customer"),
+                customer_name=data.get("customer_name", ""),
+                subject=data["subject"],
+                text=data["text"],
+                initiator=data["initiator"],
+                queue=data.get("queue"),
+                topic=data.get("topic"),
+                priority=data["priority"],
+                acknowledge=data["acknowledge"],
+                external_id=external_id,
+            )
+            ticket, created = opening.ticket, opening.created
         else:
             customer = caller_customer(request)
             customer_serializer = CustomerTicketCreateSerializer(
@@ -224,77 +239,11 @@ class TicketListView(generics.ListCreateAPIView):
 
 
 def opened_ticket(result: IntakeResult) -> Ticket:
-    """The ticket an intake opened; a repeated key must have opened one, not joined one
+    """The ticket a customer's request opened; a repeated key must have opened one, not joined one
     (intake stamps a new ticket and its first message with the same time)."""
     if result.duplicate and result.ticket.created_at != result.message.created_at:
         raise key_reused()
     return result.ticket
-
-
-def ticket_open_for_agent(request: Request, data: dict[str, Any], external_id: str | None) -> tuple[Ticket, bool]:
-    """Open a ticket as an agent: the customer's message (inbound) or the agent's first reply (outbound)."""
-    user = signed_in_user(request)
-    actor = Actor.agent(user, source="api")
-    queue, topic = data.get("queue"), data.get("topic")
-    if data["initiator"] == "inbound":
-        result = inbound_message_receive(
-            inbound=InboundMessage(
-                channel="api",
-                external_id=external_id or uuid.uuid4().hex,
-                sender=SenderIdentity(kind="email", value=data["customer_email"], name=data.get("customer_name", "")),
-                subject=data["subject"],
-                text=data["text"],
-                queue=queue.slug if queue else None,
-                topic=topic.slug if topic else None,
-                priority=data["priority"],
-                acknowledge=data["acknowledge"],
-            )
-        )
-        ticket = opened_ticket(result)
-        return ticket, not result.duplicate
-
-    if external_id is not None:
-        earlier = ticket_opened_with(user, external_id)
-        if earlier is not None:
-            return earlier, False
-    # The ticket and its first reply share one instant: that is how a repeated
-    # Idempotency-Key recognises the message that opened the ticket.
-    try:
-        with transaction.atomic():
-            customer = data.get("customer")
-            if customer is None:
-                customer, _created = customer_resolve(
-                    kind="email", value=data["customer_email"], name=data.get("customer_name", "")
-                )
-            reply = ticket_open_outbound(
-                customer=customer,
-                subject=data["subject"],
-                text=data["text"],
-                author=user,
-                channel="api",
-                queue=queue,
-                topic=topic,
-                priority=data["priority"],
-                actor=actor,
-                external_id=external_id,
-            )
-    except IntegrityError:
-        if external_id is None:
-            raise
-        earlier = ticket_opened_with(user, external_id)
-        if earlier is None:
-            raise key_reused() from None
-        return earlier, False
-    return reply.ticket, True
-
-
-def ticket_opened_with(user: Any, external_id: str) -> Ticket | None:
-    """The visible ticket whose opening message carries this caller-scoped key."""
-    return (
-        tickets_visible_to(user)
-        .filter(messages__channel="api", messages__external_id=external_id, messages__created_at=F("created_at"))
-        .first()
-    )
 
 
 def visible_ticket(user: Any, reference: str) -> Ticket:

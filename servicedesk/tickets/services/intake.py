@@ -4,7 +4,7 @@ inbound_message_receive(inbound):
   resolve the customer (identity lookup, create if new)
   -> find the ticket (explicit reference, then thread keys) or open one
   -> store the message, its attachments and events in one transaction
-  -> after commit: acknowledgement (new tickets), agent notification.
+  -> after commit: acknowledgement (new tickets), the customer message followers (hooks.py).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from django.utils.translation import gettext as _
 from servicedesk.core.errors import ApplicationError
 from servicedesk.core.html import sanitize_html
 from servicedesk.core.text import clean_text
-from servicedesk.tickets import statuses
+from servicedesk.tickets import hooks, statuses
 from servicedesk.tickets.events import Actor, event_record
 from servicedesk.tickets.inbound import InboundMessage, IntakeOutcome, IntakeResult
 from servicedesk.tickets.locks import ticket_lock
@@ -98,7 +98,11 @@ def _store(inbound: InboundMessage, *, text: str, html: str, files: list, saved_
         language=inbound.language,
         at=at,
     )
-    actor = Actor.of_customer(customer, source="intake")
+    actor = (
+        Actor.agent(inbound.recorded_by, source=inbound.channel)
+        if inbound.recorded_by is not None
+        else Actor.of_customer(customer, source="intake")
+    )
     ticket = _thread(inbound, customer)
     follow_up_of = None
     if ticket is not None and not inbound.is_automatic and not _reopens(ticket, at):
@@ -238,6 +242,7 @@ def _after_commit(message_id: int, *, ack_id: int | None, outcome: IntakeOutcome
         if ack_id is not None:
             tasks.message_deliver_task.delay(ack_id)
         if outcome is IntakeOutcome.APPENDED:
-            tasks.agent_notify_task.delay(message_id)
+            # The assignee is told by notifications, which registered in the ticket hooks.
+            hooks.customer_message_followers_run(message_id=message_id)
     except Exception:
         log.exception("Could not enqueue side effects of message %s", message_id)
