@@ -63,6 +63,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
         request.GET.get("page")
     )
     page.object_list = list(page.object_list)
+    access.customers_conceal(request.user, page.object_list)
     current = filters.sort.lstrip("-")
     sort_links = {}
     for column in SORT_COLUMNS:
@@ -98,12 +99,14 @@ def inbox(request: HttpRequest) -> HttpResponse:
 def _ticket_page(
     request: HttpRequest, ticket: Ticket, *, reply_form: ReplyForm | None = None, status: int = 200
 ) -> HttpResponse:
-    thread = (
+    thread = list(
         access.messages_visible_to(request.user, ticket)
         .select_related("author_user", "author_customer")
         .prefetch_related("attachments")
         .order_by("created_at", "id")
     )
+    # A customer the agent may not see is shown as a stand-in (docs/architecture.md, "Access rules").
+    access.customers_conceal(request.user, [ticket], messages=thread)
     customer = ticket.customer  # loaded with its organization by ticket_detail
     agent_tz = sla.agent_time_zone(request.user)
     board = sla.SlaBoard([ticket], sla.now())

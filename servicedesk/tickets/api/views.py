@@ -9,6 +9,7 @@ see does not exist: 404), every write through a service. Service refusals
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from django.db import IntegrityError
@@ -26,7 +27,7 @@ from servicedesk.accounts.auth import signed_in_user
 from servicedesk.accounts.roles import sees_all_queues
 from servicedesk.core import errors
 from servicedesk.core.errors import ApplicationError, Conflict, PermissionDenied
-from servicedesk.tickets.access import customer_of_user, messages_visible_to
+from servicedesk.tickets.access import customer_of_user, customers_conceal, messages_visible_to
 from servicedesk.tickets.api.filters import ticket_filters_from
 from servicedesk.tickets.api.permissions import AgentOrCustomer, AgentsChangeTickets, caller_is_agent
 from servicedesk.tickets.api.serializers import (
@@ -188,6 +189,12 @@ class TicketListView(generics.ListCreateAPIView):
         filters = ticket_filters_from(self.request.query_params, agent=caller_is_agent(self.request))
         return ticket_list(user=self.request.user, filters=filters)
 
+    def paginate_queryset(self, queryset: QuerySet[Any] | Sequence[Any]) -> Sequence[Any] | None:
+        page = super().paginate_queryset(queryset)
+        if page is not None:
+            customers_conceal(self.request.user, page)
+        return page
+
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         external_id = idempotency_external_id(request)
         if caller_is_agent(request):
@@ -209,6 +216,8 @@ class TicketListView(generics.ListCreateAPIView):
                 external_id=external_id,
             )
             ticket, created = opening.ticket, opening.created
+            # The agent sees of the customer what they may, and the address they gave.
+            addresses: tuple[tuple[str, str], ...] = (("email", opening.address),)
         else:
             customer = caller_customer(request)
             customer_serializer = CustomerTicketCreateSerializer(
@@ -229,11 +238,12 @@ class TicketListView(generics.ListCreateAPIView):
                 )
             )
             ticket, created = opened_ticket(result), not result.duplicate
+            addresses = ()
         # Opening a ticket gives it its reference in the same transaction.
         if ticket.reference is None:
             raise exceptions.NotFound()
         body = TicketDetailSerializer(
-            visible_ticket(request.user, ticket.reference), context=self.get_serializer_context()
+            visible_ticket(request.user, ticket.reference, addresses=addresses), context=self.get_serializer_context()
         ).data
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
@@ -246,11 +256,15 @@ def opened_ticket(result: IntakeResult) -> Ticket:
     return result.ticket
 
 
-def visible_ticket(user: Any, reference: str) -> Ticket:
+def visible_ticket(user: Any, reference: str, *, addresses: tuple[tuple[str, str], ...] = ()) -> Ticket:
+    """The ticket as ``user`` may see it: a customer they may not see is a stand-in
+    showing only ``addresses`` (access.customers_conceal)."""
     try:
-        return ticket_detail(user=user, reference=reference)
+        ticket = ticket_detail(user=user, reference=reference)
     except errors.NotFound:
         raise exceptions.NotFound() from None
+    customers_conceal(user, [ticket], addresses=addresses)
+    return ticket
 
 
 @extend_schema_view(
@@ -328,6 +342,12 @@ class TicketMessagesView(generics.ListCreateAPIView):
             .order_by("created_at", "id")
         )
 
+    def paginate_queryset(self, queryset: QuerySet[Any] | Sequence[Any]) -> Sequence[Any] | None:
+        page = super().paginate_queryset(queryset)
+        if page is not None:
+            customers_conceal(self.request.user, [], messages=page)
+        return page
+
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         ticket = self.ticket()
         external_id = idempotency_external_id(request)
@@ -336,6 +356,7 @@ class TicketMessagesView(generics.ListCreateAPIView):
         else:
             message, created = self._customer_write(request, ticket, external_id)
         message = self.get_queryset().get(pk=message.pk)
+        customers_conceal(request.user, [], messages=[message])
         return Response(
             self.get_serializer(message).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
         )
