@@ -27,7 +27,7 @@ from servicedesk.tickets.access import tickets_visible_to
 from servicedesk.tickets.events import Actor
 from servicedesk.tickets.inbound import InboundMessage, IntakeResult, SenderIdentity
 from servicedesk.tickets.models import Customer, Queue, Ticket, Topic
-from servicedesk.tickets.services.customers import customer_resolve
+from servicedesk.tickets.services.customers import customer_resolve, identity_normalize
 from servicedesk.tickets.services.intake import inbound_message_receive
 from servicedesk.tickets.services.replies import ticket_open_outbound
 from servicedesk.tickets.statuses import Priority
@@ -46,7 +46,7 @@ class TicketOpening:
 
     ticket: Ticket
     created: bool
-    address: str
+    address: str  # the customer's email address as stored (normalised)
 
 
 def _key_reused() -> IdempotencyKeyReused:
@@ -116,6 +116,7 @@ def ticket_open_for_agent(
     """
     at = at or timezone.now()
     actor = Actor.agent(agent, source=API_CHANNEL)
+    address = identity_normalize(kind="email", value=customer_email)
     if initiator == "inbound":
         result = inbound_message_receive(
             inbound=InboundMessage(
@@ -131,12 +132,12 @@ def ticket_open_for_agent(
                 recorded_by=agent,
             )
         )
-        return TicketOpening(ticket=_opened_by_intake(result), created=not result.duplicate, address=customer_email)
+        return TicketOpening(ticket=_opened_by_intake(result), created=not result.duplicate, address=address)
 
     if external_id is not None:
         earlier = _opened_with(agent, external_id)
         if earlier is not None:
-            return TicketOpening(ticket=earlier, created=False, address=customer_email)
+            return TicketOpening(ticket=earlier, created=False, address=address)
     # The ticket and its first reply share one instant: that is how a repeated
     # key recognises the message that opened the ticket.
     try:
@@ -162,5 +163,5 @@ def ticket_open_for_agent(
         earlier = _opened_with(agent, external_id)
         if earlier is None:
             raise _key_reused() from None
-        return TicketOpening(ticket=earlier, created=False, address=customer_email)
-    return TicketOpening(ticket=reply.ticket, created=True, address=customer_email)
+        return TicketOpening(ticket=earlier, created=False, address=address)
+    return TicketOpening(ticket=reply.ticket, created=True, address=address)
