@@ -16,7 +16,7 @@ from django.test import Client
 
 from servicedesk.tickets import access
 from servicedesk.tickets.inbound import InboundMessage, SenderIdentity
-from servicedesk.tickets.models import Customer, Identity, Ticket, TicketEvent
+from servicedesk.tickets.models import Customer, Identity, Message, Ticket, TicketEvent
 from servicedesk.tickets.services.intake import inbound_message_receive
 from servicedesk.tickets.services.opening import ticket_open_for_agent
 from tests.api.conftest import client_for
@@ -140,3 +140,11 @@ def test_a_customer_the_agent_creates_is_theirs_to_see(agent):
 def test_a_customer_who_wrote_to_the_queue_is_seen(agent, customer, queue):
     ticket_make(customer=customer, queue=queue)
     assert list(access.customers_visible_to(agent)) == [customer]
+
+
+def test_no_acknowledgement_names_the_customer_to_the_agent(agent, hidden, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        reference = open_by_api(agent, acknowledge=True)["reference"]
+    assert not Message.objects.filter(ticket__reference=reference, purpose="acknowledgement").exists()
+    messages = client_for(agent).get(f"/api/v1/tickets/{reference}/messages/").json()["results"]
+    assert [m["text"] for m in messages] == ["Call me back."]

@@ -23,11 +23,11 @@ from django.utils.translation import gettext as _
 
 from servicedesk.accounts.models import User
 from servicedesk.core.errors import Conflict
-from servicedesk.tickets.access import tickets_visible_to
+from servicedesk.tickets.access import customers_visible_to, tickets_visible_to
 from servicedesk.tickets.events import Actor
 from servicedesk.tickets.inbound import InboundMessage, IntakeResult, SenderIdentity
 from servicedesk.tickets.models import Customer, Queue, Ticket, Topic
-from servicedesk.tickets.services.customers import customer_resolve, identity_normalize
+from servicedesk.tickets.services.customers import customer_find_by_identity, customer_resolve, identity_normalize
 from servicedesk.tickets.services.intake import inbound_message_receive
 from servicedesk.tickets.services.replies import ticket_open_outbound
 from servicedesk.tickets.statuses import Priority
@@ -96,7 +96,8 @@ def ticket_open_for_agent(
 
     Guarantee: ``inbound`` stores the text as the customer's message through
     ``inbound_message_receive`` (channel ``api``; acknowledged when
-    ``acknowledge``); ``outbound`` opens the ticket with the agent's first
+    ``acknowledge``, unless the address belongs to a customer the agent may
+    not see, whose name the acknowledgement would show them); ``outbound`` opens the ticket with the agent's first
     public reply, sent after commit. The address is the customer's: an unknown
     one creates the customer, a known one opens the ticket for the customer
     who holds it (one customer per identity), and the agent is recorded as the
@@ -118,6 +119,10 @@ def ticket_open_for_agent(
     actor = Actor.agent(agent, source=API_CHANNEL)
     address = identity_normalize(kind="email", value=customer_email)
     if initiator == "inbound":
+        holder = customer_find_by_identity(kind="email", value=address)
+        if holder is not None and not customers_visible_to(agent).filter(pk=holder.pk).exists():
+            # The acknowledgement greets the customer by name on a thread the agent reads.
+            acknowledge = False
         result = inbound_message_receive(
             inbound=InboundMessage(
                 channel=API_CHANNEL,
