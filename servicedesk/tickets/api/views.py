@@ -44,7 +44,7 @@ from servicedesk.tickets.api.serializers import (
     email_identity,
 )
 from servicedesk.tickets.events import Actor
-from servicedesk.tickets.inbound import InboundMessage, IntakeResult, SenderIdentity
+from servicedesk.tickets.inbound import InboundMessage, SenderIdentity
 from servicedesk.tickets.models import Customer, Message, Ticket
 from servicedesk.tickets.selectors import (
     DUE_VIEWS,
@@ -56,7 +56,7 @@ from servicedesk.tickets.selectors import (
     ticket_list,
 )
 from servicedesk.tickets.services.intake import inbound_message_receive
-from servicedesk.tickets.services.opening import ticket_open_for_agent
+from servicedesk.tickets.services.opening import ticket_open_for_agent, ticket_open_for_customer
 from servicedesk.tickets.services.replies import ticket_note_create, ticket_reply_create
 from servicedesk.tickets.services.tickets import ticket_update
 
@@ -225,19 +225,14 @@ class TicketListView(generics.ListCreateAPIView):
             )
             customer_serializer.is_valid(raise_exception=True)
             data = customer_serializer.validated_data
-            topic = data.get("topic")
-            result = inbound_message_receive(
-                inbound=InboundMessage(
-                    channel="api",
-                    external_id=external_id or uuid.uuid4().hex,
-                    sender=sender_of(customer),
-                    subject=data["subject"],
-                    text=data["text"],
-                    topic=topic.slug if topic else None,
-                    acknowledge=True,
-                )
+            opening = ticket_open_for_customer(
+                sender=sender_of(customer),
+                subject=data["subject"],
+                text=data["text"],
+                topic=data.get("topic"),
+                external_id=external_id,
             )
-            ticket, created = opened_ticket(result), not result.duplicate
+            ticket, created = opening.ticket, opening.created
             addresses = ()
         # Opening a ticket gives it its reference in the same transaction.
         if ticket.reference is None:
@@ -246,14 +241,6 @@ class TicketListView(generics.ListCreateAPIView):
             visible_ticket(request.user, ticket.reference, addresses=addresses), context=self.get_serializer_context()
         ).data
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
-
-
-def opened_ticket(result: IntakeResult) -> Ticket:
-    """The ticket a customer's request opened; a repeated key must have opened one, not joined one
-    (intake stamps a new ticket and its first message with the same time)."""
-    if result.duplicate and result.ticket.created_at != result.message.created_at:
-        raise key_reused()
-    return result.ticket
 
 
 def visible_ticket(user: Any, reference: str, *, addresses: tuple[tuple[str, str], ...] = ()) -> Ticket:

@@ -170,3 +170,38 @@ def ticket_open_for_agent(
             raise _key_reused() from None
         return TicketOpening(ticket=earlier, created=False, address=address)
     return TicketOpening(ticket=reply.ticket, created=True, address=address)
+
+
+def ticket_open_for_customer(
+    *,
+    sender: SenderIdentity,
+    subject: str,
+    text: str,
+    topic: Topic | None = None,
+    external_id: str | None = None,
+) -> TicketOpening:
+    """A signed-in customer opens a ticket for themselves, writing from ``sender``
+    (one of their own addresses, which the caller checked).
+
+    Guarantee: the text is their message through ``inbound_message_receive``
+    (channel ``api``, acknowledged), in one transaction.
+
+    Idempotency key: ``external_id``, the caller's Idempotency-Key scoped to
+    the caller; a repeat returns the first ticket with ``created`` False.
+
+    Errors: ``IdempotencyKeyReused`` (409) when the key belongs to a message
+    that joined an existing ticket; the intake's refusals (400) with nothing
+    written.
+    """
+    result = inbound_message_receive(
+        inbound=InboundMessage(
+            channel=API_CHANNEL,
+            external_id=external_id or uuid.uuid4().hex,
+            sender=sender,
+            subject=subject,
+            text=text,
+            topic=topic.slug if topic else None,
+            acknowledge=True,
+        )
+    )
+    return TicketOpening(ticket=_opened_by_intake(result), created=not result.duplicate, address=sender.value)
