@@ -22,6 +22,13 @@ DOCUMENT = ROOT / "docs" / "architecture.md"
 SOURCE_TREES = ("servicedesk", "channels_app", "reports")
 EVERYTHING = "*"
 PRIVATE_RULE = "no module imports a private name from another package"
+DOMAIN_MODELS = "servicedesk.tickets.models"
+# Packages that read the domain's models and write them only through its services.
+READ_ONLY_PACKAGES = ("channels_app.email", "channels_app.web", "reports")
+WRITE_METHODS = frozenset(
+    {"create", "update", "delete", "bulk_create", "bulk_update", "get_or_create", "update_or_create"}
+)
+WRITE_RULE = f"{', '.join(READ_ONLY_PACKAGES)} write the domain's models only through its services"
 
 
 @dataclass(frozen=True)
@@ -136,6 +143,33 @@ def private_attributes_of(path: Path, module: str, known: Mapping[str, Path]) ->
             yield ImportRef(node.lineno, aliases[node.value.id], (node.attr,))
 
 
+def domain_writes(path: Path, module: str) -> Iterator[ImportRef]:
+    """Writes through the manager of a domain model: ``Ticket.objects....update(...)`` and the like.
+
+    An instance's ``save()`` cannot be told apart from any other object's
+    without types; the manager writes are what an edge reaches for.
+    """
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    is_package = path.name == "__init__.py"
+    models: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and _absolute(module, is_package, node) == DOMAIN_MODELS:
+            models.update(alias.asname or alias.name for alias in node.names)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in WRITE_METHODS:
+            receiver: ast.expr = node.func.value
+            while isinstance(receiver, (ast.Call, ast.Attribute, ast.Subscript)):
+                if (
+                    isinstance(receiver, ast.Attribute)
+                    and receiver.attr == "objects"
+                    and isinstance(receiver.value, ast.Name)
+                    and receiver.value.id in models
+                ):
+                    yield ImportRef(node.lineno, DOMAIN_MODELS, (receiver.value.id, node.func.attr))
+                    break
+                receiver = receiver.func if isinstance(receiver, ast.Call) else receiver.value
+
+
 def _is_private(name: str) -> bool:
     return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
 
@@ -207,6 +241,10 @@ def violations(root: Path, rules: Mapping[str, tuple[str, ...]]) -> list[str]:
                         found.append(
                             f"{where}:{ref.line}: {module} imports {name} from {ref.module} (rule: {PRIVATE_RULE})"
                         )
+        if source_package in READ_ONLY_PACKAGES:
+            for ref in domain_writes(path, module):
+                model, method = ref.names
+                found.append(f"{where}:{ref.line}: {module} calls {model}.objects...{method}() (rule: {WRITE_RULE})")
         for ref in private_attributes_of(path, module, known):
             if package_of(ref.module, rules) != source_package:
                 found.append(f"{where}:{ref.line}: {module} reads {ref.module}.{ref.names[0]} (rule: {PRIVATE_RULE})")
@@ -324,6 +362,12 @@ PLANTED = {
     "channels_app/web/forms.py": "",
     "reports/__init__.py": "",
     "reports/views.py": "from servicedesk.tickets.models import Ticket\n",
+    "reports/tasks.py": (
+        "from servicedesk.tickets.models import Ticket as T\n"
+        "def f():\n"
+        "    T.objects.filter(pk=1).first()\n"
+        "    T.objects.select_for_update().filter(pk=1).update(subject='x')\n"
+    ),
 }
 
 PLANTED_RULES = {
@@ -351,6 +395,7 @@ def test_the_checker_reports_each_planted_violation_with_file_line_and_rule(tmp_
         "(rule: channels_app.email may import servicedesk.tickets.services, servicedesk.tickets.models)",
         "channels_app/email/views.py:2: channels_app.email.views imports channels_app.web.forms "
         "(rule: channels_app.email may import servicedesk.tickets.services, servicedesk.tickets.models)",
+        f"reports/tasks.py:4: reports.tasks calls T.objects...update() (rule: {WRITE_RULE})",
         "servicedesk/routing/services.py:3: servicedesk.routing.services imports servicedesk.sla.breach "
         "(rule: servicedesk.routing may import servicedesk.sla, servicedesk.tickets)",
         "servicedesk/routing/services.py:4: servicedesk.routing.services reads "
@@ -376,6 +421,9 @@ def test_the_checker_accepts_the_planted_tree_once_repaired(tmp_path: Path) -> N
         "    return ticket_services.ticket_touch()\n"
     )
     repaired["channels_app/email/models.py"] = ""
+    repaired["reports/tasks.py"] = (
+        "from servicedesk.tickets.models import Ticket as T\nT.objects.filter(pk=1).exists()\n"
+    )
     repaired["channels_app/email/views.py"] = "from servicedesk.tickets.services import tickets\n"
     del repaired["servicedesk/stray/__init__.py"]
     _plant(tmp_path, repaired)
