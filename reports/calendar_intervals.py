@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime, timedelta
 from django.db import transaction
 
 from reports.models import CalendarInterval
-from servicedesk.sla.calendars import CalendarSpec, _open_intervals
+from servicedesk.sla.calendars import CalendarSpec, window_intervals
 
 # Local dates before and after the span whose windows may reach into it
 # (zone offsets are under a day; two days also cover a window ending at 24:00).
@@ -31,7 +31,7 @@ _BATCH = 2000
 def open_intervals(spec: CalendarSpec, first: date, last: date) -> list[tuple[int, int, int]]:
     """(start_us, end_us, cum_before_us) of the open intervals of local dates first..last, touching ones joined."""
     joined: list[list[int]] = []
-    for start, end in _open_intervals(spec, first, last):
+    for start, end in window_intervals(spec, first, last):
         if joined and start <= joined[-1][1]:
             joined[-1][1] = max(joined[-1][1], end)
         else:

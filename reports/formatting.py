@@ -1,6 +1,6 @@
 """How report figures are shown to people: one function per kind, used by pages, mails, charts and exports.
 
-The report JSON keeps raw fractions and minutes (shared/METRICS.md); only what
+The report JSON keeps raw fractions and minutes (docs/metrics.md#report-json); only what
 a person reads is rounded, half away from zero, so 5/9 shows as 55.56 %, not
 55.55 % (Django's ``number_format`` cuts digits off instead of rounding).
 """

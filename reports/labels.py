@@ -1,4 +1,4 @@
-"""What people read for the keys of the report breakdowns (the JSON keeps codes, METRICS.md section 10).
+"""What people read for the keys of the report breakdowns (the JSON keeps codes, docs/metrics.md#report-json).
 
 A channel code becomes its translated name, a queue slug the queue's name,
 an agent's email the agent's name (the email kept as the secondary text), a

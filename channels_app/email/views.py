@@ -18,10 +18,10 @@ from django.views.decorators.http import require_GET, require_POST
 
 from channels_app.email.models import InboundEmail
 from channels_app.email.services import IngestOutcome, quarantine_discard, quarantine_reprocess
+from servicedesk.accounts.auth import agent_required
 from servicedesk.accounts.roles import sees_all_queues
 from servicedesk.core.errors import ApplicationError
 from servicedesk.core.pagination import page_or_404
-from servicedesk.desk.views import agent_required
 from servicedesk.tickets.events import Actor
 
 PAGE_SIZE = 50

@@ -7,22 +7,20 @@ anything the signed-in agent may not see answers 404.
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import wraps
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.views import LoginView, LogoutView, redirect_to_login
+from django.contrib.auth.views import LoginView, LogoutView
 from django.core.exceptions import PermissionDenied
 from django.db.models import Prefetch
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
-from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from servicedesk.accounts.auth import signed_in_user
-from servicedesk.accounts.roles import is_agent, sees_all_queues
-from servicedesk.core.errors import ApplicationError, NotFound
+from servicedesk.accounts.auth import agent_required, signed_in_user
+from servicedesk.accounts.roles import sees_all_queues
+from servicedesk.core.errors import ApplicationError
 from servicedesk.core.pagination import page_or_404
 from servicedesk.desk import sla
 from servicedesk.desk.forms import (
@@ -48,23 +46,6 @@ SORT_COLUMNS = ("reference", "subject", "customer", "status", "priority", "due",
 _NEWEST_FIRST = frozenset({"updated", "created", "priority"})
 
 
-def agent_required(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
-    """Signed-in agents only: visitors go to the sign-in page, anyone else gets 404."""
-
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        if not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path())
-        if not is_agent(request.user):
-            raise Http404
-        try:
-            return view(request, *args, **kwargs)
-        except NotFound as exc:
-            raise Http404 from exc
-
-    return wrapper
-
-
 class DeskLoginView(LoginView):
     template_name = "desk/login.html"
     authentication_form = DeskAuthenticationForm
@@ -88,6 +69,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
         selectors.ticket_list(user=request.user, filters=filters, now=now), PAGE_SIZE, request.GET.get("page")
     )
     page.object_list = list(page.object_list)
+    access.customers_conceal(request.user, page.object_list)
     current = filters.sort.lstrip("-")
     sort_links = {}
     for column in SORT_COLUMNS:
@@ -123,12 +105,14 @@ def inbox(request: HttpRequest) -> HttpResponse:
 def _ticket_page(
     request: HttpRequest, ticket: Ticket, *, reply_form: ReplyForm | None = None, status: int = 200
 ) -> HttpResponse:
-    thread = (
+    thread = list(
         access.messages_visible_to(request.user, ticket)
         .select_related("author_user", "author_customer")
         .prefetch_related("attachments")
         .order_by("created_at", "id")
     )
+    # A customer the agent may not see is shown as a stand-in (docs/architecture.md, "Access rules").
+    access.customers_conceal(request.user, [ticket], messages=thread)
     customer = ticket.customer  # loaded with its organization by ticket_detail
     agent_tz = sla.agent_time_zone(request.user)
     board = sla.SlaBoard([ticket], sla.now())

@@ -6,3 +6,11 @@ class NotificationsConfig(AppConfig):
     name = "servicedesk.notifications"
     label = "notifications"
     verbose_name = _("Notifications")
+
+    def ready(self) -> None:
+        from servicedesk.notifications.services import customer_message_notify_enqueue
+        from servicedesk.tickets import hooks
+
+        # Intake tells the assignee of a customer's new message through the
+        # ticket hooks: the domain does not import notifications.
+        hooks.customer_message_follower_register(customer_message_notify_enqueue)

@@ -14,6 +14,7 @@ from django.utils.translation import gettext_lazy as _
 class NotificationKind(models.TextChoices):
     SLA_WARNING = "sla_warning", _("SLA warning")
     SLA_BREACH = "sla_breach", _("SLA breach")
+    CUSTOMER_MESSAGE = "customer_message", _("New customer message")
 
 
 class Notification(models.Model):

@@ -7,14 +7,19 @@ from datetime import datetime
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.utils import timezone
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from servicedesk.accounts.models import User
 from servicedesk.core.enqueue import task_enqueue
 from servicedesk.core.errors import NotFound
-from servicedesk.notifications.models import Notification
-from servicedesk.tickets.models import Ticket
+from servicedesk.notifications.models import Notification, NotificationKind
+from servicedesk.tickets.models import Message, Ticket
+
+# The customer's text quoted in the notice, at most.
+QUOTE_MAX = 2000
 
 
 def notification_send(
@@ -91,3 +96,49 @@ def notification_mark_read(*, user: User, notification_id: int | None = None, at
             raise NotFound(_("Notification not found."))
         return changed
     return unread.update(read_at=at or timezone.now())
+
+
+def customer_message_notify(*, message_id: int) -> Notification | None:
+    """Tell a ticket's assignee that its customer wrote again: a notice in the
+    workspace and, after commit, an email in the assignee's language.
+
+    Guarantee: at most one notice per message and assignee, titled
+    "[<reference>] New message from <customer>", quoting the first
+    ``QUOTE_MAX`` characters of the text and linking the ticket's page.
+    Nothing is owed (None) for a message that is gone or whose ticket has no
+    assignee. Errors: none raised; the email is ``notification_email``'s
+    task, sent at most once.
+
+    Idempotency key: ``message:<message id>`` with the assignee (unique per
+    user in ``Notification``): the task delivered twice notifies once.
+    """
+    message = (
+        Message.objects.select_related("ticket", "ticket__assignee", "author_customer")
+        .filter(pk=message_id)
+        .filter(~Q(ticket__assignee=None))
+        .first()
+    )
+    if message is None or message.ticket.assignee is None:
+        return None
+    ticket, assignee = message.ticket, message.ticket.assignee
+    with translation.override(assignee.language or settings.LANGUAGE_CODE):
+        title = _("[%(reference)s] New message from %(customer)s") % {
+            "reference": ticket.reference,
+            "customer": message.author_name,
+        }
+    return notification_send(
+        user=assignee,
+        kind=NotificationKind.CUSTOMER_MESSAGE,
+        key=f"message:{message.pk}",
+        title=title,
+        body=message.text[:QUOTE_MAX],
+        ticket=ticket,
+        url=reverse("desk:ticket", kwargs={"reference": ticket.reference}),
+    )
+
+
+def customer_message_notify_enqueue(*, message_id: int) -> None:
+    """Enqueue ``customer_message_notify`` (after the intake's commit; see ``tickets/hooks.py``)."""
+    from servicedesk.notifications.tasks import customer_message_notify_task
+
+    task_enqueue(customer_message_notify_task, message_id)

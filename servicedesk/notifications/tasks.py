@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from servicedesk.notifications.services import notification_email
+from servicedesk.notifications.services import customer_message_notify, notification_email
 
 
 @shared_task(name="notifications.email")
 def notification_email_task(notification_id: int) -> bool:
     return notification_email(notification_id=notification_id)
+
+
+@shared_task(name="notifications.customer_message")
+def customer_message_notify_task(message_id: int) -> bool:
+    """Tell the assignee that the customer wrote again; returns whether a notice was stored."""
+    return customer_message_notify(message_id=message_id) is not None

@@ -12,8 +12,8 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_POST
 
+from servicedesk.accounts.auth import agent_required
 from servicedesk.core.pagination import page_or_404
-from servicedesk.desk.views import agent_required
 from servicedesk.notifications import selectors, services
 
 PAGE_SIZE = 25

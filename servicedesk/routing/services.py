@@ -34,7 +34,7 @@ from servicedesk.routing.models import (
 from servicedesk.tickets.events import Actor, event_record
 from servicedesk.tickets.locks import agent_profile_lock, agent_profiles_lock, ticket_lock
 from servicedesk.tickets.models import Queue, Ticket, TicketEvent
-from servicedesk.tickets.services.tickets import _touch
+from servicedesk.tickets.services.tickets import ticket_touch
 
 ROUTING_SOURCE = "routing"
 
@@ -95,7 +95,7 @@ def ticket_route(*, ticket: Ticket, trigger: str, at: datetime | None = None) ->
         chosen = _choose(routing.mode, available, loads)[0]
         agent = chosen.user
         locked.assignee = agent
-        _touch(locked, at, ["assignee"])
+        ticket_touch(locked, at, ["assignee"])
         event = event_record(
             ticket=locked,
             kind=TicketEvent.Kind.ASSIGNEE,
@@ -120,6 +120,15 @@ def ticket_route(*, ticket: Ticket, trigger: str, at: datetime | None = None) ->
     ticket.assignee = agent
     ticket.updated_at = locked.updated_at
     return agent
+
+
+def inbound_ticket_route(*, ticket: Ticket, at: datetime) -> User | None:
+    """``ticket_route`` for a ticket intake just opened (trigger ``intake``), in its transaction.
+
+    Registered in the ticket hooks by ``RoutingConfig.ready``; same guarantee
+    and idempotency as ``ticket_route``.
+    """
+    return ticket_route(ticket=ticket, trigger=Trigger.INTAKE, at=at)
 
 
 def tickets_waiting_route(

@@ -120,7 +120,12 @@ def calendar_spec(calendar: BusinessCalendar) -> CalendarSpec:
 
 @functools.lru_cache(maxsize=65536)
 def local_to_epoch_us(tz: ZoneInfo, local: datetime) -> int:
-    """The UTC instant of a naive local time, by the edge rules of the module docstring."""
+    """The UTC instant, in microseconds since the epoch, of a naive local time in ``tz``.
+
+    By the edge rules of the module docstring (a skipped local time is the
+    instant the clock jumps; a repeated one is its first occurrence). Public:
+    the reports' periods start at local midnights computed this way.
+    """
     before = local.replace(tzinfo=tz, fold=0).utcoffset()
     after = local.replace(tzinfo=tz, fold=1).utcoffset()
     assert before is not None and after is not None
@@ -140,8 +145,12 @@ def local_to_epoch_us(tz: ZoneInfo, local: datetime) -> int:
     return high * US_PER_SECOND
 
 
-def _open_intervals(spec: CalendarSpec, first: date, last: date) -> Iterator[tuple[int, int]]:
-    """UTC intervals [a, b) in microseconds of every window of local dates first..last, in order."""
+def window_intervals(spec: CalendarSpec, first: date, last: date) -> Iterator[tuple[int, int]]:
+    """UTC intervals [a, b) in microseconds of every opening window of local dates first..last, in order.
+
+    Holidays have none; a window that a clock change empties is left out.
+    Public: the reports store these intervals to measure business time in SQL.
+    """
     tz = spec.tz
     day = first
     while day <= last:
@@ -169,7 +178,7 @@ def business_microseconds(spec: CalendarSpec, start: datetime, end: datetime) ->
     first = _local_date(spec, s) - timedelta(days=2)
     last = _local_date(spec, e) + timedelta(days=2)
     total = 0
-    for a, b in _open_intervals(spec, first, last):
+    for a, b in window_intervals(spec, first, last):
         if b <= s:
             continue
         if a >= e:
@@ -213,7 +222,7 @@ def due_instant(spec: CalendarSpec, start: datetime, seconds: float) -> datetime
     while closed_days < DUE_SEARCH_DAYS:
         chunk_end = chunk + timedelta(days=DUE_SEARCH_CHUNK_DAYS)
         opened = False
-        for a, b in _open_intervals(spec, chunk, chunk_end - timedelta(days=1)):
+        for a, b in window_intervals(spec, chunk, chunk_end - timedelta(days=1)):
             if b <= s:
                 continue
             opened = True

@@ -9,21 +9,29 @@ in one place:
 - a customer (signed in, or holding a ticket's signed link) sees only their own;
 - anyone else sees nothing.
 
+A customer's record (name, addresses, organization) is seen by an agent
+through the tickets of their queues that show it: every ticket but one an
+agent opened for a customer who existed before, until that customer acts on
+it. Opening a ticket for an address therefore never shows an agent more of
+the customer than the address they typed; where they see such a ticket, its
+customer is a stand-in (``customer_concealed``).
+
 Anything a caller may not see is reported as "not found", never "forbidden",
 so references cannot be probed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.core import signing
-from django.db.models import QuerySet
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils.crypto import constant_time_compare
 
 from servicedesk.accounts.roles import AGENT, user_role
 from servicedesk.core.errors import NotFound
-from servicedesk.tickets.models import Attachment, Customer, Identity, Message, Queue, Ticket
+from servicedesk.tickets.models import Attachment, Customer, Identity, Message, Queue, Ticket, TicketEvent
 
 PORTAL_SALT = "servicedesk.portal.ticket"
 
@@ -81,14 +89,30 @@ def public_messages(qs: QuerySet[Message]) -> QuerySet[Message]:
     return qs.filter(Q(kind__in=["public_enduser", "public_agent"]) | Q(kind="system", purpose="acknowledgement"))
 
 
+def tickets_showing_customer(tickets: QuerySet[Ticket]) -> QuerySet[Ticket]:
+    """Those of ``tickets`` that show their customer to whoever sees the ticket.
+
+    Every ticket but one an agent opened (its ``created`` event is an agent's)
+    for a customer who existed before it, until the customer acts on it (an
+    event of theirs: they write, reply, rate).
+    """
+    opened_by_agent = TicketEvent.objects.filter(
+        ticket=OuterRef("pk"), kind=TicketEvent.Kind.CREATED, actor_user__isnull=False
+    )
+    customer_acted = TicketEvent.objects.filter(ticket=OuterRef("pk"), actor_customer__isnull=False)
+    return tickets.filter(
+        ~Exists(opened_by_agent) | Q(customer__created_at__gte=F("created_at")) | Exists(customer_acted)
+    )
+
+
 def customers_visible_to(user: Any) -> QuerySet[Customer]:
-    """Customers ``user`` may see: agents those with a ticket in their queues."""
+    """Customers ``user`` may see: agents those a ticket of their queues shows (``tickets_showing_customer``)."""
     role = user_role(user)
     if role is None:
         customer = customer_of_user(user)
         return Customer.objects.filter(pk=customer.pk) if customer else Customer.objects.none()
     if role == AGENT:
-        return Customer.objects.filter(pk__in=tickets_visible_to(user).values("customer_id"))
+        return Customer.objects.filter(pk__in=tickets_showing_customer(tickets_visible_to(user)).values("customer_id"))
     return Customer.objects.all()
 
 
@@ -102,6 +126,51 @@ def identity_get_for(user: Any, *, customer_pk: int, identity_pk: int) -> Identi
     if identity is None:
         raise NotFound("Identity not found.")
     return identity
+
+
+def customer_search_scope(user: Any) -> QuerySet[Customer] | None:
+    """The customers whose names and addresses a ticket search may match for ``user``;
+    None when that is every customer (managers and admins)."""
+    if user_role(user) in (AGENT, None):
+        return customers_visible_to(user)
+    return None
+
+
+def customer_concealed(customer: Customer, *, addresses: Iterable[tuple[str, str]] = ()) -> Customer:
+    """A stand-in for a customer the caller sees a ticket of but may not see: the
+    same id, no name, no organization, and as identities only ``addresses``
+    (kind, value) the caller gave themselves. Never saved."""
+    stand_in = Customer(pk=customer.pk, name="", created_at=customer.created_at)
+    identities = [Identity(customer=stand_in, kind=kind, value=value) for kind, value in addresses]
+    stand_in._prefetched_objects_cache = {"identities": identities}  # type: ignore[attr-defined]
+    return stand_in
+
+
+def customers_conceal(
+    user: Any,
+    tickets: Iterable[Ticket],
+    *,
+    messages: Iterable[Message] = (),
+    addresses: Iterable[tuple[str, str]] = (),
+) -> None:
+    """Replace, in place, the customer of each ticket and the customer author of each
+    message that ``user`` may not see (``customers_visible_to``) by its stand-in
+    (``customer_concealed`` with ``addresses``). One query; agents only, since
+    managers and admins see every customer and customers only themselves."""
+    if user_role(user) != AGENT:
+        return
+    tickets, messages = list(tickets), list(messages)
+    ids = {ticket.customer_id for ticket in tickets} | {m.author_customer_id for m in messages if m.author_customer_id}
+    if not ids:
+        return
+    shown = set(customers_visible_to(user).filter(pk__in=ids).values_list("pk", flat=True))
+    addresses = tuple(addresses)
+    for ticket in tickets:
+        if ticket.customer_id not in shown:
+            ticket.customer = customer_concealed(ticket.customer, addresses=addresses)
+    for message in messages:
+        if message.author_customer_id and message.author_customer_id not in shown:
+            message.author_customer = customer_concealed(message.author_customer)  # type: ignore[arg-type]
 
 
 def queues_visible_to(user: Any) -> QuerySet[Queue]:

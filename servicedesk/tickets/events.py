@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from servicedesk.tickets import hooks
 from servicedesk.tickets.models import TicketEvent
 
 if TYPE_CHECKING:
@@ -60,11 +61,10 @@ def event_build(
 def event_record(**kwargs: Any) -> TicketEvent:
     """Store one TicketEvent. Call inside the transaction that makes the change.
 
-    Routing follows each event (capacity freed, a ticket left waiting) after commit.
+    The ticket hooks' followers see each event (routing: capacity freed, a
+    ticket left waiting), see ``hooks.py``.
     """
     event = event_build(**kwargs)
     event.save(force_insert=True)
-    from servicedesk.routing.follow import ticket_event_follow
-
-    ticket_event_follow(event=event)
+    hooks.event_followers_run(event=event)
     return event

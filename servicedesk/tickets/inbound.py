@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from servicedesk.accounts.models import User
     from servicedesk.tickets.models import Customer, Message, Ticket
 
 
@@ -71,6 +72,10 @@ class InboundMessage:
     is_automatic: bool = False
     acknowledge: bool = True
     metadata: dict[str, str] = field(default_factory=dict)
+    # The agent who records this message for the customer (the API): the
+    # changes are theirs on the timeline, and such a ticket alone does not
+    # show them the customer's record (access.customer_shown_to).
+    recorded_by: User | None = None
 
 
 class IntakeOutcome(enum.StrEnum):

@@ -14,7 +14,7 @@ from django.db.models import F, Min, OrderBy, Prefetch, Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from servicedesk.tickets.access import customers_visible_to, tickets_visible_to
+from servicedesk.tickets.access import customer_search_scope, customers_visible_to, tickets_visible_to
 from servicedesk.tickets.models import Customer, Identity, Message, Tag, Ticket, TicketTarget
 from servicedesk.tickets.models.tickets import priority_rank, status_rank
 
@@ -153,7 +153,7 @@ def ticket_list(*, user: Any, filters: TicketFilters | None = None, now: datetim
     elif filters.assignee and filters.assignee.isdigit():
         qs = qs.filter(assignee_id=int(filters.assignee))
     if filters.search:
-        qs = qs.filter(ticket_search_q(filters.search))
+        qs = qs.filter(ticket_search_q(filters.search, customers=customer_search_scope(user)))
     qs = qs.filter(_due_q(filters, now))
     if filters.created_from is not None:
         qs = qs.filter(created_at__gte=filters.created_from)
@@ -198,20 +198,24 @@ def _targets_prefetch() -> Prefetch:
 SEARCH_ID_LIST_LIMIT = 2000
 
 
-def ticket_search_q(term: str) -> Q:
+def ticket_search_q(term: str, *, customers: QuerySet[Customer] | None = None) -> Q:
     """Match a reference exactly, or the subject, customer name or an identity.
 
+    Names and identities match only among ``customers`` when given (the
+    caller's ``access.customer_search_scope``), so a search never tells an
+    agent whose name a customer they may not see has.
     Phrased as one set of ticket ids (a UNION of indexed lookups) rather than an
     OR across a join, so PostgreSQL answers each part from its trigram index.
     One query fetches the matching ids when there are few of them.
     """
     term = term.strip()
-    customers = (
-        Customer.objects.filter(name__icontains=term)
-        .values("pk")
-        .union(Identity.objects.filter(value__icontains=term.lower()).values("customer_id"))
-    )
-    parts = [Ticket.objects.filter(customer_id__in=customers).values("pk")]
+    named = Customer.objects.filter(name__icontains=term)
+    addressed = Identity.objects.filter(value__icontains=term.lower())
+    if customers is not None:
+        named = named.filter(pk__in=customers.values("pk"))
+        addressed = addressed.filter(customer_id__in=customers.values("pk"))
+    matching = named.values("pk").union(addressed.values("customer_id"))
+    parts = [Ticket.objects.filter(customer_id__in=matching).values("pk")]
     if term.upper().startswith("SD-"):
         parts.append(Ticket.objects.filter(reference=term.upper()).values("pk"))
     elif term.isdigit():
@@ -224,7 +228,7 @@ def ticket_search_q(term: str) -> Q:
         return Q(pk__in=sorted(set(rows)))
     # A broad term: test each ticket as the list walks its sort index, so the
     # page stops after its rows instead of collecting every match first.
-    broad = Q(subject__icontains=term) | Q(customer_id__in=customers)
+    broad = Q(subject__icontains=term) | Q(customer_id__in=matching)
     for part in parts[1:]:
         broad |= Q(pk__in=part)
     return broad

@@ -7,9 +7,7 @@ from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
-from django.core.mail import send_mail
-from django.db.models import Q
-from django.utils import timezone, translation
+from django.utils import timezone
 
 from servicedesk.tickets.models import DeliveryStatus, Message
 from servicedesk.tickets.services.delivery import DeliveryOutcome, message_deliver, message_delivery_expire_stale
@@ -50,27 +48,3 @@ def outbound_pending_dispatch() -> int:
 def message_delivery_expire_stale_task() -> int:
     """Messages left ``sending`` by a worker that died end ``failed``, as interrupted."""
     return message_delivery_expire_stale()
-
-
-@shared_task(name="tickets.agent_notify")
-def agent_notify_task(message_id: int) -> int:
-    """Tell the assignee by email that the customer wrote again on their ticket."""
-    message = (
-        Message.objects.select_related("ticket", "ticket__assignee", "author_customer")
-        .filter(pk=message_id)
-        .filter(~Q(ticket__assignee=None))
-        .first()
-    )
-    assignee = message.ticket.assignee if message is not None else None
-    if message is None or assignee is None or not assignee.email:
-        return 0
-    from django.urls import reverse
-
-    link = settings.SITE_URL + reverse("desk:ticket", kwargs={"reference": message.ticket.reference})
-    with translation.override(assignee.language or settings.LANGUAGE_CODE):
-        subject = translation.gettext("[%(reference)s] New message from %(customer)s") % {
-            "reference": message.ticket.reference,
-            "customer": message.author_name,
-        }
-        body = f"{message.text[:2000]}\n\n{link}\n"
-    return send_mail(subject.replace("\n", " ")[:200], body, None, [assignee.email])

@@ -215,8 +215,9 @@ def test_list_runs_constant_queries(agent, queue):
     _make_tickets(25, queue, agent, start=5)
     thirty = _list_queries(client_for(agent))
 
-    # Token and user, the caller's roles, the count, the page, the page's tags, the page's SLA targets.
-    assert five == thirty == 6
+    # Token and user, the caller's roles, the count, the page, the page's tags, the page's SLA targets,
+    # and which of the page's customers the agent may see.
+    assert five == thirty == 7
 
 
 @pytest.mark.parametrize("value", ["1.5", "abc", "-1", "1e3", str(2**70)])

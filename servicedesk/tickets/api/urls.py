@@ -2,7 +2,6 @@
 
 from django.urls import path
 
-from channels_app.email.api import InboundEmailView
 from servicedesk.tickets.api import views
 
 app_name = "tickets_api"
@@ -17,5 +16,4 @@ urlpatterns = [
     ),
     path("customers/", views.CustomerListView.as_view(), name="customer-list"),
     path("customers/<int:pk>/", views.CustomerDetailView.as_view(), name="customer-detail"),
-    path("inbound/email/", InboundEmailView.as_view(), name="inbound-email"),
 ]

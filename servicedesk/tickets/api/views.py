@@ -9,7 +9,7 @@ see does not exist: 404), every write through a service. Service refusals
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -28,7 +28,7 @@ from servicedesk.accounts.auth import signed_in_user
 from servicedesk.accounts.roles import sees_all_queues
 from servicedesk.core import errors
 from servicedesk.core.errors import ApplicationError, PermissionDenied
-from servicedesk.tickets.access import customer_of_user, messages_visible_to
+from servicedesk.tickets.access import customer_of_user, customers_conceal, messages_visible_to
 from servicedesk.tickets.api.filters import ticket_filters_from
 from servicedesk.tickets.api.permissions import AgentOrCustomer, AgentsChangeTickets, caller_is_agent
 from servicedesk.tickets.api.serializers import (
@@ -56,7 +56,7 @@ from servicedesk.tickets.selectors import (
     ticket_detail,
     ticket_list,
 )
-from servicedesk.tickets.services.customers import customer_resolve
+from servicedesk.tickets.services.customers import identity_normalize
 from servicedesk.tickets.services.delivery import message_delivery_retry
 from servicedesk.tickets.services.idempotency import (
     IDEMPOTENCY_HEADER,
@@ -65,7 +65,8 @@ from servicedesk.tickets.services.idempotency import (
     request_digest,
 )
 from servicedesk.tickets.services.intake import inbound_message_receive
-from servicedesk.tickets.services.replies import ticket_note_create, ticket_open_outbound, ticket_reply_create
+from servicedesk.tickets.services.opening import TicketOpening, ticket_open_for_agent, ticket_open_for_customer
+from servicedesk.tickets.services.replies import ticket_note_create, ticket_reply_create
 from servicedesk.tickets.services.tickets import ticket_update
 
 IDEMPOTENCY_KEY_MAX = 200
@@ -210,91 +211,65 @@ class TicketListView(generics.ListCreateAPIView):
         filters = ticket_filters_from(self.request.query_params, agent=caller_is_agent(self.request))
         return ticket_list(user=self.request.user, filters=filters)
 
+    def paginate_queryset(self, queryset: QuerySet[Any] | Sequence[Any]) -> Sequence[Any] | None:
+        page = super().paginate_queryset(queryset)
+        if page is not None:
+            customers_conceal(self.request.user, page)
+        return page
+
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        agent = caller_is_agent(request)
         with idempotent(request) as idem:
             if idem.replay is not None:
                 ticket, created = idem.replay.ticket, False
             else:
-                ticket, idem.message, created = self._open(request)
+                opening = self._open(request, agent=agent)
+                ticket, idem.message, created = opening.ticket, opening.message, opening.created
+        addresses: tuple[tuple[str, str], ...] = ()
+        if agent:
+            # The agent sees of the customer what they may, and the address they gave.
+            addresses = (
+                ("email", identity_normalize(kind="email", value=str(request.data.get("customer_email", "")))),
+            )
         # Opening a ticket gives it its reference in the same transaction.
         if ticket.reference is None:
             raise exceptions.NotFound()
         body = TicketDetailSerializer(
-            visible_ticket(request.user, ticket.reference), context=self.get_serializer_context()
+            visible_ticket(request.user, ticket.reference, addresses=addresses), context=self.get_serializer_context()
         ).data
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
-    def _open(self, request: Request) -> tuple[Ticket, Message, bool]:
+    def _open(self, request: Request, *, agent: bool) -> TicketOpening:
         external_id = external_id_for(request)
-        if caller_is_agent(request):
+        if agent:
             agent_serializer = TicketCreateSerializer(data=request.data, context=self.get_serializer_context())
             agent_serializer.is_valid(raise_exception=True)
-            return ticket_open_for_agent(request, agent_serializer.validated_data, external_id)
+            data = agent_serializer.validated_data
+            return ticket_open_for_agent(
+                agent=signed_in_user(request),
+                customer_email=data["customer_email"],
+                customer=data.get("customer"),
+                customer_name=data.get("customer_name", ""),
+                subject=data["subject"],
+                text=data["text"],
+                initiator=data["initiator"],
+                queue=data.get("queue"),
+                topic=data.get("topic"),
+                priority=data["priority"],
+                acknowledge=data["acknowledge"],
+                external_id=external_id,
+            )
         customer = caller_customer(request)
         customer_serializer = CustomerTicketCreateSerializer(data=request.data, context=self.get_serializer_context())
         customer_serializer.is_valid(raise_exception=True)
         data = customer_serializer.validated_data
-        topic = data.get("topic")
-        result = inbound_message_receive(
-            inbound=InboundMessage(
-                channel="api",
-                external_id=external_id or uuid.uuid4().hex,
-                sender=sender_of(customer),
-                subject=data["subject"],
-                text=data["text"],
-                topic=topic.slug if topic else None,
-                acknowledge=True,
-            )
-        )
-        return result.ticket, result.message, not result.duplicate
-
-
-def ticket_open_for_agent(
-    request: Request, data: dict[str, Any], external_id: str | None
-) -> tuple[Ticket, Message, bool]:
-    """Open a ticket as an agent: the customer's message (inbound) or the agent's first reply (outbound).
-
-    Returns the ticket, the message that opened it and whether this call wrote them.
-    """
-    user = signed_in_user(request)
-    actor = Actor.agent(user, source="api")
-    queue, topic = data.get("queue"), data.get("topic")
-    if data["initiator"] == "inbound":
-        result = inbound_message_receive(
-            inbound=InboundMessage(
-                channel="api",
-                external_id=external_id or uuid.uuid4().hex,
-                sender=SenderIdentity(kind="email", value=data["customer_email"], name=data.get("customer_name", "")),
-                subject=data["subject"],
-                text=data["text"],
-                queue=queue.slug if queue else None,
-                topic=topic.slug if topic else None,
-                priority=data["priority"],
-                acknowledge=data["acknowledge"],
-            )
-        )
-        return result.ticket, result.message, not result.duplicate
-    customer = data.get("customer")
-    if customer is None:
-        customer, _created = customer_resolve(
-            kind="email", value=data["customer_email"], name=data.get("customer_name", "")
-        )
-    reply, created = written_once(
-        lambda: ticket_open_outbound(
-            customer=customer,
+        return ticket_open_for_customer(
+            sender=sender_of(customer),
             subject=data["subject"],
             text=data["text"],
-            author=user,
-            channel="api",
-            queue=queue,
-            topic=topic,
-            priority=data["priority"],
-            actor=actor,
+            topic=data.get("topic"),
             external_id=external_id,
-        ),
-        lookup=lambda: Message.objects.filter(channel="api", external_id=external_id).first() if external_id else None,
-    )
-    return reply.ticket, reply, created
+        )
 
 
 def written_once(write: Callable[[], Message], *, lookup: Callable[[], Message | None]) -> tuple[Message, bool]:
@@ -311,11 +286,15 @@ def written_once(write: Callable[[], Message], *, lookup: Callable[[], Message |
         return earlier, False
 
 
-def visible_ticket(user: Any, reference: str) -> Ticket:
+def visible_ticket(user: Any, reference: str, *, addresses: tuple[tuple[str, str], ...] = ()) -> Ticket:
+    """The ticket as ``user`` may see it: a customer they may not see is a stand-in
+    showing only ``addresses`` (access.customers_conceal)."""
     try:
-        return ticket_detail(user=user, reference=reference)
+        ticket = ticket_detail(user=user, reference=reference)
     except errors.NotFound:
         raise exceptions.NotFound() from None
+    customers_conceal(user, [ticket], addresses=addresses)
+    return ticket
 
 
 @extend_schema_view(
@@ -393,6 +372,12 @@ class TicketMessagesView(generics.ListCreateAPIView):
             .order_by("created_at", "id")
         )
 
+    def paginate_queryset(self, queryset: QuerySet[Any] | Sequence[Any]) -> Sequence[Any] | None:
+        page = super().paginate_queryset(queryset)
+        if page is not None:
+            customers_conceal(self.request.user, [], messages=page)
+        return page
+
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         ticket = self.ticket()
         with idempotent(request) as idem:
@@ -406,6 +391,7 @@ class TicketMessagesView(generics.ListCreateAPIView):
                     message, created = self._customer_write(request, ticket, external_id)
                 idem.message = message
         message = self.get_queryset().get(pk=message.pk)
+        customers_conceal(request.user, [], messages=[message])
         return Response(
             self.get_serializer(message).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
         )

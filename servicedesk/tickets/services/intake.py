@@ -4,7 +4,7 @@ inbound_message_receive(inbound):
   resolve the customer (identity lookup, create if new)
   -> find the ticket (explicit reference, then thread keys) or open one
   -> store the message, its attachments and events in one transaction
-  -> after commit: acknowledgement (new tickets), agent notification.
+  -> after commit: acknowledgement (new tickets), the customer message followers (hooks.py).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from servicedesk.core.enqueue import task_enqueue
 from servicedesk.core.errors import ApplicationError
 from servicedesk.core.html import sanitize_html
 from servicedesk.core.text import clean_text
-from servicedesk.tickets import statuses
+from servicedesk.tickets import hooks, statuses
 from servicedesk.tickets.events import Actor, event_record
 from servicedesk.tickets.inbound import InboundAttachment, InboundMessage, IntakeOutcome, IntakeResult
 from servicedesk.tickets.locks import ticket_lock
@@ -42,7 +42,7 @@ from servicedesk.tickets.services.attachments import (
     stored_files_remove,
 )
 from servicedesk.tickets.services.customers import customer_resolve, customer_root
-from servicedesk.tickets.services.tickets import _apply_status, _touch, ticket_create
+from servicedesk.tickets.services.tickets import _apply_status, ticket_create, ticket_touch
 from servicedesk.tickets.statuses import Priority, Status
 from servicedesk.tickets.threading import ticket_for_reply_token
 
@@ -124,7 +124,11 @@ def _store(
         language=inbound.language,
         at=at,
     )
-    actor = Actor.of_customer(customer, source="intake")
+    actor = (
+        Actor.agent(inbound.recorded_by, source=inbound.channel)
+        if inbound.recorded_by is not None
+        else Actor.of_customer(customer, source="intake")
+    )
     ticket = _thread(inbound, customer)
     follow_up_of = None
     if ticket is not None and not inbound.is_automatic and not _reopens(ticket, at):
@@ -178,9 +182,9 @@ def _store(
     if outcome is IntakeOutcome.APPENDED and not inbound.is_automatic:
         target = statuses.STATUS_ON_CUSTOMER_MESSAGE[ticket.status]
         if not _apply_status(ticket, target, actor, at):
-            _touch(ticket, at, [])
+            ticket_touch(ticket, at, [])
     elif outcome is IntakeOutcome.APPENDED:
-        _touch(ticket, at, [])
+        ticket_touch(ticket, at, [])
 
     acknowledgement = None
     if outcome is IntakeOutcome.CREATED and inbound.acknowledge and not inbound.is_automatic:
@@ -264,4 +268,5 @@ def _after_commit(message_id: int, *, ack_id: int | None, outcome: IntakeOutcome
     if ack_id is not None:
         task_enqueue(tasks.message_deliver_task, ack_id)
     if outcome is IntakeOutcome.APPENDED:
-        task_enqueue(tasks.agent_notify_task, message_id)
+        # The assignee is told by notifications, which registered in the ticket hooks.
+        hooks.customer_message_followers_run(message_id=message_id)

@@ -28,7 +28,7 @@ from servicedesk.tickets.models import (
     Topic,
 )
 from servicedesk.tickets.services.attachments import attachment_store, attachments_check, stored_files_remove
-from servicedesk.tickets.services.tickets import _apply_status, _sla_refresh, _touch, ticket_create
+from servicedesk.tickets.services.tickets import _apply_status, _sla_refresh, ticket_create, ticket_touch
 
 
 def _agent_message(
@@ -85,7 +85,7 @@ def _agent_message(
             if kind == MessageKind.PUBLIC_AGENT and locked.first_reply_at is None:
                 locked.first_reply_at = at
                 fields.append("first_reply_at")
-            _touch(locked, at, fields)
+            ticket_touch(locked, at, fields)
             if status:
                 _apply_status(locked, status, actor, at)
             if fields:

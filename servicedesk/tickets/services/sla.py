@@ -27,6 +27,7 @@ from servicedesk.sla import clock as sla_clock
 from servicedesk.sla.calendars import CalendarSpec, calendar_spec
 from servicedesk.sla.models import BusinessCalendar, SlaPolicy, TargetHours
 from servicedesk.sla.policies import policies_ranked, policy_for, targets_for
+from servicedesk.tickets import hooks
 from servicedesk.tickets.events import Actor, event_build, event_record
 from servicedesk.tickets.locks import tickets_lock_rows
 from servicedesk.tickets.models import (
@@ -235,12 +236,10 @@ class SlaWrites:
             )
 
     def flush(self) -> None:
-        from servicedesk.routing.follow import ticket_event_follow
-
         TicketTarget.objects.bulk_create(self._targets)
         TicketEvent.objects.bulk_create(self._events)
         for event in self._events:
-            ticket_event_follow(event=event)
+            hooks.event_followers_run(event=event)
         Ticket.objects.bulk_update(self._tickets, ["sla_policy", "sla_calendar", "sla_due_at"])
         self._targets, self._events, self._tickets = [], [], []
 

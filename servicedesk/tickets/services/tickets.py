@@ -16,7 +16,7 @@ from servicedesk.accounts.models import User
 from servicedesk.accounts.roles import is_agent, sees_all_queues
 from servicedesk.core.errors import ApplicationError
 from servicedesk.core.text import clean_line
-from servicedesk.tickets import statuses
+from servicedesk.tickets import hooks, statuses
 from servicedesk.tickets.events import Actor, event_record
 from servicedesk.tickets.locks import ticket_lock, tickets_lock
 from servicedesk.tickets.models import Customer, Queue, Rating, Tag, Ticket, TicketEvent, Topic
@@ -123,10 +123,8 @@ def ticket_create(
         _sla_refresh(ticket, actor, at, reselect=True)
         if initiator == "inbound" and assignee is None and not (is_spam or is_deleted) and actor.source != "import":
             # Automatic assignment in this same transaction (docs/architecture.md,
-            # "Routing"); imported lazily because routing builds on this module.
-            from servicedesk.routing.services import ticket_route
-
-            ticket_route(ticket=ticket, trigger="intake", at=at)
+            # "Routing"), by the router routing registered in the ticket hooks.
+            hooks.inbound_ticket_route(ticket=ticket, at=at)
     return ticket
 
 
@@ -137,7 +135,11 @@ def _sla_refresh(ticket: Ticket, actor: Actor, at: datetime, *, reselect: bool =
         ticket_sla_refresh(ticket=ticket, at=at, reselect=reselect)
 
 
-def _touch(ticket: Ticket, at: datetime, fields: list[str]) -> None:
+def ticket_touch(ticket: Ticket, at: datetime, fields: list[str]) -> None:
+    """Save ``fields`` of a locked ticket a service just changed, and move its
+    ``updated_at`` to ``at`` unless the ticket is already newer (imported
+    history arrives out of order). For services of this package and of
+    packages above it (routing); the caller holds the ticket's lock."""
     if at > ticket.updated_at:
         ticket.updated_at = at
         fields.append("updated_at")
@@ -180,7 +182,7 @@ def _apply_status(ticket: Ticket, status: str, actor: Actor, at: datetime) -> bo
     before = ticket.status
     if not status_transition_check(current=before, target=status):
         return False
-    _touch(ticket, at, status_fields_set(ticket, status, at))
+    ticket_touch(ticket, at, status_fields_set(ticket, status, at))
     event_record(ticket=ticket, kind=TicketEvent.Kind.STATUS, actor=actor, at=at, before=before, after=status)
     _sla_refresh(ticket, actor, at)
     return True
@@ -208,7 +210,7 @@ def ticket_priority_change(*, ticket: Ticket, priority: str, actor: Actor, at: d
         if locked.priority != priority:
             before = locked.priority
             locked.priority = priority
-            _touch(locked, at, ["priority"])
+            ticket_touch(locked, at, ["priority"])
             event_record(
                 ticket=locked, kind=TicketEvent.Kind.PRIORITY, actor=actor, at=at, before=before, after=priority
             )
@@ -225,7 +227,7 @@ def _set_aside(ticket: Ticket, *, kind: str, value: bool, actor: Actor, at: date
         before = getattr(locked, field)
         if before != value:
             setattr(locked, field, value)
-            _touch(locked, at, [field])
+            ticket_touch(locked, at, [field])
             event_record(ticket=locked, kind=kind, actor=actor, at=at, before=before, after=value)
             _sla_refresh(locked, actor, at, reselect=True)
     return locked
@@ -269,7 +271,7 @@ def ticket_assign(*, ticket: Ticket, assignee: User | None, actor: Actor, at: da
         if locked.assignee_id != new_id:
             before = locked.assignee_id
             locked.assignee = assignee
-            _touch(locked, at, ["assignee"])
+            ticket_touch(locked, at, ["assignee"])
             event_record(ticket=locked, kind=TicketEvent.Kind.ASSIGNEE, actor=actor, at=at, before=before, after=new_id)
     return locked
 
@@ -282,7 +284,7 @@ def ticket_queue_change(*, ticket: Ticket, queue: Queue, actor: Actor, at: datet
         if locked.queue_id != queue.pk:
             before = locked.queue.slug
             locked.queue = queue
-            _touch(locked, at, ["queue"])
+            ticket_touch(locked, at, ["queue"])
             event_record(
                 ticket=locked, kind=TicketEvent.Kind.QUEUE, actor=actor, at=at, before=before, after=queue.slug
             )
@@ -313,7 +315,7 @@ def ticket_topic_change(*, ticket: Ticket, topic: Topic | None, actor: Actor, at
         if locked.topic_id != new_id:
             before = locked.topic.slug if locked.topic else None
             locked.topic = topic
-            _touch(locked, at, ["topic"])
+            ticket_touch(locked, at, ["topic"])
             event_record(
                 ticket=locked,
                 kind=TicketEvent.Kind.TOPIC,
@@ -335,7 +337,7 @@ def ticket_subject_change(*, ticket: Ticket, subject: str, actor: Actor, at: dat
         if locked.subject != subject:
             before = locked.subject
             locked.subject = subject
-            _touch(locked, at, ["subject"])
+            ticket_touch(locked, at, ["subject"])
             event_record(ticket=locked, kind=TicketEvent.Kind.SUBJECT, actor=actor, at=at, before=before, after=subject)
     return locked
 
@@ -360,7 +362,7 @@ def ticket_tags_set(*, ticket: Ticket, tags: Iterable[str], actor: Actor, at: da
             for name in names:
                 Tag.objects.get_or_create(name=name)
             locked.tags.set(Tag.objects.filter(name__in=names))
-            _touch(locked, at, [])
+            ticket_touch(locked, at, [])
             event_record(ticket=locked, kind=TicketEvent.Kind.TAGS, actor=actor, at=at, before=before, after=names)
     return locked
 
@@ -439,10 +441,10 @@ def ticket_merge(*, source: Ticket, target: Ticket, actor: Actor, at: datetime |
                 ticket=source, kind=TicketEvent.Kind.STATUS, actor=actor, at=at, before=before, after=Status.CLOSED
             )
         source.merged_into = target
-        _touch(source, at, ["merged_into"])
+        ticket_touch(source, at, ["merged_into"])
         event_record(ticket=source, kind=TicketEvent.Kind.MERGED, actor=actor, at=at, after=target.reference)
         _sla_refresh(source, actor, at)
-        _touch(target, at, [])
+        ticket_touch(target, at, [])
         event_record(ticket=target, kind=TicketEvent.Kind.MERGED_IN, actor=actor, at=at, after=source.reference)
     return target
 
@@ -463,6 +465,6 @@ def ticket_rate(
     with transaction.atomic():
         locked = ticket_lock(ticket.pk)
         rating = Rating.objects.create(ticket=locked, score=score, comment=comment, at=at, external_key=external_key)
-        _touch(locked, at, [])
+        ticket_touch(locked, at, [])
         event_record(ticket=locked, kind=TicketEvent.Kind.RATING, actor=actor, at=at, after={"score": score})
     return rating

@@ -1,5 +1,8 @@
 """``manage.py seed_demo``: a small, believable desk to click through.
 
+It lives with the workspace because it sets up every part the workspace shows
+(tickets, SLA, routing), which the domain itself may not import.
+
 The tickets, messages, merges and ratings go through the history importer
 (shared/HISTORY_FORMAT.md), so the demo data is made exactly like migrated
 data and a second run changes nothing. The timeline covers the four weeks
@@ -21,6 +24,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from servicedesk.accounts.models import User
+from servicedesk.routing.models import QueueRouting
+from servicedesk.routing.services import agent_profile_ensure, queue_routing_set
 from servicedesk.tickets.importer import HistoryImporter
 from servicedesk.tickets.importer.apply import message_external_id
 from servicedesk.tickets.inbound import InboundAttachment
@@ -116,9 +121,6 @@ class Command(BaseCommand):
         demo_agent = User.objects.get(external_id="demo-agent")
         support.members.add(demo_agent)
         # New support tickets go round robin to the agents online in it; kept as edited on later runs.
-        from servicedesk.routing.models import QueueRouting
-        from servicedesk.routing.services import agent_profile_ensure, queue_routing_set
-
         agent_profile_ensure(user=demo_agent, availability="online")
         if not QueueRouting.objects.filter(queue=support).exists():
             queue_routing_set(queue=support, mode="round_robin")

@@ -1,0 +1,150 @@
+"""Opening a ticket shows an agent no more of a customer than they could already see.
+
+A customer known only to the billing queue (name, phone, organization, a
+billing ticket): an agent of support opens a ticket for their email address.
+The ticket belongs to that customer (one customer per identity), but on every
+path the support agent sees only the address they typed: the API's answer and
+later reads, the ticket page, the inbox, the customer page and every search.
+Once the customer writes on the ticket, support knows them like any customer
+who wrote in.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from servicedesk.tickets import access
+from servicedesk.tickets.inbound import InboundMessage, SenderIdentity
+from servicedesk.tickets.models import Customer, Identity, Message, Ticket, TicketEvent
+from servicedesk.tickets.services.intake import inbound_message_receive
+from servicedesk.tickets.services.opening import ticket_open_for_agent
+from tests.api.conftest import client_for
+from tests.factories import CustomerFactory, OrganizationFactory, QueueFactory, ticket_make
+
+pytestmark = pytest.mark.django_db
+
+NAME, PHONE, ORGANIZATION = "Hedda Hidden", "+4930123456", "Secret Holdings"
+
+
+@pytest.fixture
+def hidden(db):
+    customer = CustomerFactory(name=NAME, email="hedda@example.com")
+    customer.organization = OrganizationFactory(name=ORGANIZATION)
+    customer.save(update_fields=["organization"])
+    Identity.objects.create(customer=customer, kind="phone", value=PHONE)
+    ticket_make(customer=customer, queue=QueueFactory(slug="billing"), subject="Invoice question")
+    return customer
+
+
+def open_by_api(agent, **fields) -> dict:
+    response = client_for(agent).post(
+        "/api/v1/tickets/",
+        {"customer_email": "Hedda@Example.com", "subject": "Printer", "text": "Call me back.", **fields},
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    return response.json()
+
+
+def desk_client(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.mark.parametrize("initiator", ["inbound", "outbound"])
+def test_the_answer_shows_only_the_address_typed(agent, hidden, initiator, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        body = open_by_api(agent, initiator=initiator)
+
+    ticket = Ticket.objects.get(reference=body["reference"])
+    assert ticket.customer_id == hidden.pk
+    assert Customer.objects.count() == 1
+    assert body["customer"] == {
+        "id": hidden.pk,
+        "name": "",
+        "identities": [{"kind": "email", "value": "hedda@example.com"}],
+    }
+    # The agent opened it: that is what keeps the customer's record from them.
+    assert TicketEvent.objects.get(ticket=ticket, kind="created").actor_user_id == agent.pk
+
+
+def test_later_api_reads_show_a_stand_in(agent, hidden):
+    reference = open_by_api(agent)["reference"]
+    api = client_for(agent)
+
+    detail = api.get(f"/api/v1/tickets/{reference}/").json()
+    assert detail["customer"] == {"id": hidden.pk, "name": "", "identities": []}
+    listed = api.get("/api/v1/tickets/").json()["results"]
+    assert [(item["reference"], item["customer"]) for item in listed] == [(reference, {"id": hidden.pk, "name": ""})]
+    messages = api.get(f"/api/v1/tickets/{reference}/messages/").json()["results"]
+    assert [m["author"] for m in messages] == [{"type": "customer", "id": hidden.pk, "name": f"#{hidden.pk}"}]
+    assert api.get(f"/api/v1/customers/{hidden.pk}/").status_code == 404
+    assert api.get("/api/v1/customers/").json()["results"] == []
+    assert api.get("/api/v1/customers/", {"search": "Hedda"}).json()["results"] == []
+    assert api.get("/api/v1/tickets/", {"search": "Hedda"}).json()["results"] == []
+    assert api.get("/api/v1/tickets/", {"search": PHONE}).json()["results"] == []
+
+
+def test_the_workspace_shows_no_name_phone_or_organization(agent, hidden):
+    reference = open_by_api(agent)["reference"]
+    desk = desk_client(agent)
+
+    page = desk.get(f"/desk/tickets/{reference}/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert reference in html
+    for secret in (NAME, "Hedda Hidden", PHONE, ORGANIZATION, "Invoice question"):
+        assert secret not in html
+    inbox = desk.get("/desk/").content.decode()
+    assert reference in inbox and NAME not in inbox
+    assert reference not in desk.get("/desk/", {"q": "Hedda"}).content.decode()
+    assert desk.get(f"/desk/customers/{hidden.pk}/").status_code == 404
+
+
+def test_a_manager_still_sees_the_whole_customer(agent, manager, hidden):
+    reference = open_by_api(agent)["reference"]
+    detail = client_for(manager).get(f"/api/v1/tickets/{reference}/").json()
+    assert detail["customer"]["name"] == NAME
+    assert sorted(i["value"] for i in detail["customer"]["identities"]) == [PHONE, "hedda@example.com"]
+    assert NAME in desk_client(manager).get(f"/desk/tickets/{reference}/").content.decode()
+
+
+def test_once_the_customer_writes_on_the_ticket_the_queue_knows_them(agent, hidden):
+    reference = open_by_api(agent)["reference"]
+    inbound_message_receive(
+        inbound=InboundMessage(
+            channel="email",
+            external_id="<reply-1@example.com>",
+            sender=SenderIdentity(kind="email", value="hedda@example.com", name=NAME),
+            text="Thanks, I am at my desk.",
+            ticket_reference=reference,
+            reference_trusted=True,
+        )
+    )
+    api = client_for(agent)
+    assert api.get(f"/api/v1/tickets/{reference}/").json()["customer"]["name"] == NAME
+    assert api.get(f"/api/v1/customers/{hidden.pk}/").status_code == 200
+    assert NAME in desk_client(agent).get(f"/desk/customers/{hidden.pk}/").content.decode()
+
+
+def test_a_customer_the_agent_creates_is_theirs_to_see(agent):
+    opening = ticket_open_for_agent(
+        agent=agent, customer_email="new@example.com", customer_name="Nina New", subject="S", text="T"
+    )
+    assert list(access.customers_visible_to(agent).values_list("name", flat=True)) == ["Nina New"]
+    assert opening.created is True
+
+
+def test_a_customer_who_wrote_to_the_queue_is_seen(agent, customer, queue):
+    ticket_make(customer=customer, queue=queue)
+    assert list(access.customers_visible_to(agent)) == [customer]
+
+
+def test_no_acknowledgement_names_the_customer_to_the_agent(agent, hidden, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        reference = open_by_api(agent, acknowledge=True)["reference"]
+    assert not Message.objects.filter(ticket__reference=reference, purpose="acknowledgement").exists()
+    messages = client_for(agent).get(f"/api/v1/tickets/{reference}/messages/").json()["results"]
+    assert [m["text"] for m in messages] == ["Call me back."]
