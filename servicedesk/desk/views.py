@@ -219,6 +219,7 @@ def _ticket_submit(request: HttpRequest, reference: str, *, default_action: str)
             draft=draft,
             changes=changes,
             originals=props.originals(),
+            version=props.cleaned_data.get("version"),
         )
     except tickets.TicketConflict as exc:
         current = selectors.ticket_detail(user=agent, reference=reference)

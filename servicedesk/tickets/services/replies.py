@@ -237,13 +237,15 @@ def ticket_respond(
     draft: AgentDraft | None,
     changes: Mapping[str, Any],
     originals: Mapping[str, Any] | None = None,
+    version: int | None = None,
     at: datetime | None = None,
 ) -> Message | None:
     """The ticket page's one submit: the reply or note and the changed properties, in one
     transaction, all or nothing.
 
     ``changes`` holds only the fields the agent changed (as ``ticket_update``
-    takes them); ``originals`` the values the page was loaded with. Under the
+    takes them); ``originals`` the values the page was loaded with, at
+    ``version`` (see ``ticket_conflicts_check``). Under the
     row lock, a changed field that someone else changed since is refused with
     TicketConflict before anything is written; fields not in ``changes`` are
     not written, so a concurrent change to them stays. With a draft, a status
@@ -256,7 +258,7 @@ def ticket_respond(
     status = properties.pop("status", None) if draft is not None else None
     with transaction.atomic():
         if originals:
-            ticket_conflicts_check(ticket=ticket_lock(ticket.pk), changes=changes, originals=originals)
+            ticket_conflicts_check(ticket=ticket_lock(ticket.pk), changes=changes, originals=originals, version=version)
         if properties:
             ticket = ticket_update(ticket=ticket, actor=actor, at=at, **properties)
         if draft is None:

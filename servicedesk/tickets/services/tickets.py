@@ -507,14 +507,19 @@ def _changed_by(ticket: Ticket, field: str) -> tuple[str, datetime | None]:
     return str(_("the system")), event.at
 
 
-def ticket_conflicts_check(*, ticket: Ticket, changes: Mapping[str, Any], originals: Mapping[str, Any]) -> None:
+def ticket_conflicts_check(
+    *, ticket: Ticket, changes: Mapping[str, Any], originals: Mapping[str, Any], version: int | None = None
+) -> None:
     """Refuse changes to fields that changed since the caller read ``originals``.
 
-    ``ticket`` is locked by the caller. Only the fields in ``changes`` that
-    have an original are compared; one whose current value is already what
-    the caller asks for is no conflict. Raises TicketConflict naming each
-    field, its value now and who set it.
+    ``ticket`` is locked by the caller. When it is still at ``version`` (the
+    one the caller read) nothing changed since; otherwise only the fields in
+    ``changes`` that have an original are compared, and one whose current
+    value is already what the caller asks for is no conflict. Raises
+    TicketConflict naming each field, its value now and who set it.
     """
+    if version is not None and ticket.version == version:
+        return
     current = ticket_field_values(ticket)
     conflicts = []
     for field, value in changes.items():
