@@ -24,6 +24,11 @@ from servicedesk.core.errors import ApplicationError
 from servicedesk.core.pagination import page_or_404
 from servicedesk.desk import sla
 from servicedesk.desk.forms import (
+    ACTION_SEND,
+    ACTION_SEND_SOLVED,
+    ACTION_UPDATE,
+    ACTIONS,
+    TICKET_FORM_ID,
     DeskAuthenticationForm,
     ReplyForm,
     TicketPropertiesForm,
@@ -36,6 +41,7 @@ from servicedesk.tickets.events import Actor
 from servicedesk.tickets.models import Channel, Identity, Ticket
 from servicedesk.tickets.selectors import DUE_OVERDUE, DUE_SOON, TicketFilters
 from servicedesk.tickets.services import customers, delivery, replies, tickets
+from servicedesk.tickets.services.replies import AgentDraft
 from servicedesk.tickets.statuses import Priority, Status
 
 PAGE_SIZE = 25
@@ -103,7 +109,12 @@ def inbox(request: HttpRequest) -> HttpResponse:
 
 
 def _ticket_page(
-    request: HttpRequest, ticket: Ticket, *, reply_form: ReplyForm | None = None, status: int = 200
+    request: HttpRequest,
+    ticket: Ticket,
+    *,
+    reply_form: ReplyForm | None = None,
+    properties_form: TicketPropertiesForm | None = None,
+    status: int = 200,
 ) -> HttpResponse:
     thread = list(
         access.messages_visible_to(request.user, ticket)
@@ -121,6 +132,7 @@ def _ticket_page(
         "desk/ticket.html",
         {
             "ticket": ticket,
+            "merge_target": access.ticket_merge_target_for(request.user, ticket),
             "thread": thread,
             "timeline": ticket_timeline(ticket, tz=agent_tz),
             "agent_tz": agent_tz,
@@ -130,7 +142,8 @@ def _ticket_page(
             "customer": customer,
             "other_tickets": selectors.customer_tickets(user=request.user, customer=customer, exclude=ticket),
             "reply_form": reply_form or ReplyForm(),
-            "properties_form": TicketPropertiesForm(ticket=ticket, user=request.user),
+            "properties_form": properties_form or TicketPropertiesForm(ticket=ticket, user=request.user),
+            "ticket_form_id": TICKET_FORM_ID,
             "can_delete": sees_all_queues(request.user),
         },
         status=status,
@@ -146,58 +159,82 @@ def ticket(request: HttpRequest, reference: str) -> HttpResponse:
 @require_POST
 @agent_required
 def ticket_reply(request: HttpRequest, reference: str) -> HttpResponse:
-    agent = signed_in_user(request)
-    found = selectors.ticket_detail(user=agent, reference=reference)
-    form = ReplyForm(request.POST, request.FILES)
-    if form.is_valid():
-        data = form.cleaned_data
-        common = {
-            "ticket": found,
-            "author": agent,
-            "text": data["text"],
-            "attachments": data["attachments"],
-            "status": data["status"] or None,
-            "actor": Actor.agent(agent, source="ui"),
-        }
-        try:
-            if data["kind"] == ReplyForm.KIND_REPLY:
-                replies.ticket_reply_create(**common, quote_history=data["quote_history"])
-            else:
-                replies.ticket_note_create(**common)
-        except ApplicationError as exc:
-            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
-        else:
-            if form.cleaned_data["kind"] == ReplyForm.KIND_REPLY:
-                messages.success(request, _("Your reply was sent to the customer."))
-            else:
-                messages.success(request, _("Your internal note was added."))
-            return redirect("desk:ticket", reference=found.reference)
-    messages.error(request, _("Your message was not saved. Please correct the errors below."))
-    return _ticket_page(request, found, reply_form=form, status=400)
+    """The ticket page's form; without an ``action`` button it sends the reply."""
+    return _ticket_submit(request, reference, default_action=ACTION_SEND)
 
 
 @require_POST
 @agent_required
 def ticket_update(request: HttpRequest, reference: str) -> HttpResponse:
+    """The ticket page's form; without an ``action`` button it updates the properties only."""
+    return _ticket_submit(request, reference, default_action=ACTION_UPDATE)
+
+
+def _ticket_submit(request: HttpRequest, reference: str, *, default_action: str) -> HttpResponse:
+    """One submit of the ticket page: the reply or note and the changed properties, in one service call.
+
+    A refusal re-renders the page with what the agent typed and chose (when
+    there is nothing typed, an update's refusal is a message on the ticket
+    page instead); a conflict shows the newer values and who set them.
+    """
     agent = signed_in_user(request)
     found = selectors.ticket_detail(user=agent, reference=reference)
-    form = TicketPropertiesForm(request.POST, ticket=found, user=agent)
-    if not form.is_valid():
-        for field, errors in form.errors.items():
-            label = form.fields[field].label if field in form.fields else ""
-            for error in errors:
-                messages.error(request, f"{label}: {error}" if label else str(error))
-        return redirect("desk:ticket", reference=found.reference)
-    changes = form.changes()
-    if not changes:
+    action = request.POST.get("action")
+    action = action if action in ACTIONS else default_action
+    reply_form = ReplyForm(request.POST, request.FILES, require_text=action != ACTION_UPDATE)
+    props = TicketPropertiesForm(request.POST, ticket=found, user=agent)
+    keep_page = action != ACTION_UPDATE or reply_form.has_text
+    if not (reply_form.is_valid() and props.is_valid()):
+        if keep_page:
+            messages.error(request, _("Your message was not saved. Please correct the errors below."))
+            return _ticket_page(request, found, reply_form=reply_form, properties_form=props, status=400)
+        return _refused(request, found, props)
+    changes = props.changes()
+    if action == ACTION_SEND_SOLVED:
+        changes["status"] = Status.SOLVED
+    draft = None
+    if action != ACTION_UPDATE:
+        data = reply_form.cleaned_data
+        draft = AgentDraft(
+            kind=data["kind"], text=data["text"], attachments=data["attachments"], quote_history=data["quote_history"]
+        )
+    elif not changes:
         messages.info(request, _("Nothing was changed."))
-        return redirect("desk:ticket", reference=found.reference)
+        return _after_submit(request, found, reply_form)
     try:
-        tickets.ticket_update(ticket=found, actor=Actor.agent(agent, source="ui"), **changes)
+        replies.ticket_respond(
+            ticket=found,
+            author=agent,
+            actor=Actor.agent(agent, source="ui"),
+            draft=draft,
+            changes=changes,
+            originals=props.originals(),
+            version=props.cleaned_data.get("version"),
+        )
+    except tickets.TicketConflict as exc:
+        current = selectors.ticket_detail(user=agent, reference=reference)
+        for conflict in exc.conflicts:
+            messages.error(request, conflict.describe())
+        messages.error(
+            request, _("Nothing was saved. The newer values are shown; check your choices and submit again.")
+        )
+        rebased = TicketPropertiesForm.rebased(request.POST, ticket=current, user=agent)
+        return _ticket_page(request, current, reply_form=reply_form, properties_form=rebased, status=409)
     except ApplicationError as exc:
-        messages.error(request, exc.message)
-    else:
+        if not keep_page:
+            messages.error(request, exc.message)
+            return redirect("desk:ticket", reference=found.reference)
+        target = reply_form if exc.field in reply_form.fields else props
+        target.add_error(exc.field if exc.field in target.fields else None, exc.message)
+        messages.error(request, _("Your message was not saved. Please correct the errors below."))
+        return _ticket_page(request, found, reply_form=reply_form, properties_form=props, status=400)
+    if draft is None:
         messages.success(request, _("The ticket was updated."))
+        return _after_submit(request, found, reply_form)
+    if draft.kind == ReplyForm.KIND_REPLY:
+        messages.success(request, _("Your reply was sent to the customer."))
+    else:
+        messages.success(request, _("Your internal note was added."))
     return redirect("desk:ticket", reference=found.reference)
 
 
@@ -217,6 +254,30 @@ def message_resend(request: HttpRequest, reference: str, message_id: int) -> Htt
     else:
         messages.success(request, _("The message was queued to be sent again."))
     return redirect("desk:ticket", reference=found.reference)
+
+
+def _refused(request: HttpRequest, ticket: Ticket, props: TicketPropertiesForm) -> HttpResponse:
+    for field, errors in props.errors.items():
+        label = props.fields[field].label if field in props.fields else ""
+        for error in errors:
+            messages.error(request, f"{label}: {error}" if label else str(error))
+    return redirect("desk:ticket", reference=ticket.reference)
+
+
+def _after_submit(request: HttpRequest, ticket: Ticket, reply_form: ReplyForm) -> HttpResponse:
+    """Back to the ticket; a reply typed but not sent (the Update button) stays in the form."""
+    if not reply_form.has_text:
+        return redirect("desk:ticket", reference=ticket.reference)
+    messages.info(request, _("Your reply has not been sent yet."))
+    current = selectors.ticket_detail(user=request.user, reference=str(ticket.reference))
+    kept = ReplyForm(
+        initial={
+            "text": reply_form.cleaned_data["text"],
+            "kind": reply_form.cleaned_data["kind"],
+            "quote_history": reply_form.cleaned_data["quote_history"],
+        }
+    )
+    return _ticket_page(request, current, reply_form=kept)
 
 
 def _set_aside_post(

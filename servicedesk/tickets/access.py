@@ -43,10 +43,18 @@ def customer_of_user(user: Any) -> Customer | None:
     customer = getattr(user, "_sd_customer", None)
     if customer is None:
         customer = Customer.objects.filter(user_id=user.pk).first()
-        while customer is not None and customer.merged_into_id:
-            customer = customer.merged_into
+        if customer is not None:
+            customer = _customer_root(customer)
         user._sd_customer = customer or False
     return customer or None
+
+
+def _customer_root(customer: Customer) -> Customer:
+    seen = {customer.pk}
+    while customer.merged_into_id and customer.merged_into_id not in seen:
+        customer = Customer.objects.get(pk=customer.merged_into_id)
+        seen.add(customer.pk)
+    return customer
 
 
 def tickets_visible_to(user: Any) -> QuerySet[Ticket]:
@@ -56,11 +64,49 @@ def tickets_visible_to(user: Any) -> QuerySet[Ticket]:
         customer = customer_of_user(user)
         if customer is None:
             return Ticket.objects.none()
-        return Ticket.objects.filter(customer=customer, merged_into__isnull=True, is_deleted=False)
+        return tickets_visible_to_customer(customer)
     if role == AGENT:
         # Deleted tickets are for managers and admins, who may restore them.
         return Ticket.objects.filter(queue__in=user.queues.values("pk"), is_deleted=False)
     return Ticket.objects.all()
+
+
+def tickets_visible_to_customer(customer: Customer) -> QuerySet[Ticket]:
+    """The tickets a customer sees, signed in, through a signed link or by writing
+    to us: their own, neither merged away nor deleted."""
+    return Ticket.objects.filter(customer=customer, merged_into__isnull=True, is_deleted=False)
+
+
+def merge_follow(ticket: Ticket, *, visible: QuerySet[Ticket]) -> Ticket | None:
+    """The ticket ``ticket`` ends in after its merges (itself when not merged), if it is
+    in ``visible`` (one viewer's ``tickets_visible_to``), else None.
+
+    Every path that follows a merge (desk page, API, signed link, intake)
+    goes through here, so it opens the target only for whoever may open the
+    target directly: a merge into a deleted ticket leads nowhere.
+    """
+    seen = {ticket.pk}
+    target_id = ticket.pk
+    while ticket.merged_into_id and ticket.merged_into_id not in seen:
+        target_id = ticket.merged_into_id
+        seen.add(target_id)
+        ticket = Ticket.objects.only("pk", "merged_into_id").get(pk=target_id)
+    return visible.select_related("customer").filter(pk=target_id).first()
+
+
+def ticket_merge_target_for(user: Any, ticket: Ticket) -> Ticket | None:
+    """The ticket a merged ``ticket`` was merged into, if ``user`` may see it; None
+    when it was not merged or its target is hidden from ``user``."""
+    if not ticket.merged_into_id:
+        return None
+    return merge_follow(ticket, visible=tickets_visible_to(user))
+
+
+def ticket_thread_target(ticket: Ticket) -> Ticket | None:
+    """Where a customer's message found on ``ticket`` (by link, thread key, reply
+    token or subject tag) goes: ``ticket`` or the ticket it was merged into,
+    if that customer may see it; None (open a new ticket) when it is deleted."""
+    return merge_follow(ticket, visible=tickets_visible_to_customer(_customer_root(ticket.customer)))
 
 
 def ticket_get_for(user: Any, reference: str) -> Ticket:
@@ -201,7 +247,8 @@ def portal_token_for(ticket: Ticket) -> str:
 
 
 def ticket_for_portal_token(token: str) -> Ticket:
-    """The ticket a signed link opens, else NotFound. Follows merges to the target."""
+    """The ticket a signed link opens, else NotFound. Follows merges to the target when
+    the link's customer may see it (``ticket_thread_target``)."""
     try:
         data = signing.loads(token, salt=PORTAL_SALT)
         ticket = Ticket.objects.select_related("customer").get(pk=int(data["t"]), is_deleted=False)
@@ -209,11 +256,10 @@ def ticket_for_portal_token(token: str) -> Ticket:
         raise NotFound("Ticket not found.") from None
     if not constant_time_compare(ticket.portal_key, str(data.get("k", ""))):
         raise NotFound("Ticket not found.")
-    seen = {ticket.pk}
-    while ticket.merged_into_id and ticket.merged_into_id not in seen:
-        ticket = Ticket.objects.select_related("customer").get(pk=ticket.merged_into_id)
-        seen.add(ticket.pk)
-    return ticket
+    target = ticket_thread_target(ticket)
+    if target is None:
+        raise NotFound("Ticket not found.")
+    return target
 
 
 def attachment_get_for_portal(ticket: Ticket, key: str) -> Attachment:

@@ -73,8 +73,18 @@ def test_ticket_page_shows_thread_notes_and_customer_history(agent_client, agent
     assert 'name="kind" value="reply"' in content
     assert 'name="kind" value="note"' in content
     assert 'name="attachments"' in content
-    assert '<select name="status" id="reply_status">' in content
-    assert '<select name="status" id="props_status">' in content
+    # Reply and properties are one form: one status menu, joined to the reply's form.
+    assert content.count('<select name="status"') == 1
+    assert '<select name="status" form="reply-form" id="props_status">' in content
+    email_ticket.refresh_from_db()
+    assert email_ticket.version == 2  # opened, then the note
+    assert '<input type="hidden" name="version" value="2" form="reply-form" id="props_version">' in content
+    assert '<input type="hidden" name="original_status" value="new" form="reply-form"' in content
+    assert (
+        '<button type="submit" name="action" value="send_solved" class="secondary">Send and set solved</button>'
+        in content
+    )
+    assert '<button type="submit" form="reply-form" name="action" value="update">Update</button>' in content
 
 
 def test_ticket_page_lists_timeline_with_names(agent_client, agent, queue, customer):

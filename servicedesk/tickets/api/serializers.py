@@ -17,7 +17,7 @@ from rest_framework.utils.serializer_helpers import ReturnList
 from servicedesk.accounts.models import User
 from servicedesk.accounts.roles import sees_all_queues
 from servicedesk.sla.models import TargetHours
-from servicedesk.tickets.access import queues_visible_to
+from servicedesk.tickets.access import queues_visible_to, ticket_merge_target_for
 from servicedesk.tickets.api.permissions import caller_is_customer
 from servicedesk.tickets.models import (
     Customer,
@@ -110,6 +110,9 @@ class TicketSerializer(serializers.Serializer):
     is_spam = serializers.BooleanField(read_only=True)
     is_deleted = serializers.BooleanField(read_only=True)
     merged_into = serializers.SerializerMethodField()
+    version = serializers.IntegerField(
+        read_only=True, help_text=_("Incremented by every change; the ETag of the ticket, for If-Match.")
+    )
     url = serializers.SerializerMethodField()
 
     def get_fields(self) -> dict[str, serializers.Field]:
@@ -126,7 +129,12 @@ class TicketSerializer(serializers.Serializer):
 
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_merged_into(self, ticket: Ticket) -> str | None:
-        return ticket.merged_into.reference if ticket.merged_into_id else None  # type: ignore[union-attr]
+        """The reference of the ticket this one was merged into, if the caller may see it."""
+        request = self.context.get("request")
+        if not ticket.merged_into_id or request is None:
+            return None
+        target = ticket_merge_target_for(request.user, ticket)
+        return target.reference if target is not None else None
 
     @extend_schema_field(serializers.URLField())
     def get_url(self, ticket: Ticket) -> str:

@@ -67,7 +67,7 @@ from servicedesk.tickets.services.idempotency import (
 from servicedesk.tickets.services.intake import inbound_message_receive
 from servicedesk.tickets.services.opening import TicketOpening, ticket_open_for_agent, ticket_open_for_customer
 from servicedesk.tickets.services.replies import ticket_note_create, ticket_reply_create
-from servicedesk.tickets.services.tickets import ticket_update
+from servicedesk.tickets.services.tickets import TicketVersionMismatch, ticket_update
 
 IDEMPOTENCY_KEY_MAX = 200
 CUSTOMER_HISTORY_LIMIT = 100
@@ -301,7 +301,19 @@ def visible_ticket(user: Any, reference: str, *, addresses: tuple[tuple[str, str
     get=extend_schema(summary="A ticket", parameters=[REFERENCE_PARAMETER]),
     patch=extend_schema(
         summary="Change a ticket (agents)",
-        parameters=[REFERENCE_PARAMETER],
+        description=(
+            "Only the fields sent are changed. With If-Match (the ETag of the ticket's detail) the change "
+            "is made only if the ticket is still at that version, else 412 with the current values."
+        ),
+        parameters=[
+            REFERENCE_PARAMETER,
+            OpenApiParameter(
+                "If-Match",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                description=_("The ETag the ticket was read with; a changed ticket answers 412."),
+            ),
+        ],
         request=TicketUpdateSerializer,
         responses=TicketDetailSerializer,
     ),
@@ -318,7 +330,7 @@ class TicketDetailView(generics.GenericAPIView):
         return ticket
 
     def get(self, request: Request, reference: str) -> Response:
-        return Response(self.get_serializer(self.get_object()).data)
+        return self._answer(self.get_object())
 
     def patch(self, request: Request, reference: str) -> Response:
         ticket = self.get_object()
@@ -327,8 +339,45 @@ class TicketDetailView(generics.GenericAPIView):
         user = signed_in_user(request)
         if "is_deleted" in serializer.validated_data and not sees_all_queues(user):
             raise exceptions.PermissionDenied(_("Only managers and admins delete or restore tickets."))
-        ticket_update(ticket=ticket, actor=Actor.agent(user, source="api"), **serializer.validated_data)
-        return Response(self.get_serializer(visible_ticket(request.user, reference)).data)
+        try:
+            ticket_update(
+                ticket=ticket,
+                actor=Actor.agent(user, source="api"),
+                version=if_match_version(request),
+                **serializer.validated_data,
+            )
+        except TicketVersionMismatch as exc:
+            current = self.get_serializer(visible_ticket(request.user, reference)).data
+            response = Response(
+                {"detail": exc.message, "version": exc.version, "current": current},
+                status=status.HTTP_412_PRECONDITION_FAILED,
+            )
+            response["ETag"] = etag_for(exc.version)
+            return response
+        return self._answer(visible_ticket(request.user, reference))
+
+    def _answer(self, ticket: Ticket) -> Response:
+        response = Response(self.get_serializer(ticket).data)
+        response["ETag"] = etag_for(ticket.version)
+        return response
+
+
+def etag_for(version: int) -> str:
+    """A ticket's ETag: its version, which every change increments."""
+    return f'"{version}"'
+
+
+def if_match_version(request: Request) -> int | None:
+    """The version an If-Match header requires, None without one (or with ``*``).
+
+    A value that is no version of ours (another ETag, garbage) can never
+    match, so it is answered as a mismatch: -1.
+    """
+    raw = (request.headers.get("If-Match") or "").strip()
+    if not raw or raw == "*":
+        return None
+    value = raw.removeprefix("W/").strip().strip('"')
+    return int(value) if value.isdigit() and len(value) < 12 else -1
 
 
 # --- Messages ----------------------------------------------------------------

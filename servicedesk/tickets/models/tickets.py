@@ -141,6 +141,10 @@ class Ticket(models.Model):
     language = models.CharField(_("language"), max_length=10, blank=True)
     is_spam = models.BooleanField(_("spam"), default=False)
     is_deleted = models.BooleanField(_("deleted"), default=False)
+    # Incremented with every change (services' _touch, under the row lock): the
+    # API's ETag, and what a page or client that loaded the ticket compares
+    # against (docs/architecture.md, "Concurrent changes").
+    version = models.PositiveIntegerField(_("version"), default=1)
     # Random per ticket; part of the signed link in the acknowledgement, so a
     # link can be revoked by rotating it.
     portal_key = models.CharField(max_length=32)

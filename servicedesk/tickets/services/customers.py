@@ -146,7 +146,9 @@ def customer_merge(*, source: Customer, target: Customer, actor: Actor, at: date
         moved = list(Ticket.objects.filter(customer=source).values_list("pk", flat=True))
         Identity.objects.filter(customer=source).update(customer=target)
         Ticket.objects.filter(pk__in=moved).update(
-            customer=target, updated_at=Greatest(F("updated_at"), Value(at, output_field=DateTimeField()))
+            customer=target,
+            updated_at=Greatest(F("updated_at"), Value(at, output_field=DateTimeField())),
+            version=F("version") + 1,
         )
         TicketEvent.objects.bulk_create(
             [

@@ -21,6 +21,7 @@ from servicedesk.core.errors import ApplicationError
 from servicedesk.core.html import sanitize_html
 from servicedesk.core.text import clean_text
 from servicedesk.tickets import hooks, statuses
+from servicedesk.tickets.access import ticket_thread_target
 from servicedesk.tickets.events import Actor, event_record
 from servicedesk.tickets.inbound import InboundAttachment, InboundMessage, IntakeOutcome, IntakeResult
 from servicedesk.tickets.locks import ticket_lock
@@ -198,6 +199,10 @@ def _store(
 def _thread(inbound: InboundMessage, customer: Customer) -> Ticket | None:
     """The existing ticket this message belongs to, or None for a new one.
 
+    Every hit goes through ``access.ticket_thread_target``: merges are
+    followed, and a ticket its customer may no longer see (deleted, or merged
+    into a deleted one) takes no more messages, so the message opens a new ticket.
+
     A stranger never reaches someone else's ticket: an untrusted reference (a
     subject tag anyone can copy) counts only when the sender is the ticket's
     customer; thread keys and reply tokens are values only mail we sent or
@@ -205,24 +210,30 @@ def _thread(inbound: InboundMessage, customer: Customer) -> Ticket | None:
     """
     reference = (inbound.ticket_reference or "").strip().upper()
     if reference and inbound.reference_trusted:
-        ticket = Ticket.objects.filter(reference=reference).first()
+        ticket = Ticket.objects.filter(reference=reference).select_related("customer").first()
         if ticket is not None:
-            return _follow_merges(ticket)
+            return ticket_thread_target(ticket)
     keys = [k for k in inbound.thread_keys if k][:50]
     if keys:
-        hit = Message.objects.filter(rfc_message_id__in=keys).select_related("ticket").order_by("-created_at").first()
+        hit = (
+            Message.objects.filter(rfc_message_id__in=keys)
+            .select_related("ticket", "ticket__customer")
+            .order_by("-created_at")
+            .first()
+        )
         if hit is not None:
-            return _follow_merges(hit.ticket)
+            return ticket_thread_target(hit.ticket)
     if inbound.reply_token:
         ticket = ticket_for_reply_token(inbound.reply_token)
         if ticket is not None:
-            return _follow_merges(ticket)
+            return ticket_thread_target(ticket)
     if reference and not inbound.reference_trusted:
-        ticket = Ticket.objects.filter(reference=reference).first()
-        if ticket is not None:
-            ticket = _follow_merges(ticket)
-            if customer_root(ticket.customer).pk == customer.pk or _is_participant(ticket, inbound.sender.value):
-                return ticket
+        ticket = Ticket.objects.filter(reference=reference).select_related("customer").first()
+        target = ticket_thread_target(ticket) if ticket is not None else None
+        if target is not None and (
+            customer_root(target.customer).pk == customer.pk or _is_participant(target, inbound.sender.value)
+        ):
+            return target
     return None
 
 
@@ -249,14 +260,6 @@ def _reopens(ticket: Ticket, at: datetime) -> bool:
     days = settings.SERVICEDESK["REOPEN_WINDOW_DAYS"]
     solved = ticket.solved_at or ticket.updated_at
     return at - solved <= timedelta(days=days)
-
-
-def _follow_merges(ticket: Ticket) -> Ticket:
-    seen = {ticket.pk}
-    while ticket.merged_into_id and ticket.merged_into_id not in seen:
-        ticket = Ticket.objects.get(pk=ticket.merged_into_id)
-        seen.add(ticket.pk)
-    return ticket
 
 
 def _after_commit(message_id: int, *, ack_id: int | None, outcome: IntakeOutcome) -> None:

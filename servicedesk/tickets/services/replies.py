@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -28,7 +30,14 @@ from servicedesk.tickets.models import (
     Topic,
 )
 from servicedesk.tickets.services.attachments import attachment_store, attachments_check, stored_files_remove
-from servicedesk.tickets.services.tickets import _apply_status, _sla_refresh, ticket_create, ticket_touch
+from servicedesk.tickets.services.tickets import (
+    _apply_status,
+    _sla_refresh,
+    ticket_conflicts_check,
+    ticket_create,
+    ticket_touch,
+    ticket_update,
+)
 
 
 def _agent_message(
@@ -211,3 +220,69 @@ def ticket_open_outbound(
             at=at,
         )
         return ticket_reply_create(ticket=ticket, author=author, text=text, actor=actor, at=at, external_id=external_id)
+
+
+@dataclass(frozen=True)
+class AgentDraft:
+    """What an agent typed on a ticket: a public reply (``reply``) or an internal note (``note``)."""
+
+    kind: str
+    text: str
+    attachments: Sequence[InboundAttachment] = ()
+    quote_history: bool = False
+
+
+def ticket_respond(
+    *,
+    ticket: Ticket,
+    author: User,
+    actor: Actor,
+    draft: AgentDraft | None,
+    changes: Mapping[str, Any],
+    originals: Mapping[str, Any] | None = None,
+    version: int | None = None,
+    at: datetime | None = None,
+) -> Message | None:
+    """The ticket page's one submit: the reply or note and the changed properties, in one
+    transaction, all or nothing.
+
+    ``changes`` holds only the fields the agent changed (as ``ticket_update``
+    takes them); ``originals`` the values the page was loaded with, at
+    ``version`` (see ``ticket_conflicts_check``). Under the
+    row lock, a changed field that someone else changed since is refused with
+    TicketConflict before anything is written; fields not in ``changes`` are
+    not written, so a concurrent change to them stays. With a draft, a status
+    change is applied after the message, as a reply's "then set status".
+    Raises ApplicationError (conflict, empty text, rejected attachment,
+    refused transition or assignee) with nothing written.
+    """
+    at = at or timezone.now()
+    properties = dict(changes)
+    status = properties.pop("status", None) if draft is not None else None
+    with transaction.atomic():
+        if originals:
+            ticket_conflicts_check(ticket=ticket_lock(ticket.pk), changes=changes, originals=originals, version=version)
+        if properties:
+            ticket = ticket_update(ticket=ticket, actor=actor, at=at, **properties)
+        if draft is None:
+            return None
+        if draft.kind == "reply":
+            return ticket_reply_create(
+                ticket=ticket,
+                author=author,
+                text=draft.text,
+                attachments=draft.attachments,
+                status=status,
+                actor=actor,
+                at=at,
+                quote_history=draft.quote_history,
+            )
+        return ticket_note_create(
+            ticket=ticket,
+            author=author,
+            text=draft.text,
+            attachments=draft.attachments,
+            status=status,
+            actor=actor,
+            at=at,
+        )

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -139,7 +140,11 @@ def ticket_touch(ticket: Ticket, at: datetime, fields: list[str]) -> None:
     """Save ``fields`` of a locked ticket a service just changed, and move its
     ``updated_at`` to ``at`` unless the ticket is already newer (imported
     history arrives out of order). For services of this package and of
-    packages above it (routing); the caller holds the ticket's lock."""
+    packages above it (routing); the caller holds the ticket's lock.
+    The ticket's version goes up by one in the same UPDATE (docs/architecture.md,
+    "Concurrent changes")."""
+    ticket.version += 1
+    fields.append("version")
     if at > ticket.updated_at:
         ticket.updated_at = at
         fields.append("updated_at")
@@ -367,27 +372,209 @@ def ticket_tags_set(*, ticket: Ticket, tags: Iterable[str], actor: Actor, at: da
     return locked
 
 
-def ticket_update(*, ticket: Ticket, actor: Actor, at: datetime | None = None, **changes: Any) -> Ticket:
-    """Apply several field changes at once, all or nothing.
+# The properties a page or an API client changes, with the event kind that records each.
+FIELD_EVENT_KINDS: dict[str, str] = {
+    "status": TicketEvent.Kind.STATUS,
+    "priority": TicketEvent.Kind.PRIORITY,
+    "assignee": TicketEvent.Kind.ASSIGNEE,
+    "queue": TicketEvent.Kind.QUEUE,
+    "topic": TicketEvent.Kind.TOPIC,
+    "subject": TicketEvent.Kind.SUBJECT,
+    "tags": TicketEvent.Kind.TAGS,
+    "is_spam": TicketEvent.Kind.SPAM,
+    "is_deleted": TicketEvent.Kind.DELETED,
+}
+
+
+class TicketConflict(ApplicationError):
+    """A field the caller changed was changed by someone else since they loaded the ticket."""
+
+    status_code = 409
+
+    def __init__(self, conflicts: list[FieldConflict], *, version: int) -> None:
+        lines = [conflict.describe() for conflict in conflicts]
+        super().__init__(" ".join(lines), extra={"version": version})
+        self.conflicts = conflicts
+        self.version = version
+
+
+class TicketVersionMismatch(ApplicationError):
+    """The caller's version of the ticket (the API's If-Match) is not the current one."""
+
+    status_code = 412
+
+    def __init__(self, *, version: int) -> None:
+        super().__init__(
+            _("The ticket was changed since you loaded it (it is now at version %(version)d).") % {"version": version},
+            extra={"version": version},
+        )
+        self.version = version
+
+
+@dataclass(frozen=True)
+class FieldConflict:
+    """One refused field: its value now, and who changed it last and when."""
+
+    field: str
+    current: Any
+    current_label: str
+    changed_by: str
+    changed_at: datetime | None
+
+    def describe(self) -> str:
+        return _("%(field)s was changed to %(value)s by %(who)s after you opened this ticket.") % {
+            "field": field_label(self.field),
+            "value": self.current_label,
+            "who": self.changed_by,
+        }
+
+
+def field_label(field: str) -> str:
+    """The user-facing name of a ticket property."""
+    labels = {
+        "status": _("Status"),
+        "priority": _("Priority"),
+        "assignee": _("Assignee"),
+        "queue": _("Queue"),
+        "topic": _("Topic"),
+        "subject": _("Subject"),
+        "tags": _("Tags"),
+        "is_spam": _("Spam"),
+        "is_deleted": _("Deleted"),
+    }
+    return str(labels.get(field, field))
+
+
+def ticket_field_values(ticket: Ticket) -> dict[str, Any]:
+    """Each property's current value in the form changes are compared in:
+    ids for related rows, tag names sorted."""
+    return {
+        "status": ticket.status,
+        "priority": ticket.priority,
+        "assignee": ticket.assignee_id,
+        "queue": ticket.queue_id,
+        "topic": ticket.topic_id,
+        "subject": ticket.subject,
+        "tags": sorted(tag.name for tag in ticket.tags.all()),
+        "is_spam": ticket.is_spam,
+        "is_deleted": ticket.is_deleted,
+    }
+
+
+def field_value_comparable(field: str, value: Any) -> Any:
+    """A change or an original value in the form of ``ticket_field_values``."""
+    if field in ("assignee", "queue", "topic"):
+        if value is None or value == "":
+            return None
+        return value.pk if hasattr(value, "pk") else int(value)
+    if field == "tags":
+        names = value.split(",") if isinstance(value, str) else value
+        return tag_names_clean(names or [])
+    if field == "subject":
+        return " ".join(str(value or "").split())[:300]
+    return value
+
+
+def _field_value_label(field: str, value: Any) -> str:
+    if field == "status":
+        return str(Status(value).label)
+    if field == "priority":
+        return str(Priority(value).label)
+    if field == "assignee":
+        user = User.objects.filter(pk=value).first() if value else None
+        return str(user) if user else str(_("Unassigned"))
+    if field == "queue":
+        return str(Queue.objects.filter(pk=value).first() or value)
+    if field == "topic":
+        return str(Topic.objects.filter(pk=value).first() or _("No topic"))
+    if field == "tags":
+        return ", ".join(value) or str(_("no tags"))
+    if field in ("is_spam", "is_deleted"):
+        return str(_("yes") if value else _("no"))
+    return str(value)
+
+
+def _changed_by(ticket: Ticket, field: str) -> tuple[str, datetime | None]:
+    """Who made the latest change of ``field`` and when, from the timeline."""
+    event = (
+        TicketEvent.objects.filter(ticket=ticket, kind=FIELD_EVENT_KINDS[field])
+        .select_related("actor_user", "actor_customer")
+        .order_by("-at", "-id")
+        .first()
+    )
+    if event is None:
+        return str(_("someone else")), None
+    if event.actor_user is not None:
+        return str(event.actor_user), event.at
+    if event.actor_customer is not None:
+        return str(event.actor_customer), event.at
+    return str(_("the system")), event.at
+
+
+def ticket_conflicts_check(
+    *, ticket: Ticket, changes: Mapping[str, Any], originals: Mapping[str, Any], version: int | None = None
+) -> None:
+    """Refuse changes to fields that changed since the caller read ``originals``.
+
+    ``ticket`` is locked by the caller. When it is still at ``version`` (the
+    one the caller read) nothing changed since; otherwise only the fields in
+    ``changes`` that have an original are compared, and one whose current
+    value is already what the caller asks for is no conflict. Raises
+    TicketConflict naming each field, its value now and who set it.
+    """
+    if version is not None and ticket.version == version:
+        return
+    current = ticket_field_values(ticket)
+    conflicts = []
+    for field, value in changes.items():
+        if field not in originals or field not in current:
+            continue
+        now = current[field]
+        if now == field_value_comparable(field, originals[field]) or now == field_value_comparable(field, value):
+            continue
+        who, when = _changed_by(ticket, field)
+        conflicts.append(
+            FieldConflict(
+                field=field,
+                current=now,
+                current_label=_field_value_label(field, now),
+                changed_by=who,
+                changed_at=when,
+            )
+        )
+    if conflicts:
+        raise TicketConflict(conflicts, version=ticket.version)
+
+
+def ticket_update(
+    *,
+    ticket: Ticket,
+    actor: Actor,
+    at: datetime | None = None,
+    originals: Mapping[str, Any] | None = None,
+    version: int | None = None,
+    **changes: Any,
+) -> Ticket:
+    """Apply several field changes at once, all or nothing; fields not given are not written.
 
     Accepts ``status``, ``priority``, ``assignee`` (User or None), ``queue``,
     ``topic``, ``subject``, ``tags``, ``is_spam`` and ``is_deleted``; each leaves its own event.
+    ``version`` (the API's If-Match) must be the ticket's current version, else
+    TicketVersionMismatch; ``originals`` (the values a page was loaded with)
+    make ``ticket_conflicts_check`` refuse a field someone else changed since
+    (TicketConflict). Both are checked under the row lock before anything is written.
     """
     at = at or timezone.now()
-    unknown = set(changes) - {
-        "status",
-        "priority",
-        "assignee",
-        "queue",
-        "topic",
-        "subject",
-        "tags",
-        "is_spam",
-        "is_deleted",
-    }
+    unknown = set(changes) - set(FIELD_EVENT_KINDS)
     if unknown:
         raise ApplicationError(f"Unknown fields: {', '.join(sorted(unknown))}")
     with transaction.atomic():
+        if version is not None or originals:
+            locked = ticket_lock(ticket.pk)
+            if version is not None and locked.version != version:
+                raise TicketVersionMismatch(version=locked.version)
+            if originals:
+                ticket_conflicts_check(ticket=locked, changes=changes, originals=originals)
         if "subject" in changes:
             ticket = ticket_subject_change(ticket=ticket, subject=changes["subject"], actor=actor, at=at)
         if "queue" in changes:
