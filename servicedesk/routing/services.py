@@ -32,7 +32,7 @@ from servicedesk.routing.models import (
     skill_value_clean,
 )
 from servicedesk.tickets.events import Actor, event_record
-from servicedesk.tickets.locks import agent_profile_lock, agent_profiles_lock, ticket_lock
+from servicedesk.tickets.locks import row_lock, rows_lock, ticket_lock
 from servicedesk.tickets.models import Queue, Ticket, TicketEvent
 from servicedesk.tickets.services.tickets import ticket_touch
 
@@ -83,7 +83,7 @@ def ticket_route(*, ticket: Ticket, trigger: str, at: datetime | None = None) ->
         ):
             return None
         # Locked in id order, re-read as committed now: availability, capacity, positions.
-        profiles = agent_profiles_lock(selectors.agents_eligible(ticket=locked, routing=routing).select_related("user"))
+        profiles = rows_lock(selectors.agents_eligible(ticket=locked, routing=routing).select_related("user"))
         loads = selectors.agent_loads(p.user_id for p in profiles)
         available = [
             p
@@ -214,7 +214,7 @@ def agent_availability_set(*, agent: User, availability: str, at: datetime | Non
         raise InvalidAvailability(_("Choose online, away or offline."), field="availability")
     with transaction.atomic():
         agent_profile_ensure(user=agent)
-        profile = agent_profile_lock(agent)
+        profile = row_lock(AgentProfile, user=agent)
         if profile.availability == availability:
             return profile
         before = profile.availability

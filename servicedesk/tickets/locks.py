@@ -10,15 +10,11 @@ when it does not.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from django.db import models, transaction
 
 from servicedesk.tickets.models import Customer, Ticket
-
-if TYPE_CHECKING:
-    from servicedesk.accounts.models import User
-    from servicedesk.routing.models import AgentProfile
 
 Row = TypeVar("Row", bound=models.Model)
 
@@ -59,21 +55,17 @@ def customer_lock(customer_id: int) -> Customer:
     return Customer.objects.select_for_update().get(pk=customer_id)
 
 
-def agent_profile_lock(user: User) -> AgentProfile:
-    """Lock and reload one agent's routing profile."""
-    from servicedesk.routing.models import AgentProfile
-
-    _in_transaction("agent_profile_lock")
-    return AgentProfile.objects.select_for_update().get(user=user)
-
-
-def agent_profiles_lock(profiles: models.QuerySet[AgentProfile]) -> list[AgentProfile]:
-    """Lock the agent profiles of a query in ascending id order (only their own rows) and return them."""
-    _in_transaction("agent_profiles_lock")
-    return list(profiles.select_for_update(of=("self",)).order_by("pk"))
+def rows_lock(rows: models.QuerySet[Row]) -> list[Row]:
+    """Lock the rows of a query in ascending id order (only their own rows, so the query may
+    ``select_related`` what it reads along) and return them: agent profiles, for example."""
+    _in_transaction("rows_lock")
+    return list(rows.select_for_update(of=("self",)).order_by("pk"))
 
 
-def row_lock(model: type[Row], pk: int) -> Row:
-    """Lock and reload one row of a model the domain does not know (a channel's own record, such as an inbound mail)."""
+def row_lock(model: type[Row], pk: int | None = None, **lookup: object) -> Row:
+    """Lock and reload one row of a model the domain does not know, by ``pk`` or by ``lookup``
+    (a channel's own record such as an inbound mail, an agent's routing profile by ``user``)."""
     _in_transaction("row_lock")
-    return model._default_manager.select_for_update().get(pk=pk)
+    if pk is not None:
+        lookup["pk"] = pk
+    return model._default_manager.select_for_update().get(**lookup)

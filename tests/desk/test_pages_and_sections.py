@@ -75,7 +75,7 @@ def test_customer_since_is_the_first_contact_not_the_record_creation(client, man
 
     page = client.get(f"/desk/customers/{customer.pk}/").content.decode()
 
-    assert '<time datetime="2019-05-04T10:00:00+00:00">2019-05-04</time>' in page
+    assert "Customer since</dt><dd>2019-05-04</dd>" in page
 
 
 def test_customer_since_counts_the_earliest_message_and_merged_records(client, manager, queue):
@@ -98,7 +98,7 @@ def test_customer_since_counts_the_earliest_message_and_merged_records(client, m
 
     page = client.get(f"/desk/customers/{customer.pk}/").content.decode()
 
-    assert ">2017-03-01</time>" in page
+    assert "Customer since</dt><dd>2017-03-01</dd>" in page
 
 
 @pytest.mark.parametrize("value", ["1.5", "abc", "-2", "9" * 30])

@@ -44,12 +44,11 @@ def test_every_helper_refuses_to_run_outside_a_transaction():
         ("tickets_lock", (1, 2)),
         ("tickets_lock_rows", (Ticket.objects.all(),)),
         ("customer_lock", (1,)),
-        ("agent_profile_lock", (UserFactory(),)),
-        ("agent_profiles_lock", (AgentProfile.objects.all(),)),
+        ("rows_lock", (AgentProfile.objects.all(),)),
         ("row_lock", (InboundEmail, 1)),
     ]
     assert {name for name, _arguments in calls} == {
-        name for name in vars(locks) if name.endswith(("_lock", "_lock_rows")) and not name.startswith("_")
+        name for name in vars(locks) if name.endswith(("_lock", "_lock_rows", "rows_lock")) and not name.startswith("_")
     }
     for helper, arguments in calls:
         with pytest.raises(AssertionError, match=f"{helper} needs a transaction"):
@@ -78,4 +77,5 @@ def test_customer_and_agent_profile_locks_reload_the_row():
     with transaction.atomic():
         type(customer).objects.filter(pk=customer.pk).update(name="After")
         assert locks.customer_lock(customer.pk).name == "After"
-        assert locks.agent_profile_lock(agent).pk == profile.pk
+        assert locks.row_lock(AgentProfile, user=agent).pk == profile.pk
+        assert [p.pk for p in locks.rows_lock(AgentProfile.objects.filter(user=agent))] == [profile.pk]

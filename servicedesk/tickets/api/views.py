@@ -219,18 +219,18 @@ class TicketListView(generics.ListCreateAPIView):
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         agent = caller_is_agent(request)
+        address = ""
         with idempotent(request) as idem:
             if idem.replay is not None:
                 ticket, created = idem.replay.ticket, False
+                if agent and request.data.get("customer_email"):
+                    address = identity_normalize(kind="email", value=str(request.data["customer_email"]))
             else:
                 opening = self._open(request, agent=agent)
                 ticket, idem.message, created = opening.ticket, opening.message, opening.created
-        addresses: tuple[tuple[str, str], ...] = ()
-        if agent:
-            # The agent sees of the customer what they may, and the address they gave.
-            addresses = (
-                ("email", identity_normalize(kind="email", value=str(request.data.get("customer_email", "")))),
-            )
+                address = opening.address
+        # The agent sees of the customer what they may, and the address they gave.
+        addresses: tuple[tuple[str, str], ...] = (("email", address),) if agent and address else ()
         # Opening a ticket gives it its reference in the same transaction.
         if ticket.reference is None:
             raise exceptions.NotFound()
