@@ -10,8 +10,10 @@ test:  ## the whole test suite against PostgreSQL, Redis, a worker, SMTP and Chr
 ci:  ## what CI runs: lint, migration and deploy checks, then the tests
 	bash .ci/run
 
-lint:
+lint:  ## what CI lints: ruff check, ruff format --check and djlint on the templates
 	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/djlint --lint servicedesk channels_app reports
 
 format:
 	.venv/bin/ruff format .
