@@ -238,3 +238,32 @@ def test_the_schema_documents_if_match_and_the_412_on_patch_and_on_the_message_p
     assert "Idempotency-Key" in post_headers
     mismatch = schema["components"]["schemas"]["TicketVersionMismatch"]["properties"]
     assert sorted(mismatch) == ["current", "detail", "version"]
+
+
+def test_a_customer_message_on_a_stale_if_match_is_412_and_writes_nothing(customer_api, agent_api, ticket):
+    agent_api.patch(url(ticket), {"status": "pending"}, format="json")
+
+    response = write(customer_api, ticket, {"text": "Any news?"}, **{"If-Match": '"1"'})
+
+    assert response.status_code == 412
+    body = response.json()
+    assert (body["detail"], body["version"], body["current"]["status"]) == (STALE, 2, "pending")
+    assert "tags" not in body["current"]  # the customer's view of the ticket
+    ticket.refresh_from_db()
+    assert (ticket.status, ticket.version) == ("pending", 2)
+    assert Message.objects.filter(ticket=ticket).count() == 0
+
+
+def test_a_customer_message_with_the_current_if_match_is_written_and_answers_with_the_next_etag(
+    customer_api, agent_api, ticket
+):
+    agent_api.patch(url(ticket), {"status": "pending"}, format="json")
+
+    response = write(customer_api, ticket, {"text": "Any news?"}, **{"If-Match": '"2"'})
+
+    assert response.status_code == 201
+    # One change: the message, with the customer's answer moving a pending ticket back to open.
+    assert response["ETag"] == '"3"'
+    ticket.refresh_from_db()
+    assert (ticket.status, ticket.version) == ("open", 3)
+    assert list(Message.objects.filter(ticket=ticket).values_list("text", flat=True)) == ["Any news?"]

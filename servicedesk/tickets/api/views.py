@@ -68,7 +68,7 @@ from servicedesk.tickets.services.idempotency import (
 from servicedesk.tickets.services.intake import inbound_message_receive
 from servicedesk.tickets.services.opening import TicketOpening, ticket_open_for_agent, ticket_open_for_customer
 from servicedesk.tickets.services.replies import ticket_note_create, ticket_reply_create
-from servicedesk.tickets.services.tickets import TicketVersionMismatch, ticket_update
+from servicedesk.tickets.services.tickets import TicketVersionMismatch, ticket_update, ticket_version_require
 
 IDEMPOTENCY_KEY_MAX = 200
 CUSTOMER_HISTORY_LIMIT = 100
@@ -457,8 +457,9 @@ class TicketMessagesView(generics.ListCreateAPIView):
             return version_mismatch_answer(
                 request, self.kwargs["reference"], exc, context=self.get_serializer_context()
             )
-        # The version this write produced, read under the ticket's lock (the service's ticket).
-        produced = message.ticket.version if created else None
+        # The version this write produced, read under the ticket's lock (the service's ticket);
+        # none when a customer's message opened a follow-up ticket instead.
+        produced = message.ticket.version if created and message.ticket_id == ticket.pk else None
         message = self.get_queryset().get(pk=message.pk)
         customers_conceal(request.user, [], messages=[message])
         response = Response(
@@ -498,17 +499,31 @@ class TicketMessagesView(generics.ListCreateAPIView):
         customer = caller_customer(request)
         serializer = CustomerMessageCreateSerializer(data=request.data, context=self.get_serializer_context())
         serializer.is_valid(raise_exception=True)
-        result = inbound_message_receive(
-            inbound=InboundMessage(
-                channel="api",
-                external_id=external_id or uuid.uuid4().hex,
-                sender=sender_of(customer),
-                text=serializer.validated_data["text"],
-                ticket_reference=ticket.reference,
-                reference_trusted=True,
-                acknowledge=False,
-            )
+        inbound = InboundMessage(
+            channel="api",
+            external_id=external_id or uuid.uuid4().hex,
+            sender=sender_of(customer),
+            text=serializer.validated_data["text"],
+            ticket_reference=ticket.reference,
+            reference_trusted=True,
+            acknowledge=False,
         )
+        version = if_match_version(request)
+        try:
+            with transaction.atomic():
+                if version is not None:
+                    ticket_version_require(ticket=ticket, version=version)
+                result = inbound_message_receive(inbound=inbound)
+        except TicketVersionMismatch:
+            # As for agents: a message stored earlier under this key is the answer.
+            earlier = (
+                messages_visible_to(request.user, ticket).filter(channel="api", external_id=external_id).first()
+                if external_id is not None
+                else None
+            )
+            if earlier is None:
+                raise
+            return earlier, False
         return result.message, not result.duplicate
 
 
