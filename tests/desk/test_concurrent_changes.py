@@ -232,3 +232,36 @@ def test_a_status_changed_by_the_system_names_the_system(agent_client, ticket):
     assert "Status was changed to Open by the system after you opened this ticket." in response.content.decode()
     ticket.refresh_from_db()
     assert ticket.status == "open"
+
+
+def test_a_stale_pages_spam_button_writes_only_the_value_it_names(agent_client, colleague_client, ticket):
+    """The spam form posts the value its button names (not a toggle); the service writes only
+    ``is_spam``, under the ticket's lock, and nothing when the ticket already has that value."""
+    ann_page = loaded(agent_client, ticket)
+    colleague_client.post(
+        f"/desk/tickets/{ticket.reference}/update/", {**ann_page, "priority": "urgent", "action": "update"}
+    )
+
+    first = agent_client.post(f"/desk/tickets/{ticket.reference}/spam/", {"spam": "1"})
+    # A second stale page still shows "Mark as spam": the same value again changes nothing.
+    again = colleague_client.post(f"/desk/tickets/{ticket.reference}/spam/", {"spam": "1"})
+
+    assert (first.status_code, again.status_code) == (302, 302)
+    ticket.refresh_from_db()
+    assert (ticket.is_spam, ticket.priority, ticket.version) == (True, "urgent", 3)
+    assert events(ticket) == [("priority", "normal", "urgent", "cid"), ("spam", False, True, "ann")]
+
+
+def test_a_stale_pages_delete_button_writes_only_the_value_it_names(manager, colleague_client, ticket):
+    manager_client = Client()
+    manager_client.force_login(manager)
+    page = loaded(colleague_client, ticket)
+    colleague_client.post(f"/desk/tickets/{ticket.reference}/update/", {**page, "status": "pending"})
+
+    first = manager_client.post(f"/desk/tickets/{ticket.reference}/delete/", {"deleted": "1"})
+    again = manager_client.post(f"/desk/tickets/{ticket.reference}/delete/", {"deleted": "1"})
+
+    assert (first.status_code, again.status_code) == (302, 302)
+    ticket.refresh_from_db()
+    assert (ticket.is_deleted, ticket.status, ticket.version) == (True, "pending", 3)
+    assert events(ticket) == [("status", "new", "pending", "cid"), ("deleted", False, True, "max")]

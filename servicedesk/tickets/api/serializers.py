@@ -155,6 +155,14 @@ class TicketDetailSerializer(TicketSerializer):
         return self._absolute("tickets_api:ticket-messages", ticket)
 
 
+class TicketVersionMismatchSerializer(serializers.Serializer):
+    """The 412 answer to an If-Match that is not the ticket's current version: nothing was written."""
+
+    detail = serializers.CharField(read_only=True)
+    version = serializers.IntegerField(read_only=True)
+    current = TicketDetailSerializer(read_only=True)
+
+
 class AuthorSerializer(serializers.Serializer):
     type = serializers.ChoiceField(
         choices=[("customer", _("Customer")), ("agent", _("Agent")), ("system", _("System"))], read_only=True

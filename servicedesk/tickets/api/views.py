@@ -42,6 +42,7 @@ from servicedesk.tickets.api.serializers import (
     TicketDetailSerializer,
     TicketSerializer,
     TicketUpdateSerializer,
+    TicketVersionMismatchSerializer,
     email_identity,
 )
 from servicedesk.tickets.events import Actor
@@ -67,7 +68,7 @@ from servicedesk.tickets.services.idempotency import (
 from servicedesk.tickets.services.intake import inbound_message_receive
 from servicedesk.tickets.services.opening import TicketOpening, ticket_open_for_agent, ticket_open_for_customer
 from servicedesk.tickets.services.replies import ticket_note_create, ticket_reply_create
-from servicedesk.tickets.services.tickets import TicketVersionMismatch, ticket_update
+from servicedesk.tickets.services.tickets import TicketVersionMismatch, ticket_update, ticket_version_require
 
 IDEMPOTENCY_KEY_MAX = 200
 CUSTOMER_HISTORY_LIMIT = 100
@@ -137,6 +138,12 @@ IDEMPOTENCY_PARAMETER = OpenApiParameter(
         "Repeat a request safely: the same key with the same request returns the first result (200) instead of "
         "creating again; the same key with a different request is refused (422)."
     ),
+)
+IF_MATCH_PARAMETER = OpenApiParameter(
+    "If-Match",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    description=_("The ETag the ticket was read with; a changed ticket answers 412."),
 )
 TICKET_FILTER_PARAMETERS = [
     OpenApiParameter("status", OpenApiTypes.STR, description=_("Comma-separated statuses.")),
@@ -275,11 +282,11 @@ class TicketListView(generics.ListCreateAPIView):
 def written_once(write: Callable[[], Message], *, lookup: Callable[[], Message | None]) -> tuple[Message, bool]:
     """``write`` in a savepoint, and whether it wrote. A message stored earlier under the same
     caller-scoped key (a key first used before keys were kept with their request) is the answer
-    instead of the unique constraint's IntegrityError."""
+    instead of the unique constraint's IntegrityError, or of the If-Match that request moved past."""
     try:
         with transaction.atomic():
             return write(), True
-    except IntegrityError:
+    except (IntegrityError, TicketVersionMismatch):
         earlier = lookup()
         if earlier is None:
             raise
@@ -305,17 +312,9 @@ def visible_ticket(user: Any, reference: str, *, addresses: tuple[tuple[str, str
             "Only the fields sent are changed. With If-Match (the ETag of the ticket's detail) the change "
             "is made only if the ticket is still at that version, else 412 with the current values."
         ),
-        parameters=[
-            REFERENCE_PARAMETER,
-            OpenApiParameter(
-                "If-Match",
-                OpenApiTypes.STR,
-                OpenApiParameter.HEADER,
-                description=_("The ETag the ticket was read with; a changed ticket answers 412."),
-            ),
-        ],
+        parameters=[REFERENCE_PARAMETER, IF_MATCH_PARAMETER],
         request=TicketUpdateSerializer,
-        responses=TicketDetailSerializer,
+        responses={200: TicketDetailSerializer, 412: TicketVersionMismatchSerializer},
     ),
 )
 class TicketDetailView(generics.GenericAPIView):
@@ -347,13 +346,7 @@ class TicketDetailView(generics.GenericAPIView):
                 **serializer.validated_data,
             )
         except TicketVersionMismatch as exc:
-            current = self.get_serializer(visible_ticket(request.user, reference)).data
-            response = Response(
-                {"detail": exc.message, "version": exc.version, "current": current},
-                status=status.HTTP_412_PRECONDITION_FAILED,
-            )
-            response["ETag"] = etag_for(exc.version)
-            return response
+            return version_mismatch_answer(request, reference, exc, context=self.get_serializer_context())
         return self._answer(visible_ticket(request.user, reference))
 
     def _answer(self, ticket: Ticket) -> Response:
@@ -365,6 +358,20 @@ class TicketDetailView(generics.GenericAPIView):
 def etag_for(version: int) -> str:
     """A ticket's ETag: its version, which every change increments."""
     return f'"{version}"'
+
+
+def version_mismatch_answer(
+    request: Request, reference: str, exc: TicketVersionMismatch, *, context: dict[str, Any]
+) -> Response:
+    """412 for a write refused by its If-Match: the reason, the current version (also as the
+    ETag) and the ticket as the caller may see it now, to decide again from."""
+    current = TicketDetailSerializer(visible_ticket(request.user, reference), context=context).data
+    response = Response(
+        {"detail": exc.message, "version": exc.version, "current": current},
+        status=status.HTTP_412_PRECONDITION_FAILED,
+    )
+    response["ETag"] = etag_for(exc.version)
+    return response
 
 
 def if_match_version(request: Request) -> int | None:
@@ -393,12 +400,17 @@ def if_match_version(request: Request) -> int | None:
     post=extend_schema(
         summary="Write on a ticket",
         description=(
-            "Agents send a reply (delivered to the customer) or an internal note. "
-            "A customer sends only text, added as their message."
+            "Agents send a reply (delivered to the customer) or an internal note, optionally moving the "
+            "ticket to a status at the same time. A customer sends only text, added as their message. "
+            "With If-Match (the ETag of the ticket's detail) the message is written only if the ticket is "
+            "still at that version, else 412 with the current values and nothing written. A new message "
+            "answers with the ETag of the ticket it produced. Idempotency-Key is checked first: a repeat "
+            "of a request already applied replays it (200, without an ETag: read the ticket for its "
+            "current one) whatever its If-Match."
         ),
-        parameters=[REFERENCE_PARAMETER, IDEMPOTENCY_PARAMETER],
+        parameters=[REFERENCE_PARAMETER, IDEMPOTENCY_PARAMETER, IF_MATCH_PARAMETER],
         request=MessageCreateSerializer,
-        responses={201: MessageSerializer, 200: MessageSerializer},
+        responses={201: MessageSerializer, 200: MessageSerializer, 412: TicketVersionMismatchSerializer},
     ),
 )
 class TicketMessagesView(generics.ListCreateAPIView):
@@ -429,21 +441,33 @@ class TicketMessagesView(generics.ListCreateAPIView):
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         ticket = self.ticket()
-        with idempotent(request) as idem:
-            if idem.replay is not None:
-                message, created = idem.replay, False
-            else:
-                external_id = external_id_for(request)
-                if caller_is_agent(request):
-                    message, created = self._agent_write(request, ticket, external_id)
+        try:
+            # The key first: a repeat of a request already applied replays, whatever its If-Match.
+            with idempotent(request) as idem:
+                if idem.replay is not None:
+                    message, created = idem.replay, False
                 else:
-                    message, created = self._customer_write(request, ticket, external_id)
-                idem.message = message
+                    external_id = external_id_for(request)
+                    if caller_is_agent(request):
+                        message, created = self._agent_write(request, ticket, external_id)
+                    else:
+                        message, created = self._customer_write(request, ticket, external_id)
+                    idem.message = message
+        except TicketVersionMismatch as exc:
+            return version_mismatch_answer(
+                request, self.kwargs["reference"], exc, context=self.get_serializer_context()
+            )
+        # The version this write produced, read under the ticket's lock (the service's ticket);
+        # none when a customer's message opened a follow-up ticket instead.
+        produced = message.ticket.version if created and message.ticket_id == ticket.pk else None
         message = self.get_queryset().get(pk=message.pk)
         customers_conceal(request.user, [], messages=[message])
-        return Response(
+        response = Response(
             self.get_serializer(message).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
         )
+        if produced is not None:
+            response["ETag"] = etag_for(produced)
+        return response
 
     def _agent_write(self, request: Request, ticket: Ticket, external_id: str | None) -> tuple[Message, bool]:
         serializer = MessageCreateSerializer(data=request.data, context=self.get_serializer_context())
@@ -457,6 +481,7 @@ class TicketMessagesView(generics.ListCreateAPIView):
             "status": data.get("status"),
             "actor": Actor.agent(agent, source="api"),
             "external_id": external_id,
+            "version": if_match_version(request),
         }
 
         def lookup() -> Message | None:
@@ -474,17 +499,31 @@ class TicketMessagesView(generics.ListCreateAPIView):
         customer = caller_customer(request)
         serializer = CustomerMessageCreateSerializer(data=request.data, context=self.get_serializer_context())
         serializer.is_valid(raise_exception=True)
-        result = inbound_message_receive(
-            inbound=InboundMessage(
-                channel="api",
-                external_id=external_id or uuid.uuid4().hex,
-                sender=sender_of(customer),
-                text=serializer.validated_data["text"],
-                ticket_reference=ticket.reference,
-                reference_trusted=True,
-                acknowledge=False,
-            )
+        inbound = InboundMessage(
+            channel="api",
+            external_id=external_id or uuid.uuid4().hex,
+            sender=sender_of(customer),
+            text=serializer.validated_data["text"],
+            ticket_reference=ticket.reference,
+            reference_trusted=True,
+            acknowledge=False,
         )
+        version = if_match_version(request)
+        try:
+            with transaction.atomic():
+                if version is not None:
+                    ticket_version_require(ticket=ticket, version=version)
+                result = inbound_message_receive(inbound=inbound)
+        except TicketVersionMismatch:
+            # As for agents: a message stored earlier under this key is the answer.
+            earlier = (
+                messages_visible_to(request.user, ticket).filter(channel="api", external_id=external_id).first()
+                if external_id is not None
+                else None
+            )
+            if earlier is None:
+                raise
+            return earlier, False
         return result.message, not result.duplicate
 
 

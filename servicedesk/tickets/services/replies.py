@@ -31,6 +31,7 @@ from servicedesk.tickets.models import (
 )
 from servicedesk.tickets.services.attachments import attachment_store, attachments_check, stored_files_remove
 from servicedesk.tickets.services.tickets import (
+    TicketVersionMismatch,
     _apply_status,
     _sla_refresh,
     ticket_conflicts_check,
@@ -54,6 +55,7 @@ def _agent_message(
     deliver: bool,
     external_id: str | None,
     quote_history: bool = False,
+    version: int | None = None,
 ) -> Message:
     at = at or timezone.now()
     text = clean_text(text)
@@ -65,6 +67,8 @@ def _agent_message(
     try:
         with transaction.atomic():
             locked = ticket_lock(ticket.pk)
+            if version is not None and locked.version != version:
+                raise TicketVersionMismatch(version=locked.version)
             if locked.merged_into_id:
                 raise ApplicationError(_("This ticket was merged into another one; write there."))
             message = Message(
@@ -129,14 +133,18 @@ def ticket_reply_create(
     deliver: bool = True,
     external_id: str | None = None,
     quote_history: bool = False,
+    version: int | None = None,
 ) -> Message:
     """A public agent reply, delivered to the customer on the ticket's channel after commit.
 
     Optionally moves the ticket to ``status`` in the same transaction, and
     carries the earlier conversation quoted below it (``quote_history``).
-    Raises ApplicationError (empty text, rejected attachment, bad transition)
-    with nothing written. ``deliver=False`` records history without sending
-    (import).
+    With ``version`` (the API's If-Match) the ticket must still be at that
+    version under the row lock, else TicketVersionMismatch. Raises
+    ApplicationError (version mismatch, empty text, rejected attachment, bad
+    transition) with nothing written, neither the message nor the status.
+    ``deliver=False`` records history without sending (import). The returned
+    message's ``ticket`` carries the version this write produced.
     """
     return _agent_message(
         ticket=ticket,
@@ -151,6 +159,7 @@ def ticket_reply_create(
         deliver=deliver,
         external_id=external_id,
         quote_history=quote_history,
+        version=version,
     )
 
 
@@ -166,8 +175,12 @@ def ticket_note_create(
     at: datetime | None = None,
     kind: str = MessageKind.INTERNAL,
     external_id: str | None = None,
+    version: int | None = None,
 ) -> Message:
-    """An internal note (or, for imports and automation, a system message); never delivered."""
+    """An internal note (or, for imports and automation, a system message); never delivered.
+
+    ``version`` and the refusals as for ``ticket_reply_create``.
+    """
     if kind not in (MessageKind.INTERNAL, MessageKind.SYSTEM):
         raise ApplicationError("A note is internal or system.")
     return _agent_message(
@@ -182,6 +195,7 @@ def ticket_note_create(
         at=at,
         deliver=False,
         external_id=external_id,
+        version=version,
     )
 
 

@@ -546,6 +546,21 @@ def ticket_conflicts_check(
         raise TicketConflict(conflicts, version=ticket.version)
 
 
+def ticket_version_require(*, ticket: Ticket, version: int) -> Ticket:
+    """Lock ``ticket`` and raise TicketVersionMismatch unless it is at ``version`` (the API's If-Match).
+
+    For a write that does not take a version itself (a customer's message,
+    which goes through intake): call it inside that write's transaction, so
+    the row lock keeps the ticket at ``version`` until the write commits.
+    """
+    if transaction.get_autocommit():
+        raise RuntimeError("ticket_version_require guards a write: call it inside that write's transaction.")
+    locked = ticket_lock(ticket.pk)
+    if locked.version != version:
+        raise TicketVersionMismatch(version=locked.version)
+    return locked
+
+
 def ticket_update(
     *,
     ticket: Ticket,
