@@ -22,6 +22,7 @@ domain without a dot or with a numeric top-level label.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import unicodedata
 from typing import Any
@@ -128,6 +129,23 @@ def email_key(value: str) -> str:
         return email_normalize(value)
     except InvalidEmailAddress:
         return (value or "").strip().lower()
+
+
+def email_search_term(term: str) -> str:
+    """What to look for among stored addresses when someone searches for ``term`` (a whole address or
+    a part): lower case, NFC, and every ``xn--`` label in its Unicode form, as the addresses are stored,
+    so a search for ``xn--bcher-kva`` finds ``user@bücher.example``."""
+    term = unicodedata.normalize("NFC", (term or "").strip().lower())
+    if "xn--" not in term:
+        return term
+    labels = []
+    for label in term.split("."):
+        head, at, tail = label.rpartition("@")
+        if tail.startswith("xn--"):
+            with contextlib.suppress(UnicodeError):  # not an IDNA label: searched for as typed
+                tail = tail.encode("ascii").decode("idna").lower()
+        labels.append(f"{head}{at}{tail}")
+    return ".".join(labels)
 
 
 def validate_email_address(value: Any) -> None:

@@ -15,6 +15,7 @@ from servicedesk.core.email_address import (
     domain_to_ascii,
     email_key,
     email_normalize,
+    email_search_term,
     validate_email_address,
 )
 
@@ -95,6 +96,20 @@ def test_domain_to_ascii_gives_the_form_smtp_writes() -> None:
 def test_email_key_matches_the_forms_a_mail_server_and_the_desk_write() -> None:
     assert email_key("User@xn--bcher-kva.example") == email_key("user@bücher.example") == "user@bücher.example"
     assert email_key(" Not An Address ") == "not an address"
+
+
+@pytest.mark.parametrize(
+    ("term", "looked_for"),
+    [
+        (" Bob@Example ", "bob@example"),
+        ("xn--bcher-kva", "bücher"),
+        ("JOSÉ@XN--BCHER-KVA.example", "josé@bücher.example"),
+        ("jose\u0301@", "josé@"),
+        ("xn--zz.example", "xn--zz.example"),  # not Punycode: searched for as typed
+    ],
+)
+def test_search_terms_are_read_as_addresses_are_stored(term: str, looked_for: str) -> None:
+    assert email_search_term(term) == looked_for
 
 
 LOCAL_CHARS = st.sampled_from(list("abcXYZ019.+-_'ÉéèßİıΣσςЖж用户\u0301\u0308"))
