@@ -105,3 +105,33 @@ def test_intake_refuses_an_address_that_is_none_and_writes_nothing(queue, addres
         0,
         0,
     )
+
+
+def test_identities_stored_before_the_canonical_form_are_brought_to_it():
+    """The data migration: lookups now normalise, so stored values must be in the canonical form."""
+    from importlib import import_module
+
+    from django.apps import apps
+
+    migration = import_module("servicedesk.tickets.migrations.0016_email_identities_canonical")
+    stored = {
+        "a_label": "uwe@xn--bcher-kva.example",
+        "decomposed": "jose\u0301@example.com",
+        "taken": "ana@xn--bcher-kva.example",  # its canonical form belongs to another customer
+        "canonical": "ana@bücher.example",
+        "ascii": "alice@example.com",
+        "refused": "jo sé@example.com",  # no address by today's rule: kept, it still names its customer
+    }
+    customers = {key: CustomerFactory(name=key, email=value) for key, value in stored.items()}
+
+    migration.identities_canonical(apps, None)
+
+    assert {key: customers[key].identities.get().value for key in stored} == {
+        "a_label": "uwe@bücher.example",
+        "decomposed": "josé@example.com",
+        "taken": "ana@xn--bcher-kva.example",
+        "canonical": "ana@bücher.example",
+        "ascii": "alice@example.com",
+        "refused": "jo sé@example.com",
+    }
+    assert customer_find_by_identity(kind="email", value="UWE@Bücher.example") == customers["a_label"]
