@@ -16,8 +16,9 @@ IDNA here is Python's codec (IDNA 2003), the one the SMTP path encodes with,
 so every stored domain can be sent to; a domain only IDNA 2008 accepts
 (``xn--strae-oqa.de``) is refused. Refused as well: control, format and
 space characters, a quoted mailbox name, a missing ``@``, an empty label, a
-mailbox name over 64 bytes, a domain over 253 characters in ASCII form, and a
-domain without a dot or with a numeric top-level label.
+domain over 253 characters in ASCII form, and a domain without a dot or with a
+numeric top-level label. A mailbox name over RFC 5321's 64 bytes is accepted,
+as it always was here: long generated names (list and bounce addresses) exist.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ from django.utils.translation import gettext as _
 from rest_framework import serializers
 
 MAX_LENGTH = 320
-MAX_LOCAL_BYTES = 64
 MAX_DOMAIN_LENGTH = 253
 
 # RFC 5322 atext; any non-ASCII character RFC 6532 allows is checked by category below.
@@ -67,8 +67,6 @@ def _local_normalize(local: str) -> str:
         raise InvalidEmailAddress(_("The part before the @ contains a space or a character not allowed there."))
     if local.startswith(".") or local.endswith(".") or ".." in local:
         raise InvalidEmailAddress(_("The part before the @ cannot begin or end with a dot or have two in a row."))
-    if len(local.encode("utf-8")) > MAX_LOCAL_BYTES:
-        raise InvalidEmailAddress(_("The part before the @ is too long."))
     return local
 
 

@@ -41,6 +41,8 @@ BAD_DOMAIN = "The domain after the @ is not a valid domain name."
         ("δοκιμή@παράδειγμα.δοκιμή", "δοκιμή@παράδειγμα.δοκιμή"),
         ("o'brien@example.ie", "o'brien@example.ie"),
         ("a@b.co", "a@b.co"),
+        # Over RFC 5321's 64 bytes, as generated list and bounce addresses are: taken as before.
+        ("bounces+" + "x" * 70 + "@lists.example", "bounces+" + "x" * 70 + "@lists.example"),
     ],
 )
 def test_addresses_take_one_canonical_form(given_address: str, canonical: str) -> None:
@@ -67,7 +69,6 @@ def test_addresses_take_one_canonical_form(given_address: str, canonical: str) -
         ('"jo sé"@example.com', "Quoted mailbox names are not accepted; write the address without quotes."),
         (".jose@example.com", "The part before the @ cannot begin or end with a dot or have two in a row."),
         ("jo..se@example.com", "The part before the @ cannot begin or end with a dot or have two in a row."),
-        ("é" * 33 + "@example.com", "The part before the @ is too long."),  # 66 bytes in UTF-8
         ("jose@localhost", "The domain after the @ needs a dot, as in example.com."),
         ("jose@exa mple.com", BAD_DOMAIN),
         ("jose@example..com", BAD_DOMAIN),
