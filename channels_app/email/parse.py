@@ -333,12 +333,31 @@ def _first(msg: Message, name: str) -> str:
 _ADDRESS = re.compile(r"^[^\s@<>()\[\],;:\"]+@[^\s@<>()\[\],;:\"]+$")
 
 
+_MAILBOX_SPECIALS = re.compile(r'[\s@<>()\[\],;:"\\]')
+
+
+def _mailbox_decoded(address: str, hints: tuple[str, ...]) -> str:
+    """``address`` with a mailbox name written as one RFC 2047 word (``=?utf-8?q?jos=C3=A9?=@example.com``,
+    as some programs write a non-ASCII name) read as the name it stands for (``josé@example.com``).
+
+    RFC 2047 does not allow encoded words there; RFC 6532 mail carries the name in UTF-8, which
+    needs no decoding. A word that decodes to something no mailbox name can hold is left as it is.
+    """
+    local, at, domain = address.rpartition("@")
+    if not at or not _ENCODED_WORD.fullmatch(local):
+        return address
+    decoded = decode_header_text(local, hints=hints)
+    if not decoded or _MAILBOX_SPECIALS.search(decoded) or not decoded.isprintable():
+        return address
+    return f"{decoded}@{domain}"
+
+
 def _addresses(msg: Message, names: Iterable[str], hints: tuple[str, ...]) -> list[tuple[str, str]]:
     """(display name, lower-cased address) pairs from the named headers, invalid entries dropped."""
     values = [decode_bytes(_to_bytes(_FOLD.sub("", v)), None, hints=hints) for n in names for v in _raw_values(msg, n)]
     result: list[tuple[str, str]] = []
     for name, address in getaddresses(values):
-        address = address.strip().lower().replace("\x00", "")
+        address = _mailbox_decoded(address.strip(), hints).lower().replace("\x00", "")
         if len(address) > 254 or not _ADDRESS.match(address):
             continue
         result.append((header_safe(decode_header_text(name, hints=hints), max_length=200), address))
@@ -383,11 +402,17 @@ _MSGID = re.compile(rf"<[^<>\s]{{1,{MAX_MESSAGE_ID_LENGTH}}}>")
 
 
 def _message_ids(value: str) -> list[str]:
-    return _MSGID.findall(value or "")
+    return _MSGID.findall(_utf8_header(value or ""))
+
+
+def _utf8_header(value: str) -> str:
+    """A header value read with surrogate escapes, its 8-bit bytes as UTF-8 (RFC 6532 allows UTF-8 in
+    Message-IDs); bytes that are not UTF-8 become U+FFFD, which the database can store."""
+    return _to_bytes(value).decode("utf-8", "replace")
 
 
 def _message_id(msg: Message) -> str | None:
-    value = _FOLD.sub("", _first(msg, "message-id")).replace("\x00", "").strip()
+    value = _utf8_header(_FOLD.sub("", _first(msg, "message-id"))).replace("\x00", "").strip()
     found = _message_ids(value)
     if found:
         return found[0]

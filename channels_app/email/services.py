@@ -29,6 +29,7 @@ from django.utils import timezone
 from channels_app.email.message_ids import message_id_is_ours
 from channels_app.email.models import InboundEmail, MailAccount
 from channels_app.email.parse import ParsedEmail, header_summary, parse_email
+from servicedesk.core.email_address import email_key
 from servicedesk.core.errors import ApplicationError
 from servicedesk.tickets.events import Actor
 from servicedesk.tickets.locks import row_lock
@@ -222,7 +223,8 @@ def _bounce(row: InboundEmail, parsed: ParsedEmail) -> IngestResult:
     recipient = metadata.get("dsn_recipient", "")
     if not recipient:
         return _quarantine(row, NO_RECIPIENT_BOUNCE)
-    if recipient not in {str(address).lower() for address in original.recipients or ()}:
+    # Servers report an internationalised domain in its ASCII form; the desk sent to its Unicode form.
+    if email_key(recipient) not in {email_key(str(address)) for address in original.recipients or ()}:
         log.warning("Bounce %s names %s, to whom message %s was not sent", row.pk, recipient, original.pk)
         return _quarantine(row, WRONG_RECIPIENT_BOUNCE)
     identity_mark_bouncing(kind=IdentityKind.EMAIL, value=recipient, change=Identity.BouncingChange.BOUNCE)

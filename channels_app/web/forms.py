@@ -13,6 +13,7 @@ from django import forms
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
+from servicedesk.core.email_address import EmailAddressFormField
 from servicedesk.core.errors import ApplicationError
 from servicedesk.tickets.forms import MultipleFileField, uploads_to_attachments
 from servicedesk.tickets.inbound import InboundAttachment
@@ -57,7 +58,7 @@ class SubmissionForm(forms.Form):
 
 class ContactForm(SubmissionForm):
     name = forms.CharField(label=_("Your name"), max_length=200)
-    email = forms.EmailField(label=_("Email address"), max_length=254)
+    email = EmailAddressFormField(label=_("Email address"))
     topic = TopicChoiceField(
         label=_("Topic"),
         queryset=Topic.objects.filter(is_public=True).order_by("name"),

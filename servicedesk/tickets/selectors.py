@@ -14,6 +14,7 @@ from django.db.models import F, Min, OrderBy, Prefetch, Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from servicedesk.core.email_address import email_search_term
 from servicedesk.tickets.access import customer_search_scope, customers_visible_to, tickets_visible_to
 from servicedesk.tickets.models import Customer, Identity, Message, Tag, Ticket, TicketTarget
 from servicedesk.tickets.models.tickets import priority_rank, status_rank
@@ -210,7 +211,7 @@ def ticket_search_q(term: str, *, customers: QuerySet[Customer] | None = None) -
     """
     term = term.strip()
     named = Customer.objects.filter(name__icontains=term)
-    addressed = Identity.objects.filter(value__icontains=term.lower())
+    addressed = Identity.objects.filter(value__icontains=email_search_term(term))
     if customers is not None:
         named = named.filter(pk__in=customers.values("pk"))
         addressed = addressed.filter(customer_id__in=customers.values("pk"))
@@ -260,7 +261,7 @@ def customer_list(*, user: Any, search: str = "") -> QuerySet[Customer]:
     if search:
         qs = qs.filter(
             Q(name__icontains=search)
-            | Q(pk__in=Identity.objects.filter(value__icontains=search.lower()).values("customer_id"))
+            | Q(pk__in=Identity.objects.filter(value__icontains=email_search_term(search)).values("customer_id"))
         )
     return qs.select_related("organization").prefetch_related("identities").order_by("name", "pk")
 

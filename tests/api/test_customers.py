@@ -80,6 +80,14 @@ def test_search_by_name_or_address(manager_api, people):
     assert [c["name"] for c in by_phone["results"]] == ["Alice Byrne"]
 
 
+def test_search_finds_an_idn_address_by_either_form_of_its_domain(manager_api, people):
+    CustomerFactory(name="José Núñez", email="josé@bücher.example")
+
+    for term in ("xn--bcher-kva", "José@XN--BCHER-KVA.example", "bücher"):
+        found = manager_api.get("/api/v1/customers/", {"search": term}).json()
+        assert [c["identities"] for c in found["results"]] == [[{"kind": "email", "value": "josé@bücher.example"}]]
+
+
 def test_detail_has_history_the_agent_may_see_newest_first(agent_api, manager_api, people):
     alice = people["alice"]
     email, phone, chat = people["history"]

@@ -188,7 +188,7 @@ def test_idempotency_keys_are_per_caller(agent_api, queue, known):
         ({"subject": "S", "text": "T"}, {"customer": ["Give a customer id or a customer_email."]}),
         (
             {"customer_email": "not-an-email", "subject": "S", "text": "T"},
-            {"customer_email": ["Enter a valid email address."]},
+            {"customer_email": ["Enter an email address with one @, such as name@example.com."]},
         ),
         (
             {"customer_email": "x@example.com", "subject": "", "text": ""},
@@ -361,3 +361,46 @@ def test_overlong_idempotency_key_is_400(agent_api, queue):
     message = "The Idempotency-Key header is longer than 200 characters."
     assert response.json() == {"detail": message, "Idempotency-Key": [message]}
     assert Ticket.objects.count() == 0
+
+
+def test_agent_opens_a_ticket_for_an_internationalised_address(agent_api, queue, django_capture_on_commit_callbacks):
+    """The address as given in the A-label form is stored and answered in its one canonical form."""
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post(
+            agent_api,
+            {
+                "customer_email": "JOSÉ@xn--bcher-kva.example",
+                "customer_name": "José Núñez",
+                "subject": "Pedido",
+                "text": "Mi pedido no ha llegado.",
+                "acknowledge": True,
+            },
+        )
+        again = post(agent_api, {"customer_email": "josé@bücher.example", "subject": "Otro", "text": "Y otro."})
+
+    assert (response.status_code, again.status_code) == (201, 201), response.content
+    customer = Customer.objects.get()
+    assert response.json()["customer"] == {
+        "id": customer.pk,
+        "name": "José Núñez",
+        "identities": [{"kind": "email", "value": "josé@bücher.example"}],
+    }
+    assert list(Ticket.objects.values_list("customer_id", flat=True)) == [customer.pk, customer.pk]
+    # The domain goes out in its ASCII form (channels_app/email/smtp.py).
+    assert [sent.to for sent in mail.outbox] == [["José Núñez <josé@xn--bcher-kva.example>"]]
+
+
+@pytest.mark.parametrize(
+    ("address", "error"),
+    [
+        ("josé@bü cher.example", "The domain after the @ is not a valid domain name."),
+        ("jo\u0007sé@example.com", "The part before the @ contains a space or a character not allowed there."),
+        ("josé@xn--zz.example", "The domain after the @ is not a valid domain name."),
+    ],
+)
+def test_an_address_that_is_none_is_a_field_error(agent_api, queue, address, error):
+    response = post(agent_api, {"customer_email": address, "subject": "S", "text": "T"})
+
+    assert response.status_code == 400
+    assert response.json() == {"detail": "Invalid input.", "customer_email": [error]}
+    assert (Ticket.objects.count(), Customer.objects.count()) == (0, 0)

@@ -203,3 +203,11 @@ def test_merged_and_deleted_tickets_are_left_out(data, manager):
     ids = _ids(manager, sort="-priority")
     assert first not in ids and third not in ids
     assert len(ids) == 10
+
+
+def test_search_finds_an_idn_address_by_either_form_of_its_domain(data, manager):
+    jose = CustomerFactory(name="José Núñez", email="josé@bücher.example")
+    ticket = ticket_make(customer=jose, subject="Pedido")
+
+    for term in ("xn--bcher-kva", "JOSÉ@XN--BCHER-KVA.EXAMPLE", "@bücher", "jose\u0301@"):
+        assert _ids(manager, search=term) == [ticket.pk], term

@@ -16,6 +16,7 @@ from rest_framework.utils.serializer_helpers import ReturnList
 
 from servicedesk.accounts.models import User
 from servicedesk.accounts.roles import sees_all_queues
+from servicedesk.core.email_address import EmailAddressSerializerField
 from servicedesk.sla.models import TargetHours
 from servicedesk.tickets.access import queues_visible_to, ticket_merge_target_for
 from servicedesk.tickets.api.permissions import caller_is_customer
@@ -326,8 +327,8 @@ class TicketCreateSerializer(serializers.Serializer):
     """An agent opens a ticket, for a customer given by id or by email address."""
 
     customer = VisibleCustomerField(required=False, help_text=_("Id of an existing customer."))
-    customer_email = serializers.EmailField(
-        required=False, max_length=320, help_text=_("Email address; a new customer is created when unknown.")
+    customer_email = EmailAddressSerializerField(
+        required=False, help_text=_("Email address; a new customer is created when unknown.")
     )
     customer_name = serializers.CharField(required=False, allow_blank=True, max_length=200)
     subject = serializers.CharField(max_length=300)

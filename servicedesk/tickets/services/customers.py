@@ -5,14 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 
 import phonenumbers
-from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.db.models import DateTimeField, F, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from servicedesk.core.email_address import InvalidEmailAddress, email_normalize
 from servicedesk.core.errors import ApplicationError
 from servicedesk.core.text import clean_line, header_safe
 from servicedesk.tickets.events import Actor, event_build
@@ -25,15 +24,14 @@ class InvalidIdentity(ApplicationError):
 
 
 def identity_normalize(*, kind: str, value: str) -> str:
-    """The canonical form of an address: lower-case email, E.164 phone."""
+    """The canonical form of an address: email as ``core.email_address.email_normalize`` (lower
+    case, the domain in Unicode, internationalised addresses included), E.164 phone."""
     value = (value or "").strip()
     if kind == IdentityKind.EMAIL:
-        value = value.lower()
         try:
-            validate_email(value)
-        except ValidationError:
-            raise InvalidIdentity(_("Enter a valid email address."), field="email") from None
-        return value
+            return email_normalize(value)
+        except InvalidEmailAddress as exc:
+            raise InvalidIdentity(exc.message, field="email") from None
     if kind == IdentityKind.PHONE:
         try:
             number = phonenumbers.parse(value, None)

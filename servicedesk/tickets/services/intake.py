@@ -16,6 +16,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from servicedesk.core.email_address import email_key
 from servicedesk.core.enqueue import task_enqueue
 from servicedesk.core.errors import ApplicationError
 from servicedesk.core.html import sanitize_html
@@ -243,13 +244,13 @@ PARTICIPANT_MESSAGES = 200
 def _is_participant(ticket: Ticket, address: str) -> bool:
     """Whether ``address`` was copied on the customer's own messages on this ticket
     (a colleague they put in Cc): such a person may write with the subject tag."""
-    address = address.strip().lower()
+    address = email_key(address)
     recorded = (
         Message.objects.filter(ticket=ticket, kind=MessageKind.PUBLIC_ENDUSER, author_customer=ticket.customer)
         .order_by("-created_at")
         .values_list("recipients", flat=True)[:PARTICIPANT_MESSAGES]
     )
-    return any(address in (str(r).lower() for r in recipients or ()) for recipients in recorded)
+    return any(address in (email_key(str(r)) for r in recipients or ()) for recipients in recorded)
 
 
 def _reopens(ticket: Ticket, at: datetime) -> bool:

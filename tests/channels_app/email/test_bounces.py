@@ -165,3 +165,22 @@ def test_delayed_delivery_report_marks_nothing(alice_ticket):
     assert (result.outcome, result.reason) == (IngestOutcome.QUARANTINED, NO_RECIPIENT_BOUNCE)
     assert bouncing() == {"alice@example.com": False}
     assert system_notes() == []
+
+
+def test_bounce_naming_the_ascii_form_of_an_idn_domain_marks_the_address(django_capture_on_commit_callbacks):
+    """Mail servers report the recipient as they were given it, the domain as IDNA (xn--);
+    the desk sent to, and stores, its Unicode form: the same address."""
+    with django_capture_on_commit_callbacks(execute=True):
+        email_ingest(raw=mail(sender="Jürgen <jurgen@bücher.example>"), source="pipe")
+    acknowledgement = Message.objects.get(purpose="acknowledgement")
+    assert (acknowledgement.delivery_status, acknowledgement.recipients) == ("sent", ["jurgen@bücher.example"])
+
+    report = dsn(bounced_id=acknowledgement.rfc_message_id, recipient="jurgen@xn--bcher-kva.example")
+    result = email_ingest(raw=report, source="pipe")
+
+    assert result.outcome is IngestOutcome.STORED
+    assert bouncing() == {"jurgen@bücher.example": True}
+    assert system_notes() == [
+        "Delivery failed to jurgen@xn--bcher-kva.example: the receiving mail system returned the message as"
+        " undeliverable.\n\nYour message could not be delivered: user unknown."
+    ]

@@ -383,3 +383,50 @@ def test_command_exits_one_for_an_unreadable_file(tmp_path):
 
     assert run_command(str(missing)) == (1, "", f"{missing}: cannot read: No such file or directory\n")
     assert InboundEmail.objects.count() == 0
+
+
+# --- Internationalised senders (RFC 6531/6532) ------------------------------------------
+
+
+def test_internationalised_sender_is_one_customer_in_every_form(django_capture_on_commit_callbacks):
+    """UTF-8 headers, the domain as A-label or U-label, the mailbox name as an encoded word: one customer."""
+    raw = (Path(__file__).parent / "fixtures" / "utf8_headers_eai.eml").read_bytes()
+    with django_capture_on_commit_callbacks(execute=True):
+        first = email_ingest(raw=raw, source="pipe")
+    again = email_ingest(raw=raw, source="imap", source_key="imap:box:1:9")
+    upper = email_ingest(
+        raw=mail(message_id="<m2@example.com>", sender="=?utf-8?q?Jos=C3=A9?= <JOSÉ@XN--BCHER-KVA.EXAMPLE>"),
+        source="pipe",
+    )
+    encoded = email_ingest(
+        raw=mail(message_id="<m3@example.com>", sender="<=?utf-8?q?jos=C3=A9?=@BÜCHER.example>"), source="pipe"
+    )
+
+    outcomes = [r.outcome for r in (first, again, upper, encoded)]
+    assert outcomes == [IngestOutcome.STORED, IngestOutcome.DUPLICATE, IngestOutcome.STORED, IngestOutcome.STORED]
+    assert list(Identity.objects.values_list("kind", "value")) == [("email", "josé@bücher.example")]
+    customer = Identity.objects.get().customer
+    assert customer.name == "José Núñez"
+    assert list(Ticket.objects.order_by("pk").values_list("customer_id", flat=True)) == [customer.pk] * 3
+    message = Message.objects.get(rfc_message_id="<pedido-1@bücher.example>")
+    assert (message.text, message.author_customer_id) == ("Mi pedido no ha llegado. ¿Pueden ayudarme?", customer.pk)
+    acknowledgement = Message.objects.get(purpose="acknowledgement", ticket=first.inbound_email.ticket)
+    assert (acknowledgement.delivery_status, acknowledgement.recipients) == ("sent", ["josé@bücher.example"])
+    [sent] = django_mail.outbox
+    assert sent.to == ["José Núñez <josé@xn--bcher-kva.example>"]
+
+
+@pytest.mark.parametrize(
+    ("sender", "reason"),
+    [
+        ("<jo\x7fse@example.com>", "The part before the @ contains a space or a character not allowed there."),
+        ("<jose@xn--zz.example>", "The domain after the @ is not a valid domain name."),
+        ("<jose@localhost>", "The domain after the @ needs a dot, as in example.com."),
+    ],
+)
+def test_mail_from_an_address_that_is_none_is_quarantined_with_the_reason(sender, reason):
+    result = email_ingest(raw=mail(sender=sender), source="pipe")
+
+    assert (result.outcome, result.reason) == (IngestOutcome.QUARANTINED, reason)
+    assert InboundEmail.objects.get().status == "quarantined"
+    assert (Ticket.objects.count(), Identity.objects.count(), Message.objects.count()) == (0, 0, 0)

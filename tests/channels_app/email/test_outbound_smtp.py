@@ -7,12 +7,14 @@ from __future__ import annotations
 import socket
 import threading
 from email import message_from_bytes, message_from_string, policy
+from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
 from django.core import mail
 
 from channels_app.email.outbound import NEEDS_SMTPUTF8, UNUSABLE_ADDRESS, message_id_for
+from channels_app.email.services import email_ingest
 from servicedesk.tickets.inbound import InboundMessage, SenderIdentity
 from servicedesk.tickets.models import Identity, Message, TicketEvent
 from servicedesk.tickets.services.delivery import DeliveryOutcome, message_deliver
@@ -196,8 +198,8 @@ def test_reply_can_quote_the_earlier_conversation(smtp, queue, agent, client, dj
 
 
 def ticket_for_address(address: str, name: str = "Ann"):
-    """A ticket of a customer with ``address``: stored directly, as an import or the
-    admin can, since intake's address check takes no non-ASCII mailbox name."""
+    """A ticket of a customer with ``address``: stored directly, as an import of old data or
+    the admin can, so that also an address intake refuses (no IDNA form) can be tried."""
     return ticket_make(customer=CustomerFactory(name=name, email=address), subject="Printer on fire", channel="email")
 
 
@@ -270,3 +272,26 @@ def test_a_domain_without_an_idna_form_fails_with_the_reason(smtp, queue, agent)
     assert server.rcpt_seen == []
     reply.refresh_from_db()
     assert (reply.delivery_status, reply.delivery_error) == ("failed", UNUSABLE_ADDRESS)
+
+
+def test_reply_to_mail_with_utf8_headers_goes_back_to_the_sender(smtp, queue, agent):
+    """A customer writes from josé@bücher.example (RFC 6532 headers); the agent's reply reaches
+    them through SMTPUTF8, the domain in its ASCII form, threaded on their Message-ID."""
+    server = smtp([], smtputf8=True)
+    raw = (Path(__file__).parent / "fixtures" / "utf8_headers_eai.eml").read_bytes()
+    ingested = email_ingest(raw=raw, source="pipe")
+    ticket = ingested.inbound_email.ticket
+    reply = queued_reply(ticket, agent)
+
+    assert message_deliver(message_id=reply.pk) is DeliveryOutcome.SENT
+
+    [(rcpts, sent)] = server.accepted
+    assert rcpts == ["josé@xn--bcher-kva.example"]
+    assert "SMTPUTF8" in server.mail_options[0]
+    msg = message_from_string(sent.decode("utf-8"), policy=policy.SMTPUTF8)
+    [to] = msg["To"].addresses
+    assert (to.display_name, to.addr_spec) == ("José Núñez", "josé@xn--bcher-kva.example")
+    assert msg["In-Reply-To"] == "<pedido-1@bücher.example>"
+    assert msg.get_content().strip() == "Unplug it."
+    reply.refresh_from_db()
+    assert (reply.delivery_status, reply.recipients) == ("sent", ["josé@bücher.example"])

@@ -116,6 +116,43 @@ def test_raw_latin1_header_bytes():
     assert inbound.text == "Die Brücke ist gesperrt."
 
 
+def test_utf8_headers_of_internationalised_mail():
+    """RFC 6532: the address, the Message-ID and the text of the headers in raw UTF-8."""
+    inbound = parsed("utf8_headers_eai.eml")
+    assert inbound.sender == SenderIdentity("email", "josé@bücher.example", "José Núñez")
+    assert inbound.subject == "Pedido sin entregar"
+    assert (inbound.rfc_message_id, inbound.external_id) == ("<pedido-1@bücher.example>", "pedido-1@bücher.example")
+    assert inbound.text == "Mi pedido no ha llegado. ¿Pueden ayudarme?"
+
+
+def test_utf8_in_message_ids_of_threading_headers_is_read_as_text():
+    raw = (
+        "From: ana@example.com\r\nTo: support@servicedesk.example\r\nSubject: Re: Pedido\r\n"
+        "Message-ID: <r2@example.com>\r\nIn-Reply-To: <pedido-1@bücher.example>\r\n"
+        "References: <raíz@bücher.example> <pedido-1@bücher.example>\r\n\r\nGracias\r\n"
+    ).encode()
+    result = parse_email(raw)
+    assert result.inbound is not None
+    assert result.inbound.thread_keys == ("<pedido-1@bücher.example>", "<raíz@bücher.example>")
+
+
+@pytest.mark.parametrize(
+    ("from_header", "address"),
+    [
+        # A mailbox name as one RFC 2047 word, as some programs write a non-ASCII name.
+        (b"=?utf-8?q?Jos=C3=A9?= <=?utf-8?q?Jos=C3=A9?=@xn--bcher-kva.example>", "josé@xn--bcher-kva.example"),
+        (b"<=?UTF-8?B?Sm9zw6k=?=@example.com>", "josé@example.com"),
+        # A word that decodes to what no mailbox name can hold stays as written; intake judges it.
+        (b"<=?utf-8?q?a_b?=@example.com>", "=?utf-8?q?a_b?=@example.com"),
+    ],
+)
+def test_encoded_word_mailbox_names_are_decoded(from_header: bytes, address: str):
+    raw = b"From: " + from_header + b"\r\nTo: support@servicedesk.example\r\nSubject: Hola\r\n\r\nHola\r\n"
+    result = parse_email(raw)
+    assert result.inbound is not None
+    assert result.inbound.sender.value == address
+
+
 def test_encoded_crlf_in_subject_becomes_one_line():
     inbound = parsed("rfc2047_crlf_subject.eml")
     assert inbound.subject == "Hello Bcc: x@evil.example"
