@@ -127,6 +127,9 @@ class ReportJob(models.Model):
         verbose_name=_("result"),
     )
     created_at = models.DateTimeField(_("created"))
+    # When a worker claimed it (queued -> running); a claim older than the lease
+    # (``reports.snapshots.JOB_LEASE``) belongs to a lost worker and may be taken over.
+    claimed_at = models.DateTimeField(_("claimed"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
 
     class Meta:

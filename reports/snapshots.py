@@ -73,6 +73,12 @@ REFRESH_EVERY = timedelta(days=1)
 # within this many days; older history is filled by ``report --backfill``.
 BEAT_LOOKBACK_DAYS = 35
 _WRITE_ATTEMPTS = 3
+# A job's claim lasts this long; ``report_job_run_task`` is stopped before it ends,
+# so a claim older than this belongs to a lost worker and may be taken over.
+JOB_LEASE = timedelta(hours=1)
+# A job still queued this long after it was requested lost its task (the broker was down).
+JOB_PENDING_AGE = timedelta(minutes=1)
+JOB_DISPATCH_BATCH = 100
 
 
 def definitions_version() -> str:
@@ -574,20 +580,36 @@ def report_job_create(
     return job
 
 
-def _job_progress(job_id: int, progress: int) -> None:
-    ReportJob.objects.filter(pk=job_id, status=JobStatus.RUNNING).update(progress=progress)
+def _job_progress(job_id: int, claimed_at: datetime, progress: int) -> None:
+    ReportJob.objects.filter(pk=job_id, status=JobStatus.RUNNING, claimed_at=claimed_at).update(progress=progress)
+
+
+def _job_claimable(now: datetime) -> Q:
+    """Queued, or running under a claim older than the lease (its worker was lost).
+
+    Jobs claimed before claims were stamped count from their creation.
+    """
+    expired = now - JOB_LEASE
+    return Q(status=JobStatus.QUEUED) | Q(
+        Q(claimed_at__lt=expired) | Q(claimed_at__isnull=True, created_at__lt=expired), status=JobStatus.RUNNING
+    )
 
 
 def report_job_run(*, job_id: int) -> str:
     """Run a queued job: claim it, compute its snapshot (and missing daily ones), record the result.
 
+    At most one run at a time: the claim is one UPDATE to ``running`` that
+    stamps ``claimed_at``, where the job is queued or its claim is older than
+    ``JOB_LEASE`` (a lost worker's); only the caller that changed the row
+    computes, every other call returns the job's status. A finished or failed
+    job is left alone; a taken-over job is computed again into the same
+    snapshots, and only the run holding the latest claim records the result.
     Progress is written between stages (claimed 5, each missing day, the
-    period's report, stored 100). Idempotent: a finished or failed job is left
-    alone; a job left running by a lost worker runs again and rewrites the
-    same snapshots. Returns the final status.
+    period's report, stored 100). Returns the final status.
     """
-    claimed = ReportJob.objects.filter(pk=job_id, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).update(
-        status=JobStatus.RUNNING, progress=5
+    claimed_at = timezone.now()
+    claimed = ReportJob.objects.filter(_job_claimable(claimed_at), pk=job_id).update(
+        status=JobStatus.RUNNING, progress=5, claimed_at=claimed_at
     )
     if not claimed:
         job = ReportJob.objects.filter(pk=job_id).first()
@@ -616,7 +638,7 @@ def report_job_run(*, job_id: int) -> str:
                 as_of=job.as_of,
                 backlog=backlog,
             )
-            _job_progress(job.pk, 5 + (90 * (index + 1)) // steps)
+            _job_progress(job.pk, claimed_at, 5 + (90 * (index + 1)) // steps)
         snapshot = snapshot_compute(
             calendar=job.calendar,
             granularity=granularity_of(job.start, job.end),
@@ -627,11 +649,11 @@ def report_job_run(*, job_id: int) -> str:
         )
     except Exception as exc:
         logger.exception("report job %s failed", job_id)
-        ReportJob.objects.filter(pk=job_id).update(
+        ReportJob.objects.filter(pk=job_id, claimed_at=claimed_at).update(
             status=JobStatus.FAILED, error=str(exc)[:2000], finished_at=timezone.now()
         )
         return JobStatus.FAILED
-    ReportJob.objects.filter(pk=job_id).update(
+    ReportJob.objects.filter(pk=job_id, claimed_at=claimed_at).update(
         status=JobStatus.DONE,
         progress=100,
         snapshot=snapshot,
@@ -639,3 +661,30 @@ def report_job_run(*, job_id: int) -> str:
         finished_at=timezone.now(),
     )
     return JobStatus.DONE
+
+
+def report_jobs_pending_dispatch(*, now: datetime | None = None) -> int:
+    """Enqueue again the jobs whose task was lost: queued for more than a minute
+    (the broker was down when they were requested), or running under a claim
+    older than ``JOB_LEASE`` (the worker was lost).
+
+    Computes nothing itself: the claim in ``report_job_run`` lets one run
+    compute a job, so this may run twice, or beside the first task, and each
+    job is still computed once. At most ``JOB_DISPATCH_BATCH`` per run, oldest
+    first; stops at the first enqueue the broker refuses. Returns how many
+    were enqueued.
+    """
+    from reports.tasks import report_job_run_task
+
+    now = now or timezone.now()
+    ids = list(
+        ReportJob.objects.filter(_job_claimable(now), created_at__lt=now - JOB_PENDING_AGE)
+        .order_by("created_at", "pk")
+        .values_list("pk", flat=True)[:JOB_DISPATCH_BATCH]
+    )
+    enqueued = 0
+    for pk in ids:
+        if not task_enqueue(report_job_run_task, pk):
+            break
+        enqueued += 1
+    return enqueued

@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.utils import timezone
 
-from reports.snapshots import report_job_run, snapshots_due
+from reports.snapshots import JOB_LEASE, report_job_run, report_jobs_pending_dispatch, snapshots_due
 from reports.subscriptions import subscriptions_send
 
 
@@ -15,10 +15,17 @@ def snapshots_due_task() -> dict[str, int]:
     return snapshots_due(now=timezone.now())
 
 
-@shared_task(name="reports.job_run")
+# Stopped before its claim's lease ends, so a job is never taken over from a live worker.
+@shared_task(name="reports.job_run", time_limit=int(JOB_LEASE.total_seconds()) - 60)
 def report_job_run_task(job_id: int) -> str:
     """Compute one on-demand report job; a finished job is left alone."""
     return report_job_run(job_id=job_id)
+
+
+@shared_task(name="reports.jobs_pending_dispatch")
+def report_jobs_pending_dispatch_task() -> int:
+    """Beat, every minute: enqueue again the jobs whose task was lost (broker down, worker lost)."""
+    return report_jobs_pending_dispatch()
 
 
 @shared_task(name="reports.subscriptions_send")

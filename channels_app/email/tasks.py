@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 from celery import shared_task
@@ -9,6 +10,9 @@ from django.core.cache import cache
 
 from channels_app.email.imap import mailbox_poll
 from channels_app.email.models import MailAccount
+from servicedesk.core.enqueue import task_enqueue
+
+log = logging.getLogger(__name__)
 
 # Longer than any poll should take; a poller that dies holding the lock
 # blocks its account for at most this long.
@@ -21,11 +25,18 @@ def poll_lock_key(account_id: int) -> str:
 
 @shared_task(name="email.mailboxes_poll")
 def mailboxes_poll_task() -> int:
-    """Enqueue one poll per active mail account (run every minute by beat)."""
+    """Enqueue one poll per active mail account (run every minute by beat).
+
+    Returns how many were enqueued: with the broker unreachable it logs and
+    stops, and the next minute's run polls every account again.
+    """
     ids = list(MailAccount.objects.filter(is_active=True).order_by("pk").values_list("pk", flat=True))
+    enqueued = 0
     for pk in ids:
-        mailbox_poll_task.delay(pk)
-    return len(ids)
+        if not task_enqueue(mailbox_poll_task, pk):
+            break
+        enqueued += 1
+    return enqueued
 
 
 @shared_task(name="email.mailbox_poll")
@@ -33,11 +44,18 @@ def mailbox_poll_task(account_id: int) -> dict[str, object]:
     """Poll one account unless another poller of it is running.
 
     The lock saves duplicate work only: two polls at once still store every
-    message once (see channels_app/email/imap.py).
+    message once (see channels_app/email/imap.py). With the cache that holds
+    the lock unreachable (Redis down) the poll is skipped with a warning in
+    the log, and the next minute's run tries again; mail waits on the server.
     """
     key = poll_lock_key(account_id)
     token = uuid.uuid4().hex
-    if not cache.add(key, token, timeout=POLL_LOCK_SECONDS):
+    try:
+        locked = cache.add(key, token, timeout=POLL_LOCK_SECONDS)
+    except Exception:
+        log.warning("Mailbox poll of account %s skipped: the lock cache is unreachable", account_id, exc_info=True)
+        return {"account_id": account_id, "skipped": "the lock cache is unreachable"}
+    if not locked:
         return {"account_id": account_id, "skipped": "another poll of this account is running"}
     try:
         account = MailAccount.objects.filter(pk=account_id, is_active=True).first()
@@ -45,5 +63,13 @@ def mailbox_poll_task(account_id: int) -> dict[str, object]:
             return {"account_id": account_id, "skipped": "no active account with this id"}
         return mailbox_poll(account=account).as_dict()
     finally:
+        _poll_lock_release(key, token)
+
+
+def _poll_lock_release(key: str, token: str) -> None:
+    """Release the lock if it is still ours; a cache gone meanwhile lets it expire on its own."""
+    try:
         if cache.get(key) == token:
             cache.delete(key)
+    except Exception:
+        log.warning("Mailbox poll lock %s not released: the cache is unreachable", key, exc_info=True)

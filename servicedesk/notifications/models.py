@@ -34,6 +34,10 @@ class Notification(models.Model):
     created_at = models.DateTimeField(_("created"))
     read_at = models.DateTimeField(_("read"), null=True, blank=True)
     emailed_at = models.DateTimeField(_("emailed"), null=True, blank=True)
+    # Set when the notice is stored to be emailed, cleared by the claim that sends it: a
+    # value older than a minute is an email whose task was lost (the broker was down),
+    # which ``notification_emails_owed_dispatch`` enqueues again.
+    email_owed_since = models.DateTimeField(_("email owed since"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("notification")
@@ -46,6 +50,12 @@ class Notification(models.Model):
             models.Index(fields=["user", "-created_at", "-id"], name="notification_user_created"),
             # The bell counts a user's unread notices from this index alone.
             models.Index(fields=["user"], name="notification_user_unread", condition=Q(read_at__isnull=True)),
+            # The sweep of owed emails reads only the few notices still waiting.
+            models.Index(
+                fields=["email_owed_since"],
+                name="notification_email_owed",
+                condition=Q(email_owed_since__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.mail import send_mail
@@ -20,6 +20,9 @@ from servicedesk.tickets.models import Message, Ticket
 
 # The customer's text quoted in the notice, at most.
 QUOTE_MAX = 2000
+# An email still owed this long after the notice was stored lost its task; the sweep enqueues it again.
+OWED_EMAIL_AGE = timedelta(minutes=1)
+OWED_DISPATCH_BATCH = 500
 
 
 def notification_send(
@@ -41,6 +44,7 @@ def notification_send(
     once. Title and body are stored as given (render them in the user's
     language first). The email goes only to a user with an address.
     """
+    owed = email and bool(user.email)
     try:
         with transaction.atomic():
             notification = Notification.objects.create(
@@ -52,24 +56,35 @@ def notification_send(
                 ticket=ticket,
                 url=url,
                 created_at=at or timezone.now(),
+                email_owed_since=timezone.now() if owed else None,
             )
     except IntegrityError:
         return None
-    if email and user.email:
-        from servicedesk.notifications.tasks import notification_email_task
-
-        # With the broker down the notification is still shown in the workspace; its email is not sent.
-        transaction.on_commit(lambda: task_enqueue(notification_email_task, notification.pk))
+    if owed:
+        # With the broker down the notice is shown in the workspace at once and its
+        # email, still owed, is enqueued again by ``notification_emails_owed_dispatch``.
+        transaction.on_commit(lambda: notification_email_enqueue(notification_id=notification.pk))
     return notification
+
+
+def notification_email_enqueue(*, notification_id: int) -> bool:
+    """Enqueue the email task of one notification (after commit); False when the broker is down."""
+    from servicedesk.notifications.tasks import notification_email_task
+
+    return task_enqueue(notification_email_task, notification_id)
 
 
 def notification_email(*, notification_id: int) -> bool:
     """Email one stored notification to its user, at most once.
 
-    The claim (``emailed_at`` set where it was empty) decides: a second run,
-    or a run for a notification already sent, sends nothing and returns False.
+    The claim decides: one UPDATE clears ``email_owed_since`` and stamps
+    ``emailed_at`` where an email was still owed, and only the caller that
+    changed the row sends. A second run, the sweep racing the first task, or
+    a notification stored without an email, sends nothing and returns False.
     """
-    claimed = Notification.objects.filter(pk=notification_id, emailed_at__isnull=True).update(emailed_at=timezone.now())
+    claimed = Notification.objects.filter(pk=notification_id, email_owed_since__isnull=False).update(
+        email_owed_since=None, emailed_at=timezone.now()
+    )
     if not claimed:
         return False
     notification = Notification.objects.select_related("user").get(pk=notification_id)
@@ -81,6 +96,31 @@ def notification_email(*, notification_id: int) -> bool:
         body = f"{body}\n\n{settings.SITE_URL}{notification.url}\n"
     subject = " ".join(notification.title.split())[:200]
     return bool(send_mail(subject, body, None, [user.email]))
+
+
+def notification_emails_owed_dispatch(*, now: datetime | None = None) -> int:
+    """Enqueue again the email task of every notification still owed its email a minute after it was stored.
+
+    For emails whose task was lost (the broker was down when it was
+    enqueued, or lost the task). Sends nothing itself: the task's claim in
+    ``notification_email`` makes each email go at most once, so this may run
+    twice, or beside the first task, and still one mail leaves. At most
+    ``OWED_DISPATCH_BATCH`` per run, oldest first (index
+    ``notification_email_owed``); the next run takes the rest. Returns how
+    many were enqueued (none while the broker is still down).
+    """
+    cutoff = (now or timezone.now()) - OWED_EMAIL_AGE
+    ids = list(
+        Notification.objects.filter(email_owed_since__lt=cutoff)
+        .order_by("email_owed_since", "pk")
+        .values_list("pk", flat=True)[:OWED_DISPATCH_BATCH]
+    )
+    enqueued = 0
+    for pk in ids:
+        if not notification_email_enqueue(notification_id=pk):
+            break
+        enqueued += 1
+    return enqueued
 
 
 def notification_mark_read(*, user: User, notification_id: int | None = None, at: datetime | None = None) -> int:

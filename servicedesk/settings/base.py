@@ -213,6 +213,18 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(hours=1),
         "options": {"expires": 3000},
     },
+    # Work whose task was lost while the broker was down: notification emails
+    # still owed and report jobs still pending a minute on are enqueued again.
+    "notifications-emails-owed": {
+        "task": "notifications.emails_owed_dispatch",
+        "schedule": timedelta(minutes=1),
+        "options": {"expires": 50},
+    },
+    "reports-jobs-pending": {
+        "task": "reports.jobs_pending_dispatch",
+        "schedule": timedelta(minutes=1),
+        "options": {"expires": 50},
+    },
 }
 CELERY_TIMEZONE = "UTC"
 

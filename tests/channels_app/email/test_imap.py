@@ -408,6 +408,43 @@ def test_account_task_skips_while_another_poll_holds_the_lock(dovecot, make_acco
     assert cache.get(poll_lock_key(account.pk)) is None
 
 
+def test_account_task_skips_with_a_warning_while_the_lock_cache_is_down(settings, queue, caplog):
+    from tests.outage import UNREACHABLE_CACHES
+
+    account = MailAccount.objects.create(
+        name="support", host="127.0.0.1", port=1, username="support", password_env=PASSWORD_ENV, queue=queue
+    )
+    settings.CACHES = UNREACHABLE_CACHES
+
+    with caplog.at_level("WARNING"):
+        result = mailbox_poll_task.apply(args=[account.pk]).get()
+
+    assert result == {"account_id": account.pk, "skipped": "the lock cache is unreachable"}
+    assert [record.getMessage() for record in caplog.records if record.levelname == "WARNING"] == [
+        f"Mailbox poll of account {account.pk} skipped: the lock cache is unreachable"
+    ]
+    assert InboundEmail.objects.count() == 0
+
+
+def test_the_beat_task_enqueues_nothing_and_warns_while_the_broker_is_down(queue, caplog):
+    from tests.outage import CLOSED_PORT_REDIS, celery_broker
+
+    first, _second = (
+        MailAccount.objects.create(
+            name=f"support-{n}", host="127.0.0.1", port=1, username=f"u{n}", password_env=PASSWORD_ENV, queue=queue
+        )
+        for n in (1, 2)
+    )
+
+    with celery_broker(CLOSED_PORT_REDIS), caplog.at_level("WARNING"):
+        assert mailboxes_poll_task() == 0
+
+    # It stops at the first refusal; the next minute's run polls every account again.
+    assert [record.getMessage() for record in caplog.records if record.levelname == "WARNING"] == [
+        f"Could not enqueue email.mailbox_poll({first.pk},): the broker is unreachable"
+    ]
+
+
 def test_fetch_mail_command_prints_the_report(dovecot, make_account):
     user = dovecot.new_user()
     dovecot.append(user, mail(1), mail(2))
