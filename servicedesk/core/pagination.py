@@ -1,12 +1,44 @@
 """One rule for every paginated page and the API (docs/conventions.md, "Pages of a list"):
-a page number that is not a whole number, or past the last page, answers 404, as the API does."""
+a page number that is not a whole number, or past the last page, answers 404, as the API does.
+
+Counts are capped: a list counts its rows up to ``COUNT_CAP`` and then says
+"more than that" (``count_capped``), because counting a million tickets costs
+the database a whole scan on every page (docs/performance.md), while a person
+or a client needs the exact figure only for lists they can page through.
+"""
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
 
 from django.core.paginator import InvalidPage, Page, Paginator
+from django.db.models import QuerySet
 from django.http import Http404
+
+#: Rows a list counts exactly; past it the count is ``COUNT_CAP`` and ``count_capped`` is true.
+COUNT_CAP = 10_000
+
+
+class CappedPaginator(Paginator):
+    """A Paginator whose ``count`` stops at ``COUNT_CAP`` (one ``COUNT(*)`` over at most
+    ``COUNT_CAP + 1`` rows), so the last reachable page is the one holding row ``COUNT_CAP``."""
+
+    @cached_property
+    def _counted(self) -> int:
+        items = self.object_list
+        if isinstance(items, QuerySet):
+            return items[: COUNT_CAP + 1].count()
+        return min(len(items), COUNT_CAP + 1)
+
+    @cached_property
+    def count(self) -> int:
+        return min(self._counted, COUNT_CAP)
+
+    @cached_property
+    def count_capped(self) -> bool:
+        """True when the list holds more rows than it counted."""
+        return self._counted > COUNT_CAP
 
 
 def page_or_404(items: Any, per_page: int, number: Any) -> Page:
@@ -15,6 +47,6 @@ def page_or_404(items: Any, per_page: int, number: Any) -> Page:
     The first page of an empty list exists (it shows "nothing here").
     """
     try:
-        return Paginator(items, per_page).page(number or 1)
+        return CappedPaginator(items, per_page).page(number or 1)
     except InvalidPage as exc:
         raise Http404(str(exc)) from exc

@@ -76,9 +76,9 @@ def test_signed_in_user_without_customer_record_sees_nothing(tickets):
     detail = stranger.get(f"/api/v1/tickets/{tickets['own_web'].reference}/")
     customers = stranger.get("/api/v1/customers/")
 
-    assert listing.json() == {"count": 0, "next": None, "previous": None, "results": []}
+    assert listing.json() == {"count": 0, "next": None, "previous": None, "count_capped": False, "results": []}
     assert detail.status_code == 404
-    assert customers.json() == {"count": 0, "next": None, "previous": None, "results": []}
+    assert customers.json() == {"count": 0, "next": None, "previous": None, "count_capped": False, "results": []}
 
 
 def test_customers_do_not_get_the_desks_tags_and_sla_fields(customer_api, agent_api, tickets):

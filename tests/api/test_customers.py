@@ -46,6 +46,7 @@ def test_agent_lists_customers_of_their_queues(agent_api, people):
         "count": 2,
         "next": None,
         "previous": None,
+        "count_capped": False,
         "results": [
             {
                 "id": alice.pk,

@@ -55,6 +55,7 @@ def test_item_shape(agent_api, desk, agent, customer):
         "count": 1,
         "next": None,
         "previous": None,
+        "count_capped": False,
         "results": [
             {
                 "reference": t1.reference,
@@ -236,3 +237,20 @@ def test_a_whole_customer_id_filters(agent_api, desk):
         desk["t2"].reference,
         desk["t4"].reference,
     ]
+
+
+def test_counts_stop_at_the_cap_and_say_so(agent_api, queue, agent, monkeypatch):
+    """A list counts at most COUNT_CAP rows (the database never counts a million tickets
+    for a page); past it the count is the cap and count_capped is true."""
+    monkeypatch.setattr("servicedesk.core.pagination.COUNT_CAP", 3)
+    _make_tickets(5, queue, agent, start=900)
+
+    first = agent_api.get("/api/v1/tickets/?page_size=2").json()
+    capped = (first["count"], first["count_capped"], len(first["results"]), first["next"] is not None)
+    assert capped == (3, True, 2, True)
+    # The page holding row 3 is the last one reachable; past it is a 404, as for any page past the end.
+    assert agent_api.get("/api/v1/tickets/?page_size=2&page=2").json()["next"] is None
+    assert agent_api.get("/api/v1/tickets/?page_size=2&page=3").status_code == 404
+
+    exact = agent_api.get("/api/v1/tickets/?page_size=2&search=no+such+subject").json()
+    assert (exact["count"], exact["count_capped"]) == (0, False)

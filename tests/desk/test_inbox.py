@@ -236,3 +236,12 @@ def test_inbox_queries_do_not_grow_with_tickets(agent_client, queue, agent, djan
     # A search adds exactly one query: the ids of the matching tickets.
     with django_assert_max_num_queries(with_5 + 1):
         agent_client.get("/desk/?status=new&assignee=none&q=case&sort=-priority")
+
+
+def test_a_list_longer_than_the_count_cap_says_more_than(manager_client, board, monkeypatch):
+    monkeypatch.setattr("servicedesk.core.pagination.COUNT_CAP", 2)
+
+    page = manager_client.get("/desk/").content.decode()
+
+    assert "More than 2 tickets" in page
+    assert manager_client.get("/desk/?status=pending").status_code == 200

@@ -28,6 +28,7 @@ from servicedesk.accounts.auth import signed_in_user
 from servicedesk.accounts.roles import sees_all_queues
 from servicedesk.core import errors
 from servicedesk.core.errors import ApplicationError, PermissionDenied
+from servicedesk.core.pagination import COUNT_CAP, CappedPaginator
 from servicedesk.tickets.access import customer_of_user, customers_conceal, messages_visible_to
 from servicedesk.tickets.api.filters import ticket_filters_from
 from servicedesk.tickets.api.permissions import AgentOrCustomer, AgentsChangeTickets, caller_is_agent
@@ -75,9 +76,28 @@ CUSTOMER_HISTORY_LIMIT = 100
 
 
 class Pagination(PageNumberPagination):
+    """Pages of 25 (``page_size`` up to 100); ``count`` stops at ``COUNT_CAP`` with
+    ``count_capped`` true past it (servicedesk/core/pagination.py)."""
+
     page_size = 25
     page_size_query_param = "page_size"
     max_page_size = 100
+    django_paginator_class = CappedPaginator
+
+    def get_paginated_response(self, data: Any) -> Response:
+        response = super().get_paginated_response(data)
+        assert self.page is not None
+        response.data["count_capped"] = self.page.paginator.count_capped  # type: ignore[attr-defined]
+        return response
+
+    def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
+        answer = super().get_paginated_response_schema(schema)
+        answer["properties"]["count_capped"] = {
+            "type": "boolean",
+            "description": f"True when the list holds more than {COUNT_CAP} items; count is then {COUNT_CAP}.",
+        }
+        answer["required"] = [*answer.get("required", []), "count_capped"]
+        return answer
 
 
 def idempotency_key(request: Request) -> str | None:
