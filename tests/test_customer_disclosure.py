@@ -211,3 +211,35 @@ def test_the_assignee_is_not_told_the_hidden_name(agent, hidden):
 
     assert notice is not None
     assert notice.title == f"[{reference}] New message from #{hidden.pk}"
+
+
+def test_the_timeline_names_a_customer_who_acted_as_the_thread_does(agent, manager, hidden, queue):
+    """Sam wrote to support; merged into a customer support may see, Sam's own record is no
+    longer one of theirs: the thread and the history both show the stand-in."""
+    from servicedesk.tickets.events import Actor
+    from servicedesk.tickets.services.customers import customer_merge
+
+    sam = CustomerFactory(name="Sam Source", email="sam@example.com")
+    inbound_message_receive(
+        inbound=InboundMessage(
+            channel="email",
+            external_id="<sam-1@example.com>",
+            sender=SenderIdentity(kind="email", value="sam@example.com", name="Sam Source"),
+            subject="Router",
+            text="It blinks.",
+            queue=queue.slug,
+            acknowledge=False,  # its greeting would name Sam in the text of the thread
+        )
+    )
+    customer_merge(source=sam, target=hidden, actor=Actor.system())
+    ticket = Ticket.objects.get(subject="Router")
+    assert (ticket.customer_id, ticket.queue_id) == (hidden.pk, queue.pk)
+
+    html = desk_client(agent).get(f"/desk/tickets/{ticket.reference}/").content.decode()
+    assert "Sam Source" not in html
+    assert f'<span class="event-actor">#{sam.pk}</span>' in html
+    assert f"<strong>#{sam.pk}</strong>" in html
+    assert (
+        '<span class="event-actor">Sam Source</span>'
+        in desk_client(manager).get(f"/desk/tickets/{ticket.reference}/").content.decode()
+    )

@@ -98,11 +98,14 @@ class TimelineRow:
 
 def ticket_timeline(ticket: Ticket, *, user: Any, tz: tzinfo | None = None) -> list[TimelineRow]:
     """The ticket's events as ``user`` may read them, oldest first; instants inside SLA values
-    are shown in ``tz``. A merge names the other ticket only if ``user`` may see it
-    (``access.ticket_references_visible``), else "another ticket"."""
+    are shown in ``tz``. A customer who acted is named only if ``user`` may see them
+    (``access.customers_conceal``), and a merge names the other ticket only if ``user``
+    may see it (``access.ticket_references_visible``), else "another ticket"."""
     events = list(
         TicketEvent.objects.filter(ticket=ticket).select_related("actor_user", "actor_customer").order_by("at", "id")
     )
+    # Who did what is named as ``user`` may see them (docs/architecture.md, "Access rules").
+    access.customers_conceal(user, [], events=events)
     user_ids: set[int] = set()
     policy_slugs: set[str] = set()
     merged_references = {

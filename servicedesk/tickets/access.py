@@ -219,16 +219,19 @@ def customers_conceal(
     tickets: Iterable[Ticket],
     *,
     messages: Iterable[Message] = (),
+    events: Iterable[TicketEvent] = (),
     addresses: Iterable[tuple[str, str]] = (),
 ) -> None:
-    """Replace, in place, the customer of each ticket and the customer author of each
-    message that ``user`` may not see (``customers_visible_to``) by its stand-in
-    (``customer_concealed`` with ``addresses``). One query; agents only, since
+    """Replace, in place, the customer of each ticket, the customer author of each
+    message and the customer who did each event that ``user`` may not see
+    (``customers_visible_to``) by its stand-in (``customer_concealed`` with
+    ``addresses``). One query, none without customers; agents only, since
     managers and admins see every customer and customers only themselves."""
     if user_role(user) != AGENT:
         return
-    tickets, messages = list(tickets), list(messages)
+    tickets, messages, events = list(tickets), list(messages), list(events)
     ids = {ticket.customer_id for ticket in tickets} | {m.author_customer_id for m in messages if m.author_customer_id}
+    ids |= {event.actor_customer_id for event in events if event.actor_customer_id}
     if not ids:
         return
     shown = set(customers_visible_to(user).filter(pk__in=ids).values_list("pk", flat=True))
@@ -239,6 +242,9 @@ def customers_conceal(
     for message in messages:
         if message.author_customer_id and message.author_customer_id not in shown:
             message.author_customer = customer_concealed(message.author_customer)  # type: ignore[arg-type]
+    for event in events:
+        if event.actor_customer_id and event.actor_customer_id not in shown:
+            event.actor_customer = customer_concealed(event.actor_customer)  # type: ignore[arg-type]
 
 
 def queues_visible_to(user: Any) -> QuerySet[Queue]:
