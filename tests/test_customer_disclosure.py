@@ -148,3 +148,98 @@ def test_no_acknowledgement_names_the_customer_to_the_agent(agent, hidden, djang
     assert not Message.objects.filter(ticket__reference=reference, purpose="acknowledgement").exists()
     messages = client_for(agent).get(f"/api/v1/tickets/{reference}/messages/").json()["results"]
     assert [m["text"] for m in messages] == ["Call me back."]
+
+
+def test_the_workspace_links_nowhere_for_a_stand_in(agent, manager, hidden):
+    """The customer page answers 404 to this agent: no link leads there, and no history of the customer is shown."""
+    first = open_by_api(agent)["reference"]
+    second = open_by_api(agent, subject="Scanner")["reference"]
+    customer_page = f'href="/desk/customers/{hidden.pk}/"'
+    desk = desk_client(agent)
+
+    html = desk.get(f"/desk/tickets/{first}/").content.decode()
+    assert customer_page not in html
+    assert f'<p class="customer-name customer-concealed">#{hidden.pk}</p>' in html
+    assert "Other tickets" not in html and second not in html
+    inbox = desk.get("/desk/").content.decode()
+    assert customer_page not in inbox
+    assert inbox.count(f'<span class="customer-concealed">#{hidden.pk}</span>') == 2
+    # Whoever may open the customer page still has the link and the history.
+    html = desk_client(manager).get(f"/desk/tickets/{first}/").content.decode()
+    assert f'<a href="/desk/customers/{hidden.pk}/">{NAME}</a>' in html
+    assert f'<li data-reference="{second}">' in html
+
+
+def test_sorting_by_customer_treats_a_stand_in_as_nameless(agent, manager, hidden, queue):
+    """By the hidden name, Hedda would sort between Anna and Zoe; as a stand-in she has no name, so she comes first."""
+    anna = ticket_make(customer=CustomerFactory(name="Anna Able"), queue=queue).reference
+    zoe = ticket_make(customer=CustomerFactory(name="Zoe Zed"), queue=queue).reference
+    hedda = open_by_api(agent)["reference"]
+    api = client_for(agent)
+
+    def desk_order(user, sort: str) -> list[str]:
+        import re
+
+        html = desk_client(user).get("/desk/", {"sort": sort}).content.decode()
+        return re.findall(r'<tr class="ticket-row" data-reference="([^"]+)"', html)
+
+    def api_order(client, sort: str) -> list[str]:
+        return [item["reference"] for item in client.get("/api/v1/tickets/", {"sort": sort}).json()["results"]]
+
+    assert desk_order(agent, "customer") == api_order(api, "customer") == [hedda, anna, zoe]
+    assert desk_order(agent, "-customer") == api_order(api, "-customer") == [zoe, anna, hedda]
+    by_ordering = api.get("/api/v1/tickets/", {"ordering": "customer"}).json()["results"]
+    assert [item["reference"] for item in by_ordering] == [hedda, anna, zoe]
+    # A manager sees the customer, and her billing ticket too, under her name.
+    invoice = Ticket.objects.get(subject="Invoice question").reference
+    expected = [anna, invoice, hedda, zoe]
+    assert desk_order(manager, "customer") == api_order(client_for(manager), "customer") == expected
+
+
+def test_the_assignee_is_not_told_the_hidden_name(agent, hidden):
+    """The notice of a customer's message names its author as the assignee sees them: the stand-in."""
+    from servicedesk.notifications.services import customer_message_notify
+    from servicedesk.tickets.events import Actor
+    from servicedesk.tickets.services.tickets import ticket_assign
+
+    reference = open_by_api(agent)["reference"]
+    ticket = Ticket.objects.get(reference=reference)
+    ticket_assign(ticket=ticket, assignee=agent, actor=Actor.agent(agent))
+    message = Message.objects.get(ticket=ticket, author_customer=hidden)
+
+    notice = customer_message_notify(message_id=message.pk)
+
+    assert notice is not None
+    assert notice.title == f"[{reference}] New message from #{hidden.pk}"
+
+
+def test_the_timeline_names_a_customer_who_acted_as_the_thread_does(agent, manager, hidden, queue):
+    """Sam wrote to support; merged into a customer support may see, Sam's own record is no
+    longer one of theirs: the thread and the history both show the stand-in."""
+    from servicedesk.tickets.events import Actor
+    from servicedesk.tickets.services.customers import customer_merge
+
+    sam = CustomerFactory(name="Sam Source", email="sam@example.com")
+    inbound_message_receive(
+        inbound=InboundMessage(
+            channel="email",
+            external_id="<sam-1@example.com>",
+            sender=SenderIdentity(kind="email", value="sam@example.com", name="Sam Source"),
+            subject="Router",
+            text="It blinks.",
+            queue=queue.slug,
+            acknowledge=False,  # its greeting would name Sam in the text of the thread
+        )
+    )
+    customer_merge(source=sam, target=hidden, actor=Actor.system())
+    ticket = Ticket.objects.get(subject="Router")
+    assert (ticket.customer_id, ticket.queue_id) == (hidden.pk, queue.pk)
+
+    html = desk_client(agent).get(f"/desk/tickets/{ticket.reference}/").content.decode()
+    assert "Sam Source" not in html
+    assert f'<span class="event-actor">#{sam.pk}</span>' in html
+    assert f"<strong>#{sam.pk}</strong>" in html
+    assert (
+        '<span class="event-actor">Sam Source</span>'
+        in desk_client(manager).get(f"/desk/tickets/{ticket.reference}/").content.decode()
+    )

@@ -19,6 +19,7 @@ from servicedesk.accounts.models import User
 from servicedesk.core.datetimes import format_instant
 from servicedesk.desk.sla import duration_text
 from servicedesk.sla.models import SlaPolicy, TargetHours
+from servicedesk.tickets import access
 from servicedesk.tickets.models import (
     Channel,
     DeliveryStatus,
@@ -82,6 +83,10 @@ _SLA_KINDS = frozenset(
 )
 
 
+# Events whose value is the reference of the other ticket of a merge.
+_MERGE_KINDS = frozenset({TicketEvent.Kind.MERGED, TicketEvent.Kind.MERGED_IN})
+
+
 @dataclass(frozen=True)
 class TimelineRow:
     event: TicketEvent
@@ -91,13 +96,22 @@ class TimelineRow:
     source: str
 
 
-def ticket_timeline(ticket: Ticket, *, tz: tzinfo | None = None) -> list[TimelineRow]:
-    """The ticket's events, oldest first; instants inside SLA values are shown in ``tz``."""
+def ticket_timeline(ticket: Ticket, *, user: Any, tz: tzinfo | None = None) -> list[TimelineRow]:
+    """The ticket's events as ``user`` may read them, oldest first; instants inside SLA values
+    are shown in ``tz``. A customer who acted is named only if ``user`` may see them
+    (``access.customers_conceal``), and a merge names the other ticket only if ``user``
+    may see it (``access.ticket_references_visible``), else "another ticket"."""
     events = list(
         TicketEvent.objects.filter(ticket=ticket).select_related("actor_user", "actor_customer").order_by("at", "id")
     )
+    # Who did what is named as ``user`` may see them (docs/architecture.md, "Access rules").
+    access.customers_conceal(user, [], events=events)
     user_ids: set[int] = set()
     policy_slugs: set[str] = set()
+    merged_references = {
+        event.after for event in events if event.kind in _MERGE_KINDS and isinstance(event.after, str) and event.after
+    }
+    shown_references = access.ticket_references_visible(user, merged_references) if merged_references else set()
     for event in events:
         for value in (event.before, event.after):
             if event.kind == TicketEvent.Kind.ASSIGNEE and isinstance(value, int):
@@ -113,6 +127,8 @@ def ticket_timeline(ticket: Ticket, *, tz: tzinfo | None = None) -> list[Timelin
     def shown(kind: str, value: Any) -> str:
         if kind in _SLA_KINDS:
             return _sla_display(value, policies, zone)
+        if kind in _MERGE_KINDS and isinstance(value, str) and value and value not in shown_references:
+            return _("another ticket")
         return _display(kind, value, names)
 
     return [

@@ -134,13 +134,18 @@ def _ticket_page(
             "ticket": ticket,
             "merge_target": access.ticket_merge_target_for(request.user, ticket),
             "thread": thread,
-            "timeline": ticket_timeline(ticket, tz=agent_tz),
+            "timeline": ticket_timeline(ticket, user=request.user, tz=agent_tz),
             "agent_tz": agent_tz,
             "sla_targets": board.targets(ticket),
             "sla_headline": board.headline(ticket),
             "sla_formats": sla.script_formats(),
             "customer": customer,
-            "other_tickets": selectors.customer_tickets(user=request.user, customer=customer, exclude=ticket),
+            # A stand-in has no history to show: its record is not this agent's to read.
+            "other_tickets": (
+                []
+                if customer.concealed
+                else selectors.customer_tickets(user=request.user, customer=customer, exclude=ticket)
+            ),
             "reply_form": reply_form or ReplyForm(),
             "properties_form": properties_form or TicketPropertiesForm(ticket=ticket, user=request.user),
             "ticket_form_id": TICKET_FORM_ID,

@@ -16,6 +16,7 @@ from servicedesk.accounts.models import User
 from servicedesk.core.enqueue import task_enqueue
 from servicedesk.core.errors import NotFound
 from servicedesk.notifications.models import Notification, NotificationKind
+from servicedesk.tickets.access import customers_conceal
 from servicedesk.tickets.models import Message, Ticket
 
 # The customer's text quoted in the notice, at most.
@@ -161,6 +162,8 @@ def customer_message_notify(*, message_id: int) -> Notification | None:
     if message is None or message.ticket.assignee is None:
         return None
     ticket, assignee = message.ticket, message.ticket.assignee
+    # The notice names the author only as the assignee may see them (docs/architecture.md, "Access rules").
+    customers_conceal(assignee, [ticket], messages=[message])
     with translation.override(assignee.language or settings.LANGUAGE_CODE):
         title = _("[%(reference)s] New message from %(customer)s") % {
             "reference": ticket.reference,

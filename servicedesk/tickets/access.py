@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.core import signing
-from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.db.models import Case, CharField, Exists, F, OuterRef, Q, QuerySet, Value, When
 from django.utils.crypto import constant_time_compare
 
 from servicedesk.accounts.roles import AGENT, user_role
@@ -117,6 +117,13 @@ def ticket_get_for(user: Any, reference: str) -> Ticket:
     return ticket
 
 
+def ticket_references_visible(user: Any, references: Iterable[str]) -> set[str]:
+    """Those of ``references`` naming a ticket ``user`` may see (one query): a ticket's
+    history names another ticket (a merge) only to whoever may open it."""
+    found = tickets_visible_to(user).filter(reference__in=list(references)).values_list("reference", flat=True)
+    return {reference for reference in found if reference}
+
+
 def can_see_ticket(user: Any, ticket: Ticket) -> bool:
     return tickets_visible_to(user).filter(pk=ticket.pk).exists()
 
@@ -182,11 +189,26 @@ def customer_search_scope(user: Any) -> QuerySet[Customer] | None:
     return None
 
 
+def customer_name_shown(user: Any) -> F | Case:
+    """The name of a ticket's customer as ``user`` sees it, an expression on a ticket
+    query: for an agent, empty when the customer is hidden from them (the stand-in of
+    ``customers_conceal``), so ordering by it tells nothing of the hidden name. One
+    uncorrelated subquery (``customers_visible_to``), evaluated once per query."""
+    if user_role(user) != AGENT:
+        return F("customer__name")
+    return Case(
+        When(customer_id__in=customers_visible_to(user).values("pk"), then=F("customer__name")),
+        default=Value(""),
+        output_field=CharField(),
+    )
+
+
 def customer_concealed(customer: Customer, *, addresses: Iterable[tuple[str, str]] = ()) -> Customer:
     """A stand-in for a customer the caller sees a ticket of but may not see: the
     same id, no name, no organization, and as identities only ``addresses``
     (kind, value) the caller gave themselves. Never saved."""
     stand_in = Customer(pk=customer.pk, name="", created_at=customer.created_at)
+    stand_in.concealed = True
     identities = [Identity(customer=stand_in, kind=kind, value=value) for kind, value in addresses]
     stand_in._prefetched_objects_cache = {"identities": identities}  # type: ignore[attr-defined]
     return stand_in
@@ -197,16 +219,19 @@ def customers_conceal(
     tickets: Iterable[Ticket],
     *,
     messages: Iterable[Message] = (),
+    events: Iterable[TicketEvent] = (),
     addresses: Iterable[tuple[str, str]] = (),
 ) -> None:
-    """Replace, in place, the customer of each ticket and the customer author of each
-    message that ``user`` may not see (``customers_visible_to``) by its stand-in
-    (``customer_concealed`` with ``addresses``). One query; agents only, since
+    """Replace, in place, the customer of each ticket, the customer author of each
+    message and the customer who did each event that ``user`` may not see
+    (``customers_visible_to``) by its stand-in (``customer_concealed`` with
+    ``addresses``). One query, none without customers; agents only, since
     managers and admins see every customer and customers only themselves."""
     if user_role(user) != AGENT:
         return
-    tickets, messages = list(tickets), list(messages)
+    tickets, messages, events = list(tickets), list(messages), list(events)
     ids = {ticket.customer_id for ticket in tickets} | {m.author_customer_id for m in messages if m.author_customer_id}
+    ids |= {event.actor_customer_id for event in events if event.actor_customer_id}
     if not ids:
         return
     shown = set(customers_visible_to(user).filter(pk__in=ids).values_list("pk", flat=True))
@@ -217,6 +242,9 @@ def customers_conceal(
     for message in messages:
         if message.author_customer_id and message.author_customer_id not in shown:
             message.author_customer = customer_concealed(message.author_customer)  # type: ignore[arg-type]
+    for event in events:
+        if event.actor_customer_id and event.actor_customer_id not in shown:
+            event.actor_customer = customer_concealed(event.actor_customer)  # type: ignore[arg-type]
 
 
 def queues_visible_to(user: Any) -> QuerySet[Queue]:

@@ -15,7 +15,12 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from servicedesk.core.email_address import email_search_term
-from servicedesk.tickets.access import customer_search_scope, customers_visible_to, tickets_visible_to
+from servicedesk.tickets.access import (
+    customer_name_shown,
+    customer_search_scope,
+    customers_visible_to,
+    tickets_visible_to,
+)
 from servicedesk.tickets.models import Customer, Identity, Message, Tag, Ticket, TicketTarget
 from servicedesk.tickets.models.tickets import priority_rank, status_rank
 
@@ -32,8 +37,10 @@ TICKET_SORTS: dict[str, tuple[str | OrderBy, ...]] = {
     "-reference": ("-id",),
     "subject": ("subject", "id"),
     "-subject": ("-subject", "-id"),
-    "customer": ("customer__name", "id"),
-    "-customer": ("-customer__name", "-id"),
+    # The customer's name as the caller may see it (access.customer_name_shown): a
+    # customer hidden from an agent sorts as the stand-in they are shown, nameless.
+    "customer": ("customer_name_shown", "id"),
+    "-customer": ("-customer_name_shown", "-id"),
     # Lifecycle order (new first, closed last), the most recently updated first within a status.
     "status": ("status_rank", "-updated_at", "-id"),
     "-status": ("-status_rank", "updated_at", "id"),
@@ -165,6 +172,8 @@ def ticket_list(*, user: Any, filters: TicketFilters | None = None, now: datetim
         qs = qs.annotate(priority_rank=priority_rank())
     if "status" in filters.sort:
         qs = qs.annotate(status_rank=status_rank())
+    if "customer" in filters.sort:
+        qs = qs.annotate(customer_name_shown=customer_name_shown(user))
     return (
         qs.select_related("customer", "queue", "assignee", "topic", "sla_policy")
         .prefetch_related(Prefetch("tags", queryset=Tag.objects.order_by("name")), _targets_prefetch())

@@ -198,9 +198,9 @@ def test_page_out_of_range_is_404(agent_api, queue):
     assert response.json() == {"detail": "Invalid page."}
 
 
-def _list_queries(client) -> int:  # type: ignore[no-untyped-def]
+def _list_queries(client, sort: str = "priority") -> int:  # type: ignore[no-untyped-def]
     with CaptureQueriesContext(connection) as ctx:
-        response = client.get("/api/v1/tickets/?sort=priority")
+        response = client.get(f"/api/v1/tickets/?sort={sort}")
     assert response.status_code == 200
     return len(ctx.captured_queries)
 
@@ -221,6 +221,8 @@ def test_list_runs_constant_queries(agent, queue):
     # Token and user, the caller's roles, the count, the page, the page's tags, the page's SLA targets,
     # and which of the page's customers the agent may see.
     assert five == thirty == 7
+    # By customer, the name as the agent may see it is part of the page's one query.
+    assert _list_queries(client_for(agent), "customer") == _list_queries(client_for(agent), "-customer") == 7
 
 
 @pytest.mark.parametrize("value", ["1.5", "abc", "-1", "1e3", str(2**70)])

@@ -303,7 +303,7 @@ def test_each_assignment_is_an_assignee_event_with_its_reason(routed, make_agent
         0,
         "round_robin/intake",
     )
-    rows = [(row.event.kind, row.after) for row in ticket_timeline(ticket)]
+    rows = [(row.event.kind, row.after) for row in ticket_timeline(ticket, user=ann)]
     assert rows[-1] == ("assignee", "Ann")
     assert profile(ann).last_assigned_at == T0
 

@@ -103,6 +103,45 @@ def test_desk_page_of_the_source_does_not_name_a_deleted_target_to_an_agent(merg
     assert client.get(f"/desk/tickets/{target.reference}/").status_code == 404
 
 
+def timeline_merges(client: Client, ticket: Ticket) -> list[str]:
+    """The value shown for each merge event in the ticket page's timeline."""
+    import re
+
+    content = client.get(f"/desk/tickets/{ticket.reference}/").content.decode()
+    rows = re.findall(r'<li class="event event-merged(?:_in)?">(.*?)</li>', content, re.S)
+    return [re.search(r'<span class="event-after">(.*?)</span>', row, re.S).group(1) for row in rows]  # type: ignore[union-attr]
+
+
+def test_desk_timeline_of_the_source_names_a_deleted_target_only_to_a_manager(merged, agent, manager):
+    source, target = merged
+    as_agent, as_manager = Client(), Client()
+    as_agent.force_login(agent)
+    as_manager.force_login(manager)
+
+    assert timeline_merges(as_agent, source) == ["another ticket"]
+    assert target.reference not in as_agent.get(f"/desk/tickets/{source.reference}/").content.decode()
+    assert timeline_merges(as_manager, source) == [target.reference]
+
+
+def test_desk_timelines_name_the_other_ticket_of_a_merge_only_where_the_agent_may_see_it(queue, agent, manager):
+    """A merge across queues: each side's timeline names the other ticket only to whoever sees it."""
+    from tests.factories import QueueFactory
+
+    billing = QueueFactory(slug="billing", name="Billing")
+    source = inbound_message_receive(inbound=inbound(queue="billing")).ticket
+    target = inbound_message_receive(inbound=inbound(subject="Again", queue=queue.slug)).ticket
+    assert (source.queue_id, target.queue_id) == (billing.pk, queue.pk)
+    ticket_merge(source=source, target=target, actor=Actor.system())
+    as_agent, as_manager = Client(), Client()
+    as_agent.force_login(agent)
+    as_manager.force_login(manager)
+
+    assert timeline_merges(as_agent, target) == ["another ticket"]
+    assert source.reference not in as_agent.get(f"/desk/tickets/{target.reference}/").content.decode()
+    assert timeline_merges(as_manager, target) == [source.reference]
+    assert timeline_merges(as_manager, source) == [target.reference]
+
+
 def test_desk_page_of_the_source_links_a_deleted_target_for_a_manager(merged, manager):
     source, target = merged
     client = Client()

@@ -574,6 +574,7 @@ class MessageResendView(generics.GenericAPIView):
             raise exceptions.NotFound()
         message_delivery_retry(message=message, actor=Actor.agent(signed_in_user(request), source="api"))
         message.refresh_from_db()
+        customers_conceal(request.user, [], messages=[message])
         context = {**self.get_serializer_context(), "with_downloads": True}
         return Response(MessageSerializer(message, context=context).data)
 

@@ -55,6 +55,10 @@ class Customer(models.Model):
         verbose_name_plural = _("customers")
         indexes = [models.Index(fields=["name"])]
 
+    # True only on the unsaved stand-in of ``access.customer_concealed``: pages show it without a
+    # link to the customer's page, which answers "not found" to that viewer.
+    concealed: bool = False
+
     def __str__(self) -> str:
         return self.name or f"#{self.pk}"
 
