@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db.models import F, Min, OrderBy, Prefetch, Q, QuerySet
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -160,8 +161,11 @@ def ticket_list(*, user: Any, filters: TicketFilters | None = None, now: datetim
         qs = qs.filter(assignee__isnull=True)
     elif filters.assignee and filters.assignee.isdigit():
         qs = qs.filter(assignee_id=int(filters.assignee))
+    narrowed = False
     if filters.search:
-        qs = qs.filter(ticket_search_q(filters.search, customers=customer_search_scope(user)))
+        search = ticket_search_q(filters.search, customers=customer_search_scope(user))
+        narrowed = _is_id_list(search)
+        qs = qs.filter(search)
     qs = qs.filter(_due_q(filters, now))
     if filters.created_from is not None:
         qs = qs.filter(created_at__gte=filters.created_from)
@@ -177,8 +181,29 @@ def ticket_list(*, user: Any, filters: TicketFilters | None = None, now: datetim
     return (
         qs.select_related("customer", "queue", "assignee", "topic", "sla_policy")
         .prefetch_related(Prefetch("tags", queryset=Tag.objects.order_by("name")), _targets_prefetch())
-        .order_by(*TICKET_SORTS[filters.sort])
+        .order_by(*(_sorted_apart(TICKET_SORTS[filters.sort]) if narrowed else TICKET_SORTS[filters.sort]))
     )
+
+
+def _is_id_list(q: Q) -> bool:
+    """Whether a search condition is the literal id list of a narrow search."""
+    return len(q.children) == 1 and isinstance(q.children[0], tuple) and q.children[0][0] == "pk__in"
+
+
+def _sorted_apart(ordering: tuple[str | OrderBy, ...]) -> list[str | OrderBy]:
+    """The same order, written so that no index matches it (COALESCE(x, x) is x, but not the
+    indexed column): a search narrowed to a few thousand ids is then fetched by primary key and
+    sorted, instead of PostgreSQL walking the whole sort index for rows that match (on a million
+    tickets, a name whose tickets are all old walked 800,000 index entries for a page)."""
+    apart: list[str | OrderBy] = []
+    for key in ordering:
+        if isinstance(key, str):
+            name = key.lstrip("-")
+            same = Coalesce(F(name), F(name))
+            apart.append(same.desc() if key.startswith("-") else same.asc())
+        else:
+            apart.append(key)
+    return apart
 
 
 def _due_q(filters: TicketFilters, now: datetime) -> Q:
@@ -205,7 +230,7 @@ def _targets_prefetch() -> Prefetch:
 # A search matching at most this many tickets is narrowed to the literal list
 # of their ids, which the database resolves through the primary key whatever
 # its statistics say; a broader one is tested row by row.
-SEARCH_ID_LIST_LIMIT = 2000
+SEARCH_ID_LIST_LIMIT = 10_000
 
 
 def ticket_search_q(term: str, *, customers: QuerySet[Customer] | None = None) -> Q:

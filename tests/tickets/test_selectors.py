@@ -211,3 +211,20 @@ def test_search_finds_an_idn_address_by_either_form_of_its_domain(data, manager)
 
     for term in ("xn--bcher-kva", "JOSÉ@XN--BCHER-KVA.EXAMPLE", "@bücher", "jose\u0301@"):
         assert _ids(manager, search=term) == [ticket.pk], term
+
+
+@pytest.mark.parametrize("sort", sorted(TICKET_SORTS))
+def test_a_narrow_search_sorts_its_ids_apart_from_the_indexes_in_the_same_order(data, manager, sort, monkeypatch):
+    """A search narrowed to its id list orders by COALESCE(x, x), which no index matches
+    (PostgreSQL then fetches the ids and sorts them), and gives the order a broad search gives."""
+    from servicedesk.tickets import selectors
+
+    narrow = ticket_list(user=manager, filters=TicketFilters(search="e", sort=sort))
+    monkeypatch.setattr(selectors, "SEARCH_ID_LIST_LIMIT", 0)
+    broad = ticket_list(user=manager, filters=TicketFilters(search="e", sort=sort))
+
+    assert [t.pk for t in narrow] == [t.pk for t in broad]
+    assert len(narrow) > 2
+    order_by = str(narrow.query).rsplit("ORDER BY", 1)[1]
+    assert "COALESCE" in order_by
+    assert "COALESCE" not in str(broad.query).rsplit("ORDER BY", 1)[1]
