@@ -120,15 +120,20 @@ def _finish(message: Message, claimed_at: datetime, status: str, error: str) -> 
         if not changed:
             log.warning("Delivery of message %s ended %s after its claim had been taken over", message.pk, status)
             return
-        event_record(
-            ticket=message.ticket,
-            kind=TicketEvent.Kind.DELIVERY,
-            actor=Actor.system(),
-            at=now,
-            message=message,
-            before=DeliveryStatus.SENDING,
-            after={"status": status, "error": error[:500]} if error else {"status": status},
-        )
+        _delivery_event_record(message, at=now, status=status, error=error)
+
+
+def _delivery_event_record(message: Message, *, at: datetime, status: str, error: str) -> None:
+    """The ``delivery`` event of a claimed message's outcome (``sending`` -> ``status``)."""
+    event_record(
+        ticket=message.ticket,
+        kind=TicketEvent.Kind.DELIVERY,
+        actor=Actor.system(),
+        at=at,
+        message=message,
+        before=DeliveryStatus.SENDING,
+        after={"status": status, "error": error[:500]} if error else {"status": status},
+    )
 
 
 def message_delivery_expire_stale(*, now: datetime | None = None) -> int:
@@ -159,15 +164,7 @@ def message_delivery_expire_stale(*, now: datetime | None = None) -> int:
             ).update(delivery_status=DeliveryStatus.FAILED, delivery_error=INTERRUPTED)
             if not changed:
                 continue
-            event_record(
-                ticket=message.ticket,
-                kind=TicketEvent.Kind.DELIVERY,
-                actor=Actor.system(),
-                at=now,
-                message=message,
-                before=DeliveryStatus.SENDING,
-                after={"status": DeliveryStatus.FAILED, "error": INTERRUPTED},
-            )
+            _delivery_event_record(message, at=now, status=DeliveryStatus.FAILED, error=INTERRUPTED)
             moved += 1
     return moved
 
