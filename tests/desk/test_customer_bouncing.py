@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from servicedesk.tickets.models import Identity
@@ -26,7 +28,8 @@ def test_customer_page_shows_the_mark_and_a_clear_form(agent_client, alice_bounc
     page = agent_client.get(f"/desk/customers/{alice_bouncing.customer_id}/").content.decode()
 
     assert f'action="{clear_url(alice_bouncing)}"' in page
-    assert "Marked bouncing " in page
+    # When, in the date convention (docs/conventions.md): the viewer's zone, named.
+    assert re.search(r"Marked bouncing \d{4}-\d{2}-\d{2} \d{2}:\d{2} [A-Z+\-:0-9]+: a delivery report", page)
     assert ": a delivery report for mail we sent to it." in page
 
 
