@@ -16,8 +16,13 @@ def _media_root(tmp_path, settings):
 def _clear_cache():
     from django.core.cache import cache
 
+    from servicedesk.core.process_cache import process_caches_clear
+
     cache.clear()
+    # Each test's database starts afresh under the configuration this process cached.
+    process_caches_clear()
     yield
+    process_caches_clear()
 
 
 @pytest.fixture

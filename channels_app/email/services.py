@@ -22,7 +22,7 @@ from datetime import datetime
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -32,9 +32,10 @@ from channels_app.email.parse import ParsedEmail, header_summary, parse_email
 from servicedesk.core.email_address import email_key
 from servicedesk.core.errors import ApplicationError
 from servicedesk.tickets.events import Actor
+from servicedesk.tickets.inbound import IntakeResult
 from servicedesk.tickets.locks import row_lock
 from servicedesk.tickets.models import DeliveryStatus, Identity, IdentityKind, Message, MessageKind
-from servicedesk.tickets.services.customers import identity_bouncing_clear_for_address, identity_mark_bouncing
+from servicedesk.tickets.services.customers import identity_mark_bouncing
 from servicedesk.tickets.services.intake import inbound_message_receive
 from servicedesk.tickets.services.replies import ticket_note_create
 
@@ -43,6 +44,10 @@ RAW_DIR = "raw-mail"
 UNKNOWN_BOUNCE = "bounce for an unknown message"
 NO_RECIPIENT_BOUNCE = "bounce without a failed recipient"
 WRONG_RECIPIENT_BOUNCE = "bounce names a recipient the cited message was not sent to"
+# Quarantine reason of a mail our own code failed on (the log has the traceback).
+INTERNAL_ERROR = "internal error while processing this mail"
+# The database or the storage is unavailable: the caller answers "try again later".
+TEMPORARY_FAILURES = (OperationalError, InterfaceError, OSError)
 
 log = logging.getLogger(__name__)
 
@@ -87,47 +92,102 @@ def email_ingest(
     the SHA-256 of the raw bytes; a second delivery with either is a
     ``duplicate`` and changes nothing. A message with the same Message-ID but
     other bytes (the same mail by another route) is stored raw and recorded as
-    a duplicate by the intake's (channel, external id) key. A row left
-    ``received`` by a crash is processed by the next delivery of that mail.
-    Never raises for bad mail (quarantined with the reason); raises
+    a duplicate by the intake's (channel, external id) key.
+
+    The raw bytes are saved under their hash first; the row that records the
+    mail is written in the same transaction as the ticket message, so either
+    both are stored or neither (the sender, an MTA or the IMAP poll, still
+    holds the mail and delivers it again). Never raises for bad mail
+    (quarantined with the reason), nor for a fault of our own while
+    processing it (quarantined as an internal error, logged with its
+    traceback, to process again from the quarantine once fixed); raises
     OperationalError / InterfaceError / OSError when the database or storage
     fails, with nothing half-written.
     """
     raw = bytes(raw)
     sha256 = hashlib.sha256(raw).hexdigest()
     received_at = received_at or timezone.now()
-
-    existing = _existing(sha256, source_key)
-    if existing is not None:
-        return _redelivered(existing)
-
-    path, written = _raw_store(raw, sha256)
+    path, _written = _raw_store(raw, sha256)
+    row = InboundEmail(
+        raw_sha256=sha256,
+        raw_path=path,
+        size=len(raw),
+        source=source,
+        source_key=source_key or None,
+        account=account,
+        received_at=received_at,
+        attempts=1,
+    )
     try:
-        with transaction.atomic():
-            row = InboundEmail.objects.create(
-                raw_sha256=sha256,
-                raw_path=path,
-                size=len(raw),
-                source=source,
-                source_key=source_key or None,
-                account=account,
-                received_at=received_at,
-            )
+        parsed = parse_email(raw, received_at=received_at)
+        _headers_note(row, raw, parsed)
+        result = _deliver(row, parsed, insert=True)
+        if row.pk is None:
+            # Quarantined, or a duplicate: recorded now, unless these very bytes were.
+            if result.outcome is IngestOutcome.DUPLICATE:
+                existing = _existing(sha256, source_key)
+                if existing is not None:
+                    return _redelivered(existing)
+            with transaction.atomic():
+                _row_insert(row, result)
     except IntegrityError:
+        # This mail (its bytes or its transport id) is stored already: by an
+        # earlier delivery, or by a simultaneous one that committed first.
         existing = _existing(sha256, source_key)
         if existing is None:
             raise
-        if written and path != existing.raw_path:
-            default_storage.delete(path)
         return _redelivered(existing)
-    return _process(row.pk, raw)
+    except TEMPORARY_FAILURES:
+        raise
+    except Exception as exc:
+        log.exception("Inbound mail %s could not be processed; kept in the quarantine", sha256)
+        row.pk = None
+        result = _quarantine(row, f"{INTERNAL_ERROR}: {type(exc).__name__}")
+        try:
+            with transaction.atomic():
+                _row_insert(row, result)
+        except IntegrityError:
+            existing = _existing(sha256, source_key)
+            if existing is None:
+                raise
+            return _redelivered(existing)
+    return result
+
+
+def _headers_note(row: InboundEmail, raw: bytes, parsed: ParsedEmail) -> None:
+    """Who sent what, on the row: from the parsed message, or for one the parser
+    quarantined, from its headers."""
+    if parsed.inbound is not None:
+        row.rfc_message_id = (parsed.inbound.rfc_message_id or None) and parsed.inbound.rfc_message_id[:255]
+        row.sender = parsed.inbound.sender.value[:320]
+        row.subject = parsed.inbound.subject[:300]
+    else:
+        summary = header_summary(raw)
+        row.rfc_message_id = summary.rfc_message_id[:255] if summary.rfc_message_id else None
+        row.sender = summary.sender[:320]
+        row.subject = summary.subject[:300]
+
+
+def _row_insert(row: InboundEmail, result: IngestResult) -> None:
+    """Write the row of a mail processed just now, with its outcome (in the caller's transaction, if any)."""
+    row.status = _ROW_STATUS[result.outcome]
+    row.quarantine_reason = (result.reason or "")[:500] if result.outcome is IngestOutcome.QUARANTINED else ""
+    row.processed_at = timezone.now()
+    row.save(force_insert=True)
+
+
+_ROW_STATUS = {
+    IngestOutcome.STORED: InboundEmail.Status.PROCESSED,
+    IngestOutcome.DUPLICATE: InboundEmail.Status.DUPLICATE,
+    IngestOutcome.QUARANTINED: InboundEmail.Status.QUARANTINED,
+}
 
 
 def _existing(sha256: str, source_key: str | None) -> InboundEmail | None:
     condition = Q(raw_sha256=sha256)
     if source_key:
         condition |= Q(source_key=source_key)
-    return InboundEmail.objects.filter(condition).order_by("pk").first()
+    return InboundEmail.objects.filter(condition).select_related("ticket").order_by("pk").first()
 
 
 def _redelivered(row: InboundEmail) -> IngestResult:
@@ -142,30 +202,18 @@ def _reference(row: InboundEmail) -> str | None:
 
 
 def _process(pk: int, raw: bytes) -> IngestResult:
-    """Parse and hand over, in one transaction with the row locked, so the
-    row's status and the ticket message are committed together."""
+    """Parse and hand over a mail whose row exists (one left ``received``, or one
+    processed again from the quarantine), in one transaction with the row
+    locked, so the row's status and the ticket message are committed together."""
     with transaction.atomic():
         row = row_lock(InboundEmail, pk)
         if row.status not in (InboundEmail.Status.RECEIVED, InboundEmail.Status.QUARANTINED):
             return IngestResult(outcome=IngestOutcome.DUPLICATE, inbound_email=row, reference=_reference(row))
         row.attempts += 1
         parsed = parse_email(raw, received_at=row.received_at)
-        if parsed.inbound is not None:
-            row.rfc_message_id = (parsed.inbound.rfc_message_id or None) and parsed.inbound.rfc_message_id[:255]
-            row.sender = parsed.inbound.sender.value[:320]
-            row.subject = parsed.inbound.subject[:300]
-        else:
-            # Quarantined by the parser: the headers still say who sent what.
-            summary = header_summary(raw)
-            row.rfc_message_id = summary.rfc_message_id[:255] if summary.rfc_message_id else None
-            row.sender = summary.sender[:320]
-            row.subject = summary.subject[:300]
-        result = _deliver(row, parsed)
-        row.status = {
-            IngestOutcome.STORED: InboundEmail.Status.PROCESSED,
-            IngestOutcome.DUPLICATE: InboundEmail.Status.DUPLICATE,
-            IngestOutcome.QUARANTINED: InboundEmail.Status.QUARANTINED,
-        }[result.outcome]
+        _headers_note(row, raw, parsed)
+        result = _deliver(row, parsed, insert=False)
+        row.status = _ROW_STATUS[result.outcome]
         row.quarantine_reason = (result.reason or "")[:500] if result.outcome is IngestOutcome.QUARANTINED else ""
         row.processed_at = timezone.now()
         row.save()
@@ -176,31 +224,47 @@ def _quarantine(row: InboundEmail, reason: str) -> IngestResult:
     return IngestResult(outcome=IngestOutcome.QUARANTINED, inbound_email=row, reason=reason)
 
 
-def _deliver(row: InboundEmail, parsed: ParsedEmail) -> IngestResult:
+def _deliver(row: InboundEmail, parsed: ParsedEmail, *, insert: bool) -> IngestResult:
+    """Hand a parsed mail over: to the quarantine, the bounce handling or the intake.
+
+    ``insert``: the row is new, and is written in the transaction that stores
+    the ticket message or the bounce's note (a quarantined mail or a
+    duplicate leaves it to the caller); otherwise the caller saves it (it
+    holds the row locked).
+    """
     inbound = parsed.inbound
     if inbound is None:
         return _quarantine(row, parsed.quarantine_reason or "unreadable message")
     if inbound.metadata.get("auto_reason") == "delivery-status":
-        return _bounce(row, parsed)
+        with transaction.atomic():
+            result = _bounce(row, parsed)
+            if insert and result.outcome is IngestOutcome.STORED:
+                _row_insert(row, result)
+        return result
     queue = (
         row.account.queue.slug
         if row.account_id and row.account and row.account.queue_id and row.account.queue
         else None
     )
-    # A file the limits refuse is dropped with a note, never the customer's whole mail.
+    # A file the limits refuse is dropped with a note, never the customer's whole mail;
+    # mail from an address shows it receives mail again.
     inbound = dataclasses.replace(
-        inbound, reply_token=inbound.metadata.get("reply_token"), queue=queue, drop_rejected_attachments=True
+        inbound,
+        reply_token=inbound.metadata.get("reply_token"),
+        queue=queue,
+        drop_rejected_attachments=True,
+        proves_delivery=True,
     )
+
+    def record(intake: IntakeResult) -> None:
+        row.ticket, row.message = intake.ticket, intake.message
+        _row_insert(row, IngestResult(outcome=IngestOutcome.STORED, inbound_email=row))
+
     try:
-        with transaction.atomic():
-            intake = inbound_message_receive(inbound=inbound)
+        intake = inbound_message_receive(inbound=inbound, record=record if insert else None)
     except ApplicationError as exc:
         return _quarantine(row, exc.message)
-    if not intake.duplicate:
-        # Mail from the address shows it receives mail again.
-        identity_bouncing_clear_for_address(kind=IdentityKind.EMAIL, value=inbound.sender.value)
-    row.ticket = intake.ticket
-    row.message = intake.message
+    row.ticket, row.message = intake.ticket, intake.message
     outcome = IngestOutcome.DUPLICATE if intake.duplicate else IngestOutcome.STORED
     return IngestResult(outcome=outcome, inbound_email=row, reference=intake.ticket.reference)
 

@@ -14,6 +14,7 @@ from django.db.models.functions import Coalesce
 
 from servicedesk.accounts.models import User
 from servicedesk.accounts.roles import ROLES
+from servicedesk.core.process_cache import ProcessCached
 from servicedesk.routing.models import (
     AgentProfile,
     Availability,
@@ -75,10 +76,20 @@ def calendars_open(calendar_ids: Iterable[int], at: datetime) -> dict[int, bool]
     return result
 
 
+def _routings_load() -> dict[int, QueueRouting]:
+    return {
+        routing.queue_id: routing
+        for routing in QueueRouting.objects.exclude(mode=RoutingMode.MANUAL).prefetch_related("required_skills")
+    }
+
+
+_routings = ProcessCached("routing.queues", _routings_load, depends_on=[QueueRouting])
+
+
 def queue_routing(queue_id: int) -> QueueRouting | None:
-    """The routing of a queue, or None when it is assigned by hand."""
-    routing = QueueRouting.objects.filter(queue_id=queue_id).exclude(mode=RoutingMode.MANUAL).first()
-    return routing
+    """The routing of a queue, or None when it is assigned by hand (read once per
+    process and again when a queue's routing changes: ``core/process_cache.py``)."""
+    return _routings.get().get(queue_id)
 
 
 def _role_holder() -> Q:
@@ -107,7 +118,7 @@ def agents_eligible(*, ticket: Ticket, routing: QueueRouting) -> QuerySet[AgentP
         .filter(Exists(members))
         .filter(_role_holder())
     )
-    for skill_id in routing.required_skills.values_list("pk", flat=True):
+    for skill_id in [skill.pk for skill in routing.required_skills.all()]:
         profiles = profiles.filter(_has_skill(pk=skill_id))
     if routing.match_language and ticket.language and language_primary(ticket.language):
         profiles = profiles.filter(_has_skill(kind=SkillKind.LANGUAGE, value=language_primary(ticket.language)))

@@ -7,7 +7,7 @@ each other in a cycle.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from django.conf import settings
@@ -54,7 +54,9 @@ def _choose(mode: str, profiles: list[AgentProfile], loads: dict[int, int]) -> l
     return sorted(profiles, key=lambda p: (p.round_robin_position, p.user_id))
 
 
-def ticket_route(*, ticket: Ticket, trigger: str, at: datetime | None = None) -> User | None:
+def ticket_route(
+    *, ticket: Ticket, trigger: str, at: datetime | None = None, before_write: Callable[[], None] | None = None
+) -> User | None:
     """Assign an unassigned ticket of a routed queue to an eligible agent; returns the agent.
 
     Guarantee: the agent is eligible (selectors.agents_eligible) and, counted
@@ -65,12 +67,16 @@ def ticket_route(*, ticket: Ticket, trigger: str, at: datetime | None = None) ->
     the caller's when there is one. Returns None, changing nothing, for a
     ticket that is assigned, solved, merged, deleted or spam, in a manual
     queue, or that no agent may take now (it waits). ``ticket`` is updated in
-    place. Idempotent: a ticket already assigned is left alone.
+    place. Idempotent: a ticket already assigned is left alone. ``before_write``
+    is called before anything is read or written for a routed queue (intake
+    stores the opening's events first).
     """
     at = at or timezone.now()
     routing = selectors.queue_routing(ticket.queue_id)
     if routing is None:
         return None
+    if before_write is not None:
+        before_write()
     with transaction.atomic():
         locked = ticket_lock(ticket.pk)
         if (
@@ -122,13 +128,13 @@ def ticket_route(*, ticket: Ticket, trigger: str, at: datetime | None = None) ->
     return agent
 
 
-def inbound_ticket_route(*, ticket: Ticket, at: datetime) -> User | None:
+def inbound_ticket_route(*, ticket: Ticket, at: datetime, before_write: Callable[[], None]) -> User | None:
     """``ticket_route`` for a ticket intake just opened (trigger ``intake``), in its transaction.
 
     Registered in the ticket hooks by ``RoutingConfig.ready``; same guarantee
     and idempotency as ``ticket_route``.
     """
-    return ticket_route(ticket=ticket, trigger=Trigger.INTAKE, at=at)
+    return ticket_route(ticket=ticket, trigger=Trigger.INTAKE, at=at, before_write=before_write)
 
 
 def tickets_waiting_route(

@@ -6,3 +6,7 @@ class SlaConfig(AppConfig):
     name = "servicedesk.sla"
     label = "sla"
     verbose_name = _("Service levels")
+
+    def ready(self) -> None:
+        # Connects the signals that drop the cached policies and calendars when they change.
+        from servicedesk.sla import policies  # noqa: F401

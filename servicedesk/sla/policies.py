@@ -10,11 +10,14 @@ customer without an organization has no tier) matches no condition on it.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date
 from typing import Any
 
 from django.db.models import Prefetch
 
-from servicedesk.sla.models import SlaPolicy, SlaTarget
+from servicedesk.core.process_cache import ProcessCached
+from servicedesk.sla.calendars import CalendarSpec, calendar_spec
+from servicedesk.sla.models import BusinessCalendar, Holiday, OpeningWindow, SlaPolicy, SlaTarget
 
 
 def policy_matches(match: Mapping[str, Any], facts: Mapping[str, str | None]) -> bool:
@@ -66,3 +69,37 @@ def targets_for(policy: SlaPolicy, priority: str) -> SlaTarget | None:
         if target.priority == priority:
             return target
     return None
+
+
+def _specs_load() -> dict[int, CalendarSpec]:
+    windows: dict[int, dict[int, list[tuple[int, int]]]] = {}
+    for calendar_id, weekday, start, end in OpeningWindow.objects.values_list(
+        "calendar_id", "weekday", "start_minute", "end_minute"
+    ):
+        windows.setdefault(calendar_id, {}).setdefault(weekday, []).append((start, end))
+    holidays: dict[int, set[date]] = {}
+    for calendar_id, day in Holiday.objects.values_list("calendar_id", "date"):
+        holidays.setdefault(calendar_id, set()).add(day)
+    return {
+        pk: CalendarSpec(
+            time_zone=time_zone,
+            windows={day: tuple(day_windows) for day, day_windows in windows.get(pk, {}).items()},
+            holidays=frozenset(holidays.get(pk, ())),
+        )
+        for pk, time_zone in BusinessCalendar.objects.values_list("pk", "time_zone")
+    }
+
+
+_policies = ProcessCached("sla.policies", policies_ranked, depends_on=[SlaPolicy, SlaTarget, BusinessCalendar])
+_specs = ProcessCached("sla.calendar_specs", _specs_load, depends_on=[BusinessCalendar, OpeningWindow, Holiday])
+
+
+def policies_cached() -> list[SlaPolicy]:
+    """``policies_ranked()``, read once per process and again when a policy, its targets or a calendar changes."""
+    return _policies.get()
+
+
+def calendar_spec_cached(calendar: BusinessCalendar) -> CalendarSpec:
+    """The calendar's ``CalendarSpec``, read once per process and again when a calendar changes."""
+    spec = _specs.get().get(calendar.pk)
+    return spec if spec is not None else calendar_spec(calendar)

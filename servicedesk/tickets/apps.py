@@ -6,3 +6,7 @@ class TicketsConfig(AppConfig):
     name = "servicedesk.tickets"
     label = "tickets"
     verbose_name = _("Tickets")
+
+    def ready(self) -> None:
+        # Connects the signals that drop the cached queues and topics when they change.
+        from servicedesk.tickets import config  # noqa: F401

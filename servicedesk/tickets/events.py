@@ -68,3 +68,18 @@ def event_record(**kwargs: Any) -> TicketEvent:
     event.save(force_insert=True)
     hooks.event_followers_run(event=event)
     return event
+
+
+def events_store(events: list[TicketEvent]) -> None:
+    """Store events gathered in a transaction in one INSERT, ids in list order, and
+    hand each to the ticket hooks' followers, as ``event_record`` does; empties the list.
+
+    Build them with ``event_build``; an event may name a message or a ticket
+    that was not saved when it was built, as long as both are saved now.
+    """
+    if not events:
+        return
+    TicketEvent.objects.bulk_create(events)
+    for event in events:
+        hooks.event_followers_run(event=event)
+    events.clear()

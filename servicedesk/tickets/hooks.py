@@ -8,7 +8,8 @@ see docs/architecture.md, "Dependency rules" and "Routing"):
   SLA flush) stores it, inside the transaction that made the change. They may
   register after-commit work; they must not write.
 - **inbound routers** may assign a ticket that intake just opened without an
-  assignee, inside the transaction that opens it.
+  assignee, inside the transaction that opens it (calling ``before_write``
+  before they write).
 - **customer message followers** hear, after commit, of each message a
   customer wrote on an existing ticket (notifications tells the assignee).
 
@@ -18,6 +19,7 @@ works the same, without that behaviour.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
@@ -30,7 +32,7 @@ class EventFollower(Protocol):
 
 
 class InboundRouter(Protocol):
-    def __call__(self, *, ticket: Ticket, at: datetime) -> object: ...
+    def __call__(self, *, ticket: Ticket, at: datetime, before_write: Callable[[], None]) -> object: ...
 
 
 class CustomerMessageFollower(Protocol):
@@ -66,10 +68,14 @@ def event_followers_run(*, event: TicketEvent) -> None:
         follower(event=event)
 
 
-def inbound_ticket_route(*, ticket: Ticket, at: datetime) -> None:
-    """Offer a ticket intake just opened without assignee to the registered routers."""
+def inbound_ticket_route(*, ticket: Ticket, at: datetime, before_write: Callable[[], None]) -> None:
+    """Offer a ticket intake just opened without assignee to the registered routers.
+
+    A router calls ``before_write`` before it writes anything: the opening
+    stores what it gathered (its events, in timeline order) first.
+    """
     for router in _inbound_routers:
-        router(ticket=ticket, at=at)
+        router(ticket=ticket, at=at, before_write=before_write)
 
 
 def customer_message_followers_run(*, message_id: int) -> None:

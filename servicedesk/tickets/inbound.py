@@ -70,6 +70,9 @@ class InboundMessage:
     recipients: tuple[str, ...] = ()
     # Automatic mail (auto-replies, bulk): stored, never acknowledged.
     is_automatic: bool = False
+    # The contact shows that mail reaches the sender's address (mail arrived
+    # from it): a bouncing mark on that identity is cleared.
+    proves_delivery: bool = False
     acknowledge: bool = True
     metadata: dict[str, str] = field(default_factory=dict)
     # The agent who records this message for the customer (the API): the

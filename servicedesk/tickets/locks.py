@@ -10,7 +10,7 @@ when it does not.
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from django.db import models, transaction
 
@@ -49,10 +49,28 @@ def tickets_lock_rows(tickets: models.QuerySet[Ticket], *, skip_locked: bool = F
     return list(tickets.select_for_update(of=("self",), skip_locked=skip_locked).order_by("pk"))
 
 
-def customer_lock(customer_id: int) -> Customer:
-    """Lock and reload one customer (after the customer's tickets, if any are locked)."""
+def customer_lock(customer_id: int, **annotations: Any) -> Customer:
+    """Lock and reload one customer (after the customer's tickets, if any are locked).
+
+    ``annotations`` (subqueries, no aggregates: PostgreSQL locks no grouped
+    rows) are read in the same statement, as of the lock.
+    """
     _in_transaction("customer_lock")
-    return Customer.objects.select_for_update().get(pk=customer_id)
+    rows = Customer.objects.select_for_update(of=("self",))
+    if annotations:
+        rows = rows.annotate(**annotations)
+    return rows.get(pk=customer_id)
+
+
+def ticket_lock_first(tickets: models.QuerySet[Ticket]) -> Ticket | None:
+    """Lock the one ticket a query names (its lowest id when several) and return it, or None.
+
+    Only the ticket's own row is locked, so the query may ``select_related``
+    what it reads along (its customer, say): finding and locking a ticket
+    is one statement.
+    """
+    _in_transaction("ticket_lock_first")
+    return tickets.select_for_update(of=("self",)).order_by("pk").first()
 
 
 def rows_lock(rows: models.QuerySet[Row]) -> list[Row]:

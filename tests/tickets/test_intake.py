@@ -205,7 +205,7 @@ def test_failure_after_files_were_written_leaves_no_file(queue, monkeypatch, set
     def explode(*args, **kwargs):
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr(intake, "event_record", explode)
+    monkeypatch.setattr(intake, "event_build", explode)
     with pytest.raises(RuntimeError):
         inbound_message_receive(inbound=inbound(attachments=(InboundAttachment("notes.txt", "text/plain", b"hello"),)))
     assert Ticket.objects.count() == 0 and Attachment.objects.count() == 0

@@ -9,11 +9,13 @@ from zoneinfo import ZoneInfo, available_timezones
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
 from servicedesk.tickets.access import portal_token_for
-from servicedesk.tickets.events import Actor, event_record
+from servicedesk.tickets.events import Actor, event_build, events_store
 from servicedesk.tickets.locks import customer_lock
 from servicedesk.tickets.models import (
     DeliveryStatus,
@@ -33,20 +35,24 @@ class ReplyPromise:
     time_zone: str  # the zone the promise is written in
 
 
-def ticket_first_reply_promise(ticket: Ticket) -> ReplyPromise:
+def ticket_first_reply_promise(ticket: Ticket, targets: list[TicketTarget] | None = None) -> ReplyPromise:
     """When the customer may expect the first answer, and the zone to say it in.
 
     The due instant of the ticket's first-reply target decides (set from its
     SLA policy when the ticket was opened, see services/sla.py); without one,
     the configured default number of hours after creation. The zone is the customer's own,
-    else the calendar's, else the site's.
+    else the calendar's, else the site's. ``targets``: the ticket's targets
+    when the caller holds them (it just opened the ticket); read otherwise.
     """
     customer_zone = ticket.customer.time_zone if _zone_known(ticket.customer.time_zone) else ""
-    target = (
-        TicketTarget.objects.filter(ticket=ticket, kind=TargetKind.FIRST_REPLY, due_at__isnull=False)
-        .select_related("calendar")
-        .first()
-    )
+    if targets is None:
+        target = (
+            TicketTarget.objects.filter(ticket=ticket, kind=TargetKind.FIRST_REPLY, due_at__isnull=False)
+            .select_related("calendar")
+            .first()
+        )
+    else:
+        target = next((t for t in targets if t.kind == TargetKind.FIRST_REPLY and t.due_at is not None), None)
     if target is not None and target.due_at is not None:
         return ReplyPromise(due=target.due_at, time_zone=customer_zone or target.calendar.time_zone)
     due = ticket.created_at + timedelta(hours=settings.SERVICEDESK["DEFAULT_FIRST_REPLY_HOURS"])
@@ -68,33 +74,41 @@ def ticket_portal_url(ticket: Ticket) -> str:
     return settings.SITE_URL + reverse("web:ticket", kwargs={"token": portal_token_for(ticket)})
 
 
-def ticket_acknowledgement_create(*, ticket: Ticket) -> Message | None:
-    """Create the acknowledgement message for a ticket, queued for delivery.
+def ticket_acknowledgement_prepare(
+    *, ticket: Ticket, targets: list[TicketTarget] | None, events: list[TicketEvent], new_customer: bool = False
+) -> Message | None:
+    """The acknowledgement of a ticket opened in this transaction, not yet stored.
 
-    At most one per ticket (a unique constraint decides, so concurrent or
-    repeated calls agree), and at most ACK_MAX_PER_HOUR / ACK_MAX_PER_DAY per
-    customer, so an auto-responder that sets no header cannot loop with us (a
-    suppressed acknowledgement leaves an ``acknowledged`` event saying so).
-    Returns the queued message, or None when one exists already, the cap is
-    reached, or the ticket should not be acknowledged (spam, deleted, merged,
-    outbound). Intake calls it inside its transaction; delivery happens after
-    commit through ``services.delivery``.
+    Returns the queued message for the caller to store (with its other
+    messages, in one INSERT), or None when the ticket should not be
+    acknowledged (spam, deleted, merged, outbound) or the customer reached
+    ACK_MAX_PER_HOUR / ACK_MAX_PER_DAY, so an auto-responder that sets no
+    header cannot loop with us. The ``acknowledged`` event (or the one saying
+    it was suppressed) is appended to ``events``, for the caller to store
+    after the message. ``targets``: the ticket's SLA targets, for the promised
+    first answer. ``new_customer``: the customer was created in this
+    transaction, so has had no acknowledgement and nothing is read.
+
+    At most one per ticket: the ticket is new in the caller's transaction, and
+    a unique constraint backs it up.
     """
     if ticket.is_spam or ticket.is_deleted or ticket.merged_into_id or ticket.initiator != "inbound":
         return None
     now = timezone.now()
-    cap = _acknowledgement_cap_reached(ticket, now)
+    cap = None if new_customer else _acknowledgement_cap_reached(ticket, now)
     if cap is not None:
-        event_record(
-            ticket=ticket,
-            kind=TicketEvent.Kind.ACKNOWLEDGED,
-            actor=Actor.system(),
-            at=now,
-            after={"suppressed": cap},
+        events.append(
+            event_build(
+                ticket=ticket,
+                kind=TicketEvent.Kind.ACKNOWLEDGED,
+                actor=Actor.system(),
+                at=now,
+                after={"suppressed": cap},
+            )
         )
         return None
     language = ticket.language or ticket.customer.language or settings.LANGUAGE_CODE
-    promise = ticket_first_reply_promise(ticket)
+    promise = ticket_first_reply_promise(ticket, targets)
     due = promise.due
     # Dates in templates follow the active zone: the promise's own.
     with translation.override(language), timezone.override(ZoneInfo(promise.time_zone)):
@@ -108,26 +122,45 @@ def ticket_acknowledgement_create(*, ticket: Ticket) -> Message | None:
             "closed": ticket.status == Status.CLOSED,
         }
         text = render_to_string("tickets/acknowledgement.txt", context).strip() + "\n"
+    message = Message(
+        ticket=ticket,
+        kind=MessageKind.SYSTEM,
+        purpose=Message.Purpose.ACKNOWLEDGEMENT,
+        channel=ticket.channel,
+        text=text,
+        delivery_status=DeliveryStatus.QUEUED,
+        created_at=now,
+    )
+    events.append(
+        event_build(
+            ticket=ticket,
+            kind=TicketEvent.Kind.ACKNOWLEDGED,
+            actor=Actor.system(),
+            at=now,
+            message=message,
+            after={"due": due.isoformat()},
+        )
+    )
+    return message
+
+
+def ticket_acknowledgement_create(*, ticket: Ticket) -> Message | None:
+    """Create the acknowledgement message of a stored ticket, queued for delivery.
+
+    As ``ticket_acknowledgement_prepare``, stored at once: returns the queued
+    message, or None when one exists already (the unique constraint decides,
+    so concurrent or repeated calls agree), the cap is reached, or the ticket
+    should not be acknowledged. Intake uses ``ticket_acknowledgement_prepare``
+    for the ticket it opens; delivery happens after commit through
+    ``services.delivery``.
+    """
+    events: list[TicketEvent] = []
     try:
         with transaction.atomic():
-            message = Message(
-                ticket=ticket,
-                kind=MessageKind.SYSTEM,
-                purpose=Message.Purpose.ACKNOWLEDGEMENT,
-                channel=ticket.channel,
-                text=text,
-                delivery_status=DeliveryStatus.QUEUED,
-                created_at=now,
-            )
-            message.save(force_insert=True)
-            event_record(
-                ticket=ticket,
-                kind=TicketEvent.Kind.ACKNOWLEDGED,
-                actor=Actor.system(),
-                at=now,
-                message=message,
-                after={"due": due.isoformat()},
-            )
+            message = ticket_acknowledgement_prepare(ticket=ticket, targets=None, events=events)
+            if message is not None:
+                message.save(force_insert=True)
+            events_store(events)
     except IntegrityError:
         return None
     return message
@@ -136,14 +169,24 @@ def ticket_acknowledgement_create(*, ticket: Ticket) -> Message | None:
 def _acknowledgement_cap_reached(ticket: Ticket, now: datetime) -> str | None:
     """The cap this customer's acknowledgements have reached, if any.
 
-    The customer row is locked first, so simultaneous first contacts of one
-    sender are counted one after the other.
+    The customer row is locked as the counts are read (one statement), so
+    simultaneous first contacts of one sender are counted one after the other.
     """
-    customer_lock(ticket.customer_id)
     conf = settings.SERVICEDESK
-    sent = Message.objects.filter(purpose=Message.Purpose.ACKNOWLEDGEMENT, ticket__customer_id=ticket.customer_id)
-    if sent.filter(created_at__gt=now - timedelta(hours=1)).count() >= conf["ACK_MAX_PER_HOUR"]:
+    sent = Message.objects.filter(
+        purpose=Message.Purpose.ACKNOWLEDGEMENT, ticket__customer_id=OuterRef("pk")
+    ).order_by()
+    counted = customer_lock(
+        ticket.customer_id,
+        acknowledged_hour=_count(sent.filter(created_at__gt=now - timedelta(hours=1))),
+        acknowledged_day=_count(sent.filter(created_at__gt=now - timedelta(days=1))),
+    )
+    if counted.acknowledged_hour >= conf["ACK_MAX_PER_HOUR"]:  # type: ignore[attr-defined]
         return "per hour"
-    if sent.filter(created_at__gt=now - timedelta(days=1)).count() >= conf["ACK_MAX_PER_DAY"]:
+    if counted.acknowledged_day >= conf["ACK_MAX_PER_DAY"]:  # type: ignore[attr-defined]
         return "per day"
     return None
+
+
+def _count(rows: QuerySet[Message]) -> Coalesce:
+    return Coalesce(Subquery(rows.values("ticket__customer_id").annotate(n=Count("pk")).values("n")[:1]), 0)

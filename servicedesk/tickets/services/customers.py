@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 import phonenumbers
@@ -87,6 +88,40 @@ def customer_create(
             [Identity(customer=customer, kind=k, value=v) for k, v in dict.fromkeys(normalized)]
         )
     return customer
+
+
+@dataclass(frozen=True)
+class ResolvedSender:
+    """Who wrote: the customer (followed through merges), the identity they wrote from, and whether both are new."""
+
+    customer: Customer
+    identity: Identity
+    created: bool
+
+
+def sender_resolve(
+    *, kind: str, value: str, name: str = "", language: str = "", at: datetime | None = None
+) -> ResolvedSender:
+    """``customer_resolve`` for a caller that retries its whole transaction on IntegrityError.
+
+    One statement for a known identity (its customer and organization read
+    along), three for a new one, and no savepoint: when a simultaneous first
+    contact from the same address wins the unique (kind, value) constraint,
+    the IntegrityError ends the caller's transaction, and its retry finds the
+    winner's record. Call inside ``transaction.atomic``.
+    """
+    value = identity_normalize(kind=kind, value=value)
+    name = header_safe(name)
+    identity = Identity.objects.select_related("customer__organization").filter(kind=kind, value=value).first()
+    if identity is None:
+        customer = Customer.objects.create(name=name[:200], language=language, created_at=at or timezone.now())
+        identity = Identity.objects.create(customer=customer, kind=kind, value=value)
+        return ResolvedSender(customer=customer, identity=identity, created=True)
+    customer = customer_root(identity.customer)
+    if name and not customer.name:
+        Customer.objects.filter(pk=customer.pk, name="").update(name=name[:200])
+        customer.name = name[:200]
+    return ResolvedSender(customer=customer, identity=identity, created=False)
 
 
 def customer_resolve(

@@ -9,10 +9,12 @@ inbound_message_receive(inbound):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -23,28 +25,27 @@ from servicedesk.core.html import sanitize_html
 from servicedesk.core.text import clean_text
 from servicedesk.tickets import hooks, statuses
 from servicedesk.tickets.access import ticket_thread_target
-from servicedesk.tickets.events import Actor, event_record
+from servicedesk.tickets.config import queue_by_slug, topic_by_slug
+from servicedesk.tickets.events import Actor, event_build, events_store
 from servicedesk.tickets.inbound import InboundAttachment, InboundMessage, IntakeOutcome, IntakeResult
-from servicedesk.tickets.locks import ticket_lock
+from servicedesk.tickets.locks import ticket_lock, ticket_lock_first
 from servicedesk.tickets.models import (
     Customer,
     DroppedAttachment,
     Message,
     MessageKind,
-    Queue,
     Ticket,
     TicketEvent,
-    Topic,
 )
-from servicedesk.tickets.services.acknowledgements import ticket_acknowledgement_create
+from servicedesk.tickets.services.acknowledgements import ticket_acknowledgement_prepare
 from servicedesk.tickets.services.attachments import (
     attachment_store,
     attachments_check,
     attachments_screen,
     stored_files_remove,
 )
-from servicedesk.tickets.services.customers import customer_resolve, customer_root
-from servicedesk.tickets.services.tickets import _apply_status, ticket_create, ticket_touch
+from servicedesk.tickets.services.customers import customer_root, identity_bouncing_clear, sender_resolve
+from servicedesk.tickets.services.tickets import _apply_status, ticket_insert, ticket_route_inbound, ticket_touch
 from servicedesk.tickets.statuses import Priority, Status
 from servicedesk.tickets.threading import ticket_for_reply_token
 
@@ -53,15 +54,32 @@ class EmptyMessage(ApplicationError):
     pass
 
 
-def inbound_message_receive(*, inbound: InboundMessage) -> IntakeResult:
+# One retry: a simultaneous first contact from the same new address wins the
+# identity's unique constraint, and the retry finds the customer it created.
+ATTEMPTS = 2
+
+
+def inbound_message_receive(
+    *, inbound: InboundMessage, record: Callable[[IntakeResult], None] | None = None
+) -> IntakeResult:
     """Store one inbound contact exactly once.
 
     Idempotency key: (channel, external_id). The same pair delivered twice
-    (also concurrently) yields one message and outcome ``duplicate``.
-    Raises ApplicationError (EmptyMessage, InvalidIdentity, AttachmentRejected)
-    before anything is written; with ``inbound.drop_rejected_attachments`` a
-    file the limits do not allow is dropped instead, and named with the
-    reason on the stored message (``Message.dropped_attachments``).
+    (also concurrently) yields one message and outcome ``duplicate``: the
+    unique constraint decides, and the transaction that loses it is rolled
+    back whole, so a duplicate writes nothing. Raises ApplicationError
+    (EmptyMessage, InvalidIdentity, AttachmentRejected) before anything is
+    written; with ``inbound.drop_rejected_attachments`` a file the limits do
+    not allow is dropped instead, and named with the reason on the stored
+    message (``Message.dropped_attachments``).
+
+    ``record``: the channel's own record of the contact (a raw mail's row),
+    written in the same transaction as the message when one is stored; not
+    called for a duplicate. An IntegrityError it raises counts as the
+    duplicate it means.
+
+    Statements: a fixed few per path, listed in docs/architecture.md,
+    "Intake", and held by tests/perf/test_intake_statements.py.
     """
     if not inbound.external_id:
         raise ApplicationError("An inbound message needs an external id.")
@@ -75,30 +93,31 @@ def inbound_message_receive(*, inbound: InboundMessage) -> IntakeResult:
     else:
         files = attachments_check(inbound.attachments)
 
-    duplicate = _duplicate_result(inbound)
-    if duplicate is not None:
-        return duplicate
-
-    saved_files: list[str] = []
-    try:
-        with transaction.atomic():
-            result = _store(inbound, text=text, html=html, files=files, dropped=dropped, saved_files=saved_files)
-    except IntegrityError:
-        stored_files_remove(saved_files)
-        duplicate = _duplicate_result(inbound)
-        if duplicate is None:
+    for attempt in range(1, ATTEMPTS + 1):
+        saved_files: list[str] = []
+        try:
+            with transaction.atomic():
+                result = _store(inbound, text=text, html=html, files=files, dropped=dropped, saved_files=saved_files)
+                if record is not None:
+                    record(result)
+            return result
+        except IntegrityError:
+            stored_files_remove(saved_files)
+            duplicate = _duplicate_result(inbound)
+            if duplicate is not None:
+                return duplicate
+            if attempt == ATTEMPTS:
+                raise
+        except BaseException:
+            stored_files_remove(saved_files)
             raise
-        return duplicate
-    except BaseException:
-        stored_files_remove(saved_files)
-        raise
-    return result
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _duplicate_result(inbound: InboundMessage) -> IntakeResult | None:
     message = (
         Message.objects.select_related("ticket", "ticket__customer")
-        .filter(channel=inbound.channel, external_id=inbound.external_id)
+        .filter(channel=inbound.channel, external_id=inbound.external_id[:255])
         .first()
     )
     if message is None:
@@ -119,13 +138,16 @@ def _store(
 ) -> IntakeResult:
     at = inbound.received_at or timezone.now()
     display = clean_text(inbound.display_text)
-    customer, _created = customer_resolve(
+    sender = sender_resolve(
         kind=inbound.sender.kind,
         value=inbound.sender.value,
         name=inbound.sender.name,
         language=inbound.language,
         at=at,
     )
+    customer = sender.customer
+    if inbound.proves_delivery and sender.identity.is_bouncing:
+        identity_bouncing_clear(identity=sender.identity, actor=Actor.system(source="intake"))
     actor = (
         Actor.agent(inbound.recorded_by, source=inbound.channel)
         if inbound.recorded_by is not None
@@ -136,28 +158,8 @@ def _store(
     if ticket is not None and not inbound.is_automatic and not _reopens(ticket, at):
         # Too long after closing: a new ticket, linked to the old one.
         follow_up_of, ticket = ticket, None
-    if ticket is None:
-        topic = Topic.objects.filter(slug=inbound.topic).first() if inbound.topic else None
-        queue = Queue.objects.filter(slug=inbound.queue).first() if inbound.queue else None
-        ticket = ticket_create(
-            customer=customer,
-            subject=inbound.subject,
-            channel=inbound.channel,
-            actor=actor,
-            topic=topic,
-            queue=queue,
-            language=inbound.language or customer.language,
-            at=at,
-            priority=inbound.priority or Priority.NORMAL,
-            same_issue_as=follow_up_of,
-        )
-        outcome = IntakeOutcome.CREATED
-    else:
-        ticket = ticket_lock(ticket.pk)
-        outcome = IntakeOutcome.APPENDED
 
     message = Message(
-        ticket=ticket,
         kind=MessageKind.PUBLIC_ENDUSER,
         channel=inbound.channel,
         author_customer=customer,
@@ -170,35 +172,73 @@ def _store(
         dropped_attachments=[d.as_json() for d in dropped],
         created_at=at,
     )
-    message.save(force_insert=True)
-    for upload in files:
-        attachment_store(ticket=ticket, message=message, upload=upload, saved=saved_files)
-    event_record(
-        ticket=ticket,
-        kind=TicketEvent.Kind.MESSAGE,
-        actor=actor,
-        at=at,
-        message=message,
-        after={"kind": message.kind, "channel": message.channel, "automatic": inbound.is_automatic},
-    )
-    if outcome is IntakeOutcome.APPENDED and not inbound.is_automatic:
-        target = statuses.STATUS_ON_CUSTOMER_MESSAGE[ticket.status]
-        if not _apply_status(ticket, target, actor, at):
+    message_after = {"kind": message.kind, "channel": message.channel, "automatic": inbound.is_automatic}
+    if ticket is None:
+        opened = ticket_insert(
+            customer=customer,
+            subject=inbound.subject,
+            channel=inbound.channel,
+            actor=actor,
+            topic=topic_by_slug(inbound.topic) if inbound.topic else None,
+            queue=queue_by_slug(inbound.queue) if inbound.queue else None,
+            language=inbound.language or customer.language,
+            at=at,
+            priority=inbound.priority or Priority.NORMAL,
+            same_issue_as=follow_up_of,
+        )
+        ticket = opened.ticket
+        ticket_route_inbound(opened, actor=actor, at=at)
+        message.ticket = ticket
+        acknowledgement = None
+        if inbound.acknowledge and not inbound.is_automatic:
+            # The acknowledgement's event follows the message's.
+            ack_events: list[TicketEvent] = []
+            acknowledgement = ticket_acknowledgement_prepare(
+                ticket=ticket, targets=opened.targets, events=ack_events, new_customer=sender.created
+            )
+        else:
+            ack_events = []
+        Message.objects.bulk_create([message, acknowledgement] if acknowledgement is not None else [message])
+        _attachments_store(ticket, message, files, saved_files)
+        opened.events.append(
+            event_build(
+                ticket=ticket, kind=TicketEvent.Kind.MESSAGE, actor=actor, at=at, message=message, after=message_after
+            )
+        )
+        opened.events.extend(ack_events)
+        opened.store()
+        outcome = IntakeOutcome.CREATED
+        ack_id = acknowledgement.pk if acknowledgement is not None else None
+    else:
+        message.ticket = ticket
+        message.save(force_insert=True)
+        _attachments_store(ticket, message, files, saved_files)
+        events = [
+            event_build(
+                ticket=ticket, kind=TicketEvent.Kind.MESSAGE, actor=actor, at=at, message=message, after=message_after
+            )
+        ]
+        events_store(events)
+        if inbound.is_automatic or not _apply_status(
+            ticket, statuses.STATUS_ON_CUSTOMER_MESSAGE[ticket.status], actor, at
+        ):
+            # Automatic mail (auto-replies) only touches the ticket's time.
             ticket_touch(ticket, at, [])
-    elif outcome is IntakeOutcome.APPENDED:
-        ticket_touch(ticket, at, [])
+        outcome = IntakeOutcome.APPENDED
+        ack_id = None
 
-    acknowledgement = None
-    if outcome is IntakeOutcome.CREATED and inbound.acknowledge and not inbound.is_automatic:
-        acknowledgement = ticket_acknowledgement_create(ticket=ticket)
-    ack_id = acknowledgement.pk if acknowledgement else None
     message_id = message.pk
     transaction.on_commit(lambda: _after_commit(message_id, ack_id=ack_id, outcome=outcome))
     return IntakeResult(outcome=outcome, ticket=ticket, message=message, customer=customer)
 
 
+def _attachments_store(ticket: Ticket, message: Message, files: list[InboundAttachment], saved: list[str]) -> None:
+    for upload in files:
+        attachment_store(ticket=ticket, message=message, upload=upload, saved=saved)
+
+
 def _thread(inbound: InboundMessage, customer: Customer) -> Ticket | None:
-    """The existing ticket this message belongs to, or None for a new one.
+    """The existing ticket this message belongs to, locked, or None for a new one.
 
     Every hit goes through ``access.ticket_thread_target``: merges are
     followed, and a ticket its customer may no longer see (deleted, or merged
@@ -208,34 +248,50 @@ def _thread(inbound: InboundMessage, customer: Customer) -> Ticket | None:
     subject tag anyone can copy) counts only when the sender is the ticket's
     customer; thread keys and reply tokens are values only mail we sent or
     received on that ticket carries.
+
+    The usual hit (a reference the channel vouches for, or a thread key) finds
+    and locks the ticket in one statement.
     """
     reference = (inbound.ticket_reference or "").strip().upper()
     if reference and inbound.reference_trusted:
-        ticket = Ticket.objects.filter(reference=reference).select_related("customer").first()
+        ticket = _hint_lock(Ticket.objects.filter(reference=reference))
         if ticket is not None:
-            return ticket_thread_target(ticket)
+            return ticket
     keys = [k for k in inbound.thread_keys if k][:50]
     if keys:
-        hit = (
-            Message.objects.filter(rfc_message_id__in=keys)
-            .select_related("ticket", "ticket__customer")
-            .order_by("-created_at")
-            .first()
-        )
-        if hit is not None:
-            return ticket_thread_target(hit.ticket)
+        latest = Message.objects.filter(rfc_message_id__in=keys).order_by("-created_at", "-pk").values("ticket_id")[:1]
+        ticket = _hint_lock(Ticket.objects.filter(pk=Subquery(latest)))
+        if ticket is not None:
+            return ticket
     if inbound.reply_token:
         ticket = ticket_for_reply_token(inbound.reply_token)
         if ticket is not None:
-            return ticket_thread_target(ticket)
+            return _hint_lock(Ticket.objects.filter(pk=ticket.pk))
     if reference and not inbound.reference_trusted:
         ticket = Ticket.objects.filter(reference=reference).select_related("customer").first()
         target = ticket_thread_target(ticket) if ticket is not None else None
         if target is not None and (
             customer_root(target.customer).pk == customer.pk or _is_participant(target, inbound.sender.value)
         ):
-            return target
+            return ticket_lock(target.pk)
     return None
+
+
+def _hint_lock(tickets: QuerySet[Ticket]) -> Ticket | None:
+    """The ticket a thread hint names, locked, where its customer's message goes; None when
+    it names none. A ticket as it is (not merged, not deleted, its customer not merged)
+    takes one statement; any other follows ``ticket_thread_target``."""
+    ticket = ticket_lock_first(tickets.select_related("customer__organization"))
+    if ticket is None:
+        return None
+    if ticket.merged_into_id is None and not ticket.is_deleted and ticket.customer.merged_into_id is None:
+        return ticket
+    return _thread_target_lock(ticket)
+
+
+def _thread_target_lock(ticket: Ticket) -> Ticket | None:
+    target = ticket_thread_target(ticket)
+    return ticket_lock(target.pk) if target is not None else None
 
 
 PARTICIPANT_MESSAGES = 200

@@ -24,9 +24,9 @@ from typing import Any
 from django.db import transaction
 
 from servicedesk.sla import clock as sla_clock
-from servicedesk.sla.calendars import CalendarSpec, calendar_spec
+from servicedesk.sla.calendars import CalendarSpec
 from servicedesk.sla.models import BusinessCalendar, SlaPolicy, TargetHours
-from servicedesk.sla.policies import policies_ranked, policy_for, targets_for
+from servicedesk.sla.policies import calendar_spec_cached, policies_cached, policies_ranked, policy_for, targets_for
 from servicedesk.tickets import hooks
 from servicedesk.tickets.events import Actor, event_build, event_record
 from servicedesk.tickets.locks import tickets_lock_rows
@@ -68,7 +68,7 @@ class SpecCache:
 
     def policies(self) -> list[SlaPolicy]:
         if self._policies is None:
-            self._policies = policies_ranked()
+            self._policies = policies_cached()
         return self._policies
 
     def preload(self, ticket_ids: list[int]) -> None:
@@ -111,7 +111,7 @@ class SpecCache:
     def get(self, calendar: BusinessCalendar) -> CalendarSpec:
         spec = self._specs.get(calendar.pk)
         if spec is None:
-            spec = self._specs[calendar.pk] = calendar_spec(calendar)
+            spec = self._specs[calendar.pk] = calendar_spec_cached(calendar)
         return spec
 
 
@@ -204,11 +204,17 @@ class SlaWrites:
     are still saved at once. Call ``flush`` in the same transaction.
     """
 
-    def __init__(self, *, deferred: bool = False) -> None:
+    def __init__(
+        self, *, deferred: bool = False, events: list[TicketEvent] | None = None, ticket_unsaved: bool = False
+    ) -> None:
         self.deferred = deferred
         self._targets: list[TicketTarget] = []
-        self._events: list[TicketEvent] = []
+        # ``events``: the caller's own list, which it stores with its other events.
+        self._own_events = events is None
+        self._events: list[TicketEvent] = [] if events is None else events
         self._tickets: list[Ticket] = []
+        # The ticket is not stored yet: its insert carries the snapshot.
+        self.ticket_unsaved = ticket_unsaved
 
     def target(self, target: TicketTarget, *, created: bool = False, fields: list[str] | None = None) -> None:
         if self.deferred and created:
@@ -228,6 +234,8 @@ class SlaWrites:
 
     def ticket(self, ticket: Ticket) -> None:
         """The ticket's SLA snapshot (policy, calendar, next due), already set on the object."""
+        if self.ticket_unsaved:
+            return
         if self.deferred:
             self._tickets.append(ticket)
         else:
@@ -237,11 +245,13 @@ class SlaWrites:
 
     def flush(self) -> None:
         TicketTarget.objects.bulk_create(self._targets)
-        TicketEvent.objects.bulk_create(self._events)
-        for event in self._events:
-            hooks.event_followers_run(event=event)
+        if self._own_events:
+            TicketEvent.objects.bulk_create(self._events)
+            for event in self._events:
+                hooks.event_followers_run(event=event)
+            self._events = []
         Ticket.objects.bulk_update(self._tickets, ["sla_policy", "sla_calendar", "sla_due_at"])
-        self._targets, self._events, self._tickets = [], [], []
+        self._targets, self._tickets = [], []
 
 
 def ticket_sla_refresh(
@@ -251,6 +261,7 @@ def ticket_sla_refresh(
     reselect: bool = False,
     specs: SpecCache | None = None,
     writes: SlaWrites | None = None,
+    new: bool = False,
 ) -> list[TicketTarget]:
     """Bring the ticket's targets to their state at ``at`` and record each change as an event.
 
@@ -259,11 +270,13 @@ def ticket_sla_refresh(
     queue change, which policies may match on); otherwise the snapshot on the
     ticket stays. Idempotent: a second call at the same instant writes
     nothing. Returns the targets as they now stand. ``writes``: where the
-    changes go (saved at once by default).
+    changes go (saved at once by default). ``new``: the ticket is being
+    opened in this transaction, so it has no targets and no status history
+    yet, and nothing is read for them.
     """
     specs = specs or SpecCache()
     writes = writes or SlaWrites()
-    existing = {target.kind: target for target in specs.targets_of(ticket)}
+    existing = {} if new else {target.kind: target for target in specs.targets_of(ticket)}
     if not _tracked(ticket):
         policy = None
     elif reselect or (ticket.sla_policy_id is None and not existing):
@@ -273,7 +286,7 @@ def ticket_sla_refresh(
     if policy is None and not existing:
         _ticket_snapshot(ticket, None, [], writes)
         return []
-    history = specs.history_of(ticket)
+    history = [(ticket.created_at, Status.NEW)] if new else specs.history_of(ticket)
     results: list[TicketTarget] = []
     for kind in (TargetKind.FIRST_REPLY, TargetKind.RESOLUTION):
         target = existing.get(kind)

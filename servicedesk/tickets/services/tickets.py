@@ -18,10 +18,11 @@ from servicedesk.accounts.roles import is_agent, sees_all_queues
 from servicedesk.core.errors import ApplicationError
 from servicedesk.core.text import clean_line
 from servicedesk.tickets import hooks, statuses
-from servicedesk.tickets.events import Actor, event_record
+from servicedesk.tickets.config import queue_default_cached
+from servicedesk.tickets.events import Actor, event_build, event_record, events_store
 from servicedesk.tickets.locks import ticket_lock, tickets_lock
-from servicedesk.tickets.models import Customer, Queue, Rating, Tag, Ticket, TicketEvent, Topic
-from servicedesk.tickets.services.sla import ticket_sla_refresh
+from servicedesk.tickets.models import Customer, Queue, Rating, Tag, Ticket, TicketEvent, TicketTarget, Topic
+from servicedesk.tickets.services.sla import SlaWrites, ticket_sla_refresh
 from servicedesk.tickets.statuses import Priority, Status
 
 
@@ -49,11 +50,108 @@ def reference_for(pk: int) -> str:
 
 
 def queue_default() -> Queue:
-    slug = settings.SERVICEDESK["DEFAULT_QUEUE"]
-    queue = Queue.objects.filter(slug=slug).first() or Queue.objects.order_by("pk").first()
+    """The configured default queue, else the oldest; created when there is no queue at all."""
+    queue = queue_default_cached()
     if queue is None:
+        slug = settings.SERVICEDESK["DEFAULT_QUEUE"]
         queue, _created = Queue.objects.get_or_create(slug=slug, defaults={"name": slug.title()})
     return queue
+
+
+@dataclass
+class TicketOpened:
+    """A ticket just inserted, and what its opening still has to store.
+
+    ``events`` (the ``created`` event, then its SLA events) and the SLA
+    targets waiting in ``sla`` are stored by ``store``, in two statements,
+    after whatever the caller adds to ``events`` (its messages' events).
+    """
+
+    ticket: Ticket
+    targets: list[TicketTarget]
+    events: list[TicketEvent]
+    sla: SlaWrites
+
+    def store(self) -> None:
+        self.sla.flush()
+        events_store(self.events)
+
+
+def ticket_insert(
+    *,
+    customer: Customer,
+    subject: str,
+    channel: str,
+    actor: Actor,
+    at: datetime,
+    initiator: str = "inbound",
+    queue: Queue | None = None,
+    topic: Topic | None = None,
+    priority: str = Priority.NORMAL,
+    assignee: User | None = None,
+    language: str = "",
+    external_id: str | None = None,
+    same_issue_as: Ticket | None = None,
+    is_spam: bool = False,
+    is_deleted: bool = False,
+) -> TicketOpened:
+    """Insert a ticket in status ``new`` with its reference and SLA snapshot (two statements).
+
+    The ``created`` event and the SLA targets and events are gathered, not
+    stored: call ``TicketOpened.store`` in the same transaction (``ticket_create``
+    does all of it). Run inside ``transaction.atomic``.
+    """
+    priority_check(priority)
+    if queue is None:
+        queue = topic.queue if topic is not None and topic.queue is not None else queue_default()
+    subject = clean_line(subject, max_length=300) or _("(no subject)")
+    ticket = Ticket(
+        subject=subject,
+        channel=channel,
+        initiator=initiator,
+        status=Status.NEW,
+        priority=priority,
+        customer=customer,
+        topic=topic,
+        queue=queue,
+        assignee=assignee,
+        language=language,
+        portal_key=secrets.token_hex(16),
+        external_id=external_id,
+        same_issue_as=same_issue_as,
+        is_spam=is_spam,
+        is_deleted=is_deleted,
+        created_at=at,
+        updated_at=at,
+    )
+    events = [
+        event_build(
+            ticket=ticket,
+            kind=TicketEvent.Kind.CREATED,
+            actor=actor,
+            at=at,
+            after={
+                "status": Status.NEW,
+                "priority": priority,
+                "channel": channel,
+                "initiator": initiator,
+                "queue": queue.slug,
+                "topic": topic.slug if topic else None,
+                "assignee": assignee.pk if assignee else None,
+            },
+        )
+    ]
+    # The targets and the snapshot are worked out before the insert, which carries the snapshot.
+    sla = SlaWrites(deferred=True, events=events, ticket_unsaved=True)
+    targets: list[TicketTarget] = []
+    if actor.source != "import":
+        # Imported history states its own outcome; its tickets get their targets when the import ends.
+        targets = ticket_sla_refresh(ticket=ticket, at=at, reselect=True, writes=sla, new=True)
+    sla.ticket_unsaved = False
+    ticket.save(force_insert=True)
+    ticket.reference = reference_for(ticket.pk)
+    Ticket.objects.filter(pk=ticket.pk).update(reference=ticket.reference)
+    return TicketOpened(ticket=ticket, targets=targets, events=events, sla=sla)
 
 
 def ticket_create(
@@ -79,54 +177,41 @@ def ticket_create(
     Idempotency for imports comes from ``external_id`` (unique).
     """
     at = at or timezone.now()
-    priority_check(priority)
-    if queue is None:
-        queue = topic.queue if topic is not None and topic.queue is not None else queue_default()
-    subject = clean_line(subject, max_length=300) or _("(no subject)")
     with transaction.atomic():
-        ticket = Ticket(
+        opened = ticket_insert(
+            customer=customer,
             subject=subject,
             channel=channel,
+            actor=actor,
+            at=at,
             initiator=initiator,
-            status=Status.NEW,
-            priority=priority,
-            customer=customer,
-            topic=topic,
             queue=queue,
+            topic=topic,
+            priority=priority,
             assignee=assignee,
             language=language,
-            portal_key=secrets.token_hex(16),
             external_id=external_id,
             same_issue_as=same_issue_as,
             is_spam=is_spam,
             is_deleted=is_deleted,
-            created_at=at,
-            updated_at=at,
         )
-        ticket.save(force_insert=True)
-        ticket.reference = reference_for(ticket.pk)
-        Ticket.objects.filter(pk=ticket.pk).update(reference=ticket.reference)
-        event_record(
-            ticket=ticket,
-            kind=TicketEvent.Kind.CREATED,
-            actor=actor,
-            at=at,
-            after={
-                "status": Status.NEW,
-                "priority": priority,
-                "channel": channel,
-                "initiator": initiator,
-                "queue": queue.slug,
-                "topic": topic.slug if topic else None,
-                "assignee": assignee.pk if assignee else None,
-            },
-        )
-        _sla_refresh(ticket, actor, at, reselect=True)
-        if initiator == "inbound" and assignee is None and not (is_spam or is_deleted) and actor.source != "import":
-            # Automatic assignment in this same transaction (docs/architecture.md,
-            # "Routing"), by the router routing registered in the ticket hooks.
-            hooks.inbound_ticket_route(ticket=ticket, at=at)
-    return ticket
+        opened.store()
+        ticket_route_inbound(opened, actor=actor, at=at)
+    return opened.ticket
+
+
+def ticket_route_inbound(opened: TicketOpened, *, actor: Actor, at: datetime) -> None:
+    """Automatic assignment of a ticket just opened, in the same transaction
+    (docs/architecture.md, "Routing"), by the router routing registered in the
+    ticket hooks. What the opening gathered is stored before the router writes."""
+    ticket = opened.ticket
+    if (
+        ticket.initiator == "inbound"
+        and ticket.assignee_id is None
+        and not (ticket.is_spam or ticket.is_deleted)
+        and actor.source != "import"
+    ):
+        hooks.inbound_ticket_route(ticket=ticket, at=at, before_write=opened.store)
 
 
 def _sla_refresh(ticket: Ticket, actor: Actor, at: datetime, *, reselect: bool = False) -> None:

@@ -111,21 +111,56 @@ def test_same_message_id_with_other_bytes_is_stored_raw_and_recorded_as_duplicat
     assert Message.objects.filter(kind=MessageKind.PUBLIC_ENDUSER).count() == 1
 
 
-def test_a_row_left_received_by_a_crash_is_processed_on_redelivery(monkeypatch):
+def test_a_crash_while_processing_stores_nothing_and_the_redelivery_stores_it_once(monkeypatch):
     def crash(*args, **kwargs):
         raise OperationalError("server closed the connection unexpectedly")
 
     monkeypatch.setattr(services, "inbound_message_receive", crash)
     with pytest.raises(OperationalError):
         email_ingest(raw=mail(), source="pipe")
-    assert list(InboundEmail.objects.values_list("status", "attempts")) == [("received", 0)]
-    assert Ticket.objects.count() == 0
+    # The row and the message are one transaction: the sender still holds the mail.
+    assert (InboundEmail.objects.count(), Ticket.objects.count()) == (0, 0)
 
     monkeypatch.undo()
     result = email_ingest(raw=mail(), source="pipe")
 
     assert result.outcome is IngestOutcome.STORED
     assert list(InboundEmail.objects.values_list("status", "attempts")) == [("processed", 1)]
+    assert Ticket.objects.count() == 1
+
+
+def test_a_row_left_received_is_processed_on_redelivery():
+    raw = mail()
+    sha256 = services.hashlib.sha256(raw).hexdigest()
+    path = default_storage.save(raw_path_for(sha256), services.ContentFile(raw))
+    InboundEmail.objects.create(
+        raw_sha256=sha256, raw_path=path, size=len(raw), source="pipe", received_at=services.timezone.now()
+    )
+
+    result = email_ingest(raw=raw, source="pipe")
+
+    assert result.outcome is IngestOutcome.STORED
+    assert list(InboundEmail.objects.values_list("status", "attempts")) == [("processed", 1)]
+    assert Ticket.objects.count() == 1
+
+
+def test_a_fault_of_our_own_quarantines_the_mail_with_the_raw_kept(monkeypatch, caplog):
+    def bug(*args, **kwargs):
+        raise KeyError("oops")
+
+    monkeypatch.setattr(services, "inbound_message_receive", bug)
+    raw = mail()
+    result = email_ingest(raw=raw, source="pipe")
+
+    row = InboundEmail.objects.get()
+    assert result.outcome is IngestOutcome.QUARANTINED
+    assert (row.status, row.quarantine_reason) == ("quarantined", f"{services.INTERNAL_ERROR}: KeyError")
+    assert row.raw_bytes() == raw and Ticket.objects.count() == 0
+    assert "could not be processed" in caplog.text
+
+    monkeypatch.undo()
+    assert email_ingest(raw=raw, source="pipe").outcome is IngestOutcome.DUPLICATE
+    assert services.quarantine_reprocess(inbound_email=row).outcome is IngestOutcome.STORED
     assert Ticket.objects.count() == 1
 
 
