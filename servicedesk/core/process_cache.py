@@ -64,6 +64,7 @@ class ProcessCached(Generic[T]):
             )
             for field in model._meta.local_many_to_many:
                 through = field.remote_field.through
+                assert through is not None
                 m2m_changed.connect(
                     self._changed, sender=through, weak=False, dispatch_uid=f"{self._key}:{through._meta.label}"
                 )

@@ -98,7 +98,7 @@ def inbound_message_receive(
         try:
             with transaction.atomic():
                 result = _store(inbound, text=text, html=html, files=files, dropped=dropped, saved_files=saved_files)
-                if record is not None:
+                if record is not None and not result.duplicate:
                     record(result)
             return result
         except IntegrityError:
@@ -173,6 +173,13 @@ def _store(
         created_at=at,
     )
     message_after = {"kind": message.kind, "channel": message.channel, "automatic": inbound.is_automatic}
+    if ticket is None and not sender.created:
+        # Seen before? Asked before a ticket is opened for it (a ticket number
+        # is not spent on a redelivery); a message on an existing ticket is
+        # kept from a second copy by the unique constraint alone.
+        duplicate = _duplicate_result(inbound)
+        if duplicate is not None:
+            return duplicate
     if ticket is None:
         opened = ticket_insert(
             customer=customer,

@@ -136,6 +136,16 @@ def _policy(ticket: Ticket, specs: SpecCache) -> SlaPolicy | None:
     )
 
 
+def _policy_snapshot(ticket: Ticket, specs: SpecCache) -> SlaPolicy | None:
+    """The policy the ticket's snapshot names, as read with the others (with its targets)."""
+    if ticket.sla_policy_id is None:
+        return None
+    for policy in specs.policies():
+        if policy.pk == ticket.sla_policy_id:
+            return policy
+    return ticket.sla_policy
+
+
 def _terms(policy: SlaPolicy | None, priority: str, kind: str) -> _Terms | None:
     if policy is None:
         return None
@@ -282,11 +292,11 @@ def ticket_sla_refresh(
     elif reselect or (ticket.sla_policy_id is None and not existing):
         policy = _policy(ticket, specs)
     else:
-        policy = ticket.sla_policy
+        policy = _policy_snapshot(ticket, specs)
     if policy is None and not existing:
         _ticket_snapshot(ticket, None, [], writes)
         return []
-    history = [(ticket.created_at, Status.NEW)] if new else specs.history_of(ticket)
+    history: list[tuple[datetime, str]] = [(ticket.created_at, Status.NEW)] if new else specs.history_of(ticket)
     results: list[TicketTarget] = []
     for kind in (TargetKind.FIRST_REPLY, TargetKind.RESOLUTION):
         target = existing.get(kind)
