@@ -26,11 +26,14 @@ from rest_framework.views import APIView
 from channels_app.email.models import InboundEmail
 from channels_app.email.parse import email_limits
 from channels_app.email.services import email_ingest
+from servicedesk.core.ratelimit import rate_count, rate_peek
 from servicedesk.core.throttles import InboundEmailRateThrottle
 
 SIGNATURE_HEADER = "X-ServiceDesk-Signature"
 CONTENT_TYPES = ("message/rfc822", "application/octet-stream")
 RETRY_AFTER_SECONDS = 60
+# Requests refused for their signature, counted per client IP.
+REFUSED_SCOPE = "inbound-email-refused"
 
 
 class RawMailParser(BaseParser):
@@ -100,6 +103,7 @@ class InboundEmailView(APIView):
                 ],
             ),
             401: OpenApiResponse(_Error, description="Missing or wrong signature."),
+            429: OpenApiResponse(_Error, description="Too many requests from this address; see Retry-After."),
             404: OpenApiResponse(_Error, description="The endpoint is disabled (no secret configured)."),
             413: OpenApiResponse(_Error, description="The message is larger than the limit."),
             415: OpenApiResponse(_Error, description="The body is not message/rfc822 or application/octet-stream."),
@@ -111,6 +115,13 @@ class InboundEmailView(APIView):
         secret = settings.SERVICEDESK.get("INBOUND_EMAIL_SECRET") or ""
         if not secret:
             return Response({"detail": "Not found."}, status=404)
+        client = str(request.META.get("REMOTE_ADDR") or "unknown")
+        refused = rate_peek(scope=REFUSED_SCOPE, key=client, window_seconds=60)
+        if refused.attempts >= settings.SERVICEDESK["INBOUND_EMAIL_REFUSED_PER_MINUTE"]:
+            # Too many wrong signatures from this address: answered before the body is read.
+            response = Response({"detail": "Too many refused requests, try again later."}, status=429)
+            response["Retry-After"] = str(refused.retry_after)
+            return response
         limit = max_body_bytes()
         try:
             declared = int(request.META.get("CONTENT_LENGTH") or 0)
@@ -122,6 +133,7 @@ class InboundEmailView(APIView):
         if len(body) > limit:
             return Response({"detail": f"The message is larger than {limit} bytes."}, status=413)
         if not signature_valid(body, request.headers.get(SIGNATURE_HEADER, ""), secret):
+            rate_count(scope=REFUSED_SCOPE, key=client, window_seconds=60)
             return Response({"detail": "Missing or invalid signature."}, status=401)
         content_type = (request.content_type or "").split(";", 1)[0].strip().lower()
         if content_type not in CONTENT_TYPES:

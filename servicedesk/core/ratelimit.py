@@ -71,6 +71,17 @@ def rate_count(*, scope: str, key: str, window_seconds: int) -> Count | None:
     return Count(attempts=attempts, retry_after=remaining)
 
 
+def rate_peek(*, scope: str, key: str, window_seconds: int) -> Count:
+    """The attempts counted for ``key`` in the current window, without counting one
+    (0 when the cache is unreachable: the limits fail open)."""
+    window_seconds = max(1, int(window_seconds))
+    now = clock()
+    window = int(now // window_seconds)
+    remaining = max(1, int((window + 1) * window_seconds - now + 0.999))
+    attempts = cache_get(cache_key(scope, key, window_seconds, window), 0)
+    return Count(attempts=int(attempts) if isinstance(attempts, int) else 0, retry_after=remaining)
+
+
 def cache_get(name: str, default: object = None) -> object:
     """``cache.get`` that answers ``default`` (and logs) when the cache is unreachable."""
     try:

@@ -274,7 +274,8 @@ REST_FRAMEWORK = {
         "ip": env.str("SD_API_THROTTLE_IP", default="1200/minute"),
         "anon": env.str("SD_API_THROTTLE_ANON", default="60/minute"),
         "user": env.str("SD_API_THROTTLE_USER", default="600/minute"),
-        "inbound_email": env.str("SD_API_THROTTLE_INBOUND_EMAIL", default="600/minute"),
+        # Signed requests only: a mail service forwarding a burst posts hundreds a second.
+        "inbound_email": env.str("SD_API_THROTTLE_INBOUND_EMAIL", default="30000/minute"),
     },
 }
 SPECTACULAR_SETTINGS = {
@@ -373,6 +374,9 @@ SERVICEDESK = {
     "INBOUND_EMAIL_SECRET": env.str("SD_INBOUND_EMAIL_SECRET", default=""),
     # Largest body that endpoint accepts (413 above); 0 = the parser's MAX_BYTES.
     "INBOUND_EMAIL_MAX_BYTES": env.int("SD_INBOUND_EMAIL_MAX_BYTES", default=0),
+    # Requests refused for a missing or wrong signature, per client IP and
+    # minute, after which that IP gets 429 before its body is read.
+    "INBOUND_EMAIL_REFUSED_PER_MINUTE": env.int("SD_INBOUND_EMAIL_REFUSED_PER_MINUTE", default=30),
     # Fernet keys for credentials stored in the database (mailbox passwords);
     # the first encrypts, all decrypt. Empty: a key derived from SECRET_KEY.
     "CREDENTIALS_KEYS": env.list("SD_CREDENTIALS_KEY", default=[]),

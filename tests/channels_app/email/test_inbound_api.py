@@ -143,6 +143,32 @@ def test_schema_documents_the_endpoint(client):
     operation = schema["paths"]["/api/v1/inbound/email/"]["post"]
     assert operation["operationId"] == "inbound_email_receive"
     assert sorted(operation["requestBody"]["content"]) == ["application/octet-stream", "message/rfc822"]
-    assert sorted(operation["responses"]) == ["200", "401", "404", "413", "415", "503"]
+    assert sorted(operation["responses"]) == ["200", "401", "404", "413", "415", "429", "503"]
     assert "security" not in operation  # no token or session: the signature header is the check
     assert [p["name"] for p in operation["parameters"]] == ["X-ServiceDesk-Signature"]
+
+
+def test_wrong_signatures_from_one_address_are_refused_before_the_body_is_read(client, settings):
+    settings.SERVICEDESK = {**settings.SERVICEDESK, "INBOUND_EMAIL_REFUSED_PER_MINUTE": 3}
+    body = mail()
+
+    answers = [post(client, body, signature=sign(body, "guess")).status_code for _ in range(4)]
+    signed_meanwhile = post(client, body, signature=sign(body))
+    elsewhere = client.post(
+        "/api/v1/inbound/email/",
+        data=body,
+        content_type="message/rfc822",
+        headers={"X-ServiceDesk-Signature": sign(body)},
+        REMOTE_ADDR="203.0.113.77",
+    )
+
+    assert answers == [401, 401, 401, 429]
+    assert signed_meanwhile.status_code == 429 and int(signed_meanwhile["Retry-After"]) > 0
+    assert elsewhere.status_code == 200 and elsewhere.json()["outcome"] == "stored"
+
+
+def test_a_signed_burst_is_not_throttled_at_the_rate_of_strangers(client):
+    bodies = [mail(message_id=f"<burst-{n}@example.com>") for n in range(40)]
+    answers = {post(client, body, signature=sign(body)).status_code for body in bodies}
+
+    assert answers == {200}
