@@ -161,6 +161,31 @@ def test_mail_arriving_during_the_poll_is_taken_by_the_same_poll(dovecot, make_a
     assert stored_uids(account) == [1, 2, 3]
 
 
+def test_mail_another_poller_took_after_the_search_is_skipped(dovecot, make_account, poll_settings, monkeypatch):
+    poll_settings(IMAP_POLL_BATCH=2)
+    user = dovecot.new_user()
+    dovecot.append(user, *(mail(n) for n in range(1, 5)))
+    account = make_account(user)
+    ingest = imap.email_ingest
+
+    def another_poller_takes_3(**kwargs):  # type: ignore[no-untyped-def]
+        if kwargs["source_key"].endswith(":1"):
+            other = dovecot.client(user)
+            other.select("INBOX")
+            other.uid("STORE", "3", "+FLAGS", "(\\Seen)")
+            other.logout()
+        return ingest(**kwargs)
+
+    monkeypatch.setattr(imap, "email_ingest", another_poller_takes_3)
+
+    report = mailbox_poll(account=account)
+
+    # UID 3 was in the search's answer, but the second batch's flags show it taken.
+    assert counts(report) == (3, 3, 0, 0, 3, False, "")
+    assert stored_uids(account) == [1, 2, 4]
+    assert seen(dovecot, user) == dict.fromkeys(range(1, 5), True)
+
+
 def test_the_time_budget_stops_a_poll_and_the_next_continues(dovecot, make_account, poll_settings):
     # A spent budget still lets a poll take one message: every poll moves on.
     poll_settings(IMAP_POLL_SECONDS=0)
@@ -243,3 +268,31 @@ def test_a_processed_folder_receives_a_backlog_in_groups(dovecot, make_account, 
 def test_uid_sets_are_written_as_ranges():
     assert imap._uid_set([1]) == "1"
     assert imap._uid_set([3, 1, 2, 7, 9, 10, 10]) == "1:3,7,9:10"
+
+
+class FetchAnswer:
+    """A connection whose UID FETCH answers with the given data, as imaplib returns it."""
+
+    def __init__(self, data: list[object]) -> None:
+        self.data = data
+
+    def uid(self, command: str, *args: str) -> tuple[str, list[object]]:
+        return "OK", self.data
+
+
+def test_bodies_are_matched_by_uid_before_or_after_the_literal_and_other_responses_ignored():
+    answer = FetchAnswer(
+        [
+            (b"1 (UID 7 BODY[] {5}", b"first"),
+            b")",
+            # A server that sends the UID after the body.
+            (b"2 (BODY[] {6}", b"second"),
+            b" UID 9)",
+            # Another session's flag change, and a UID that was not asked for.
+            b"3 (FLAGS (\\Seen))",
+            (b"4 (UID 12 BODY[] {5}", b"other"),
+            b")",
+        ]
+    )
+
+    assert imap._fetch(answer, [7, 9]) == {7: b"first", 9: b"second"}  # type: ignore[arg-type]
