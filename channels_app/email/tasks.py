@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from celery import shared_task
 from django.core.cache import cache
@@ -14,13 +16,40 @@ from servicedesk.core.enqueue import task_enqueue
 
 log = logging.getLogger(__name__)
 
-# Longer than any poll should take; a poller that dies holding the lock
-# blocks its account for at most this long.
+# Far longer than a poll's time budget (SERVICEDESK_EMAIL["IMAP_POLL_SECONDS"]);
+# a poller that dies holding the lock blocks its account for at most this long.
 POLL_LOCK_SECONDS = 600
+
+
+class PollLockUnavailable(Exception):
+    """The cache that holds the poll locks cannot be reached."""
 
 
 def poll_lock_key(account_id: int) -> str:
     return f"email:mailbox-poll:{account_id}"
+
+
+@contextmanager
+def poll_lock(account_id: int) -> Iterator[bool]:
+    """Hold the account's poll lock for the block: True, or False while another poller holds it.
+
+    Shared by the beat's task and the IDLE watcher (``idle.py``). Raises
+    PollLockUnavailable when the cache cannot be reached. The lock saves
+    duplicate work only: two polls at once still store every message once.
+    """
+    key = poll_lock_key(account_id)
+    token = uuid.uuid4().hex
+    try:
+        locked = cache.add(key, token, timeout=POLL_LOCK_SECONDS)
+    except Exception as exc:
+        raise PollLockUnavailable(str(exc)) from exc
+    if not locked:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        _poll_lock_release(key, token)
 
 
 @shared_task(name="email.mailboxes_poll")
@@ -43,27 +72,23 @@ def mailboxes_poll_task() -> int:
 def mailbox_poll_task(account_id: int) -> dict[str, object]:
     """Poll one account unless another poller of it is running.
 
-    The lock saves duplicate work only: two polls at once still store every
-    message once (see channels_app/email/imap.py). With the cache that holds
-    the lock unreachable (Redis down) the poll is skipped with a warning in
-    the log, and the next minute's run tries again; mail waits on the server.
+    One poll drains the mailbox within its time budget (see
+    channels_app/email/imap.py); what the budget leaves waits for the next
+    minute's run. With the cache that holds the lock unreachable (Redis down)
+    the poll is skipped with a warning in the log, and the next minute's run
+    tries again; mail waits on the server.
     """
-    key = poll_lock_key(account_id)
-    token = uuid.uuid4().hex
     try:
-        locked = cache.add(key, token, timeout=POLL_LOCK_SECONDS)
-    except Exception:
+        with poll_lock(account_id) as locked:
+            if not locked:
+                return {"account_id": account_id, "skipped": "another poll of this account is running"}
+            account = MailAccount.objects.filter(pk=account_id, is_active=True).first()
+            if account is None:
+                return {"account_id": account_id, "skipped": "no active account with this id"}
+            return mailbox_poll(account=account).as_dict()
+    except PollLockUnavailable:
         log.warning("Mailbox poll of account %s skipped: the lock cache is unreachable", account_id, exc_info=True)
         return {"account_id": account_id, "skipped": "the lock cache is unreachable"}
-    if not locked:
-        return {"account_id": account_id, "skipped": "another poll of this account is running"}
-    try:
-        account = MailAccount.objects.filter(pk=account_id, is_active=True).first()
-        if account is None:
-            return {"account_id": account_id, "skipped": "no active account with this id"}
-        return mailbox_poll(account=account).as_dict()
-    finally:
-        _poll_lock_release(key, token)
 
 
 def _poll_lock_release(key: str, token: str) -> None:

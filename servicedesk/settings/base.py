@@ -407,4 +407,8 @@ SERVICEDESK_EMAIL = {
     "MAX_ADDRESSES": env.int("SD_EMAIL_MAX_ADDRESSES", default=500),
     "OWN_ADDRESSES": env.list("SD_EMAIL_OWN_ADDRESSES", default=[]),
     "IMAP_CA_FILE": env.str("SD_IMAP_CA_FILE", default=""),
+    # One IMAP poll drains the mailbox for at most this many seconds (under the
+    # minute between beat runs), checking and fetching this many UIDs per step.
+    "IMAP_POLL_SECONDS": env.float("SD_IMAP_POLL_SECONDS", default=50.0),
+    "IMAP_POLL_BATCH": env.int("SD_IMAP_POLL_BATCH", default=500),
 }

@@ -6,7 +6,8 @@ certificate for 127.0.0.1 that the client trusts through
 offers STARTTLS (``ssl = required``: no login before TLS). Any user name logs
 in with ``PASSWORD`` (static passdb), so every test takes a fresh user and
 starts with an empty mailbox. A second server without TLS at all stands for a
-server that does not offer STARTTLS.
+server that does not offer STARTTLS; a third, whose CAPABILITY leaves IDLE
+out, for a server without IMAP IDLE.
 
 Missing Dovecot is a failure, not a skip: CI installs ``dovecot-imapd``.
 """
@@ -116,7 +117,7 @@ class Dovecot:
         subprocess.run(["doveadm", "-c", str(self.config), "stop"], capture_output=True, timeout=30, check=False)
 
 
-def _config(root: Path, *, imap_port: int, imaps_port: int | None) -> str:
+def _config(root: Path, *, imap_port: int, imaps_port: int | None, capability: str | None = None) -> str:
     tls = (
         f"ssl = required\nssl_cert = <{root / 'cert.pem'}\nssl_key = <{root / 'key.pem'}\ndisable_plaintext_auth = yes\n"
         if imaps_port is not None
@@ -137,11 +138,14 @@ def _config(root: Path, *, imap_port: int, imaps_port: int | None) -> str:
         "userdb {\n  driver = static\n"
         f"  args = uid=dovecot gid=dovecot home={root / 'home'}/%u\n}}\n"
         "mail_location = maildir:~/Maildir\n"
+        # IDLE learns of new mail through inotify, else by looking this often.
+        "mailbox_idle_check_interval = 1 secs\n"
         "first_valid_uid = 1\nfirst_valid_gid = 1\n"
         "service imap-login {\n"
         f"  inet_listener imap {{\n    port = {imap_port}\n  }}\n{imaps}"
         "  chroot =\n}\n"
         "service anvil {\n  chroot =\n}\n"
+        + (f"protocol imap {{\n  imap_capability = {capability}\n}}\n" if capability else "")
     )
 
 
@@ -156,7 +160,7 @@ def _wait_listening(port: int) -> None:
     raise AssertionError(f"Dovecot did not listen on {HOST}:{port}")
 
 
-def dovecot_start(root: Path, *, tls: bool = True) -> Dovecot:
+def dovecot_start(root: Path, *, tls: bool = True, capability: str | None = None) -> Dovecot:
     if shutil.which("dovecot") is None or shutil.which("doveadm") is None:
         pytest.fail("Dovecot is not installed: apt-get install dovecot-imapd (CI does this in .ci/run).")
     root.mkdir(parents=True, exist_ok=True)
@@ -185,7 +189,9 @@ def dovecot_start(root: Path, *, tls: bool = True) -> Dovecot:
         imaps_port=_free_port() if tls else None,
         ca_file=ca_file,
     )
-    server.config.write_text(_config(root, imap_port=server.imap_port, imaps_port=server.imaps_port))
+    server.config.write_text(
+        _config(root, imap_port=server.imap_port, imaps_port=server.imaps_port, capability=capability)
+    )
     # The daemon keeps its inherited descriptors open: no pipes, or run() waits for it.
     with open(root / "start.log", "wb") as log:
         done = subprocess.run(
@@ -200,13 +206,13 @@ def dovecot_start(root: Path, *, tls: bool = True) -> Dovecot:
 
 
 @contextmanager
-def dovecot_running(*, tls: bool) -> Iterator[Dovecot]:
+def dovecot_running(*, tls: bool, capability: str | None = None) -> Iterator[Dovecot]:
     # The mail processes run as the dovecot user and need to traverse to the
     # homes: pytest's temporary directories are private (0700), this one is not.
     root = Path(tempfile.mkdtemp(prefix="sd-dovecot-"))
     root.chmod(0o711)
     try:
-        server = dovecot_start(root / "server", tls=tls)
+        server = dovecot_start(root / "server", tls=tls, capability=capability)
         try:
             yield server
         finally:
@@ -224,6 +230,13 @@ def dovecot() -> Iterator[Dovecot]:
 @pytest.fixture(scope="session")
 def dovecot_without_tls() -> Iterator[Dovecot]:
     with dovecot_running(tls=False) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def dovecot_without_idle() -> Iterator[Dovecot]:
+    """A TLS server whose CAPABILITY (before and after login) does not list IDLE."""
+    with dovecot_running(tls=True, capability="IMAP4rev1 LITERAL+ UIDPLUS MOVE") as server:
         yield server
 
 

@@ -1,6 +1,9 @@
 """``manage.py fetch_mail [--account NAME]``: poll the IMAP accounts once, by hand.
 
-Prints one report line per account. Exit status 1 when a poll stopped with an
+Each poll drains its mailbox within the time budget (``SD_IMAP_POLL_SECONDS``;
+the report line says when the budget left mail for the next poll). For mail
+as it arrives, run ``manage.py mail_idle`` instead. Prints one report line
+per account. Exit status 1 when a poll stopped with an
 error (it is also recorded on the account), 75 (EX_TEMPFAIL) when the
 database is unavailable.
 """
