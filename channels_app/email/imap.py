@@ -12,17 +12,20 @@ so far marked; the next poll continues with the rest. Per batch:
 2. ``UID FETCH <group> (BODY.PEEK[])`` for groups of up to
    ``FETCH_MAX_MESSAGES`` messages and ``FETCH_MAX_BYTES`` bytes -- PEEK, so
    reading alone never sets \\Seen;
-3. ``email_ingest`` stores each raw mail and processes it, and commits;
+3. ``email_ingest`` stores each raw mail and processes it, in transactions
+   of ``IMAP_COMMIT_BATCH`` mails (one disk flush for many), each mail in a
+   savepoint of its own so a duplicate or a quarantined mail costs the others
+   nothing;
 4. only then the group's stored messages are marked \\Seen, or moved to the
    processed folder, in one command.
 
-A crash before 3 commits leaves the message unseen: the next poll fetches it
-again. A crash between 3 and 4 leaves it unseen too: the next poll fetches it
+A crash before 3 commits leaves the messages of that transaction unseen and
+unstored: the next poll fetches them again. A crash between 3 and 4 leaves it unseen too: the next poll fetches it
 again and ``email_ingest`` answers ``duplicate`` (keyed by
 ``imap:<account>:<UIDVALIDITY>:<UID>``, by the raw bytes' hash and by the
 Message-ID), after which it is marked. A database failure stops the poll
-after marking the messages of the group stored before it; the failed one and
-the rest stay unmarked. A new UIDVALIDITY (a rebuilt mailbox) makes new keys,
+after marking the messages of the group committed before it; the rest (the
+failed one's transaction included) stay unmarked. A new UIDVALIDITY (a rebuilt mailbox) makes new keys,
 and the raw hash and Message-ID still recognise the mail. Two pollers of one
 mailbox at once race on those unique keys and store each mail once; the
 task's lock only saves the duplicate work.
@@ -46,7 +49,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
 from channels_app.email.models import InboundEmail, MailAccount
@@ -62,6 +65,8 @@ TIMEOUT = 60
 # the poll lock (tasks.POLL_LOCK_SECONDS).
 POLL_SECONDS = 50.0
 POLL_BATCH = 500
+# Default of SERVICEDESK_EMAIL["IMAP_COMMIT_BATCH"]: mails stored per transaction.
+COMMIT_BATCH = 50
 # One body fetch takes at most this many messages and, by their sizes, bytes
 # (a larger message comes alone): few round trips, bounded memory.
 FETCH_MAX_MESSAGES = 100
@@ -304,33 +309,47 @@ def _groups(waiting: list[tuple[int, int]]) -> Iterator[list[int]]:
 
 
 def _take(client: imaplib.IMAP4, account: MailAccount, report: PollReport, group: list[int], budget: _Budget) -> None:
-    """Fetch and store one group, then mark what was stored; stops early when the budget is spent."""
+    """Fetch and store one group, then mark what was stored; stops early when the budget is spent.
+
+    The group's mails are stored in transactions of ``IMAP_COMMIT_BATCH``
+    mails (each mail in a savepoint of its own): one commit, one disk flush,
+    for many mails. Only committed mails are counted and marked.
+    """
     bodies = _fetch(client, group)
+    waiting = [uid for uid in group if uid in bodies]  # the others were expunged by another client
+    per_commit = max(1, int(_email_setting("IMAP_COMMIT_BATCH", COMMIT_BATCH)))
     taken: list[int] = []
     try:
-        for uid in group:
-            raw = bodies.get(uid)
-            if raw is None:
-                # Expunged by another client since the search.
-                continue
-            report.fetched += 1
-            result = email_ingest(
-                raw=raw,
-                source=InboundEmail.Source.IMAP,
-                source_key=f"imap:{account.pk}:{report.uidvalidity}:{uid}",
-                account=account,
-            )
-            if result.outcome is IngestOutcome.STORED:
-                report.stored += 1
-            elif result.outcome is IngestOutcome.DUPLICATE:
-                report.duplicates += 1
-            else:
-                report.quarantined += 1
-            taken.append(uid)
-            if budget.spent():
-                break
+        while waiting:
+            chunk, tally, spent = waiting[:per_commit], PollReport(account=report.account), False
+            done: list[int] = []
+            with transaction.atomic():
+                for uid in chunk:
+                    tally.fetched += 1
+                    result = email_ingest(
+                        raw=bodies[uid],
+                        source=InboundEmail.Source.IMAP,
+                        source_key=f"imap:{account.pk}:{report.uidvalidity}:{uid}",
+                        account=account,
+                    )
+                    if result.outcome is IngestOutcome.STORED:
+                        tally.stored += 1
+                    elif result.outcome is IngestOutcome.DUPLICATE:
+                        tally.duplicates += 1
+                    else:
+                        tally.quarantined += 1
+                    done.append(uid)
+                    if budget.spent():
+                        spent = True
+                        break
+            taken.extend(done)
+            report.fetched += tally.fetched
+            report.stored += tally.stored
+            report.duplicates += tally.duplicates
+            report.quarantined += tally.quarantined
+            waiting = [] if spent else waiting[len(chunk) :]
     except Exception:
-        # What was stored before the failure is marked; the rest waits.
+        # What was committed before the failure is marked; the rest waits.
         _mark_quietly(client, account, report, taken)
         raise
     if taken:

@@ -411,4 +411,6 @@ SERVICEDESK_EMAIL = {
     # minute between beat runs), checking and fetching this many UIDs per step.
     "IMAP_POLL_SECONDS": env.float("SD_IMAP_POLL_SECONDS", default=50.0),
     "IMAP_POLL_BATCH": env.int("SD_IMAP_POLL_BATCH", default=500),
+    # Mails a poll stores per transaction (one disk flush for them all).
+    "IMAP_COMMIT_BATCH": env.int("SD_IMAP_COMMIT_BATCH", default=50),
 }

@@ -219,26 +219,31 @@ def test_the_time_budget_stops_a_poll_and_the_next_continues(dovecot, make_accou
     assert Ticket.objects.count() == 5
 
 
-def test_a_database_failure_marks_what_was_stored_before_it(dovecot, make_account, monkeypatch):
-    user = dovecot.new_user()
-    dovecot.append(user, mail(1), mail(2), mail(3))
-    account = make_account(user)
+def failing(n: int, monkeypatch) -> None:
     receive = services.inbound_message_receive
     calls = {"n": 0}
 
-    def failing_second(**kwargs):  # type: ignore[no-untyped-def]
+    def failing_nth(**kwargs):  # type: ignore[no-untyped-def]
         calls["n"] += 1
-        if calls["n"] == 2:
+        if calls["n"] == n:
             raise OperationalError("server closed the connection unexpectedly")
         return receive(**kwargs)
 
-    monkeypatch.setattr(services, "inbound_message_receive", failing_second)
+    monkeypatch.setattr(services, "inbound_message_receive", failing_nth)
+
+
+def test_a_database_failure_marks_what_was_committed_before_it(dovecot, make_account, monkeypatch, poll_settings):
+    poll_settings(IMAP_COMMIT_BATCH=1)
+    user = dovecot.new_user()
+    dovecot.append(user, mail(1), mail(2), mail(3))
+    account = make_account(user)
+    failing(2, monkeypatch)
 
     with pytest.raises(OperationalError):
         mailbox_poll(account=account)
 
     assert seen(dovecot, user) == {1: True, 2: False, 3: False}
-    assert sorted(InboundEmail.objects.values_list("status", flat=True)) == ["processed", "received"]
+    assert list(InboundEmail.objects.values_list("status", flat=True)) == ["processed"]
     assert Ticket.objects.count() == 1
 
     report = mailbox_poll(account=account)
@@ -246,6 +251,45 @@ def test_a_database_failure_marks_what_was_stored_before_it(dovecot, make_accoun
     assert counts(report) == (2, 2, 0, 0, 2, False, "")
     assert seen(dovecot, user) == {1: True, 2: True, 3: True}
     assert sorted(InboundEmail.objects.values_list("status", flat=True)) == ["processed"] * 3
+    assert Ticket.objects.count() == 3
+
+
+def test_a_database_failure_undoes_its_whole_transaction_and_marks_none_of_it(
+    dovecot, make_account, monkeypatch, poll_settings
+):
+    poll_settings(IMAP_COMMIT_BATCH=10)
+    user = dovecot.new_user()
+    dovecot.append(user, mail(1), mail(2), mail(3))
+    account = make_account(user)
+    failing(2, monkeypatch)
+
+    with pytest.raises(OperationalError):
+        mailbox_poll(account=account)
+
+    # Mail 1 was stored in the transaction mail 2 broke: rolled back, so not marked either.
+    assert seen(dovecot, user) == {1: False, 2: False, 3: False}
+    assert (InboundEmail.objects.count(), Ticket.objects.count()) == (0, 0)
+
+    report = mailbox_poll(account=account)
+
+    assert counts(report) == (3, 3, 0, 0, 3, False, "")
+    assert seen(dovecot, user) == {1: True, 2: True, 3: True}
+    assert Ticket.objects.count() == 3
+
+
+def test_one_transaction_stores_many_mails_and_a_duplicate_among_them_costs_the_others_nothing(
+    dovecot, make_account, poll_settings
+):
+    poll_settings(IMAP_COMMIT_BATCH=50)
+    user = dovecot.new_user()
+    # The same mail twice (two copies in the folder), between others.
+    dovecot.append(user, mail(1), mail(2), mail(2), mail(3))
+    account = make_account(user)
+
+    report = mailbox_poll(account=account)
+
+    assert counts(report) == (4, 3, 1, 0, 4, False, "")
+    assert seen(dovecot, user) == dict.fromkeys(range(1, 5), True)
     assert Ticket.objects.count() == 3
 
 
