@@ -3,24 +3,27 @@
 Many messages share one connection; a connection the server closed is found
 dead before the next message starts and replaced; a connection lost once a
 message's data was sent is never used to send it again; idle connections are
-closed; SMTPUTF8 is asked of each connection.
-docs/architecture.md, "Outbound delivery".
+closed; SMTPUTF8 is asked of each connection; the batch path claims every
+message on its own. docs/architecture.md, "Outbound delivery".
 """
 
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 from email import message_from_bytes, policy
 
 import pytest
 from celery import signals
 from django.core.mail import EmailMessage
+from django.utils import timezone
 
 from channels_app.email.outbound import NEEDS_SMTPUTF8, message_id_for
 from channels_app.email.smtp import connection_send, connections_close
+from servicedesk.tickets import tasks
 from servicedesk.tickets.inbound import InboundMessage, SenderIdentity
 from servicedesk.tickets.models import Message, TicketEvent
-from servicedesk.tickets.services.delivery import DeliveryOutcome, message_deliver
+from servicedesk.tickets.services.delivery import DeliveryOutcome, message_deliver, messages_deliver
 from servicedesk.tickets.services.intake import inbound_message_receive
 from servicedesk.tickets.services.replies import ticket_reply_create
 from tests.channels_app.email.counting_smtp import DROP, counting_smtp
@@ -224,3 +227,67 @@ def test_the_connection_is_closed_when_the_worker_process_ends(counting_smtp, qu
 
     assert server.quits == 1  # QUIT waits for the server's answer
     wait_until(lambda: server.open_connections() == 0, timeout=10, what="the connection to close")
+
+
+# --- The batch path ---------------------------------------------------------------
+
+
+def test_a_batch_claims_each_message_on_its_own_over_one_connection(counting_smtp, queue):
+    server = counting_smtp()
+    acks = queued_acknowledgements(6)
+    assert message_deliver(message_id=acks[2].pk) is DeliveryOutcome.SENT  # sent meanwhile by its own task
+    Message.objects.filter(pk=acks[4].pk).update(delivery_status="sending")  # claimed by a worker now
+
+    outcomes = messages_deliver(message_ids=[ack.pk for ack in acks], budget_seconds=60)
+
+    assert outcomes == {
+        DeliveryOutcome.SENT: 4,
+        DeliveryOutcome.SKIPPED: 2,
+        DeliveryOutcome.RETRY: 0,
+        DeliveryOutcome.FAILED: 0,
+    }
+    assert statuses(acks) == ["sent", "sent", "sent", "sent", "sending", "sent"]
+    assert len(server.received) == 5 and server.connections == 1
+    assert Message.objects.filter(pk__in=[a.pk for a in acks], delivery_attempts=1).count() == 5
+
+
+def test_a_batch_stops_at_the_first_temporary_failure_and_leaves_the_rest_queued(counting_smtp, queue):
+    server = counting_smtp()
+    server.data_replies = ["", "421 4.3.2 Service shutting down"]  # "" : accept the first
+    acks = queued_acknowledgements(4)
+
+    outcomes = messages_deliver(message_ids=[ack.pk for ack in acks], budget_seconds=60)
+
+    assert (outcomes[DeliveryOutcome.SENT], outcomes[DeliveryOutcome.RETRY]) == (1, 1)
+    assert statuses(acks) == ["sent", "queued", "queued", "queued"]
+    # Only the message that met the failure spent an attempt on it.
+    assert list(
+        Message.objects.filter(pk__in=[a.pk for a in acks]).order_by("pk").values_list("delivery_attempts", flat=True)
+    ) == [1, 1, 0, 0]
+
+
+def test_a_batch_claims_nothing_once_its_time_is_spent(counting_smtp, queue):
+    server = counting_smtp()
+    acks = queued_acknowledgements(2)
+
+    outcomes = messages_deliver(message_ids=[ack.pk for ack in acks], budget_seconds=-1)
+
+    assert set(outcomes.values()) == {0}
+    assert statuses(acks) == ["queued", "queued"]
+    assert server.connections == 0
+
+
+def test_the_redispatch_sends_what_was_left_queued_in_batches_over_one_connection(counting_smtp, queue, monkeypatch):
+    server = counting_smtp()
+    acks = queued_acknowledgements(30)
+    Message.objects.filter(pk__in=[a.pk for a in acks]).update(created_at=timezone.now() - timedelta(minutes=11))
+    batches: list[list[int]] = []
+    enqueue = tasks.messages_deliver_task.delay
+    monkeypatch.setattr(tasks.messages_deliver_task, "delay", lambda ids: batches.append(ids) or enqueue(ids))
+
+    assert tasks.outbound_pending_dispatch() == 30  # the tasks run at once in the test settings
+
+    assert batches == [[a.pk for a in acks[:25]], [a.pk for a in acks[25:]]]
+    assert statuses(acks) == ["sent"] * 30
+    assert server.connections == 1 and len(server.received) == 30
+    assert tasks.outbound_pending_dispatch() == 0
