@@ -9,6 +9,7 @@ message on its own. docs/architecture.md, "Outbound delivery".
 
 from __future__ import annotations
 
+import os
 import threading
 from datetime import timedelta
 from email import message_from_bytes, policy
@@ -227,6 +228,23 @@ def test_the_connection_is_closed_when_the_worker_process_ends(counting_smtp, qu
 
     assert server.quits == 1  # QUIT waits for the server's answer
     wait_until(lambda: server.open_connections() == 0, timeout=10, what="the connection to close")
+
+
+def test_a_forked_child_never_writes_on_its_parents_connection(counting_smtp, queue):
+    """A prefork pool forks its children from a process that may hold a connection."""
+    server = counting_smtp()
+    first, second = queued_acknowledgements(2)
+    assert message_deliver(message_id=first.pk) is DeliveryOutcome.SENT
+
+    pid = os.fork()
+    if pid == 0:  # the child: it holds no connection, so closing sends no QUIT on the parent's
+        os._exit(connections_close())
+    _pid, status = os.waitpid(pid, 0)
+
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert server.quits == 0
+    assert message_deliver(message_id=second.pk) is DeliveryOutcome.SENT
+    assert server.connections == 1 and [mail.connection for mail in server.received] == [0, 0]
 
 
 # --- The batch path ---------------------------------------------------------------
