@@ -45,8 +45,9 @@ def messages_deliver_task(message_ids: list[int]) -> dict[str, int]:
     """Several queued messages, each claimed on its own; what is left stays queued for the next dispatch.
 
     No retry of its own: a message back in ``queued`` is older than the
-    dispatch's cutoff, so the next run (a minute on) takes it again. Claims
-    stop at half the time limit, so no message is claimed when the limit strikes.
+    dispatch's cutoff, so the next run (a minute on) takes it again. No claim
+    is made after half the time limit, so the last message claimed has the
+    other half to finish before the limit stops the task.
     """
     outcomes = messages_deliver(message_ids=message_ids, budget_seconds=DELIVERY_TIME_LIMIT / 2)
     return {str(outcome): count for outcome, count in outcomes.items() if count}
@@ -58,7 +59,7 @@ def outbound_pending_dispatch() -> int:
     cutoff = timezone.now() - timedelta(minutes=10)
     ids = list(
         Message.objects.filter(delivery_status=DeliveryStatus.QUEUED, created_at__lt=cutoff)
-        .order_by("pk")
+        .order_by("created_at", "pk")  # oldest first, along the partial index message_delivery_pending
         .values_list("pk", flat=True)[:500]
     )
     for start in range(0, len(ids), DISPATCH_BATCH):
