@@ -15,7 +15,7 @@ from django.core.mail import EmailMultiAlternatives, get_connection
 from django.utils.translation import gettext_noop
 
 from channels_app.email.message_ids import message_id_for_pk, message_id_is_ours
-from channels_app.email.smtp import InvalidAddress, SmtpUtf8Unsupported, header_address
+from channels_app.email.smtp import InvalidAddress, SmtpUtf8Unsupported, connection_send, header_address
 from servicedesk.core.datetimes import format_instant, viewer_time_zone
 from servicedesk.core.text import header_safe
 from servicedesk.tickets.models import IdentityKind, Message, MessageKind
@@ -106,10 +106,12 @@ def deliver_by_email(message: Message) -> DeliveryReceipt:
         with attachment.file.open("rb") as fh:
             mail.attach(attachment.filename, fh.read(), attachment.content_type)
     try:
-        connection = (
-            get_connection(backend=SMTP_BACKEND, timeout=settings.EMAIL_TIMEOUT) if _is_smtp() else get_connection()
-        )
-        connection.send_messages([mail])
+        if _is_smtp():
+            # Over the worker's open connection; a message is never sent twice
+            # here, whatever fails (docs/architecture.md, "Outbound delivery").
+            connection_send(mail)
+        else:
+            get_connection().send_messages([mail])
     except SmtpUtf8Unsupported as exc:
         # Nothing was sent and the address may well be right: not a bounce.
         raise DeliveryError(NEEDS_SMTPUTF8, temporary=False) from exc
@@ -166,7 +168,8 @@ SMTP_BACKEND = "channels_app.email.smtp.EmailBackend"
 
 
 def _is_smtp() -> bool:
-    # Django's own SMTP backend names SMTP too; ours adds what it lacks.
+    # Django's own SMTP backend names SMTP too; ours (which connection_send
+    # uses) adds what it lacks. Other backends (files, memory) open their own.
     return settings.EMAIL_BACKEND in (SMTP_BACKEND, "django.core.mail.backends.smtp.EmailBackend")
 
 

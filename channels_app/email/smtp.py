@@ -11,19 +11,34 @@ mangled address.
 Django's own SMTP backend encodes such a mailbox name as an RFC 2047 word
 (``=?utf-8?b?...?=@example.com``), which is a different, undeliverable address;
 ``EmailBackend`` here replaces only that part of it.
+
+Deliveries do not open a connection per message: ``connection_send`` keeps
+one open connection per process and thread (``SmtpConnections``), checks it
+with NOOP before each reuse and opens a new one when it is gone; see
+docs/architecture.md, "Outbound delivery".
 """
 
 from __future__ import annotations
 
+import atexit
+import logging
+import os
 import smtplib
+import threading
+import time
+from dataclasses import dataclass, field
 from email import generator, policy
 from email.headerregistry import Address
 from email.utils import getaddresses
 from io import BytesIO
 from typing import Any
 
+from celery import signals
+from django.conf import settings
 from django.core.mail import EmailMessage
 from django.core.mail.backends.smtp import EmailBackend as DjangoSmtpBackend
+
+log = logging.getLogger(__name__)
 
 
 class InvalidAddress(ValueError):
@@ -121,3 +136,223 @@ class EmailBackend(DjangoSmtpBackend):
                 raise
             return False
         return True
+
+
+# --- One connection per process and thread, reused ------------------------------------
+
+# Defaults of SERVICEDESK_EMAIL["SMTP_CONNECTION_IDLE_SECONDS"] and ["SMTP_CONNECTION_MAX_MESSAGES"].
+IDLE_SECONDS = 30
+MAX_MESSAGES = 100
+
+# Errors after which the SMTP conversation is known to be back between messages:
+# the server answered (smtplib then sent RSET, or closed on 421), or nothing was
+# sent at all. After any other error (a timeout, a dropped connection, a bug)
+# nobody knows where the conversation stands, and the connection is dropped.
+_CONVERSATION_INTACT = (
+    smtplib.SMTPResponseException,
+    smtplib.SMTPRecipientsRefused,
+    SmtpUtf8Unsupported,
+    InvalidAddress,
+)
+
+
+def _settings_key() -> tuple[object, ...]:
+    """What a connection was opened with; a connection opened otherwise is not reused."""
+    return (
+        settings.EMAIL_HOST,
+        settings.EMAIL_PORT,
+        settings.EMAIL_HOST_USER,
+        settings.EMAIL_HOST_PASSWORD,
+        settings.EMAIL_USE_TLS,
+        settings.EMAIL_USE_SSL,
+        settings.EMAIL_SSL_KEYFILE,
+        settings.EMAIL_SSL_CERTFILE,
+        settings.EMAIL_TIMEOUT,
+    )
+
+
+@dataclass
+class _Connection:
+    """An open connection of ``backend`` and what decides whether it may carry the next message."""
+
+    backend: EmailBackend
+    key: tuple[object, ...]
+    last_used: float = field(default_factory=time.monotonic)
+    messages: int = 0
+    expires_at: float = 0.0
+
+    def alive(self) -> bool:
+        """NOOP answered 250: the server is there and the conversation is between messages."""
+        smtp = self.backend.connection
+        if smtp is None or smtp.sock is None:
+            return False
+        try:
+            code, _text = smtp.noop()
+        except (OSError, smtplib.SMTPException):
+            return False
+        return code == 250
+
+    def quit(self) -> None:
+        """End the conversation politely (QUIT) and close; a server already gone is no error."""
+        try:
+            self.backend.close()
+        except Exception:
+            self.drop()
+
+    def drop(self) -> None:
+        """Close the socket without another command: the conversation's state is not known."""
+        smtp = self.backend.connection
+        self.backend.connection = None
+        if smtp is not None:
+            smtp.close()
+
+
+class SmtpConnections:
+    """One open SMTP connection per thread of this process, reused for the next messages.
+
+    Opening a connection costs the TCP handshake, the greeting, EHLO and, with
+    TLS and a password, STARTTLS, a second EHLO and AUTH; a message on an open
+    connection costs MAIL, RCPT and DATA. So ``send`` keeps the connection
+    after a message, and before the next one checks it with NOOP: a connection
+    the server closed meanwhile (its idle timeout, a restart) is found dead
+    before this message's MAIL FROM and replaced silently. Once MAIL FROM is
+    sent, nothing here sends the message again: an error from then on is
+    raised to the caller, and the delivery's claim decides what follows.
+
+    A connection unused for ``SMTP_CONNECTION_IDLE_SECONDS`` is closed (QUIT)
+    by a background thread, one that carried ``SMTP_CONNECTION_MAX_MESSAGES``
+    messages after its last one; all of them when the process ends (atexit
+    and Celery's worker shutdown signals). With an idle time of 0 every
+    message has a connection of its own, opened and closed around it.
+
+    SMTPUTF8 stays a property of each connection: the backend asks the
+    connection it sends on (``has_extn``), which answers from that
+    connection's own EHLO.
+    """
+
+    def __init__(self) -> None:
+        self._forget()
+
+    def _forget(self) -> None:
+        # In a forked child the parent's connections are the parent's: the child
+        # must never write on them, so it starts with none and no closing thread.
+        self._condition = threading.Condition()
+        self._idle: dict[int, _Connection] = {}  # by thread; a connection in use is in no one's hands but its thread's
+        self._closer: threading.Thread | None = None
+
+    def send(self, email_message: EmailMessage) -> None:
+        """Send one message over this thread's connection, opening one when there is none fit to reuse.
+
+        Raises what the backend raises (``smtplib`` errors, ``OSError``,
+        ``SmtpUtf8Unsupported``, ``InvalidAddress``); the message is never sent twice here.
+        """
+        conf = getattr(settings, "SERVICEDESK_EMAIL", {})
+        idle_seconds = int(conf.get("SMTP_CONNECTION_IDLE_SECONDS", IDLE_SECONDS))
+        max_messages = max(1, int(conf.get("SMTP_CONNECTION_MAX_MESSAGES", MAX_MESSAGES)))
+        thread = threading.get_ident()
+        with self._condition:
+            connection = self._idle.pop(thread, None)
+        if connection is not None and not self._reusable(connection, idle_seconds):
+            connection = None
+        if connection is None:
+            connection = self._open()
+        try:
+            connection.backend.send_messages([email_message])
+        except BaseException as exc:
+            if not isinstance(exc, _CONVERSATION_INTACT):
+                connection.drop()
+            elif idle_seconds > 0:
+                self._keep(thread, connection, idle_seconds)
+            else:
+                connection.quit()
+            raise
+        connection.messages += 1
+        if idle_seconds <= 0 or connection.messages >= max_messages:
+            connection.quit()
+        else:
+            self._keep(thread, connection, idle_seconds)
+
+    def close(self) -> int:
+        """Close (QUIT) every connection not in use now; returns how many."""
+        with self._condition:
+            closing = list(self._idle.values())
+            self._idle.clear()
+            self._condition.notify_all()
+        for connection in closing:
+            connection.quit()
+        return len(closing)
+
+    def _reusable(self, connection: _Connection, idle_seconds: int) -> bool:
+        if connection.key != _settings_key():
+            connection.drop()  # the settings changed: another server, or other credentials
+            return False
+        if idle_seconds <= 0 or time.monotonic() - connection.last_used > idle_seconds:
+            connection.quit()
+            return False
+        if not connection.alive():
+            log.info("The open SMTP connection did not answer NOOP (closed by the server?); opening a new one")
+            connection.drop()
+            return False
+        return True
+
+    def _open(self) -> _Connection:
+        backend = EmailBackend(fail_silently=False)
+        try:
+            backend.open()
+        except BaseException:
+            try:
+                backend.close()  # a connection refused its login is still open
+            except Exception:
+                log.debug("Closing a connection that failed to open failed too", exc_info=True)
+            raise
+        return _Connection(backend=backend, key=_settings_key())
+
+    def _keep(self, thread: int, connection: _Connection, idle_seconds: int) -> None:
+        connection.last_used = time.monotonic()
+        connection.expires_at = connection.last_used + idle_seconds
+        with self._condition:
+            self._idle[thread] = connection
+            if self._closer is None:
+                self._closer = threading.Thread(target=self._close_idle, name="smtp-idle-close", daemon=True)
+                self._closer.start()
+            self._condition.notify_all()
+
+    def _close_idle(self) -> None:
+        """The background thread: closes connections as they pass their idle time, ends when none is left."""
+        while True:
+            with self._condition:
+                now = time.monotonic()
+                expired = [thread for thread, connection in self._idle.items() if connection.expires_at <= now]
+                closing = [self._idle.pop(thread) for thread in expired]
+                if not closing:
+                    if not self._idle:
+                        self._closer = None
+                        return
+                    self._condition.wait(timeout=min(c.expires_at for c in self._idle.values()) - now)
+                    continue
+            for connection in closing:
+                connection.quit()
+
+
+connections = SmtpConnections()
+
+
+def connection_send(email_message: EmailMessage) -> None:
+    """Send ``email_message`` by SMTP over this thread's reused connection (``SmtpConnections.send``)."""
+    connections.send(email_message)
+
+
+def connections_close() -> int:
+    """Close this process's idle SMTP connections (at shutdown; tests start from none)."""
+    return connections.close()
+
+
+def _close_at_shutdown(**_kwargs: Any) -> None:
+    connections.close()
+
+
+os.register_at_fork(after_in_child=connections._forget)
+atexit.register(connections.close)
+# A prefork pool's child ends with os._exit, which runs no atexit handler.
+signals.worker_process_shutdown.connect(_close_at_shutdown, weak=False)
+signals.worker_shutdown.connect(_close_at_shutdown, weak=False)

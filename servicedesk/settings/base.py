@@ -400,6 +400,10 @@ SERVICEDESK = {
 # quarantined with the reason), our own addresses besides SUPPORT_ADDRESS and
 # DEFAULT_FROM_EMAIL (mail from them is never acknowledged), and the CA file
 # IMAP servers' certificates are checked against (empty: the system's).
+# Outgoing SMTP: a worker keeps its connection open for the next message and
+# closes it after SMTP_CONNECTION_IDLE_SECONDS unused (0: a connection per
+# message) or after SMTP_CONNECTION_MAX_MESSAGES messages (docs/architecture.md,
+# "Outbound delivery").
 SERVICEDESK_EMAIL = {
     "MAX_BYTES": env.int("SD_EMAIL_MAX_BYTES", default=25 * 1024 * 1024),
     "MAX_HEADER_BYTES": env.int("SD_EMAIL_MAX_HEADER_BYTES", default=64 * 1024),
@@ -413,4 +417,6 @@ SERVICEDESK_EMAIL = {
     "IMAP_POLL_BATCH": env.int("SD_IMAP_POLL_BATCH", default=500),
     # Mails a poll stores per transaction (one disk flush for them all).
     "IMAP_COMMIT_BATCH": env.int("SD_IMAP_COMMIT_BATCH", default=50),
+    "SMTP_CONNECTION_IDLE_SECONDS": env.int("SD_SMTP_CONNECTION_IDLE_SECONDS", default=30),
+    "SMTP_CONNECTION_MAX_MESSAGES": env.int("SD_SMTP_CONNECTION_MAX_MESSAGES", default=100),
 }

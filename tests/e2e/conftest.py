@@ -99,10 +99,11 @@ class ReceivedMail:
     rcpt_tos: list[str]
     message: EmailMessage
     raw: bytes
+    connection: int = 0  # which connection it came on: 0 for the server's first, 1 for the next ...
 
 
 class SmtpServer:
-    """A real SMTP server (aiosmtpd) on 127.0.0.1 that keeps what it receives."""
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 that keeps what it receives, and on which connection."""
 
     def __init__(self) -> None:
         from aiosmtpd.controller import Controller
@@ -110,7 +111,17 @@ class SmtpServer:
         self.port = _free_port()
         self._lock = threading.Lock()
         self._mails: list[ReceivedMail] = []
-        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self._connections: list[Any] = []
+        keeper = self
+
+        class CountingController(Controller):
+            def factory(self) -> Any:
+                protocol = super().factory()
+                with keeper._lock:
+                    keeper._connections.append(protocol)
+                return protocol
+
+        self._controller = CountingController(self, hostname="127.0.0.1", port=self.port)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd hook name)
         raw = envelope.original_content or envelope.content
@@ -118,11 +129,20 @@ class SmtpServer:
             raw = raw.encode()
         message = email.message_from_bytes(raw, policy=policy.default)
         with self._lock:
-            self._mails.append(ReceivedMail(envelope.mail_from, list(envelope.rcpt_tos), message, raw))  # type: ignore[arg-type]
+            connection = next(n for n, protocol in enumerate(self._connections) if protocol is server)
+            self._mails.append(ReceivedMail(envelope.mail_from, list(envelope.rcpt_tos), message, raw, connection))  # type: ignore[arg-type]
         return "250 Message accepted for delivery"
 
     def start(self) -> None:
         self._controller.start()
+        with self._lock:
+            self._connections.clear()  # the one aiosmtpd opened to itself while starting
+
+    @property
+    def connections(self) -> int:
+        """Connections the server was given since it started."""
+        with self._lock:
+            return len(self._connections)
 
     def stop(self) -> None:
         self._controller.stop()

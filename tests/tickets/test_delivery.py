@@ -166,27 +166,19 @@ def test_temporary_failure_is_retried_then_sent(queue, agent, monkeypatch):
     assert len(mail.outbox) == 1
 
 
-def test_permanent_failure_keeps_the_servers_reason(queue, agent, settings):
+def test_permanent_failure_keeps_the_servers_reason(queue, agent, settings, monkeypatch):
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     result = receive(acknowledge=False)
     reply = ticket_reply_create(ticket=result.ticket, author=agent, text="Hi", deliver=False)
     Message.objects.filter(pk=reply.pk).update(delivery_status="queued")
 
-    class Refusing:
-        def __init__(self, *args, **kwargs):
-            pass
-
-        def send_messages(self, messages):
-            raise smtplib.SMTPDataError(550, b"5.1.1 mailbox unavailable")
+    def refusing(mail):
+        raise smtplib.SMTPDataError(550, b"5.1.1 mailbox unavailable")
 
     import channels_app.email.outbound as email_outbound
 
-    original = email_outbound.get_connection
-    email_outbound.get_connection = lambda **kw: Refusing()
-    try:
-        assert message_deliver(message_id=reply.pk) is DeliveryOutcome.FAILED
-    finally:
-        email_outbound.get_connection = original
+    monkeypatch.setattr(email_outbound, "connection_send", refusing)
+    assert message_deliver(message_id=reply.pk) is DeliveryOutcome.FAILED
     reply.refresh_from_db()
     assert reply.delivery_status == "failed"
     assert reply.delivery_error == "550 5.1.1 mailbox unavailable"

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import enum
 import logging
+import time
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -26,6 +28,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
+from servicedesk.core.enqueue import task_enqueue
 from servicedesk.core.errors import Conflict
 from servicedesk.tickets import outbound
 from servicedesk.tickets.events import Actor, event_record
@@ -95,6 +98,32 @@ def message_deliver(*, message_id: int) -> DeliveryOutcome:
         message.recipients = list(receipt.recipients)
     _finish(message, claimed_at, DeliveryStatus.SENT, "")
     return DeliveryOutcome.SENT
+
+
+def messages_deliver(*, message_ids: Sequence[int], budget_seconds: float) -> dict[DeliveryOutcome, int]:
+    """Deliver several queued messages one after another, each as ``message_deliver`` does.
+
+    Each message is claimed by its own UPDATE, so at most once still holds
+    message by message: one claimed elsewhere meanwhile is skipped, and a run
+    that stops half way leaves the rest ``queued``. The deliverer may carry
+    them all over one open connection (the email channel does). The run stops
+    claiming at the first temporary failure (the server is likely away, and
+    each further message would spend one of its attempts on it) and once
+    ``budget_seconds`` have passed (so a slow server cannot keep the caller
+    beyond its time limit with a message claimed); what is left waits for
+    the next run of ``tickets.outbound_pending_dispatch``. Returns how many
+    messages ended in each outcome.
+    """
+    outcomes = dict.fromkeys(DeliveryOutcome, 0)
+    deadline = time.monotonic() + budget_seconds
+    for message_id in message_ids:
+        if time.monotonic() > deadline:
+            break
+        outcome = message_deliver(message_id=message_id)
+        outcomes[outcome] += 1
+        if outcome is DeliveryOutcome.RETRY:
+            break
+    return outcomes
 
 
 def _finish(message: Message, claimed_at: datetime, status: str, error: str) -> None:
@@ -197,8 +226,13 @@ def message_delivery_retry(*, message: Message, actor: Actor) -> None:
         transaction.on_commit(lambda: message_delivery_enqueue(message_id=message_id))
 
 
-def message_delivery_enqueue(*, message_id: int) -> None:
-    """Start the delivery task of a queued message (call after commit)."""
+def message_delivery_enqueue(*, message_id: int) -> bool:
+    """Start the delivery task of a queued message (call after commit).
+
+    Only enqueues: the mail leaves in a worker, never in the caller's request.
+    With the broker down the message stays queued (False is returned) and
+    ``tickets.outbound_pending_dispatch`` sends it later.
+    """
     from servicedesk.tickets import tasks
 
-    tasks.message_deliver_task.delay(message_id)
+    return task_enqueue(tasks.message_deliver_task, message_id)

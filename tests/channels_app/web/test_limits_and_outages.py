@@ -163,10 +163,10 @@ def test_with_redis_down_the_form_stores_the_request_and_the_acknowledgement_goe
     raw = broker_queue.client.lpop(broker_queue.name)
     assert raw is not None and broker_queue.client.llen(broker_queue.name) == 0
     envelope = json.loads(raw)
-    assert envelope["headers"]["task"] == "tickets.message_deliver"
+    assert envelope["headers"]["task"] == "tickets.messages_deliver"
     args, kwargs, _embed = json.loads(base64.b64decode(envelope["body"]))
-    assert (args, kwargs) == ([ack.pk], {})
-    assert tasks.message_deliver_task.apply(args=args).get() == "sent"
+    assert (args, kwargs) == ([[ack.pk]], {})
+    assert tasks.messages_deliver_task.apply(args=args).get() == {"sent": 1}
 
     ack.refresh_from_db()
     assert ack.delivery_status == "sent"
