@@ -10,11 +10,12 @@ when it does not.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from datetime import datetime
+from typing import TypeVar
 
-from django.db import models, transaction
+from django.db import connection, models, transaction
 
-from servicedesk.tickets.models import Customer, Ticket
+from servicedesk.tickets.models import Customer, Message, Ticket
 
 Row = TypeVar("Row", bound=models.Model)
 
@@ -49,17 +50,46 @@ def tickets_lock_rows(tickets: models.QuerySet[Ticket], *, skip_locked: bool = F
     return list(tickets.select_for_update(of=("self",), skip_locked=skip_locked).order_by("pk"))
 
 
-def customer_lock(customer_id: int, **annotations: Any) -> Customer:
-    """Lock and reload one customer (after the customer's tickets, if any are locked).
-
-    ``annotations`` (subqueries, no aggregates: PostgreSQL locks no grouped
-    rows) are read in the same statement, as of the lock.
-    """
+def customer_lock(customer_id: int) -> Customer:
+    """Lock and reload one customer (after the customer's tickets, if any are locked)."""
     _in_transaction("customer_lock")
-    rows = Customer.objects.select_for_update(of=("self",))
-    if annotations:
-        rows = rows.annotate(**annotations)
-    return rows.get(pk=customer_id)
+    return Customer.objects.select_for_update().get(pk=customer_id)
+
+
+def customer_lock_counting_acknowledgements(
+    customer_id: int, *, hour_since: datetime, day_since: datetime
+) -> tuple[int, int]:
+    """Lock one customer (after their tickets) and count the acknowledgements they
+    were sent since ``hour_since`` and since ``day_since``, in one statement.
+
+    Every new ticket runs it, so its SQL is written out once, not built per call.
+    """
+    _in_transaction("customer_lock_counting_acknowledgements")
+    sql = _ACK_COUNT_SQL.format(
+        customer=Customer._meta.db_table,
+        message=Message._meta.db_table,
+        ticket=Ticket._meta.db_table,
+        lock=" FOR UPDATE OF c" if connection.features.has_select_for_update_of else "",
+    )
+    since = [connection.ops.adapt_datetimefield_value(value) for value in (hour_since, day_since)]
+    purpose = Message.Purpose.ACKNOWLEDGEMENT.value
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [purpose, since[0], purpose, since[1], customer_id])
+        row = cursor.fetchone()
+    if row is None:
+        raise Customer.DoesNotExist(customer_id)
+    return int(row[0]), int(row[1])
+
+
+# Written for PostgreSQL and SQLite alike (SQLite ignores the row lock: it locks the whole database).
+_ACK_COUNT_SQL = """
+SELECT
+  (SELECT COUNT(*) FROM {message} m JOIN {ticket} t ON t.id = m.ticket_id
+    WHERE t.customer_id = c.id AND m.purpose = %s AND m.created_at > %s),
+  (SELECT COUNT(*) FROM {message} m JOIN {ticket} t ON t.id = m.ticket_id
+    WHERE t.customer_id = c.id AND m.purpose = %s AND m.created_at > %s)
+FROM {customer} c WHERE c.id = %s{lock}
+"""
 
 
 def ticket_lock_first(tickets: models.QuerySet[Ticket]) -> Ticket | None:

@@ -40,7 +40,7 @@ pytestmark = pytest.mark.django_db
 # count today, so any statement added to a path shows here.
 NEW_TICKET = 11
 REPLY = 8
-DUPLICATE = 5
+DUPLICATE = 6
 CHAT_MESSAGE = 7
 # Beyond those paths, held all the same: a reply that moves the ticket back to
 # open (a status event and the SLA clock resumed), and a new ticket in a queue

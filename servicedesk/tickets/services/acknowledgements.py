@@ -9,14 +9,12 @@ from zoneinfo import ZoneInfo, available_timezones
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count, OuterRef, QuerySet, Subquery
-from django.db.models.functions import Coalesce
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
 from servicedesk.tickets.access import portal_token_for
 from servicedesk.tickets.events import Actor, event_build, events_store
-from servicedesk.tickets.locks import customer_lock
+from servicedesk.tickets.locks import customer_lock_counting_acknowledgements
 from servicedesk.tickets.models import (
     DeliveryStatus,
     Message,
@@ -173,20 +171,11 @@ def _acknowledgement_cap_reached(ticket: Ticket, now: datetime) -> str | None:
     simultaneous first contacts of one sender are counted one after the other.
     """
     conf = settings.SERVICEDESK
-    sent = Message.objects.filter(
-        purpose=Message.Purpose.ACKNOWLEDGEMENT, ticket__customer_id=OuterRef("pk")
-    ).order_by()
-    counted = customer_lock(
-        ticket.customer_id,
-        acknowledged_hour=_count(sent.filter(created_at__gt=now - timedelta(hours=1))),
-        acknowledged_day=_count(sent.filter(created_at__gt=now - timedelta(days=1))),
+    hour, day = customer_lock_counting_acknowledgements(
+        ticket.customer_id, hour_since=now - timedelta(hours=1), day_since=now - timedelta(days=1)
     )
-    if counted.acknowledged_hour >= conf["ACK_MAX_PER_HOUR"]:  # type: ignore[attr-defined]
+    if hour >= conf["ACK_MAX_PER_HOUR"]:
         return "per hour"
-    if counted.acknowledged_day >= conf["ACK_MAX_PER_DAY"]:  # type: ignore[attr-defined]
+    if day >= conf["ACK_MAX_PER_DAY"]:
         return "per day"
     return None
-
-
-def _count(rows: QuerySet[Message]) -> Coalesce:
-    return Coalesce(Subquery(rows.values("ticket__customer_id").annotate(n=Count("pk")).values("n")[:1]), 0)
