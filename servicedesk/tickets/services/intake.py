@@ -178,14 +178,13 @@ def _store(
         created_at=at,
     )
     message_after = {"kind": message.kind, "channel": message.channel, "automatic": inbound.is_automatic}
-    if ticket is None and not sender.created:
-        # Seen before? Asked before a ticket is opened for it (a ticket number
-        # is not spent on a redelivery); a message on an existing ticket is
-        # kept from a second copy by the unique constraint alone.
-        if _seen(inbound):
-            duplicate = _duplicate_result(inbound)
-            if duplicate is not None:
-                return duplicate
+    # Seen before? Asked before a ticket is opened for it (a ticket number is
+    # not spent on a redelivery); a message on an existing ticket is kept from
+    # a second copy by the unique constraint alone.
+    if ticket is None and not sender.created and _seen(inbound):
+        duplicate = _duplicate_result(inbound)
+        if duplicate is not None:
+            return duplicate
     if ticket is None:
         opened = ticket_insert(
             customer=customer,
