@@ -24,7 +24,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from channels_app.email.models import InboundEmail
-from channels_app.email.parse import email_limits
+from channels_app.email.mta import inbound_max_bytes
 from channels_app.email.services import email_ingest
 from servicedesk.core.throttles import InboundEmailRateThrottle
 
@@ -44,10 +44,6 @@ class RawMailParser(BaseParser):
 
 class RawOctetParser(RawMailParser):
     media_type = "application/octet-stream"
-
-
-def max_body_bytes() -> int:
-    return int(settings.SERVICEDESK.get("INBOUND_EMAIL_MAX_BYTES") or email_limits().max_bytes)
 
 
 def signature_valid(body: bytes, header: str, secret: str) -> bool:
@@ -111,7 +107,7 @@ class InboundEmailView(APIView):
         secret = settings.SERVICEDESK.get("INBOUND_EMAIL_SECRET") or ""
         if not secret:
             return Response({"detail": "Not found."}, status=404)
-        limit = max_body_bytes()
+        limit = inbound_max_bytes()
         try:
             declared = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
