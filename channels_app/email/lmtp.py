@@ -16,7 +16,10 @@ The sessions run on one asyncio loop (aiosmtpd). Django's ORM is synchronous,
 so each mail is stored in one of ``workers`` threads kept for that; each
 thread has its own database connection and closes it around every mail as
 Django does around a request (``close_old_connections``), so a restarted
-PostgreSQL costs at most one 451 and never leaves the listener broken.
+PostgreSQL costs at most one 451 per kept connection and never leaves the
+listener broken. Storing a mail is mostly Python work, which threads share
+one CPU for: ``lmtp_serve(processes=N)`` forks N listeners that accept on
+the one socket.
 
 Stopping (``LmtpListener.stop``, SIGTERM for the command) stops accepting,
 answers ``421`` to sessions between mails, lets the mails being received or
