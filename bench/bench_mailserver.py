@@ -2,12 +2,13 @@
 
 Starts ``manage.py lmtp_server`` (``servicedesk.settings.local``, the broker
 at REDIS_URL) for each number of processes and of database worker threads
-per process, and delivers ``--mails``
-generated mails through it over ``--connections`` LMTP sessions at once
-(kept open, as Postfix keeps its LMTP connections), each mail to two
-recipients. Reported per run: messages/s, the latency of each mail (data
-sent to the last reply read: p50, p95, max), and a check that every
-recipient got 250 and the database holds one row per mail. See bench/README.md.
+per process, and delivers ``--mails`` generated mails through it over
+``--connections`` LMTP sessions at once (kept open, as Postfix keeps its LMTP
+connections), each mail to two recipients. Reported per run: messages/s, the
+latency of each mail (data sent to the last reply read: p50, p95, max), the
+CPU time per mail of the listener and of the PostgreSQL processes serving it,
+and a check that every recipient got 250 and the database holds one row per
+mail. See bench/README.md.
 
     createdb -h 127.0.0.1 -U postgres sd_bench_mail
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/sd_bench_mail REDIS_URL=redis://127.0.0.1:6379/0 \\
@@ -29,6 +30,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -104,18 +106,39 @@ def listener_stop(process: subprocess.Popen[str]) -> float:
     return time.perf_counter() - started
 
 
-def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) used so far by process ``pid`` and its live children (the listener's processes)."""
+def process_cpu(pids: list[int]) -> dict[int, float]:
+    """CPU time (user + system) used so far by each of ``pids`` still alive."""
     tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
+    used = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        used[pid] = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return used
+
+
+def listener_pids(pid: int) -> list[int]:
+    """The listener's process and its children (``--processes``)."""
     try:
         children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     except OSError:
         children = []
-    for each in [pid, *map(int, children)]:
-        fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
-        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
-    return total
+    return [pid, *map(int, children)]
+
+
+def database_pids(url: str) -> list[int]:
+    """The PostgreSQL server processes of the connections open to the database (the listener's, when it keeps them)."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+    return [int(row[0]) for row in rows]
+
+
+def cpu_used(before: dict[int, float], after: dict[int, float]) -> float:
+    return sum(after[pid] - before[pid] for pid in before if pid in after)
 
 
 def session_deliver(port: int, mails: list[bytes], latencies: list[float], replies: list[int]) -> None:
@@ -142,9 +165,7 @@ def lmtp_rows(url: str) -> int:
     return int(row[0])
 
 
-def run(
-    *, mails: int, connections: int, processes: int, workers: int, env: dict[str, str], url: str
-) -> dict[str, object]:
+def run(*, mails: int, connections: int, processes: int, workers: int, env: dict[str, str], url: str) -> dict[str, Any]:
     load_before = os.getloadavg()[0]
     tag = uuid.uuid4().hex[:10]
     batch = [mail(tag, n) for n in range(mails)]
@@ -160,19 +181,26 @@ def run(
         for raw in warm:
             session_deliver(port, [raw], [], [])
         threads = [threading.Thread(target=session_deliver, args=(port, share, latencies, replies)) for share in shares]
-        cpu_before = cpu_seconds(process.pid)
+        listener = listener_pids(process.pid)
+        database = database_pids(url)
+        listener_before, database_before = process_cpu(listener), process_cpu(database)
         started = time.perf_counter()
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
         elapsed = time.perf_counter() - started
-        listener_cpu = cpu_seconds(process.pid) - cpu_before
+        listener_cpu = cpu_used(listener_before, process_cpu(listener))
+        # Connections opened during the run (a thread's first mail) count whole.
+        database_after = process_cpu(sorted(set(database) | set(database_pids(url))))
+        database_cpu = cpu_used(database_before, database_after) + sum(
+            used for pid, used in database_after.items() if pid not in database_before
+        )
     finally:
         stop_seconds = listener_stop(process)
     stored = lmtp_rows(url) - before - len(warm)
     ordered = sorted(latencies)
-    result = {
+    result: dict[str, Any] = {
         "mails": mails,
         "connections": connections,
         "processes": processes,
@@ -182,6 +210,9 @@ def run(
         # The listener's own CPU per mail (its processes, not PostgreSQL's): what
         # bounds it on a machine with CPUs to spare.
         "listener_cpu_ms_per_message": round(listener_cpu / mails * 1000, 1),
+        # The PostgreSQL processes serving the listener's kept connections
+        # (none to measure with --conn-max-age 0: a connection per mail).
+        "database_cpu_ms_per_message": round(database_cpu / mails * 1000, 1) if database else None,
         "latency_ms": {
             "p50": round(statistics.median(ordered) * 1000, 1),
             "p95": round(ordered[int(len(ordered) * 0.95) - 1] * 1000, 1),
@@ -236,9 +267,10 @@ def main() -> None:
                 print(
                     f"processes {processes}  workers {workers}  connections {connections}:"
                     f"  {result['messages_per_s']:7.1f} messages/s"
-                    f"  listener CPU {result['listener_cpu_ms_per_message']} ms/message"
-                    f"  latency p50 {latency['p50']} ms  p95 {latency['p95']} ms  max {latency['max']} ms"  # type: ignore[index]
-                    f"  (load {result['load_average'][0]}-{result['load_average'][1]})",  # type: ignore[index]
+                    f"  CPU/message: listener {result['listener_cpu_ms_per_message']} ms,"
+                    f" database {result['database_cpu_ms_per_message']} ms"
+                    f"  latency p50 {latency['p50']} ms  p95 {latency['p95']} ms  max {latency['max']} ms"
+                    f"  (load {result['load_average'][0]}-{result['load_average'][1]})",
                     flush=True,
                 )
     OUT.mkdir(parents=True, exist_ok=True)

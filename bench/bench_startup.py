@@ -39,6 +39,7 @@ import urllib.request
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
@@ -150,7 +151,7 @@ def stub_start() -> tuple[http.server.ThreadingHTTPServer, str]:
     return server, f"http://127.0.0.1:{server.server_address[1]}/api/v1/inbound/email/"
 
 
-def measure(mode: str, *, root: Path, runs: int, url: str | None) -> dict[str, object]:
+def measure(mode: str, *, root: Path, runs: int, url: str | None) -> dict[str, Any]:
     python = [sys.executable]
     manage = [*python, "manage.py", "ingest_email"]
     same = mail()
@@ -194,11 +195,11 @@ def main() -> None:
     root = args.root.resolve()
     desk, url = desk_start(root) if "thin" in modes else (None, None)
     stub, stub_url = stub_start()
-    results: dict[str, object] = {}
+    results: dict[str, dict[str, Any]] = {}
     try:
         for mode in modes:
             results[mode] = measure(mode, root=root, runs=args.runs, url=stub_url if mode == "thin-stub" else url)
-            wall, cpu = results[mode]["wall_s"], results[mode]["cpu_s"]  # type: ignore[index]
+            wall, cpu = results[mode]["wall_s"], results[mode]["cpu_s"]
             print(
                 f"{mode:15} wall median {wall['median']:.3f} s  min {wall['min']:.3f} s  p90 {wall['p90']:.3f} s"
                 f"   cpu median {cpu['median']:.3f} s  min {cpu['min']:.3f} s",
