@@ -448,13 +448,14 @@ def _processes_serve(
     status = 0
     try:
         while children:
-            pid, code = os.waitpid(-1, 0)
+            pid, wait_status = os.waitpid(-1, 0)
             children.discard(pid)
+            code = os.waitstatus_to_exitcode(wait_status)  # negative: the signal that ended it
             if not stopping:
-                log.error("LMTP listener process %d ended by itself (status %d): stopping the others", pid, code)
+                log.error("LMTP listener process %d ended by itself (exit status %d): stopping the others", pid, code)
                 forward(signal.SIGTERM, None)
                 status = 1
-            elif os.waitstatus_to_exitcode(code) != 0:
+            elif code != 0:
                 status = 1
     finally:
         for signum, handler in previous.items():

@@ -317,6 +317,10 @@ def command_start(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[str], in
     return process, port, process.stdout.readline()
 
 
+def listener_children(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
 def test_the_command_serves_until_sigterm(tmp_path):
     process, port, ready = command_start(tmp_path, "--workers", "1")
     try:
@@ -352,9 +356,7 @@ def test_the_command_with_processes_serves_from_each_and_stops_them_all(tmp_path
             thread.start()
         for thread in threads:
             thread.join(timeout=60)
-        children = subprocess.run(
-            ["pgrep", "-P", str(process.pid)], capture_output=True, text=True, check=False
-        ).stdout.split()
+        children = listener_children(process.pid)
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=60)
     finally:
@@ -370,4 +372,23 @@ def test_the_command_with_processes_serves_from_each_and_stops_them_all(tmp_path
     assert out == "Stopping: finishing the mails in progress.\nStopped.\n"
     for pid in children:
         with pytest.raises(ProcessLookupError):
-            os.kill(int(pid), 0)
+            os.kill(pid, 0)
+
+
+def test_when_one_process_dies_the_others_stop_and_the_command_exits_1(tmp_path):
+    """For the service manager to start the listener again, whole."""
+    process, _port, _ready = command_start(tmp_path, "--processes", "2", "--workers", "1")
+    try:
+        children = listener_children(process.pid)
+        os.kill(children[0], signal.SIGKILL)
+        _out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+    assert len(children) == 2
+    assert process.returncode == 1
+    assert f"LMTP listener process {children[0]} ended by itself (exit status -9): stopping the others" in err
+    with pytest.raises(ProcessLookupError):
+        os.kill(children[1], 0)
