@@ -32,13 +32,15 @@ def test_compose_file_is_valid_and_has_every_service():
     config = _compose_config()
     services = config["services"]
 
-    assert set(services) == {"postgres", "redis", "web", "worker", "beat", "mail-idle", "mailpit"}
+    assert set(services) == {"postgres", "redis", "web", "worker", "beat", "mail-idle", "lmtp", "mailpit"}
     assert "uvicorn servicedesk.asgi:application" in " ".join(_command(services["web"]))
     assert _command(services["worker"])[:4] == ["celery", "-A", "servicedesk", "worker"]
     assert _command(services["beat"])[:4] == ["celery", "-A", "servicedesk", "beat"]
     assert _command(services["mail-idle"]) == ["python", "manage.py", "mail_idle"]
+    assert _command(services["lmtp"])[:3] == ["python", "manage.py", "lmtp_server"]
+    assert any("8024" in str(port) for port in services["lmtp"]["ports"])
     assert services["mailpit"]["image"].startswith("axllent/mailpit")
-    for name in ("web", "worker", "beat", "mail-idle"):
+    for name in ("web", "worker", "beat", "mail-idle", "lmtp"):
         env = services[name]["environment"]
         assert env["DATABASE_URL"].startswith("postgres://") and "@postgres:5432/" in env["DATABASE_URL"]
         assert env["REDIS_URL"] == "redis://redis:6379/0"

@@ -24,7 +24,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from channels_app.email.models import InboundEmail
-from channels_app.email.parse import email_limits
+from channels_app.email.mta import inbound_max_bytes
 from channels_app.email.services import email_ingest
 from servicedesk.core.ratelimit import rate_count, rate_peek
 from servicedesk.core.throttles import InboundEmailRateThrottle
@@ -47,10 +47,6 @@ class RawMailParser(BaseParser):
 
 class RawOctetParser(RawMailParser):
     media_type = "application/octet-stream"
-
-
-def max_body_bytes() -> int:
-    return int(settings.SERVICEDESK.get("INBOUND_EMAIL_MAX_BYTES") or email_limits().max_bytes)
 
 
 def signature_valid(body: bytes, header: str, secret: str) -> bool:
@@ -122,7 +118,7 @@ class InboundEmailView(APIView):
             response = Response({"detail": "Too many refused requests, try again later."}, status=429)
             response["Retry-After"] = str(refused.retry_after)
             return response
-        limit = max_body_bytes()
+        limit = inbound_max_bytes()
         try:
             declared = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:

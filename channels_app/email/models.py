@@ -22,6 +22,7 @@ class InboundEmail(models.Model):
         PIPE = "pipe", _("MTA pipe")
         IMAP = "imap", _("IMAP")
         HTTP = "http", _("HTTP")
+        LMTP = "lmtp", _("LMTP")
 
     class Status(models.TextChoices):
         RECEIVED = "received", _("Received")

@@ -372,7 +372,8 @@ SERVICEDESK = {
     # Shared secret of POST /api/v1/inbound/email/ (HMAC-SHA256 of the body);
     # empty disables the endpoint.
     "INBOUND_EMAIL_SECRET": env.str("SD_INBOUND_EMAIL_SECRET", default=""),
-    # Largest body that endpoint accepts (413 above); 0 = the parser's MAX_BYTES.
+    # Largest mail that endpoint (413 above) and the LMTP listener (552) accept;
+    # 0 = the parser's MAX_BYTES.
     "INBOUND_EMAIL_MAX_BYTES": env.int("SD_INBOUND_EMAIL_MAX_BYTES", default=0),
     # Requests refused for a missing or wrong signature, per client IP and
     # minute, after which that IP gets 429 before its body is read.

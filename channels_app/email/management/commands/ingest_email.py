@@ -4,43 +4,63 @@ Exit status, as an MTA pipe transport reads it: 0 when every message was
 stored, a duplicate or quarantined; 75 (EX_TEMPFAIL, the MTA retries later)
 when the database, the message broker or the raw-mail storage is unavailable;
 1 with a one-line reason on stderr for anything else (an unreadable file).
+
+With ``--url`` the mail goes to the running desk over HTTP instead
+(``channels_app/email/mailgate.py``, same exit statuses); ``manage.py`` then
+runs it without starting Django at all.
+
+The command runs once per message, so it starts as little as it can: no
+system checks (``manage.py check`` and the servers run them), and from the
+command line the objects built at start-up are frozen for the garbage
+collector, which spares it a pass over all of them at every collection and
+at exit.
 """
 
 from __future__ import annotations
 
+import gc
 import sys
 from typing import Any
 
 from django.core.management.base import BaseCommand
-from django.db import InterfaceError, OperationalError
 
+from channels_app.email import mailgate
 from channels_app.email.models import InboundEmail
+from channels_app.email.mta import EX_TEMPFAIL, TEMPORARY_ERRORS
 from channels_app.email.services import email_ingest
 from servicedesk.core.health import broker_ok
-
-EX_TEMPFAIL = 75
-
-try:
-    import psycopg
-
-    TEMPORARY_ERRORS: tuple[type[BaseException], ...] = (
-        OperationalError,
-        InterfaceError,
-        OSError,
-        psycopg.OperationalError,
-        psycopg.InterfaceError,
-    )
-except ImportError:  # pragma: no cover - psycopg is a dependency; SQLite-only installs lack it
-    TEMPORARY_ERRORS = (OperationalError, InterfaceError, OSError)
 
 
 class Command(BaseCommand):
     help = "Ingest raw email messages from files or standard input (for an MTA pipe)."
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("files", nargs="*", help="RFC 5322 message files; standard input when none.")
+        mailgate.options_add(parser)
+
+    def run_from_argv(self, argv: list[str]) -> None:
+        # From the command line (manage.py), the process ends after these
+        # messages: what start-up built lives until then, so the collector
+        # need not look at it again (call_command in a long-lived process
+        # does not come here).
+        gc.freeze()
+        super().run_from_argv(argv)
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["url"] is not None:
+            status = mailgate.mails_post(
+                options["files"],
+                url=options["url"],
+                secret_file=options["secret_file"],
+                timeout=options["timeout"],
+                stdin=sys.stdin.buffer,
+                stdout=self.stdout,
+                stderr=self.stderr,
+            )
+            if status:
+                sys.exit(status)
+            return
         if not broker_ok():
             # The acknowledgement and notifications go through the broker: let
             # the MTA keep the mail until it is back.
