@@ -180,8 +180,13 @@ def customer_message_notify(*, message_id: int) -> Notification | None:
     )
 
 
-def customer_message_notify_enqueue(*, message_id: int) -> None:
-    """Enqueue ``customer_message_notify`` (after the intake's commit; see ``tickets/hooks.py``)."""
+def customer_message_notify_enqueue(*, message_id: int, assignee_id: int | None) -> None:
+    """Enqueue ``customer_message_notify`` (after the intake's commit; see ``tickets/hooks.py``).
+
+    A message on a ticket nobody is assigned owes no notice: nothing is queued
+    (a chat's every line would otherwise be a task)."""
+    if assignee_id is None:
+        return
     from servicedesk.notifications.tasks import customer_message_notify_task
 
     task_enqueue(customer_message_notify_task, message_id)

@@ -36,7 +36,7 @@ class InboundRouter(Protocol):
 
 
 class CustomerMessageFollower(Protocol):
-    def __call__(self, *, message_id: int) -> None: ...
+    def __call__(self, *, message_id: int, assignee_id: int | None) -> None: ...
 
 
 _event_followers: list[EventFollower] = []
@@ -78,7 +78,8 @@ def inbound_ticket_route(*, ticket: Ticket, at: datetime, before_write: Callable
         router(ticket=ticket, at=at, before_write=before_write)
 
 
-def customer_message_followers_run(*, message_id: int) -> None:
-    """After commit: a customer wrote message ``message_id`` on an existing ticket."""
+def customer_message_followers_run(*, message_id: int, assignee_id: int | None) -> None:
+    """After commit: a customer wrote message ``message_id`` on an existing ticket,
+    assigned to ``assignee_id`` (None: nobody) when the message was stored."""
     for follower in _customer_message_followers:
-        follower(message_id=message_id)
+        follower(message_id=message_id, assignee_id=assignee_id)

@@ -94,3 +94,16 @@ def test_notifications_follows_the_ticket_hooks():
     from servicedesk.notifications.services import customer_message_notify_enqueue
 
     assert hooks._customer_message_followers.count(customer_message_notify_enqueue) == 1
+
+
+def test_a_message_on_an_unassigned_ticket_queues_no_task(
+    customer, queue, django_capture_on_commit_callbacks, monkeypatch
+):
+    from servicedesk.notifications import services
+
+    queued: list[int] = []
+    monkeypatch.setattr(services, "task_enqueue", lambda task, *args: queued.append(args[0]) or True)
+    ticket = ticket_make(customer=customer, queue=queue)
+    with django_capture_on_commit_callbacks(execute=True):
+        write_again(ticket, "w-5")
+    assert queued == []

@@ -240,7 +240,8 @@ def _store(
         ack_id = None
 
     message_id = message.pk
-    transaction.on_commit(lambda: _after_commit(message_id, ack_id=ack_id, outcome=outcome))
+    assignee_id = ticket.assignee_id
+    transaction.on_commit(lambda: _after_commit(message_id, ack_id=ack_id, outcome=outcome, assignee_id=assignee_id))
     return IntakeResult(outcome=outcome, ticket=ticket, message=message, customer=customer)
 
 
@@ -331,7 +332,7 @@ def _reopens(ticket: Ticket, at: datetime) -> bool:
     return at - solved <= timedelta(days=days)
 
 
-def _after_commit(message_id: int, *, ack_id: int | None, outcome: IntakeOutcome) -> None:
+def _after_commit(message_id: int, *, ack_id: int | None, outcome: IntakeOutcome, assignee_id: int | None) -> None:
     """Enqueue side effects. A broker hiccup must not fail an intake that is
     already committed: the queued acknowledgement is picked up again by the
     ``tickets.outbound_pending_dispatch`` beat task."""
@@ -341,4 +342,4 @@ def _after_commit(message_id: int, *, ack_id: int | None, outcome: IntakeOutcome
         task_enqueue(tasks.message_deliver_task, ack_id)
     if outcome is IntakeOutcome.APPENDED:
         # The assignee is told by notifications, which registered in the ticket hooks.
-        hooks.customer_message_followers_run(message_id=message_id)
+        hooks.customer_message_followers_run(message_id=message_id, assignee_id=assignee_id)
