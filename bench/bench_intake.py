@@ -302,8 +302,47 @@ def step_counts(manifest_path: str | None = None) -> dict[str, Any]:
     return result
 
 
-def step_imap(user: str, port: str) -> dict[str, Any]:
-    """Drain the mailbox with ``mailbox_poll`` in this process, counting polls and SQL statements."""
+# Where a profiled drain spends its time: (label, file suffix, function name), cumulative time of each.
+PROFILE_PARTS = (
+    ("IMAP fetch", "channels_app/email/imap.py", "_fetch"),
+    ("IMAP mark as seen", "channels_app/email/imap.py", "_mark"),
+    ("email_ingest (all of it)", "channels_app/email/services.py", "email_ingest"),
+    ("  duplicate look-up", "channels_app/email/services.py", "_existing"),
+    ("  raw mail file written", "channels_app/email/services.py", "_raw_store"),
+    ("  parse_email", "channels_app/email/parse.py", "parse_email"),
+    ("    charset guess (charset-normalizer)", "channels_app/email/parse.py", "_guess"),
+    ("  inbound_message_receive", "servicedesk/tickets/services/intake.py", "inbound_message_receive"),
+    ("    HTML sanitised", "servicedesk/core/html.py", "sanitize_html"),
+    ("    customer resolved", "servicedesk/tickets/services/customers.py", "customer_resolve"),
+    ("    ticket_create", "servicedesk/tickets/services/tickets.py", "ticket_create"),
+    (
+        "    acknowledgement created",
+        "servicedesk/tickets/services/acknowledgements.py",
+        "ticket_acknowledgement_create",
+    ),
+    ("    attachments stored", "servicedesk/tickets/services/attachments.py", "attachment_store"),
+    ("  after commit (tasks enqueued)", "servicedesk/tickets/services/intake.py", "_after_commit"),
+    ("SQL executed (psycopg)", "psycopg/cursor.py", "execute"),
+)
+
+
+def _profile_parts(profile: Any) -> dict[str, float]:
+    import pstats
+
+    stats = pstats.Stats(profile).stats  # type: ignore[attr-defined]
+    parts = {}
+    for label, suffix, name in PROFILE_PARTS:
+        parts[label] = round(
+            sum(v[3] for (path, _line, func), v in stats.items() if func == name and path.endswith(suffix)), 2
+        )
+    return parts
+
+
+def step_imap(user: str, port: str, profile: str = "") -> dict[str, Any]:
+    """Drain the mailbox with ``mailbox_poll`` in this process, counting polls and SQL statements
+    (and, with ``profile``, under cProfile: the seconds spent in each part of the path)."""
+    import cProfile
+
     from django.db import connection
 
     from channels_app.email.imap import MAX_MESSAGES_PER_POLL, mailbox_poll
@@ -319,7 +358,10 @@ def step_imap(user: str, port: str) -> dict[str, Any]:
     )
     counter = StatementCounter()
     polls: list[dict[str, Any]] = []
+    profiler = cProfile.Profile() if profile else None
     started = time.perf_counter()
+    if profiler:
+        profiler.enable()
     with connection.execute_wrapper(counter):
         while True:
             poll_started = time.perf_counter()
@@ -327,9 +369,12 @@ def step_imap(user: str, port: str) -> dict[str, Any]:
             polls.append(report.as_dict() | {"seconds": round(time.perf_counter() - poll_started, 2)})
             if report.error or report.fetched == 0:
                 break
+    if profiler:
+        profiler.disable()
     seconds = time.perf_counter() - started
     fetched = sum(int(p["fetched"]) for p in polls)
-    return {
+    profiled = {"profile_seconds": _profile_parts(profiler)} if profiler else {}
+    return profiled | {
         "seconds": round(seconds, 2),
         "fetched": fetched,
         "messages_per_second": round(fetched / seconds, 1) if seconds else None,
@@ -401,7 +446,7 @@ def _lost(counts: dict[str, Any], expected: int) -> int:
     return expected - finished
 
 
-def run_imap(bench: Bench) -> dict[str, Any]:
+def run_imap(bench: Bench, *, profile: bool = False) -> dict[str, Any]:
     user, load_seconds = bench.mailbox_load()
     url, var_dir = bench.fresh_run()
     env = bench.env(
@@ -411,7 +456,7 @@ def run_imap(bench: Bench) -> dict[str, Any]:
         **{IMAP_PASSWORD_ENV: "imap-test-secret"},
     )
     process_started = time.perf_counter()
-    result = _child("imap", user, str(bench.dovecot.imaps_port), env=env)
+    result = _child("imap", user, str(bench.dovecot.imaps_port), *(["profile"] if profile else []), env=env)
     # With Django's start-up, as the peer's figure (a get_email process) is taken.
     result["process_seconds"] = round(time.perf_counter() - process_started, 2)
     result["process_messages_per_second"] = round(result["fetched"] / result["process_seconds"], 1)
@@ -864,7 +909,11 @@ class Peer:
 def mode_imap(bench: Bench) -> dict[str, Any]:
     print(f"imap: {bench.args.runs} run(s)", flush=True)
     runs = [run_imap(bench) for _ in range(bench.args.runs)]
-    return {"runs": runs, "median_messages_per_second": _median(runs)}
+    result = {"runs": runs, "median_messages_per_second": _median(runs)}
+    if bench.args.profile:
+        # A further run under cProfile (slower): where the time goes, not how much there is.
+        result["profiled_run"] = run_imap(bench, profile=True)
+    return result
 
 
 def mode_peer(bench: Bench) -> dict[str, Any]:
@@ -944,6 +993,7 @@ def main() -> None:
         help="Where acknowledgements queue: REDIS_URL (emptied before each run), or Celery's file transport.",
     )
     parser.add_argument("--keep-databases", action="store_true")
+    parser.add_argument("--profile", action="store_true", help="imap: one more run under cProfile, by part.")
     args = parser.parse_args()
 
     url = os.environ.get("DATABASE_URL", "")
