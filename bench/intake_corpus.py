@@ -41,12 +41,14 @@ import quopri
 import random
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
+T = TypeVar("T")
 DEFAULT_COUNT = 2061
 DEFAULT_SENDERS = 600
 DEFAULT_SEED = 13
@@ -70,7 +72,7 @@ SHARES = {
 
 # --- Languages ----------------------------------------------------------------------------------------------
 
-LANGUAGES: dict[str, dict[str, object]] = {
+LANGUAGES: dict[str, dict[str, Any]] = {
     "en": {
         "first": ["James", "Mary", "Robert", "Linda", "Michael", "Sarah", "David", "Karen", "Daniel", "Emily",
                   "Thomas", "Laura", "Chris", "Anna", "Peter", "Helen", "Mark", "Susan", "Paul", "Rachel"],
@@ -243,7 +245,7 @@ class _Thread:
     texts: list[tuple[str, str, datetime]]  # (author name, text, when)
 
 
-def _weighted(rng: random.Random, pairs: list[tuple[str, float]]) -> str:
+def _weighted(rng: random.Random, pairs: Sequence[tuple[T, float]]) -> T:
     return rng.choices([p[0] for p in pairs], weights=[p[1] for p in pairs], k=1)[0]
 
 
@@ -415,11 +417,11 @@ class _Builder:
         rng = self.rng
         language = _weighted(rng, LANGUAGE_WEIGHTS)
         conf = LANGUAGES[language]
-        first = rng.choice(conf["first"])  # type: ignore[arg-type]
-        last = rng.choice(conf["last"])  # type: ignore[arg-type]
+        first = rng.choice(conf["first"])
+        last = rng.choice(conf["last"])
         name = f"{last}{first}" if language in ("zh", "zh_tw", "ja") else f"{first} {last}"
-        charset = _weighted(rng, conf["charsets"])  # type: ignore[arg-type]
-        mailer, style = _weighted(rng, [((m, s), w) for m, s, w in MAILERS])  # type: ignore[misc]
+        charset = _weighted(rng, conf["charsets"])
+        mailer, style = _weighted(rng, [((m, s), w) for m, s, w in MAILERS])
         if charset == "iso-2022-jp":
             style = "plain"  # Japanese mail programs send ISO-2022-JP as plain 7-bit text
         domain = rng.choice(DOMAINS[language])
@@ -437,17 +439,17 @@ class _Builder:
         rng = self.rng
         number = rng.randrange(10000, 99999)
         if reply:
-            lines = [rng.choice(conf["reply"])]  # type: ignore[arg-type]
-            lines += rng.sample(conf["lines"][2:], k=rng.randint(0, 2))  # type: ignore[index]
+            lines = [rng.choice(conf["reply"])]
+            lines += rng.sample(conf["lines"][2:], k=rng.randint(0, 2))
         else:
-            lines = [rng.choice(conf["lines"][:2])]  # type: ignore[index]
-            lines += rng.sample(conf["lines"][2:], k=rng.randint(2, 4))  # type: ignore[index]
-        lines += ["", rng.choice(conf["closing"]), sender.name]  # type: ignore[arg-type]
+            lines = [rng.choice(conf["lines"][:2])]
+            lines += rng.sample(conf["lines"][2:], k=rng.randint(2, 4))
+        lines += ["", rng.choice(conf["closing"]), sender.name]
         return "\n".join(line.replace("{n}", str(number)) for line in lines)
 
     def _subject(self, sender: Sender) -> str:
         conf = LANGUAGES[sender.language]
-        return rng_subject(self.rng, conf["subjects"])  # type: ignore[arg-type]
+        return rng_subject(self.rng, conf["subjects"])
 
     def _charset_for(self, sender: Sender, *texts: str) -> str:
         charset = sender.charset
@@ -466,7 +468,7 @@ class _Builder:
         message_id: str,
         when: datetime,
         charset: str,
-        extra: list[str] = (),  # type: ignore[assignment]
+        extra: Sequence[str] = (),
         to: str = SUPPORT,
     ) -> list[str]:
         method = "Q" if charset in ("iso-8859-1", "windows-1252") else "B"
@@ -637,7 +639,7 @@ class _Builder:
         thread = self._recent_thread() if tagged else None
         sender = thread.sender if thread else rng.choice(self.senders)
         conf = LANGUAGES[sender.language]
-        prefix, line = conf["oof"]  # type: ignore[misc]
+        prefix, line = conf["oof"]
         subject = f"{prefix}{conf['re']}[{thread.reference}] {thread.subject}" if thread else f"{prefix}{conf['re']}"
         if not thread:
             subject += self._subject(sender)
