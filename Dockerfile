@@ -26,4 +26,4 @@ RUN SECRET_KEY=collectstatic-only-not-used-at-run-time DJANGO_SETTINGS_MODULE=se
 
 USER servicedesk
 EXPOSE 8000
-CMD ["uvicorn", "servicedesk.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--lifespan", "off", "--proxy-headers"]
+CMD ["python", "-m", "servicedesk.serve", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers"]

@@ -357,9 +357,10 @@ def step_imap(user: str, port: str, profile: str = "") -> dict[str, Any]:
     (and, with ``profile``, under cProfile: the seconds spent in each part of the path)."""
     import cProfile
 
+    from django.conf import settings
     from django.db import connection
 
-    from channels_app.email.imap import MAX_MESSAGES_PER_POLL, mailbox_poll
+    from channels_app.email.imap import mailbox_poll
     from channels_app.email.models import MailAccount
 
     account = MailAccount.objects.create(
@@ -393,7 +394,7 @@ def step_imap(user: str, port: str, profile: str = "") -> dict[str, Any]:
         "fetched": fetched,
         "messages_per_second": round(fetched / seconds, 1) if seconds else None,
         "polls": len(polls),
-        "max_messages_per_poll": MAX_MESSAGES_PER_POLL,
+        "poll_settings": {key: value for key, value in settings.SERVICEDESK_EMAIL.items() if key.startswith("IMAP_")},
         "poll_reports": polls,
         "statements": counter.total,
         "statements_per_message": round(counter.total / fetched, 1) if fetched else None,
@@ -500,21 +501,19 @@ def _free_port() -> int:
 @contextmanager
 def uvicorn_running(env: dict[str, str], workers: int) -> Iterator[int]:
     port = _free_port()
+    # The product's web server (servicedesk/serve.py), as scripts/run, the image and Compose start it.
     command = [
-        str(VENV_BIN / "uvicorn"),
-        "servicedesk.asgi:application",
+        str(VENV_BIN / "python"),
+        "-m",
+        "servicedesk.serve",
         "--host",
         "127.0.0.1",
         "--port",
         str(port),
-        "--lifespan",
-        "off",
+        "--workers",
+        str(workers),
         "--no-access-log",
-        "--log-level",
-        "warning",
     ]
-    if workers > 1:
-        command += ["--workers", str(workers)]
     log = open(env["SERVICEDESK_VAR_DIR"] + "/uvicorn.log", "wb")  # noqa: SIM115 - closed below
     server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True)
     try:

@@ -33,7 +33,7 @@ def test_compose_file_is_valid_and_has_every_service():
     services = config["services"]
 
     assert set(services) == {"postgres", "redis", "web", "worker", "beat", "mail-idle", "lmtp", "mailpit"}
-    assert "uvicorn servicedesk.asgi:application" in " ".join(_command(services["web"]))
+    assert "python -m servicedesk.serve" in " ".join(_command(services["web"]))
     assert _command(services["worker"])[:4] == ["celery", "-A", "servicedesk", "worker"]
     assert _command(services["beat"])[:4] == ["celery", "-A", "servicedesk", "beat"]
     assert _command(services["mail-idle"]) == ["python", "manage.py", "mail_idle"]

@@ -1,0 +1,63 @@
+"""``python -m servicedesk.serve``: the web server (uvicorn, ASGI) with one or more worker processes.
+
+Options: ``--host`` (127.0.0.1), ``--port`` (8000), ``--workers`` (the
+environment's ``WEB_CONCURRENCY``, else 1), ``--proxy-headers`` (trust
+X-Forwarded-For and -Proto from the proxy in front), ``--no-access-log``.
+
+With several workers the processes share one listening socket that has
+TCP_NODELAY set, which the connections it accepts inherit (Linux): a reply
+leaves at once instead of waiting for the client's delayed ACK. uvicorn's own
+``--workers`` binds a socket without it, and every keep-alive request then
+waits about 40 ms (docs/performance.md, "Intake").
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+
+APPLICATION = "servicedesk.asgi:application"
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """The socket the worker processes accept on, with TCP_NODELAY for what they accept."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def main(argv: list[str] | None = None) -> None:
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    parser = argparse.ArgumentParser(prog="python -m servicedesk.serve", description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY") or 1))
+    parser.add_argument("--proxy-headers", action="store_true")
+    parser.add_argument("--no-access-log", action="store_true", help="Log no line per request.")
+    options = parser.parse_args(argv)
+    config = uvicorn.Config(
+        APPLICATION,
+        host=options.host,
+        port=options.port,
+        workers=max(1, options.workers),
+        lifespan="off",
+        proxy_headers=options.proxy_headers,
+        access_log=not options.no_access_log,
+    )
+    if config.workers == 1:
+        # One process: asyncio sets TCP_NODELAY on the connections itself.
+        uvicorn.Server(config).run()
+        return
+    Multiprocess(config, sockets=[listening_socket(options.host, options.port)]).run()
+
+
+if __name__ == "__main__":
+    main()
