@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import imaplib
-from collections.abc import Callable
 
 import pytest
 from django.db import OperationalError
@@ -12,13 +11,13 @@ from channels_app.email import imap, services
 from channels_app.email.imap import PollReport, mailbox_poll
 from channels_app.email.models import InboundEmail, MailAccount
 from servicedesk.tickets.models import Ticket
-from tests.channels_app.email.dovecot import HOST, PASSWORD, Dovecot, dovecot, imap_ca
+from tests.channels_app.email.dovecot import Dovecot, dovecot, imap_ca
+from tests.channels_app.email.test_imap import _password, make_account
 
-__all__ = ["dovecot", "imap_ca"]
+# The IMAP account fixtures are test_imap's: one account, made one way.
+__all__ = ["_password", "dovecot", "imap_ca", "make_account"]
 
 pytestmark = pytest.mark.django_db
-
-PASSWORD_ENV = "SD_TEST_IMAP_PASSWORD"
 
 
 def mail(n: int) -> bytes:
@@ -28,29 +27,6 @@ def mail(n: int) -> bytes:
         "Date: Mon, 02 Jun 2025 10:00:00 +0000\r\nMIME-Version: 1.0\r\n"
         f"Content-Type: text/plain; charset=utf-8\r\n\r\nProblem {n}.\r\n"
     ).encode()
-
-
-@pytest.fixture(autouse=True)
-def _password(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
-
-
-@pytest.fixture
-def make_account(dovecot: Dovecot, imap_ca, queue) -> Callable[..., MailAccount]:  # type: ignore[no-untyped-def]
-    def make(user: str, **fields: object) -> MailAccount:
-        values: dict[str, object] = {
-            "name": f"support-{user}",
-            "host": HOST,
-            "port": dovecot.imaps_port,
-            "security": MailAccount.Security.TLS,
-            "username": user,
-            "password_env": PASSWORD_ENV,
-            "queue": queue,
-            **fields,
-        }
-        return MailAccount.objects.create(**values)
-
-    return make
 
 
 @pytest.fixture
