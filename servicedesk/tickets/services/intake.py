@@ -67,7 +67,7 @@ def inbound_message_receive(
     Idempotency key: (channel, external_id). The same pair delivered twice
     (also concurrently) yields one message and outcome ``duplicate``: the
     unique constraint decides, and the transaction that loses it is rolled
-    back whole, so a duplicate writes nothing. Raises ApplicationError
+    back whole, so a duplicate stores no second message or ticket. Raises ApplicationError
     (EmptyMessage, InvalidIdentity, AttachmentRejected) before anything is
     written; with ``inbound.drop_rejected_attachments`` a file the limits do
     not allow is dropped instead, and named with the reason on the stored
