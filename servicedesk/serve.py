@@ -9,6 +9,10 @@ TCP_NODELAY set, which the connections it accepts inherit (Linux): a reply
 leaves at once instead of waiting for the client's delayed ACK. uvicorn's own
 ``--workers`` binds a socket without it, and every keep-alive request then
 waits about 40 ms (docs/performance.md, "Intake").
+
+On PostgreSQL each worker keeps a pool of database connections
+(``SD_DB_POOL``, on unless the environment says ``false``): a request borrows
+one instead of opening its own, which costs a new server process each time.
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--proxy-headers", action="store_true")
     parser.add_argument("--no-access-log", action="store_true", help="Log no line per request.")
     options = parser.parse_args(argv)
+    # Read by the settings in every worker process (they inherit the environment).
+    os.environ.setdefault("SD_DB_POOL", "true")
     config = uvicorn.Config(
         APPLICATION,
         host=options.host,

@@ -100,12 +100,26 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # Parameters bound by the server: psycopg prepares a statement used five
-    # times on a connection, so intake's repeated statements are planned once
-    # (docs/performance.md, "Intake").
-    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
-        "server_side_binding", env.bool("SD_DB_SERVER_SIDE_BINDING", default=True)
-    )
+    _pg_options = DATABASES["default"].setdefault("OPTIONS", {})
+    # Parameters bound by the server, and a statement run SD_DB_PREPARE_THRESHOLD
+    # times on a connection prepared there, so intake's repeated statements are
+    # planned once per connection (docs/performance.md, "Intake"). 0 turns
+    # preparing off: needed behind a pooler in transaction mode that does not
+    # track prepared statements.
+    _pg_options.setdefault("server_side_binding", env.bool("SD_DB_SERVER_SIDE_BINDING", default=True))
+    _pg_options.setdefault("prepare_threshold", env.int("SD_DB_PREPARE_THRESHOLD", default=5) or None)
+    if env.bool("SD_DB_POOL", default=False):
+        # A pool of connections per process (psycopg_pool, through Django), for
+        # the web server: a request borrows one instead of opening its own.
+        # Each borrowed connection is checked first, so a restarted database
+        # costs no failed request. ``python -m servicedesk.serve`` turns it on.
+        _pg_options["pool"] = {
+            "min_size": env.int("SD_DB_POOL_MIN", default=2),
+            "max_size": env.int("SD_DB_POOL_MAX", default=20),
+            "timeout": env.float("SD_DB_POOL_TIMEOUT", default=5.0),
+        }
+        DATABASES["default"]["CONN_MAX_AGE"] = 0
+        DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 
