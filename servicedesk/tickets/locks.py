@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from django.db import connection, models, transaction
 
+from servicedesk.core.prepared import PreparedQuery
 from servicedesk.tickets.models import Customer, Message, Ticket
 
 Row = TypeVar("Row", bound=models.Model)
@@ -101,6 +102,22 @@ def ticket_lock_first(tickets: models.QuerySet[Ticket]) -> Ticket | None:
     """
     _in_transaction("ticket_lock_first")
     return tickets.select_for_update(of=("self",)).order_by("pk").first()
+
+
+# A chat line or a form reply names its ticket by reference: compiled once per connection (core/prepared.py).
+_TICKET_BY_REFERENCE = PreparedQuery(
+    lambda reference: Ticket.objects.filter(reference=reference)
+    .select_related("customer__organization")
+    .select_for_update(of=("self",))
+    .order_by("pk")[:1],
+    reference=str,
+)
+
+
+def ticket_lock_by_reference(reference: str) -> Ticket | None:
+    """``ticket_lock_first`` of the ticket with this reference, its customer and their organization read along."""
+    _in_transaction("ticket_lock_by_reference")
+    return _TICKET_BY_REFERENCE.first(reference=reference)
 
 
 def rows_lock(rows: models.QuerySet[Row]) -> list[Row]:

@@ -13,7 +13,7 @@ from channels_app.email.models import InboundEmail
 from servicedesk.routing.models import AgentProfile
 from servicedesk.tickets import locks
 from servicedesk.tickets.models import Ticket
-from tests.factories import CustomerFactory, QueueFactory, UserFactory, ticket_make
+from tests.factories import CustomerFactory, OrganizationFactory, QueueFactory, UserFactory, ticket_make
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCKS = ROOT / "servicedesk" / "tickets" / "locks.py"
@@ -79,3 +79,22 @@ def test_customer_and_agent_profile_locks_reload_the_row():
         assert locks.customer_lock(customer.pk).name == "After"
         assert locks.row_lock(AgentProfile, user=agent).pk == profile.pk
         assert [p.pk for p in locks.rows_lock(AgentProfile.objects.filter(user=agent))] == [profile.pk]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_ticket_is_found_by_reference_and_locked_in_one_statement_with_its_customer():
+    organization = OrganizationFactory(name="Acme")
+    ticket = ticket_make(customer=CustomerFactory(organization=organization))
+    with pytest.raises(AssertionError, match="ticket_lock_by_reference needs a transaction"):
+        locks.ticket_lock_by_reference(ticket.reference)
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        locked = locks.ticket_lock_by_reference(ticket.reference)
+        assert locked is not None
+        assert locked.customer.organization is not None
+        assert locked.customer.organization.name == "Acme"
+        assert locks.ticket_lock_by_reference("NO-SUCH-REFERENCE") is None
+    assert locked.pk == ticket.pk
+    first = queries.captured_queries[0]["sql"]
+    assert len(queries) == 2
+    # Only the ticket's own row is locked: the customer may be locked later, in the documented order.
+    assert 'FOR UPDATE OF "tickets_ticket"' in first

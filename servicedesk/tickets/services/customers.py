@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _
 
 from servicedesk.core.email_address import InvalidEmailAddress, email_normalize
 from servicedesk.core.errors import ApplicationError
+from servicedesk.core.prepared import PreparedQuery
 from servicedesk.core.text import clean_line, header_safe
 from servicedesk.tickets.events import Actor, event_build
 from servicedesk.tickets.locks import customer_lock
@@ -99,6 +100,16 @@ class ResolvedSender:
     created: bool
 
 
+# Every inbound message asks it first: compiled once per connection (core/prepared.py).
+_IDENTITY_WITH_CUSTOMER = PreparedQuery(
+    lambda kind, value: Identity.objects.select_related("customer__organization")
+    .filter(kind=kind, value=value)
+    .order_by("pk")[:1],
+    kind=str,
+    value=str,
+)
+
+
 def sender_resolve(
     *, kind: str, value: str, name: str = "", language: str = "", at: datetime | None = None
 ) -> ResolvedSender:
@@ -112,7 +123,7 @@ def sender_resolve(
     """
     value = identity_normalize(kind=kind, value=value)
     name = header_safe(name)
-    identity = Identity.objects.select_related("customer__organization").filter(kind=kind, value=value).first()
+    identity = _IDENTITY_WITH_CUSTOMER.first(kind=kind, value=value)
     if identity is None:
         customer = Customer.objects.create(name=name[:200], language=language, created_at=at or timezone.now())
         identity = Identity.objects.create(customer=customer, kind=kind, value=value)

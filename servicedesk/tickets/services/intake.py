@@ -22,13 +22,14 @@ from servicedesk.core.email_address import email_key
 from servicedesk.core.enqueue import task_enqueue
 from servicedesk.core.errors import ApplicationError
 from servicedesk.core.html import sanitize_html
+from servicedesk.core.prepared import PreparedQuery
 from servicedesk.core.text import clean_text
 from servicedesk.tickets import hooks, statuses
 from servicedesk.tickets.access import ticket_thread_target
 from servicedesk.tickets.config import queue_by_slug, topic_by_slug
 from servicedesk.tickets.events import Actor, event_build, events_store
 from servicedesk.tickets.inbound import InboundAttachment, InboundMessage, IntakeOutcome, IntakeResult
-from servicedesk.tickets.locks import ticket_lock, ticket_lock_first
+from servicedesk.tickets.locks import ticket_lock, ticket_lock_by_reference, ticket_lock_first
 from servicedesk.tickets.models import (
     Customer,
     DroppedAttachment,
@@ -127,9 +128,16 @@ def _duplicate_result(inbound: InboundMessage) -> IntakeResult | None:
     )
 
 
+_SEEN = PreparedQuery(
+    lambda channel, external_id: Message.objects.filter(channel=channel, external_id=external_id),
+    channel=str,
+    external_id=str,
+)
+
+
 def _seen(inbound: InboundMessage) -> bool:
     """Whether (channel, external id) is stored already: one narrow index lookup."""
-    return Message.objects.filter(channel=inbound.channel, external_id=inbound.external_id[:255]).exists()
+    return _SEEN.exists(channel=inbound.channel, external_id=inbound.external_id[:255])
 
 
 def _store(
@@ -267,7 +275,7 @@ def _thread(inbound: InboundMessage, customer: Customer) -> Ticket | None:
     """
     reference = (inbound.ticket_reference or "").strip().upper()
     if reference and inbound.reference_trusted:
-        ticket = _hint_lock(Ticket.objects.filter(reference=reference))
+        ticket = _hint_locked(ticket_lock_by_reference(reference))
         if ticket is not None:
             return ticket
     keys = [k for k in inbound.thread_keys if k][:50]
@@ -291,10 +299,14 @@ def _thread(inbound: InboundMessage, customer: Customer) -> Ticket | None:
 
 
 def _hint_lock(tickets: QuerySet[Ticket]) -> Ticket | None:
-    """The ticket a thread hint names, locked, where its customer's message goes; None when
-    it names none. A ticket as it is (not merged, not deleted, its customer not merged)
-    takes one statement; any other follows ``ticket_thread_target``."""
-    ticket = ticket_lock_first(tickets.select_related("customer__organization"))
+    """``_hint_locked`` of the ticket a query names, found and locked in one statement."""
+    return _hint_locked(ticket_lock_first(tickets.select_related("customer__organization")))
+
+
+def _hint_locked(ticket: Ticket | None) -> Ticket | None:
+    """Where the customer's message goes when a thread hint named ``ticket`` (locked, its
+    customer read along); None when it named none. A ticket as it is (not merged, not
+    deleted, its customer not merged) is the answer; any other follows ``ticket_thread_target``."""
     if ticket is None:
         return None
     if ticket.merged_into_id is None and not ticket.is_deleted and ticket.customer.merged_into_id is None:

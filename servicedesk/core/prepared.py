@@ -1,0 +1,124 @@
+"""Queries compiled to SQL once per connection and run again with new values.
+
+Building a query's SQL in the ORM costs more than running it on a hot path
+(the intake's identity look-up and ticket lock: 0.5 to 0.8 ms each against a
+round trip of 0.1 ms; docs/performance.md, "Intake"). A ``PreparedQuery`` is
+written as an ordinary QuerySet of named parameters; the first call on a
+connection compiles it with a marker value in each parameter's place, and
+every later call sends the same SQL with the caller's values put where the
+markers were. Rows become model instances as the ORM makes them: the same
+converters, ``select_related`` objects filled in, ``Model.from_db``.
+
+Only plain ``str`` and ``int`` parameters compared as they are (``=``, no
+transformation): a marker that does not reach the SQL parameters unchanged is
+an error when the query is compiled, never a wrong result. With
+PostgreSQL's prepared statements (SD_DB_PREPARE_THRESHOLD) the server plans
+the SQL once per connection too.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from django.db import connections, models
+from django.db.models.query import get_related_populators  # type: ignore[attr-defined]
+from django.db.models.sql.compiler import SQLCompiler
+
+M = TypeVar("M", bound=models.Model)
+
+_markers = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    params: tuple[Any, ...]
+    slots: tuple[str | None, ...]  # per parameter: the name it takes the value of, or None (kept as compiled)
+    compiler: SQLCompiler
+
+
+class PreparedQuery(Generic[M]):
+    """``build(**parameters)`` returns the QuerySet; ``parameters`` names each parameter's type (``str`` or ``int``).
+
+    ``first(**values)``: the first row as a model instance, or None (``build``
+    orders and slices the query itself, as ``.first()`` would). ``exists(**values)``:
+    whether the query has a row. A query that takes a row lock must run
+    inside ``transaction.atomic``, as in the ORM.
+    """
+
+    def __init__(self, build: Callable[..., models.QuerySet[M]], **parameters: type) -> None:
+        for name, kind in parameters.items():
+            if kind not in (str, int):
+                raise TypeError(f"Parameter {name!r}: only str and int parameters can be prepared.")
+        self._build = build
+        self._parameters = parameters
+        self._local = threading.local()  # compiled per thread: a connection belongs to its thread
+
+    def first(self, using: str = "default", **values: str | int) -> M | None:
+        compiled = self._compiled(using, exists=False)
+        rows = self._run(compiled, using, values)
+        if not rows:
+            return None
+        return self._instance(compiled, using, rows[0])
+
+    def exists(self, using: str = "default", **values: str | int) -> bool:
+        return bool(self._run(self._compiled(using, exists=True), using, values))
+
+    def _run(self, compiled: _Compiled, using: str, values: dict[str, str | int]) -> list[tuple[Any, ...]]:
+        if set(values) != set(self._parameters):
+            raise TypeError(f"Expected the parameters {sorted(self._parameters)}, got {sorted(values)}.")
+        typed = {name: self._parameters[name](value) for name, value in values.items()}
+        params = [
+            typed[slot] if slot is not None else value
+            for slot, value in zip(compiled.slots, compiled.params, strict=True)
+        ]
+        with connections[using].cursor() as cursor:
+            cursor.execute(compiled.sql, params)
+            return list(cursor.fetchmany(1))
+
+    def _instance(self, compiled: _Compiled, using: str, row: tuple[Any, ...]) -> M:
+        # As django.db.models.query.ModelIterable builds its objects.
+        compiler = compiled.compiler
+        converted = next(iter(compiler.results_iter(results=[[row]])))
+        klass_info = compiler.klass_info
+        assert klass_info is not None
+        select = compiler.select
+        fields = klass_info["select_fields"]
+        start, end = fields[0], fields[-1] + 1
+        names = [column[0].target.attname for column in select[start:end]]
+        instance: M = klass_info["model"].from_db(using, names, converted[start:end])
+        for populator in get_related_populators(klass_info, select, using):
+            populator.populate(converted, instance)
+        return instance
+
+    def _compiled(self, using: str, *, exists: bool) -> _Compiled:
+        connection = connections[using]
+        cache: dict[tuple[int, bool], tuple[Any, _Compiled]] = self._local.__dict__.setdefault("cache", {})
+        key = (id(connection), exists)
+        hit = cache.get(key)
+        if hit is not None and hit[0] is connection:
+            return hit[1]
+        compiled = self._compile(using, exists=exists)
+        cache[key] = (connection, compiled)
+        return compiled
+
+    def _compile(self, using: str, *, exists: bool) -> _Compiled:
+        marker = next(_markers)
+        markers: dict[str, str | int] = {
+            name: f"\x1fprepared-{marker}-{name}\x1f" if kind is str else -(10**15) - marker * 1000 - index
+            for index, (name, kind) in enumerate(self._parameters.items())
+        }
+        queryset = self._build(**markers)
+        query = queryset.query.exists(limit=True) if exists else queryset.query
+        compiler = query.get_compiler(using=using)
+        sql, params = compiler.as_sql()
+        by_value = {value: name for name, value in markers.items()}
+        slots = tuple(by_value.get(value) if isinstance(value, str | int) else None for value in params)
+        missing = set(markers) - {slot for slot in slots if slot is not None}
+        if missing or any(str(value) in sql for value in markers.values()):
+            raise ValueError(f"The parameters {sorted(missing) or sorted(markers)} do not reach the SQL unchanged.")
+        return _Compiled(sql=sql, params=tuple(params), slots=slots, compiler=compiler)
