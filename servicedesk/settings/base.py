@@ -163,7 +163,12 @@ if REDIS_URL:
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="sd"),
             # An unreachable Redis answers within a second; callers then degrade.
-            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+            # One connection pool for every thread of the process (core/cache.py).
+            "OPTIONS": {
+                "socket_connect_timeout": 1,
+                "socket_timeout": 1,
+                "pool_class": "servicedesk.core.cache.SharedConnectionPool",
+            },
         }
     }
 else:

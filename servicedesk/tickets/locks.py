@@ -106,10 +106,12 @@ def ticket_lock_first(tickets: models.QuerySet[Ticket]) -> Ticket | None:
 
 # A chat line or a form reply names its ticket by reference: compiled once per connection (core/prepared.py).
 _TICKET_BY_REFERENCE = PreparedQuery(
-    lambda reference: Ticket.objects.filter(reference=reference)
-    .select_related("customer__organization")
-    .select_for_update(of=("self",))
-    .order_by("pk")[:1],
+    lambda reference: (
+        Ticket.objects.filter(reference=reference)
+        .select_related("customer__organization")
+        .select_for_update(of=("self",))
+        .order_by("pk")[:1]
+    ),
     reference=str,
 )
 

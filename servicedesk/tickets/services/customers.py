@@ -102,9 +102,9 @@ class ResolvedSender:
 
 # Every inbound message asks it first: compiled once per connection (core/prepared.py).
 _IDENTITY_WITH_CUSTOMER = PreparedQuery(
-    lambda kind, value: Identity.objects.select_related("customer__organization")
-    .filter(kind=kind, value=value)
-    .order_by("pk")[:1],
+    lambda kind, value: (
+        Identity.objects.select_related("customer__organization").filter(kind=kind, value=value).order_by("pk")[:1]
+    ),
     kind=str,
     value=str,
 )
