@@ -39,6 +39,11 @@ class _Compiled:
     params: tuple[Any, ...]
     slots: tuple[str | None, ...]  # per parameter: the name it takes the value of, or None (kept as compiled)
     compiler: SQLCompiler
+    converters: dict[int, tuple[list[Any], Any]]  # per column: as SQLCompiler.get_converters
+    model: type[models.Model] | None
+    span: tuple[int, int]  # the model's own columns
+    attnames: tuple[str, ...]
+    populators: tuple[Any, ...]  # select_related objects, as ModelIterable fills them in
 
 
 class PreparedQuery(Generic[M]):
@@ -82,16 +87,11 @@ class PreparedQuery(Generic[M]):
 
     def _instance(self, compiled: _Compiled, using: str, row: tuple[Any, ...]) -> M:
         # As django.db.models.query.ModelIterable builds its objects.
-        compiler = compiled.compiler
-        converted = next(iter(compiler.results_iter(results=[[row]])))
-        klass_info = compiler.klass_info
-        assert klass_info is not None
-        select = compiler.select
-        fields = klass_info["select_fields"]
-        start, end = fields[0], fields[-1] + 1
-        names = [column[0].target.attname for column in select[start:end]]
-        instance: M = klass_info["model"].from_db(using, names, converted[start:end])
-        for populator in get_related_populators(klass_info, select, using):
+        converted = next(compiled.compiler.apply_converters([row], compiled.converters)) if compiled.converters else row
+        start, end = compiled.span
+        assert compiled.model is not None
+        instance: M = compiled.model.from_db(using, compiled.attnames, converted[start:end])  # type: ignore[assignment]
+        for populator in compiled.populators:
             populator.populate(converted, instance)
         return instance
 
@@ -121,4 +121,21 @@ class PreparedQuery(Generic[M]):
         missing = set(markers) - {slot for slot in slots if slot is not None}
         if missing or any(str(value) in sql for value in markers.values()):
             raise ValueError(f"The parameters {sorted(missing) or sorted(markers)} do not reach the SQL unchanged.")
-        return _Compiled(sql=sql, params=tuple(params), slots=slots, compiler=compiler)
+        if exists:
+            return _Compiled(sql, tuple(params), slots, compiler, {}, None, (0, 0), (), ())
+        klass_info = compiler.klass_info
+        assert klass_info is not None
+        select = compiler.select
+        fields = klass_info["select_fields"]
+        start, end = fields[0], fields[-1] + 1
+        return _Compiled(
+            sql=sql,
+            params=tuple(params),
+            slots=slots,
+            compiler=compiler,
+            converters=compiler.get_converters([column[0] for column in select[: compiler.col_count]]),
+            model=klass_info["model"],
+            span=(start, end),
+            attnames=tuple(column[0].target.attname for column in select[start:end]),
+            populators=tuple(get_related_populators(klass_info, select, using)),
+        )
