@@ -20,6 +20,7 @@ from servicedesk.core.text import clean_line
 from servicedesk.tickets import hooks, statuses
 from servicedesk.tickets.config import queue_default_cached
 from servicedesk.tickets.events import Actor, event_build, event_record, events_store
+from servicedesk.tickets.ids import ids_allocate
 from servicedesk.tickets.locks import ticket_lock, tickets_lock
 from servicedesk.tickets.models import Customer, Queue, Rating, Tag, Ticket, TicketEvent, TicketTarget, Topic
 from servicedesk.tickets.services.sla import SlaWrites, ticket_sla_refresh
@@ -95,7 +96,8 @@ def ticket_insert(
     is_spam: bool = False,
     is_deleted: bool = False,
 ) -> TicketOpened:
-    """Insert a ticket in status ``new`` with its reference and SLA snapshot (two statements).
+    """Insert a ticket in status ``new`` with its reference and SLA snapshot (two statements:
+    its id from the sequence, then the row).
 
     The ``created`` event and the SLA targets and events are gathered, not
     stored: call ``TicketOpened.store`` in the same transaction (``ticket_create``
@@ -148,9 +150,12 @@ def ticket_insert(
         # Imported history states its own outcome; its tickets get their targets when the import ends.
         targets = ticket_sla_refresh(ticket=ticket, at=at, reselect=True, writes=sla, new=True)
     sla.ticket_unsaved = False
-    ticket.save(force_insert=True)
+    # The id is taken from the table's sequence first, so the row is inserted
+    # with its reference: an UPDATE after the insert would write every one of
+    # the ticket's indexes a second time.
+    (ticket.pk,) = ids_allocate(Ticket, 1)
     ticket.reference = reference_for(ticket.pk)
-    Ticket.objects.filter(pk=ticket.pk).update(reference=ticket.reference)
+    ticket.save(force_insert=True)
     return TicketOpened(ticket=ticket, targets=targets, events=events, sla=sla)
 
 

@@ -2,12 +2,13 @@
 
 A batch of history inserts tickets, messages and events that point at each
 other; knowing their ids up front lets one INSERT per table write them all,
-with each ticket's reference (``reference_for(pk)``) already filled in.
+with each ticket's reference (``reference_for(pk)``) already filled in. A
+new ticket takes its id the same way, so it is inserted with its reference.
 
 PostgreSQL: the table's own sequence, so concurrent writers never collide.
 SQLite: writes are serialised (the project opens IMMEDIATE transactions), so
 the ids above the largest one in use, or ever used (``sqlite_sequence``), are
-free until this transaction commits. Call inside the batch's transaction.
+free until this transaction commits. Call inside the transaction that inserts the rows.
 """
 
 from __future__ import annotations
@@ -36,4 +37,4 @@ def ids_allocate(model: type[Model], count: int) -> list[int]:
             cursor.execute(sql.format(quote(column), quote(table)), [table])
             start = (cursor.fetchone()[0] or 0) + 1
             return list(range(start, start + count))
-    raise NotSupportedError(f"The history import runs on PostgreSQL and SQLite, not {connection.vendor}.")
+    raise NotSupportedError(f"Ids are handed out on PostgreSQL and SQLite, not {connection.vendor}.")
