@@ -7,8 +7,8 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from servicedesk.accounts.models import User
-from servicedesk.tickets.importer import HistoryImporter
 from servicedesk.tickets.ids import ids_allocate
+from servicedesk.tickets.importer import HistoryImporter
 from servicedesk.tickets.models import (
     Customer,
     Identity,

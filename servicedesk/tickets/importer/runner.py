@@ -40,8 +40,8 @@ from django.db.transaction import TransactionManagementError
 
 from servicedesk.accounts.models import User
 from servicedesk.core.errors import ApplicationError
-from servicedesk.tickets.importer.apply import KINDS_WITH_ID, LEDGER_KINDS, RARE_KINDS, Applier, message_external_id
 from servicedesk.tickets.ids import ids_allocate
+from servicedesk.tickets.importer.apply import KINDS_WITH_ID, LEDGER_KINDS, RARE_KINDS, Applier, message_external_id
 from servicedesk.tickets.importer.records import CHANNELS, Record, RecordError, record_parse
 from servicedesk.tickets.models import (
     AgentPresence,
