@@ -10,7 +10,9 @@ Modes (each run against a fresh database, copied from a migrated template):
 - ``pipe``: ``manage.py ingest_email`` once per mail for a sample, as an MTA
   pipe transport runs it;
 - ``chat``: one-line chat messages appended to 50 open tickets through
-  ``inbound_message_receive`` (channel ``chat``, trusted reference);
+  ``inbound_message_receive`` (channel ``chat``, trusted reference), by one
+  process and by two side by side (50 tickets each), as the web server's two
+  worker processes would take them;
 - ``peer``: our ``imap`` run and django-helpdesk's ``get_email`` over the same
   mailbox contents, interleaved, with ``--peer-venv`` (see bench/README.md);
 - ``all``: every mode above (``peer`` only with ``--peer-venv``).
@@ -313,15 +315,15 @@ PROFILE_PARTS = (
     ("    charset guess (charset-normalizer)", "channels_app/email/parse.py", "_guess"),
     ("  inbound_message_receive", "servicedesk/tickets/services/intake.py", "inbound_message_receive"),
     ("    HTML sanitised", "servicedesk/core/html.py", "sanitize_html"),
-    ("    customer resolved", "servicedesk/tickets/services/customers.py", "customer_resolve"),
-    ("    ticket_create", "servicedesk/tickets/services/tickets.py", "ticket_create"),
+    ("    sender resolved", "servicedesk/tickets/services/customers.py", "sender_resolve"),
+    ("    ticket_insert", "servicedesk/tickets/services/tickets.py", "ticket_insert"),
     (
-        "    acknowledgement created",
+        "    acknowledgement prepared",
         "servicedesk/tickets/services/acknowledgements.py",
-        "ticket_acknowledgement_create",
+        "ticket_acknowledgement_prepare",
     ),
     ("    attachments stored", "servicedesk/tickets/services/attachments.py", "attachment_store"),
-    ("    events recorded", "servicedesk/tickets/events.py", "event_record"),
+    ("    events stored", "servicedesk/tickets/events.py", "events_store"),
     ("  after commit (tasks enqueued)", "servicedesk/tickets/services/intake.py", "_after_commit"),
     ("  bouncing mark cleared", "servicedesk/tickets/services/customers.py", "identity_bouncing_clear_for_address"),
     ("SQL executed (psycopg)", "psycopg/cursor.py", "execute"),
@@ -405,26 +407,36 @@ def step_imap(user: str, port: str, profile: str = "") -> dict[str, Any]:
     }
 
 
-def step_chat(messages: str) -> dict[str, Any]:
-    """Open 50 chat tickets (untimed), then append ``messages`` one-line messages round robin (timed)."""
+def step_chat(messages: str, name: str = "", start_at: str = "") -> dict[str, Any]:
+    """Open 50 chat tickets (untimed), then append ``messages`` one-line messages round robin (timed).
+
+    ``name`` keeps this process's visitors apart from another's; ``start_at``
+    (a ``time.time()`` value) holds the timed part until then, so processes
+    run side by side start together."""
     from django.db import connection
 
     from servicedesk.tickets.inbound import InboundMessage, SenderIdentity
     from servicedesk.tickets.models import Channel
     from servicedesk.tickets.services.intake import inbound_message_receive
 
-    visitors = [SenderIdentity("chat", f"visitor-{n}", f"Visitor {n}") for n in range(CHAT_TICKETS)]
+    visitors = [SenderIdentity("chat", f"visitor-{name}{n}", f"Visitor {n}") for n in range(CHAT_TICKETS)]
     references = []
     for n, visitor in enumerate(visitors):
         result = inbound_message_receive(
             inbound=InboundMessage(
-                channel=Channel.CHAT, external_id=f"chat-open-{n}", sender=visitor, text=f"Hello, I need help ({n})"
+                channel=Channel.CHAT,
+                external_id=f"chat-open-{name}{n}",
+                sender=visitor,
+                text=f"Hello, I need help ({n})",
             )
         )
         references.append(result.ticket.reference)
     total = int(messages)
     counter = StatementCounter()
     outcomes: Counter[str] = Counter()
+    if start_at:
+        time.sleep(max(0.0, float(start_at) - time.time()))
+    started_wall = time.time()
     started = time.perf_counter()
     with connection.execute_wrapper(counter):
         for i in range(total):
@@ -432,7 +444,7 @@ def step_chat(messages: str) -> dict[str, Any]:
             result = inbound_message_receive(
                 inbound=InboundMessage(
                     channel=Channel.CHAT,
-                    external_id=f"chat-{i}",
+                    external_id=f"chat-{name}{i}",
                     sender=visitors[n],
                     text=f"Still waiting, message {i}",
                     ticket_reference=references[n],
@@ -445,6 +457,8 @@ def step_chat(messages: str) -> dict[str, Any]:
         "tickets": CHAT_TICKETS,
         "messages": total,
         "seconds": round(seconds, 2),
+        "started": started_wall,
+        "ended": started_wall + seconds,
         "messages_per_second": round(total / seconds, 1),
         "outcomes": dict(outcomes),
         "statements_per_message": round(counter.total / total, 1),
@@ -678,13 +692,55 @@ def run_pipe(bench: Bench) -> dict[str, Any]:
     return result
 
 
-def run_chat(bench: Bench) -> dict[str, Any]:
+def run_chat(bench: Bench, processes: int = 1) -> dict[str, Any]:
+    """``--chat-messages`` messages from each of ``processes`` processes side by side, each on
+    50 tickets of its own; the rate is all their messages over the time from their
+    common start to the last one's end."""
     url, var_dir = bench.fresh_run()
     env = bench.env(url, var_dir)
-    result = _child("chat", str(bench.args.chat_messages), env=env)
+    messages = str(bench.args.chat_messages)
+    if processes == 1:
+        result = _child("chat", messages, env=env)
+        result["processes"] = 1
+    else:
+        start_at = str(time.time() + 8)  # after every child has set Django up and opened its tickets
+        children = [
+            subprocess.Popen(
+                [PYTHON, __file__, "--step", "chat", messages, f"p{n}-", start_at],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for n in range(processes)
+        ]
+        parts = []
+        for child in children:
+            out, err = child.communicate()
+            if child.returncode != 0:
+                raise SystemExit(f"step chat failed:\n{err[-6000:]}")
+            parts.append(json.loads(out.strip().splitlines()[-1]))
+        if max(part["started"] for part in parts) - float(start_at) > 1:
+            raise SystemExit("a chat process started late: raise the start delay")
+        total = sum(part["messages"] for part in parts)
+        seconds = max(part["ended"] for part in parts) - float(start_at)
+        outcomes: Counter[str] = Counter()
+        for part in parts:
+            outcomes.update(part["outcomes"])
+        result = {
+            "processes": processes,
+            "tickets": CHAT_TICKETS * processes,
+            "messages": total,
+            "seconds": round(seconds, 2),
+            "messages_per_second": round(total / seconds, 1),
+            "outcomes": dict(outcomes),
+            "statements_per_message": parts[0]["statements_per_message"],
+            "per_process": [part["messages_per_second"] for part in parts],
+        }
     print(
-        f"  chat: {result['messages_per_second']} msg/s ({result['messages']} in {result['seconds']} s),"
-        f" {result['statements_per_message']} statements/msg",
+        f"  chat, {processes} process(es): {result['messages_per_second']} msg/s"
+        f" ({result['messages']} in {result['seconds']} s), {result['statements_per_message']} statements/msg",
         flush=True,
     )
     return result
@@ -974,8 +1030,11 @@ def mode_pipe(bench: Bench) -> dict[str, Any]:
 
 
 def mode_chat(bench: Bench) -> dict[str, Any]:
-    runs = [run_chat(bench) for _ in range(bench.args.runs)]
-    return {"runs": runs, "median_messages_per_second": _median(runs)}
+    configurations = []
+    for processes in bench.args.chat_processes:
+        runs = [run_chat(bench, processes) for _ in range(bench.args.runs)]
+        configurations.append({"processes": processes, "runs": runs, "median_messages_per_second": _median(runs)})
+    return {"configurations": configurations}
 
 
 def main() -> None:
@@ -993,7 +1052,13 @@ def main() -> None:
     parser.add_argument("--workers", type=lambda s: [int(x) for x in s.split(",")], default=[1, 2])
     parser.add_argument("--http-throttle", default="1000000/minute", help="SD_API_THROTTLE_INBOUND_EMAIL for http.")
     parser.add_argument("--pipe-sample", type=int, default=50)
-    parser.add_argument("--chat-messages", type=int, default=5000)
+    parser.add_argument("--chat-messages", type=int, default=5000, help="Chat messages per process.")
+    parser.add_argument(
+        "--chat-processes",
+        type=lambda s: [int(x) for x in s.split(",")],
+        default=[1, 2],
+        help="Chat runs with this many processes side by side (as the web server's workers).",
+    )
     parser.add_argument("--corpus", type=Path, default=OUT / "intake-corpus")
     parser.add_argument("--count", type=int, default=2061, help="Mails in a generated corpus.")
     parser.add_argument("--seed", type=int, default=13)
