@@ -24,7 +24,6 @@ ROOT = Path(__file__).resolve().parents[3]
 NOT_LOADED = {
     "phonenumbers": "normalising a phone number (tickets/services/customers.py)",
     "rest_framework.serializers": "the API's serializers (core/api_fields.py)",
-    "rest_framework.templatetags.rest_framework": "the browsable API's tag library (core/templates.py)",
     "drf_spectacular.openapi": "the API schema, loaded with the URL configuration",
     "servicedesk.urls": "the URL configuration: the acknowledgement's portal link is written out",
     "holidays": "seeding a calendar's holidays (sla/services.py)",
