@@ -24,7 +24,6 @@ from email.utils import getaddresses, parseaddr
 from html.parser import HTMLParser
 from typing import Any
 
-import charset_normalizer
 from django.conf import settings
 
 from channels_app.email.message_ids import looks_like_ours, message_id_is_ours
@@ -238,6 +237,10 @@ _GUESS_CHARSETS = (
 
 def _guess(data: bytes) -> str | None:
     """charset-normalizer's reading of ``data`` among ``_GUESS_CHARSETS``: least chaos, most coherence, then the order."""
+    # Imported here: only mail with undeclared 8-bit text needs it, and it
+    # costs every mail pipe process's start-up (docs/performance.md, "Start-up").
+    import charset_normalizer
+
     results = list(charset_normalizer.from_bytes(data, cp_isolation=list(_GUESS_CHARSETS)))
     if not results:
         return None

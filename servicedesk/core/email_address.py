@@ -2,8 +2,8 @@
 
 ``email_normalize`` is the one canonical form every inbound path stores and
 matches: the mail channel's sender, the web form, the API, the desk and the
-importer (through ``identity_normalize``), and the form and serializer fields
-below. The canonical form is:
+importer (through ``identity_normalize``), the form field below and the
+API's serializer field (``core/api_fields.py``). The canonical form is:
 
 - the mailbox name (local part) as given, in Unicode NFC and lower case (the
   desk has always matched addresses without regard to case);
@@ -31,7 +31,6 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
-from rest_framework import serializers
 
 MAX_LENGTH = 320
 MAX_DOMAIN_LENGTH = 253
@@ -173,20 +172,3 @@ class EmailAddressFormField(forms.CharField):
             return email_normalize(text)
         except InvalidEmailAddress as exc:
             raise ValidationError(exc.message, code="invalid") from None
-
-
-class EmailAddressSerializerField(serializers.CharField):
-    """The API's field for an address, internationalised ones included; gives the canonical form."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("max_length", MAX_LENGTH)
-        super().__init__(**kwargs)
-
-    def to_internal_value(self, data: Any) -> str:
-        text = super().to_internal_value(data)
-        if not text:
-            return text
-        try:
-            return email_normalize(text)
-        except InvalidEmailAddress as exc:
-            raise serializers.ValidationError(exc.message, code="invalid") from None

@@ -2,7 +2,6 @@
 
 from collections.abc import Iterable
 
-import holidays as holiday_data
 from django.db import transaction
 from django.utils.translation import gettext as _
 
@@ -28,6 +27,10 @@ def calendar_holidays_seed(
     so seeding twice adds nothing. Raises UnknownHolidayRegion for a country
     or subdivision the ``holidays`` package does not know; nothing is added then.
     """
+    # Imported here: its country tables are loaded by nothing else, and the
+    # admin imports this module in every process Django starts.
+    import holidays as holiday_data
+
     year_list = sorted(set(years))
     try:
         region = holiday_data.country_holidays(country.upper(), subdiv=subdivision or None, years=year_list)

@@ -8,9 +8,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from rest_framework import serializers
 
+from servicedesk.core.api_fields import EmailAddressSerializerField
 from servicedesk.core.email_address import (
     EmailAddressFormField,
-    EmailAddressSerializerField,
     InvalidEmailAddress,
     domain_to_ascii,
     email_key,

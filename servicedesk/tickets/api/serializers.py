@@ -16,7 +16,7 @@ from rest_framework.utils.serializer_helpers import ReturnList
 
 from servicedesk.accounts.models import User
 from servicedesk.accounts.roles import sees_all_queues
-from servicedesk.core.email_address import EmailAddressSerializerField
+from servicedesk.core.api_fields import EmailAddressSerializerField
 from servicedesk.sla.models import TargetHours
 from servicedesk.tickets.access import queues_visible_to, ticket_merge_target_for
 from servicedesk.tickets.api.permissions import caller_is_customer

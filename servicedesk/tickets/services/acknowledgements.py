@@ -5,12 +5,15 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from urllib.parse import quote
 from zoneinfo import ZoneInfo, available_timezones
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
+from django.urls import get_script_prefix
 from django.utils import timezone, translation
+from django.utils.http import RFC3986_SUBDELIMS
 
 from servicedesk.tickets.access import portal_token_for
 from servicedesk.tickets.events import Actor, event_build, events_store
@@ -66,10 +69,20 @@ def _zone_known(name: str) -> bool:
     return bool(name) and name in _zones()
 
 
-def ticket_portal_url(ticket: Ticket) -> str:
-    from django.urls import reverse
+# The customer portal's ticket page (URL name ``web:ticket``), as the project
+# mounts it (servicedesk/urls.py, channels_app/web/urls.py). Written out rather
+# than found with reverse(), which loads every URL module of the project, the
+# views, the API and its schema with them: a third of the start-up of
+# ``manage.py ingest_email``, run once per mail. tests/tickets/test_portal_link.py
+# holds it to reverse().
+PORTAL_TICKET_PATH = "help/tickets/{token}/"
 
-    return settings.SITE_URL + reverse("web:ticket", kwargs={"token": portal_token_for(ticket)})
+
+def ticket_portal_url(ticket: Ticket) -> str:
+    """The absolute address of the ticket's page in the customer portal, as reverse() gives it."""
+    path = get_script_prefix() + PORTAL_TICKET_PATH.format(token=portal_token_for(ticket))
+    # reverse() quotes the whole path so; a signed token needs no quoting anyway.
+    return settings.SITE_URL + quote(path, safe=RFC3986_SUBDELIMS + "/~:@")
 
 
 def ticket_acknowledgement_prepare(

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-import phonenumbers
 from django.db import IntegrityError, transaction
 from django.db.models import DateTimeField, F, Value
 from django.db.models.functions import Greatest
@@ -35,6 +34,10 @@ def identity_normalize(*, kind: str, value: str) -> str:
         except InvalidEmailAddress as exc:
             raise InvalidIdentity(exc.message, field="email") from None
     if kind == IdentityKind.PHONE:
+        # Imported here: its metadata costs a mail command's start-up about 0.05 s,
+        # and mail has no phone numbers (docs/performance.md, "Start-up").
+        import phonenumbers
+
         try:
             number = phonenumbers.parse(value, None)
         except phonenumbers.NumberParseException:

@@ -11,9 +11,9 @@ runs it without starting Django at all.
 
 The command runs once per message, so it starts as little as it can: no
 system checks (``manage.py check`` and the servers run them), and from the
-command line the objects built at start-up are frozen for the garbage
-collector, which spares it a pass over all of them at every collection and
-at exit.
+command line the collector is off while Django starts (manage.py) and the
+objects built then are frozen for it, which spares it passes over all of
+them while they are built, at every later collection and at exit.
 """
 
 from __future__ import annotations
@@ -43,8 +43,10 @@ class Command(BaseCommand):
         # From the command line (manage.py), the process ends after these
         # messages: what start-up built lives until then, so the collector
         # need not look at it again (call_command in a long-lived process
-        # does not come here).
+        # does not come here). manage.py kept the collector off while Django
+        # started; it is on again for the messages.
         gc.freeze()
+        gc.enable()
         super().run_from_argv(argv)
 
     def handle(self, *args: Any, **options: Any) -> None:
