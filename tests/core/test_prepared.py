@@ -67,17 +67,20 @@ def test_a_missing_related_row_is_none_and_no_row_is_none():
     assert IDENTITY.first(kind="email", value="nobody@example.com") is None
 
 
-def test_values_are_converted_as_the_orm_converts_them():
-    ticket = ticket_make()
-    Message.objects.create(
-        ticket=ticket,
+def _customer_message(*, channel: str, external_id: str, **fields: object) -> Message:
+    return Message.objects.create(
+        ticket=ticket_make(),
         kind=MessageKind.PUBLIC_ENDUSER,
-        channel="email",
-        external_id="ext-1",
-        recipients=["a@example.com", "b@example.com"],
+        channel=channel,
+        external_id=external_id,
         text="Hello",
         created_at=timezone.now(),
+        **fields,
     )
+
+
+def test_values_are_converted_as_the_orm_converts_them():
+    _customer_message(channel="email", external_id="ext-1", recipients=["a@example.com", "b@example.com"])
     by_external_id = PreparedQuery(
         lambda external_id: Message.objects.filter(external_id=external_id).order_by("pk")[:1], external_id=str
     )
@@ -89,15 +92,7 @@ def test_values_are_converted_as_the_orm_converts_them():
 
 
 def test_exists():
-    ticket = ticket_make()
-    Message.objects.create(
-        ticket=ticket,
-        kind=MessageKind.PUBLIC_ENDUSER,
-        channel="chat",
-        external_id="x",
-        text="Hi",
-        created_at=timezone.now(),
-    )
+    _customer_message(channel="chat", external_id="x")
     seen = PreparedQuery(
         lambda channel, external_id: Message.objects.filter(channel=channel, external_id=external_id),
         channel=str,
