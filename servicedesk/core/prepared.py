@@ -76,7 +76,13 @@ class PreparedQuery(Generic[M]):
     def _run(self, compiled: _Compiled, using: str, values: dict[str, str | int]) -> list[tuple[Any, ...]]:
         if set(values) != set(self._parameters):
             raise TypeError(f"Expected the parameters {sorted(self._parameters)}, got {sorted(values)}.")
-        typed = {name: self._parameters[name](value) for name, value in values.items()}
+        typed: dict[str, str | int] = {}
+        for name, value in values.items():
+            kind = self._parameters[name]
+            if not isinstance(value, kind) or isinstance(value, bool):
+                raise TypeError(f"Parameter {name!r} takes a {kind.__name__}, not {value!r}.")
+            # A choices member (a str or int enum) as its value, as the ORM sends it.
+            typed[name] = kind(value)
         params = [
             typed[slot] if slot is not None else value
             for slot, value in zip(compiled.slots, compiled.params, strict=True)

@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from servicedesk.core.prepared import PreparedQuery
-from servicedesk.tickets.models import Identity, Message, MessageKind, Ticket
+from servicedesk.tickets.models import Channel, Identity, Message, MessageKind, Ticket
 from tests.factories import CustomerFactory, OrganizationFactory, ticket_make
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -92,13 +92,15 @@ def test_values_are_converted_as_the_orm_converts_them():
 
 
 def test_exists():
-    _customer_message(channel="chat", external_id="x")
+    _customer_message(channel=Channel.CHAT, external_id="x")
     seen = PreparedQuery(
         lambda channel, external_id: Message.objects.filter(channel=channel, external_id=external_id),
         channel=str,
         external_id=str,
     )
     assert seen.exists(channel="chat", external_id="x") is True
+    # A choices member is sent as its value ("chat"), as the ORM sends it.
+    assert seen.exists(channel=Channel.CHAT, external_id="x") is True
     assert seen.exists(channel="email", external_id="x") is False
     assert seen.exists(channel="chat", external_id="y") is False
 
@@ -158,6 +160,13 @@ def test_only_str_and_int_parameters_and_exactly_the_named_ones():
         PreparedQuery(lambda at: Message.objects.filter(created_at=at), at=float)
     with pytest.raises(TypeError):
         IDENTITY.first(kind="email")
+    with pytest.raises(TypeError, match="takes a str"):
+        IDENTITY.first(kind="email", value=None)  # type: ignore[arg-type]
+    by_id = PreparedQuery(lambda pk: Ticket.objects.filter(pk=pk).order_by("pk")[:1], pk=int)
+    with pytest.raises(TypeError, match="takes a int"):
+        by_id.first(pk=True)
+    with pytest.raises(TypeError, match="takes a int"):
+        by_id.first(pk="1")
 
 
 def test_a_locking_query_needs_a_transaction_as_in_the_orm():
