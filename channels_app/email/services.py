@@ -133,10 +133,7 @@ def email_ingest(
     except IntegrityError:
         # This mail (its bytes or its transport id) is stored already: by an
         # earlier delivery, or by a simultaneous one that committed first.
-        existing = _existing(sha256, source_key)
-        if existing is None:
-            raise
-        return _redelivered(existing)
+        return _stored_already(sha256, source_key)
     except TEMPORARY_FAILURES:
         raise
     except Exception as exc:
@@ -147,11 +144,16 @@ def email_ingest(
             with transaction.atomic():
                 _row_insert(row, result)
         except IntegrityError:
-            existing = _existing(sha256, source_key)
-            if existing is None:
-                raise
-            return _redelivered(existing)
+            return _stored_already(sha256, source_key)
     return result
+
+
+def _stored_already(sha256: str, source_key: str | None) -> IngestResult:
+    """After an IntegrityError on the row: the delivery stored before, or the error again if none is."""
+    existing = _existing(sha256, source_key)
+    if existing is None:
+        raise  # the IntegrityError being handled: called only in its except block
+    return _redelivered(existing)
 
 
 def _headers_note(row: InboundEmail, raw: bytes, parsed: ParsedEmail) -> None:
