@@ -10,11 +10,11 @@ from zoneinfo import ZoneInfo, available_timezones
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.template.loader import render_to_string
 from django.urls import get_script_prefix
 from django.utils import timezone, translation
 from django.utils.http import RFC3986_SUBDELIMS
 
+from servicedesk.core.mail_templates import mail_render
 from servicedesk.tickets.access import portal_token_for
 from servicedesk.tickets.events import Actor, event_build, events_store
 from servicedesk.tickets.locks import customer_lock_counting_acknowledgements
@@ -132,7 +132,7 @@ def ticket_acknowledgement_prepare(
             "link": ticket_portal_url(ticket),
             "closed": ticket.status == Status.CLOSED,
         }
-        text = render_to_string("tickets/acknowledgement.txt", context).strip() + "\n"
+        text = mail_render("tickets/acknowledgement.txt", context).strip() + "\n"
     message = Message(
         ticket=ticket,
         kind=MessageKind.SYSTEM,
