@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "servicedesk.routing",
     "servicedesk.notifications",
     "servicedesk.desk",
+    "servicedesk.live",
     "channels_app.web",
     "channels_app.email",
     "reports",
@@ -190,6 +191,42 @@ else:
         "default": {
             "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
             "LOCATION": str(VAR_DIR / "cache"),
+        }
+    }
+
+# The channel layer that carries "something changed" to browsers
+# (core/realtime.py): Redis with REDIS_URL; without it channels-lite's layer
+# in a SQLite file of its own, which needs no server and is shared by every
+# process on the machine (web, worker, beat). Its tables are made by
+# `manage.py migrate --database channel_layer` (scripts/run does it).
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                # An unreachable Redis is noticed within seconds; the change is committed anyway.
+                "hosts": [{"address": REDIS_URL, "socket_connect_timeout": 2}],
+                "prefix": env.str("CACHE_KEY_PREFIX", default="sd") + ":asgi",
+                "capacity": 500,
+                "expiry": 60,
+            },
+        }
+    }
+else:
+    DATABASES["channel_layer"] = {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": str(VAR_DIR / "channel-layer.sqlite3"),
+        "OPTIONS": {
+            "timeout": 20,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=20000;",
+        },
+    }
+    DATABASE_ROUTERS = ["servicedesk.live.db_router.ChannelLayerRouter"]
+    INSTALLED_APPS.append("channels_lite")
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_lite.layers.core.SQLiteChannelLayer",
+            "CONFIG": {"database": "channel_layer", "capacity": 500, "expiry": 60},
         }
     }
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)

@@ -22,3 +22,6 @@ SERVICEDESK = {**SERVICEDESK}
 # tests need no collectstatic run.
 WHITENOISE_AUTOREFRESH = True
 WHITENOISE_USE_FINDERS = True
+# Pushes stay in the process (the consumers' tests); the end-to-end tests run
+# the servers with servicedesk.settings.local and the real layers.
+CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
