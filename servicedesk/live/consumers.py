@@ -10,8 +10,9 @@ Server frames:
 Client frames: ``{"type": "resume", "after": n}`` (what changed after event
 ``n``, from the database: everything missed while disconnected, in pages of
 ``RESUME_LIMIT`` tickets with ``"more": true`` while more wait) and
-``{"type": "ping"}`` (every half minute: the consumer then re-reads which
-queues the agent works in, so a change of membership takes effect).
+``{"type": "ping"}`` (every half minute, answered with ``{"type": "pong"}``;
+the consumer re-reads which queues the agent works in, so a change of
+membership takes effect).
 
 Every push passes ``tickets_visible_to`` (the one rule for tickets, as on the
 pages and in the API) before it is sent on: a ticket the agent may not see,
