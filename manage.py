@@ -24,7 +24,14 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "servicedesk.settings.local")
     from django.core.management import execute_from_command_line
 
-    execute_from_command_line(sys.argv)
+    try:
+        execute_from_command_line(sys.argv)
+    finally:
+        # Live updates a command made are handed to a sending thread; they go
+        # out before the process ends (servicedesk/core/realtime.py).
+        realtime = sys.modules.get("servicedesk.core.realtime")
+        if realtime is not None:
+            realtime.realtime_flush()
 
 
 if __name__ == "__main__":

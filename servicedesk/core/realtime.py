@@ -7,8 +7,9 @@ loses nothing: a client that reconnects catches up from the database.
 
 ``realtime_publish`` sends after the current transaction commits (at once
 outside one), so no browser hears of a change that is rolled back. It never
-raises: a channel layer that is down (Redis unreachable) is logged, and the
-change stays committed.
+raises and never waits for the layer: the push is handed to a thread of the
+process that sends it (``_Sender``); a layer that is down (Redis
+unreachable) is logged there, and the change stays committed.
 
 The layer is ``CHANNEL_LAYERS["default"]``: channels-redis with ``REDIS_URL``,
 else channels-lite's SQLite layer in the var directory, which needs no server
@@ -17,8 +18,12 @@ and reaches every process on the machine (web, worker, beat).
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import logging
+import os
 import re
+import threading
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -44,13 +49,96 @@ def realtime_publish(*, group: str, kind: str, data: dict[str, Any], using: str 
 
 
 def _send(group: str, message: dict[str, Any]) -> None:
-    from channels.layers import get_channel_layer
+    from channels.layers import InMemoryChannelLayer, get_channel_layer
 
     try:
         layer = get_channel_layer()
         if layer is None:
             return
-        async_to_sync(layer.group_send)(group, message)
+        if isinstance(layer, InMemoryChannelLayer):
+            # Process-local (the tests): sent on the caller's event loop.
+            async_to_sync(layer.group_send)(group, message)
+            return
+        _sender().submit(layer, group, message)
     except Exception:
         # The change is committed; clients catch up from the database when they reconnect.
         log.warning("Could not push %s to %s", message.get("type"), group, exc_info=True)
+
+
+class _Sender:
+    """A thread of the process with an event loop of its own that sends the pushes.
+
+    The caller only hands the push over: a request, a chat line or a mail
+    never waits for the layer, and the layer's connections stay open on this
+    one loop instead of being opened for every push. At most ``MAX_WAITING``
+    pushes wait (the layer down, each attempt waiting for its timeout); more
+    are dropped with a warning, since the database has the change anyway.
+    """
+
+    MAX_WAITING = 10_000
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._waiting = 0
+        self._dropped = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def submit(self, layer: Any, group: str, message: dict[str, Any]) -> None:
+        with self._lock:
+            if self._waiting >= self.MAX_WAITING:
+                self._dropped += 1
+                if self._dropped == 1 or self._dropped % 1000 == 0:
+                    log.warning("%d pushes dropped: the channel layer does not keep up", self._dropped)
+                return
+            self._waiting += 1
+            loop = self._loop_running()
+        asyncio.run_coroutine_threadsafe(self._send(layer, group, message), loop)
+
+    def _loop_running(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="realtime-publish", daemon=True).start()
+            self._loop = loop
+        return self._loop
+
+    async def _send(self, layer: Any, group: str, message: dict[str, Any]) -> None:
+        try:
+            await layer.group_send(group, message)
+        except Exception:
+            log.warning("Could not push %s to %s", message.get("type"), group, exc_info=True)
+        finally:
+            with self._lock:
+                self._waiting -= 1
+                if not self._waiting:
+                    self._idle.notify_all()
+
+    def wait(self, timeout: float) -> bool:
+        """Wait until every push handed over is sent (or failed); False after ``timeout`` seconds."""
+        with self._lock:
+            return self._idle.wait_for(lambda: self._waiting == 0, timeout)
+
+
+_current = _Sender()
+
+
+def _sender() -> _Sender:
+    return _current
+
+
+def _sender_renew() -> None:
+    # A forked child (a Celery pool process) has no copy of the parent's thread.
+    global _current
+    _current = _Sender()
+
+
+def realtime_flush(timeout: float = 2.0) -> bool:
+    """Wait up to ``timeout`` seconds for the pushes handed over so far; True when all went out.
+
+    Called at exit, so a command that ends right after a change still sends it.
+    """
+    return _sender().wait(timeout)
+
+
+os.register_at_fork(after_in_child=_sender_renew)
+atexit.register(realtime_flush)
