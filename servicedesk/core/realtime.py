@@ -66,7 +66,7 @@ def _send(group: str, message: dict[str, Any]) -> None:
 
 
 class _Sender:
-    """A thread of the process with an event loop of its own that sends the pushes.
+    """A thread of the process with an event loop of its own that sends the pushes, in order.
 
     The caller only hands the push over: a request, a chat line or a mail
     never waits for the layer, and the layer's connections stay open on this
@@ -83,6 +83,7 @@ class _Sender:
         self._waiting = 0
         self._dropped = 0
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._queue: asyncio.Queue[tuple[Any, str, dict[str, Any]]] | None = None
 
     def submit(self, layer: Any, group: str, message: dict[str, Any]) -> None:
         with self._lock:
@@ -92,26 +93,34 @@ class _Sender:
                     log.warning("%d pushes dropped: the channel layer does not keep up", self._dropped)
                 return
             self._waiting += 1
-            loop = self._loop_running()
-        asyncio.run_coroutine_threadsafe(self._send(layer, group, message), loop)
+            loop, queue = self._loop_running()
+        loop.call_soon_threadsafe(queue.put_nowait, (layer, group, message))
 
-    def _loop_running(self) -> asyncio.AbstractEventLoop:
-        if self._loop is None:
+    def _loop_running(self) -> tuple[asyncio.AbstractEventLoop, asyncio.Queue[tuple[Any, str, dict[str, Any]]]]:
+        if self._loop is None or self._queue is None:
             loop = asyncio.new_event_loop()
-            threading.Thread(target=loop.run_forever, name="realtime-publish", daemon=True).start()
-            self._loop = loop
-        return self._loop
+            queue: asyncio.Queue[tuple[Any, str, dict[str, Any]]] = asyncio.Queue()
+            threading.Thread(target=self._run, args=(loop, queue), name="realtime-publish", daemon=True).start()
+            self._loop, self._queue = loop, queue
+        return self._loop, self._queue
 
-    async def _send(self, layer: Any, group: str, message: dict[str, Any]) -> None:
-        try:
-            await layer.group_send(group, message)
-        except Exception:
-            log.warning("Could not push %s to %s", message.get("type"), group, exc_info=True)
-        finally:
-            with self._lock:
-                self._waiting -= 1
-                if not self._waiting:
-                    self._idle.notify_all()
+    def _run(self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[tuple[Any, str, dict[str, Any]]]) -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(self._drain(queue))
+
+    async def _drain(self, queue: asyncio.Queue[tuple[Any, str, dict[str, Any]]]) -> None:
+        """Send the pushes one after the other, in the order they were handed over."""
+        while True:
+            layer, group, message = await queue.get()
+            try:
+                await layer.group_send(group, message)
+            except Exception:
+                log.warning("Could not push %s to %s", message.get("type"), group, exc_info=True)
+            finally:
+                with self._lock:
+                    self._waiting -= 1
+                    if not self._waiting:
+                        self._idle.notify_all()
 
     def wait(self, timeout: float) -> bool:
         """Wait until every push handed over is sent (or failed); False after ``timeout`` seconds."""
