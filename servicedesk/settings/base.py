@@ -450,6 +450,8 @@ SERVICEDESK = {
     "ROUTING_TIER_ORDER": env.list("SD_ROUTING_TIER_ORDER", default=["enterprise", "vip", "premium", "standard"]),
     "ROUTING_DEFAULT_CAPACITY": env.int("SD_ROUTING_DEFAULT_CAPACITY", default=10),
     "ROUTING_DRAIN_BATCH": env.int("SD_ROUTING_DRAIN_BATCH", default=500),
+    # Desk pages open the live stream (/ws/desk/) and update themselves.
+    "LIVE_UPDATES": env.bool("SD_LIVE_UPDATES", default=True),
     # Live channels (docs/metrics.md#live): answered within this many seconds
     # counts for the service level, per channel; a session abandoned after
     # waiting less than SHORT_ABANDON_SECONDS is a short abandon.

@@ -250,3 +250,20 @@ def test_imported_history_pushes_nothing(monkeypatch):
     assert sent == []
     ticket_priority_change(ticket=ticket, priority="low", actor=Actor.system(source="test"))
     assert sent == [f"desk.queue.{ticket.queue_id}"]
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_desk_pages_open_the_stream_from_the_newest_change_when_live_updates_are_on(client, settings, on):
+    settings.SERVICEDESK = {**settings.SERVICEDESK, "LIVE_UPDATES": on}
+    support = QueueFactory(slug="support")
+    agent = AgentFactory(username="ann", queues=[support])
+    ticket = ticket_make(queue=support, customer=CustomerFactory())
+    client.force_login(agent)
+    newest = TicketEvent.objects.latest("pk").pk
+    for path in ("/desk/", f"/desk/tickets/{ticket.reference}/"):
+        page = client.get(path).content.decode()
+        assert ('src="/static/desk/live.js"' in page) is on, path
+        assert (f'data-cursor="{newest}"' in page) is on, path
+        assert ('id="live-status"' in page) is on, path
+    # The customer's pages never carry it.
+    assert "live.js" not in client.get("/help/contact/").content.decode()
