@@ -10,8 +10,11 @@ import pytest
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    # Per module: Playwright's sync API keeps an event loop running in this
+    # thread while it is open, which the asynchronous tests of later modules
+    # (Channels consumers) and a second instance elsewhere cannot run beside.
     if not CHROMIUM.exists():
         pytest.fail(f"Browser tests need Chromium at {CHROMIUM} (scripts/test installs Debian's package).")
     # Playwright's sync API runs an event loop in this thread; the Django calls
