@@ -34,10 +34,8 @@ from tests.factories import AgentFactory, QueueFactory
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def serve(tmp_path: Path, name: str, *, redis_url: str | None) -> tuple[subprocess.Popen[bytes], int, Path]:
-    port = _free_port()
-    folder = tmp_path / name
-    folder.mkdir()
+def desk_env(tmp_path: Path, *, redis_url: str | None, **extra: str) -> dict[str, str]:
+    """The environment of a desk process on the test database: Redis when given, else the server-less layer."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "servicedesk.settings.local",
@@ -46,10 +44,21 @@ def serve(tmp_path: Path, name: str, *, redis_url: str | None) -> tuple[subproce
         "SERVICEDESK_VAR_DIR": str(tmp_path / "var"),
         "DATABASE_URL": _database_url(connection.settings_dict),
         "PYTHONUNBUFFERED": "1",
+        **extra,
     }
     env.pop("REDIS_URL", None)
     if redis_url:
         env["REDIS_URL"] = redis_url
+    return env
+
+
+def serve(
+    tmp_path: Path, name: str, *, redis_url: str | None, **extra: str
+) -> tuple[subprocess.Popen[bytes], int, Path]:
+    port = _free_port()
+    folder = tmp_path / name
+    folder.mkdir()
+    env = desk_env(tmp_path, redis_url=redis_url, **extra)
     log = folder / "server.log"
     server = subprocess.Popen(
         [sys.executable, "-m", "servicedesk.serve", "--port", str(port), "--no-access-log"],
@@ -194,15 +203,7 @@ def test_changes_from_the_other_server_and_from_the_worker_reach_the_agent_and_s
 
 def test_without_redis_a_change_made_by_another_process_reaches_the_agent(tmp_path):
     """The zero-setup layer (a SQLite file) joins the web server and any other process of the desk."""
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "servicedesk.settings.local",
-        "DEBUG": "false",
-        "SECRET_KEY": settings.SECRET_KEY,
-        "SERVICEDESK_VAR_DIR": str(tmp_path / "var"),
-        "DATABASE_URL": _database_url(connection.settings_dict),
-    }
-    env.pop("REDIS_URL", None)
+    env = desk_env(tmp_path, redis_url=None)
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "--database", "channel_layer", "--noinput", "-v0"],
         cwd=REPO_ROOT,

@@ -8,23 +8,18 @@ as typed. Nothing is reloaded by hand.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection
 from django.test import Client
 
 from servicedesk.tickets.models import Ticket
 from tests.browser.conftest import browser  # noqa: F401 (the fixture)
 from tests.browser.test_reports import collect_errors
-from tests.e2e.conftest import REPO_ROOT, _database_url, _free_port, wait_until
+from tests.e2e.test_live_desk import serve, stop
 from tests.factories import AgentFactory, QueueFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -32,45 +27,13 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
 def desk_server(tmp_path: Path, e2e_redis_url: str) -> Iterator[str]:
-    port = _free_port()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "servicedesk.settings.local",
-        # Static files from the apps, as in development (no collectstatic).
-        "DEBUG": "true",
-        "SECRET_KEY": settings.SECRET_KEY,
-        "SERVICEDESK_VAR_DIR": str(tmp_path / "var"),
-        "DATABASE_URL": _database_url(connection.settings_dict),
-        "REDIS_URL": e2e_redis_url,
-        # Acknowledgements go to var/mail at once; no worker needed here.
-        "CELERY_TASK_ALWAYS_EAGER": "true",
-        "PYTHONUNBUFFERED": "1",
-    }
-    log = tmp_path / "server.log"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "servicedesk.serve", "--port", str(port), "--no-access-log"],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        if server.poll() is not None:
-            pytest.fail(f"The server exited:\n{log.read_text()[-3000:]}")
-        try:
-            urllib.request.urlopen(f"{url}/healthz", timeout=5).read()
-        except OSError:
-            return False
-        return True
-
+    # Static files from the apps, as in development (no collectstatic);
+    # acknowledgements go to var/mail at once, no worker needed here.
+    server, port, _ = serve(tmp_path, "web", redis_url=e2e_redis_url, DEBUG="true", CELERY_TASK_ALWAYS_EAGER="true")
     try:
-        wait_until(up, timeout=60, what="the web server")
-        yield url
+        yield f"http://127.0.0.1:{port}"
     finally:
-        server.terminate()
-        server.wait(timeout=20)
+        stop(server)
 
 
 def signed_in(browser, url: str, user) -> object:  # noqa: F811
