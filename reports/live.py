@@ -219,6 +219,8 @@ SELECT agent_id, SUM(e - s) FROM islands GROUP BY agent_id
 
 # Time in state "ready": each presence row lasts until the agent's next row
 # (LEAD); the rows read are the one in force at the start and those after it.
+# The rows are one history: routing's availability changes (online = ready),
+# its presence expiry and imported presence (docs/architecture.md, "Presence").
 _READY_SQL = """
 WITH spans AS (
     SELECT agent_id, state, {at} AS s_us,

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator
 from django.db import models
+from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from servicedesk.tickets.models import Channel
+from servicedesk.tickets.models import Channel, PresenceState
 
 
 class SkillKind(models.TextChoices):
@@ -80,12 +82,34 @@ class Availability(models.TextChoices):
     OFFLINE = "offline", _("Offline")
 
 
+# One history: each availability is recorded as the presence state the reports read.
+PRESENCE_STATE = {
+    Availability.ONLINE: PresenceState.READY,
+    Availability.AWAY: PresenceState.NOT_READY,
+    Availability.OFFLINE: PresenceState.OFFLINE,
+}
+
+
 def capacity_default() -> int:
     return int(settings.SERVICEDESK["ROUTING_DEFAULT_CAPACITY"])
 
 
+# The most chats an agent may be offered at the same time (also a database constraint).
+CHAT_CAPACITY_MAX = 20
+
+
+def chat_capacity_default() -> int:
+    return int(settings.SERVICEDESK["ROUTING_DEFAULT_CHAT_CAPACITY"])
+
+
 class AgentProfile(models.Model):
-    """How an agent takes tickets: skills, how many open tickets at most, and whether now."""
+    """How an agent takes tickets and chats: skills, how many at most, and whether now.
+
+    ``availability`` is the agent's current state, a cache of their latest
+    presence row (``tickets.AgentPresence``): every change writes both in one
+    transaction (services.agent_availability_set, the presence expiry and the
+    heartbeat). docs/architecture.md, "Routing" and "Presence".
+    """
 
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL,
@@ -98,6 +122,12 @@ class AgentProfile(models.Model):
         _("capacity"),
         default=capacity_default,
         help_text=_("Open tickets (new, open, pending, on hold) routing assigns to this agent at most."),
+    )
+    chat_capacity = models.PositiveIntegerField(
+        _("chat capacity"),
+        default=chat_capacity_default,
+        validators=[MaxValueValidator(CHAT_CAPACITY_MAX)],
+        help_text=_("Chats this agent is offered at the same time at most, from 0 (no chats) to 20."),
     )
     availability = models.CharField(
         _("availability"),
@@ -119,33 +149,40 @@ class AgentProfile(models.Model):
     round_robin_position = models.BigIntegerField(default=0)
     last_assigned_at = models.DateTimeField(_("last assigned"), null=True, blank=True)
     availability_changed_at = models.DateTimeField(_("availability changed"), null=True, blank=True)
+    # The last heartbeat of the agent's desk (a desk socket connected or
+    # pinged), written at most every HEARTBEAT_INTERVAL; null for an agent who
+    # never had one open (API only), whom presence expiry leaves alone.
+    seen_at = models.DateTimeField(_("last seen"), null=True, blank=True)
+    # Set when presence expiry took the agent offline: the availability they
+    # had then, which their next heartbeat gives back; empty otherwise.
+    auto_offline_from = models.CharField(
+        _("offline by expiry, from"),
+        max_length=10,
+        choices=Availability.choices,
+        blank=True,
+        default="",
+    )
 
     class Meta:
         verbose_name = _("agent profile")
         verbose_name_plural = _("agent profiles")
         ordering = ["user_id"]
-        indexes = [models.Index(fields=["availability", "user"], name="routing_profile_avail")]
+        indexes = [
+            models.Index(fields=["availability", "user"], name="routing_profile_avail"),
+            # Presence expiry (online or away, seen before a bound) and the chat
+            # agents selector (online, seen after a bound).
+            models.Index(fields=["availability", "seen_at"], name="routing_profile_avail_seen"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(chat_capacity__lte=CHAT_CAPACITY_MAX),
+                name="routing_profile_chat_capacity_max",
+                violation_error_message=_("A chat capacity is at most 20."),
+            ),
+        ]
 
     def __str__(self) -> str:
         return str(self.user)
-
-
-class AvailabilityChange(models.Model):
-    """One change of an agent's availability: the presence history."""
-
-    agent = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    before = models.CharField(max_length=10, choices=Availability.choices)
-    after = models.CharField(max_length=10, choices=Availability.choices)
-    at = models.DateTimeField()
-
-    class Meta:
-        verbose_name = _("availability change")
-        verbose_name_plural = _("availability changes")
-        ordering = ["at", "id"]
-        indexes = [models.Index(fields=["agent", "at"], name="routing_availchange_agent_at")]
-
-    def __str__(self) -> str:
-        return f"{self.agent_id} {self.before} -> {self.after}"
 
 
 class RoutingMode(models.TextChoices):

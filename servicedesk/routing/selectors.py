@@ -1,6 +1,6 @@
-"""Reads for routing: who may take a ticket, how loaded agents are, which tickets wait.
+"""Reads for routing: who may take a ticket or a chat, how loaded agents are, which tickets wait.
 
-The rules are in docs/architecture.md, "Routing".
+The rules are in docs/architecture.md, "Routing" and "Presence".
 """
 
 from __future__ import annotations
@@ -137,6 +137,42 @@ def working_now(profiles: list[AgentProfile], at: datetime) -> list[AgentProfile
         return profiles
     open_now = calendars_open(calendar_ids, at)
     return [p for p in profiles if p.working_hours_id is None or open_now.get(p.working_hours_id, False)]
+
+
+def presence_timeout() -> timedelta:
+    """How long a desk agent stays online or away without a heartbeat (PRESENCE_TIMEOUT_SECONDS)."""
+    return timedelta(seconds=int(settings.SERVICEDESK["PRESENCE_TIMEOUT_SECONDS"]))
+
+
+def chat_agents_available(*, at: datetime) -> QuerySet[AgentProfile]:
+    """Profiles of the agents who may be offered a chat at ``at``, queues, skills and chat load aside.
+
+    Available: an active user with a desk role, online, whose desk sent a
+    heartbeat at most PRESENCE_TIMEOUT_SECONDS before ``at`` (an agent who
+    closed the last desk tab drops out at once, before presence expiry takes
+    them offline; one who never had a desk socket is never offered chats),
+    with a chat capacity above 0, and inside their working hours if they have a
+    calendar (``is_open``, as ticket routing's ``working_now``). Served by the
+    (availability, seen_at) index; the calendars of the candidates are read and
+    evaluated once, the rest stays one query the chat router narrows further.
+    """
+    profiles = (
+        AgentProfile.objects.filter(
+            availability=Availability.ONLINE,
+            seen_at__gte=at - presence_timeout(),
+            chat_capacity__gt=0,
+            user__is_active=True,
+        )
+        .filter(_role_holder())
+        .order_by("user_id")
+    )
+    calendar_ids = set(
+        profiles.filter(working_hours__isnull=False).order_by().values_list("working_hours_id", flat=True).distinct()
+    )
+    if not calendar_ids:
+        return profiles
+    open_ids = [calendar_id for calendar_id, is_open_now in calendars_open(calendar_ids, at).items() if is_open_now]
+    return profiles.filter(Q(working_hours__isnull=True) | Q(working_hours_id__in=open_ids))
 
 
 def queues_with_spare_capacity(queue_ids: Iterable[int]) -> set[int]:

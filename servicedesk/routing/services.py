@@ -1,17 +1,19 @@
-"""Routing writes: assign a ticket automatically, drain waiting tickets, set availability.
+"""Routing writes: assign a ticket automatically, drain waiting tickets, set availability
+and keep presence (heartbeats, expiry).
 
-See docs/architecture.md, "Routing". Lock order: the ticket first, then the
-candidates' AgentProfile rows by ascending id, so two routings never wait on
-each other in a cycle.
+See docs/architecture.md, "Routing" and "Presence". Lock order: the ticket
+first, then the candidates' AgentProfile rows by ascending id, so two routings
+never wait on each other in a cycle.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -21,10 +23,11 @@ from servicedesk.core.enqueue import task_enqueue
 from servicedesk.core.errors import ApplicationError, PermissionDenied
 from servicedesk.routing import selectors
 from servicedesk.routing.models import (
+    CHAT_CAPACITY_MAX,
+    PRESENCE_STATE,
     AgentProfile,
     Assignment,
     Availability,
-    AvailabilityChange,
     QueueRouting,
     RoutingMode,
     Skill,
@@ -34,9 +37,15 @@ from servicedesk.routing.models import (
 from servicedesk.tickets.events import Actor, event_record
 from servicedesk.tickets.locks import row_lock, rows_lock, ticket_lock
 from servicedesk.tickets.models import Queue, Ticket, TicketEvent
+from servicedesk.tickets.models.sessions import PresenceSource
+from servicedesk.tickets.services.sessions import agent_presence_record_many
 from servicedesk.tickets.services.tickets import ticket_touch
 
 ROUTING_SOURCE = "routing"
+# A heartbeat writes ``seen_at`` only when the stored one is older than this:
+# a desk pinging every ~25 s writes once per ping, ten open tabs still once per
+# interval. Presence expiry (PRESENCE_TIMEOUT_SECONDS) must be well above it.
+HEARTBEAT_INTERVAL = timedelta(seconds=15)
 
 
 class InvalidAvailability(ApplicationError):
@@ -191,9 +200,15 @@ def agent_profile_ensure(
     user: User,
     availability: str | None = None,
     capacity: int | None = None,
+    at: datetime | None = None,
 ) -> AgentProfile:
     """The agent's routing profile, created (offline, default capacity, or the values given)
-    when missing; an existing profile is returned unchanged. Idempotent on the user (unique)."""
+    when missing; an existing profile is returned unchanged. Idempotent on the user (unique).
+
+    A profile created with an availability other than offline records it as a
+    presence row at ``at`` (default now) in the same transaction, so the
+    current state is always the latest row of the presence history.
+    """
     if not is_agent(user):
         raise PermissionDenied(_("Only agents take tickets."))
     defaults: dict[str, object] = {}
@@ -203,17 +218,52 @@ def agent_profile_ensure(
         defaults["availability"] = availability
     if capacity is not None:
         defaults["capacity"] = capacity
-    profile, _created = AgentProfile.objects.get_or_create(user=user, defaults=defaults)
+    if defaults.get("availability", Availability.OFFLINE) == Availability.OFFLINE:
+        profile, _created = AgentProfile.objects.get_or_create(user=user, defaults=defaults)
+        return profile
+    with transaction.atomic():
+        profile, created = AgentProfile.objects.get_or_create(user=user, defaults=defaults)
+        if created:
+            _availability_write(profile, profile.availability, at or timezone.now())
     return profile
 
 
+def _availability_write(profile: AgentProfile, availability: str, at: datetime, *, auto_offline_from: str = "") -> None:
+    """Make ``availability`` the agent's current state from ``at`` and record it in the
+    presence history (a ``desk`` row), in the caller's transaction, ``profile`` locked
+    or just created.
+
+    The row is written at ``at``, or at the previous change's instant when the
+    clock went back (another server's), so it is always the agent's latest row
+    and the cached state stays the history's last word; at the same instant the
+    upsert on (agent, at) keeps the newer state. Coming online enqueues, after
+    commit, the routing of the waiting tickets of the agent's queues.
+    """
+    if profile.availability_changed_at is not None and at < profile.availability_changed_at:
+        at = profile.availability_changed_at
+    profile.availability = availability
+    profile.availability_changed_at = at
+    profile.auto_offline_from = auto_offline_from
+    profile.save(update_fields=["availability", "availability_changed_at", "auto_offline_from"])
+    agent_presence_record_many(
+        rows=[(profile.user_id, at, PRESENCE_STATE[Availability(availability)])], source=PresenceSource.DESK
+    )
+    if availability == Availability.ONLINE:
+        agent_id = profile.user_id
+        transaction.on_commit(lambda: pull_enqueue(agent_id=agent_id, trigger=Trigger.AGENT_ONLINE))
+
+
 def agent_availability_set(*, agent: User, availability: str, at: datetime | None = None) -> AgentProfile:
-    """Set an agent's availability (online, away, offline), recorded as an AvailabilityChange.
+    """Set an agent's availability (online, away, offline): their current state and a row of
+    the presence history (``tickets.AgentPresence``: ready, not ready, offline) in one
+    transaction.
 
     Coming online enqueues, after commit, the routing of the waiting tickets of
     the agent's queues. Raises InvalidAvailability (field ``availability``) for
     an unknown value and PermissionDenied for a user without a desk role;
-    nothing is written then. Setting the current value again is a no-op.
+    nothing is written then. Setting the current value again writes no row; it
+    only ends an offline by presence expiry (the agent chose offline, so their
+    next heartbeat leaves them offline).
     """
     at = at or timezone.now()
     if availability not in Availability.values:
@@ -222,15 +272,114 @@ def agent_availability_set(*, agent: User, availability: str, at: datetime | Non
         agent_profile_ensure(user=agent)
         profile = row_lock(AgentProfile, user=agent)
         if profile.availability == availability:
+            if profile.auto_offline_from:
+                profile.auto_offline_from = ""
+                profile.save(update_fields=["auto_offline_from"])
             return profile
-        before = profile.availability
-        profile.availability = availability
-        profile.availability_changed_at = at
-        profile.save(update_fields=["availability", "availability_changed_at"])
-        AvailabilityChange.objects.create(agent=agent, before=before, after=availability, at=at)
-        if availability == Availability.ONLINE:
-            agent_id = agent.pk
-            transaction.on_commit(lambda: pull_enqueue(agent_id=agent_id, trigger=Trigger.AGENT_ONLINE))
+        _availability_write(profile, availability, at)
+    return profile
+
+
+# One statement on the profile's unique user id. It writes only a heartbeat
+# older than the interval, or any heartbeat while the agent is offline by
+# expiry (so a restore that failed is retried by the next ping), never moves
+# seen_at back, and returns what expiry took the agent offline from.
+_HEARTBEAT_SQL = """
+UPDATE {profile}
+SET seen_at = CASE WHEN seen_at IS NULL OR seen_at < %s THEN %s ELSE seen_at END
+WHERE user_id = %s AND (seen_at IS NULL OR seen_at < %s OR auto_offline_from <> '')
+RETURNING auto_offline_from
+"""
+
+
+def agent_heartbeat(*, user_id: int, at: datetime | None = None) -> None:
+    """The agent's desk is open at ``at`` (default now): a desk socket connected or pinged.
+
+    Cheap, for every ping of every open tab: one UPDATE that stores ``seen_at``
+    only when the stored one is older than HEARTBEAT_INTERVAL (15 s); nothing
+    else is read or written. Only when presence expiry had taken the agent
+    offline (``auto_offline_from``) does it, under the profile's lock, give back
+    the availability they had, recording the presence row (and, for online, the
+    routing of their queues' waiting tickets) as any change does. An agent
+    without a routing profile, or who chose offline, stays offline. Safe to call
+    concurrently and repeatedly: two heartbeats restore once.
+    """
+    at = at or timezone.now()
+    adapt = connection.ops.adapt_datetimefield_value
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _HEARTBEAT_SQL.format(profile=connection.ops.quote_name(AgentProfile._meta.db_table)),
+            [adapt(at), adapt(at), user_id, adapt(at - HEARTBEAT_INTERVAL)],
+        )
+        row = cursor.fetchone()
+    if row is None or not row[0]:
+        return
+    with transaction.atomic():
+        profile = row_lock(AgentProfile, user_id=user_id)
+        # Another heartbeat restored them, or they chose an availability, meanwhile.
+        if not profile.auto_offline_from or profile.availability != Availability.OFFLINE:
+            return
+        _availability_write(profile, profile.auto_offline_from, at)
+
+
+def agents_presence_expire(*, at: datetime | None = None) -> int:
+    """Take offline the agents whose desk went quiet; returns how many.
+
+    Online or away agents whose last heartbeat (``seen_at``) is older than
+    PRESENCE_TIMEOUT_SECONDS before ``at`` become offline, with
+    ``auto_offline_from`` = the availability they had (their next heartbeat
+    gives it back) and an ``offline`` presence row at ``at``, all in one
+    transaction: the profiles locked in ascending id order, one UPDATE, one
+    INSERT. Agents who never had a desk socket (``seen_at`` null, API only)
+    are left alone. A heartbeat that commits first keeps its agent. Safe to
+    run concurrently and repeatedly: an agent already offline is not touched.
+    """
+    at = at or timezone.now()
+    stale = AgentProfile.objects.filter(
+        availability__in=[Availability.ONLINE, Availability.AWAY],
+        seen_at__lt=at - selectors.presence_timeout(),
+    )
+    with transaction.atomic():
+        # The (availability, seen_at) index finds them; the lock re-checks each row.
+        user_ids = [profile.user_id for profile in rows_lock(stale.only("pk", "user_id"))]
+        if not user_ids:
+            return 0
+        AgentProfile.objects.filter(user_id__in=user_ids).update(
+            auto_offline_from=F("availability"),
+            availability=Availability.OFFLINE,
+            availability_changed_at=at,
+        )
+        agent_presence_record_many(
+            rows=[(user_id, at, PRESENCE_STATE[Availability.OFFLINE]) for user_id in user_ids],
+            source=PresenceSource.DESK,
+        )
+    return len(user_ids)
+
+
+def agent_chat_capacity_set(*, agent: User, chat_capacity: int, actor: User) -> AgentProfile:
+    """Set how many chats ``agent`` is offered at the same time at most (0: none).
+
+    ``actor`` needs the permission to change agent profiles (managers and
+    admins, as in the Django admin), unless the value is the current one:
+    setting it again is a no-op for anyone, so a client may send back what it
+    read. Raises ApplicationError (field ``chat_capacity``) outside 0..20,
+    PermissionDenied for an actor without the permission or an agent without
+    a desk role; nothing is written then. Idempotent.
+    """
+    if not 0 <= chat_capacity <= CHAT_CAPACITY_MAX:
+        raise ApplicationError(
+            _("A chat capacity is a whole number from 0 to %(maximum)d.") % {"maximum": CHAT_CAPACITY_MAX},
+            field="chat_capacity",
+        )
+    with transaction.atomic():
+        agent_profile_ensure(user=agent)
+        profile = row_lock(AgentProfile, user=agent)
+        if profile.chat_capacity == chat_capacity:
+            return profile
+        if not actor.has_perm("routing.change_agentprofile"):
+            raise PermissionDenied(_("Only managers and admins change a chat capacity."), field="chat_capacity")
+        profile.chat_capacity = chat_capacity
+        profile.save(update_fields=["chat_capacity"])
     return profile
 
 

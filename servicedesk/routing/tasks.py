@@ -1,5 +1,6 @@
 """Celery tasks for routing: ids in, one service call. Any may run twice: routing
-assigns only unassigned tickets, so a second run assigns nothing twice."""
+assigns only unassigned tickets, so a second run assigns nothing twice, and
+presence expiry touches only agents still online or away."""
 
 from __future__ import annotations
 
@@ -32,3 +33,8 @@ def waiting_tickets_route_task() -> int:
 @shared_task(name="routing.queue_tickets_route")
 def queue_tickets_route_task(queue_id: int) -> int:
     return services.tickets_waiting_route(queue_ids=[queue_id], trigger=Trigger.WAITING)
+
+
+@shared_task(name="routing.agents_presence_expire")
+def agents_presence_expire_task() -> int:
+    return services.agents_presence_expire()

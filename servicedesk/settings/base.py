@@ -257,6 +257,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "routing.waiting_tickets_route",
         "schedule": timedelta(minutes=1),
     },
+    # Agents whose desk sent no heartbeat for PRESENCE_TIMEOUT_SECONDS go offline.
+    "routing-presence-expire": {
+        "task": "routing.agents_presence_expire",
+        "schedule": timedelta(seconds=15),
+        "options": {"expires": 14},
+    },
     # Warnings, breach notices and escalations; a run left waiting behind a
     # busy worker expires rather than piling up (the next one covers it).
     "sla-breach-check": {
@@ -450,6 +456,10 @@ SERVICEDESK = {
     "ROUTING_TIER_ORDER": env.list("SD_ROUTING_TIER_ORDER", default=["enterprise", "vip", "premium", "standard"]),
     "ROUTING_DEFAULT_CAPACITY": env.int("SD_ROUTING_DEFAULT_CAPACITY", default=10),
     "ROUTING_DRAIN_BATCH": env.int("SD_ROUTING_DRAIN_BATCH", default=500),
+    # The chats a new agent profile is offered at the same time at most, and how
+    # long an agent stays online or away without a heartbeat of their desk.
+    "ROUTING_DEFAULT_CHAT_CAPACITY": env.int("SD_ROUTING_DEFAULT_CHAT_CAPACITY", default=2),
+    "PRESENCE_TIMEOUT_SECONDS": env.int("SD_PRESENCE_TIMEOUT_SECONDS", default=45),
     # Desk pages open the live stream (/ws/desk/) and update themselves.
     "LIVE_UPDATES": env.bool("SD_LIVE_UPDATES", default=True),
     # Live channels (docs/metrics.md#live): answered within this many seconds

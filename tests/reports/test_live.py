@@ -167,7 +167,7 @@ def staffed(customer):
     """Ann, Bob and Carl with presence changes and overlapping sessions (times UTC, 2025-10-20)."""
     ann, bob, carl = AgentFactory(username="ann"), AgentFactory(username="bob"), AgentFactory(username="carl")
     for instant, state in ((at(8), "ready"), (at(12), "not_ready"), (at(13), "ready"), (at(17), "offline")):
-        agent_presence_record(agent=ann, at=instant, state=state)
+        agent_presence_record(agent=ann, at=instant, state=state, source="import")
     # Ann's busy intervals [answered, ended + after-contact work):
     session(customer, requested=at(8, 59), wait=60, talk=20 * 60, after=300, agent=ann)  # [09:00, 09:25)
     session(customer, requested=at(9, 9), wait=60, talk=30 * 60, agent=ann)  # [09:10, 09:40) overlaps
@@ -175,9 +175,9 @@ def staffed(customer):
     session(customer, "phone", requested=at(10, 19), wait=60, talk=10 * 60, agent=ann)  # [10:20, 10:30) touches
     session(customer, requested=at(10, 19), abandon=30)  # abandoned: nobody's busy time
     # Bob is ready from the evening before until 02:00; his session started before the period.
-    agent_presence_record(agent=bob, at=at(22, day=19), state="ready")
-    agent_presence_record(agent=bob, at=at(2), state="offline")
-    agent_presence_record(agent=bob, at=at(23, day=20), state="ready")
+    agent_presence_record(agent=bob, at=at(22, day=19), state="ready", source="import")
+    agent_presence_record(agent=bob, at=at(2), state="offline", source="import")
+    agent_presence_record(agent=bob, at=at(23, day=20), state="ready", source="import")
     session(customer, requested=at(23, 49, day=19), wait=60, talk=40 * 60, agent=bob)  # [23:50, 00:30)
     # Carl is busy without ever being ready.
     session(customer, requested=at(15), wait=0, talk=600, agent=carl)  # [15:00, 15:10)
@@ -213,6 +213,35 @@ def test_occupancy_of_a_period_after_as_of_is_empty(staffed):
     assert live_report(start_utc=START, end_utc=END, as_of=START)["occupancy"] == {"team": None, "by_agent": {}}
 
 
+def test_occupancy_reads_routing_availability_heartbeats_and_expiry_as_one_history(customer):
+    """Ready time is time online in routing: the presence rows its changes, expiry and
+    heartbeats write (docs/metrics.md#live, docs/architecture.md "Presence")."""
+    from servicedesk.routing.services import agent_availability_set, agent_heartbeat, agents_presence_expire
+
+    ann = AgentFactory(username="ann")
+    agent_availability_set(agent=ann, availability="online", at=at(8))
+    agent_availability_set(agent=ann, availability="away", at=at(10))
+    agent_availability_set(agent=ann, availability="online", at=at(11))
+    agent_heartbeat(user_id=ann.pk, at=at(11, 59))  # then the last desk tab closes
+    assert agents_presence_expire(at=at(12)) == 1  # 60 s without a heartbeat: offline from 12:00
+    session(customer, requested=at(8, 29), wait=60, talk=30 * 60, after=300, agent=ann)  # [08:30, 09:05)
+    session(customer, requested=at(11, 14), wait=60, talk=30 * 60, agent=ann)  # [11:15, 11:45)
+    occupancy = live_report(start_utc=START, end_utc=END, as_of=at(12, 30))["occupancy"]
+    # Ready 08-10 and 11-12 = 10,800 s; busy 2,100 + 1,800 = 3,900 s.
+    assert occupancy == {"team": 0.3611, "by_agent": {"ann@corp.example": 0.3611}}
+    agent_heartbeat(user_id=ann.pk, at=at(12, 30))  # the desk is back: online again from 12:30
+    occupancy = live_report(start_utc=START, end_utc=END, as_of=at(13))["occupancy"]
+    # Ready 10,800 + 1,800 = 12,600 s.
+    assert occupancy == {"team": 0.3095, "by_agent": {"ann@corp.example": 0.3095}}
+    assert list(AgentPresence.objects.order_by("at").values_list("state", flat=True)) == [
+        "ready",
+        "not_ready",
+        "ready",
+        "offline",
+        "ready",
+    ]
+
+
 def test_cost_for_exactly_the_period():
     operating_cost_set(
         period_start=date(2025, 10, 20), period_end=date(2025, 11, 1), amount=Decimal("850"), currency="EUR"
@@ -229,9 +258,9 @@ def test_cost_for_exactly_the_period():
 
 def test_presence_record_is_idempotent():
     agent = AgentFactory()
-    agent_presence_record(agent=agent, at=T0, state="ready")
-    agent_presence_record(agent=agent, at=T0, state="ready")
-    agent_presence_record(agent=agent, at=T0, state="not_ready")
+    agent_presence_record(agent=agent, at=T0, state="ready", source="import")
+    agent_presence_record(agent=agent, at=T0, state="ready", source="import")
+    agent_presence_record(agent=agent, at=T0, state="not_ready", source="import")
     assert list(AgentPresence.objects.values_list("at", "state")) == [(T0, "not_ready")]
 
 

@@ -225,7 +225,7 @@ def test_a_late_live_session_or_presence_makes_its_period_stale(dublin, october,
     )
     assert day20.figures["live"]["chat"]["answered"] == 1
     # The agent's ready time from 21 October on changes that day's occupancy, not the 20th's.
-    agent_presence_record(agent=agent, at=datetime(2025, 10, 21, 8, 0, tzinfo=UTC), state="ready")
+    agent_presence_record(agent=agent, at=datetime(2025, 10, 21, 8, 0, tzinfo=UTC), state="ready", source="import")
     assert {s.pk for s in snapshots_stale(calendar=dublin, now=now)} == {day21.pk}
 
 

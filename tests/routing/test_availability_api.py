@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
-from servicedesk.routing.models import AgentProfile, AvailabilityChange
+from servicedesk.routing.models import AgentProfile
+from servicedesk.tickets.models import AgentPresence
 from tests.api.conftest import client_for
 from tests.factories import UserFactory
 from tests.routing.conftest import profile
@@ -19,14 +20,22 @@ def test_an_agent_reads_and_sets_their_availability(agent):
     api = client_for(agent)
     response = api.get(URL)
     assert response.status_code == 200
-    assert response.json() == {"availability": "offline", "changed_at": None, "capacity": 10, "open_tickets": 0}
+    assert response.json() == {
+        "availability": "offline",
+        "changed_at": None,
+        "capacity": 10,
+        "chat_capacity": 2,
+        "open_tickets": 0,
+    }
     response = api.put(URL, {"availability": "online"}, format="json")
     assert response.status_code == 200
     body = response.json()
     assert (body["availability"], body["capacity"], body["open_tickets"]) == ("online", 10, 0)
     assert body["changed_at"] is not None
     assert profile(agent).availability == "online"
-    assert list(AvailabilityChange.objects.values_list("before", "after")) == [("offline", "online")]
+    assert list(AgentPresence.objects.values_list("agent_id", "state", "source", "at")) == [
+        (agent.pk, "ready", "desk", profile(agent).availability_changed_at)
+    ]
 
 
 @pytest.mark.parametrize("payload", [{"availability": "busy"}, {"availability": ""}, {}, {"availability": ["online"]}])
@@ -35,7 +44,7 @@ def test_bad_values_are_field_errors_and_change_nothing(agent, payload):
     response = api.put(URL, payload, format="json")
     assert response.status_code == 400
     assert list(response.json()["availability"]) and response.json()["detail"] == "Invalid input."
-    assert not AvailabilityChange.objects.exists()
+    assert not AgentPresence.objects.exists()
     assert AgentProfile.objects.filter(user=agent, availability="online").count() == 0
 
 

@@ -8,14 +8,14 @@ import pytest
 
 from servicedesk.desk.timeline import ticket_timeline
 from servicedesk.routing import services
-from servicedesk.routing.models import Assignment, AvailabilityChange, QueueRouting, Trigger
+from servicedesk.routing.models import Assignment, QueueRouting, Trigger
 from servicedesk.routing.selectors import agent_loads, is_open
 from servicedesk.routing.services import agent_availability_set, queue_routing_set, ticket_route
 from servicedesk.routing.tasks import agent_tickets_pull_task, waiting_tickets_route_task
 from servicedesk.sla.calendars import CalendarSpec
 from servicedesk.sla.models import BusinessCalendar, OpeningWindow
 from servicedesk.tickets.events import Actor
-from servicedesk.tickets.models import Ticket, TicketEvent
+from servicedesk.tickets.models import AgentPresence, Ticket, TicketEvent
 from servicedesk.tickets.services.tickets import (
     ticket_assign,
     ticket_delete_set,
@@ -203,8 +203,8 @@ def test_away_and_offline_agents_get_nothing_and_coming_online_pulls(
         agent_availability_set(agent=ben, availability="online", at=T0 + timedelta(hours=2))
     assert assignees(tickets) == ["ben", "ben"]
     assert set(Assignment.objects.values_list("trigger", flat=True)) == {"agent_online"}
-    change = AvailabilityChange.objects.get(agent=ben)
-    assert (change.before, change.after, change.at) == ("offline", "online", T0 + timedelta(hours=2))
+    change = AgentPresence.objects.get(agent=ben)
+    assert (change.state, change.source, change.at) == ("ready", "desk", T0 + timedelta(hours=2))
     assert profile(ben).availability_changed_at == T0 + timedelta(hours=2)
 
 
@@ -214,7 +214,7 @@ def test_availability_set_twice_records_one_change_and_refuses_unknown_values(ro
     agent_availability_set(agent=ann, availability="away", at=T0 + timedelta(minutes=1))
     with pytest.raises(services.InvalidAvailability):
         agent_availability_set(agent=ann, availability="busy", at=T0 + timedelta(minutes=2))
-    assert list(AvailabilityChange.objects.values_list("before", "after", "at")) == [("offline", "away", T0)]
+    assert list(AgentPresence.objects.filter(agent=ann).values_list("state", "at")) == [("not_ready", T0)]
     assert profile(ann).availability == "away"
 
 

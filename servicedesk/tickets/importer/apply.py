@@ -25,7 +25,11 @@ kept. A calendar imported as the default takes the default from any other.
 Live-channel records: a ``session`` is known by its id (``Session.external_id``)
 and is written once; a ``presence`` by its agent and instant (a different state
 for the same instant replaces the stored one); a ``cost`` by its period (a
-different amount or currency replaces the stored one). On the bulk path
+different amount or currency replaces the stored one). Presence is one history
+with routing's availability (docs/architecture.md, "Presence"): imported rows
+(source ``import``) must lie before the agent's first row the desk recorded, so
+an import never changes an agent's current state nor rewrites what the desk
+saw; a later record is refused with its reason. On the bulk path
 sessions and presence states wait in the applier until the batch's tickets and
 customers are written (``live_flush``), then go in with one statement each.
 """
@@ -60,6 +64,7 @@ from servicedesk.tickets.models import (
     Ticket,
     Topic,
 )
+from servicedesk.tickets.models.sessions import PresenceSource
 from servicedesk.tickets.services.customers import (
     InvalidIdentity,
     customer_create,
@@ -112,6 +117,9 @@ class Applier:
         self.taken: set[tuple[str, str]] = set()
         # Stored (or already applied) presence states of this batch's records, by (agent id, at).
         self.presence_states: dict[tuple[str, datetime], str] = {}
+        # The first presence the desk recorded, per agent id of this batch's presence records:
+        # imported presence must be earlier.
+        self.presence_desk_since: dict[str, datetime] = {}
         # The bulk path: sessions and presence states written after the batch (live_flush).
         self._sessions: list[Session] = []
         self._presence: list[tuple[int, datetime, str]] = []
@@ -133,7 +141,7 @@ class Applier:
         sessions, presence = self._sessions, self._presence
         self._sessions, self._presence = [], []
         sessions_record(sessions=sessions)
-        agent_presence_record_many(rows=presence)
+        agent_presence_record_many(rows=presence, source=PresenceSource.IMPORT)
 
     def prepare(self, record: Record) -> Write | None:
         if record.kind in LEDGER_KINDS and record.key in self.recorded:
@@ -659,6 +667,12 @@ class Applier:
         key = (record["agent"], record["at"])
         if self.presence_states.get(key) == record["state"]:
             return None
+        since = self.presence_desk_since.get(record["agent"])
+        if since is not None and record["at"] >= since:
+            raise RecordError(
+                f"'at' is not before agent {record['agent']!r}'s first presence recorded in the desk"
+                f" ({since.isoformat()}); from then on the desk's presence history is kept"
+            )
         agent = self._agent(record["agent"])
         row = (agent.pk, record["at"], record["state"])
 
@@ -666,7 +680,7 @@ class Applier:
             if self.batch is not None:
                 self._presence.append(row)
             else:
-                agent_presence_record_many(rows=[row])
+                agent_presence_record_many(rows=[row], source=PresenceSource.IMPORT)
             self.presence_states[key] = record["state"]
 
         return write

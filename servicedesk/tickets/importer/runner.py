@@ -36,6 +36,7 @@ from typing import TextIO
 from django.core.exceptions import ValidationError
 from django.core.management.base import OutputWrapper
 from django.db import DatabaseError, DataError, IntegrityError, connection, transaction
+from django.db.models import Min
 from django.db.transaction import TransactionManagementError
 
 from servicedesk.accounts.models import User
@@ -54,6 +55,7 @@ from servicedesk.tickets.models import (
     Ticket,
     TicketEvent,
 )
+from servicedesk.tickets.models.sessions import PresenceSource
 from servicedesk.tickets.services.customers import InvalidIdentity, identity_normalize
 from servicedesk.tickets.services.history import HistoryBatch
 
@@ -398,6 +400,7 @@ class HistoryImporter:
                 if v
             )
         self.applier.presence_states = {}
+        self.applier.presence_desk_since = {}
         if presence:
             # A superset (any of the agents at any of the instants), narrowed to the exact pairs.
             rows = AgentPresence.objects.filter(
@@ -407,6 +410,17 @@ class HistoryImporter:
             self.applier.presence_states = {
                 (a, at): state for a, at, state in rows if a is not None and (a, at) in presence
             }
+            # Imported presence must be earlier than this (apply.py, "Live-channel records").
+            since = (
+                AgentPresence.objects.filter(
+                    agent__external_id__in={agent for agent, _at in presence}, source=PresenceSource.DESK
+                )
+                .order_by()
+                .values("agent__external_id")
+                .annotate(since=Min("at"))
+                .values_list("agent__external_id", "since")
+            )
+            self.applier.presence_desk_since = {a: at for a, at in since if a is not None}
         self.applier.recorded = (
             set(ImportedRecord.objects.filter(key__in=keys).values_list("key", flat=True)) if keys else set()
         )

@@ -79,8 +79,20 @@ class PresenceState(models.TextChoices):
     OFFLINE = "offline", _("Offline")
 
 
+class PresenceSource(models.TextChoices):
+    DESK = "desk", _("Desk")
+    IMPORT = "import", _("Import")
+
+
 class AgentPresence(models.Model):
-    """An agent's presence state from ``at`` until the agent's next row."""
+    """An agent's presence state from ``at`` until the agent's next row.
+
+    The one presence history: routing writes a ``desk`` row with every change of
+    an agent's availability (online = ready, away = not ready, offline), the
+    history import writes ``import`` rows of the past, earlier than the agent's
+    latest desk row. The agent's latest row is their current state, which
+    routing keeps cached on its agent profile (docs/architecture.md, "Presence").
+    """
 
     agent = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -90,6 +102,7 @@ class AgentPresence(models.Model):
     )
     at = models.DateTimeField(_("from"))
     state = models.CharField(_("state"), max_length=10, choices=PresenceState.choices)
+    source = models.CharField(_("source"), max_length=10, choices=PresenceSource.choices, default=PresenceSource.DESK)
 
     class Meta:
         verbose_name = _("agent presence")

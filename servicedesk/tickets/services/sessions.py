@@ -1,8 +1,10 @@
 """Recording live contacts (sessions), agents' presence and operating costs.
 
-The chat and phone channels and the history import record these rows through
-the functions here. None of them touches a ticket: a session only points at
-the ticket it became, and the reports read the rows (docs/metrics.md#live).
+The chat and phone channels and the history import record sessions and costs
+through the functions here; agents' presence is written by routing (each
+change of availability) and by the history import. None of them touches a
+ticket: a session only points at the ticket it became, and the reports read
+the rows (docs/metrics.md#live).
 """
 
 from __future__ import annotations
@@ -26,12 +28,19 @@ def sessions_record(*, sessions: list[Session]) -> None:
     rows_insert(Session, sessions)
 
 
-def agent_presence_record_many(*, rows: Iterable[tuple[int, datetime, str]]) -> None:
-    """Store presence states (agent id, from instant, state), one statement.
+def agent_presence_record_many(*, rows: Iterable[tuple[int, datetime, str]], source: str) -> None:
+    """Store presence states (agent id, from instant, state) of one ``source``, one statement.
+
+    Two writers share the history (docs/architecture.md, "Presence"): routing
+    records each availability change as a ``desk`` row together with the
+    agent's current state, and the history import records ``import`` rows of the
+    past. Only routing calls this with ``desk``; the import keeps its rows
+    earlier than the agent's latest ``desk`` row, so they never change anyone's
+    current state.
 
     Idempotency key: (agent, at), unique: a row already stored for that agent
-    and instant takes the new state; repeating a call changes nothing. Within
-    one call the last state given for a key wins.
+    and instant takes the new state and source; repeating a call changes
+    nothing. Within one call the last state given for a key wins.
     """
     wanted: dict[tuple[int, datetime], str] = {}
     for agent_id, at, state in rows:
@@ -39,16 +48,19 @@ def agent_presence_record_many(*, rows: Iterable[tuple[int, datetime, str]]) -> 
     if not wanted:
         return
     AgentPresence.objects.bulk_create(
-        [AgentPresence(agent_id=agent_id, at=at, state=state) for (agent_id, at), state in sorted(wanted.items())],
+        [
+            AgentPresence(agent_id=agent_id, at=at, state=state, source=source)
+            for (agent_id, at), state in sorted(wanted.items())
+        ],
         update_conflicts=True,
         unique_fields=["agent", "at"],
-        update_fields=["state"],
+        update_fields=["state", "source"],
     )
 
 
-def agent_presence_record(*, agent: User, at: datetime, state: str) -> None:
+def agent_presence_record(*, agent: User, at: datetime, state: str, source: str) -> None:
     """An agent is in ``state`` from ``at`` on. Idempotency key: (agent, at); see agent_presence_record_many."""
-    agent_presence_record_many(rows=[(agent.pk, at, state)])
+    agent_presence_record_many(rows=[(agent.pk, at, state)], source=source)
 
 
 def operating_cost_set(*, period_start: date, period_end: date, amount: Decimal, currency: str) -> None:
