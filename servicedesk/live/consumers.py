@@ -5,56 +5,115 @@ Server frames:
 - ``{"type": "hello", "cursor": n}``: connected; ``n`` is the newest event id now;
 - ``{"type": "changed", "tickets": [{"id", "reference", "event"}], "cursor": n}``:
   these tickets changed (read them again from the page or the API);
-- ``{"type": "error", "code", "message"}``: a frame the server could not take.
+- ``{"type": "viewers", "ticket": ref, "viewers": [{"id", "name"}]}``: the
+  other agents viewing that ticket now (never the agent themself), sent on
+  every ``view`` and whenever the list changes;
+- ``{"type": "typing", "ticket": ref, "agent": {"id", "name"}}``: another agent
+  is typing a reply or note on it (shown for a few seconds);
+- the frames of user pushes (below), such as ``{"type": "bell", "unread": n}``;
+- ``{"type": "error", "code", "message"}``: a frame the server did not take.
+  ``bad_frame`` (not JSON, not an object, an unknown type, a missing or
+  malformed field, larger than 4 KiB), ``not_found`` (a ticket that does not
+  exist or that the agent may not see: the two are not told apart),
+  ``rate_limited`` (over the flood limit, ``live/flood.py``). A connection
+  that keeps flooding is closed with 4429; one not signed in as staff with
+  4403. Every refusal is logged with its reason (logger ``servicedesk.live``).
 
 Client frames: ``{"type": "resume", "after": n}`` (what changed after event
 ``n``, from the database: everything missed while disconnected, in pages of
-``RESUME_LIMIT`` tickets with ``"more": true`` while more wait) and
+``RESUME_LIMIT`` tickets with ``"more": true`` while more wait);
 ``{"type": "ping"}`` (every half minute, answered with ``{"type": "pong"}``;
 the consumer re-reads which queues the agent works in, so a change of
-membership takes effect).
+membership takes effect, and reports the agent's heartbeat to routing);
+``{"type": "view", "ticket": ref}`` (on opening a ticket page and every 20 s
+after), ``{"type": "leave", "ticket": ref}`` and ``{"type": "typing",
+"ticket": ref}`` (at most every 3 s while the agent types).
 
-Every push passes ``tickets_visible_to`` (the one rule for tickets, as on the
-pages and in the API) before it is sent on: a ticket the agent may not see,
-or no longer may, is never named.
+Groups: the queues the agent works in (``desk.queue.<id>``, ``live.follow``),
+the agent's own (``desk.user.<id>``, ``live.pushes``) and the tickets the
+page views (``desk.ticket.<id>``, ``live.presence``), joined only after
+``ticket_get_for`` (the one access rule) found the ticket for this agent.
+
+**User pushes.** Anything sent to ``desk.user.<id>`` with
+``realtime_publish(group=user_group(id), kind=k, data=...)`` reaches every
+socket of that user; the consumer runs the handler registered for ``k``
+with ``@user_push(k)`` (``live/pushes.py``) in a thread with the socket's
+user and the data, and sends the frame it returns (None: nothing). The
+handler is the kind's access check and reads the truth from the database;
+``notifications.changed`` (``notifications/pushes.py``) is the first. A
+push of a kind without a handler is logged and dropped.
+
+Every ticket push passes ``tickets_visible_to`` (the one rule for tickets, as
+on the pages and in the API) before it is sent on: a ticket the agent may
+not see, or no longer may, is never named.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.db.models import Max
 
 from servicedesk.accounts.roles import user_role
+from servicedesk.core.errors import NotFound
+from servicedesk.live import presence
+from servicedesk.live.flood import FloodLimit
 from servicedesk.live.follow import queue_group
-from servicedesk.tickets.access import queues_visible_to, tickets_visible_to
+from servicedesk.live.frames import BadFrame, Frame, frame_read
+from servicedesk.live.presence import Viewers, ticket_group
+from servicedesk.live.pushes import PushHandler, user_group, user_push_handler
+from servicedesk.routing import services as routing_services
+from servicedesk.tickets.access import queues_visible_to, ticket_get_for, tickets_visible_to
 from servicedesk.tickets.models import TicketEvent
 
 log = logging.getLogger(__name__)
 
 RESUME_LIMIT = 200
-# Close codes (4000-4999 are the application's): not signed in as an agent.
+# Close codes (4000-4999 are the application's): not signed in as an agent; kept flooding.
 CLOSE_FORBIDDEN = 4403
+CLOSE_FLOODING = 4429
+# Tickets one connection views at once (a page views one); a further view leaves the oldest.
+MAX_VIEWING = 5
+# Seconds between the heartbeats the server sends for an open socket (well
+# inside the presence timeout, SD_PRESENCE_TIMEOUT_SECONDS, default 45).
+HEARTBEAT_EVERY = 20
 
 
 class DeskConsumer(AsyncJsonWebsocketConsumer):
     groups: list[str] = []
 
     async def connect(self) -> None:
-        user = self.scope.get("user")
+        user: Any = self.scope.get("user")
         refusal = await self._refusal(user)
         if refusal:
             log.info("Refused /ws/desk/: %s", refusal)
             await self.close(code=CLOSE_FORBIDDEN)
             return
         self.user: Any = user
+        self.agent = {"id": user.pk, "name": str(user)}
         self.joined: set[str] = set()
+        self.viewing: dict[int, str] = {}  # ticket id -> its reference
+        self.viewers: dict[int, Viewers] = {}
+        self.flood = FloodLimit()
+        self.closing = False
         await self.accept()
+        await self.channel_layer.group_add(user_group(user.pk), self.channel_name)
         await self._groups_refresh()
+        await self._heartbeat()
+        # The server beats for the open socket: a browser slows the timers of a
+        # background tab (to one a minute), which must not take the agent offline.
+        self.beating = asyncio.get_running_loop().create_task(self._beat_while_open())
         await self.send_json({"type": "hello", "cursor": await self._cursor()})
+
+    async def _beat_while_open(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_EVERY)
+            await self._heartbeat()
 
     @database_sync_to_async
     def _refusal(self, user: Any) -> str:
@@ -65,33 +124,199 @@ class DeskConsumer(AsyncJsonWebsocketConsumer):
         return ""
 
     async def disconnect(self, code: int) -> None:
-        for group in getattr(self, "joined", set()):
+        if not hasattr(self, "user"):
+            return
+        beating = getattr(self, "beating", None)
+        if beating is not None:
+            beating.cancel()
+        for ticket_id in list(self.viewing):
+            await self._leave(ticket_id)
+        for group in self.joined:
             await self.channel_layer.group_discard(group, self.channel_name)
+        await self.channel_layer.group_discard(user_group(self.user.pk), self.channel_name)
 
-    async def receive_json(self, content: Any, **kwargs: Any) -> None:
-        kind = content.get("type") if isinstance(content, dict) else None
-        if kind == "ping":
-            await self._groups_refresh()
-            await self.send_json({"type": "pong"})
-        elif kind == "resume":
-            after = content.get("after")
-            if not isinstance(after, int) or isinstance(after, bool) or after < 0:
-                await self._error("bad_frame", "resume needs 'after', a non-negative event id")
-                return
-            await self.send_json({"type": "changed", **await self._changed_since(after)})
-        else:
-            await self._error("bad_frame", "unknown frame type")
+    # --- Frames from the browser ------------------------------------------------
 
-    @classmethod
-    async def decode_json(cls, text_data: str) -> Any:
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
+        if self.closing:
+            return
+        if not self.flood.allow():
+            await self._flooded()
+            return
         try:
-            return await super().decode_json(text_data)
-        except ValueError:
-            return None
+            frame = frame_read(text_data, bytes_data)
+        except BadFrame as exc:
+            await self._error("bad_frame", exc.reason)
+            return
+        await self._take(frame)
 
-    async def _error(self, code: str, message: str) -> None:
-        log.info("/ws/desk/ frame refused for user %s: %s", self.user.pk, message)
-        await self.send_json({"type": "error", "code": code, "message": message})
+    async def _take(self, frame: Frame) -> None:
+        if frame.kind == "ping":
+            await self._groups_refresh()
+            await self._heartbeat()
+            await self.send_json({"type": "pong"})
+        elif frame.kind == "resume":
+            await self.send_json({"type": "changed", **await self._changed_since(frame.after)})
+        elif frame.kind == "view":
+            await self._view(frame.ticket)
+        elif frame.kind == "leave":
+            ticket_id = self._viewed(frame.ticket)
+            if ticket_id is not None:
+                await self._leave(ticket_id)
+        elif frame.kind == "typing":
+            ticket_id = self._viewed(frame.ticket)
+            if ticket_id is None:
+                await self._error("bad_frame", "typing needs a view of that ticket first")
+                return
+            await self.channel_layer.group_send(
+                ticket_group(ticket_id),
+                {"type": "presence.typing", "ticket": ticket_id, "agent": self.agent, "sender": self.channel_name},
+            )
+
+    async def _flooded(self) -> None:
+        if self.flood.exhausted:
+            log.warning("Closed /ws/desk/ of user %s: it kept sending over the flood limit", self.user.pk)
+            self.closing = True
+            await self.close(code=CLOSE_FLOODING)
+            return
+        await self._error("rate_limited", "too many frames: slow down")
+
+    async def _error(self, code: str, message: str, **extra: Any) -> None:
+        log.info("/ws/desk/ frame refused for user %s (%s): %s", self.user.pk, code, message)
+        await self.send_json({"type": "error", "code": code, "message": message, **extra})
+
+    # --- Ticket presence (live/presence.py) ---------------------------------------
+
+    async def _view(self, reference: str) -> None:
+        found = await self._ticket_visible(reference)
+        if found is None:
+            known = self._viewed(reference)
+            if known is not None:
+                await self._leave(known)
+            await self._error("not_found", "no such ticket, or not yours to see", ticket=reference)
+            return
+        ticket_id, reference = found
+        greet = ticket_id not in self.viewing
+        if greet:
+            if len(self.viewing) >= MAX_VIEWING:
+                await self._leave(next(iter(self.viewing)))
+            await self.channel_layer.group_add(ticket_group(ticket_id), self.channel_name)
+            self.viewing[ticket_id] = reference
+            self.viewers[ticket_id] = Viewers()
+        # A newcomer's greeting is answered by every viewer, so it learns of them at once.
+        await self.channel_layer.group_send(ticket_group(ticket_id), self._here(ticket_id, greet=greet))
+        await self._viewers_send(ticket_id)
+
+    def _here(self, ticket_id: int, *, greet: bool) -> dict[str, Any]:
+        return {
+            "type": "presence.here",
+            "ticket": ticket_id,
+            "agent": self.agent,
+            "sender": self.channel_name,
+            "greet": greet,
+        }
+
+    def _viewed(self, reference: str) -> int | None:
+        return next((pk for pk, ref in self.viewing.items() if ref == reference), None)
+
+    async def _leave(self, ticket_id: int) -> None:
+        group = ticket_group(ticket_id)
+        await self.channel_layer.group_discard(group, self.channel_name)
+        await self.channel_layer.group_send(
+            group, {"type": "presence.gone", "ticket": ticket_id, "sender": self.channel_name}
+        )
+        self.viewing.pop(ticket_id, None)
+        self.viewers.pop(ticket_id, None)
+
+    async def _viewers_send(self, ticket_id: int, *, unless: list[dict[str, object]] | None = None) -> None:
+        viewers = self.viewers.get(ticket_id)
+        if viewers is None:
+            return
+        now = viewers.current(now=presence.clock(), exclude_user=self.user.pk)
+        if unless is not None and now == unless:
+            return
+        await self.send_json({"type": "viewers", "ticket": self.viewing[ticket_id], "viewers": now})
+
+    async def presence_here(self, message: dict[str, Any]) -> None:
+        """Another connection views a ticket this one views (or answers this one's greeting)."""
+        ticket_id, sender = message.get("ticket"), message.get("sender")
+        viewers = self.viewers.get(ticket_id) if isinstance(ticket_id, int) else None
+        if viewers is None or not isinstance(ticket_id, int) or not isinstance(sender, str):
+            return
+        if sender == self.channel_name:
+            return
+        now = presence.clock()
+        before = viewers.current(now=now, exclude_user=self.user.pk)
+        agent = message["agent"]
+        viewers.seen(sender, user_id=int(agent["id"]), name=str(agent["name"]), at=now)
+        if message.get("greet"):
+            await self.channel_layer.send(sender, self._here(ticket_id, greet=False))
+        await self._viewers_send(ticket_id, unless=before)
+
+    async def presence_gone(self, message: dict[str, Any]) -> None:
+        """Another connection left a ticket this one views, or disconnected."""
+        ticket_id = message.get("ticket")
+        viewers = self.viewers.get(ticket_id) if isinstance(ticket_id, int) else None
+        if viewers is None or not isinstance(ticket_id, int):
+            return
+        before = viewers.current(now=presence.clock(), exclude_user=self.user.pk)
+        viewers.gone(str(message.get("sender")))
+        await self._viewers_send(ticket_id, unless=before)
+
+    async def presence_typing(self, message: dict[str, Any]) -> None:
+        """Another agent types on a ticket this one views."""
+        ticket_id, agent = message.get("ticket"), message.get("agent") or {}
+        if not isinstance(ticket_id, int) or ticket_id not in self.viewing:
+            return
+        if message.get("sender") == self.channel_name or agent.get("id") == self.user.pk:
+            return
+        await self.send_json(
+            {
+                "type": "typing",
+                "ticket": self.viewing[ticket_id],
+                "agent": {"id": int(agent["id"]), "name": str(agent["name"])},
+            }
+        )
+
+    @database_sync_to_async
+    def _ticket_visible(self, reference: str) -> tuple[int, str] | None:
+        try:
+            ticket = ticket_get_for(self.user, reference)
+        except NotFound:
+            return None
+        return ticket.pk, ticket.reference or reference
+
+    # --- Pushes: tickets of the agent's queues, and the agent's own ------------------
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        handler = user_push_handler(kind)
+        if handler is None:
+            if not str(kind).startswith("websocket.") and not hasattr(self, get_handler_name(message)):
+                # A push of a kind no app of this process registered (yet): dropped, the socket stays.
+                log.warning("/ws/desk/ has no handler for push %s; dropped", kind)
+                return
+            await super().dispatch(message)
+            return
+        if not hasattr(self, "user") or self.closing:
+            return
+        frame = await self._push_frame(handler, message)
+        if frame is not None:
+            await self.send_json(frame)
+
+    @database_sync_to_async
+    def _push_frame(self, handler: PushHandler, message: dict[str, Any]) -> dict[str, Any] | None:
+        kind = message["type"]
+        data = {key: value for key, value in message.items() if key != "type"}
+        try:
+            frame = handler(self.user, data)
+        except Exception:
+            log.exception("The handler of push %s failed for user %s; the push is dropped", kind, self.user.pk)
+            return None
+        if frame is not None and not (isinstance(frame, dict) and isinstance(frame.get("type"), str)):
+            log.error("The handler of push %s returned %r, not a frame with a type; dropped", kind, type(frame))
+            return None
+        return frame
 
     async def ticket_changed(self, message: dict[str, Any]) -> None:
         """A push from ``live.follow``: pass on the tickets this agent may see."""
@@ -135,3 +360,13 @@ class DeskConsumer(AsyncJsonWebsocketConsumer):
     @database_sync_to_async
     def _queue_ids(self) -> list[int]:
         return list(queues_visible_to(self.user).values_list("pk", flat=True))
+
+    @database_sync_to_async
+    def _heartbeat(self) -> None:
+        """Tell routing the agent is here: on connect, every ping, and every HEARTBEAT_EVERY
+        seconds while the socket is open (``routing.services.agent_heartbeat``)."""
+        try:
+            routing_services.agent_heartbeat(user_id=self.user.pk)
+        except Exception:
+            # Presence is routing's business: a failure there must not take the workspace's stream down.
+            log.warning("The heartbeat of user %s failed", self.user.pk, exc_info=True)

@@ -8,6 +8,7 @@ class NotificationsConfig(AppConfig):
     verbose_name = _("Notifications")
 
     def ready(self) -> None:
+        from servicedesk.notifications import pushes  # noqa: F401 (registers the bell's push)
         from servicedesk.notifications.services import customer_message_notify_enqueue
         from servicedesk.tickets import hooks
 

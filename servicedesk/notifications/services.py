@@ -1,4 +1,9 @@
-"""Writing notifications: store one per user and key, email it after commit, mark as read."""
+"""Writing notifications: store one per user and key, email it after commit, mark as read.
+
+Each write that changes a user's unread count also tells that user's open
+desk pages, after commit (``pushes.notifications_changed_publish``), so the
+bell follows without a reload.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ from servicedesk.accounts.models import User
 from servicedesk.core.enqueue import task_enqueue
 from servicedesk.core.errors import NotFound
 from servicedesk.notifications.models import Notification, NotificationKind
+from servicedesk.notifications.pushes import notifications_changed_publish
 from servicedesk.tickets.access import customers_conceal
 from servicedesk.tickets.models import Message, Ticket
 
@@ -43,7 +49,8 @@ def notification_send(
     Idempotent on (user, key): when that notice is already stored nothing is
     written or sent and None is returned, so a task that runs twice notifies
     once. Title and body are stored as given (render them in the user's
-    language first). The email goes only to a user with an address.
+    language first). The email goes only to a user with an address. The
+    user's open desk pages hear of it after commit (their bell counts it).
     """
     owed = email and bool(user.email)
     try:
@@ -65,6 +72,7 @@ def notification_send(
         # With the broker down the notice is shown in the workspace at once and its
         # email, still owed, is enqueued again by ``notification_emails_owed_dispatch``.
         transaction.on_commit(lambda: notification_email_enqueue(notification_id=notification.pk))
+    notifications_changed_publish(user_id=user.pk)
     return notification
 
 
@@ -128,15 +136,20 @@ def notification_mark_read(*, user: User, notification_id: int | None = None, at
     """Mark one of ``user``'s notifications (or, with no id, all of them) as read.
 
     Returns how many changed; marking a read notification again changes
-    nothing. Raises NotFound for an id that is not one of the user's own.
+    nothing (and tells nobody). Raises NotFound for an id that is not one of
+    the user's own. When some changed, the user's open desk pages hear of it
+    after commit.
     """
     unread = Notification.objects.filter(user=user, read_at__isnull=True)
     if notification_id is not None:
         changed = unread.filter(pk=notification_id).update(read_at=at or timezone.now())
         if not changed and not Notification.objects.filter(user=user, pk=notification_id).exists():
             raise NotFound(_("Notification not found."))
-        return changed
-    return unread.update(read_at=at or timezone.now())
+    else:
+        changed = unread.update(read_at=at or timezone.now())
+    if changed:
+        notifications_changed_publish(user_id=user.pk)
+    return changed
 
 
 def customer_message_notify(*, message_id: int) -> Notification | None:

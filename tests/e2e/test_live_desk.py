@@ -53,11 +53,12 @@ def desk_env(tmp_path: Path, *, redis_url: str | None, **extra: str) -> dict[str
 
 
 def serve(
-    tmp_path: Path, name: str, *, redis_url: str | None, **extra: str
+    tmp_path: Path, name: str, *, redis_url: str | None, port: int | None = None, **extra: str
 ) -> tuple[subprocess.Popen[bytes], int, Path]:
-    port = _free_port()
+    """A desk web server in a process of its own (on ``port``, e.g. to start one again, else a free one)."""
+    port = port or _free_port()
     folder = tmp_path / name
-    folder.mkdir()
+    folder.mkdir(exist_ok=True)
     env = desk_env(tmp_path, redis_url=redis_url, **extra)
     log = folder / "server.log"
     server = subprocess.Popen(
@@ -233,6 +234,32 @@ def test_without_redis_a_change_made_by_another_process_reaches_the_agent(tmp_pa
         )
         frames = frames_until(ws, names(ticket.pk))
         assert frames[-1]["cursor"] == TicketEvent.objects.filter(ticket=ticket).latest("pk").pk
+        ws.close()
+    finally:
+        stop(server)
+
+
+def test_a_notice_stored_by_the_worker_rings_the_agents_bell_on_the_server(tmp_path, e2e_redis_url, celery_live):
+    """The bell's push (``notifications.changed``) goes from the Celery worker through Redis to the
+    web server, whose consumer reads the count from the database."""
+    from servicedesk.notifications.models import Notification
+    from servicedesk.notifications.tasks import customer_message_notify_task
+    from servicedesk.tickets.services.replies import ticket_note_create
+    from tests.factories import CustomerFactory, ticket_make
+
+    server, port, _ = serve(tmp_path, "a", redis_url=e2e_redis_url)
+    try:
+        queue = QueueFactory(slug="support", name="Support")
+        ann = AgentFactory(username="ann", queues=[queue])
+        ticket = ticket_make(queue=queue, customer=CustomerFactory(), assignee=ann)
+        message = ticket_note_create(ticket=ticket, author=None, text="The printer is on fire again.")
+        ws = desk_socket(port, ann)
+        assert json.loads(ws.recv(timeout=20))["type"] == "hello"
+
+        customer_message_notify_task.delay(message.pk)
+        frames = frames_until(ws, lambda frame: frame.get("type") == "bell")
+        assert frames[-1] == {"type": "bell", "unread": 1}
+        assert Notification.objects.get(user=ann).key == f"message:{message.pk}"
         ws.close()
     finally:
         stop(server)
