@@ -51,11 +51,11 @@ def format_count(value: Any) -> str:
 
 
 def format_figure(value: Any, kind: str = "count") -> str:
-    """A headline value by kind: ``rate``, ``minutes`` or ``count``."""
+    """A headline value by kind: ``rate``, ``minutes``, ``seconds`` or ``count``."""
     if kind == "rate":
         return format_rate(value)
-    if kind == "minutes":
-        return format_minutes(value)
+    if kind in ("minutes", "seconds"):
+        return format_number(value, 1 if kind == "seconds" else 2)
     return format_count(value)
 
 

@@ -25,7 +25,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count, F, Q, QuerySet, Sum, Value
+from django.db.models import BigIntegerField, Count, Q, QuerySet, Sum, Value
+from django.db.models.functions import Cast
 
 from reports.sql import EpochMicros, epoch_us_sql
 from servicedesk.accounts.models import User
@@ -141,7 +142,9 @@ def _channel_figures(*, start_utc: datetime, end_utc: datetime, as_of: datetime)
         .annotate(
             answer_wait=EpochMicros("answered_at") - EpochMicros("requested_at"),
             abandon_wait=EpochMicros("abandoned_at") - EpochMicros("requested_at"),
-            handle=EpochMicros("ended_at") - EpochMicros("answered_at") + F("after_work_seconds") * Value(_US),
+            handle=EpochMicros("ended_at")
+            - EpochMicros("answered_at")
+            + Cast("after_work_seconds", BigIntegerField()) * Value(_US, output_field=BigIntegerField()),
         )
         .values("channel")
         .annotate(
@@ -194,7 +197,7 @@ def _live_channel(row: dict[str, Any] | None, threshold: int) -> dict[str, Any]:
 # earlier one has ended (gaps and islands over a running maximum).
 _BUSY_SQL = """
 WITH raw AS (
-    SELECT agent_id, {answered} AS a_us, {ended} + after_work_seconds * 1000000 AS e_us
+    SELECT agent_id, {answered} AS a_us, {ended} + CAST(after_work_seconds AS BIGINT) * 1000000 AS e_us
     FROM {session}
     WHERE agent_id IS NOT NULL AND answered_at IS NOT NULL AND answered_at < %s
 ), cut AS (

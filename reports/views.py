@@ -33,6 +33,7 @@ from reports.charts import Series, legend, line_chart
 from reports.exports import report_csv, report_xlsx
 from reports.formatting import format_number, format_rate
 from reports.labels import breakdown_labels
+from reports.live import LIVE_CHANNELS
 from reports.models import Frequency, JobStatus, ReportJob, ReportSnapshot, ReportSubscription
 from reports.periods import PeriodRefused, period_check
 from reports.permissions import can_view_reports
@@ -51,6 +52,7 @@ from servicedesk.accounts.auth import signed_in_user
 from servicedesk.accounts.roles import is_agent
 from servicedesk.core.errors import ApplicationError
 from servicedesk.sla.models import BusinessCalendar
+from servicedesk.tickets.models import Channel
 from servicedesk.tickets.statuses import Priority
 
 PRESET_7 = "7d"
@@ -329,7 +331,22 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         context["channels"] = _table(figures, "by_channel", lambda key: _inbox_link(choice, channel=key))
         context["priorities"] = _table(figures, "by_priority", lambda key: _inbox_link(choice, priority=key))
         context["tiers"] = _table(figures, "by_tier", lambda key: None)
+        context["live_rows"] = _live_rows(figures)
     return render(request, "reports/dashboard.html", context)
+
+
+def _live_rows(figures: dict[str, Any]) -> list[dict[str, Any]]:
+    """Chat and phone: their live figures (sessions) beside their FCR (tickets of that channel)."""
+    live = figures.get("live") or {}
+    by_channel = figures.get("by_channel") or {}
+    return [
+        {
+            "label": Channel(channel).label,
+            "figures": live.get(channel) or {},
+            "fcr": _pick(by_channel, channel, "fcr", "rate"),
+        }
+        for channel in LIVE_CHANNELS
+    ]
 
 
 def _job_from(request: HttpRequest) -> ReportJob | None:

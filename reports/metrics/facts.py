@@ -64,7 +64,7 @@ from reports.sql import INTERVAL_TABLE, epoch_us_sql, greatest_sql, json_key_tex
 from servicedesk.accounts.models import User
 from servicedesk.core.epoch import epoch_us
 from servicedesk.sla.models import SlaPolicy, SlaTarget
-from servicedesk.tickets.models import Customer, Message, Organization, Queue, Ticket, TicketEvent
+from servicedesk.tickets.models import Customer, Message, Organization, Queue, Session, Ticket, TicketEvent
 from servicedesk.tickets.statuses import SOLVED_STATUSES, UNSOLVED_STATUSES, Status
 
 # Breakdown name -> column of the facts table; None is the whole cohort.
@@ -319,11 +319,15 @@ def _messages_select(tables: _Tables, vendor: str) -> str:
 
     Columns: ticket_id, ``first_reply_us`` (the first ``public_agent``
     message), ``replies``, ``replies_by_solve`` (those at or before the first
-    solve) and ``last_customer_message_by_solve_us`` (the customer's last
-    message at or before the first solve). Index: ``message_ticket_created``
-    or the message's ticket index, in the cohort's ticket-id range.
+    solve), ``last_customer_message_by_solve_us`` (the customer's last
+    message at or before the first solve) and ``first_session_end_us``: for a
+    chat or call, the end of its first answered session plus its
+    after-contact work (docs/metrics.md#fcr: that session is the one
+    interaction), else NULL. Index: ``message_ticket_created`` or the
+    message's ticket index, in the cohort's ticket-id range; the sessions by
+    their ticket index.
     """
-    message = Message._meta.db_table
+    message, session = Message._meta.db_table, Session._meta.db_table
     return f"""
 WITH first_solve AS (
   SELECT ticket_id, MIN(at_us) AS first_solve_us FROM {tables.events}
@@ -337,14 +341,26 @@ public AS (
   FROM solves cs JOIN {message} mm ON mm.ticket_id = cs.id
   WHERE mm.kind IN ('public_agent', 'public_enduser') AND mm.created_at <= %(as_of)s
     AND mm.ticket_id >= %(first_id)s AND mm.ticket_id <= %(last_id)s
+),
+sessions_ended AS (
+  SELECT se.ticket_id, {epoch_us_sql("se.ended_at", vendor)} + CAST(se.after_work_seconds AS BIGINT) * 1000000 AS end_us,
+         ROW_NUMBER() OVER (PARTITION BY se.ticket_id ORDER BY se.answered_at, se.id) AS rn
+  FROM solves cs JOIN {session} se ON se.ticket_id = cs.id
+  WHERE se.answered_at IS NOT NULL AND se.answered_at <= %(as_of)s
+    AND se.ended_at IS NOT NULL AND se.ended_at <= %(as_of)s
+),
+first_session AS (
+  SELECT ticket_id, end_us FROM sessions_ended WHERE rn = 1
 )
 SELECT pm.ticket_id,
        MIN(CASE WHEN pm.kind = 'public_agent' THEN pm.at_us END) AS first_reply_us,
        COUNT(CASE WHEN pm.kind = 'public_agent' THEN 1 END) AS replies,
        COUNT(CASE WHEN pm.kind = 'public_agent' AND pm.at_us <= pm.first_solve_us THEN 1 END) AS replies_by_solve,
        MAX(CASE WHEN pm.kind = 'public_enduser' AND pm.at_us <= pm.first_solve_us THEN pm.at_us END)
-           AS last_customer_message_by_solve_us
+           AS last_customer_message_by_solve_us,
+       MAX(fse.end_us) AS first_session_end_us
 FROM public pm
+LEFT JOIN first_session fse ON fse.ticket_id = pm.ticket_id
 GROUP BY pm.ticket_id
 """
 
@@ -577,8 +593,13 @@ WITH keyed AS (
          {on_policy_calendar("COALESCE(s.clock_at_first_reply_us, 0)", "s.other_hours_clock_at_first_reply_us")}
              AS policy_clock_at_first_reply_us,
          s.reopens, s.first_solve_us, COALESCE(fr.replies, 0) AS replies,
-         COALESCE(fr.replies_by_solve, 0) AS replies_by_solve,
-         CASE WHEN fr.last_customer_message_by_solve_us > fr.first_reply_us THEN 1 ELSE 0 END AS late_message,
+         -- A chat or call is one interaction, its first session: (a) "exactly one reply by the first solve"
+         -- becomes "solved by the end of that session", (b) counts customer messages after it.
+         CASE WHEN fr.first_session_end_us IS NULL OR COALESCE(fr.replies_by_solve, 0) = 0
+              THEN COALESCE(fr.replies_by_solve, 0)
+              WHEN s.first_solve_us <= fr.first_session_end_us THEN 1 ELSE 2 END AS replies_by_solve,
+         CASE WHEN fr.last_customer_message_by_solve_us
+                   > COALESCE(fr.first_session_end_us, fr.first_reply_us) THEN 1 ELSE 0 END AS late_message,
          CASE WHEN {set_aside_at_as_of} THEN 'excluded'
               WHEN c.initiator = 'outbound' THEN 'outbound'
               WHEN s.merged_by_as_of = 1 THEN 'merged'

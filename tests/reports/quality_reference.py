@@ -37,6 +37,7 @@ from django.db.models import (
     CharField,
     Count,
     DateTimeField,
+    DurationField,
     Exists,
     ExpressionWrapper,
     F,
@@ -52,7 +53,16 @@ from django.db.models.functions import Coalesce
 
 from reports.metrics import group_key
 from reports.metrics.quality import FCR_WINDOW_HOURS, RESULTS, SOLVED, SUMS, UNSOLVED, Figures
-from servicedesk.tickets.models import Customer, Initiator, Message, MessageKind, Rating, Ticket, TicketEvent
+from servicedesk.tickets.models import (
+    Customer,
+    Initiator,
+    Message,
+    MessageKind,
+    Rating,
+    Session,
+    Ticket,
+    TicketEvent,
+)
 
 Grouped = dict[str | None, Figures]
 
@@ -253,14 +263,36 @@ def _fcr_steps(as_of: datetime, window_hours: int) -> tuple[Mapping[str, Any], .
             ),
             "root": Coalesce(F("customer__merged_into_id"), F("customer_id")),
         },
-        {"replies_by_solve": _count(_replies().filter(created_at__lte=first_solve))},
+        {
+            "replies_by_solve": _count(_replies().filter(created_at__lte=first_solve)),
+            # A chat or call: the end of its first answered session, plus the after-contact work.
+            "first_session_end": Subquery(
+                Session.objects.filter(
+                    ticket=OuterRef("pk"),
+                    answered_at__isnull=False,
+                    answered_at__lte=as_of,
+                    ended_at__isnull=False,
+                    ended_at__lte=as_of,
+                )
+                .order_by("answered_at", "pk")
+                .annotate(
+                    end=ExpressionWrapper(
+                        F("ended_at") + F("after_work_seconds") * Value(timedelta(seconds=1), DurationField()),
+                        output_field=DateTimeField(),
+                    )
+                )
+                .values("end")[:1],
+                output_field=DateTimeField(),
+            ),
+        },
     )
+    first_session_end = OuterRef(_p("first_session_end"))
 
     late_customer_message = Exists(
         Message.objects.filter(
             ticket=OuterRef("pk"),
             kind=MessageKind.PUBLIC_ENDUSER,
-            created_at__gt=first_reply,
+            created_at__gt=Coalesce(first_session_end, first_reply),
             created_at__lte=first_solve,
         )
     )
@@ -300,7 +332,11 @@ def _fcr_steps(as_of: datetime, window_hours: int) -> tuple[Mapping[str, Any], .
         )
         & ~merged_away
     )
-    success = eligible & Q(**{replies: 1}) & ~late_customer_message & ~reopened_in_window & ~repeat_contact
+    # (a): exactly one reply by the first solve; for a chat or call, solved by the end of its first session.
+    one_interaction = Q(**{_p("first_session_end") + "__isnull": True, replies: 1}) | Q(
+        **{_p("first_session_end") + "__isnull": False, _p("first_solve") + "__lte": F(_p("first_session_end"))}
+    )
+    success = eligible & one_interaction & ~late_customer_message & ~reopened_in_window & ~repeat_contact
     # Success is checked in this order so that the costly conditions run for
     # eligible tickets only.
     return (*steps, {"fcr_eligible": _flag(eligible), "fcr_success": _flag(success)})

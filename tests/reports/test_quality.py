@@ -373,6 +373,50 @@ def test_fcr_fails_with_a_reopen_inside_the_window_only(desk, customer):
 # FCR: (d) repeat contact
 
 
+def _chat(desk: Desk, customer: Customer, *, ended: float, after_work_seconds: int) -> Ticket:
+    """A chat ticket at T0: answered at once, three replies, its session ended ``ended`` hours later."""
+    from servicedesk.tickets.models import Session
+
+    ticket = desk.ticket(customer, T0, channel="chat")
+    for minutes in (1, 2, 3):
+        desk.reply(ticket, T0 + timedelta(minutes=minutes))
+    Session.objects.create(
+        channel="chat",
+        customer=customer,
+        ticket=ticket,
+        agent=desk.agent,
+        requested_at=T0,
+        answered_at=T0 + timedelta(seconds=20),
+        ended_at=h(ended),
+        after_work_seconds=after_work_seconds,
+    )
+    return ticket
+
+
+def test_fcr_of_a_chat_is_solved_by_the_end_of_its_first_session(desk, customer):
+    # Three replies in one chat, solved in the wrap-up (inside the after-contact work): one interaction.
+    ticket = _chat(desk, customer, ended=0.1, after_work_seconds=600)
+    desk.status(ticket, "solved", h(0.1) + timedelta(seconds=300))
+    assert fcr(ticket, h(0.2) + WEEK) == (1, 1)
+
+
+def test_fcr_of_a_chat_solved_after_its_session_fails(desk, customer):
+    ticket = _chat(desk, customer, ended=0.1, after_work_seconds=60)
+    desk.status(ticket, "solved", h(2))
+    assert fcr(ticket, h(3) + WEEK) == (0, 1)
+
+
+def test_fcr_of_a_chat_counts_customer_messages_only_between_the_session_and_the_solve(desk, customer):
+    ticket = _chat(desk, customer, ended=0.1, after_work_seconds=0)
+    desk.customer_writes(ticket, h(0.5))
+    desk.status(ticket, "solved", h(0.05))
+    other = _chat(desk, CustomerFactory(name="Other"), ended=0.1, after_work_seconds=0)
+    desk.customer_writes(other, h(0.5))
+    desk.status(other, "solved", h(1))
+    assert fcr(ticket, h(2) + WEEK) == (1, 1)
+    assert fcr(other, h(2) + WEEK) == (0, 1)
+
+
 def test_fcr_repeat_contact_on_another_channel_just_inside_the_window(desk, customer):
     ticket = desk.one_touch_solve(customer)  # first reply = first solve = h1
     desk.ticket(customer, h(1) + WEEK, channel="phone")  # same topic, at h1 + 168 h: inside
