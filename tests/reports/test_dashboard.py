@@ -237,3 +237,38 @@ def test_the_tables_name_queues_agents_channels_and_tiers_in_the_reader_s_langua
     keys = re.findall(r'<th scope="row" class="report-key"(?: title="([^"]*)")?>(.*?)</th>', page)
     assert ("email", "电子邮件") in keys
     assert ("", "未分配") in keys
+
+
+def test_the_live_channels_table_shows_the_chats_sessions(client, manager, dublin, queue, agent):
+    from servicedesk.tickets.models import Session
+
+    customer = CustomerFactory()
+    ticket = ticket_opened(queue, datetime(2025, 10, 20, 8, 0, tzinfo=UTC), channel="chat")
+    start = datetime(2025, 10, 20, 8, 0, tzinfo=UTC)
+    # Answered after 10 s, handled 200 s plus 40 s of wrap-up; another abandoned after 50 s.
+    Session.objects.create(
+        channel="chat",
+        customer=customer,
+        ticket=ticket,
+        agent=agent,
+        requested_at=start,
+        answered_at=start + timedelta(seconds=10),
+        ended_at=start + timedelta(seconds=210),
+        after_work_seconds=40,
+    )
+    Session.objects.create(
+        channel="chat", customer=customer, requested_at=start, abandoned_at=start + timedelta(seconds=50)
+    )
+    snapshot_compute(
+        calendar=dublin, start=date(2025, 10, 20), end=date(2025, 10, 23), as_of=timezone.now(), granularity="custom"
+    )
+    client.force_login(manager)
+    page = client.get("/desk/reports/", PERIOD).content.decode()
+    table = page[page.index('<table class="report-live">') :]
+    table = table[: table.index("</table>")]
+    chat_row = re.search(r'<th scope="row">Chat</th>(.*?)</tr>', table, re.S)
+    assert chat_row is not None
+    cells = [c.strip() for c in re.findall(r"<td>(.*?)</td>", chat_row.group(1), re.S)]
+    # Offered, answered, service level (1 within 30 s / (1 + 1 abandoned after 30 s)), ASA,
+    # abandonment (1 of 2 offered), AHT.
+    assert cells[:6] == ["2", "1", "50.00 %", "10.0", "50.00 %", "240.0"]
