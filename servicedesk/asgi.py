@@ -1,7 +1,9 @@
 """The ASGI application: Django's pages and API over HTTP, the live streams over WebSocket.
 
-``/ws/desk/`` (servicedesk/live/routing.py) takes the session cookie; every
-WebSocket passes the Origin check first (servicedesk/live/origin.py).
+``/ws/desk/`` (servicedesk/live/routing.py) takes the session cookie and
+passes the Origin check first (servicedesk/live/origin.py); ``/ws/chat/``
+(channels_app/chat/consumers.py) takes a visitor token and checks the Origin
+against its chat widget's allowed origins.
 """
 
 import os
@@ -14,13 +16,21 @@ django_application = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.urls import path, re_path  # noqa: E402
 
+from channels_app.chat.consumers import ChatConsumer  # noqa: E402
 from servicedesk.live.origin import origin_checked  # noqa: E402
 from servicedesk.live.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_application,
-        "websocket": origin_checked(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": URLRouter(
+            [
+                # The visitor's socket checks its widget's allowed origins itself, and takes no cookie.
+                path("ws/chat/", ChatConsumer.as_asgi()),  # type: ignore[arg-type, list-item]
+                re_path(r"^", origin_checked(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))),  # type: ignore[list-item]
+            ]
+        ),
     }
 )

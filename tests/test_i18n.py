@@ -23,20 +23,22 @@ def po_entries(path: Path) -> list[tuple[str, str, bool]]:
     for block in path.read_text(encoding="utf-8").split("\n\n"):
         lines = [ln for ln in block.splitlines() if ln.strip()]
         fuzzy = any(ln.startswith("#,") and "fuzzy" in ln for ln in lines)
-        current, parts = None, {"msgid": "", "msgstr": ""}
+        current, parts = None, {"msgctxt": "", "msgid": "", "msgstr": ""}
         for ln in lines:
             if ln.startswith("#"):
                 continue
-            match = re.match(r'^(msgid|msgid_plural|msgstr(?:\[\d+\])?) "(.*)"$', ln)
+            match = re.match(r'^(msgctxt|msgid|msgid_plural|msgstr(?:\[\d+\])?) "(.*)"$', ln)
             if match:
-                current = "msgstr" if match.group(1).startswith("msgstr") else "msgid"
+                current = "msgstr" if match.group(1).startswith("msgstr") else match.group(1).replace("_plural", "")
                 if match.group(1) == "msgid_plural":
                     continue
                 parts[current] += match.group(2)
             elif ln.startswith('"') and current:
                 parts[current] += ln[1:-1]
         if parts["msgid"]:
-            entries.append((parts["msgid"], parts["msgstr"], fuzzy))
+            # A message with a context is looked up as gettext stores it: "context\x04message".
+            msgid = f"{parts['msgctxt']}\x04{parts['msgid']}" if parts["msgctxt"] else parts["msgid"]
+            entries.append((msgid, parts["msgstr"], fuzzy))
     return entries
 
 

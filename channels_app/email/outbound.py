@@ -54,16 +54,27 @@ def reply_address_for(message: Message) -> str:
     return f"{local.split('+', 1)[0]}+{reply_token_for(message.ticket)}@{domain}"
 
 
-def deliver_by_email(message: Message) -> DeliveryReceipt:
-    """Send a public message (agent reply or acknowledgement) to the ticket's customer."""
-    ticket = message.ticket
-    recipients = list(
-        ticket.customer.identities.filter(kind=IdentityKind.EMAIL, is_bouncing=False)
+def customer_address(message: Message) -> str | None:
+    """The customer's first email address that does not bounce, or None."""
+    values = list(
+        message.ticket.customer.identities.filter(kind=IdentityKind.EMAIL, is_bouncing=False)
         .order_by("pk")
         .values_list("value", flat=True)[:1]
     )
-    if not recipients:
+    return values[0] if values else None
+
+
+def deliver_by_email(message: Message, *, address: str | None = None) -> DeliveryReceipt:
+    """Send a public message (agent reply or acknowledgement) to the ticket's customer.
+
+    ``address``: where to send instead of the customer's own address (a chat
+    visitor's address given in the widget, which is no identity of theirs).
+    """
+    ticket = message.ticket
+    address = address or customer_address(message)
+    if not address:
         raise DeliveryError(NO_ADDRESS, temporary=False)
+    recipients = [address]
     try:
         to = header_address(header_safe(ticket.customer.name, max_length=100), recipients[0])
     except InvalidAddress as exc:

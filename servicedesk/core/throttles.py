@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # rest_framework.views imports the throttle classes named in 
 log = logging.getLogger(__name__)
 
 
-class _FailOpen(throttling.SimpleRateThrottle):
+class FailOpenThrottle(throttling.SimpleRateThrottle):
     def get_rate(self) -> str | None:
         if not self.scope:
             return None
@@ -48,13 +48,13 @@ class _FailOpen(throttling.SimpleRateThrottle):
             return True
 
 
-class AnonRateThrottle(_FailOpen, throttling.AnonRateThrottle):
+class AnonRateThrottle(FailOpenThrottle, throttling.AnonRateThrottle):
     """Requests without credentials, per client IP (``SD_API_THROTTLE_ANON``)."""
 
     scope = "anon"
 
 
-class UserRateThrottle(_FailOpen, throttling.UserRateThrottle):
+class UserRateThrottle(FailOpenThrottle, throttling.UserRateThrottle):
     """Requests with credentials, per user: every token and session of theirs together
     (``SD_API_THROTTLE_USER``); without credentials, per IP as above."""
 
@@ -67,7 +67,7 @@ class UserRateThrottle(_FailOpen, throttling.UserRateThrottle):
         return str(key)
 
 
-class InboundEmailRateThrottle(_FailOpen):
+class InboundEmailRateThrottle(FailOpenThrottle):
     """The signed inbound email endpoint, per client IP (``SD_API_THROTTLE_INBOUND_EMAIL``):
     a forwarding service posts much more than an anonymous client may."""
 
@@ -77,7 +77,7 @@ class InboundEmailRateThrottle(_FailOpen):
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
 
 
-class ClientIpRateThrottle(_FailOpen):
+class ClientIpRateThrottle(FailOpenThrottle):
     """Every API request per client IP, counted before its credentials are checked
     (``SD_API_THROTTLE_IP``), so that guessing tokens from one address is limited too."""
 

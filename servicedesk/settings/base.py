@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "servicedesk.live",
     "channels_app.web",
     "channels_app.email",
+    "channels_app.chat",
     "reports",
 ]
 
@@ -253,6 +254,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "email.mailboxes_poll",
         "schedule": timedelta(minutes=1),
     },
+    # Chat offers that expire, visitors who left, idle chats, waiting chats to offer.
+    "chat-tick": {
+        "task": "chat.tick",
+        "schedule": timedelta(seconds=5),
+        "options": {"expires": 5},
+    },
     "routing-waiting-tickets": {
         "task": "routing.waiting_tickets_route",
         "schedule": timedelta(minutes=1),
@@ -345,6 +352,9 @@ REST_FRAMEWORK = {
         "user": env.str("SD_API_THROTTLE_USER", default="600/minute"),
         # Signed requests only: a mail service forwarding a burst posts hundreds a second.
         "inbound_email": env.str("SD_API_THROTTLE_INBOUND_EMAIL", default="30000/minute"),
+        # The chat widget, per client IP: chats started, and a visitor's other calls.
+        "chat_start": env.str("SD_API_THROTTLE_CHAT_START", default="20/minute"),
+        "chat_visitor": env.str("SD_API_THROTTLE_CHAT_VISITOR", default="300/minute"),
     },
 }
 SPECTACULAR_SETTINGS = {

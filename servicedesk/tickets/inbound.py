@@ -74,6 +74,9 @@ class InboundMessage:
     # from it): a bouncing mark on that identity is cleared.
     proves_delivery: bool = False
     acknowledge: bool = True
+    # False: a ticket this message opens is not offered to automatic
+    # assignment; the channel assigns it itself (a live chat, on accept).
+    route: bool = True
     metadata: dict[str, str] = field(default_factory=dict)
     # The agent who records this message for the customer (the API): the
     # changes are theirs on the timeline, and such a ticket alone does not

@@ -122,11 +122,13 @@ def ticket_lock_by_reference(reference: str) -> Ticket | None:
     return _TICKET_BY_REFERENCE.first(reference=reference)
 
 
-def rows_lock(rows: models.QuerySet[Row]) -> list[Row]:
+def rows_lock(rows: models.QuerySet[Row], *, skip_locked: bool = False) -> list[Row]:
     """Lock the rows of a query in ascending id order (only their own rows, so the query may
-    ``select_related`` what it reads along) and return them: agent profiles, for example."""
+    ``select_related`` what it reads along) and return them: agent profiles, for example.
+    ``skip_locked``: leave out the rows another transaction holds (work a second runner
+    takes meanwhile, such as waiting chats being offered), instead of waiting for them."""
     _in_transaction("rows_lock")
-    return list(rows.select_for_update(of=("self",)).order_by("pk"))
+    return list(rows.select_for_update(of=("self",), skip_locked=skip_locked).order_by("pk"))
 
 
 def row_lock(model: type[Row], pk: int | None = None, **lookup: object) -> Row:

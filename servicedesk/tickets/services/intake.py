@@ -207,7 +207,8 @@ def _store(
             same_issue_as=follow_up_of,
         )
         ticket = opened.ticket
-        ticket_route_inbound(opened, actor=actor, at=at)
+        if inbound.route:
+            ticket_route_inbound(opened, actor=actor, at=at)
         message.ticket = ticket
         acknowledgement = None
         if inbound.acknowledge and not inbound.is_automatic:

@@ -1,0 +1,249 @@
+"""``/ws/chat/?token=<visitor token>``: the visitor's side of a chat (docs/chat-protocol.md).
+
+The token opens exactly one conversation. The socket is refused (and the
+refusal logged) for an unknown or expired token (close 4401) and for a page
+whose Origin is not one of the widget's allowed origins nor the desk's own
+(close 4403). The database is the truth: a push only says the conversation
+changed, and the consumer reads the lines after the last one it sent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from servicedesk.core.errors import ApplicationError
+
+from . import services
+from .models import ChatConversation, ChatWidget, LineAuthor
+
+log = logging.getLogger(__name__)
+
+CLOSE_UNKNOWN_TOKEN = 4401
+CLOSE_ORIGIN = 4403
+CLOSE_FLOOD = 4429
+FRAME_MAX = 16 * 1024
+REPLAY_PAGE = 500
+# Messages and typing notices: a burst, then this many a second.
+FLOOD_RATE = 3.0
+FLOOD_BURST = 10
+FLOOD_REFUSALS_MAX = 30
+TYPING_EVERY = 2.0
+
+
+def origin_allowed(widget: ChatWidget, origin: str, *, own_host: str) -> bool:
+    """Whether a page of ``origin`` may use ``widget``: one of its allowed origins, or the desk
+    itself (the same host and port as the request's own ``Host``)."""
+    origin = (origin or "").strip().rstrip("/").lower()
+    if not origin or origin == "null":
+        return False
+    if origin in widget.origins():
+        return True
+    return bool(own_host) and urlsplit(origin).netloc == own_host.strip().lower()
+
+
+class TokenBucket:
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = float(burst)
+        self.tokens = float(burst)
+        self.at = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+class ChatConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self) -> None:
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        token = (query.get("token") or [""])[0]
+        headers = dict(self.scope.get("headers") or [])
+        origin = headers.get(b"origin", b"").decode("latin-1")
+        conversation = await self._conversation(token)
+        if conversation is None:
+            log.warning("Refused /ws/chat/: unknown or expired token (origin %s)", origin[:200] or "none")
+            await self.close(code=CLOSE_UNKNOWN_TOKEN)
+            return
+        own_host = headers.get(b"host", b"").decode("latin-1")
+        if not origin_allowed(conversation.widget, origin, own_host=own_host):
+            log.warning(
+                "Refused /ws/chat/ for chat %s: origin %s is not allowed", conversation.pk, origin[:200] or "none"
+            )
+            await self.close(code=CLOSE_ORIGIN)
+            return
+        self.conversation_id = conversation.pk
+        self.group = services.visitor_group(conversation.pk)
+        self.sent_seq: int | None = None
+        self.last_status: dict[str, Any] | None = None
+        self.bucket = TokenBucket(FLOOD_RATE, FLOOD_BURST)
+        self.refusals = 0
+        self.typing_at = 0.0
+        await self.accept()
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await database_sync_to_async(services.visitor_seen)(conversation.pk)
+        await self._send_status()
+
+    @database_sync_to_async
+    def _conversation(self, token: str) -> ChatConversation | None:
+        try:
+            return services.conversation_for_token(token)
+        except ApplicationError:
+            return None
+
+    async def disconnect(self, code: int) -> None:
+        conversation_id = getattr(self, "conversation_id", None)
+        if conversation_id is None:
+            return
+        await self.channel_layer.group_discard(self.group, self.channel_name)
+        try:
+            await database_sync_to_async(services.visitor_left)(conversation_id)
+        except Exception:
+            # The tick notices the silence instead (no frame within the grace).
+            log.warning("Could not record that chat %s's visitor left", conversation_id, exc_info=True)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
+        if text_data is None or len(text_data) > FRAME_MAX:
+            await self._error("bad_frame", "A frame is a JSON object of at most 16 KiB of text.")
+            return
+        try:
+            content = json.loads(text_data)
+        except ValueError:
+            await self._error("bad_frame", "A frame is a JSON object.")
+            return
+        if not isinstance(content, dict):
+            await self._error("bad_frame", "A frame is a JSON object.")
+            return
+        await self.receive_json(content)
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        kind = content.get("type")
+        if kind in ("message", "typing", "end") and not self.bucket.take():
+            self.refusals += 1
+            log.warning("Chat %s: visitor flood limit, %s frame refused", self.conversation_id, kind)
+            await self._error("rate_limited", "Too many messages at once; wait a moment.")
+            if self.refusals >= FLOOD_REFUSALS_MAX:
+                log.warning("Chat %s: visitor socket closed for flooding", self.conversation_id)
+                await self.close(code=CLOSE_FLOOD)
+            return
+        try:
+            if kind == "message":
+                await self._message(content)
+            elif kind == "typing":
+                await self._typing()
+            elif kind == "resume":
+                await self._resume(content)
+            elif kind == "end":
+                await database_sync_to_async(services.chat_end)(conversation_id=self.conversation_id, by="visitor")
+                await self._catch_up()
+            elif kind == "ping":
+                await database_sync_to_async(services.visitor_seen)(self.conversation_id)
+                await self.send_json({"type": "pong"})
+            else:
+                await self._error("bad_frame", "Unknown frame type.")
+        except ApplicationError as exc:
+            code = getattr(exc, "code", "") or exc.extra.get("code") or "invalid"
+            log.info("Chat %s: visitor frame refused (%s): %s", self.conversation_id, code, exc.message)
+            client_id = content.get("client_id") if kind == "message" else None
+            await self._error(
+                code, str(exc.message), field=exc.field, client_id=client_id if isinstance(client_id, str) else None
+            )
+
+    async def _message(self, content: dict[str, Any]) -> None:
+        try:
+            client_id = uuid.UUID(str(content.get("client_id")))
+        except ValueError:
+            await self._error("bad_frame", "A message needs a client_id, a UUID.")
+            return
+        text = content.get("text")
+        if not isinstance(text, str):
+            await self._error("bad_frame", "A message needs its text.")
+            return
+        await database_sync_to_async(services.chat_visitor_message)(
+            conversation_id=self.conversation_id, client_id=client_id, text=text
+        )
+        if self.sent_seq is None:
+            # Not resumed yet: at least this line's echo (the "delivered" mark).
+            self.sent_seq = 0
+        await self._catch_up()
+
+    async def _typing(self) -> None:
+        now = time.monotonic()
+        if now - self.typing_at < TYPING_EVERY:
+            return
+        self.typing_at = now
+        await database_sync_to_async(self._typing_push)()
+
+    def _typing_push(self) -> None:
+        conversation = ChatConversation.objects.only("pk", "agent_id").get(pk=self.conversation_id)
+        if conversation.agent_id:
+            services.typing_push(conversation, author=LineAuthor.VISITOR)
+
+    async def _resume(self, content: dict[str, Any]) -> None:
+        after = content.get("after", 0)
+        if not isinstance(after, int) or isinstance(after, bool) or after < 0:
+            await self._error("bad_frame", "resume needs 'after', a sequence number (0 for everything).")
+            return
+        self.sent_seq = after
+        await database_sync_to_async(services.visitor_seen)(self.conversation_id)
+        await self._catch_up()
+
+    async def _catch_up(self) -> None:
+        """Send the lines after the last one sent, then the status if it changed."""
+        frames, status = await self._read(self.sent_seq)
+        while frames:
+            for frame in frames:
+                await self.send_json(frame)
+            self.sent_seq = frames[-1]["seq"]
+            if len(frames) < REPLAY_PAGE:
+                break
+            frames, status = await self._read(self.sent_seq)
+        if status != self.last_status:
+            self.last_status = status
+            await self.send_json(status)
+
+    async def _send_status(self) -> None:
+        _frames, status = await self._read(None)
+        self.last_status = status
+        await self.send_json(status)
+
+    @database_sync_to_async
+    def _read(self, after: int | None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        conversation = ChatConversation.objects.select_related("widget", "agent", "customer__organization").get(
+            pk=self.conversation_id
+        )
+        frames = []
+        if after is not None and after < conversation.last_seq:
+            frames = [
+                services.line_frame(line, conversation, for_visitor=True)
+                for line in services.lines_after(conversation, after, limit=REPLAY_PAGE)
+            ]
+        return frames, services.status_frame(conversation)
+
+    async def _error(self, code: str, message: str, *, field: str | None = None, client_id: str | None = None) -> None:
+        frame = {"type": "error", "code": code, "message": message}
+        if field:
+            frame["field"] = field
+        if client_id:
+            # The message the visitor sent that was refused.
+            frame["client_id"] = client_id[:64]
+        await self.send_json(frame)
+
+    # Pushes (servicedesk/core/realtime.py): "chat.changed" calls chat_changed.
+    async def chat_changed(self, event: dict[str, Any]) -> None:
+        await self._catch_up()
+
+    async def chat_typing(self, event: dict[str, Any]) -> None:
+        await self.send_json({"type": "typing", "author": "agent"})

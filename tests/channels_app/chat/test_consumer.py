@@ -1,0 +1,250 @@
+"""``/ws/chat/`` through the whole ASGI application: token, Origin, frames, resume, flood and bad input."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from typing import Any
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
+
+from channels_app.chat import services
+from channels_app.chat.consumers import CLOSE_FLOOD, CLOSE_ORIGIN, CLOSE_UNKNOWN_TOKEN
+from channels_app.chat.models import ChatLine
+from servicedesk.asgi import application
+
+from .helpers import SHOP, chat_agent, start, widget_make
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def _empty_layer() -> None:
+    async_to_sync(get_channel_layer().flush)()
+
+
+def visitor(token: str, origin: str | None = SHOP) -> WebsocketCommunicator:
+    headers = [(b"host", b"desk.example")]
+    if origin is not None:
+        headers.append((b"origin", origin.encode()))
+    return WebsocketCommunicator(application, f"/ws/chat/?token={token}", headers=headers)
+
+
+async def frames_until(ws: WebsocketCommunicator, predicate: Any, limit: int = 20) -> list[dict[str, Any]]:
+    seen = []
+    for _ in range(limit):
+        frame = await ws.receive_json_from(timeout=5)
+        seen.append(frame)
+        if predicate(frame):
+            return seen
+    raise AssertionError(f"no matching frame in {seen}")
+
+
+def run(scenario: Any) -> None:
+    async_to_sync(scenario)()
+
+
+@pytest.fixture
+def chat() -> Any:
+    widget = widget_make()
+    agent = chat_agent(widget.queue, username="ann")
+    started = start(widget)
+    return started, agent
+
+
+def test_unknown_token_and_foreign_origin_are_refused_and_logged(chat, caplog):
+    started, _agent = chat
+
+    async def scenario() -> None:
+        ws = visitor("not-a-token")
+        connected, code = await ws.connect()
+        assert not connected and code == CLOSE_UNKNOWN_TOKEN
+        ws = visitor(started.token, origin="http://evil.example")
+        connected, code = await ws.connect()
+        assert not connected and code == CLOSE_ORIGIN
+        ws = visitor(started.token, origin=None)
+        connected, code = await ws.connect()
+        assert not connected and code == CLOSE_ORIGIN
+        # The desk's own host is allowed, on its own port only.
+        ws = visitor(started.token, origin="http://desk.example:8080")
+        connected, code = await ws.connect()
+        assert not connected and code == CLOSE_ORIGIN
+        ws = visitor(started.token, origin="http://desk.example")
+        connected, _ = await ws.connect()
+        assert connected
+        await ws.disconnect()
+
+    with caplog.at_level(logging.WARNING, logger="channels_app.chat"):
+        run(scenario)
+    assert "unknown or expired token" in caplog.text
+    assert "origin http://evil.example is not allowed" in caplog.text
+
+
+def test_resume_replays_every_line_once_and_a_message_comes_back_with_its_seq(chat):
+    started, agent = chat
+    conversation = started.conversation
+
+    async def scenario() -> None:
+        ws = visitor(started.token)
+        connected, _ = await ws.connect()
+        assert connected
+        status = await ws.receive_json_from()
+        assert status["type"] == "status" and status["status"] == "waiting" and status["position"] == 1
+        await ws.send_json_to({"type": "resume", "after": 0})
+        first = await ws.receive_json_from()
+        assert (first["seq"], first["author"], first["text"]) == (1, "visitor", "Hello, my order is late")
+        client_id = str(uuid.uuid4())
+        await ws.send_json_to({"type": "message", "client_id": client_id, "text": "Anyone there?"})
+        echo = await ws.receive_json_from()
+        assert (echo["seq"], echo["client_id"], echo["author"]) == (2, client_id, "visitor")
+        # The same client_id again: stored once, nothing new sent.
+        await ws.send_json_to({"type": "message", "client_id": client_id, "text": "Anyone there?"})
+        assert await ws.receive_nothing(timeout=0.3)
+        await database_sync_to_async(services.chat_accept)(conversation_id=conversation.pk, agent=agent)
+        frames = await frames_until(ws, lambda f: f["type"] == "status" and f["status"] == "active")
+        joined = [f for f in frames if f["type"] == "message"]
+        assert [f["seq"] for f in joined] == [3] and joined[0]["author"] == "system"
+        assert "joined the chat" in joined[0]["text"]
+        assert frames[-1]["agent"] == services.agent_display_name(agent)
+        await database_sync_to_async(services.chat_agent_message)(
+            conversation_id=conversation.pk, agent=agent, text="Hi, I'm Ann"
+        )
+        reply = await ws.receive_json_from(timeout=5)
+        assert (reply["seq"], reply["author"], reply["text"]) == (4, "agent", "Hi, I'm Ann")
+        await ws.disconnect()
+
+        # A new socket resuming after 2 gets 3 and 4, once each.
+        again = visitor(started.token)
+        connected, _ = await again.connect()
+        assert connected
+        await again.receive_json_from()
+        await again.send_json_to({"type": "resume", "after": 2})
+        replay = [await again.receive_json_from(), await again.receive_json_from()]
+        assert [f["seq"] for f in replay] == [3, 4]
+        assert await again.receive_nothing(timeout=0.3)
+        await again.disconnect()
+
+    run(scenario)
+    assert ChatLine.objects.filter(conversation=conversation).count() == 4
+
+
+def test_typing_reaches_the_other_side(chat):
+    started, agent = chat
+    conversation = started.conversation
+    services.chat_accept(conversation_id=conversation.pk, agent=agent)
+
+    async def scenario() -> None:
+        ws = visitor(started.token)
+        await ws.connect()
+        await ws.receive_json_from()
+        await database_sync_to_async(conversation.refresh_from_db)()
+        await database_sync_to_async(services.typing_push)(conversation, author="agent")
+        assert await ws.receive_json_from(timeout=5) == {"type": "typing", "author": "agent"}
+        await ws.disconnect()
+
+    run(scenario)
+
+
+def test_bad_frames_get_an_error_frame_and_the_socket_stays(chat):
+    started, _agent = chat
+
+    async def scenario() -> None:
+        ws = visitor(started.token)
+        await ws.connect()
+        await ws.receive_json_from()
+        bad: list[Any] = [
+            "not json",
+            json.dumps([1, 2]),
+            json.dumps({"type": "shout"}),
+            json.dumps({"type": "message", "client_id": "nope", "text": "x"}),
+            json.dumps({"type": "message", "client_id": str(uuid.uuid4()), "text": 5}),
+            json.dumps({"type": "resume", "after": -1}),
+            "x" * 20000,
+        ]
+        for text in bad:
+            await ws.send_to(text_data=text)
+            frame = await ws.receive_json_from()
+            assert frame["type"] == "error" and frame["code"] == "bad_frame", text[:40]
+        refused_id = str(uuid.uuid4())
+        await ws.send_json_to({"type": "message", "client_id": refused_id, "text": "   "})
+        empty = await ws.receive_json_from()
+        assert empty["type"] == "error" and empty["code"] == "invalid" and empty["field"] == "text"
+        assert empty["client_id"] == refused_id
+        await ws.send_json_to({"type": "message", "client_id": str(uuid.uuid4()), "text": "y" * 4001})
+        long = await ws.receive_json_from()
+        assert long["type"] == "error" and long["field"] == "text"
+        await ws.send_json_to({"type": "ping"})
+        assert await ws.receive_json_from() == {"type": "pong"}
+        await ws.disconnect()
+
+    run(scenario)
+    assert ChatLine.objects.filter(conversation=started.conversation).count() == 1
+
+
+def test_a_flood_is_answered_with_an_error_then_the_socket_closes(chat, caplog):
+    started, _agent = chat
+
+    async def scenario() -> None:
+        ws = visitor(started.token)
+        await ws.connect()
+        await ws.receive_json_from()
+        limited = 0
+        closed = False
+        for _ in range(80):
+            await ws.send_json_to({"type": "typing"})
+        for _ in range(80):
+            try:
+                frame = await ws.receive_output(timeout=2)
+            except Exception:
+                break
+            if frame["type"] == "websocket.close":
+                closed = frame.get("code") == CLOSE_FLOOD
+                break
+            if json.loads(frame["text"]).get("code") == "rate_limited":
+                limited += 1
+        assert limited >= 30 and closed
+
+    with caplog.at_level(logging.WARNING, logger="channels_app.chat"):
+        run(scenario)
+    assert "flood limit" in caplog.text
+
+
+def test_a_message_after_the_end_is_refused(chat):
+    started, _agent = chat
+
+    async def scenario() -> None:
+        ws = visitor(started.token)
+        await ws.connect()
+        await ws.receive_json_from()
+        await ws.send_json_to({"type": "end"})
+        status = await frames_until(ws, lambda f: f["type"] == "status")
+        assert status[-1]["status"] == "abandoned"
+        await ws.send_json_to({"type": "message", "client_id": str(uuid.uuid4()), "text": "wait"})
+        frame = await frames_until(ws, lambda f: f["type"] == "error")
+        assert frame[-1]["code"] == "closed"
+        await ws.disconnect()
+
+    run(scenario)
+
+
+def test_a_token_reaches_only_its_own_conversation(chat):
+    started, _agent = chat
+    other = start(started.conversation.widget, text="Someone else's secret")
+
+    async def scenario() -> None:
+        ws = visitor(started.token)
+        await ws.connect()
+        await ws.receive_json_from()
+        await ws.send_json_to({"type": "resume", "after": 0})
+        frames = await frames_until(ws, lambda f: f["type"] == "message")
+        assert all("secret" not in f.get("text", "") for f in frames)
+        assert await ws.receive_nothing(timeout=0.3)
+        await ws.disconnect()
+
+    run(scenario)
+    assert other.conversation.pk != started.conversation.pk
