@@ -29,6 +29,7 @@ from django.utils.translation import gettext as _
 
 from servicedesk.accounts.models import User
 from servicedesk.core.errors import ApplicationError, Conflict, NotFound, PermissionDenied
+from servicedesk.core.ratelimit import rate_count
 from servicedesk.core.realtime import realtime_publish
 from servicedesk.core.text import clean_text
 from servicedesk.tickets.events import Actor
@@ -53,6 +54,8 @@ from .models import OPEN_STATUSES, ChatConversation, ChatLine, ChatStatus, ChatW
 log = logging.getLogger(__name__)
 
 TEXT_MAX = 4000
+# A visitor's messages (and files) in one chat per minute, whatever socket or process they come through.
+VISITOR_MESSAGES_PER_MINUTE = 60
 NAME_MAX = 200
 TOKEN_DAYS = 30
 CHANNEL = "chat"
@@ -78,6 +81,13 @@ class ChatTaken(ChatConflict):
 
 class AtCapacity(ChatConflict):
     code = "at_capacity"
+
+
+class VisitorFlood(ChatConflict):
+    """More messages from one visitor than VISITOR_MESSAGES_PER_MINUTE, over all their sockets and calls."""
+
+    status_code = 429
+    code = "rate_limited"
 
 
 # ---------------------------------------------------------------- tokens
@@ -489,6 +499,10 @@ def chat_visitor_message(
             return existing, False
         if conversation.status not in OPEN_STATUSES:
             raise ChatClosed(_("This chat has ended."))
+        count = rate_count(scope="chat_visitor_messages", key=str(conversation.pk), window_seconds=60)
+        if count is not None and count.attempts > VISITOR_MESSAGES_PER_MINUTE:
+            log.warning("Chat %s: the visitor's messages are over the limit", conversation.pk)
+            raise VisitorFlood(_("Too many messages at once; wait a moment."), extra={"retry_after": count.retry_after})
         ticket = Ticket.objects.only("reference").get(pk=conversation.ticket_id)
         result = inbound_message_receive(
             inbound=InboundMessage(

@@ -368,3 +368,15 @@ def test_a_queue_asking_for_a_language_offers_chats_only_to_agents_who_speak_it(
     assert routing.chat_offers_dispatch(at=now) == 1
     conversation.refresh_from_db()
     assert conversation.offered_to_id == chinese.pk
+
+
+def test_a_visitor_is_limited_per_chat_whatever_socket_the_messages_come_through():
+    widget = widget_make()
+    chat_agent(widget.queue)
+    conversation = start(widget).conversation
+    for _ in range(services.VISITOR_MESSAGES_PER_MINUTE):
+        services.chat_visitor_message(conversation_id=conversation.pk, client_id=uuid.uuid4(), text="again")
+    with pytest.raises(services.VisitorFlood) as refused:
+        services.chat_visitor_message(conversation_id=conversation.pk, client_id=uuid.uuid4(), text="and again")
+    assert refused.value.status_code == 429 and refused.value.extra["code"] == "rate_limited"
+    assert ChatLine.objects.filter(conversation=conversation).count() == 1 + services.VISITOR_MESSAGES_PER_MINUTE
