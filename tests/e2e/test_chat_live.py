@@ -188,17 +188,9 @@ def test_without_redis_an_offer_made_by_the_beat_reaches_the_agent(tmp_path):
     import sys
 
     from tests.e2e.conftest import REPO_ROOT
-    from tests.e2e.test_live_desk import desk_env
+    from tests.e2e.test_live_desk import serve_without_redis
 
-    env = desk_env(tmp_path, redis_url=None)
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--database", "channel_layer", "--noinput", "-v0"],
-        cwd=REPO_ROOT,
-        env=env,
-        check=True,
-        timeout=120,
-    )
-    server, port, _ = serve(tmp_path, "a", redis_url=None)
+    server, port, env = serve_without_redis(tmp_path)
     try:
         widget = widget_make()
         agent = chat_agent(widget.queue, username="ann")

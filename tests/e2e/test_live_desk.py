@@ -202,8 +202,9 @@ def test_changes_from_the_other_server_and_from_the_worker_reach_the_agent_and_s
     ws.close()
 
 
-def test_without_redis_a_change_made_by_another_process_reaches_the_agent(tmp_path):
-    """The zero-setup layer (a SQLite file) joins the web server and any other process of the desk."""
+def serve_without_redis(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int, dict[str, str]]:
+    """A desk process on the zero-setup layer (a SQLite file, its tables made first), and its environment
+    for the other processes that are to share the layer."""
     env = desk_env(tmp_path, redis_url=None)
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "--database", "channel_layer", "--noinput", "-v0"],
@@ -213,6 +214,12 @@ def test_without_redis_a_change_made_by_another_process_reaches_the_agent(tmp_pa
         timeout=120,
     )
     server, port, _ = serve(tmp_path, "a", redis_url=None)
+    return server, port, env
+
+
+def test_without_redis_a_change_made_by_another_process_reaches_the_agent(tmp_path):
+    """The zero-setup layer (a SQLite file) joins the web server and any other process of the desk."""
+    server, port, env = serve_without_redis(tmp_path)
     try:
         queue = QueueFactory(slug="support", name="Support")
         agent = AgentFactory(username="ann", queues=[queue])
