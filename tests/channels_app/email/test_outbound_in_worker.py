@@ -238,7 +238,13 @@ SENDERS: dict[str, set[str]] = {
     "messages_deliver": {"servicedesk/tickets/services/delivery.py", "servicedesk/tickets/tasks.py"},
     "deliverer_for": {"servicedesk/tickets/outbound.py", "servicedesk/tickets/services/delivery.py"},
     # Registered with the outbound registry at start-up, called only through it.
-    "deliver_by_email": {"channels_app/email/outbound.py", "channels_app/email/apps.py"},
+    # The chat's deliverer (a chat ticket's reply from the ticket page) sends through it.
+    "deliver_by_email": {
+        "channels_app/email/outbound.py",
+        "channels_app/email/apps.py",
+        "channels_app/chat/delivery.py",
+    },
+    "deliver_chat_reply": {"channels_app/chat/delivery.py", "channels_app/chat/apps.py"},
     "connection_send": {"channels_app/email/smtp.py", "channels_app/email/outbound.py"},
 }
 # The delivery tasks may be named anywhere, but only to be enqueued.
