@@ -380,3 +380,23 @@ def test_a_visitor_is_limited_per_chat_whatever_socket_the_messages_come_through
         services.chat_visitor_message(conversation_id=conversation.pk, client_id=uuid.uuid4(), text="and again")
     assert refused.value.status_code == 429 and refused.value.extra["code"] == "rate_limited"
     assert ChatLine.objects.filter(conversation=conversation).count() == 1 + services.VISITOR_MESSAGES_PER_MINUTE
+
+
+def test_a_reply_from_the_ticket_page_reaches_the_visitor_at_the_address_given(django_capture_on_commit_callbacks):
+    from django.core import mail
+
+    from servicedesk.tickets.services.replies import ticket_reply_create
+
+    widget = widget_make()
+    agent = chat_agent(widget.queue)
+    with django_capture_on_commit_callbacks(execute=True):
+        conversation = start(widget, email="olga@example.com").conversation
+    assert conversation.status == ChatStatus.WAITING
+    services.chat_end(conversation_id=conversation.pk, by="visitor")
+    mail.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        reply = ticket_reply_create(ticket=conversation.ticket, author=agent, text="We found your parcel.")
+    reply.refresh_from_db()
+    assert reply.delivery_status == "sent"
+    [sent] = mail.outbox
+    assert sent.to == ["Vera Visitor <olga@example.com>"] and "We found your parcel." in sent.body
