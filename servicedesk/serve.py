@@ -10,6 +10,11 @@ leaves at once instead of waiting for the client's delayed ACK. uvicorn's own
 ``--workers`` binds a socket without it, and every keep-alive request then
 waits about 40 ms (docs/performance.md, "Intake").
 
+WebSockets are served without per-message compression: chat and workspace
+frames are a few hundred bytes, and the compressor's state would cost each
+open socket some 40 KiB (docs/performance.md, "Live chat"). Visitor tokens,
+which a chat socket carries in its query string, are cut from every log line.
+
 On PostgreSQL each worker keeps a pool of database connections
 (``SD_DB_POOL``, on unless the environment says ``false``): a request borrows
 one instead of opening its own, which costs a new server process each time.
@@ -18,10 +23,40 @@ one instead of opening its own, which costs a new server process each time.
 from __future__ import annotations
 
 import argparse
+import copy
+import logging
 import os
+import re
 import socket
+from typing import Any
 
 APPLICATION = "servicedesk.asgi:application"
+
+_SECRET_QUERY = re.compile(r"((?:^|[?&])token=)[^&\s\"']*")
+
+
+class SecretQueryRedaction(logging.Filter):
+    """Cuts ``token=<value>`` (a chat visitor's key, in /ws/chat/?token=) from a log line's arguments."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _SECRET_QUERY.sub(r"\1[hidden]", arg) if isinstance(arg, str) else arg for arg in record.args
+            )
+        if isinstance(record.msg, str):
+            record.msg = _SECRET_QUERY.sub(r"\1[hidden]", record.msg)
+        return True
+
+
+def log_config() -> dict[str, Any]:
+    """uvicorn's logging, with SecretQueryRedaction on its handlers (each worker process applies it)."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config.setdefault("filters", {})["secret_query"] = {"()": "servicedesk.serve.SecretQueryRedaction"}
+    for handler in config["handlers"].values():
+        handler.setdefault("filters", []).append("secret_query")
+    return config
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -57,6 +92,8 @@ def main(argv: list[str] | None = None) -> None:
         lifespan="off",
         proxy_headers=options.proxy_headers,
         access_log=not options.no_access_log,
+        log_config=log_config(),
+        ws_per_message_deflate=False,
     )
     if config.workers == 1:
         # One process: asyncio sets TCP_NODELAY on the connections itself.

@@ -107,12 +107,16 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         conversation_id = getattr(self, "conversation_id", None)
         if conversation_id is None:
             return
-        await self.channel_layer.group_discard(self.group, self.channel_name)
         try:
             await database_sync_to_async(services.visitor_left)(conversation_id)
         except Exception:
             # The tick notices the silence instead (no frame within the grace).
             log.warning("Could not record that chat %s's visitor left", conversation_id, exc_info=True)
+        try:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+        except Exception:
+            # The layer forgets the membership at its expiry; the socket is gone either way.
+            log.warning("Could not leave the group of chat %s", conversation_id, exc_info=True)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
         if text_data is None or len(text_data) > FRAME_MAX:

@@ -129,11 +129,14 @@ class DeskConsumer(AsyncJsonWebsocketConsumer):
         beating = getattr(self, "beating", None)
         if beating is not None:
             beating.cancel()
-        for ticket_id in list(self.viewing):
-            await self._leave(ticket_id)
-        for group in self.joined:
-            await self.channel_layer.group_discard(group, self.channel_name)
-        await self.channel_layer.group_discard(user_group(self.user.pk), self.channel_name)
+        try:
+            for ticket_id in list(self.viewing):
+                await self._leave(ticket_id)
+            for group in [*self.joined, user_group(self.user.pk)]:
+                await self.channel_layer.group_discard(group, self.channel_name)
+        except Exception:
+            # The layer forgets the memberships at its expiry; the socket is gone either way.
+            log.warning("Could not leave the groups of user %s's socket", self.user.pk, exc_info=True)
 
     # --- Frames from the browser ------------------------------------------------
 

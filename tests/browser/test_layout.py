@@ -96,7 +96,15 @@ def test_no_page_is_wider_than_the_window(browser, live_server, tmp_path, long_t
     assert_fits(page, "staffing")
     page.screenshot(path=str(tmp_path / f"staffing-{width}.png"), full_page=True)
 
+    page.goto(f"{live_server.url}/desk/chat/")
+    page.wait_for_selector("#chat-console")
+    assert_fits(page, "chat console")
+    page.screenshot(path=str(tmp_path / f"chat-console-{width}.png"), full_page=True)
+
     portal = context.new_page()
+    portal.goto(f"{live_server.url}/help/chat/")
+    portal.wait_for_selector("servicedesk-chat", state="attached")
+    assert_fits(portal, "chat page")
     portal.goto(f"{live_server.url}/help/tickets/{portal_token_for(long_ticket)}/")
     assert LONG_URL in portal.inner_text(".thread")
     assert_fits(portal, "portal ticket")

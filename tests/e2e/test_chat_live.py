@@ -156,6 +156,10 @@ def test_visitor_on_one_server_agent_on_the_other_and_a_server_killed_mid_chat(t
     assert [line.seq for line in lines] == list(range(1, stored.last_seq + 1))
     assert len({line.client_id for line in lines if line.client_id}) == len([li for li in lines if li.client_id])
     assert Message.objects.filter(ticket=stored.ticket, text="Are you still there?").count() == 1
+    # The visitor's token, in the socket's query string, is in no server's log.
+    logs = "".join(log.read_text(errors="replace") for _, _, log in two_servers)
+    assert "token=[hidden]" in logs
+    assert started["visitor_token"] not in logs
 
 
 def test_with_nobody_online_the_chat_is_an_offline_ticket_acknowledged_over_smtp(celery_live, smtp_server):

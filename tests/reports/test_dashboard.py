@@ -264,7 +264,7 @@ def test_the_live_channels_table_shows_the_chats_sessions(client, manager, dubli
     )
     client.force_login(manager)
     page = client.get("/desk/reports/", PERIOD).content.decode()
-    table = page[page.index('<table class="report-live">') :]
+    table = page[page.index('<table class="list report-table report-live">') :]
     table = table[: table.index("</table>")]
     chat_row = re.search(r'<th scope="row">Chat</th>(.*?)</tr>', table, re.S)
     assert chat_row is not None
