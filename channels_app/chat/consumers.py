@@ -16,7 +16,7 @@ import uuid
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from channels.db import database_sync_to_async
+from channels.db import DatabaseSyncToAsync
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from servicedesk.core.errors import ApplicationError
@@ -25,6 +25,14 @@ from . import services
 from .models import ChatConversation, ChatWidget, LineAuthor
 
 log = logging.getLogger(__name__)
+
+
+def in_thread(function: Any) -> Any:
+    """``function`` run in a thread of the pool, as Channels' ``database_sync_to_async`` runs it
+    (old connections closed around it), but not all on the one thread Channels uses by
+    default: the database work of many sockets waits side by side, not in one line."""
+    return DatabaseSyncToAsync(function, thread_sensitive=False)
+
 
 CLOSE_UNKNOWN_TOKEN = 4401
 CLOSE_ORIGIN = 4403
@@ -93,10 +101,10 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self.typing_at = 0.0
         await self.accept()
         await self.channel_layer.group_add(self.group, self.channel_name)
-        await database_sync_to_async(services.visitor_seen)(conversation.pk)
+        await in_thread(services.visitor_seen)(conversation.pk)
         await self._send_status()
 
-    @database_sync_to_async
+    @in_thread
     def _conversation(self, token: str) -> ChatConversation | None:
         try:
             return services.conversation_for_token(token)
@@ -108,7 +116,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if conversation_id is None:
             return
         try:
-            await database_sync_to_async(services.visitor_left)(conversation_id)
+            await in_thread(services.visitor_left)(conversation_id)
         except Exception:
             # The tick notices the silence instead (no frame within the grace).
             log.warning("Could not record that chat %s's visitor left", conversation_id, exc_info=True)
@@ -150,10 +158,10 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             elif kind == "resume":
                 await self._resume(content)
             elif kind == "end":
-                await database_sync_to_async(services.chat_end)(conversation_id=self.conversation_id, by="visitor")
+                await in_thread(services.chat_end)(conversation_id=self.conversation_id, by="visitor")
                 await self._catch_up()
             elif kind == "ping":
-                await database_sync_to_async(services.visitor_seen)(self.conversation_id)
+                await in_thread(services.visitor_seen)(self.conversation_id)
                 await self.send_json({"type": "pong"})
             else:
                 await self._error("bad_frame", "Unknown frame type.")
@@ -175,7 +183,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if not isinstance(text, str):
             await self._error("bad_frame", "A message needs its text.")
             return
-        await database_sync_to_async(services.chat_visitor_message)(
+        await in_thread(services.chat_visitor_message)(
             conversation_id=self.conversation_id, client_id=client_id, text=text
         )
         if self.sent_seq is None:
@@ -188,7 +196,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if now - self.typing_at < TYPING_EVERY:
             return
         self.typing_at = now
-        await database_sync_to_async(self._typing_push)()
+        await in_thread(self._typing_push)()
 
     def _typing_push(self) -> None:
         conversation = ChatConversation.objects.only("pk", "agent_id").get(pk=self.conversation_id)
@@ -201,7 +209,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             await self._error("bad_frame", "resume needs 'after', a sequence number (0 for everything).")
             return
         self.sent_seq = after
-        await database_sync_to_async(services.visitor_seen)(self.conversation_id)
+        await in_thread(services.visitor_seen)(self.conversation_id)
         await self._catch_up()
 
     async def _catch_up(self) -> None:
@@ -223,7 +231,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self.last_status = status
         await self.send_json(status)
 
-    @database_sync_to_async
+    @in_thread
     def _read(self, after: int | None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         conversation = ChatConversation.objects.select_related("widget", "agent", "customer__organization").get(
             pk=self.conversation_id
@@ -247,6 +255,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
 
     # Pushes (servicedesk/core/realtime.py): "chat.changed" calls chat_changed.
     async def chat_changed(self, event: dict[str, Any]) -> None:
+        seq = event.get("seq")
+        if isinstance(seq, int) and self.sent_seq is not None and seq <= self.sent_seq:
+            return  # a new line this socket has sent already (its own message, read back at once)
         await self._catch_up()
 
     async def chat_typing(self, event: dict[str, Any]) -> None:

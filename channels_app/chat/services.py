@@ -124,8 +124,12 @@ def visitor_group(conversation_id: int) -> str:
     return f"chat.visitor.{conversation_id}"
 
 
-def _push_visitor(conversation: ChatConversation) -> None:
-    realtime_publish(group=visitor_group(conversation.pk), kind="chat.changed", data={})
+def _push_visitor(conversation: ChatConversation, *, line_only: bool = False) -> None:
+    """The visitor's sockets read the conversation again. ``line_only``: only a new line
+    (up to the conversation's last sequence number), the state unchanged: a socket that
+    sent it already reads nothing."""
+    data = {"seq": conversation.last_seq} if line_only else {}
+    realtime_publish(group=visitor_group(conversation.pk), kind="chat.changed", data=data)
 
 
 def _push_agents(conversation: ChatConversation, *user_ids: int | None, event: str = "changed") -> None:
@@ -515,6 +519,8 @@ def chat_visitor_message(
                 reference_trusted=True,
                 acknowledge=False,
                 route=False,
+                # The agent is in the chat: no notice and no email for every line.
+                notify_assignee=False,
                 received_at=at,
             )
         )
@@ -526,7 +532,7 @@ def chat_visitor_message(
             message=result.message,
             at=at,
         )
-        _push_visitor(conversation)
+        _push_visitor(conversation, line_only=True)
         _push_agents(conversation, conversation.agent_id)
     return line, True
 
@@ -570,7 +576,7 @@ def chat_agent_message(
             message=message,
             at=at,
         )
-        _push_visitor(conversation)
+        _push_visitor(conversation, line_only=True)
         _push_agents(conversation, agent.pk)
     return line, True
 

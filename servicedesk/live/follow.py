@@ -5,7 +5,10 @@ the ticket hooks hand every new event here. The events of one transaction are
 gathered and pushed once it commits: one message per queue, naming the
 tickets that changed and their newest event id, nothing of their content.
 A ticket moved between queues is pushed to both. Imported history pushes
-nothing.
+nothing, and neither does a line of a live chat (a visitor's or an agent's
+message in the chat): the agents in that chat hear of it through the chat's
+own pushes (channels_app/chat/pushes.py), and a queue's desks are not told of
+every line of every chat.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ _pending = _Pending()
 
 def ticket_event_follow(*, event: TicketEvent) -> None:
     """Note the event's ticket as changed in its queue (and the queue it left); pushed after commit."""
-    if event.source in _SKIPPED_SOURCES or event.pk is None:
+    if event.source in _SKIPPED_SOURCES or event.pk is None or _is_chat_line(event):
         return
     ticket = event.ticket
     queues = {ticket.queue_id}
@@ -53,6 +56,19 @@ def ticket_event_follow(*, event: TicketEvent) -> None:
     # rolled-back savepoint leaves its entries to the next commit, which at
     # worst pushes a change that did not happen: clients read the database.
     transaction.on_commit(_flush, robust=True)
+
+
+def _is_chat_line(event: TicketEvent) -> bool:
+    """A message written in a live chat: by its visitor (through the intake) or its agent (the chat's API)."""
+    return (
+        event.kind == TicketEvent.Kind.MESSAGE
+        and event.source in _CHAT_LINE_SOURCES
+        and isinstance(event.after, dict)
+        and event.after.get("channel") == "chat"
+    )
+
+
+_CHAT_LINE_SOURCES = frozenset({"intake", "chat"})
 
 
 def _flush() -> None:

@@ -77,6 +77,9 @@ class InboundMessage:
     # False: a ticket this message opens is not offered to automatic
     # assignment; the channel assigns it itself (a live chat, on accept).
     route: bool = True
+    # False: the ticket's assignee is not told of this message (a line of a live
+    # chat they are in: the chat shows it to them).
+    notify_assignee: bool = True
     metadata: dict[str, str] = field(default_factory=dict)
     # The agent who records this message for the customer (the API): the
     # changes are theirs on the timeline, and such a ticket alone does not

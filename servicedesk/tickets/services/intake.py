@@ -249,7 +249,7 @@ def _store(
         ack_id = None
 
     message_id = message.pk
-    assignee_id = ticket.assignee_id
+    assignee_id = ticket.assignee_id if inbound.notify_assignee else None
     transaction.on_commit(lambda: _after_commit(message_id, ack_id=ack_id, outcome=outcome, assignee_id=assignee_id))
     return IntakeResult(outcome=outcome, ticket=ticket, message=message, customer=customer)
 

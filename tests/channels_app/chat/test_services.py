@@ -400,3 +400,19 @@ def test_a_reply_from_the_ticket_page_reaches_the_visitor_at_the_address_given(d
     assert reply.delivery_status == "sent"
     [sent] = mail.outbox
     assert sent.to == ["Vera Visitor <olga@example.com>"] and "We found your parcel." in sent.body
+
+
+def test_the_agent_in_the_chat_gets_no_notice_or_email_for_each_line(django_capture_on_commit_callbacks):
+    from django.core import mail
+
+    from servicedesk.notifications.models import Notification
+
+    widget = widget_make()
+    agent = chat_agent(widget.queue)
+    conversation = start(widget).conversation
+    services.chat_accept(conversation_id=conversation.pk, agent=agent)
+    mail.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.chat_visitor_message(conversation_id=conversation.pk, client_id=uuid.uuid4(), text="Still there?")
+    assert not Notification.objects.filter(user=agent).exists()
+    assert mail.outbox == []
