@@ -183,13 +183,20 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if not isinstance(text, str):
             await self._error("bad_frame", "A message needs its text.")
             return
-        await in_thread(services.chat_visitor_message)(
-            conversation_id=self.conversation_id, client_id=client_id, text=text
-        )
+        frame = await in_thread(self._store)(client_id, text)
+        if self.sent_seq is not None and frame["seq"] == self.sent_seq + 1:
+            # The next line is this very one (the usual case): its echo, the "delivered" mark, as stored.
+            await self.send_json(frame)
+            self.sent_seq = frame["seq"]
+            return
         if self.sent_seq is None:
-            # Not resumed yet: at least this line's echo (the "delivered" mark).
+            # Not resumed yet: at least this line's echo.
             self.sent_seq = 0
         await self._catch_up()
+
+    def _store(self, client_id: uuid.UUID, text: str) -> dict[str, Any]:
+        line, _new = services.chat_visitor_message(conversation_id=self.conversation_id, client_id=client_id, text=text)
+        return services.line_frame(line, line.conversation, for_visitor=True, files=[])
 
     async def _typing(self) -> None:
         now = time.monotonic()

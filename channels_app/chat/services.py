@@ -202,7 +202,11 @@ def agent_display_name(user: User | None) -> str:
     return "" if user is None else str(user)
 
 
-def line_frame(line: ChatLine, conversation: ChatConversation, *, for_visitor: bool) -> dict[str, Any]:
+def line_frame(
+    line: ChatLine, conversation: ChatConversation, *, for_visitor: bool, files: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The ``message`` frame of a line. ``files``: its files when the caller knows them (a text
+    message has none), else they are read from the line's message."""
     if line.author == LineAuthor.SYSTEM:
         text = notice_text(line, conversation.language if for_visitor else translation.get_language() or "")
         name = ""
@@ -212,14 +216,15 @@ def line_frame(line: ChatLine, conversation: ChatConversation, *, for_visitor: b
             name = agent_display_name(line.agent)
         else:
             name = conversation.claimed_name or (gettext("Visitor") if not for_visitor else "")
-    files = (
-        [
-            {"name": a.filename, "type": a.content_type, "size": a.size}
-            for a in sorted(line.message.attachments.all(), key=lambda a: a.pk)
-        ]
-        if line.message is not None
-        else []
-    )
+    if files is None:
+        files = (
+            [
+                {"name": a.filename, "type": a.content_type, "size": a.size}
+                for a in sorted(line.message.attachments.all(), key=lambda a: a.pk)
+            ]
+            if line.message is not None
+            else []
+        )
     return {
         "type": "message",
         "seq": line.seq,
