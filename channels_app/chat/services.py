@@ -517,7 +517,7 @@ def chat_visitor_message(
             inbound=InboundMessage(
                 channel=CHANNEL,
                 external_id=f"chat:{conversation.pk}:{client_id}",
-                sender=SenderIdentity(kind=IdentityKind.CHAT, value=_sender_value(conversation)),
+                sender=_sender(conversation),
                 text=text,
                 attachments=attachments,
                 ticket_reference=ticket.reference,
@@ -542,9 +542,12 @@ def chat_visitor_message(
     return line, True
 
 
-def _sender_value(conversation: ChatConversation) -> str:
-    """The identity the visitor writes under: their chat identity (or their verified address)."""
-    return conversation.visitor_id
+def _sender(conversation: ChatConversation) -> SenderIdentity:
+    """Who writes the visitor's lines: the identity the chat started under (their chat
+    identity, or the address a signed-in visitor's site vouched for)."""
+    if conversation.verified_identity and conversation.visitor_id == conversation.verified_identity.lower():
+        return SenderIdentity(kind=IdentityKind.EMAIL, value=conversation.visitor_id)
+    return SenderIdentity(kind=IdentityKind.CHAT, value=conversation.visitor_id)
 
 
 def chat_agent_message(
@@ -775,7 +778,7 @@ def chat_leave_message(*, conversation_id: int, email: str, text: str, at: datet
                 inbound=InboundMessage(
                     channel=CHANNEL,
                     external_id=f"chat:{conversation.pk}:offline",
-                    sender=SenderIdentity(kind=IdentityKind.CHAT, value=_sender_value(conversation)),
+                    sender=_sender(conversation),
                     text=text,
                     ticket_reference=ticket.reference,
                     reference_trusted=True,

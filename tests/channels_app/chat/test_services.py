@@ -341,6 +341,11 @@ def test_a_signed_identity_is_verified_and_a_typed_address_is_only_a_claim():
     signature = hmac.new(widget.secret.encode(), b"kim@example.com", hashlib.sha256).hexdigest()
     verified = start(widget, identity="kim@example.com", identity_hmac=signature).conversation
     assert verified.customer_id == owner.pk and verified.verified_identity == "kim@example.com"
+    # Their later lines are theirs too, not a new record's.
+    line, _new = services.chat_visitor_message(conversation_id=verified.pk, client_id=uuid.uuid4(), text="me again")
+    assert line.message.author_customer_id == owner.pk
+    plain, _new = services.chat_visitor_message(conversation_id=claimed.pk, client_id=uuid.uuid4(), text="hi")
+    assert plain.message.author_customer_id == claimed.customer_id
     with pytest.raises(PermissionDenied):
         start(widget, identity="kim@example.com", identity_hmac="0" * 64)
 
