@@ -422,7 +422,7 @@ class AgentConversationsView(APIView):
 def _customer_panel(conversation: ChatConversation, user: User) -> dict[str, Any]:
     """Identity (verified or not), tier, history on every channel, open tickets; and any
     customer who owns the address the visitor gave, marked as an unverified match."""
-    from servicedesk.tickets.access import tickets_visible_to
+    from servicedesk.tickets.access import customers_visible_to, tickets_visible_to
 
     customer = conversation.customer
     visible = tickets_visible_to(user).filter(customer=customer)
@@ -439,9 +439,11 @@ def _customer_panel(conversation: ChatConversation, user: User) -> dict[str, Any
     identities = list(customer.identities.order_by("kind", "value").values("kind", "value"))
     match = None
     if conversation.claimed_email and conversation.claim_confirmed_by_id is None:
+        # Only a customer the agent may see (the access rule for customers): another queue's is not named.
         owner = (
             Identity.objects.filter(kind=IdentityKind.EMAIL, value=conversation.claimed_email.lower())
             .exclude(customer=customer)
+            .filter(customer__in=customers_visible_to(user))
             .select_related("customer")
             .first()
         )

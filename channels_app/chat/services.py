@@ -865,12 +865,16 @@ def visitor_left(conversation_id: int, *, at: datetime | None = None) -> None:
 def claim_confirm(*, conversation_id: int, agent: User, at: datetime | None = None) -> ChatConversation:
     """The agent confirms that the address the visitor gave is theirs: the visitor's record
     becomes part of the customer who owns that address (their history joins)."""
+    from servicedesk.tickets.access import customers_visible_to
     from servicedesk.tickets.services.customers import customer_find_by_identity, customer_merge
 
     conversation = ChatConversation.objects.select_related("customer").get(pk=conversation_id)
     if not conversation.claimed_email:
         raise ApplicationError(_("The visitor gave no address."))
     owner = customer_find_by_identity(kind=IdentityKind.EMAIL, value=conversation.claimed_email)
+    if owner is not None and not customers_visible_to(agent).filter(pk=owner.pk).exists():
+        # The address belongs to a customer of another queue: only someone who may see them joins the records.
+        raise PermissionDenied(_("A customer you cannot see owns this address."))
     if owner is None:
         from servicedesk.tickets.services.customers import customer_identity_add
 

@@ -175,6 +175,9 @@ def test_the_agent_sees_an_address_owner_as_an_unverified_match_and_may_confirm_
     widget = widget_make()
     ann = chat_agent(widget.queue, username="ann")
     owner = CustomerFactory(email="kim@example.com", name="Kim Owner")
+    from tests.factories import ticket_make
+
+    ticket_make(customer=owner, queue=widget.queue)  # Kim wrote to this queue before: Ann may see her
     started = start(widget, email="kim@example.com", name="Kim?")
     api = client_for(ann)
     panel = api.get(f"{URL}{started.conversation.pk}/").json()["customer_panel"]
@@ -232,3 +235,21 @@ def test_a_visitor_sends_an_image_through_the_attachment_checks():
         HTTP_X_VISITOR_TOKEN=started.token,
     )
     assert script.status_code == 400 and "file" in script.json()
+
+
+def test_a_customer_of_another_queue_who_owns_the_address_is_neither_named_nor_joined():
+    from tests.factories import ticket_make
+
+    widget = widget_make()
+    ann = chat_agent(widget.queue, username="ann")
+    elsewhere = CustomerFactory(email="kim@example.com", name="Kim Elsewhere")
+    ticket_make(customer=elsewhere, queue=QueueFactory(slug="vip-desk"))
+    started = start(widget, email="kim@example.com")
+    api = client_for(ann)
+    panel = api.get(f"{URL}{started.conversation.pk}/").json()["customer_panel"]
+    assert panel["claimed_email_owner"] is None
+    assert "Kim Elsewhere" not in str(panel)
+    refused = api.post(f"{URL}{started.conversation.pk}/confirm-identity/")
+    assert refused.status_code == 403
+    started.conversation.customer.refresh_from_db()
+    assert started.conversation.customer.merged_into_id is None
