@@ -100,9 +100,20 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self.refusals = 0
         self.typing_at = 0.0
         await self.accept()
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        self.joined = await self._join()
         await in_thread(services.visitor_seen)(conversation.pk)
         await self._send_status()
+
+    async def _join(self) -> bool:
+        """Join the conversation's group; False (logged) while the channel layer is unreachable."""
+        try:
+            await self.channel_layer.group_add(self.group, self.channel_name)
+        except Exception:
+            log.warning(
+                "Chat %s: no live pushes, the channel layer is unreachable", self.conversation_id, exc_info=True
+            )
+            return False
+        return True
 
     @in_thread
     def _conversation(self, token: str) -> ChatConversation | None:
@@ -162,6 +173,10 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                 await self._catch_up()
             elif kind == "ping":
                 await in_thread(services.visitor_seen)(self.conversation_id)
+                if not self.joined:
+                    # Without pushes (the layer was down) the chat still moves: each ping reads what is new.
+                    self.joined = await self._join()
+                    await self._catch_up()
                 await self.send_json({"type": "pong"})
             else:
                 await self._error("bad_frame", "Unknown frame type.")

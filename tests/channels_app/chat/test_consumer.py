@@ -248,3 +248,38 @@ def test_a_token_reaches_only_its_own_conversation(chat):
 
     run(scenario)
     assert other.conversation.pk != started.conversation.pk
+
+
+def test_with_the_layer_down_the_chat_still_moves_on_each_ping(chat, monkeypatch, caplog):
+    started, agent = chat
+    conversation = started.conversation
+    services.chat_accept(conversation_id=conversation.pk, agent=agent)
+    layer = get_channel_layer()
+
+    async def unreachable(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionError("the channel layer is down")
+
+    monkeypatch.setattr(layer, "group_add", unreachable)
+
+    async def scenario() -> None:
+        ws = visitor(started.token)
+        connected, _ = await ws.connect()
+        assert connected
+        assert (await ws.receive_json_from())["status"] == "active"
+        await ws.send_json_to({"type": "resume", "after": 2})
+        await ws.send_json_to({"type": "ping"})
+        assert (await ws.receive_json_from(timeout=5)) == {"type": "pong"}  # the resume is done
+        await database_sync_to_async(services.chat_agent_message)(
+            conversation_id=conversation.pk, agent=agent, text="Here is your answer"
+        )
+        # No push arrives (the socket is in no group); the next ping reads the line from the database.
+        assert await ws.receive_nothing(timeout=0.3)
+        await ws.send_json_to({"type": "ping"})
+        line = await ws.receive_json_from(timeout=5)
+        assert (line["author"], line["text"]) == ("agent", "Here is your answer")
+        assert (await ws.receive_json_from(timeout=5)) == {"type": "pong"}
+        await ws.disconnect()
+
+    with caplog.at_level(logging.WARNING, logger="channels_app.chat"):
+        run(scenario)
+    assert "channel layer is unreachable" in caplog.text
