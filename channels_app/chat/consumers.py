@@ -16,7 +16,7 @@ import uuid
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from channels.db import DatabaseSyncToAsync
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from servicedesk.core.errors import ApplicationError
@@ -25,13 +25,6 @@ from . import services
 from .models import ChatConversation, ChatWidget, LineAuthor
 
 log = logging.getLogger(__name__)
-
-
-def in_thread(function: Any) -> Any:
-    """``function`` run in a thread of the pool, as Channels' ``database_sync_to_async`` runs it
-    (old connections closed around it), but not all on the one thread Channels uses by
-    default: the database work of many sockets waits side by side, not in one line."""
-    return DatabaseSyncToAsync(function, thread_sensitive=False)
 
 
 CLOSE_UNKNOWN_TOKEN = 4401
@@ -101,7 +94,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self.typing_at = 0.0
         await self.accept()
         self.joined = await self._join()
-        await in_thread(services.visitor_seen)(conversation.pk)
+        await database_sync_to_async(services.visitor_seen)(conversation.pk)
         await self._send_status()
 
     async def _join(self) -> bool:
@@ -115,7 +108,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             return False
         return True
 
-    @in_thread
+    @database_sync_to_async
     def _conversation(self, token: str) -> ChatConversation | None:
         try:
             return services.conversation_for_token(token)
@@ -127,7 +120,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if conversation_id is None:
             return
         try:
-            await in_thread(services.visitor_left)(conversation_id)
+            await database_sync_to_async(services.visitor_left)(conversation_id)
         except Exception:
             # The tick notices the silence instead (no frame within the grace).
             log.warning("Could not record that chat %s's visitor left", conversation_id, exc_info=True)
@@ -169,10 +162,10 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             elif kind == "resume":
                 await self._resume(content)
             elif kind == "end":
-                await in_thread(services.chat_end)(conversation_id=self.conversation_id, by="visitor")
+                await database_sync_to_async(services.chat_end)(conversation_id=self.conversation_id, by="visitor")
                 await self._catch_up()
             elif kind == "ping":
-                await in_thread(services.visitor_seen)(self.conversation_id)
+                await database_sync_to_async(services.visitor_seen)(self.conversation_id)
                 if not self.joined:
                     # Without pushes (the layer was down) the chat still moves: each ping reads what is new.
                     self.joined = await self._join()
@@ -198,7 +191,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if not isinstance(text, str):
             await self._error("bad_frame", "A message needs its text.")
             return
-        frame = await in_thread(self._store)(client_id, text)
+        frame = await database_sync_to_async(self._store)(client_id, text)
         if self.sent_seq is not None and frame["seq"] == self.sent_seq + 1:
             # The next line is this very one (the usual case): its echo, the "delivered" mark, as stored.
             await self.send_json(frame)
@@ -218,7 +211,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if now - self.typing_at < TYPING_EVERY:
             return
         self.typing_at = now
-        await in_thread(self._typing_push)()
+        await database_sync_to_async(self._typing_push)()
 
     def _typing_push(self) -> None:
         conversation = ChatConversation.objects.only("pk", "agent_id").get(pk=self.conversation_id)
@@ -231,7 +224,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             await self._error("bad_frame", "resume needs 'after', a sequence number (0 for everything).")
             return
         self.sent_seq = after
-        await in_thread(services.visitor_seen)(self.conversation_id)
+        await database_sync_to_async(services.visitor_seen)(self.conversation_id)
         await self._catch_up()
 
     async def _catch_up(self) -> None:
@@ -253,7 +246,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self.last_status = status
         await self.send_json(status)
 
-    @in_thread
+    @database_sync_to_async
     def _read(self, after: int | None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         conversation = ChatConversation.objects.select_related("widget", "agent", "customer__organization").get(
             pk=self.conversation_id

@@ -55,7 +55,7 @@ import logging
 from typing import Any
 
 from channels.consumer import get_handler_name
-from channels.db import DatabaseSyncToAsync
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.db.models import Max
 
@@ -72,13 +72,6 @@ from servicedesk.tickets.access import queues_visible_to, ticket_get_for, ticket
 from servicedesk.tickets.models import TicketEvent
 
 log = logging.getLogger(__name__)
-
-
-def in_thread(function: Any) -> Any:
-    """``function`` run in a thread of the pool, as Channels' ``database_sync_to_async`` runs it
-    (old connections closed around it), but not all on the one thread Channels uses by
-    default: the database work of many sockets waits side by side, not in one line."""
-    return DatabaseSyncToAsync(function, thread_sensitive=False)
 
 
 RESUME_LIMIT = 200
@@ -123,7 +116,7 @@ class DeskConsumer(AsyncJsonWebsocketConsumer):
             await asyncio.sleep(HEARTBEAT_EVERY)
             await self._heartbeat()
 
-    @in_thread
+    @database_sync_to_async
     def _refusal(self, user: Any) -> str:
         if user is None or not user.is_authenticated:
             return "not signed in"
@@ -289,7 +282,7 @@ class DeskConsumer(AsyncJsonWebsocketConsumer):
             }
         )
 
-    @in_thread
+    @database_sync_to_async
     def _ticket_visible(self, reference: str) -> tuple[int, str] | None:
         try:
             ticket = ticket_get_for(self.user, reference)
@@ -315,7 +308,7 @@ class DeskConsumer(AsyncJsonWebsocketConsumer):
         if frame is not None:
             await self.send_json(frame)
 
-    @in_thread
+    @database_sync_to_async
     def _push_frame(self, handler: PushHandler, message: dict[str, Any]) -> dict[str, Any] | None:
         kind = message["type"]
         data = {key: value for key, value in message.items() if key != "type"}
@@ -337,16 +330,16 @@ class DeskConsumer(AsyncJsonWebsocketConsumer):
             tickets = [{"id": pk, "reference": ref, "event": events[pk]} for pk, ref in visible]
             await self.send_json({"type": "changed", "tickets": tickets, "cursor": max(events.values())})
 
-    @in_thread
+    @database_sync_to_async
     def _visible(self, ticket_ids: list[int]) -> list[tuple[int, str]]:
         rows = tickets_visible_to(self.user).filter(pk__in=ticket_ids).values_list("pk", "reference").order_by("pk")
         return [(pk, reference or "") for pk, reference in rows]
 
-    @in_thread
+    @database_sync_to_async
     def _cursor(self) -> int:
         return TicketEvent.objects.aggregate(last=Max("pk"))["last"] or 0
 
-    @in_thread
+    @database_sync_to_async
     def _changed_since(self, after: int) -> dict[str, Any]:
         rows = list(
             TicketEvent.objects.filter(pk__gt=after, ticket__in=tickets_visible_to(self.user))
@@ -368,11 +361,11 @@ class DeskConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_discard(group, self.channel_name)
         self.joined = wanted
 
-    @in_thread
+    @database_sync_to_async
     def _queue_ids(self) -> list[int]:
         return list(queues_visible_to(self.user).values_list("pk", flat=True))
 
-    @in_thread
+    @database_sync_to_async
     def _heartbeat(self) -> None:
         """Tell routing the agent is here: on connect, every ping, and every HEARTBEAT_EVERY
         seconds while the socket is open (``routing.services.agent_heartbeat``)."""

@@ -206,11 +206,7 @@ if REDIS_URL:
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
                 # An unreachable Redis is noticed within seconds; the change is committed anyway.
-                # A read waits longer than the layer's own 5 s BRPOP, which must end first;
-                # a burst of sockets opening or closing at once is served, not refused.
-                "hosts": [
-                    {"address": REDIS_URL, "socket_connect_timeout": 2, "socket_timeout": 15, "max_connections": 2000}
-                ],
+                "hosts": [{"address": REDIS_URL, "socket_connect_timeout": 2}],
                 "prefix": env.str("CACHE_KEY_PREFIX", default="sd") + ":asgi",
                 "capacity": 500,
                 "expiry": 60,
