@@ -104,6 +104,18 @@ def proc_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def proc_tree_cpu_seconds(pid: int) -> float:
+    """``proc_cpu_seconds`` of the process and of its children (the worker processes of a server
+    started with ``--workers`` more than 1)."""
+    total = proc_cpu_seconds(pid)
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children = (task / "children").read_text().split()
+        for child in children:
+            with suppress(OSError):
+                total += proc_tree_cpu_seconds(int(child))
+    return total
+
+
 def proc_threads(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("Threads:"):
@@ -120,13 +132,22 @@ def _free_port() -> int:
 class Server:
     """One web server process (``servicedesk.serve``, one worker), its log, and a check that it lives."""
 
-    def __init__(self, bench: Bench, app: str, name: str) -> None:
+    def __init__(self, bench: Bench, app: str, name: str, *, workers: int = 1) -> None:
         self.bench, self.app, self.name = bench, app, name
         self.port = _free_port()
         self.log_path = bench.work / f"server-{name}.log"
         # The chat: the product's command, as scripts/run, the image and Compose start it.
         python = [PYTHON, "-m", "servicedesk.serve"] if app == CHAT_APP else [PYTHON, "-c", SERVE_WITH_APP, app]
-        command = [*python, "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1", "--no-access-log"]
+        command = [
+            *python,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            str(workers),
+            "--no-access-log",
+        ]
         # ``exec``: the process the benchmark measures is the server itself, with the raised limit.
         self.command = f"ulimit -n {bench.args.nofile} && exec {shlex.join(command)}"
         self.process: subprocess.Popen[bytes] | None = None
@@ -920,7 +941,7 @@ def _match(sent: list[list[Any]], frames: list[tuple[int, float]], window: tuple
 def run_latency(bench: Bench, app: str, chats: list[dict[str, Any]], agents: list[dict[str, Any]]) -> dict[str, Any]:
     args = bench.args
     name = "chat" if app == CHAT_APP else "echo"
-    server = Server(bench, app, f"latency-{name}")
+    server = Server(bench, app, f"latency-{name}", workers=bench.args.workers)
     server.start()
     try:
         _warm(server, chats, agents, bench)
@@ -945,9 +966,9 @@ def run_latency(bench: Bench, app: str, chats: list[dict[str, Any]], agents: lis
         window = (t0 + args.warmup, t0 + args.warmup + args.duration)
         clients.send({"cmd": "chat", "t0": t0})
         _sleep_watching(server, max(0.0, window[0] - time.monotonic()))
-        cpu_before, db_before = proc_cpu_seconds(server.pid), database_stats(bench.url, bench.run_db)
+        cpu_before, db_before = proc_tree_cpu_seconds(server.pid), database_stats(bench.url, bench.run_db)
         _sleep_watching(server, max(0.0, window[1] - time.monotonic()))
-        cpu_window = proc_cpu_seconds(server.pid) - cpu_before
+        cpu_window = proc_tree_cpu_seconds(server.pid) - cpu_before
         db_after = database_stats(bench.url, bench.run_db)
         rss = proc_rss_kib(server.pid)
         answers = clients.gather(args.drain + 300)
@@ -1048,6 +1069,12 @@ def main() -> None:
     )
     parser.add_argument("--chats", type=int, default=1000, help="Concurrent chats in the latency run (default 1000).")
     parser.add_argument("--agents", type=int, default=10, help="Agents holding the chats (default 10).")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="Server worker processes in the latency runs, chat and echo alike (default 1; CPU summed).",
+    )
     parser.add_argument("--interval", type=float, default=10, help="Seconds between a visitor's messages (10).")
     parser.add_argument("--warmup", type=float, default=20, help="Seconds of chatting before the window (20).")
     parser.add_argument("--duration", type=float, default=60, help="Measured window in seconds (default 60).")
