@@ -20,6 +20,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from servicedesk.core.errors import ApplicationError
+from servicedesk.live.flood import Bucket
 
 from . import services
 from .models import ChatConversation, ChatWidget, LineAuthor
@@ -50,23 +51,6 @@ def origin_allowed(widget: ChatWidget, origin: str, *, own_host: str) -> bool:
     return bool(own_host) and urlsplit(origin).netloc == own_host.strip().lower()
 
 
-class TokenBucket:
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate = rate
-        self.burst = float(burst)
-        self.tokens = float(burst)
-        self.at = time.monotonic()
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
-        self.at = now
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
-
-
 class ChatConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
@@ -89,7 +73,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self.group = services.visitor_group(conversation.pk)
         self.sent_seq: int | None = None
         self.last_status: dict[str, Any] | None = None
-        self.bucket = TokenBucket(FLOOD_RATE, FLOOD_BURST)
+        self.bucket = Bucket(capacity=FLOOD_BURST, rate=FLOOD_RATE)
         self.refusals = 0
         self.typing_at = 0.0
         await self.accept()

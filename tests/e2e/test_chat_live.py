@@ -14,8 +14,6 @@ import json
 import signal
 import subprocess
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,7 +24,7 @@ from websockets.sync.client import ClientConnection, connect
 from channels_app.chat.models import ChatConversation, ChatLine, ChatStatus
 from servicedesk.tickets.models import Message
 from tests.channels_app.chat.helpers import SHOP, chat_agent, widget_make
-from tests.e2e.test_live_desk import desk_socket, frames_until, serve, stop
+from tests.e2e.test_live_desk import desk_socket, frames_until, serve, stop, two_servers  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -52,17 +50,7 @@ def lines_until(ws: ClientConnection, wanted: Any, *, timeout: float = 30) -> li
     return frames_until(ws, wanted, timeout=timeout)
 
 
-@pytest.fixture
-def two_servers(tmp_path: Path, e2e_redis_url: str) -> Iterator[list[tuple[subprocess.Popen[bytes], int, Path]]]:
-    servers = [serve(tmp_path, name, redis_url=e2e_redis_url) for name in ("a", "b")]
-    try:
-        yield servers
-    finally:
-        for server, _, _ in servers:
-            stop(server)
-
-
-def test_visitor_on_one_server_agent_on_the_other_and_a_server_killed_mid_chat(two_servers):
+def test_visitor_on_one_server_agent_on_the_other_and_a_server_killed_mid_chat(two_servers):  # noqa: F811
     (server_a, port_a, _), (_, port_b, _) = two_servers
     widget = widget_make()
     agent = chat_agent(widget.queue, username="ann")
