@@ -2,9 +2,10 @@
 
 Each (scope, key) gets one counter per window, and the window's number is part
 of the cache key: a window starts at a multiple of its length and lasts that
-long whatever the traffic. ``cache.add`` starts a window's counter and
-``cache.incr`` counts in it; both are atomic on Redis, the cache used in
-production, so concurrent attempts are all counted. Backends without a native
+long whatever the traffic. On Redis, the cache used in production, one round
+trip counts an attempt (INCR, and EXPIRE at the window's end), atomically, so
+concurrent attempts are all counted. Elsewhere ``cache.add`` starts a
+window's counter and ``cache.incr`` counts in it. Backends without a native
 ``incr`` (the file cache of the zero-setup install) rewrite the value with
 their default timeout, so the counter's expiry is set again to the window's
 end after every count.
@@ -21,7 +22,8 @@ import logging
 import time
 from dataclasses import dataclass
 
-from django.core.cache import cache
+from django.core.cache import DEFAULT_CACHE_ALIAS, cache, caches
+from django.core.cache.backends.redis import RedisCache
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,9 @@ def rate_count(*, scope: str, key: str, window_seconds: int) -> Count | None:
     remaining = max(1, int((window + 1) * window_seconds - now + 0.999))
     name = cache_key(scope, key, window_seconds, window)
     try:
+        backend = caches[DEFAULT_CACHE_ALIAS]
+        if isinstance(backend, RedisCache):
+            return Count(attempts=_redis_count(backend, name, remaining), retry_after=remaining)
         if cache.add(name, 1, timeout=remaining):
             return Count(attempts=1, retry_after=remaining)
         try:
@@ -69,6 +74,16 @@ def rate_count(*, scope: str, key: str, window_seconds: int) -> Count | None:
         log.warning("Rate limit %s not counted: the cache is unreachable", scope, exc_info=True)
         return None
     return Count(attempts=attempts, retry_after=remaining)
+
+
+def _redis_count(backend: RedisCache, name: str, seconds: int) -> int:
+    """INCR and EXPIRE in one round trip; the counter is stored as Django's Redis cache stores an int."""
+    key = backend.make_and_validate_key(name)
+    pipe = backend._cache.get_client(key, write=True).pipeline(transaction=False)
+    pipe.incr(key)
+    pipe.expire(key, seconds)
+    attempts, _expiry_set = pipe.execute()
+    return int(attempts)
 
 
 def rate_peek(*, scope: str, key: str, window_seconds: int) -> Count:
