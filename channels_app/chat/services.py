@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext
@@ -29,12 +29,12 @@ from django.utils.translation import gettext as _
 
 from servicedesk.accounts.models import User
 from servicedesk.core.errors import ApplicationError, Conflict, NotFound, PermissionDenied
-from servicedesk.core.ratelimit import rate_count
+from servicedesk.core.ratelimit import Count, rate_count
 from servicedesk.core.realtime import realtime_publish
 from servicedesk.core.text import clean_text
 from servicedesk.tickets.events import Actor
 from servicedesk.tickets.inbound import InboundAttachment, InboundMessage, SenderIdentity
-from servicedesk.tickets.locks import row_lock, rows_lock
+from servicedesk.tickets.locks import PreparedRowLock, row_lock, rows_lock
 from servicedesk.tickets.models import (
     IdentityKind,
     Queue,
@@ -454,6 +454,12 @@ def _after_waiting(conversation_id: int, queue_id: int) -> None:
 # ---------------------------------------------------------------- lines
 
 
+# A visitor's line locks its conversation and reads the ticket along: compiled once per connection.
+_LINE_LOCK: PreparedRowLock[ChatConversation] = PreparedRowLock(
+    lambda pk: ChatConversation.objects.filter(pk=pk).select_related("ticket"), pk=int
+)
+
+
 def _next_seq(conversation: ChatConversation, at: datetime) -> int:
     conversation.last_seq += 1
     conversation.last_activity_at = at
@@ -501,18 +507,40 @@ def chat_visitor_message(
         text = _check_text(text)
     elif len(text) > TEXT_MAX:
         raise ApplicationError(_("A message has at most %(n)d characters.") % {"n": TEXT_MAX}, field="text")
+    # Counted before the conversation is locked (a resend counts too): the lock is held only for the writes.
+    count = rate_count(scope="chat_visitor_messages", key=str(conversation_id), window_seconds=60)
+    try:
+        return _visitor_line_store(conversation_id, client_id, text, attachments, at, count)
+    except IntegrityError:
+        # The client_id is taken by a line the intake does not know as this message's (the chat's first).
+        existing = ChatLine.objects.filter(conversation_id=conversation_id, client_id=client_id).first()
+        if existing is None:
+            raise
+        return existing, False
+
+
+def _visitor_line_store(
+    conversation_id: int,
+    client_id: uuid.UUID,
+    text: str,
+    attachments: tuple[InboundAttachment, ...],
+    at: datetime,
+    count: Count | None,
+) -> tuple[ChatLine, bool]:
     with transaction.atomic():
-        conversation = row_lock(ChatConversation, conversation_id)
-        existing = ChatLine.objects.filter(conversation=conversation, client_id=client_id).first()
-        if existing is not None:
-            return existing, False
+        conversation = _LINE_LOCK(pk=conversation_id)
+        if conversation is None:
+            raise ChatConversation.DoesNotExist(f"No chat {conversation_id}.")
         if conversation.status not in OPEN_STATUSES:
+            existing = ChatLine.objects.filter(conversation=conversation, client_id=client_id).first()
+            if existing is not None:
+                return existing, False
             raise ChatClosed(_("This chat has ended."))
-        count = rate_count(scope="chat_visitor_messages", key=str(conversation.pk), window_seconds=60)
         if count is not None and count.attempts > VISITOR_MESSAGES_PER_MINUTE:
             log.warning("Chat %s: the visitor's messages are over the limit", conversation.pk)
             raise VisitorFlood(_("Too many messages at once; wait a moment."), extra={"retry_after": count.retry_after})
-        ticket = Ticket.objects.only("reference").get(pk=conversation.ticket_id)
+        ticket = conversation.ticket
+        # Sent again (the same client_id): the intake finds the message by its external id and stores nothing.
         result = inbound_message_receive(
             inbound=InboundMessage(
                 channel=CHANNEL,
@@ -529,6 +557,8 @@ def chat_visitor_message(
                 received_at=at,
             )
         )
+        if result.duplicate:
+            return ChatLine.objects.get(conversation=conversation, client_id=client_id), False
         line = ChatLine.objects.create(
             conversation=conversation,
             seq=_next_seq(conversation, at),
@@ -854,6 +884,15 @@ def visitor_seen(conversation_id: int, *, at: datetime | None = None) -> None:
     """The visitor is connected now (a socket opened or sent a frame)."""
     at = at or timezone.now()
     ChatConversation.objects.filter(pk=conversation_id).update(visitor_seen_at=at, visitor_left_at=None)
+
+
+def visitor_ping(conversation_id: int, *, seen: bool, at: datetime | None = None) -> tuple[int, str]:
+    """A visitor's ping: ``visitor_seen`` when ``seen``; returns the conversation's last
+    sequence number and status, so the socket reads again only when it is behind."""
+    if seen:
+        visitor_seen(conversation_id, at=at)
+    row = ChatConversation.objects.filter(pk=conversation_id).values_list("last_seq", "status").first()
+    return row if row is not None else (0, ChatStatus.ENDED)
 
 
 def visitor_left(conversation_id: int, *, at: datetime | None = None) -> None:

@@ -10,8 +10,9 @@ when it does not.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 from django.db import connection, models, transaction
 
@@ -129,6 +130,28 @@ def rows_lock(rows: models.QuerySet[Row], *, skip_locked: bool = False) -> list[
     takes meanwhile, such as waiting chats being offered), instead of waiting for them."""
     _in_transaction("rows_lock")
     return list(rows.select_for_update(of=("self",), skip_locked=skip_locked).order_by("pk"))
+
+
+class PreparedRowLock(Generic[Row]):
+    """A row lock for a hot path, its SQL compiled once per connection (``core/prepared.py``).
+
+    ``build(**parameters)`` returns the query of the row (filtered by the
+    named ``str``/``int`` parameters); only the row's own table is locked
+    (``of=("self",)``), so the query may ``select_related`` what it reads
+    along. Calling the lock with the values returns the row, or None::
+
+        _LINE_LOCK = PreparedRowLock(lambda pk: Conversation.objects.filter(pk=pk).select_related("ticket"), pk=int)
+        conversation = _LINE_LOCK(pk=conversation_id)
+    """
+
+    def __init__(self, build: Callable[..., models.QuerySet[Row]], **parameters: type) -> None:
+        self._query: PreparedQuery[Row] = PreparedQuery(
+            lambda **values: build(**values).select_for_update(of=("self",)).order_by("pk")[:1], **parameters
+        )
+
+    def __call__(self, **values: str | int) -> Row | None:
+        _in_transaction("PreparedRowLock")
+        return self._query.first(**values)
 
 
 def row_lock(model: type[Row], pk: int | None = None, **lookup: object) -> Row:
