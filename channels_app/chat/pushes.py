@@ -1,7 +1,10 @@
 """What an agent's ``/ws/desk/`` sockets hear of chats (servicedesk/live/pushes.py).
 
 Every push is checked with the chat access rule before it is sent on, and
-only names the chat: the console reads it again from the API.
+only names the chat: the console reads it again from the API. A socket asks
+the rule once per chat and ``REUSE_SECONDS`` for "changed" and "typing" (a
+busy chat sends several a second) and forgets the answers on each ping;
+offers and queue changes are checked every time.
 
 - ``{"type": "chat", "event": "offer", "conversation": id}``: a chat was offered
   to the agent, or an offer of theirs was withdrawn (read the chat to know which);
@@ -19,6 +22,8 @@ from servicedesk.live.pushes import user_push
 
 from .access import chats_visible_to
 
+REUSE_SECONDS = 60
+
 
 def _frame(event: str, user: Any, data: dict[str, Any]) -> dict[str, Any] | None:
     conversation_id = data.get("conversation")
@@ -32,12 +37,12 @@ def chat_offer(user: Any, data: dict[str, Any]) -> dict[str, Any] | None:
     return _frame("offer", user, data)
 
 
-@user_push("chat.changed")
+@user_push("chat.changed", reuse_seconds=REUSE_SECONDS)
 def chat_changed(user: Any, data: dict[str, Any]) -> dict[str, Any] | None:
     return _frame("changed", user, data)
 
 
-@user_push("chat.typing")
+@user_push("chat.typing", reuse_seconds=REUSE_SECONDS)
 def chat_typing(user: Any, data: dict[str, Any]) -> dict[str, Any] | None:
     return _frame("typing", user, data)
 

@@ -41,7 +41,10 @@ with ``@user_push(k)`` (``live/pushes.py``) in a thread with the socket's
 user and the data, and sends the frame it returns (None: nothing). The
 handler is the kind's access check and reads the truth from the database;
 ``notifications.changed`` (``notifications/pushes.py``) is the first. A
-push of a kind without a handler is logged and dropped.
+push of a kind without a handler is logged and dropped. The frame of a kind
+registered with ``reuse_seconds`` (a chat's notices, ``chat/pushes.py``) is
+sent again for the same data without asking the handler for that long, and
+forgotten on every ping, when the agent's queues are read again.
 
 Every ticket push passes ``tickets_visible_to`` (the one rule for tickets, as
 on the pages and in the API) before it is sent on: a ticket the agent may
@@ -55,7 +58,6 @@ import logging
 from typing import Any
 
 from channels.consumer import get_handler_name
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.db.models import Max
 
@@ -66,7 +68,8 @@ from servicedesk.live.flood import FloodLimit
 from servicedesk.live.follow import queue_group
 from servicedesk.live.frames import BadFrame, Frame, frame_read
 from servicedesk.live.presence import Viewers, ticket_group
-from servicedesk.live.pushes import PushHandler, user_group, user_push_handler
+from servicedesk.live.pushes import PushHandler, user_group, user_push_handler, user_push_reuse_seconds
+from servicedesk.live.threads import in_thread
 from servicedesk.routing import services as routing_services
 from servicedesk.tickets.access import queues_visible_to, ticket_get_for, tickets_visible_to
 from servicedesk.tickets.models import TicketEvent
@@ -83,6 +86,8 @@ MAX_VIEWING = 5
 # Seconds between the heartbeats the server sends for an open socket (well
 # inside the presence timeout, SD_PRESENCE_TIMEOUT_SECONDS, default 45).
 HEARTBEAT_EVERY = 20
+# Frames of pushes registered with ``reuse_seconds`` that one socket keeps at most (then forgets them all).
+REUSED_FRAMES_MAX = 2000
 
 
 class DeskConsumer(AsyncJsonWebsocketConsumer):
@@ -102,6 +107,8 @@ class DeskConsumer(AsyncJsonWebsocketConsumer):
         self.viewers: dict[int, Viewers] = {}
         self.flood = FloodLimit()
         self.closing = False
+        # (kind, data) -> (until when, frame): push frames sent again without asking the handler.
+        self.reused: dict[tuple[str, tuple[tuple[str, Any], ...]], tuple[float, dict[str, Any]]] = {}
         await self.accept()
         await self.channel_layer.group_add(user_group(user.pk), self.channel_name)
         await self._groups_refresh()
@@ -116,7 +123,7 @@ class DeskConsumer(AsyncJsonWebsocketConsumer):
             await asyncio.sleep(HEARTBEAT_EVERY)
             await self._heartbeat()
 
-    @database_sync_to_async
+    @in_thread
     def _refusal(self, user: Any) -> str:
         if user is None or not user.is_authenticated:
             return "not signed in"
@@ -282,7 +289,7 @@ class DeskConsumer(AsyncJsonWebsocketConsumer):
             }
         )
 
-    @database_sync_to_async
+    @in_thread
     def _ticket_visible(self, reference: str) -> tuple[int, str] | None:
         try:
             ticket = ticket_get_for(self.user, reference)
@@ -304,11 +311,23 @@ class DeskConsumer(AsyncJsonWebsocketConsumer):
             return
         if not hasattr(self, "user") or self.closing:
             return
+        reuse = user_push_reuse_seconds(kind)
+        key = _reuse_key(message) if reuse else None
+        if key is not None:
+            now = asyncio.get_running_loop().time()
+            kept = self.reused.get(key)
+            if kept is not None and kept[0] > now:
+                await self.send_json(kept[1])
+                return
         frame = await self._push_frame(handler, message)
         if frame is not None:
+            if key is not None:
+                if len(self.reused) >= REUSED_FRAMES_MAX:
+                    self.reused.clear()
+                self.reused[key] = (now + reuse, frame)
             await self.send_json(frame)
 
-    @database_sync_to_async
+    @in_thread
     def _push_frame(self, handler: PushHandler, message: dict[str, Any]) -> dict[str, Any] | None:
         kind = message["type"]
         data = {key: value for key, value in message.items() if key != "type"}
@@ -330,16 +349,16 @@ class DeskConsumer(AsyncJsonWebsocketConsumer):
             tickets = [{"id": pk, "reference": ref, "event": events[pk]} for pk, ref in visible]
             await self.send_json({"type": "changed", "tickets": tickets, "cursor": max(events.values())})
 
-    @database_sync_to_async
+    @in_thread
     def _visible(self, ticket_ids: list[int]) -> list[tuple[int, str]]:
         rows = tickets_visible_to(self.user).filter(pk__in=ticket_ids).values_list("pk", "reference").order_by("pk")
         return [(pk, reference or "") for pk, reference in rows]
 
-    @database_sync_to_async
+    @in_thread
     def _cursor(self) -> int:
         return TicketEvent.objects.aggregate(last=Max("pk"))["last"] or 0
 
-    @database_sync_to_async
+    @in_thread
     def _changed_since(self, after: int) -> dict[str, Any]:
         rows = list(
             TicketEvent.objects.filter(pk__gt=after, ticket__in=tickets_visible_to(self.user))
@@ -354,6 +373,8 @@ class DeskConsumer(AsyncJsonWebsocketConsumer):
         return {"tickets": tickets, "cursor": cursor, "more": more}
 
     async def _groups_refresh(self) -> None:
+        # Who may see what is read again: so are the frames of pushes kept for reuse.
+        self.reused.clear()
         wanted = {queue_group(pk) for pk in await self._queue_ids()}
         for group in wanted - self.joined:
             await self.channel_layer.group_add(group, self.channel_name)
@@ -361,11 +382,11 @@ class DeskConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_discard(group, self.channel_name)
         self.joined = wanted
 
-    @database_sync_to_async
+    @in_thread
     def _queue_ids(self) -> list[int]:
         return list(queues_visible_to(self.user).values_list("pk", flat=True))
 
-    @database_sync_to_async
+    @in_thread
     def _heartbeat(self) -> None:
         """Tell routing the agent is here: on connect, every ping, and every HEARTBEAT_EVERY
         seconds while the socket is open (``routing.services.agent_heartbeat``)."""
@@ -374,3 +395,11 @@ class DeskConsumer(AsyncJsonWebsocketConsumer):
         except Exception:
             # Presence is routing's business: a failure there must not take the workspace's stream down.
             log.warning("The heartbeat of user %s failed", self.user.pk, exc_info=True)
+
+
+def _reuse_key(message: dict[str, Any]) -> tuple[str, tuple[tuple[str, Any], ...]] | None:
+    """The key a push's frame is kept under: its kind and data (None: data that cannot be a key)."""
+    items = tuple(sorted((k, v) for k, v in message.items() if k != "type"))
+    if not all(isinstance(v, (int, str, bool, type(None))) for _k, v in items):
+        return None
+    return str(message["type"]), items

@@ -14,9 +14,16 @@ A handler takes the socket's user and the push's data (without ``type``) and
 returns the frame to send to that browser, or None to send nothing: this is
 where the access check of the kind goes (a chat line only to an agent who
 may see the session, as the pages decide). It runs in a thread
-(``database_sync_to_async``), so it may read the database; the push itself
+(``live/threads.in_thread``), so it may read the database; the push itself
 only says what changed, and the database is the truth. A handler that raises
 is logged and its push dropped; the socket stays open.
+
+A kind whose answer only depends on who may see what (a chat's "changed"
+notice) may be registered with ``reuse_seconds``: a socket then sends the
+frame its handler returned for the same data again, without asking the
+handler, for that long, and forgets every such frame on each ping (when it
+also re-reads the agent's queues). An agent who loses access stops hearing
+of the object within that time; the pages and the API refuse at once.
 
 docs/architecture.md, "Live updates".
 """
@@ -36,6 +43,7 @@ _KIND = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 RESERVED_PREFIXES = ("websocket.", "ticket.", "presence.")
 
 _handlers: dict[str, PushHandler] = {}
+_reuse: dict[str, float] = {}
 
 
 def user_group(user_id: int) -> str:
@@ -43,22 +51,27 @@ def user_group(user_id: int) -> str:
     return f"desk.user.{int(user_id)}"
 
 
-def user_push(kind: str) -> Callable[[PushHandler], PushHandler]:
+def user_push(kind: str, *, reuse_seconds: float = 0) -> Callable[[PushHandler], PushHandler]:
     """Register the decorated function as the handler of pushes of ``kind`` to a user's group.
 
     One handler per kind: registering another function for a kind already
     taken raises ValueError (two apps would otherwise fight over it);
     registering the same function again is a no-op. Call it at import time
-    of a module the app imports in ``AppConfig.ready``.
+    of a module the app imports in ``AppConfig.ready``. ``reuse_seconds``:
+    how long a socket may send the frame again for the same data without
+    asking the handler (0, the default: ask for every push).
     """
     if not _KIND.match(kind) or kind.startswith(RESERVED_PREFIXES):
         raise ValueError(f"invalid push kind {kind!r}: '<app>.<what>', lower case, not {RESERVED_PREFIXES}")
+    if not 0 <= reuse_seconds <= 60:
+        raise ValueError(f"reuse_seconds of {kind!r} is {reuse_seconds}: between 0 and 60")
 
     def register(handler: PushHandler) -> PushHandler:
         taken = _handlers.get(kind)
         if taken is not None and taken is not handler:
             raise ValueError(f"push kind {kind!r} already has a handler: {taken.__module__}.{taken.__qualname__}")
         _handlers[kind] = handler
+        _reuse[kind] = float(reuse_seconds)
         return handler
 
     return register
@@ -67,6 +80,11 @@ def user_push(kind: str) -> Callable[[PushHandler], PushHandler]:
 def user_push_handler(kind: Any) -> PushHandler | None:
     """The handler registered for ``kind``, if any."""
     return _handlers.get(kind) if isinstance(kind, str) else None
+
+
+def user_push_reuse_seconds(kind: str) -> float:
+    """How long a socket may reuse the frame of a push of ``kind`` for the same data (0: never)."""
+    return _reuse.get(kind, 0.0)
 
 
 def user_push_kinds() -> list[str]:
