@@ -16,11 +16,11 @@ import uuid
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from servicedesk.core.errors import ApplicationError
 from servicedesk.live.flood import Bucket
+from servicedesk.live.threads import in_thread
 
 from . import services
 from .models import ChatConversation, ChatWidget, LineAuthor
@@ -38,6 +38,9 @@ FLOOD_RATE = 3.0
 FLOOD_BURST = 10
 FLOOD_REFUSALS_MAX = 30
 TYPING_EVERY = 2.0
+# An active chat's visitor is recorded as seen at most this often on pings
+# (the tick reads it for waiting chats only; a waiting chat's every ping counts).
+SEEN_ACTIVE_EVERY = 60.0
 
 
 def origin_allowed(widget: ChatWidget, origin: str, *, own_host: str) -> bool:
@@ -76,9 +79,10 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self.bucket = Bucket(capacity=FLOOD_BURST, rate=FLOOD_RATE)
         self.refusals = 0
         self.typing_at = 0.0
+        self.seen_at = 0.0
         await self.accept()
         self.joined = await self._join()
-        await database_sync_to_async(services.visitor_seen)(conversation.pk)
+        await self._seen()
         await self._send_status()
 
     async def _join(self) -> bool:
@@ -92,7 +96,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             return False
         return True
 
-    @database_sync_to_async
+    @in_thread
     def _conversation(self, token: str) -> ChatConversation | None:
         try:
             return services.conversation_for_token(token)
@@ -104,7 +108,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if conversation_id is None:
             return
         try:
-            await database_sync_to_async(services.visitor_left)(conversation_id)
+            await in_thread(services.visitor_left)(conversation_id)
         except Exception:
             # The tick notices the silence instead (no frame within the grace).
             log.warning("Could not record that chat %s's visitor left", conversation_id, exc_info=True)
@@ -146,13 +150,14 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             elif kind == "resume":
                 await self._resume(content)
             elif kind == "end":
-                await database_sync_to_async(services.chat_end)(conversation_id=self.conversation_id, by="visitor")
+                await in_thread(services.chat_end)(conversation_id=self.conversation_id, by="visitor")
                 await self._catch_up()
             elif kind == "ping":
-                await database_sync_to_async(services.visitor_seen)(self.conversation_id)
                 if not self.joined:
                     # Without pushes (the layer was down) the chat still moves: each ping reads what is new.
                     self.joined = await self._join()
+                # A push lost on the way (the layer is at most once) is made up for here.
+                if await self._ping_behind():
                     await self._catch_up()
                 await self.send_json({"type": "pong"})
             else:
@@ -175,7 +180,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if not isinstance(text, str):
             await self._error("bad_frame", "A message needs its text.")
             return
-        frame = await database_sync_to_async(self._store)(client_id, text)
+        frame = await in_thread(self._store)(client_id, text)
         if self.sent_seq is not None and frame["seq"] == self.sent_seq + 1:
             # The next line is this very one (the usual case): its echo, the "delivered" mark, as stored.
             await self.send_json(frame)
@@ -190,12 +195,29 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         line, _new = services.chat_visitor_message(conversation_id=self.conversation_id, client_id=client_id, text=text)
         return services.line_frame(line, line.conversation, for_visitor=True, files=[])
 
+    async def _seen(self) -> None:
+        """Record that the visitor is connected (``services.visitor_seen``)."""
+        self.seen_at = time.monotonic()
+        await in_thread(services.visitor_seen)(self.conversation_id)
+
+    async def _ping_behind(self) -> bool:
+        """On a ping: record the visitor as seen (an active chat's at most every SEEN_ACTIVE_EVERY
+        seconds) and tell whether the conversation moved past what this socket sent (one thread hop)."""
+        now = time.monotonic()
+        status = (self.last_status or {}).get("status")
+        seen = status != "active" or now - self.seen_at >= SEEN_ACTIVE_EVERY
+        if seen:
+            self.seen_at = now
+        last_seq, stored_status = await in_thread(services.visitor_ping)(self.conversation_id, seen=seen)
+        # A waiting visitor's place in the queue moves without a line: read it on every ping.
+        return stored_status != status or stored_status == "waiting" or last_seq > (self.sent_seq or 0)
+
     async def _typing(self) -> None:
         now = time.monotonic()
         if now - self.typing_at < TYPING_EVERY:
             return
         self.typing_at = now
-        await database_sync_to_async(self._typing_push)()
+        await in_thread(self._typing_push)()
 
     def _typing_push(self) -> None:
         conversation = ChatConversation.objects.only("pk", "agent_id").get(pk=self.conversation_id)
@@ -208,7 +230,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             await self._error("bad_frame", "resume needs 'after', a sequence number (0 for everything).")
             return
         self.sent_seq = after
-        await database_sync_to_async(services.visitor_seen)(self.conversation_id)
+        await self._seen()
         await self._catch_up()
 
     async def _catch_up(self) -> None:
@@ -230,7 +252,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self.last_status = status
         await self.send_json(status)
 
-    @database_sync_to_async
+    @in_thread
     def _read(self, after: int | None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         conversation = ChatConversation.objects.select_related("widget", "agent", "customer__organization").get(
             pk=self.conversation_id

@@ -110,7 +110,6 @@ class DeskConsumer(AsyncJsonWebsocketConsumer):
         # (kind, data) -> (until when, frame): push frames sent again without asking the handler.
         self.reused: dict[tuple[str, tuple[tuple[str, Any], ...]], tuple[float, dict[str, Any]]] = {}
         await self.accept()
-        await self.channel_layer.group_add(user_group(user.pk), self.channel_name)
         await self._groups_refresh()
         await self._heartbeat()
         # The server beats for the open socket: a browser slows the timers of a
@@ -140,7 +139,7 @@ class DeskConsumer(AsyncJsonWebsocketConsumer):
         try:
             for ticket_id in list(self.viewing):
                 await self._leave(ticket_id)
-            for group in [*self.joined, user_group(self.user.pk)]:
+            for group in self.joined:
                 await self.channel_layer.group_discard(group, self.channel_name)
         except Exception:
             # The layer forgets the memberships at its expiry; the socket is gone either way.
@@ -373,14 +372,26 @@ class DeskConsumer(AsyncJsonWebsocketConsumer):
         return {"tickets": tickets, "cursor": cursor, "more": more}
 
     async def _groups_refresh(self) -> None:
-        # Who may see what is read again: so are the frames of pushes kept for reuse.
-        self.reused.clear()
-        wanted = {queue_group(pk) for pk in await self._queue_ids()}
-        for group in wanted - self.joined:
-            await self.channel_layer.group_add(group, self.channel_name)
-        for group in self.joined - wanted:
-            await self.channel_layer.group_discard(group, self.channel_name)
-        self.joined = wanted
+        """Join the agent's own group and those of the queues they work in now, leave the others.
+
+        With the channel layer unreachable the socket stays open without pushes
+        (logged); the next ping joins what is missing.
+        """
+        wanted = {queue_group(pk) for pk in await self._queue_ids()} | {user_group(self.user.pk)}
+        if wanted != self.joined:
+            # Who may see what changed: the frames kept for reuse are asked for again.
+            self.reused.clear()
+        try:
+            for group in wanted - self.joined:
+                await self.channel_layer.group_add(group, self.channel_name)
+                self.joined.add(group)
+            for group in self.joined - wanted:
+                await self.channel_layer.group_discard(group, self.channel_name)
+                self.joined.discard(group)
+        except Exception:
+            log.warning(
+                "User %s's socket: no live pushes, the channel layer is unreachable", self.user.pk, exc_info=True
+            )
 
     @in_thread
     def _queue_ids(self) -> list[int]:

@@ -283,3 +283,90 @@ def test_with_the_layer_down_the_chat_still_moves_on_each_ping(chat, monkeypatch
     with caplog.at_level(logging.WARNING, logger="channels_app.chat"):
         run(scenario)
     assert "channel layer is unreachable" in caplog.text
+
+
+def test_a_push_lost_on_the_way_is_made_up_for_on_the_next_ping(chat, monkeypatch):
+    started, agent = chat
+    conversation = started.conversation
+    services.chat_accept(conversation_id=conversation.pk, agent=agent)
+
+    async def scenario() -> None:
+        ws = visitor(started.token)
+        assert (await ws.connect())[0]
+        assert (await ws.receive_json_from())["status"] == "active"
+        await ws.send_json_to({"type": "resume", "after": 2})
+        await ws.send_json_to({"type": "ping"})
+        assert (await ws.receive_json_from(timeout=5)) == {"type": "pong"}
+        # The line is stored but its push never arrives (the layer delivers at most once).
+        monkeypatch.setattr(services, "_push_visitor", lambda *args, **kwargs: None)
+        await database_sync_to_async(services.chat_agent_message)(
+            conversation_id=conversation.pk, agent=agent, text="Lost on the way"
+        )
+        assert await ws.receive_nothing(timeout=0.3)
+        await ws.send_json_to({"type": "ping"})
+        line = await ws.receive_json_from(timeout=5)
+        assert (line["seq"], line["text"]) == (3, "Lost on the way")
+        assert (await ws.receive_json_from(timeout=5)) == {"type": "pong"}
+        # Nothing new: the next ping is only a pong.
+        await ws.send_json_to({"type": "ping"})
+        assert (await ws.receive_json_from(timeout=5)) == {"type": "pong"}
+        await ws.disconnect()
+
+    run(scenario)
+
+
+def test_pings_record_a_waiting_visitor_each_time_and_an_active_one_at_most_once_a_minute(chat, monkeypatch):
+    from channels_app.chat import consumers
+    from channels_app.chat.models import ChatConversation
+
+    started, agent = chat
+    pk = started.conversation.pk
+    clock = [1000.0]
+    monkeypatch.setattr(consumers.time, "monotonic", lambda: clock[0])
+
+    def seen_at() -> Any:
+        return ChatConversation.objects.values_list("visitor_seen_at", flat=True).get(pk=pk)
+
+    async def ping(ws: WebsocketCommunicator) -> None:
+        clock[0] += 20
+        await ws.send_json_to({"type": "ping"})
+        frames = await frames_until(ws, lambda f: f["type"] == "pong")
+        assert frames[-1] == {"type": "pong"}
+
+    async def scenario() -> None:
+        ws = visitor(started.token)
+        assert (await ws.connect())[0]
+        assert (await ws.receive_json_from())["status"] == "waiting"
+        before = await database_sync_to_async(seen_at)()
+        await ping(ws)
+        waiting_ping = await database_sync_to_async(seen_at)()
+        assert waiting_ping > before
+        await database_sync_to_async(services.chat_accept)(conversation_id=pk, agent=agent)
+        await frames_until(ws, lambda f: f["type"] == "status" and f["status"] == "active")
+        await ping(ws)  # 20 s after the last record
+        await ping(ws)  # 40 s
+        assert await database_sync_to_async(seen_at)() == waiting_ping
+        await ping(ws)  # 60 s: recorded
+        assert await database_sync_to_async(seen_at)() > waiting_ping
+        await ws.disconnect()
+
+    run(scenario)
+
+
+def test_the_first_messages_client_id_sent_again_on_the_socket_is_the_first_line(chat):
+    started, _agent = chat
+    conversation = started.conversation
+    first = ChatLine.objects.get(conversation=conversation, seq=1)
+
+    async def scenario() -> None:
+        ws = visitor(started.token)
+        assert (await ws.connect())[0]
+        await ws.receive_json_from()
+        await ws.send_json_to({"type": "resume", "after": 1})
+        await ws.send_json_to({"type": "message", "client_id": str(first.client_id), "text": "Hello again"})
+        assert await ws.receive_nothing(timeout=0.3)
+        await ws.disconnect()
+
+    run(scenario)
+    assert ChatLine.objects.filter(conversation=conversation).count() == 1
+    assert conversation.ticket.messages.count() == 1
