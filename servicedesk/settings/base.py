@@ -10,6 +10,8 @@ from pathlib import Path
 import environ
 from django.utils.translation import gettext_lazy as _
 
+from servicedesk.settings.channel_layers import redis_channel_layer
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(environ.Env().str("SERVICEDESK_VAR_DIR", default=str(BASE_DIR / "var")))
 
@@ -202,16 +204,7 @@ else:
 # `manage.py migrate --database channel_layer` (scripts/run does it).
 if REDIS_URL:
     CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {
-                # An unreachable Redis is noticed within seconds; the change is committed anyway.
-                "hosts": [{"address": REDIS_URL, "socket_connect_timeout": 2}],
-                "prefix": env.str("CACHE_KEY_PREFIX", default="sd") + ":asgi",
-                "capacity": 500,
-                "expiry": 60,
-            },
-        }
+        "default": redis_channel_layer(REDIS_URL, prefix=env.str("CACHE_KEY_PREFIX", default="sd") + ":asgi")
     }
 else:
     DATABASES["channel_layer"] = {

@@ -108,3 +108,25 @@ def test_an_unreachable_cache_lets_the_attempt_through_with_a_warning(settings, 
 
     assert counted is None
     assert [record.getMessage() for record in caplog.records] == ["Rate limit ip not counted: the cache is unreachable"]
+
+
+def test_on_redis_the_counter_lives_until_its_window_ends_and_reads_back_as_a_number(settings, clock):
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0",
+            "KEY_PREFIX": f"test-web-{uuid.uuid4().hex}",
+        }
+    }
+    clock[0] += 45
+    key = str(uuid.uuid4())
+
+    counted = [ratelimit.rate_count(scope="ip", key=key, window_seconds=60) for _ in range(3)]
+    peeked = ratelimit.rate_peek(scope="ip", key=key, window_seconds=60)
+    backend = caches["default"]
+    name = backend.make_and_validate_key(ratelimit.cache_key("ip", key, 60, int(clock[0] // 60)))
+    ttl = backend._cache.get_client(name).ttl(name)
+
+    assert counted == [ratelimit.Count(attempts=n, retry_after=15) for n in (1, 2, 3)]
+    assert peeked.attempts == 3
+    assert 0 < ttl <= 15

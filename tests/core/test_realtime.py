@@ -9,26 +9,28 @@ import uuid
 
 import pytest
 from asgiref.sync import async_to_sync
-from channels_redis.core import RedisChannelLayer
+from channels_redis.pubsub import RedisPubSubChannelLayer
 from django.conf import settings
 from django.db import transaction
 
 from servicedesk.core import realtime
 from servicedesk.core.realtime import realtime_flush, realtime_publish
+from servicedesk.settings.channel_layers import redis_channel_layer
 
 
 @pytest.fixture
 def redis_layer(monkeypatch):
-    """channels-redis on the test Redis, as the servers use it."""
+    """channels-redis on the test Redis, as the servers use it (servicedesk/settings/channel_layers.py)."""
     url = getattr(settings, "REDIS_URL", "")
     if not url:
         pytest.fail("These tests need Redis: set REDIS_URL (scripts/test does).")
-    layer = RedisChannelLayer(hosts=[{"address": url, "socket_connect_timeout": 2}], prefix=f"t{uuid.uuid4().hex[:8]}")
+    config = redis_channel_layer(url, prefix=f"t{uuid.uuid4().hex[:8]}")["CONFIG"]
+    layer = RedisPubSubChannelLayer(**config)
     monkeypatch.setattr("channels.layers.get_channel_layer", lambda *args, **kwargs: layer)
     return layer
 
 
-def _listen(layer: RedisChannelLayer, group: str, count: int) -> tuple[list[dict], threading.Thread]:
+def _listen(layer: RedisPubSubChannelLayer, group: str, count: int) -> tuple[list[dict], threading.Thread]:
     """Join ``group`` with a new channel and collect ``count`` messages, on a loop of its own."""
     received: list[dict] = []
     joined = threading.Event()
@@ -73,7 +75,7 @@ def test_pushes_from_plain_code_reach_a_listener_after_commit_only(redis_layer):
 
 @pytest.mark.django_db(transaction=True)
 def test_an_unreachable_layer_is_logged_and_the_caller_goes_on(monkeypatch, caplog):
-    dead = RedisChannelLayer(hosts=[{"address": "redis://127.0.0.1:1/0", "socket_connect_timeout": 1}])
+    dead = RedisPubSubChannelLayer(hosts=[{"address": "redis://127.0.0.1:1/0", "socket_connect_timeout": 1}])
     monkeypatch.setattr("channels.layers.get_channel_layer", lambda *args, **kwargs: dead)
     with caplog.at_level(logging.WARNING, logger="servicedesk.core.realtime"):
         with transaction.atomic():

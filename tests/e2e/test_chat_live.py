@@ -209,3 +209,43 @@ def test_without_redis_an_offer_made_by_the_beat_reaches_the_agent(tmp_path):
         agent_ws.close()
     finally:
         stop(server)
+
+
+def test_a_server_stopped_with_chats_open_and_closing_exits_at_once(tmp_path, e2e_redis_url):
+    # Each socket's consumer waits on the Redis layer; a stopping server cancels those waits and
+    # exits, whether the sockets are still open or closing (the teardown of the test above also
+    # stops a server that held a resumed chat).
+    import time
+
+    from tests.channels_app.chat.helpers import start
+
+    widget = widget_make()
+    agent = chat_agent(widget.queue, username="ann", capacity=20)
+    for attempt in range(2):
+        tokens = [start(widget, email=f"v{attempt}{n}@example.com").token for n in range(12)]
+        server, port, log = serve(tmp_path, f"stop{attempt}", redis_url=e2e_redis_url)
+        sockets: list[ClientConnection] = []
+        try:
+            desk = desk_socket(port, agent)
+            sockets.append(desk)
+            assert json.loads(desk.recv(timeout=20))["type"] == "hello"
+            for n, token in enumerate(tokens):
+                ws = visitor_socket(port, token)
+                sockets.append(ws)
+                assert json.loads(ws.recv(timeout=20))["type"] == "status"
+                ws.send(json.dumps({"type": "message", "client_id": str(uuid.uuid4()), "text": f"Line {n}"}))
+            for ws in sockets[1::2]:
+                ws.close()
+            server.send_signal(signal.SIGTERM)
+            started_at = time.monotonic()
+            try:
+                server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"The server did not exit within 10 s of SIGTERM:\n{log.read_text()[-2000:]}")
+            assert time.monotonic() - started_at < 10
+        finally:
+            if server.poll() is None:
+                server.kill()
+                server.wait()
+            for ws in sockets:
+                ws.close()

@@ -115,17 +115,10 @@ def pushes_through_redis(settings, e2e_redis_url: str) -> Iterator[None]:
     import os
 
     from servicedesk.core.realtime import realtime_flush
+    from servicedesk.settings.channel_layers import redis_channel_layer
 
     settings.CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {
-                "hosts": [{"address": e2e_redis_url, "socket_connect_timeout": 2}],
-                "prefix": os.environ.get("CACHE_KEY_PREFIX", "sd") + ":asgi",
-                "capacity": 500,
-                "expiry": 60,
-            },
-        }
+        "default": redis_channel_layer(e2e_redis_url, prefix=os.environ.get("CACHE_KEY_PREFIX", "sd") + ":asgi")
     }
     yield
     realtime_flush(timeout=5)

@@ -36,6 +36,16 @@ def echo(user: Any, data: dict[str, Any]) -> dict[str, Any] | None:
     return {"type": "echo", "to": user.username, "n": data["n"]}
 
 
+REUSED_CALLS: list[int] = []
+
+
+@user_push("testing.reused", reuse_seconds=30)
+def reused(user: Any, data: dict[str, Any]) -> dict[str, Any] | None:
+    """A test kind whose frame a socket may reuse: counts the handler's calls."""
+    REUSED_CALLS.append(data["n"])
+    return {"type": "reused", "n": data["n"]}
+
+
 def publish(user_id: int, kind: str, **data: Any) -> None:
     realtime_publish(group=user_group(user_id), kind=kind, data=data)
 
@@ -84,6 +94,63 @@ def test_a_handler_that_drops_or_fails_sends_nothing_and_the_socket_stays(caplog
     assert "The handler of push testing.echo failed for user" in caplog.text
     assert "RuntimeError: the handler failed" in caplog.text
     assert "/ws/desk/ has no handler for push testing.unknown; dropped" in caplog.text
+
+
+def test_a_kind_registered_for_reuse_asks_its_handler_once_per_data_until_the_agents_queues_change():
+    support, billing = QueueFactory(slug="support"), QueueFactory(slug="billing")
+    ann = AgentFactory(username="ann", queues=[support])
+    cookie = cookie_for(ann)
+    REUSED_CALLS.clear()
+
+    async def scenario() -> None:
+        ws = await connected(cookie)
+        for n in (1, 1, 2, 1):
+            await database_sync_to_async(publish)(ann.pk, "testing.reused", n=n)
+            assert await ws.receive_json_from(timeout=5) == {"type": "reused", "n": n}
+        # The same data again: the kept frame, without the handler.
+        assert REUSED_CALLS == [1, 2]
+        # A ping with the same queues keeps them; a change of queues forgets them.
+        await ws.send_json_to({"type": "ping"})
+        assert (await ws.receive_json_from(timeout=5))["type"] == "pong"
+        await database_sync_to_async(publish)(ann.pk, "testing.reused", n=1)
+        assert await ws.receive_json_from(timeout=5) == {"type": "reused", "n": 1}
+        assert REUSED_CALLS == [1, 2]
+        await database_sync_to_async(ann.queues.add)(billing)
+        await ws.send_json_to({"type": "ping"})
+        assert (await ws.receive_json_from(timeout=5))["type"] == "pong"
+        await database_sync_to_async(publish)(ann.pk, "testing.reused", n=1)
+        assert await ws.receive_json_from(timeout=5) == {"type": "reused", "n": 1}
+        assert REUSED_CALLS == [1, 2, 1]
+        await ws.disconnect()
+
+    run(scenario)
+
+
+def test_a_kind_without_reuse_asks_its_handler_for_every_push():
+    ann = AgentFactory(username="ann", queues=[QueueFactory(slug="support")])
+    cookie = cookie_for(ann)
+    calls: list[int] = []
+
+    def counted(user: Any, data: dict[str, Any]) -> dict[str, Any] | None:
+        calls.append(data["n"])
+        return {"type": "counted", "n": data["n"]}
+
+    user_push("testing.counted")(counted)
+
+    async def scenario() -> None:
+        ws = await connected(cookie)
+        for _ in range(3):
+            await database_sync_to_async(publish)(ann.pk, "testing.counted", n=7)
+            assert await ws.receive_json_from(timeout=5) == {"type": "counted", "n": 7}
+        await ws.disconnect()
+
+    run(scenario)
+    assert calls == [7, 7, 7]
+
+
+def test_reuse_is_at_most_a_minute():
+    with pytest.raises(ValueError, match="between 0 and 60"):
+        user_push("testing.forever", reuse_seconds=3600)
 
 
 def test_after_a_disconnect_the_socket_is_no_longer_in_the_users_group():

@@ -9,7 +9,9 @@
  * the console reads it again. The socket reconnects by itself with growing,
  * jittered delays and, once back, everything is read again: the database is
  * the truth. Its ping every 25 s is the agent's heartbeat (routing offers
- * chats only to agents with a desk open).
+ * chats only to agents with a desk open). Pushes are sent at most once (a
+ * blip of the channel layer loses what was in flight), so while connected the
+ * console also reads everything every 30 s.
  *
  * Visitors' words, names and addresses are put in the page as text
  * (textContent), never as HTML. The translated strings come from the page
@@ -22,6 +24,7 @@
   var TYPING_SHOWN_MS = 5000;
   var MAX_DELAY_MS = 30000;
   var POLL_MS = 5000;
+  var SAFETY_READ_MS = 30000;
   var FORBIDDEN = 4403;
 
   var root = document.getElementById("chat-console");
@@ -938,6 +941,7 @@
 
   var attempts = 0;
   var pinger = null;
+  var safetyReader = null;
 
   function connection(name) {
     var shown = document.getElementById("chat-connection");
@@ -961,6 +965,7 @@
       pinger = window.setInterval(function () {
         if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "ping" }));
       }, PING_MS);
+      safetyReader = window.setInterval(readAll, SAFETY_READ_MS);
       // Whatever happened while the socket was closed is in the database.
       readAll();
     };
@@ -975,6 +980,7 @@
     };
     socket.onclose = function (event) {
       window.clearInterval(pinger);
+      window.clearInterval(safetyReader);
       if (event.code === FORBIDDEN) {
         connection("offline");
         return;

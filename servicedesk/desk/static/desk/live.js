@@ -14,7 +14,9 @@
  * connection it asks for everything changed since the last change it saw, or
  * since the page was read ("resume"), page after page; on a reconnection it
  * also reads the page once again, since a change committed late, with an
- * older event id than the cursor, is not in the resume. Translated strings
+ * older event id than the cursor, is not in the resume. Pushes are sent at
+ * most once (a blip of the channel layer loses what was in flight), so every
+ * ping also asks for what changed since the cursor. Translated strings
  * come from the page (#live-strings). Without this script the pages work as before. */
 (function () {
   "use strict";
@@ -81,6 +83,7 @@
       timers.push(
         window.setInterval(function () {
           send(socket, { type: "ping" });
+          if (cursor !== null) send(socket, { type: "resume", after: cursor });
         }, PING_MS)
       );
       var reference = ticketReference();
