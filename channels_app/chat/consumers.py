@@ -209,8 +209,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if seen:
             self.seen_at = now
         last_seq, stored_status = await in_thread(services.visitor_ping)(self.conversation_id, seen=seen)
-        # A waiting visitor's place in the queue moves without a line: read it on every ping.
-        return stored_status != status or stored_status == "waiting" or last_seq > (self.sent_seq or 0)
+        # Lines only once the socket resumed (it asked for lines from a point on).
+        return stored_status != status or (self.sent_seq is not None and last_seq > self.sent_seq)
 
     async def _typing(self) -> None:
         now = time.monotonic()
