@@ -79,7 +79,8 @@ def rate_count(*, scope: str, key: str, window_seconds: int) -> Count | None:
 def _redis_count(backend: RedisCache, name: str, seconds: int) -> int:
     """INCR and EXPIRE in one round trip; the counter is stored as Django's Redis cache stores an int."""
     key = backend.make_and_validate_key(name)
-    pipe = backend._cache.get_client(key, write=True).pipeline(transaction=False)
+    # Django's Redis backend keeps its redis-py client factory in ``_cache``.
+    pipe = backend._cache.get_client(key, write=True).pipeline(transaction=False)  # type: ignore[attr-defined]
     pipe.incr(key)
     pipe.expire(key, seconds)
     attempts, _expiry_set = pipe.execute()

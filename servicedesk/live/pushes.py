@@ -82,9 +82,9 @@ def user_push_handler(kind: Any) -> PushHandler | None:
     return _handlers.get(kind) if isinstance(kind, str) else None
 
 
-def user_push_reuse_seconds(kind: str) -> float:
+def user_push_reuse_seconds(kind: Any) -> float:
     """How long a socket may reuse the frame of a push of ``kind`` for the same data (0: never)."""
-    return _reuse.get(kind, 0.0)
+    return _reuse.get(kind, 0.0) if isinstance(kind, str) else 0.0
 
 
 def user_push_kinds() -> list[str]:

@@ -151,7 +151,7 @@ class PreparedRowLock(Generic[Row]):
 
     def __call__(self, **values: str | int) -> Row | None:
         _in_transaction("PreparedRowLock")
-        return self._query.first(**values)
+        return self._query.first("default", **values)
 
 
 def row_lock(model: type[Row], pk: int | None = None, **lookup: object) -> Row:
