@@ -1,6 +1,7 @@
 """The Redis channel layer's configuration, in one place for the settings and the tests.
 
-channels-redis's pub/sub layer: a push is one PUBLISH, and each web process
+channels-redis's pub/sub layer (``live/redis_layer.py``, which lets a socket
+open while Redis is down): a push is one PUBLISH, and each web process
 holds one subscribing connection per Redis that hands every message to the
 sockets of its groups. A push reaches the processes connected at that
 moment, at most once; the database is the truth, so a push lost in a blip of
@@ -19,7 +20,7 @@ from typing import Any
 def redis_channel_layer(url: str, *, prefix: str) -> dict[str, Any]:
     """``CHANNEL_LAYERS["default"]`` for the Redis at ``url``; ``prefix`` keeps sites on one Redis apart."""
     return {
-        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "BACKEND": "servicedesk.live.redis_layer.RedisLayer",
         "CONFIG": {
             # An unreachable or stalled Redis is noticed within seconds; the change is committed anyway.
             "hosts": [{"address": url, "socket_connect_timeout": 2, "socket_timeout": 5, "socket_keepalive": True}],

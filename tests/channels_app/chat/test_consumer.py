@@ -370,3 +370,33 @@ def test_the_first_messages_client_id_sent_again_on_the_socket_is_the_first_line
     run(scenario)
     assert ChatLine.objects.filter(conversation=conversation).count() == 1
     assert conversation.ticket.messages.count() == 1
+
+
+def test_with_redis_down_a_visitors_socket_opens_on_the_real_layer_and_pings_read_the_chat(chat, settings, caplog):
+    from servicedesk.settings.channel_layers import redis_channel_layer
+
+    started, agent = chat
+    conversation = started.conversation
+    services.chat_accept(conversation_id=conversation.pk, agent=agent)
+    settings.CHANNEL_LAYERS = {"default": redis_channel_layer("redis://127.0.0.1:1/0", prefix="down")}
+
+    async def scenario() -> None:
+        ws = visitor(started.token)
+        connected, _ = await ws.connect(timeout=10)
+        assert connected
+        assert (await ws.receive_json_from(timeout=10))["status"] == "active"
+        await ws.send_json_to({"type": "resume", "after": 2})
+        await ws.send_json_to({"type": "ping"})
+        assert (await ws.receive_json_from(timeout=10)) == {"type": "pong"}
+        await database_sync_to_async(services.chat_agent_message)(
+            conversation_id=conversation.pk, agent=agent, text="Still here"
+        )
+        await ws.send_json_to({"type": "ping"})
+        line = await ws.receive_json_from(timeout=10)
+        assert (line["author"], line["text"]) == ("agent", "Still here")
+        assert (await ws.receive_json_from(timeout=10)) == {"type": "pong"}
+        await ws.disconnect()
+
+    with caplog.at_level(logging.WARNING):
+        run(scenario)
+    assert "Redis is unreachable" in caplog.text
