@@ -16,11 +16,9 @@ import uuid
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
-
 from servicedesk.core.errors import ApplicationError
 from servicedesk.live.flood import Bucket
-from servicedesk.live.threads import in_thread
+from servicedesk.live.threads import SocketConsumer, in_thread
 
 from . import services
 from .models import ChatConversation, ChatWidget, LineAuthor
@@ -54,7 +52,7 @@ def origin_allowed(widget: ChatWidget, origin: str, *, own_host: str) -> bool:
     return bool(own_host) and urlsplit(origin).netloc == own_host.strip().lower()
 
 
-class ChatConsumer(AsyncJsonWebsocketConsumer):
+class ChatConsumer(SocketConsumer):
     async def connect(self) -> None:
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         token = (query.get("token") or [""])[0]

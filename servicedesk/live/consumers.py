@@ -58,7 +58,6 @@ import logging
 from typing import Any
 
 from channels.consumer import get_handler_name
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.db.models import Max
 
 from servicedesk.accounts.roles import user_role
@@ -69,7 +68,7 @@ from servicedesk.live.follow import queue_group
 from servicedesk.live.frames import BadFrame, Frame, frame_read
 from servicedesk.live.presence import Viewers, ticket_group
 from servicedesk.live.pushes import PushHandler, user_group, user_push_handler, user_push_reuse_seconds
-from servicedesk.live.threads import in_thread
+from servicedesk.live.threads import SocketConsumer, in_thread
 from servicedesk.routing import services as routing_services
 from servicedesk.tickets.access import queues_visible_to, ticket_get_for, tickets_visible_to
 from servicedesk.tickets.models import TicketEvent
@@ -90,7 +89,7 @@ HEARTBEAT_EVERY = 20
 REUSED_FRAMES_MAX = 2000
 
 
-class DeskConsumer(AsyncJsonWebsocketConsumer):
+class DeskConsumer(SocketConsumer):
     groups: list[str] = []
 
     async def connect(self) -> None:

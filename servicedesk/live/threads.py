@@ -12,6 +12,12 @@ sockets are guarded by the services' row locks, as for concurrent requests.
 Old connections are closed around the call inside the call's own context,
 where Django keeps the connection it opened (``asgiref.local``): with the
 web server's pool that returns it to the pool after every call.
+
+``SocketConsumer`` is the base of the live consumers. Channels' consumers
+close old connections before every message they handle (each frame and each
+push), on its one thread for such work, so every message of every socket of
+the process waited in one line for that thread; a consumer whose database
+work goes through ``in_thread`` has nothing for that sweep to close.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ from collections.abc import Callable
 from typing import Any
 
 from asgiref.sync import SyncToAsync
+from channels.consumer import get_handler_name
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.db import close_old_connections
 
 
@@ -36,3 +44,14 @@ def in_thread(function: Callable[..., Any]) -> Any:
             close_old_connections()
 
     return SyncToAsync(work, thread_sensitive=False)
+
+
+class SocketConsumer(AsyncJsonWebsocketConsumer):
+    """A JSON WebSocket consumer whose database work runs through ``in_thread``."""
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # As Channels' dispatch, without closing old connections first (``in_thread`` does).
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
