@@ -44,7 +44,7 @@ handler is the kind's access check and reads the truth from the database;
 push of a kind without a handler is logged and dropped. The frame of a kind
 registered with ``reuse_seconds`` (a chat's notices, ``chat/pushes.py``) is
 sent again for the same data without asking the handler for that long, and
-forgotten on every ping, when the agent's queues are read again.
+forgotten when a ping finds the agent's queues changed.
 
 Every ticket push passes ``tickets_visible_to`` (the one rule for tickets, as
 on the pages and in the API) before it is sent on: a ticket the agent may
