@@ -82,9 +82,9 @@ def test_an_hour_window_holds_its_whole_hour_however_quiet_it_gets(settings, tmp
     assert (first, third, fourth, fresh) == ([1, 2], 3, 4, 1)
 
 
-def test_concurrent_attempts_are_all_counted_on_redis(settings):
-    # Redis is the production cache; add + incr must not lose a count under concurrency.
-    # The keys carry a unique prefix and expire with the window.
+@pytest.fixture
+def redis_cache(settings):
+    """The production cache, Redis, with keys of this test's own (they expire with their window)."""
     settings.CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
@@ -92,6 +92,10 @@ def test_concurrent_attempts_are_all_counted_on_redis(settings):
             "KEY_PREFIX": f"test-web-{uuid.uuid4().hex}",
         }
     }
+
+
+def test_concurrent_attempts_are_all_counted_on_redis(redis_cache):
+    # INCR counts atomically: no count is lost under concurrency.
     key = str(uuid.uuid4())
 
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -110,14 +114,7 @@ def test_an_unreachable_cache_lets_the_attempt_through_with_a_warning(settings, 
     assert [record.getMessage() for record in caplog.records] == ["Rate limit ip not counted: the cache is unreachable"]
 
 
-def test_on_redis_the_counter_lives_until_its_window_ends_and_reads_back_as_a_number(settings, clock):
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0",
-            "KEY_PREFIX": f"test-web-{uuid.uuid4().hex}",
-        }
-    }
+def test_on_redis_the_counter_lives_until_its_window_ends_and_reads_back_as_a_number(redis_cache, clock):
     clock[0] += 45
     key = str(uuid.uuid4())
 
