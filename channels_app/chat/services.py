@@ -454,9 +454,12 @@ def _after_waiting(conversation_id: int, queue_id: int) -> None:
 # ---------------------------------------------------------------- lines
 
 
-# A visitor's line locks its conversation and reads the ticket along: compiled once per connection.
+# A visitor's line locks its conversation and its ticket, the ticket's customer read along:
+# compiled once per connection.
 _LINE_LOCK: PreparedRowLock[ChatConversation] = PreparedRowLock(
-    lambda pk: ChatConversation.objects.filter(pk=pk).select_related("ticket"), pk=int
+    lambda pk: ChatConversation.objects.filter(pk=pk).select_related("ticket__customer__organization"),
+    of=("self", "ticket"),
+    pk=int,
 )
 
 
@@ -555,6 +558,8 @@ def _visitor_line_store(
                 # The agent is in the chat: no notice and no email for every line.
                 notify_assignee=False,
                 received_at=at,
+                # Locked above; the visitor's own ticket takes the line without a look-up.
+                ticket_locked=ticket if ticket.customer_id == conversation.customer_id else None,
             )
         )
         if result.duplicate:

@@ -85,6 +85,15 @@ class InboundMessage:
     # changes are theirs on the timeline, and such a ticket alone does not
     # show them the customer's record (access.customer_shown_to).
     recorded_by: User | None = None
+    # The ticket the message joins, found and row-locked by the caller in the
+    # transaction it calls the intake in, its customer read along: a live chat's
+    # line, whose conversation lock takes its ticket's too. When the ticket is
+    # as it was (not merged, not deleted, its customer not merged, open to a
+    # customer's message) the message is its customer's, stored without a look-up
+    # and without a savepoint of its own: an IntegrityError (the same external
+    # id stored meanwhile) then ends the caller's transaction, for the caller to
+    # handle. Otherwise the message takes the usual way (the sender, the hints).
+    ticket_locked: Ticket | None = None
 
 
 class IntakeOutcome(enum.StrEnum):

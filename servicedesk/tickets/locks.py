@@ -138,15 +138,18 @@ class PreparedRowLock(Generic[Row]):
     ``build(**parameters)`` returns the query of the row (filtered by the
     named ``str``/``int`` parameters); only the row's own table is locked
     (``of=("self",)``), so the query may ``select_related`` what it reads
-    along. Calling the lock with the values returns the row, or None::
+    along; ``of`` names more of those to lock in the same statement. Calling
+    the lock with the values returns the row, or None::
 
         _LINE_LOCK = PreparedRowLock(lambda pk: Conversation.objects.filter(pk=pk).select_related("ticket"), pk=int)
         conversation = _LINE_LOCK(pk=conversation_id)
     """
 
-    def __init__(self, build: Callable[..., models.QuerySet[Row]], **parameters: type) -> None:
+    def __init__(
+        self, build: Callable[..., models.QuerySet[Row]], *, of: tuple[str, ...] = ("self",), **parameters: type
+    ) -> None:
         self._query: PreparedQuery[Row] = PreparedQuery(
-            lambda **values: build(**values).select_for_update(of=("self",)).order_by("pk")[:1], **parameters
+            lambda **values: build(**values).select_for_update(of=of).order_by("pk")[:1], **parameters
         )
 
     def __call__(self, **values: str | int) -> Row | None:

@@ -14,6 +14,7 @@ first, so what is counted is the steady state of a running desk.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -23,6 +24,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from channels_app.chat import services as chat_services
+from channels_app.chat.models import ChatConversation
 from channels_app.email.models import InboundEmail
 from channels_app.email.services import IngestOutcome, email_ingest
 from servicedesk.routing.services import agent_profile_ensure, queue_routing_set
@@ -31,6 +34,7 @@ from servicedesk.tickets.inbound import InboundMessage, IntakeOutcome, SenderIde
 from servicedesk.tickets.models import Message, MessageKind, Ticket, TicketEvent, TicketTarget
 from servicedesk.tickets.services.intake import inbound_message_receive
 from servicedesk.tickets.statuses import Status
+from tests.channels_app.chat.helpers import chat_agent, start, widget_make
 from tests.channels_app.email.test_ingest import mail
 from tests.factories import AgentFactory, CustomerFactory
 
@@ -42,6 +46,10 @@ NEW_TICKET = 11
 REPLY = 8
 DUPLICATE = 6
 CHAT_MESSAGE = 7
+# A visitor's line in a live chat, its transaction whole (channels_app/chat/services.py):
+# the conversation and its ticket locked in one statement, the message, its event, the
+# ticket's time, the conversation's sequence number, the line.
+CHAT_LINE = 8
 # Beyond those paths, held all the same: a reply that moves the ticket back to
 # open (a status event and the SLA clock resumed), and a new ticket in a queue
 # that assigns automatically (the agents locked and counted).
@@ -163,6 +171,26 @@ def test_a_chat_sized_message_on_an_open_ticket(desk):
 
     assert result.outcome is IntakeOutcome.APPENDED and result.ticket.reference == reference
     assert result.ticket.messages.filter(channel="chat").count() == 2
+
+
+def test_a_visitors_line_in_a_live_chat(desk):
+    widget = widget_make(queue=desk)
+    agent = chat_agent(desk)
+    conversation = start(widget).conversation
+    chat_services.chat_accept(conversation_id=conversation.pk, agent=agent)
+    chat_services.chat_visitor_message(conversation_id=conversation.pk, client_id=uuid.uuid4(), text="warm")
+
+    with statements(CHAT_LINE, "chat line") as captured:
+        line, new = chat_services.chat_visitor_message(
+            conversation_id=conversation.pk, client_id=uuid.uuid4(), text="Where is my parcel?"
+        )
+
+    assert new and line.message.ticket_id == conversation.ticket_id
+    assert line.message.author_customer_id == conversation.customer_id
+    assert line.seq == ChatConversation.objects.get(pk=conversation.pk).last_seq
+    assert "FOR UPDATE OF" in captured.captured_queries[1]["sql"]
+    event = TicketEvent.objects.get(message=line.message)
+    assert (event.kind, event.actor_customer_id) == (TicketEvent.Kind.MESSAGE, conversation.customer_id)
 
 
 def test_a_new_ticket_in_a_routed_queue(desk):

@@ -79,6 +79,12 @@ def inbound_message_receive(
     called for a duplicate. An IntegrityError it raises counts as the
     duplicate it means.
 
+    ``inbound.ticket_locked``: a ticket the caller holds locked in its own
+    transaction. When the ticket takes the message as it is (``_takes_line``)
+    the message is stored on it in that transaction, without a savepoint: a
+    duplicate then raises the IntegrityError into the caller's transaction,
+    which the caller rolls back and answers (a live chat finds the stored line).
+
     Statements: a fixed few per path, listed in docs/architecture.md,
     "Intake", and held by tests/perf/test_intake_statements.py.
     """
@@ -93,6 +99,26 @@ def inbound_message_receive(
         files, dropped = attachments_screen(inbound.attachments)
     else:
         files = attachments_check(inbound.attachments)
+
+    if inbound.ticket_locked is not None and _takes_line(inbound.ticket_locked, inbound):
+        assert transaction.get_connection().in_atomic_block, "ticket_locked needs the caller's transaction"
+        saved: list[str] = []
+        try:
+            result = _store(
+                inbound,
+                text=text,
+                html=html,
+                files=files,
+                dropped=dropped,
+                saved_files=saved,
+                locked=inbound.ticket_locked,
+            )
+            if record is not None:
+                record(result)
+            return result
+        except BaseException:
+            stored_files_remove(saved)
+            raise
 
     for attempt in range(1, ATTEMPTS + 1):
         saved_files: list[str] = []
@@ -148,29 +174,37 @@ def _store(
     files: list[InboundAttachment],
     dropped: list[DroppedAttachment],
     saved_files: list[str],
+    locked: Ticket | None = None,
 ) -> IntakeResult:
+    """Store the message; ``locked``: the caller's ticket that takes it (``_takes_line``)."""
     at = inbound.received_at or timezone.now()
     display = clean_text(inbound.display_text)
-    sender = sender_resolve(
-        kind=inbound.sender.kind,
-        value=inbound.sender.value,
-        name=inbound.sender.name,
-        language=inbound.language,
-        at=at,
-    )
-    customer = sender.customer
-    if inbound.proves_delivery and sender.identity.is_bouncing:
-        identity_bouncing_clear(identity=sender.identity, actor=Actor.system(source="intake"))
+    ticket: Ticket | None
+    follow_up_of = None
+    sender_created = False
+    if locked is not None:
+        # The caller's locked ticket: the message is its customer's.
+        ticket, customer = locked, locked.customer
+    else:
+        sender = sender_resolve(
+            kind=inbound.sender.kind,
+            value=inbound.sender.value,
+            name=inbound.sender.name,
+            language=inbound.language,
+            at=at,
+        )
+        customer, sender_created = sender.customer, sender.created
+        if inbound.proves_delivery and sender.identity.is_bouncing:
+            identity_bouncing_clear(identity=sender.identity, actor=Actor.system(source="intake"))
+        ticket = _thread(inbound, customer)
+        if ticket is not None and not inbound.is_automatic and not _reopens(ticket, at):
+            # Too long after closing: a new ticket, linked to the old one.
+            follow_up_of, ticket = ticket, None
     actor = (
         Actor.agent(inbound.recorded_by, source=inbound.channel)
         if inbound.recorded_by is not None
         else Actor.of_customer(customer, source="intake")
     )
-    ticket = _thread(inbound, customer)
-    follow_up_of = None
-    if ticket is not None and not inbound.is_automatic and not _reopens(ticket, at):
-        # Too long after closing: a new ticket, linked to the old one.
-        follow_up_of, ticket = ticket, None
 
     message = Message(
         kind=MessageKind.PUBLIC_ENDUSER,
@@ -189,7 +223,7 @@ def _store(
     # Seen before? Asked before a ticket is opened for it (a ticket number is
     # not spent on a redelivery); a message on an existing ticket is kept from
     # a second copy by the unique constraint alone.
-    if ticket is None and not sender.created and _seen(inbound):
+    if ticket is None and not sender_created and _seen(inbound):
         duplicate = _duplicate_result(inbound)
         if duplicate is not None:
             return duplicate
@@ -215,7 +249,7 @@ def _store(
             # The acknowledgement's event follows the message's.
             ack_events: list[TicketEvent] = []
             acknowledgement = ticket_acknowledgement_prepare(
-                ticket=ticket, targets=opened.targets, events=ack_events, new_customer=sender.created
+                ticket=ticket, targets=opened.targets, events=ack_events, new_customer=sender_created
             )
         else:
             ack_events = []
@@ -252,6 +286,16 @@ def _store(
     assignee_id = ticket.assignee_id if inbound.notify_assignee else None
     transaction.on_commit(lambda: _after_commit(message_id, ack_id=ack_id, outcome=outcome, assignee_id=assignee_id))
     return IntakeResult(outcome=outcome, ticket=ticket, message=message, customer=customer)
+
+
+def _takes_line(ticket: Ticket, inbound: InboundMessage) -> bool:
+    """Whether the caller's locked ``ticket`` takes the message as it is (``InboundMessage.ticket_locked``)."""
+    return (
+        ticket.merged_into_id is None
+        and not ticket.is_deleted
+        and ticket.customer.merged_into_id is None
+        and (inbound.is_automatic or _reopens(ticket, inbound.received_at or timezone.now()))
+    )
 
 
 def _attachments_store(ticket: Ticket, message: Message, files: list[InboundAttachment], saved: list[str]) -> None:

@@ -14,8 +14,10 @@ from channels_app.chat import routing, services
 from channels_app.chat.models import ChatConversation, ChatLine, ChatStatus
 from servicedesk.core.errors import ApplicationError, PermissionDenied
 from servicedesk.routing.models import AgentProfile, Availability
-from servicedesk.tickets.models import AgentPresence, DeliveryStatus, Message, MessageKind, Rating, Session
-from tests.factories import CustomerFactory, QueueFactory
+from servicedesk.tickets.events import Actor
+from servicedesk.tickets.models import AgentPresence, DeliveryStatus, Message, MessageKind, Rating, Session, Ticket
+from servicedesk.tickets.services.tickets import ticket_merge
+from tests.factories import CustomerFactory, QueueFactory, ticket_make
 
 from .helpers import chat_agent, start, widget_make
 
@@ -93,6 +95,39 @@ def test_the_same_client_id_is_stored_once_and_lines_are_numbered():
     assert (first.seq, new) == (2, True)
     assert (again.pk, new_again) == (first.pk, False)
     assert Message.objects.filter(ticket=conversation.ticket, kind=MessageKind.PUBLIC_ENDUSER).count() == 2
+
+
+def test_a_line_after_the_ticket_was_merged_joins_the_ticket_it_was_merged_into():
+    widget = widget_make()
+    agent = chat_agent(widget.queue)
+    conversation = start(widget).conversation
+    services.chat_accept(conversation_id=conversation.pk, agent=agent)
+    source = conversation.ticket
+    target = ticket_make(customer=source.customer, queue=widget.queue, subject="Earlier order", channel="email")
+    ticket_merge(source=source, target=target, actor=Actor.agent(agent))
+
+    line, new = services.chat_visitor_message(
+        conversation_id=conversation.pk, client_id=uuid.uuid4(), text="Still there?"
+    )
+
+    assert new and line.message.ticket_id == target.pk
+    assert line.message.author_customer_id == conversation.customer_id
+    assert not Message.objects.filter(ticket=source, text="Still there?").exists()
+
+
+def test_a_line_from_a_visitor_no_longer_the_tickets_customer_is_stored_as_theirs():
+    """The ticket moved to another customer during the chat: the line is the visitor's,
+    looked up by their identity, never filed as the new customer's."""
+    widget = widget_make()
+    agent = chat_agent(widget.queue)
+    conversation = start(widget).conversation
+    services.chat_accept(conversation_id=conversation.pk, agent=agent)
+    other = CustomerFactory(name="Someone Else")
+    Ticket.objects.filter(pk=conversation.ticket_id).update(customer=other)
+
+    line, new = services.chat_visitor_message(conversation_id=conversation.pk, client_id=uuid.uuid4(), text="Hello?")
+
+    assert new and line.message.author_customer_id == conversation.customer_id != other.pk
 
 
 def test_a_repeated_start_is_refused_and_stores_nothing_more():
