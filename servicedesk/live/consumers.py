@@ -44,7 +44,8 @@ handler is the kind's access check and reads the truth from the database;
 push of a kind without a handler is logged and dropped. The frame of a kind
 registered with ``reuse_seconds`` (a chat's notices, ``chat/pushes.py``) is
 sent again for the same data without asking the handler for that long, and
-forgotten when a ping finds the agent's queues changed.
+forgotten when a ping finds the agent's queues changed. Pushes are answered
+side by side (``_answer``), so one waiting for the database holds up no other.
 
 Every ticket push passes ``tickets_visible_to`` (the one rule for tickets, as
 on the pages and in the API) before it is sent on: a ticket the agent may
@@ -87,6 +88,9 @@ MAX_VIEWING = 5
 HEARTBEAT_EVERY = 20
 # Frames of pushes registered with ``reuse_seconds`` that one socket keeps at most (then forgets them all).
 REUSED_FRAMES_MAX = 2000
+# Pushes one socket answers at once (each a thread's database read), and answers waiting at most.
+ANSWERS_AT_ONCE = 4
+ANSWERS_WAITING_MAX = 500
 
 
 class DeskConsumer(SocketConsumer):
@@ -108,6 +112,10 @@ class DeskConsumer(SocketConsumer):
         self.closing = False
         # (kind, data) -> (until when, frame): push frames sent again without asking the handler.
         self.reused: dict[tuple[str, tuple[tuple[str, Any], ...]], tuple[float, dict[str, Any]]] = {}
+        # Pushes being answered (``_answer``): (kind, data) -> whether it came again meanwhile.
+        self.answering: dict[tuple[str, tuple[tuple[str, Any], ...]], bool] = {}
+        self.answer_tasks: set[asyncio.Task[None]] = set()
+        self.answer_slots = asyncio.Semaphore(ANSWERS_AT_ONCE)
         await self.accept()
         await self._groups_refresh()
         await self._heartbeat()
@@ -135,6 +143,8 @@ class DeskConsumer(SocketConsumer):
         beating = getattr(self, "beating", None)
         if beating is not None:
             beating.cancel()
+        for task in list(getattr(self, "answer_tasks", ())):
+            task.cancel()
         try:
             for ticket_id in list(self.viewing):
                 await self._leave(ticket_id)
@@ -310,20 +320,66 @@ class DeskConsumer(SocketConsumer):
         if not hasattr(self, "user") or self.closing:
             return
         reuse = user_push_reuse_seconds(kind)
-        key = _reuse_key(message) if reuse else None
-        if key is not None:
-            now = asyncio.get_running_loop().time()
-            kept = self.reused.get(key)
-            if kept is not None and kept[0] > now:
-                await self.send_json(kept[1])
+        key = _reuse_key(message)
+        if reuse and key is not None:
+            kept = self._kept(key)
+            if kept is not None:
+                await self.send_json(kept)
                 return
-        frame = await self._push_frame(handler, message)
-        if frame is not None:
+        if key is not None and key in self.answering:
+            # The same push is being answered: it is answered once more after that.
+            self.answering[key] = True
+            return
+        if len(self.answer_tasks) >= ANSWERS_WAITING_MAX:
+            # Too many waiting: this one is answered before the socket reads on.
+            await self._answer(handler, message, key, reuse)
+            return
+        if key is not None:
+            self.answering[key] = False
+        task = asyncio.get_running_loop().create_task(self._answer(handler, message, key, reuse))
+        self.answer_tasks.add(task)
+        task.add_done_callback(self.answer_tasks.discard)
+
+    def _kept(self, key: tuple[str, tuple[tuple[str, Any], ...]]) -> dict[str, Any] | None:
+        kept = self.reused.get(key)
+        return kept[1] if kept is not None and kept[0] > asyncio.get_running_loop().time() else None
+
+    async def _answer(
+        self,
+        handler: PushHandler,
+        message: dict[str, Any],
+        key: tuple[str, tuple[tuple[str, Any], ...]] | None,
+        reuse: float,
+    ) -> None:
+        """Ask the push's handler (the access check and the read) and send its frame.
+
+        A socket's pushes are answered side by side, at most ANSWERS_AT_ONCE
+        at a time, so one waiting for the database holds up no other (a frame
+        only says what changed: the browser reads the rest, so their order
+        does not matter). The same push arriving meanwhile is answered once
+        more afterwards, from a read that starts after it came.
+        """
+        try:
+            while True:
+                frame = self._kept(key) if reuse and key is not None else None
+                if frame is None:
+                    async with self.answer_slots:
+                        frame = await self._push_frame(handler, message)
+                    if frame is not None and reuse and key is not None:
+                        if len(self.reused) >= REUSED_FRAMES_MAX:
+                            self.reused.clear()
+                        self.reused[key] = (asyncio.get_running_loop().time() + reuse, frame)
+                if frame is not None and not self.closing:
+                    await self.send_json(frame)
+                if key is None or not self.answering.get(key):
+                    return
+                self.answering[key] = False
+        except Exception:
+            # The socket closed under the frame; its disconnect ends the rest.
+            log.info("User %s's socket: a push frame was not sent", self.user.pk, exc_info=True)
+        finally:
             if key is not None:
-                if len(self.reused) >= REUSED_FRAMES_MAX:
-                    self.reused.clear()
-                self.reused[key] = (now + reuse, frame)
-            await self.send_json(frame)
+                self.answering.pop(key, None)
 
     @in_thread
     def _push_frame(self, handler: PushHandler, message: dict[str, Any]) -> dict[str, Any] | None:

@@ -21,9 +21,14 @@ is logged and its push dropped; the socket stays open.
 A kind whose answer only depends on who may see what (a chat's "changed"
 notice) may be registered with ``reuse_seconds``: a socket then sends the
 frame its handler returned for the same data again, without asking the
-handler, for that long, and forgets every such frame on each ping (when it
-also re-reads the agent's queues). An agent who loses access stops hearing
-of the object within that time; the pages and the API refuse at once.
+handler, for that long, and forgets every such frame when a ping finds the
+agent's queues changed. An agent who loses access stops hearing of the
+object within that time; the pages and the API refuse at once.
+
+A socket answers its pushes side by side (a few at a time), so a handler
+waiting for the database holds up no other push; a push that arrives while
+the same one (kind and data) is being answered is answered once more after
+it, from a read that starts after it came.
 
 docs/architecture.md, "Live updates".
 """

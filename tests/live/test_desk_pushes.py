@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 from typing import Any
 
 import pytest
@@ -146,6 +148,53 @@ def test_a_kind_without_reuse_asks_its_handler_for_every_push():
 
     run(scenario)
     assert calls == [7, 7, 7]
+
+
+SLOW_GATE = threading.Event()
+SLOW_CALLS: list[int] = []
+
+
+@user_push("testing.slow")
+def slow(user: Any, data: dict[str, Any]) -> dict[str, Any] | None:
+    """A test kind whose first answer waits for SLOW_GATE (a slow database read)."""
+    SLOW_CALLS.append(data["n"])
+    if len(SLOW_CALLS) == 1:
+        SLOW_GATE.wait(10)
+    return {"type": "slow", "n": data["n"], "call": len(SLOW_CALLS)}
+
+
+def test_a_push_waiting_for_its_answer_holds_up_no_other_and_one_arriving_meanwhile_is_answered_after_it():
+    ann = AgentFactory(username="ann", queues=[QueueFactory(slug="support")])
+    cookie = cookie_for(ann)
+    SLOW_GATE.clear()
+    SLOW_CALLS.clear()
+
+    async def scenario() -> None:
+        ws = await connected(cookie)
+        await database_sync_to_async(publish)(ann.pk, "testing.slow", n=1)
+        for _ in range(100):
+            if SLOW_CALLS:
+                break
+            await asyncio.sleep(0.05)
+        assert SLOW_CALLS == [1]
+        # Another push goes out while the first one's answer waits.
+        await database_sync_to_async(publish)(ann.pk, "testing.echo", n=2)
+        assert await ws.receive_json_from(timeout=5) == {"type": "echo", "to": "ann", "n": 2}
+        # The same push twice more meanwhile: answered once more, after the first answer.
+        await database_sync_to_async(publish)(ann.pk, "testing.slow", n=1)
+        await database_sync_to_async(publish)(ann.pk, "testing.slow", n=1)
+        assert await ws.receive_nothing(timeout=0.3)
+        SLOW_GATE.set()
+        assert await ws.receive_json_from(timeout=5) == {"type": "slow", "n": 1, "call": 1}
+        assert await ws.receive_json_from(timeout=5) == {"type": "slow", "n": 1, "call": 2}
+        assert await ws.receive_nothing(timeout=0.3)
+        await ws.disconnect()
+
+    try:
+        run(scenario)
+    finally:
+        SLOW_GATE.set()
+    assert SLOW_CALLS == [1, 1]
 
 
 def test_reuse_is_at_most_a_minute():
