@@ -151,6 +151,10 @@ class ChatConversation(models.Model):
     language = models.CharField(max_length=10, blank=True)
     origin = models.CharField(max_length=300, blank=True)
     last_seq = models.PositiveIntegerField(default=0)
+    # The visitor's lines counted against the per-chat limit: the minute that began at
+    # ``lines_window_at`` holds ``lines_in_window`` of them (services.VISITOR_MESSAGES_PER_MINUTE).
+    lines_window_at = models.DateTimeField(null=True, blank=True)
+    lines_in_window = models.PositiveIntegerField(default=0)
     agent = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="chats"
     )

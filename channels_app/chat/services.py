@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import math
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -29,7 +30,6 @@ from django.utils.translation import gettext as _
 
 from servicedesk.accounts.models import User
 from servicedesk.core.errors import ApplicationError, Conflict, NotFound, PermissionDenied
-from servicedesk.core.ratelimit import Count, rate_count
 from servicedesk.core.realtime import realtime_publish
 from servicedesk.core.text import clean_text
 from servicedesk.tickets.events import Actor
@@ -463,11 +463,34 @@ _LINE_LOCK: PreparedRowLock[ChatConversation] = PreparedRowLock(
 )
 
 
-def _next_seq(conversation: ChatConversation, at: datetime) -> int:
+def _next_seq(conversation: ChatConversation, at: datetime, *, counted: bool = False) -> int:
+    """The next sequence number, saved; ``counted``: with the visitor's count (``_visitor_line_count``)."""
     conversation.last_seq += 1
     conversation.last_activity_at = at
-    conversation.save(update_fields=["last_seq", "last_activity_at"])
+    fields = ["last_seq", "last_activity_at"]
+    if counted:
+        fields += ["lines_window_at", "lines_in_window"]
+    conversation.save(update_fields=fields)
     return conversation.last_seq
+
+
+LINES_WINDOW = timedelta(minutes=1)
+
+
+def _visitor_line_count(conversation: ChatConversation, at: datetime) -> None:
+    """Count a visitor's line on the locked conversation (saved with its sequence number);
+    VisitorFlood past VISITOR_MESSAGES_PER_MINUTE in the minute that began with the first
+    line counted. Kept on the conversation's row, the count holds across every socket and
+    process without a round trip of its own, and whether or not the cache is reachable."""
+    start = conversation.lines_window_at
+    if start is None or not start <= at < start + LINES_WINDOW:
+        start = conversation.lines_window_at = at
+        conversation.lines_in_window = 0
+    if conversation.lines_in_window >= VISITOR_MESSAGES_PER_MINUTE:
+        log.warning("Chat %s: the visitor's messages are over the limit", conversation.pk)
+        retry_after = max(1, math.ceil((start + LINES_WINDOW - at).total_seconds()))
+        raise VisitorFlood(_("Too many messages at once; wait a moment."), extra={"retry_after": retry_after})
+    conversation.lines_in_window += 1
 
 
 def _system_line(conversation: ChatConversation, code: str, at: datetime, **args: Any) -> ChatLine:
@@ -510,10 +533,8 @@ def chat_visitor_message(
         text = _check_text(text)
     elif len(text) > TEXT_MAX:
         raise ApplicationError(_("A message has at most %(n)d characters.") % {"n": TEXT_MAX}, field="text")
-    # Counted before the conversation is locked (a resend counts too): the lock is held only for the writes.
-    count = rate_count(scope="chat_visitor_messages", key=str(conversation_id), window_seconds=60)
     try:
-        return _visitor_line_store(conversation_id, client_id, text, attachments, at, count)
+        return _visitor_line_store(conversation_id, client_id, text, attachments, at)
     except IntegrityError:
         # The client_id is taken by a line the intake does not know as this message's (the chat's first).
         existing = ChatLine.objects.filter(conversation_id=conversation_id, client_id=client_id).first()
@@ -528,7 +549,6 @@ def _visitor_line_store(
     text: str,
     attachments: tuple[InboundAttachment, ...],
     at: datetime,
-    count: Count | None,
 ) -> tuple[ChatLine, bool]:
     with transaction.atomic():
         conversation = _LINE_LOCK(pk=conversation_id)
@@ -539,9 +559,7 @@ def _visitor_line_store(
             if existing is not None:
                 return existing, False
             raise ChatClosed(_("This chat has ended."))
-        if count is not None and count.attempts > VISITOR_MESSAGES_PER_MINUTE:
-            log.warning("Chat %s: the visitor's messages are over the limit", conversation.pk)
-            raise VisitorFlood(_("Too many messages at once; wait a moment."), extra={"retry_after": count.retry_after})
+        _visitor_line_count(conversation, at)
         ticket = conversation.ticket
         # Sent again (the same client_id): the intake finds the message by its external id and stores nothing.
         result = inbound_message_receive(
@@ -566,7 +584,7 @@ def _visitor_line_store(
             return ChatLine.objects.get(conversation=conversation, client_id=client_id), False
         line = ChatLine.objects.create(
             conversation=conversation,
-            seq=_next_seq(conversation, at),
+            seq=_next_seq(conversation, at, counted=True),
             client_id=client_id,
             author=LineAuthor.VISITOR,
             message=result.message,

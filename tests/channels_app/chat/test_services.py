@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.db import close_old_connections
@@ -410,20 +410,29 @@ def test_a_queue_asking_for_a_language_offers_chats_only_to_agents_who_speak_it(
     assert conversation.offered_to_id == chinese.pk
 
 
-def test_a_visitor_is_limited_per_chat_whatever_socket_the_messages_come_through(monkeypatch):
-    from servicedesk.core import ratelimit
-
-    # One window for the whole test: the minute may not turn between the messages.
-    monkeypatch.setattr(ratelimit, "clock", lambda: 1_080_000.0)
+def test_a_visitor_is_limited_per_chat_whatever_socket_the_messages_come_through(settings):
+    # The count lives on the conversation: it holds with the cache unreachable too.
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}
+    }
     widget = widget_make()
     chat_agent(widget.queue)
     conversation = start(widget).conversation
-    for _ in range(services.VISITOR_MESSAGES_PER_MINUTE):
-        services.chat_visitor_message(conversation_id=conversation.pk, client_id=uuid.uuid4(), text="again")
+    first = timezone.now()
+
+    def line(at: datetime) -> None:
+        services.chat_visitor_message(conversation_id=conversation.pk, client_id=uuid.uuid4(), text="again", at=at)
+
+    for n in range(services.VISITOR_MESSAGES_PER_MINUTE):
+        line(first + timedelta(seconds=n * 0.5))
     with pytest.raises(services.VisitorFlood) as refused:
-        services.chat_visitor_message(conversation_id=conversation.pk, client_id=uuid.uuid4(), text="and again")
+        line(first + timedelta(seconds=45))
     assert refused.value.status_code == 429 and refused.value.extra["code"] == "rate_limited"
+    assert refused.value.extra["retry_after"] == 15
     assert ChatLine.objects.filter(conversation=conversation).count() == 1 + services.VISITOR_MESSAGES_PER_MINUTE
+    # The next minute counts afresh.
+    line(first + timedelta(seconds=60))
+    assert ChatLine.objects.filter(conversation=conversation).count() == 2 + services.VISITOR_MESSAGES_PER_MINUTE
 
 
 def test_a_reply_from_the_ticket_page_reaches_the_visitor_at_the_address_given(django_capture_on_commit_callbacks):
