@@ -15,7 +15,9 @@ Server frames:
   ``bad_frame`` (not JSON, not an object, an unknown type, a missing or
   malformed field, larger than 4 KiB), ``not_found`` (a ticket that does not
   exist or that the agent may not see: the two are not told apart),
-  ``rate_limited`` (over the flood limit, ``live/flood.py``). A connection
+  ``rate_limited`` (over the flood limit, ``live/flood.py``), ``unavailable``
+  (a ``view``, ``typing`` or ``leave`` while the channel layer is unreachable:
+  the socket stays, and the page's next ``view`` joins again). A connection
   that keeps flooding is closed with 4429; one not signed in as staff with
   4403. Every refusal is logged with its reason (logger ``servicedesk.live``).
 
@@ -56,6 +58,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
 from channels.consumer import get_handler_name
@@ -91,6 +94,10 @@ REUSED_FRAMES_MAX = 2000
 # Pushes one socket answers at once (each a thread's database read), and answers waiting at most.
 ANSWERS_AT_ONCE = 4
 ANSWERS_WAITING_MAX = 500
+
+
+class LayerUnreachable(Exception):
+    """The channel layer refused a call (Redis down): the frame that needed it is answered ``unavailable``."""
 
 
 class DeskConsumer(SocketConsumer):
@@ -170,6 +177,21 @@ class DeskConsumer(SocketConsumer):
         await self._take(frame)
 
     async def _take(self, frame: Frame) -> None:
+        try:
+            await self._take_frame(frame)
+        except LayerUnreachable:
+            # Presence needs the layer; the socket, its pushes once the layer is back, and the pages do not.
+            await self._error("unavailable", "live presence is unavailable for now; try again shortly")
+
+    async def _layer(self, call: Awaitable[None]) -> None:
+        """Await a channel layer call; LayerUnreachable (logged) when the layer is down."""
+        try:
+            await call
+        except Exception as exc:
+            log.warning("User %s's socket: the channel layer is unreachable", self.user.pk, exc_info=True)
+            raise LayerUnreachable from exc
+
+    async def _take_frame(self, frame: Frame) -> None:
         if frame.kind == "ping":
             await self._groups_refresh()
             await self._heartbeat()
@@ -187,9 +209,11 @@ class DeskConsumer(SocketConsumer):
             if ticket_id is None:
                 await self._error("bad_frame", "typing needs a view of that ticket first")
                 return
-            await self.channel_layer.group_send(
-                ticket_group(ticket_id),
-                {"type": "presence.typing", "ticket": ticket_id, "agent": self.agent, "sender": self.channel_name},
+            await self._layer(
+                self.channel_layer.group_send(
+                    ticket_group(ticket_id),
+                    {"type": "presence.typing", "ticket": ticket_id, "agent": self.agent, "sender": self.channel_name},
+                )
             )
 
     async def _flooded(self) -> None:
@@ -219,11 +243,11 @@ class DeskConsumer(SocketConsumer):
         if greet:
             if len(self.viewing) >= MAX_VIEWING:
                 await self._leave(next(iter(self.viewing)))
-            await self.channel_layer.group_add(ticket_group(ticket_id), self.channel_name)
+            await self._layer(self.channel_layer.group_add(ticket_group(ticket_id), self.channel_name))
             self.viewing[ticket_id] = reference
             self.viewers[ticket_id] = Viewers()
         # A newcomer's greeting is answered by every viewer, so it learns of them at once.
-        await self.channel_layer.group_send(ticket_group(ticket_id), self._here(ticket_id, greet=greet))
+        await self._layer(self.channel_layer.group_send(ticket_group(ticket_id), self._here(ticket_id, greet=greet)))
         await self._viewers_send(ticket_id)
 
     def _here(self, ticket_id: int, *, greet: bool) -> dict[str, Any]:
@@ -239,13 +263,17 @@ class DeskConsumer(SocketConsumer):
         return next((pk for pk, ref in self.viewing.items() if ref == reference), None)
 
     async def _leave(self, ticket_id: int) -> None:
-        group = ticket_group(ticket_id)
-        await self.channel_layer.group_discard(group, self.channel_name)
-        await self.channel_layer.group_send(
-            group, {"type": "presence.gone", "ticket": ticket_id, "sender": self.channel_name}
-        )
+        """Stop viewing: forgotten here first, so a layer that is down leaves nothing half done
+        (the layer drops the membership at its expiry; the others' viewer lists age out)."""
         self.viewing.pop(ticket_id, None)
         self.viewers.pop(ticket_id, None)
+        group = ticket_group(ticket_id)
+        await self._layer(self.channel_layer.group_discard(group, self.channel_name))
+        await self._layer(
+            self.channel_layer.group_send(
+                group, {"type": "presence.gone", "ticket": ticket_id, "sender": self.channel_name}
+            )
+        )
 
     async def _viewers_send(self, ticket_id: int, *, unless: list[dict[str, object]] | None = None) -> None:
         viewers = self.viewers.get(ticket_id)
@@ -269,7 +297,11 @@ class DeskConsumer(SocketConsumer):
         agent = message["agent"]
         viewers.seen(sender, user_id=int(agent["id"]), name=str(agent["name"]), at=now)
         if message.get("greet"):
-            await self.channel_layer.send(sender, self._here(ticket_id, greet=False))
+            try:
+                await self.channel_layer.send(sender, self._here(ticket_id, greet=False))
+            except Exception:
+                # The newcomer learns of this viewer from its next greeting instead.
+                log.warning("User %s's socket: the channel layer is unreachable", self.user.pk, exc_info=True)
         await self._viewers_send(ticket_id, unless=before)
 
     async def presence_gone(self, message: dict[str, Any]) -> None:

@@ -255,3 +255,43 @@ def test_a_silent_viewer_expires_from_the_list_sent_on_the_next_view(desk_team, 
         await ann.disconnect()
 
     run(scenario)
+
+
+def test_with_the_layer_unreachable_view_typing_and_leave_answer_unavailable_and_the_socket_stays(
+    desk_team, monkeypatch, caplog
+):
+    ref = desk_team["ticket"].reference
+    other = ticket_make(queue=desk_team["ticket"].queue, customer=CustomerFactory()).reference
+    layer = get_channel_layer()
+
+    async def unreachable(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionError("Redis is unreachable")
+
+    async def scenario() -> None:
+        ws = await connected(desk_team["cookies"]["ann"])
+        await ws.send_json_to({"type": "view", "ticket": ref})
+        assert (await next_of(ws, "viewers"))["viewers"] == []
+        with monkeypatch.context() as patch:
+            for name in ("group_add", "group_discard", "group_send", "send"):
+                patch.setattr(layer, name, unreachable)
+            for frame in (
+                {"type": "view", "ticket": other},
+                {"type": "view", "ticket": ref},
+                {"type": "typing", "ticket": ref},
+                {"type": "leave", "ticket": ref},
+            ):
+                await ws.send_json_to(frame)
+                refused = await next_of(ws, "error")
+                assert refused["code"] == "unavailable", (frame, refused)
+            await ws.send_json_to({"type": "ping"})
+            assert (await next_of(ws, "pong"))["type"] == "pong"
+        # The layer back: views work again on the same socket.
+        await ws.send_json_to({"type": "view", "ticket": other})
+        assert (await next_of(ws, "viewers"))["viewers"] == []
+        await ws.send_json_to({"type": "ping"})
+        assert (await next_of(ws, "pong"))["type"] == "pong"
+        await ws.disconnect()
+
+    with caplog.at_level(logging.WARNING, logger="servicedesk.live"):
+        run(scenario)
+    assert "the channel layer is unreachable" in caplog.text
