@@ -51,3 +51,31 @@ def test_with_redis_down_a_channel_is_still_made_and_the_failure_logged(caplog):
     with caplog.at_level(logging.WARNING, logger="servicedesk.live.redis_layer"):
         async_to_sync(scenario)()
     assert "made without its subscription: Redis is unreachable" in caplog.text
+
+
+def test_a_channel_made_while_redis_was_down_is_subscribed_by_the_first_group_join_that_reaches_it(monkeypatch, caplog):
+    layer = layer_for(settings.REDIS_URL)
+
+    async def scenario() -> None:
+        loop_layer = layer._get_layer()
+
+        async def unreachable(channel: str) -> None:
+            raise ConnectionError("Redis is unreachable")
+
+        with monkeypatch.context() as patch:
+            patch.setattr(loop_layer, "_subscribe_to_channel", unreachable)
+            channel = await layer.new_channel()
+        # A direct message has nowhere to go yet (nothing subscribed to the channel on Redis).
+        await layer.send(channel, {"type": "presence.here", "ticket": 1})
+        assert layer._get_layer().channels[channel].empty()
+        # Redis is back: the consumer's next join also subscribes the channel itself.
+        await layer.group_add("desk.user.7", channel)
+        await layer.send(channel, {"type": "presence.here", "ticket": 2})
+        assert await asyncio.wait_for(layer.receive(channel), timeout=5) == {"type": "presence.here", "ticket": 2}
+        await layer.group_send("desk.user.7", {"type": "chat.changed", "conversation": 3})
+        assert await asyncio.wait_for(layer.receive(channel), timeout=5) == {"type": "chat.changed", "conversation": 3}
+        await layer.flush()
+
+    with caplog.at_level(logging.INFO, logger="servicedesk.live.redis_layer"):
+        async_to_sync(scenario)()
+    assert "subscribed: Redis is reachable again" in caplog.text
