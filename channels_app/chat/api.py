@@ -149,6 +149,16 @@ class VisitorView(APIView):
         return conversation
 
 
+# The name of the desk's own widget until an administrator names it (the admin lists it so).
+DEFAULT_WIDGET_NAME = "Chat"
+
+
+def _widget_name(widget: ChatWidget) -> str:
+    """The title the widget shows; empty for the desk's own widget under its made-up name,
+    so the page shows its own title in the visitor's language."""
+    return "" if widget.key == "default" and widget.name == DEFAULT_WIDGET_NAME else widget.name
+
+
 def _widget(key: str) -> ChatWidget:
     widget = ChatWidget.objects.select_related("queue").filter(key=key or "default").first()
     if widget is None and (key or "default") == "default":
@@ -156,7 +166,7 @@ def _widget(key: str) -> ChatWidget:
         from servicedesk.tickets.services.tickets import queue_default
 
         widget, _created = ChatWidget.objects.get_or_create(
-            key="default", defaults={"name": "Chat", "queue": queue_default()}
+            key="default", defaults={"name": DEFAULT_WIDGET_NAME, "queue": queue_default()}
         )
     if widget is None or not widget.is_active:
         raise NotFound(_("No such chat widget."))
@@ -183,7 +193,7 @@ class WidgetView(VisitorView):
         return Response(
             {
                 "key": widget.key,
-                "name": widget.name,
+                "name": _widget_name(widget),
                 "greeting": (widget.greeting_zh_hans or widget.greeting) if zh else widget.greeting,
                 "colour": widget.colour,
                 "text_colour": widget.text_colour,

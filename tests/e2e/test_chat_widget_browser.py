@@ -453,7 +453,10 @@ def test_nobody_online_the_widget_takes_a_message_for_email(browser, desk, sites
 
 def test_the_desks_own_chat_page_carries_the_widget_in_the_visitors_language(browser, desk):  # noqa: F811
     QueueFactory(slug="chat", name="Chat")
-    for locale, launcher_text, heading in (("en-GB", "Chat with us", "Live chat"), ("zh-CN", "在线咨询", None)):
+    for locale, launcher_text, heading, title in (
+        ("en-GB", "Chat with us", "Live chat", "Chat"),
+        ("zh-CN", "在线咨询", None, "在线咨询"),
+    ):
         page = browser.new_context(locale=locale).new_page()
         errors = collect_errors(page)
         page.goto(desk.url + "/help/chat/")
@@ -467,6 +470,8 @@ def test_the_desks_own_chat_page_carries_the_widget_in_the_visitors_language(bro
         assert launcher.inner_text().strip() == launcher_text
         launcher.click()
         page.locator("form.prechat").wait_for(timeout=10000)
+        # The desk's own widget, not named by an administrator: its title in the visitor's language.
+        assert page.locator("[role=dialog] h2").inner_text().strip() == title
         assert errors == []
         page.context.close()
 

@@ -9,7 +9,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from channels_app.chat import services
-from channels_app.chat.models import ChatConversation, ChatStatus
+from channels_app.chat.models import ChatConversation, ChatStatus, ChatWidget
 from servicedesk.tickets.models import Message, Rating
 from tests.api.conftest import client_for
 from tests.factories import AgentFactory, CustomerFactory, QueueFactory, UserFactory
@@ -109,6 +109,16 @@ def test_widget_settings_say_whether_anyone_can_chat():
     online = client.get(f"/api/v1/chat/widgets/{widget.key}/", HTTP_ACCEPT_LANGUAGE="zh-hans").json()
     assert online["online"] is True and online["greeting"] == "你好"
     assert visitor_client("http://evil.example").get(f"/api/v1/chat/widgets/{widget.key}/").status_code == 403
+
+
+def test_the_desks_own_widget_shows_its_title_in_the_visitors_language_until_it_is_named():
+    QueueFactory(slug="support")
+    client = visitor_client("http://testserver")
+    settings = client.get("/api/v1/chat/widgets/default/", HTTP_ACCEPT_LANGUAGE="zh-hans").json()
+    # Empty: the widget's own title, "在线咨询" or "Chat", by the visitor's language.
+    assert settings["name"] == ""
+    ChatWidget.objects.filter(key="default").update(name="Ask the shop")
+    assert client.get("/api/v1/chat/widgets/default/").json()["name"] == "Ask the shop"
 
 
 def test_visitor_calls_need_the_token_of_that_very_chat():
