@@ -464,7 +464,7 @@ _LINE_LOCK: PreparedRowLock[ChatConversation] = PreparedRowLock(
 
 
 def _next_seq(conversation: ChatConversation, at: datetime, *, counted: bool = False) -> int:
-    """The next sequence number, saved; ``counted``: with the visitor's count (``_visitor_line_count``)."""
+    """The next sequence number, saved; ``counted``: with the visitor's count (``_visitor_line_refusal``)."""
     conversation.last_seq += 1
     conversation.last_activity_at = at
     fields = ["last_seq", "last_activity_at"]
@@ -477,11 +477,14 @@ def _next_seq(conversation: ChatConversation, at: datetime, *, counted: bool = F
 LINES_WINDOW = timedelta(minutes=1)
 
 
-def _visitor_line_count(conversation: ChatConversation, at: datetime) -> None:
-    """Count a visitor's line on the locked conversation (saved with its sequence number);
-    VisitorFlood past VISITOR_MESSAGES_PER_MINUTE in the minute that began with the first
-    line counted. Kept on the conversation's row, the count holds across every socket and
-    process without a round trip of its own, and whether or not the cache is reachable."""
+def _visitor_line_refusal(conversation: ChatConversation, at: datetime) -> ApplicationError | None:
+    """Why the locked conversation takes no new visitor line (ended, or past
+    VISITOR_MESSAGES_PER_MINUTE in the minute that began with the first line counted),
+    else None, the line counted (saved with its sequence number). Kept on the
+    conversation's row, the count holds across every socket and process without a
+    round trip of its own, and whether or not the cache is reachable."""
+    if conversation.status not in OPEN_STATUSES:
+        return ChatClosed(_("This chat has ended."))
     start = conversation.lines_window_at
     if start is None or not start <= at < start + LINES_WINDOW:
         start = conversation.lines_window_at = at
@@ -489,8 +492,9 @@ def _visitor_line_count(conversation: ChatConversation, at: datetime) -> None:
     if conversation.lines_in_window >= VISITOR_MESSAGES_PER_MINUTE:
         log.warning("Chat %s: the visitor's messages are over the limit", conversation.pk)
         retry_after = max(1, math.ceil((start + LINES_WINDOW - at).total_seconds()))
-        raise VisitorFlood(_("Too many messages at once; wait a moment."), extra={"retry_after": retry_after})
+        return VisitorFlood(_("Too many messages at once; wait a moment."), extra={"retry_after": retry_after})
     conversation.lines_in_window += 1
+    return None
 
 
 def _system_line(conversation: ChatConversation, code: str, at: datetime, **args: Any) -> ChatLine:
@@ -554,12 +558,13 @@ def _visitor_line_store(
         conversation = _LINE_LOCK(pk=conversation_id)
         if conversation is None:
             raise ChatConversation.DoesNotExist(f"No chat {conversation_id}.")
-        if conversation.status not in OPEN_STATUSES:
+        refusal = _visitor_line_refusal(conversation, at)
+        if refusal is not None:
+            # A line sent again (its client_id stored) is answered as stored, whatever the refusal.
             existing = ChatLine.objects.filter(conversation=conversation, client_id=client_id).first()
             if existing is not None:
                 return existing, False
-            raise ChatClosed(_("This chat has ended."))
-        _visitor_line_count(conversation, at)
+            raise refusal
         ticket = conversation.ticket
         # Sent again (the same client_id): the intake finds the message by its external id and stores nothing.
         result = inbound_message_receive(

@@ -423,8 +423,15 @@ def test_a_visitor_is_limited_per_chat_whatever_socket_the_messages_come_through
     def line(at: datetime) -> None:
         services.chat_visitor_message(conversation_id=conversation.pk, client_id=uuid.uuid4(), text="again", at=at)
 
-    for n in range(services.VISITOR_MESSAGES_PER_MINUTE):
+    sent = uuid.uuid4()
+    services.chat_visitor_message(conversation_id=conversation.pk, client_id=sent, text="sent", at=first)
+    for n in range(1, services.VISITOR_MESSAGES_PER_MINUTE):
         line(first + timedelta(seconds=n * 0.5))
+    # Over the limit, a line sent again (after a reconnect) is still answered as stored.
+    resent, new = services.chat_visitor_message(
+        conversation_id=conversation.pk, client_id=sent, text="sent", at=first + timedelta(seconds=40)
+    )
+    assert (resent.client_id, new) == (sent, False)
     with pytest.raises(services.VisitorFlood) as refused:
         line(first + timedelta(seconds=45))
     assert refused.value.status_code == 429 and refused.value.extra["code"] == "rate_limited"
