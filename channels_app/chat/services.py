@@ -30,6 +30,7 @@ from django.utils.translation import gettext as _
 
 from servicedesk.accounts.models import User
 from servicedesk.core.errors import ApplicationError, Conflict, NotFound, PermissionDenied
+from servicedesk.core.prepared import row_insert, row_update
 from servicedesk.core.realtime import realtime_publish
 from servicedesk.core.text import clean_text
 from servicedesk.tickets.events import Actor
@@ -470,7 +471,7 @@ def _next_seq(conversation: ChatConversation, at: datetime, *, counted: bool = F
     fields = ["last_seq", "last_activity_at"]
     if counted:
         fields += ["lines_window_at", "lines_in_window"]
-    conversation.save(update_fields=fields)
+    row_update(conversation, fields)
     return conversation.last_seq
 
 
@@ -587,7 +588,7 @@ def _visitor_line_store(
         )
         if result.duplicate:
             return ChatLine.objects.get(conversation=conversation, client_id=client_id), False
-        line = ChatLine.objects.create(
+        line = ChatLine(
             conversation=conversation,
             seq=_next_seq(conversation, at, counted=True),
             client_id=client_id,
@@ -595,6 +596,7 @@ def _visitor_line_store(
             message=result.message,
             at=at,
         )
+        row_insert(line)
         _push_visitor(conversation, line_only=True)
         _push_agents(conversation, conversation.agent_id)
     return line, True
@@ -633,7 +635,7 @@ def chat_agent_message(
             actor=Actor.agent(agent, source="chat"),
             at=at,
         )
-        line = ChatLine.objects.create(
+        line = ChatLine(
             conversation=conversation,
             seq=_next_seq(conversation, at),
             client_id=client_id,
@@ -642,6 +644,7 @@ def chat_agent_message(
             message=message,
             at=at,
         )
+        row_insert(line)
         _push_visitor(conversation, line_only=True)
         _push_agents(conversation, agent.pk)
     return line, True

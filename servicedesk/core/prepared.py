@@ -145,3 +145,133 @@ class PreparedQuery(Generic[M]):
             attnames=tuple(column[0].target.attname for column in select[start:end]),
             populators=tuple(get_related_populators(klass_info, select, using)),
         )
+
+
+# --- One row's INSERT and UPDATE ---------------------------------------------------------------------------
+#
+# ``Model.save()`` builds its statement through the ORM's compiler on every
+# call: on the chat line's path (a message, its event, the line, the ticket's
+# and the conversation's counters) that was most of the line's CPU. These
+# two helpers write the same row with SQL made once per connection and model,
+# and hand the values over as ``save()`` prepares them (each field's
+# ``pre_save`` and ``get_db_prep_save``). Whatever they do not cover goes
+# through ``save()`` itself: another database than PostgreSQL, a model with
+# parents, its own ``save()`` or ``pre_save``/``post_save`` receivers, a value
+# that is an expression, a primary key other than an auto field.
+
+_rows = threading.local()
+
+
+def _row_sql(using: str, key: tuple[Any, ...], build: Callable[[Any], str]) -> str:
+    connection = connections[using]
+    cache: dict[tuple[Any, ...], tuple[Any, str]] = _rows.__dict__.setdefault("cache", {})
+    full = (id(connection), *key)
+    hit = cache.get(full)
+    if hit is not None and hit[0] is connection:
+        return hit[1]
+    sql = build(connection)
+    cache[full] = (connection, sql)
+    return sql
+
+
+def _row_plain(model: type[models.Model], using: str) -> bool:
+    """Whether rows of ``model`` may skip ``save()``: see above."""
+    from django.db.models.fields import AutoFieldMixin
+    from django.db.models.signals import post_save, pre_save
+
+    meta = model._meta
+    return (
+        connections[using].vendor == "postgresql"
+        and not meta.parents
+        and not meta.proxy
+        and isinstance(meta.pk, AutoFieldMixin)
+        and model.save is models.Model.save
+        and not pre_save.has_listeners(model)
+        and not post_save.has_listeners(model)
+    )
+
+
+def _row_values(obj: models.Model, fields: list[Any], connection: Any, *, add: bool) -> list[Any] | None:
+    """The fields' values as ``save()`` sends them, or None when one is an expression (``save()`` compiles it)."""
+    values = []
+    for field in fields:
+        value = field.pre_save(obj, add)
+        if hasattr(value, "resolve_expression") or hasattr(field, "get_placeholder"):
+            return None
+        values.append(field.get_db_prep_save(value, connection))
+    return values
+
+
+def row_insert(obj: models.Model, using: str = "default") -> None:
+    """Insert ``obj``, a new instance, as ``obj.save(force_insert=True)`` would (its id set on it)."""
+    model = type(obj)
+    meta = model._meta
+    if obj.pk is not None or not _row_plain(model, using) or meta.db_returning_fields != [meta.pk]:
+        obj.save(force_insert=True, using=using)
+        return
+    fields = [f for f in meta.local_concrete_fields if not f.generated and f is not meta.auto_field]
+    obj._prepare_related_fields_for_save(operation_name="save")  # type: ignore[attr-defined]
+    connection = connections[using]
+    values = _row_values(obj, fields, connection, add=True)
+    if values is None:
+        obj.save(force_insert=True, using=using)
+        return
+
+    def build(connection: Any) -> str:
+        quote = connection.ops.quote_name
+        table = quote(meta.db_table)
+        columns = ", ".join(quote(f.column) for f in fields)
+        marks = ", ".join(["%s"] * len(fields))
+        return f"INSERT INTO {table} ({columns}) VALUES ({marks}) RETURNING {table}.{quote(meta.pk.column)}"
+
+    sql = _row_sql(using, (model, "insert"), build)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        (pk,) = cursor.fetchone()
+    setattr(obj, meta.pk.attname, pk)
+    obj._state.adding = False
+    obj._state.db = using
+
+
+def row_update(obj: models.Model, fields: list[str] | tuple[str, ...], using: str = "default") -> None:
+    """Save ``fields`` of ``obj``, a stored instance, as ``obj.save(update_fields=fields)`` would.
+
+    As there, DatabaseError when the row is gone.
+    """
+    from django.db import DatabaseError
+
+    model = type(obj)
+    meta = model._meta
+    if not fields or obj.pk is None or meta.select_on_save or not _row_plain(model, using):
+        obj.save(update_fields=fields, using=using)
+        return
+    names = frozenset(fields)
+    targets = [
+        f
+        for f in meta.local_concrete_fields
+        if not f.generated and not f.primary_key and (f.name in names or f.attname in names)
+    ]
+    if len(targets) != len(names):
+        # A name that is no column of this model: save() says which.
+        obj.save(update_fields=fields, using=using)
+        return
+    obj._prepare_related_fields_for_save(operation_name="save", fields=targets)  # type: ignore[attr-defined]
+    connection = connections[using]
+    values = _row_values(obj, targets, connection, add=False)
+    if values is None:
+        obj.save(update_fields=fields, using=using)
+        return
+    values.append(meta.pk.get_db_prep_value(obj.pk, connection))
+
+    def build(connection: Any) -> str:
+        quote = connection.ops.quote_name
+        table = quote(meta.db_table)
+        assignments = ", ".join(f"{quote(f.column)} = %s" for f in targets)
+        return f"UPDATE {table} SET {assignments} WHERE {table}.{quote(meta.pk.column)} = %s"
+
+    sql = _row_sql(using, (model, "update", tuple(f.attname for f in targets)), build)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        if cursor.rowcount < 1:
+            raise DatabaseError("Save with update_fields did not affect any rows.")
+    obj._state.db = using

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from servicedesk.core.prepared import row_insert
 from servicedesk.tickets import hooks
 from servicedesk.tickets.models import TicketEvent
 
@@ -79,7 +80,11 @@ def events_store(events: list[TicketEvent]) -> None:
     """
     if not events:
         return
-    TicketEvent.objects.bulk_create(events)
+    if len(events) == 1:
+        # The usual case (a message, a reply): one row, its SQL made once per connection.
+        row_insert(events[0])
+    else:
+        TicketEvent.objects.bulk_create(events)
     for event in events:
         hooks.event_followers_run(event=event)
     events.clear()

@@ -22,7 +22,7 @@ from servicedesk.core.email_address import email_key
 from servicedesk.core.enqueue import task_enqueue
 from servicedesk.core.errors import ApplicationError
 from servicedesk.core.html import sanitize_html
-from servicedesk.core.prepared import PreparedQuery
+from servicedesk.core.prepared import PreparedQuery, row_insert
 from servicedesk.core.text import clean_text
 from servicedesk.tickets import hooks, statuses
 from servicedesk.tickets.access import ticket_thread_target
@@ -266,7 +266,7 @@ def _store(
         ack_id = acknowledgement.pk if acknowledgement is not None else None
     else:
         message.ticket = ticket
-        message.save(force_insert=True)
+        row_insert(message)
         _attachments_store(ticket, message, files, saved_files)
         events = [
             event_build(

@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 from servicedesk.accounts.models import User
 from servicedesk.accounts.roles import is_agent, sees_all_queues
 from servicedesk.core.errors import ApplicationError
+from servicedesk.core.prepared import row_update
 from servicedesk.core.text import clean_line
 from servicedesk.tickets import hooks, statuses
 from servicedesk.tickets.config import queue_default_cached
@@ -238,7 +239,7 @@ def ticket_touch(ticket: Ticket, at: datetime, fields: list[str]) -> None:
     if at > ticket.updated_at:
         ticket.updated_at = at
         fields.append("updated_at")
-    ticket.save(update_fields=fields)
+    row_update(ticket, fields)
 
 
 def status_transition_check(*, current: str, target: str) -> bool:
