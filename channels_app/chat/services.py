@@ -30,7 +30,7 @@ from django.utils.translation import gettext as _
 
 from servicedesk.accounts.models import User
 from servicedesk.core.errors import ApplicationError, Conflict, NotFound, PermissionDenied
-from servicedesk.core.prepared import row_insert, row_update
+from servicedesk.core.prepared import PreparedQuery, row_insert, row_update
 from servicedesk.core.realtime import realtime_publish
 from servicedesk.core.text import clean_text
 from servicedesk.tickets.events import Actor
@@ -922,8 +922,14 @@ def visitor_ping(conversation_id: int, *, seen: bool, at: datetime | None = None
     sequence number and status, so the socket reads again only when it is behind."""
     if seen:
         visitor_seen(conversation_id, at=at)
-    row = ChatConversation.objects.filter(pk=conversation_id).values_list("last_seq", "status").first()
-    return row if row is not None else (0, ChatStatus.ENDED)
+    row = _PING_READ.first(pk=conversation_id)
+    return (row.last_seq, row.status) if row is not None else (0, ChatStatus.ENDED)
+
+
+# A ping's read, twice a minute for every open widget: its SQL made once per connection.
+_PING_READ: PreparedQuery[ChatConversation] = PreparedQuery(
+    lambda pk: ChatConversation.objects.only("pk", "last_seq", "status").filter(pk=pk)[:1], pk=int
+)
 
 
 def visitor_left(conversation_id: int, *, at: datetime | None = None) -> None:

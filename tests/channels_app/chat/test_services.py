@@ -97,6 +97,18 @@ def test_the_same_client_id_is_stored_once_and_lines_are_numbered():
     assert Message.objects.filter(ticket=conversation.ticket, kind=MessageKind.PUBLIC_ENDUSER).count() == 2
 
 
+def test_a_ping_tells_the_last_line_and_the_status_and_a_gone_chat_as_ended():
+    widget = widget_make()
+    chat_agent(widget.queue)
+    conversation = start(widget).conversation
+    assert services.visitor_ping(conversation.pk, seen=False) == (1, ChatStatus.WAITING)
+    services.chat_visitor_message(conversation_id=conversation.pk, client_id=uuid.uuid4(), text="two")
+    assert services.visitor_ping(conversation.pk, seen=True) == (2, ChatStatus.WAITING)
+    ChatConversation.objects.filter(pk=conversation.pk).update(status=ChatStatus.ENDED)
+    assert services.visitor_ping(conversation.pk, seen=False) == (2, ChatStatus.ENDED)
+    assert services.visitor_ping(conversation.pk + 1000, seen=False) == (0, ChatStatus.ENDED)
+
+
 def test_a_line_after_the_ticket_was_merged_joins_the_ticket_it_was_merged_into():
     widget = widget_make()
     agent = chat_agent(widget.queue)
