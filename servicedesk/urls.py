@@ -24,6 +24,7 @@ urlpatterns = [
     # Mounted here, not by the tickets API: the domain imports no channel (docs/architecture.md).
     path("api/v1/", include("channels_app.email.api_urls")),
     path("api/v1/", include("channels_app.chat.api_urls")),
+    path("api/v1/", include("channels_app.phone.api_urls")),
     path("desk/routing/", include("servicedesk.routing.urls")),
     path("desk/notifications/", include("servicedesk.notifications.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -26,14 +26,13 @@ from rest_framework.views import APIView
 from channels_app.email.models import InboundEmail
 from channels_app.email.mta import inbound_max_bytes
 from channels_app.email.services import email_ingest
-from servicedesk.core.ratelimit import rate_count, rate_peek
-from servicedesk.core.throttles import InboundEmailRateThrottle
+from servicedesk.core.throttles import InboundEmailRateThrottle, Refusals
 
 SIGNATURE_HEADER = "X-ServiceDesk-Signature"
 CONTENT_TYPES = ("message/rfc822", "application/octet-stream")
 RETRY_AFTER_SECONDS = 60
 # Requests refused for their signature, counted per client IP.
-REFUSED_SCOPE = "inbound-email-refused"
+REFUSALS = Refusals("inbound-email-refused")
 
 
 class RawMailParser(BaseParser):
@@ -111,13 +110,10 @@ class InboundEmailView(APIView):
         secret = settings.SERVICEDESK.get("INBOUND_EMAIL_SECRET") or ""
         if not secret:
             return Response({"detail": "Not found."}, status=404)
-        client = str(request.META.get("REMOTE_ADDR") or "unknown")
-        refused = rate_peek(scope=REFUSED_SCOPE, key=client, window_seconds=60)
-        if refused.attempts >= settings.SERVICEDESK["INBOUND_EMAIL_REFUSED_PER_MINUTE"]:
-            # Too many wrong signatures from this address: answered before the body is read.
-            response = Response({"detail": "Too many refused requests, try again later."}, status=429)
-            response["Retry-After"] = str(refused.retry_after)
-            return response
+        # Too many wrong signatures from this address: answered before the body is read.
+        blocked = REFUSALS.blocked(request, limit=settings.SERVICEDESK["INBOUND_EMAIL_REFUSED_PER_MINUTE"])
+        if blocked is not None:
+            return blocked  # type: ignore[no-any-return]
         limit = inbound_max_bytes()
         try:
             declared = int(request.META.get("CONTENT_LENGTH") or 0)
@@ -129,7 +125,7 @@ class InboundEmailView(APIView):
         if len(body) > limit:
             return Response({"detail": f"The message is larger than {limit} bytes."}, status=413)
         if not signature_valid(body, request.headers.get(SIGNATURE_HEADER, ""), secret):
-            rate_count(scope=REFUSED_SCOPE, key=client, window_seconds=60)
+            REFUSALS.count(request)
             return Response({"detail": "Missing or invalid signature."}, status=401)
         content_type = (request.content_type or "").split(";", 1)[0].strip().lower()
         if content_type not in CONTENT_TYPES:

@@ -101,3 +101,34 @@ class ClientIpThrottleAuthentication(BaseAuthentication):
     def authenticate_header(self, request: Request) -> str:
         # DRF takes the WWW-Authenticate challenge of a 401 from the first class.
         return str(TokenAuthentication().authenticate_header(request))
+
+
+class Refusals:
+    """Requests a signed endpoint refused (a wrong signature), counted per client IP and minute.
+
+    ``blocked(request)``: the 429 answer once ``limit`` were refused this
+    minute, to send before the body is read, else None; ``count(request)``
+    after each refusal. Fails open with the cache, as every limit.
+    """
+
+    WINDOW_SECONDS = 60
+
+    def __init__(self, scope: str) -> None:
+        self.scope = scope
+
+    @staticmethod
+    def _client(request: Request) -> str:
+        return str(request.META.get("REMOTE_ADDR") or "unknown")
+
+    def blocked(self, request: Request, *, limit: int) -> Any:
+        from rest_framework.response import Response
+
+        refused = ratelimit.rate_peek(scope=self.scope, key=self._client(request), window_seconds=self.WINDOW_SECONDS)
+        if refused.attempts < limit:
+            return None
+        response = Response({"detail": "Too many refused requests, try again later."}, status=429)
+        response["Retry-After"] = str(refused.retry_after)
+        return response
+
+    def count(self, request: Request) -> None:
+        ratelimit.rate_count(scope=self.scope, key=self._client(request), window_seconds=self.WINDOW_SECONDS)

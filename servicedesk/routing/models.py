@@ -135,6 +135,13 @@ class AgentProfile(models.Model):
         choices=Availability.choices,
         default=Availability.OFFLINE,
     )
+    phone_extension = models.CharField(
+        _("phone extension"),
+        max_length=32,
+        blank=True,
+        db_index=True,
+        help_text=_("The agent's extension on the telephone system, as its events name it (docs/phone.md)."),
+    )
     working_hours = models.ForeignKey(
         "sla.BusinessCalendar",
         null=True,

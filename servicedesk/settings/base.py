@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "channels_app.web",
     "channels_app.email",
     "channels_app.chat",
+    "channels_app.phone",
     "reports",
 ]
 
@@ -450,6 +451,16 @@ SERVICEDESK = {
     # Requests refused for a missing or wrong signature, per client IP and
     # minute, after which that IP gets 429 before its body is read.
     "INBOUND_EMAIL_REFUSED_PER_MINUTE": env.int("SD_INBOUND_EMAIL_REFUSED_PER_MINUTE", default=30),
+    # Phone (docs/phone.md): the secret of the default line's generic CTI
+    # events (HMAC-SHA256, X-ServiceDesk-Signature), the Twilio account's auth
+    # token, and the region numbers written the national way belong to (ISO
+    # 3166 code: "0861234567" in IE is +353861234567).
+    "PHONE_WEBHOOK_SECRET": env.str("SD_PHONE_WEBHOOK_SECRET", default=""),
+    "TWILIO_AUTH_TOKEN": env.str("SD_TWILIO_AUTH_TOKEN", default=""),
+    "PHONE_REGION": env.str("SD_PHONE_REGION", default="IE"),
+    # Phone events refused for their signature, per client IP and minute,
+    # after which that IP gets 429 before its body is read.
+    "PHONE_REFUSED_PER_MINUTE": env.int("SD_PHONE_REFUSED_PER_MINUTE", default=30),
     # Fernet keys for credentials stored in the database (mailbox passwords);
     # the first encrypts, all decrypt. Empty: a key derived from SECRET_KEY.
     "CREDENTIALS_KEYS": env.list("SD_CREDENTIALS_KEY", default=[]),

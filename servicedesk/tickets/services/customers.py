@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import DateTimeField, F, Value
 from django.db.models.functions import Greatest
@@ -39,7 +40,8 @@ def identity_normalize(*, kind: str, value: str) -> str:
         import phonenumbers
 
         try:
-            number = phonenumbers.parse(value, None)
+            # A number written the national way ("086 123 4567", "00353...") in the desk's region.
+            number = phonenumbers.parse(value, settings.SERVICEDESK.get("PHONE_REGION") or None)
         except phonenumbers.NumberParseException:
             raise InvalidIdentity(
                 _("Enter a phone number in international form, such as +353861234567."), field="phone"

@@ -1,0 +1,11 @@
+"""The phone channel's webhooks, mounted at /api/v1/ (docs/phone.md)."""
+
+from django.urls import path
+from django.views.decorators.csrf import csrf_exempt
+
+from . import api
+
+app_name = "phone_api"
+urlpatterns = [
+    path("phone/events/", csrf_exempt(api.CtiEventView.as_view()), name="events"),
+]

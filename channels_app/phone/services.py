@@ -1,0 +1,229 @@
+"""Calls from telephone systems' events: each event kept once, the call's record folded from them.
+
+A telephone system sends ``newCall``, ``answer`` and ``hangup`` events, late,
+twice or out of order (docs/phone.md). ``call_event_receive`` keeps each
+event once (its digest is unique per call) and computes the call's record
+again from every event it has (``call_fold``): the record depends on the set
+of events, never on the order they came in. An answer timed after the hangup
+is ignored, as telephone systems send one when a call was picked up as it
+ended.
+
+The caller's number is written in E.164 (``identity_normalize``, with the
+region ``SD_PHONE_REGION`` for numbers written the national way); a withheld
+number is an anonymous caller; any other number is the customer who has it
+as a phone identity, a new customer when nobody has.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from servicedesk.tickets.locks import row_lock
+from servicedesk.tickets.models import IdentityKind
+from servicedesk.tickets.services.customers import identity_normalize, sender_resolve
+
+from .models import Call, CallDirection, CallEvent, CallEventKind, CallOutcome, CallState, PhoneLine
+
+# What telephone systems send for a number they do not show.
+WITHHELD = frozenset({"", "anonymous", "unknown", "restricted", "private", "withheld", "unavailable"})
+_KIND_ORDER: dict[str, int] = {CallEventKind.NEW_CALL: 0, CallEventKind.ANSWER: 1, CallEventKind.HANGUP: 2}
+
+
+def phone_number(value: str) -> str:
+    """``value`` in E.164, or '' for a withheld number; InvalidIdentity when it is no phone number."""
+    value = (value or "").strip()
+    if value.lower() in WITHHELD:
+        return ""
+    return identity_normalize(kind=IdentityKind.PHONE, value=value)
+
+
+@dataclass(frozen=True)
+class CallEventIn:
+    """One event as a telephone system sent it, checked (``api.CtiEventSerializer``).
+
+    ``sent`` holds the fields as they were sent (``at`` only when it was), and
+    is what makes two copies of one event the same (``digest``).
+    """
+
+    kind: str
+    call_id: str
+    direction: str
+    from_number: str
+    to_number: str
+    at: datetime
+    sent: dict[str, Any] = field(default_factory=dict)
+    users: tuple[str, ...] = ()
+    answering_user: str = ""
+    cause: str = ""
+    queue: str = ""
+    recording_url: str = ""
+    voicemail_url: str = ""
+    transcript: str = ""
+
+    def digest(self) -> str:
+        canonical = json.dumps(self.sent, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def data(self) -> dict[str, Any]:
+        """What the call's record is folded from (``CallEvent.data``)."""
+        return {
+            "direction": self.direction,
+            "from": self.from_number,
+            "to": self.to_number,
+            "users": list(self.users),
+            "answering_user": self.answering_user,
+            "cause": self.cause,
+            "queue": self.queue,
+            "recording_url": self.recording_url,
+            "voicemail_url": self.voicemail_url,
+            "transcript": self.transcript,
+        }
+
+
+@dataclass(frozen=True)
+class Received:
+    call: Call
+    duplicate: bool
+
+
+def call_event_receive(*, line: PhoneLine, event: CallEventIn, received_at: datetime | None = None) -> Received:
+    """Keep ``event`` on its call (made on the first event of any kind) and fold the call again."""
+    received_at = received_at or timezone.now()
+    for attempt in range(2):
+        try:
+            with transaction.atomic():
+                return _receive(line, event, received_at)
+        except IntegrityError:
+            # A simultaneous first event of the same call made the row: its lock is waited for now.
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _receive(line: PhoneLine, event: CallEventIn, received_at: datetime) -> Received:
+    call = Call.objects.filter(line=line, call_id=event.call_id).only("pk").first()
+    if call is None:
+        call = Call(line=line, call_id=event.call_id, direction=event.direction, rang_at=event.at)
+        call.save(force_insert=True)
+    call = row_lock(Call, call.pk)
+    digest = event.digest()
+    if CallEvent.objects.filter(call=call, digest=digest).exists():
+        return Received(call=call, duplicate=True)
+    CallEvent.objects.create(
+        call=call, kind=event.kind, at=event.at, data=event.data(), digest=digest, received_at=received_at
+    )
+    folded = call_fold(CallEvent.objects.filter(call=call))
+    number_before, customer_before = call.number, call.customer_id
+    for name, value in folded.fields.items():
+        setattr(call, name, value)
+    call.ringing = agents_named(folded.ringing)
+    call.agent_id = next(iter(agents_named([folded.answering])), None) if folded.answering else None
+    if call.number != number_before or customer_before is None:
+        # The caller: the customer with that number (new when nobody has it); nobody when withheld.
+        call.customer = (
+            sender_resolve(kind=IdentityKind.PHONE, value=call.number, at=call.rang_at).customer
+            if call.number
+            else None
+        )
+    call.updated_at = received_at
+    call.save()
+    return Received(call=call, duplicate=False)
+
+
+@dataclass(frozen=True)
+class Folded:
+    """A call as its events tell it: its fields, and the agents as the events name them."""
+
+    fields: dict[str, Any]
+    ringing: tuple[str, ...]
+    answering: str
+
+
+def call_fold(events: Iterable[CallEvent]) -> Folded:
+    """The call's fields from its events, whatever order they came in (see the module)."""
+    ordered = sorted(events, key=lambda e: (e.at, _KIND_ORDER.get(e.kind, 9), e.digest))
+    if not ordered:
+        raise ValueError("a call has at least one event")
+    rings = [e for e in ordered if e.kind == CallEventKind.NEW_CALL]
+    base = rings[0] if rings else ordered[0]
+    hangup = next((e for e in ordered if e.kind == CallEventKind.HANGUP), None)
+    answer = next(
+        (e for e in ordered if e.kind == CallEventKind.ANSWER and (hangup is None or e.at <= hangup.at)), None
+    )
+    direction = base.data.get("direction") or CallDirection.INBOUND
+    other = base.data.get("from") if direction == CallDirection.INBOUND else base.data.get("to")
+
+    def last(key: str) -> str:
+        return next((e.data[key] for e in reversed(ordered) if e.data.get(key)), "")
+
+    if hangup is None:
+        outcome = ""
+    elif answer is not None:
+        outcome = CallOutcome.ANSWERED
+    elif hangup.data.get("cause") == "voicemail" or last("voicemail_url"):
+        outcome = CallOutcome.VOICEMAIL
+    elif direction == CallDirection.INBOUND:
+        outcome = CallOutcome.MISSED
+    else:
+        outcome = CallOutcome.NOT_ANSWERED
+    fields = {
+        "direction": direction,
+        "from_number": base.data.get("from", ""),
+        "to_number": base.data.get("to", ""),
+        "number": phone_number(other or ""),
+        "queue_name": last("queue"),
+        "rang_at": base.at,
+        "answered_at": answer.at if answer else None,
+        "ended_at": hangup.at if hangup else None,
+        "cause": hangup.data.get("cause", "") if hangup else "",
+        "state": CallState.ENDED if hangup else CallState.ANSWERED if answer else CallState.RINGING,
+        "outcome": outcome,
+        "recording_url": last("recording_url"),
+        "voicemail_url": last("voicemail_url"),
+        "transcript": last("transcript"),
+    }
+    ringing = sorted({user for e in rings for user in e.data.get("users", [])})
+    return Folded(
+        fields=fields,
+        ringing=tuple(ringing),
+        answering=(answer.data.get("answering_user") or "") if answer else "",
+    )
+
+
+def agents_named(names: Iterable[str]) -> list[int]:
+    """The ids of the active agents the telephone system names by email address or extension, in the names' order."""
+    from servicedesk.accounts.models import User
+
+    wanted = [n.strip() for n in names if n and n.strip()]
+    if not wanted:
+        return []
+    emails = {n.lower() for n in wanted if "@" in n}
+    extensions = {n for n in wanted if "@" not in n}
+    rows = (
+        User.objects.filter(is_active=True)
+        .annotate(email_key=Lower("email"))
+        .filter(Q(email_key__in=emails) | Q(agent_profile__phone_extension__in=extensions))
+        .values_list("pk", "email", "agent_profile__phone_extension")
+    )
+    by_name: dict[str, int] = {}
+    for pk, email, extension in rows:
+        if email:
+            by_name.setdefault(email.lower(), pk)
+        if extension:
+            by_name.setdefault(extension, pk)
+    found: list[int] = []
+    for name in wanted:
+        match = by_name.get(name.lower() if "@" in name else name)
+        if match is not None and match not in found:
+            found.append(match)
+    return found

@@ -1,0 +1,245 @@
+"""POST /api/v1/phone/events/: signed generic CTI events, kept once, folded into one record whatever their order."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from channels_app.phone.api import signature_make
+from channels_app.phone.models import Call, CallEvent, CallOutcome, CallState, PhoneLine
+from servicedesk.routing.models import AgentProfile
+from servicedesk.tickets.models import Customer, Identity, IdentityKind
+from tests.factories import AgentFactory, CustomerFactory
+
+pytestmark = pytest.mark.django_db
+
+URL = "/api/v1/phone/events/"
+SECRET = "pbx-secret-for-tests"
+LINE_NUMBER = "+35312345678"
+CALLER = "+353861234567"
+
+
+@pytest.fixture(autouse=True)
+def _secret(settings):
+    settings.SERVICEDESK = {**settings.SERVICEDESK, "PHONE_WEBHOOK_SECRET": SECRET, "PHONE_REGION": "IE"}
+
+
+def post(client, event, *, secret: str = SECRET, stamp: int | None = None, signature: str | None = None):
+    body = event if isinstance(event, bytes) else json.dumps(event).encode()
+    header = signature if signature is not None else signature_make(body, secret, stamp or int(time.time()))
+    return client.post(URL, data=body, content_type="application/json", HTTP_X_SERVICEDESK_SIGNATURE=header)
+
+
+def at(seconds: int) -> str:
+    return (timezone.now().replace(microsecond=0) - timedelta(hours=1) + timedelta(seconds=seconds)).isoformat()
+
+
+def call_events(call_id: str, *, answered: bool = True, **extra):  # type: ignore[no-untyped-def]
+    events = [
+        {
+            "event": "newCall",
+            "call_id": call_id,
+            "from": CALLER,
+            "to": LINE_NUMBER,
+            "direction": "in",
+            "user": ["agent1@example.com"],
+            "queue": "support",
+            "at": at(0),
+        },
+        {"event": "hangup", "call_id": call_id, "cause": "normalClearing", "at": at(300), **extra},
+    ]
+    if answered:
+        events.insert(1, {"event": "answer", "call_id": call_id, "answering_user": "agent1@example.com", "at": at(12)})
+    return events
+
+
+def record(call: Call) -> dict:
+    fields = {f.attname: getattr(call, f.attname) for f in Call._meta.concrete_fields}
+    for name in ("id", "call_id", "updated_at"):
+        fields.pop(name)
+    return fields
+
+
+def test_a_signed_call_is_stored_with_its_caller_and_agent(client):
+    agent = AgentFactory(email="agent1@example.com")
+    for event in call_events("c-1"):
+        response = post(client, event)
+        assert response.status_code == 200, response.content
+        assert response.json() == {"outcome": "stored"}
+    call = Call.objects.get(call_id="c-1")
+    assert (call.state, call.outcome, call.number, call.agent_id) == (
+        CallState.ENDED,
+        CallOutcome.ANSWERED,
+        CALLER,
+        agent.pk,
+    )
+    assert call.ringing == [agent.pk]
+    assert (call.answered_at - call.rang_at, call.ended_at - call.rang_at) == (
+        timedelta(seconds=12),
+        timedelta(seconds=300),
+    )
+    assert Identity.objects.get(kind=IdentityKind.PHONE, value=CALLER).customer_id == call.customer_id
+    assert call.line.key == "default"
+
+
+@pytest.mark.parametrize(
+    "signature",
+    ["", "t=1,v1=00", "v1=abc", "t=abc,v1=abc", "sha256=deadbeef"],
+)
+def test_a_missing_or_malformed_signature_is_401_and_nothing_is_stored(client, signature):
+    response = post(client, call_events("c-2")[0], signature=signature)
+    assert response.status_code == 401
+    assert "customer" not in response.content.decode()
+    assert not Call.objects.exists() and not Customer.objects.exists()
+
+
+def test_a_wrong_secret_or_an_old_signature_is_401(client):
+    assert post(client, call_events("c-3")[0], secret="another").status_code == 401
+    assert post(client, call_events("c-3")[0], stamp=int(time.time()) - 301).status_code == 401
+    assert post(client, call_events("c-3")[0], stamp=int(time.time()) + 301).status_code == 401
+    assert not Call.objects.exists()
+    assert post(client, call_events("c-3")[0], stamp=int(time.time()) - 290).status_code == 200
+
+
+def test_a_line_of_its_own_signs_with_its_secret_and_the_previous_one_while_it_is_kept(client, settings):
+    settings.SERVICEDESK = {**settings.SERVICEDESK, "PHONE_WEBHOOK_SECRET": ""}
+    line = PhoneLine(key="sales", name="Sales", number=LINE_NUMBER)
+    line.secret_set("first")
+    line.save()
+    line.secret_set("second", previous_for=timedelta(hours=1))
+    line.save()
+    assert post(client, call_events("c-4")[0], secret="first").status_code == 200
+    assert post(client, call_events("c-5")[0], secret="second").status_code == 200
+    assert set(Call.objects.values_list("line__key", flat=True)) == {"sales"}
+    PhoneLine.objects.filter(pk=line.pk).update(secret_previous_until=timezone.now() - timedelta(seconds=1))
+    assert post(client, call_events("c-6")[0], secret="first").status_code == 401
+    assert "secret" not in line.secret_encrypted and "second" not in line.secret_encrypted
+
+
+def test_a_number_that_is_not_the_signing_lines_is_404(client, settings):
+    settings.SERVICEDESK = {**settings.SERVICEDESK, "PHONE_WEBHOOK_SECRET": ""}
+    line = PhoneLine(key="sales", name="Sales", number=LINE_NUMBER)
+    line.secret_set("line-secret")
+    line.save()
+    event = {**call_events("c-7")[0], "to": "+35319999999"}
+    assert post(client, event, secret="line-secret").status_code == 404
+    assert not Call.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"event": "ringing"}, "event"),
+        ({"from": "call me maybe"}, "from"),
+        ({"at": "2026-03-02T09:00:00"}, "at"),
+        ({"at": "1999-03-02T09:00:00+00:00"}, "at"),
+        ({"at": (timezone.now() + timedelta(days=2)).isoformat()}, "at"),
+        ({"direction": "sideways"}, "direction"),
+        ({"call_id": "x" * 251}, "call_id"),
+        ({"recording_url": "javascript:alert(1)"}, "recording_url"),
+    ],
+)
+def test_bad_fields_are_400_with_the_reason_and_nothing_is_stored(client, change, field):
+    response = post(client, {**call_events("c-8")[0], **change})
+    assert response.status_code == 400
+    assert field in response.json()
+    assert not Call.objects.exists() and not CallEvent.objects.exists()
+
+
+@pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", b'"text"'])
+def test_a_body_that_is_no_json_object_is_400(client, body):
+    assert post(client, body).status_code == 400
+    assert not Call.objects.exists()
+
+
+def test_the_same_event_twice_changes_nothing_even_without_its_time(client):
+    event = {k: v for k, v in call_events("c-9")[0].items() if k != "at"}
+    assert post(client, event).json() == {"outcome": "stored"}
+    before = record(Call.objects.get())
+    assert post(client, event).json() == {"outcome": "duplicate"}
+    assert CallEvent.objects.count() == 1
+    assert record(Call.objects.get()) == before
+
+
+def test_every_order_and_every_duplicate_of_a_calls_events_gives_one_identical_record(client):
+    AgentFactory(email="agent1@example.com")
+    events = call_events("x", recording_url="https://pbx.example/rec/1.wav")
+    records = []
+    for n, order in enumerate(itertools.permutations(events)):
+        call_id = f"perm-{n}"
+        stream = [dict(e, call_id=call_id) for e in order]
+        stream = stream + stream[:1] + stream[::-1]  # resent, the first again and everything backwards
+        for event in stream:
+            assert post(client, event).status_code == 200
+        records.append(record(Call.objects.get(call_id=call_id)))
+    assert all(r == records[0] for r in records)
+    assert records[0]["outcome"] == CallOutcome.ANSWERED
+    assert records[0]["recording_url"] == "https://pbx.example/rec/1.wav"
+    assert CallEvent.objects.count() == 3 * len(records)
+
+
+def test_an_answer_after_the_hangup_is_ignored_and_the_call_was_missed(client):
+    events = call_events("c-10", answered=False)
+    late_answer = {"event": "answer", "call_id": "c-10", "answering_user": "agent1@example.com", "at": at(400)}
+    for event in [events[1], late_answer, events[0]]:
+        assert post(client, event).status_code == 200
+    call = Call.objects.get()
+    assert (call.state, call.outcome, call.answered_at, call.agent_id) == (
+        CallState.ENDED,
+        CallOutcome.MISSED,
+        None,
+        None,
+    )
+
+
+def test_a_voicemail_is_its_own_outcome(client):
+    newcall, hangup = call_events("c-11", answered=False)
+    hangup.update(cause="voicemail", voicemail_url="https://pbx.example/vm/1.wav", transcript="<b>Call me</b>")
+    post(client, newcall)
+    post(client, hangup)
+    call = Call.objects.get()
+    assert (call.outcome, call.voicemail_url, call.transcript) == (
+        CallOutcome.VOICEMAIL,
+        "https://pbx.example/vm/1.wav",
+        "<b>Call me</b>",
+    )
+
+
+@pytest.mark.parametrize(
+    "written", ["+353 86 123 4567", "0861234567", "00353861234567", "086/123 4567", "(086) 123-4567"]
+)
+def test_a_number_written_any_way_is_the_same_customer(client, written):
+    customer = CustomerFactory(name="Ann")
+    Identity.objects.create(customer=customer, kind=IdentityKind.PHONE, value=CALLER)
+    post(client, {**call_events("c-12")[0], "from": written})
+    call = Call.objects.get()
+    assert (call.number, call.customer_id) == (CALLER, customer.pk)
+
+
+@pytest.mark.parametrize("withheld", ["anonymous", "", "Restricted"])
+def test_a_withheld_number_is_an_anonymous_caller(client, withheld):
+    post(client, {**call_events("c-13")[0], "from": withheld})
+    call = Call.objects.get()
+    assert (call.number, call.customer_id) == ("", None)
+    assert not Customer.objects.exists()
+
+
+def test_ringing_agents_by_extension_or_address_and_unknown_names_left_out(client):
+    by_extension = AgentFactory(email="two@example.com")
+    AgentProfile.objects.update_or_create(user=by_extension, defaults={"phone_extension": "201"})
+    by_address = AgentFactory(email="One@Example.com")
+    post(client, {**call_events("c-14")[0], "user": ["201", "one@example.com", "999", "nobody@example.com"]})
+    assert Call.objects.get().ringing == [by_extension.pk, by_address.pk]
+
+
+def test_repeated_refusals_from_one_address_are_429_before_the_body_is_read(client, settings):
+    settings.SERVICEDESK = {**settings.SERVICEDESK, "PHONE_REFUSED_PER_MINUTE": 3}
+    for _ in range(3):
+        assert post(client, call_events("c-15")[0], secret="wrong").status_code == 401
+    response = post(client, call_events("c-15")[0])
+    assert response.status_code == 429 and int(response["Retry-After"]) >= 1
