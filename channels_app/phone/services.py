@@ -20,7 +20,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -35,7 +35,10 @@ from servicedesk.tickets.services.customers import identity_normalize, sender_re
 from .models import Call, CallDirection, CallEvent, CallEventKind, CallOutcome, CallState, PhoneLine
 
 # What telephone systems send for a number they do not show.
-WITHHELD = frozenset({"", "anonymous", "unknown", "restricted", "private", "withheld", "unavailable"})
+# Twilio writes a withheld caller as +266696687 ("ANONYMOUS" on a keypad).
+WITHHELD = frozenset(
+    {"", "anonymous", "unknown", "restricted", "private", "withheld", "unavailable", "+266696687", "266696687"}
+)
 _KIND_ORDER: dict[str, int] = {CallEventKind.NEW_CALL: 0, CallEventKind.ANSWER: 1, CallEventKind.HANGUP: 2}
 
 
@@ -69,6 +72,8 @@ class CallEventIn:
     recording_url: str = ""
     voicemail_url: str = ""
     transcript: str = ""
+    # An answer timed by how long after the ring it came (Twilio's QueueTime), when the ring may come later.
+    after_ring: int | None = None
 
     def digest(self) -> str:
         canonical = json.dumps(self.sent, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
@@ -87,6 +92,7 @@ class CallEventIn:
             "recording_url": self.recording_url,
             "voicemail_url": self.voicemail_url,
             "transcript": self.transcript,
+            "after_ring": self.after_ring,
         }
 
 
@@ -157,9 +163,13 @@ def call_fold(events: Iterable[CallEvent]) -> Folded:
     rings = [e for e in ordered if e.kind == CallEventKind.NEW_CALL]
     base = rings[0] if rings else ordered[0]
     hangup = next((e for e in ordered if e.kind == CallEventKind.HANGUP), None)
-    answer = next(
-        (e for e in ordered if e.kind == CallEventKind.ANSWER and (hangup is None or e.at <= hangup.at)), None
-    )
+
+    def answered_at(e: CallEvent) -> datetime:
+        after = e.data.get("after_ring")
+        return base.at + timedelta(seconds=after) if isinstance(after, int) and rings else e.at
+
+    answers = sorted((e for e in ordered if e.kind == CallEventKind.ANSWER), key=lambda e: (answered_at(e), e.digest))
+    answer = next((e for e in answers if hangup is None or answered_at(e) <= hangup.at), None)
     direction = base.data.get("direction") or CallDirection.INBOUND
     other = base.data.get("from") if direction == CallDirection.INBOUND else base.data.get("to")
 
@@ -183,7 +193,7 @@ def call_fold(events: Iterable[CallEvent]) -> Folded:
         "number": phone_number(other or ""),
         "queue_name": last("queue"),
         "rang_at": base.at,
-        "answered_at": answer.at if answer else None,
+        "answered_at": answered_at(answer) if answer else None,
         "ended_at": hangup.at if hangup else None,
         "cause": hangup.data.get("cause", "") if hangup else "",
         "state": CallState.ENDED if hangup else CallState.ANSWERED if answer else CallState.RINGING,
