@@ -26,7 +26,8 @@ from xml.sax.saxutils import escape, quoteattr
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
@@ -201,8 +202,10 @@ def voice(request: HttpRequest) -> HttpResponse:
     if step == "after-queue":
         if request.POST.get("QueueResult", "") == "bridged":
             return _twiml("")
+        spoken = "zh-CN" if translation.get_language() == "zh-hans" else "en-US"
+        prompt = escape(gettext("Please leave a message after the tone."))
         return _twiml(
-            "<Say>Please leave a message after the tone.</Say>"
+            f"<Say language={quoteattr(spoken)}>{prompt}</Say>"
             f'<Record maxLength={quoteattr(str(VOICEMAIL_SECONDS_MAX))} playBeep="true" '
             f'action={quoteattr(here + "?step=voicemail")} transcribe="true" '
             f"transcribeCallback={quoteattr(here + '?step=voicemail')}/>"

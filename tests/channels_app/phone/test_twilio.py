@@ -120,7 +120,7 @@ def test_status_callbacks_in_any_order_and_repeated_give_one_record(client):
     for n, order in enumerate(itertools.permutations(range(4))):
         sid = f"CA-perm-{n}"
         events = stream(sid)
-        for index in list(order) + [order[0], order[-1]]:
+        for index in [*order, order[0], order[-1]]:
             path, sent = events[index]
             assert post(client, path, sent).status_code == 200
         call = Call.objects.get(call_id=sid)
@@ -157,3 +157,16 @@ def test_bad_parameters_are_400_and_nothing_is_stored(client, change):
     response = post(client, STATUS, {**params(CallStatus="ringing"), **change})
     assert response.status_code == 400
     assert not Call.objects.exists()
+
+
+def test_the_voicemail_prompt_is_spoken_in_the_desks_language(client):
+    post(client, VOICE, params(CallStatus="ringing"))
+    sent = params(CallStatus="in-progress", QueueResult="leave")
+    path = VOICE + "?step=after-queue"
+    header = sign("https://desk.example.com" + path, sent)
+    english = client.post(path, data=sent, HTTP_X_TWILIO_SIGNATURE=header).content.decode()
+    chinese = client.post(
+        path, data=sent, HTTP_X_TWILIO_SIGNATURE=header, HTTP_ACCEPT_LANGUAGE="zh-CN"
+    ).content.decode()
+    assert '<Say language="en-US">Please leave a message after the tone.</Say>' in english
+    assert '<Say language="zh-CN">请在提示音后留言。</Say>' in chinese
