@@ -159,6 +159,15 @@ class Call(models.Model):
     recording_url = models.URLField(_("recording"), max_length=2000, blank=True)
     voicemail_url = models.URLField(_("voicemail"), max_length=2000, blank=True)
     transcript = models.TextField(_("transcript"), blank=True)
+    # The live contact the reports count (docs/metrics.md#live), kept in step with the call.
+    session = models.OneToOneField(
+        "tickets.Session",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="call",
+        verbose_name=_("session"),
+    )
     updated_at = models.DateTimeField(_("updated"), default=timezone.now)
 
     class Meta:

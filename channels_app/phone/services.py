@@ -29,7 +29,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from servicedesk.tickets.locks import row_lock
-from servicedesk.tickets.models import IdentityKind
+from servicedesk.tickets.models import Customer, IdentityKind, Session, SessionChannel
 from servicedesk.tickets.services.customers import identity_normalize, sender_resolve
 
 from .models import Call, CallDirection, CallEvent, CallEventKind, CallOutcome, CallState, PhoneLine
@@ -142,8 +142,48 @@ def _receive(line: PhoneLine, event: CallEventIn, received_at: datetime) -> Rece
             else None
         )
     call.updated_at = received_at
+    _session_sync(call)
     call.save()
     return Received(call=call, duplicate=False)
+
+
+def _session_sync(call: Call) -> None:
+    """The call's ``Session`` as the call now is (made with the call's first fold).
+
+    Requested at the first ring (or the queue entry); answered when an agent
+    answered; an inbound call that ended unanswered was abandoned when it
+    ended; an outbound call nobody answered is neither. A caller whose number
+    was withheld is a customer record of their own for that call, without an
+    identity: nothing links two withheld calls to one person.
+    """
+    if call.customer_id is None:
+        if call.session_id is not None:
+            customer_id = Session.objects.filter(pk=call.session_id).values_list("customer_id", flat=True).first()
+        else:
+            customer_id = None
+        if customer_id is None:
+            customer_id = Customer.objects.create(name="", created_at=call.rang_at).pk
+    else:
+        customer_id = call.customer_id
+    abandoned = (
+        call.ended_at
+        if call.state == CallState.ENDED and call.answered_at is None and call.direction == CallDirection.INBOUND
+        else None
+    )
+    fields = {
+        "customer_id": customer_id,
+        "agent_id": call.agent_id if call.answered_at else None,
+        "requested_at": call.rang_at,
+        "answered_at": call.answered_at,
+        "abandoned_at": abandoned,
+        "ended_at": call.ended_at,
+    }
+    if call.session_id is None:
+        call.session = Session.objects.create(
+            channel=SessionChannel.PHONE, external_id=f"phone:{call.line_id}:{call.call_id}"[:200], **fields
+        )
+    else:
+        Session.objects.filter(pk=call.session_id).update(**fields)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from django.utils import timezone
 from channels_app.phone.api import signature_make
 from channels_app.phone.models import Call, CallEvent, CallOutcome, CallState, PhoneLine
 from servicedesk.routing.models import AgentProfile
-from servicedesk.tickets.models import Customer, Identity, IdentityKind
+from servicedesk.tickets.models import Customer, Identity, IdentityKind, Session, SessionChannel
 from tests.factories import AgentFactory, CustomerFactory
 
 pytestmark = pytest.mark.django_db
@@ -60,7 +60,7 @@ def call_events(call_id: str, *, answered: bool = True, **extra):  # type: ignor
 
 def record(call: Call) -> dict:
     fields = {f.attname: getattr(call, f.attname) for f in Call._meta.concrete_fields}
-    for name in ("id", "call_id", "updated_at"):
+    for name in ("id", "call_id", "updated_at", "session_id"):
         fields.pop(name)
     return fields
 
@@ -181,6 +181,11 @@ def test_every_order_and_every_duplicate_of_a_calls_events_gives_one_identical_r
     assert records[0]["outcome"] == CallOutcome.ANSWERED
     assert records[0]["recording_url"] == "https://pbx.example/rec/1.wav"
     assert CallEvent.objects.count() == 3 * len(records)
+    sessions = {
+        (s.customer_id, s.agent_id, s.requested_at, s.answered_at, s.abandoned_at, s.ended_at)
+        for s in Session.objects.filter(call__call_id__startswith="perm-")
+    }
+    assert len(sessions) == 1 and Session.objects.count() == len(records)
 
 
 def test_an_answer_after_the_hangup_is_ignored_and_the_call_was_missed(client):
@@ -226,7 +231,7 @@ def test_a_withheld_number_is_an_anonymous_caller(client, withheld):
     post(client, {**call_events("c-13")[0], "from": withheld})
     call = Call.objects.get()
     assert (call.number, call.customer_id) == ("", None)
-    assert not Customer.objects.exists()
+    assert not Identity.objects.filter(kind=IdentityKind.PHONE).exists()
 
 
 def test_ringing_agents_by_extension_or_address_and_unknown_names_left_out(client):
@@ -243,3 +248,53 @@ def test_repeated_refusals_from_one_address_are_429_before_the_body_is_read(clie
         assert post(client, call_events("c-15")[0], secret="wrong").status_code == 401
     response = post(client, call_events("c-15")[0])
     assert response.status_code == 429 and int(response["Retry-After"]) >= 1
+
+
+def test_an_answered_call_is_a_phone_session_of_its_caller_with_the_agent(client):
+    agent = AgentFactory(email="agent1@example.com")
+    for event in call_events("s-1"):
+        post(client, event)
+    call = Call.objects.select_related("session").get()
+    session = call.session
+    assert session is not None and session.channel == SessionChannel.PHONE
+    assert (session.customer_id, session.agent_id) == (call.customer_id, agent.pk)
+    assert (session.requested_at, session.answered_at, session.abandoned_at, session.ended_at) == (
+        call.rang_at,
+        call.answered_at,
+        None,
+        call.ended_at,
+    )
+
+
+def test_a_missed_inbound_call_is_an_abandoned_session_and_the_session_follows_late_events(client):
+    newcall, hangup = call_events("s-2", answered=False)
+    post(client, hangup)
+    session = Session.objects.get()
+    assert session.abandoned_at == session.ended_at == session.requested_at  # only the hang-up so far
+    post(client, newcall)
+    session.refresh_from_db()
+    assert session.abandoned_at - session.requested_at == timedelta(seconds=300)
+    assert (session.answered_at, session.agent_id) == (None, None)
+    assert Session.objects.count() == 1
+
+
+def test_a_withheld_caller_has_a_record_of_their_own_per_call(client):
+    for call_id in ("s-3", "s-4"):
+        for event in call_events(call_id, answered=False):
+            post(client, {**event, "from": "anonymous"} if event["event"] == "newCall" else event)
+    sessions = list(Session.objects.all())
+    assert len(sessions) == 2 and sessions[0].customer_id != sessions[1].customer_id
+    assert not Identity.objects.filter(customer_id__in=[s.customer_id for s in sessions]).exists()
+    assert all(call.customer_id is None for call in Call.objects.all())
+
+
+def test_an_unanswered_outbound_call_is_neither_answered_nor_abandoned(client):
+    events = [
+        {"event": "newCall", "call_id": "s-5", "from": LINE_NUMBER, "to": CALLER, "direction": "out", "at": at(0)},
+        {"event": "hangup", "call_id": "s-5", "cause": "noAnswer", "at": at(30)},
+    ]
+    for event in events:
+        assert post(client, event).status_code == 200
+    call = Call.objects.select_related("session").get()
+    assert (call.outcome, call.number) == (CallOutcome.NOT_ANSWERED, CALLER)
+    assert (call.session.answered_at, call.session.abandoned_at) == (None, None)
