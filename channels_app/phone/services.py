@@ -148,7 +148,7 @@ def _receive(line: PhoneLine, event: CallEventIn, received_at: datetime) -> Rece
 
 
 def _session_sync(call: Call) -> None:
-    """The call's ``Session`` as the call now is (made with the call's first fold).
+    """The call's ``Session`` as the call now is (made once an event has given the numbers).
 
     Requested at the first ring (or the queue entry); answered when an agent
     answered; an inbound call that ended unanswered was abandoned when it
@@ -156,6 +156,9 @@ def _session_sync(call: Call) -> None:
     was withheld is a customer record of their own for that call, without an
     identity: nothing links two withheld calls to one person.
     """
+    if not (call.from_number or call.to_number):
+        # No event with the numbers yet (a hang-up before its ring): who called is not known.
+        return
     if call.customer_id is None:
         if call.session_id is not None:
             customer_id = Session.objects.filter(pk=call.session_id).values_list("customer_id", flat=True).first()

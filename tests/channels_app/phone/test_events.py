@@ -186,6 +186,7 @@ def test_every_order_and_every_duplicate_of_a_calls_events_gives_one_identical_r
         for s in Session.objects.filter(call__call_id__startswith="perm-")
     }
     assert len(sessions) == 1 and Session.objects.count() == len(records)
+    assert Customer.objects.count() == 1  # the caller, whichever event came first
 
 
 def test_an_answer_after_the_hangup_is_ignored_and_the_call_was_missed(client):
@@ -269,10 +270,10 @@ def test_an_answered_call_is_a_phone_session_of_its_caller_with_the_agent(client
 def test_a_missed_inbound_call_is_an_abandoned_session_and_the_session_follows_late_events(client):
     newcall, hangup = call_events("s-2", answered=False)
     post(client, hangup)
-    session = Session.objects.get()
-    assert session.abandoned_at == session.ended_at == session.requested_at  # only the hang-up so far
+    # A hang-up without the numbers: who called is not known yet, so no contact is counted.
+    assert not Session.objects.exists() and not Customer.objects.exists()
     post(client, newcall)
-    session.refresh_from_db()
+    session = Session.objects.get()
     assert session.abandoned_at - session.requested_at == timedelta(seconds=300)
     assert (session.answered_at, session.agent_id) == (None, None)
     assert Session.objects.count() == 1
