@@ -111,9 +111,13 @@ class InboundEmailView(APIView):
         if not secret:
             return Response({"detail": "Not found."}, status=404)
         # Too many wrong signatures from this address: answered before the body is read.
-        blocked = REFUSALS.blocked(request, limit=settings.SERVICEDESK["INBOUND_EMAIL_REFUSED_PER_MINUTE"])
-        if blocked is not None:
-            return blocked  # type: ignore[no-any-return]
+        retry_after = REFUSALS.blocked(request, limit=settings.SERVICEDESK["INBOUND_EMAIL_REFUSED_PER_MINUTE"])
+        if retry_after is not None:
+            return Response(
+                {"detail": "Too many refused requests, try again later."},
+                status=429,
+                headers={"Retry-After": str(retry_after)},
+            )
         limit = inbound_max_bytes()
         try:
             declared = int(request.META.get("CONTENT_LENGTH") or 0)

@@ -30,7 +30,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from servicedesk.core.throttles import Refusals
+from servicedesk.core.throttles import PhoneEventsRateThrottle, Refusals
 from servicedesk.tickets.services.customers import InvalidIdentity
 
 from .models import DEFAULT_LINE_KEY, CallDirection, CallEventKind, PhoneLine
@@ -201,6 +201,7 @@ _Result = inline_serializer("PhoneEventResult", fields={"outcome": serializers.C
 class CtiEventView(APIView):
     authentication_classes: list[type] = []
     permission_classes = [AllowAny]
+    throttle_classes = [PhoneEventsRateThrottle]
 
     @extend_schema(
         operation_id="phone_event_receive",
@@ -227,9 +228,13 @@ class CtiEventView(APIView):
     )
     def post(self, request: Request) -> Response:
         # Too many wrong signatures from this address: answered before the body is read.
-        blocked = REFUSALS.blocked(request, limit=settings.SERVICEDESK["PHONE_REFUSED_PER_MINUTE"])
-        if blocked is not None:
-            return blocked  # type: ignore[no-any-return]
+        retry_after = REFUSALS.blocked(request, limit=settings.SERVICEDESK["PHONE_REFUSED_PER_MINUTE"])
+        if retry_after is not None:
+            return Response(
+                {"detail": "Too many refused requests, try again later."},
+                status=429,
+                headers={"Retry-After": str(retry_after)},
+            )
         body = request._request.read(BODY_MAX_BYTES + 1)
         if len(body) > BODY_MAX_BYTES:
             return Response({"detail": f"An event is at most {BODY_MAX_BYTES} bytes."}, status=413)

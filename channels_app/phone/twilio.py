@@ -31,12 +31,15 @@ from django.utils.translation import gettext
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from servicedesk.core.throttles import Refusals
 from servicedesk.tickets.services.customers import InvalidIdentity
 
 from .models import DEFAULT_LINE_KEY, CallDirection, CallEventKind, PhoneLine
 from .services import CallEventIn, call_event_receive, phone_number
 
 SIGNATURE_HEADER = "X-Twilio-Signature"
+# Refused signatures count with the generic form's: one limit per client address.
+REFUSALS = Refusals("phone-events-refused")
 PARAMS_MAX = 100
 VOICEMAIL_SECONDS_MAX = 120
 
@@ -170,7 +173,13 @@ def _event(request: HttpRequest) -> tuple[PhoneLine, CallEventIn | None] | HttpR
 
 
 def _receive(request: HttpRequest) -> tuple[PhoneLine, CallEventIn | None] | HttpResponse:
+    retry_after = REFUSALS.blocked(request, limit=settings.SERVICEDESK["PHONE_REFUSED_PER_MINUTE"])
+    if retry_after is not None:
+        response = HttpResponse("Too many refused requests.", status=429, content_type="text/plain")
+        response["Retry-After"] = str(retry_after)
+        return response
     if not _signed(request):
+        REFUSALS.count(request)
         return HttpResponse("Invalid signature.", status=403, content_type="text/plain")
     made = _event(request)
     if isinstance(made, HttpResponse):

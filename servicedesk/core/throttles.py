@@ -77,6 +77,13 @@ class InboundEmailRateThrottle(FailOpenThrottle):
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
 
 
+class PhoneEventsRateThrottle(InboundEmailRateThrottle):
+    """The signed phone event endpoints, per client IP (``SD_API_THROTTLE_PHONE_EVENTS``): a
+    telephone system sends three events or more for every call."""
+
+    scope = "phone_events"
+
+
 class ClientIpRateThrottle(FailOpenThrottle):
     """Every API request per client IP, counted before its credentials are checked
     (``SD_API_THROTTLE_IP``), so that guessing tokens from one address is limited too."""
@@ -106,9 +113,10 @@ class ClientIpThrottleAuthentication(BaseAuthentication):
 class Refusals:
     """Requests a signed endpoint refused (a wrong signature), counted per client IP and minute.
 
-    ``blocked(request)``: the 429 answer once ``limit`` were refused this
-    minute, to send before the body is read, else None; ``count(request)``
-    after each refusal. Fails open with the cache, as every limit.
+    ``blocked(request, limit=n)``: once ``n`` were refused this minute, the
+    seconds to put in the 429's ``Retry-After`` (answered before the body is
+    read), else None; ``count(request)`` after each refusal. Fails open with
+    the cache, as every limit.
     """
 
     WINDOW_SECONDS = 60
@@ -117,18 +125,12 @@ class Refusals:
         self.scope = scope
 
     @staticmethod
-    def _client(request: Request) -> str:
+    def _client(request: Any) -> str:
         return str(request.META.get("REMOTE_ADDR") or "unknown")
 
-    def blocked(self, request: Request, *, limit: int) -> Any:
-        from rest_framework.response import Response
-
+    def blocked(self, request: Any, *, limit: int) -> int | None:
         refused = ratelimit.rate_peek(scope=self.scope, key=self._client(request), window_seconds=self.WINDOW_SECONDS)
-        if refused.attempts < limit:
-            return None
-        response = Response({"detail": "Too many refused requests, try again later."}, status=429)
-        response["Retry-After"] = str(refused.retry_after)
-        return response
+        return refused.retry_after if refused.attempts >= limit else None
 
-    def count(self, request: Request) -> None:
+    def count(self, request: Any) -> None:
         ratelimit.rate_count(scope=self.scope, key=self._client(request), window_seconds=self.WINDOW_SECONDS)

@@ -346,6 +346,7 @@ REST_FRAMEWORK = {
         "user": env.str("SD_API_THROTTLE_USER", default="600/minute"),
         # Signed requests only: a mail service forwarding a burst posts hundreds a second.
         "inbound_email": env.str("SD_API_THROTTLE_INBOUND_EMAIL", default="30000/minute"),
+        "phone_events": env.str("SD_API_THROTTLE_PHONE_EVENTS", default="60000/minute"),
         # The chat widget, per client IP: chats started, and a visitor's other calls.
         "chat_start": env.str("SD_API_THROTTLE_CHAT_START", default="20/minute"),
         "chat_visitor": env.str("SD_API_THROTTLE_CHAT_VISITOR", default="300/minute"),

@@ -299,3 +299,9 @@ def test_an_unanswered_outbound_call_is_neither_answered_nor_abandoned(client):
     call = Call.objects.select_related("session").get()
     assert (call.outcome, call.number) == (CallOutcome.NOT_ANSWERED, CALLER)
     assert (call.session.answered_at, call.session.abandoned_at) == (None, None)
+
+
+def test_signed_events_are_not_held_to_the_anonymous_clients_limit(client):
+    # A telephone system sends several events a call: far more than an anonymous client's 60 a minute.
+    for n in range(70):
+        assert post(client, {**call_events(f"busy-{n}")[0]}).status_code == 200

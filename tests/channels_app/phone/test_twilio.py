@@ -170,3 +170,12 @@ def test_the_voicemail_prompt_is_spoken_in_the_desks_language(client):
     ).content.decode()
     assert '<Say language="en-US">Please leave a message after the tone.</Say>' in english
     assert '<Say language="zh-CN">请在提示音后留言。</Say>' in chinese
+
+
+def test_repeated_refusals_from_one_address_are_429(client, settings):
+    settings.SERVICEDESK = {**settings.SERVICEDESK, "PHONE_REFUSED_PER_MINUTE": 2}
+    for _ in range(2):
+        assert post(client, STATUS, params(CallStatus="ringing"), token="wrong").status_code == 403
+    response = post(client, STATUS, params(CallStatus="ringing"))
+    assert response.status_code == 429 and int(response["Retry-After"]) >= 1
+    assert not Call.objects.exists()
