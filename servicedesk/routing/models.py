@@ -139,6 +139,9 @@ class AgentProfile(models.Model):
         _("phone extension"),
         max_length=32,
         blank=True,
+        default="",
+        # Also on the column: rows written by code that predates the field (old migrations) take it.
+        db_default="",
         db_index=True,
         help_text=_("The agent's extension on the telephone system, as its events name it (docs/phone.md)."),
     )
