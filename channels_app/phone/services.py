@@ -105,13 +105,14 @@ class Received:
 def call_event_receive(*, line: PhoneLine, event: CallEventIn, received_at: datetime | None = None) -> Received:
     """Keep ``event`` on its call (made on the first event of any kind) and fold the call again."""
     received_at = received_at or timezone.now()
-    for attempt in range(2):
+    for attempt in range(3):
         try:
             with transaction.atomic():
                 return _receive(line, event, received_at)
         except IntegrityError:
-            # A simultaneous first event of the same call made the row: its lock is waited for now.
-            if attempt:
+            # A simultaneous first event made the call's row, or the caller's record
+            # (``sender_resolve``): the transaction runs again and finds them.
+            if attempt == 2:
                 raise
     raise AssertionError("unreachable")
 
@@ -182,9 +183,11 @@ def _session_sync(call: Call) -> None:
         "ended_at": call.ended_at,
     }
     if call.session_id is None:
-        call.session = Session.objects.create(
-            channel=SessionChannel.PHONE, external_id=f"phone:{call.line_id}:{call.call_id}"[:200], **fields
-        )
+        external_id = f"phone:{call.line_id}:{call.call_id}"
+        if len(external_id) > 200:
+            # Call ids run to 250 characters: a long one by its digest, never cut (two would meet).
+            external_id = f"phone:{call.line_id}:sha256:{hashlib.sha256(call.call_id.encode()).hexdigest()}"
+        call.session = Session.objects.create(channel=SessionChannel.PHONE, external_id=external_id, **fields)
     else:
         Session.objects.filter(pk=call.session_id).update(**fields)
 

@@ -305,3 +305,9 @@ def test_signed_events_are_not_held_to_the_anonymous_clients_limit(client):
     # A telephone system sends several events a call: far more than an anonymous client's 60 a minute.
     for n in range(70):
         assert post(client, {**call_events(f"busy-{n}")[0]}).status_code == 200
+
+
+def test_two_long_call_ids_that_share_their_start_are_two_calls_and_two_sessions(client):
+    for end in ("a", "b"):
+        assert post(client, call_events("x" * 249 + end)[0]).status_code == 200
+    assert Call.objects.count() == 2 and Session.objects.count() == 2
