@@ -247,7 +247,7 @@ class CtiEventView(APIView):
             return Response({"detail": "Missing, invalid or expired signature."}, status=401)
         try:
             raw = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
             return Response({"detail": "The body is not JSON."}, status=400)
         if not isinstance(raw, dict):
             return Response({"detail": "The body is a JSON object."}, status=400)

@@ -151,7 +151,7 @@ def test_bad_fields_are_400_with_the_reason_and_nothing_is_stored(client, change
     assert not Call.objects.exists() and not CallEvent.objects.exists()
 
 
-@pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", b'"text"'])
+@pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", b'"text"', b"\xff\xfe", b"[" * 100_000 + b"]" * 100_000])
 def test_a_body_that_is_no_json_object_is_400(client, body):
     assert post(client, body).status_code == 400
     assert not Call.objects.exists()
