@@ -8,6 +8,7 @@ import time
 from datetime import timedelta
 
 import pytest
+from django.db import OperationalError
 from django.utils import timezone
 
 from channels_app.phone.api import signature_make
@@ -311,3 +312,13 @@ def test_two_long_call_ids_that_share_their_start_are_two_calls_and_two_sessions
     for end in ("a", "b"):
         assert post(client, call_events("x" * 249 + end)[0]).status_code == 200
     assert Call.objects.count() == 2 and Session.objects.count() == 2
+
+
+def test_a_database_that_cannot_be_reached_is_503_with_retry_after(client, monkeypatch):
+    def unreachable(**kwargs):  # type: ignore[no-untyped-def]
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr("channels_app.phone.api.call_event_receive", unreachable)
+    response = post(client, call_events("down")[0])
+    assert response.status_code == 503 and response["Retry-After"] == "5"
+    assert "refused" not in response.content.decode()

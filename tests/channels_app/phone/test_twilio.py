@@ -10,6 +10,7 @@ from datetime import timedelta
 from email.utils import format_datetime
 
 import pytest
+from django.db import OperationalError
 from django.utils import timezone
 
 from channels_app.phone.models import Call, CallDirection, CallEvent, CallOutcome, CallState
@@ -179,3 +180,12 @@ def test_repeated_refusals_from_one_address_are_429(client, settings):
     response = post(client, STATUS, params(CallStatus="ringing"))
     assert response.status_code == 429 and int(response["Retry-After"]) >= 1
     assert not Call.objects.exists()
+
+
+def test_a_database_that_cannot_be_reached_is_503_for_twilio_to_retry(client, monkeypatch):
+    def unreachable(**kwargs):  # type: ignore[no-untyped-def]
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr("channels_app.phone.twilio.call_event_receive", unreachable)
+    response = post(client, STATUS, params(CallStatus="ringing"))
+    assert response.status_code == 503 and response["Retry-After"] == "5"
