@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
+import io
 import time
 from datetime import timedelta
 from typing import Any
@@ -24,12 +24,13 @@ from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import serializers
+from rest_framework import exceptions, serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from servicedesk.core.input import GuardedJSONParser
 from servicedesk.core.throttles import PhoneEventsRateThrottle, Refusals
 from servicedesk.tickets.services.customers import InvalidIdentity
 
@@ -246,9 +247,10 @@ class CtiEventView(APIView):
             REFUSALS.count(request)
             return Response({"detail": "Missing, invalid or expired signature."}, status=401)
         try:
-            raw = json.loads(body)
-        except (ValueError, RecursionError):
-            return Response({"detail": "The body is not JSON."}, status=400)
+            # The API's own JSON checks (depth, NUL characters), on the bytes the signature covered.
+            raw = GuardedJSONParser().parse(io.BytesIO(body))
+        except exceptions.ParseError as exc:
+            return Response({"detail": str(exc.detail)}, status=400)
         if not isinstance(raw, dict):
             return Response({"detail": "The body is a JSON object."}, status=400)
         serializer = CtiEventSerializer(data=raw)

@@ -322,3 +322,9 @@ def test_a_database_that_cannot_be_reached_is_503_with_retry_after(client, monke
     response = post(client, call_events("down")[0])
     assert response.status_code == 503 and response["Retry-After"] == "5"
     assert "refused" not in response.content.decode()
+
+
+def test_a_nul_character_anywhere_in_the_event_is_400(client):
+    response = post(client, {**call_events("nul")[0], "transcript": "call me\x00back"})
+    assert response.status_code == 400 and "detail" in response.json()
+    assert not Call.objects.exists()
