@@ -14,7 +14,7 @@ from .models import Call, CallEvent, PhoneLine
 
 class PhoneLineForm(forms.ModelForm):
     new_secret = forms.CharField(
-        label=_("new secret"),
+        label=_("New secret"),
         required=False,
         widget=forms.PasswordInput(render_value=False),
         help_text=_("Replaces the secret; the previous one is still accepted for 24 hours."),

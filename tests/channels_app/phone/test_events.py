@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import OperationalError
+from django.urls import reverse
 from django.utils import timezone
 
 from channels_app.phone.api import signature_make
@@ -328,3 +329,24 @@ def test_a_nul_character_anywhere_in_the_event_is_400(client):
     response = post(client, {**call_events("nul")[0], "transcript": "call me\x00back"})
     assert response.status_code == 400 and "detail" in response.json()
     assert not Call.objects.exists()
+
+
+def test_a_line_made_in_the_admin_keeps_its_secret_encrypted_and_signs_with_it(admin_client, client, settings):
+    settings.SERVICEDESK = {**settings.SERVICEDESK, "PHONE_WEBHOOK_SECRET": ""}
+    form = {
+        "key": "sales",
+        "name": "Sales",
+        "number": LINE_NUMBER,
+        "is_active": "on",
+        "queue": "",
+        "missed_calls": "all",
+        "acknowledge": "on",
+        "new_secret": "typed-in-the-admin",
+    }
+    response = admin_client.post(reverse("admin:phone_channel_phoneline_add"), form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    line = PhoneLine.objects.get(key="sales")
+    assert line.secret_encrypted and "typed-in-the-admin" not in line.secret_encrypted
+    page = admin_client.get(reverse("admin:phone_channel_phoneline_change", args=[line.pk])).content.decode()
+    assert "typed-in-the-admin" not in page and line.secret_encrypted not in page
+    assert post(client, call_events("admin-1")[0], secret="typed-in-the-admin").status_code == 200
