@@ -17,6 +17,7 @@ urlpatterns = [
     path("help/", include("channels_app.web.urls")),
     path("desk/reports/", include("reports.urls")),
     path("desk/chat/", include("channels_app.chat.console_urls")),
+    path("desk/calls/", include("channels_app.phone.desk_urls")),
     path("desk/", include("servicedesk.desk.urls")),
     path("api/v1/reports/", include("reports.api.urls")),
     path("api/v1/", include("servicedesk.tickets.api.urls")),

@@ -124,7 +124,10 @@ class CallOutcome(models.TextChoices):
 class Call(models.Model):
     """One call on a line, as its events tell it (``services.call_fold``)."""
 
-    line = models.ForeignKey(PhoneLine, on_delete=models.PROTECT, related_name="calls", verbose_name=_("line"))
+    # Empty for a call an agent logged by hand ("Log a call").
+    line = models.ForeignKey(
+        PhoneLine, on_delete=models.PROTECT, null=True, blank=True, related_name="calls", verbose_name=_("line")
+    )
     call_id = models.CharField(_("call id"), max_length=250)
     direction = models.CharField(_("direction"), max_length=3, choices=CallDirection.choices)
     from_number = models.CharField(_("from"), max_length=64, blank=True)
@@ -168,13 +171,54 @@ class Call(models.Model):
         related_name="call",
         verbose_name=_("session"),
     )
+    # The ticket the call is on (attached by the agent, opened on answer, or a callback or voicemail ticket).
+    ticket = models.ForeignKey(
+        "tickets.Ticket",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="calls",
+        verbose_name=_("ticket"),
+    )
+    # An unanswered inbound call whose caller is to be called back (its ticket is the callback ticket).
+    callback = models.BooleanField(_("callback"), default=False)
+    note = models.TextField(_("note"), blank=True)
+    wrapped_up_at = models.DateTimeField(_("wrapped up at"), null=True, blank=True)
+    seen_at = models.DateTimeField(_("seen at"), null=True, blank=True)
+    seen_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("seen by"),
+    )
+    logged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("logged by"),
+    )
     updated_at = models.DateTimeField(_("updated"), default=timezone.now)
 
     class Meta:
         verbose_name = _("call")
         verbose_name_plural = _("calls")
         constraints = [models.UniqueConstraint(fields=["line", "call_id"], name="phone_call_id_unique")]
-        indexes = [models.Index(fields=["-rang_at"], name="phone_call_rang_at")]
+        indexes = [
+            models.Index(fields=["-rang_at"], name="phone_call_rang_at"),
+            # The caller log's filters (docs/phone.md, "Caller log"), newest first.
+            models.Index(fields=["outcome", "-rang_at"], name="phone_call_outcome"),
+            models.Index(fields=["line", "-rang_at"], name="phone_call_line"),
+            models.Index(fields=["agent", "-rang_at"], name="phone_call_agent"),
+            models.Index(fields=["-rang_at"], condition=models.Q(callback=True), name="phone_call_callbacks"),
+            # A second missed call from the same number joins the first one's callback ticket.
+            models.Index(
+                fields=["number", "-ended_at"], condition=models.Q(callback=True), name="phone_call_callback_number"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.call_id} ({self.get_direction_display()}, {self.number or _('withheld')})"

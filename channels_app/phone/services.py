@@ -33,6 +33,8 @@ from servicedesk.tickets.models import Customer, IdentityKind, Session, SessionC
 from servicedesk.tickets.services.customers import identity_normalize, sender_resolve
 
 from .models import Call, CallDirection, CallEvent, CallEventKind, CallOutcome, CallState, PhoneLine
+from .pushes import call_push_after_commit
+from .tickets import call_tickets_sync
 
 # What telephone systems send for a number they do not show.
 # Twilio writes a withheld caller as +266696687 ("ANONYMOUS" on a keypad).
@@ -131,6 +133,7 @@ def _receive(line: PhoneLine, event: CallEventIn, received_at: datetime) -> Rece
     )
     folded = call_fold(CallEvent.objects.filter(call=call))
     number_before, customer_before = call.number, call.customer_id
+    ringing_before, agent_before = set(call.ringing or ()), call.agent_id
     for name, value in folded.fields.items():
         setattr(call, name, value)
     call.ringing = agents_named(folded.ringing)
@@ -143,8 +146,11 @@ def _receive(line: PhoneLine, event: CallEventIn, received_at: datetime) -> Rece
             else None
         )
     call.updated_at = received_at
+    call.line = line
     _session_sync(call)
+    call_tickets_sync(call)
     call.save()
+    call_push_after_commit(call, before=ringing_before | {agent_before})
     return Received(call=call, duplicate=False)
 
 

@@ -80,6 +80,8 @@ class Message(models.Model):
     class Purpose(models.TextChoices):
         NONE = "", "-"
         ACKNOWLEDGEMENT = "acknowledgement", _("Acknowledgement")
+        # A phone call's entry in the thread: what the call was is in ``facts``.
+        CALL = "call", _("Call")
 
     ticket = models.ForeignKey("tickets.Ticket", on_delete=models.CASCADE, related_name="messages")
     kind = models.CharField(_("kind"), max_length=20, choices=MessageKind.choices)
@@ -100,6 +102,9 @@ class Message(models.Model):
         related_name="messages",
     )
     text = models.TextField(_("text"), blank=True)
+    # What a structured entry records, shown from these values in the reader's
+    # language (a call: direction, number, agent, times, links).
+    facts = models.JSONField(_("facts"), default=dict, blank=True)
     # ``text`` without quoted history and signature, when they were trimmed.
     display_text = models.TextField(_("text as shown"), blank=True)
     html = models.TextField(_("HTML (sanitised)"), blank=True)

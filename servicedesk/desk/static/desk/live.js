@@ -16,7 +16,9 @@
  * also reads the page once again, since a change committed late, with an
  * older event id than the cursor, is not in the resume. Pushes are sent at
  * most once (a blip of the channel layer loses what was in flight), so every
- * ping also asks for what changed since the cursor. Translated strings
+ * ping also asks for what changed since the cursor. Frames of other kinds are
+ * handed on as "desk:frame" events, and a reconnection as "desk:reconnected",
+ * for the scripts of other parts of the page (phone/pop.js). Translated strings
  * come from the page (#live-strings). Without this script the pages work as before. */
 (function () {
   "use strict";
@@ -130,6 +132,7 @@
 
   function handle(socket, frame) {
     if (frame.type === "hello") {
+      if (socket.reconnected) document.dispatchEvent(new CustomEvent("desk:reconnected"));
       if (socket.reconnected && cursor !== null) {
         // Back after a drop: what changed since the cursor, and the page as it is now.
         send(socket, { type: "resume", after: cursor });
@@ -153,6 +156,9 @@
     } else if (frame.type === "typing" && frame.ticket === ticketReference() && frame.agent) {
       presence.typing[frame.agent.id] = { name: frame.agent.name, until: Date.now() + TYPING_SHOWN_MS };
       presenceShow();
+    } else {
+      // Frames of other parts of the workspace (a call's screen pop) go to their own scripts.
+      document.dispatchEvent(new CustomEvent("desk:frame", { detail: frame }));
     }
   }
 

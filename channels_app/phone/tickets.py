@@ -1,0 +1,478 @@
+"""Every call on a ticket: the call's entry in the thread, and the ticket a call opens.
+
+Run in the transaction that stored a call's event (``services.call_event_receive``)
+or an agent's action on it, after the call's record was folded again:
+
+- a call that is on a ticket has one entry in that ticket's thread, a
+  message of purpose ``call`` whose ``facts`` are the call as it is now
+  (direction, number, agent, wait and talk time, recording, voicemail,
+  transcript), rewritten as later events arrive; its kind is the customer's
+  (``public_enduser``) for an inbound call, an agent's reply for an answered
+  outbound call, and an internal note for an outbound call nobody answered;
+- an answered call not on a ticket opens one, assigned to the agent who
+  answered, on the line's queue;
+- an inbound call that ends unanswered from a number that can be called back
+  becomes a callback ticket when the line's ``missed_calls`` takes it (every
+  caller, or known customers: one who was a customer before the call); a
+  second one from the same number within an hour of the first joins that
+  ticket while it is open;
+- a voicemail becomes a ticket with the recording and the transcript.
+
+Callback and voicemail tickets are routed like any new ticket and get the
+SLA of their policy; the caller is acknowledged by email when the line says
+so and the customer has an address, under the usual caps.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import translation
+from django.utils.translation import gettext as _
+
+from servicedesk.accounts.models import User
+from servicedesk.core.errors import ApplicationError, Conflict, PermissionDenied
+from servicedesk.tickets import statuses
+from servicedesk.tickets.events import Actor, event_build, events_store
+from servicedesk.tickets.locks import row_lock
+from servicedesk.tickets.models import (
+    Channel,
+    Customer,
+    IdentityKind,
+    Initiator,
+    Message,
+    MessageKind,
+    Session,
+    SessionChannel,
+    Ticket,
+    TicketEvent,
+)
+from servicedesk.tickets.services.acknowledgements import ticket_acknowledgement_prepare
+from servicedesk.tickets.services.delivery import message_delivery_enqueue
+from servicedesk.tickets.services.replies import ticket_note_create
+from servicedesk.tickets.services.tickets import (
+    ticket_delete_set,
+    ticket_insert,
+    ticket_route_inbound,
+    ticket_status_change,
+    ticket_touch,
+)
+from servicedesk.tickets.statuses import Status
+
+from .models import Call, CallDirection, CallOutcome, CallState, MissedCalls
+
+CALLBACK_JOIN = timedelta(hours=1)
+
+
+def entry_external_id(call: Call) -> str:
+    return f"call:{call.pk}"
+
+
+def seconds_between(start: datetime | None, end: datetime | None) -> int | None:
+    if start is None or end is None:
+        return None
+    return max(0, round((end - start).total_seconds()))
+
+
+def call_facts(call: Call) -> dict[str, Any]:
+    """What the call's entry shows, as plain values (``Message.facts``)."""
+    agent = call.agent
+    answered = call.answered_at
+    return {
+        "call": call.pk,
+        "direction": call.direction,
+        "number": call.number,
+        "line": call.line.name if call.line_id and call.line else "",
+        "agent": str(agent) if agent is not None else "",
+        "agent_id": call.agent_id,
+        "state": call.state,
+        "outcome": call.outcome,
+        "cause": call.cause,
+        "rang_at": call.rang_at.isoformat(),
+        "answered_at": answered.isoformat() if answered else None,
+        "ended_at": call.ended_at.isoformat() if call.ended_at else None,
+        "wait_seconds": seconds_between(call.rang_at, answered or call.ended_at),
+        "talk_seconds": seconds_between(answered, call.ended_at),
+        "recording_url": call.recording_url,
+        "voicemail_url": call.voicemail_url,
+        "transcript": call.transcript,
+        "logged": call.logged_by_id is not None,
+    }
+
+
+def call_text(call: Call) -> str:
+    """The entry as plain text in the desk's language (the API, search and exports read ``text``)."""
+    with translation.override(settings.LANGUAGE_CODE):
+        facts = call_facts(call)
+        inbound = call.direction == CallDirection.INBOUND
+        number = call.number or _("withheld number")
+        lines = [
+            (_("Inbound call from %(number)s") if inbound else _("Outbound call to %(number)s")) % {"number": number}
+        ]
+        if call.outcome:
+            lines.append(_("Outcome: %(outcome)s") % {"outcome": call.get_outcome_display()})
+        if facts["agent"]:
+            lines.append(_("Agent: %(name)s") % {"name": facts["agent"]})
+        if facts["wait_seconds"] is not None:
+            lines.append(_("Waited %(seconds)d s") % {"seconds": facts["wait_seconds"]})
+        if facts["talk_seconds"] is not None:
+            lines.append(_("Talked %(seconds)d s") % {"seconds": facts["talk_seconds"]})
+        if call.recording_url:
+            lines.append(_("Recording: %(url)s") % {"url": call.recording_url})
+        if call.voicemail_url:
+            lines.append(_("Voicemail: %(url)s") % {"url": call.voicemail_url})
+        if call.transcript:
+            lines.append(_("Transcript: %(text)s") % {"text": call.transcript})
+        return "\n".join(lines)
+
+
+def _entry_kind(call: Call) -> str:
+    if call.direction == CallDirection.INBOUND:
+        return MessageKind.PUBLIC_ENDUSER
+    return MessageKind.PUBLIC_AGENT if call.answered_at and call.agent_id else MessageKind.INTERNAL
+
+
+def _entry_build(call: Call, ticket: Ticket, customer_id: int) -> Message:
+    kind = _entry_kind(call)
+    return Message(
+        ticket=ticket,
+        kind=kind,
+        channel=Channel.PHONE,
+        purpose=Message.Purpose.CALL,
+        author_customer_id=customer_id if kind == MessageKind.PUBLIC_ENDUSER else None,
+        author_user_id=None if kind == MessageKind.PUBLIC_ENDUSER else (call.agent_id or call.logged_by_id),
+        text=call_text(call),
+        facts=call_facts(call),
+        external_id=entry_external_id(call),
+        created_at=call.rang_at,
+    )
+
+
+def _entry_event(call: Call, ticket: Ticket, entry: Message, *, actor: Actor, at: datetime) -> TicketEvent:
+    """The ticket's ``message`` event for the call's entry (its timeline, and the live pages' news)."""
+    return event_build(
+        ticket=ticket,
+        kind=TicketEvent.Kind.MESSAGE,
+        actor=actor,
+        at=at,
+        message=entry,
+        after={"kind": entry.kind, "channel": Channel.PHONE, "call": call.pk},
+    )
+
+
+def _actor(call: Call, customer: Customer) -> Actor:
+    if call.direction == CallDirection.OUTBOUND and call.agent is not None:
+        return Actor.agent(call.agent, source="phone")
+    if call.logged_by is not None:
+        return Actor.agent(call.logged_by, source="phone")
+    return Actor.of_customer(customer, source="phone")
+
+
+def _subject(call: Call, customer: Customer, purpose: str) -> str:
+    with translation.override(customer.language or settings.LANGUAGE_CODE):
+        who = customer.name or call.number or _("withheld number")
+        if purpose == "callback":
+            return _("Call back %(who)s") % {"who": who}
+        if purpose == "voicemail":
+            return _("Voicemail from %(who)s") % {"who": who}
+        if call.direction == CallDirection.OUTBOUND:
+            return _("Call to %(who)s") % {"who": who}
+        return _("Call from %(who)s") % {"who": who}
+
+
+def _can_acknowledge(call: Call, customer_id: int) -> bool:
+    return bool(
+        call.line is not None
+        and call.line.acknowledge
+        and Customer.objects.filter(
+            pk=customer_id, identities__kind=IdentityKind.EMAIL, identities__is_bouncing=False
+        ).exists()
+    )
+
+
+def _ticket_open(call: Call, customer_id: int, *, purpose: str, at: datetime) -> Ticket:
+    """A new ticket of channel phone with the call's entry (``purpose``: call, callback or voicemail)."""
+    customer = Customer.objects.get(pk=customer_id)
+    actor = _actor(call, customer)
+    inbound = call.direction == CallDirection.INBOUND
+    assignee = call.agent if purpose == "call" and call.agent is not None and call.agent.is_active else None
+    opened = ticket_insert(
+        customer=customer,
+        subject=_subject(call, customer, purpose),
+        channel=Channel.PHONE,
+        actor=actor,
+        at=at,
+        initiator=Initiator.INBOUND if inbound else Initiator.OUTBOUND,
+        queue=call.line.queue if call.line is not None else None,
+        assignee=assignee,
+        language=customer.language,
+    )
+    ticket = opened.ticket
+    if assignee is None and inbound:
+        ticket_route_inbound(opened, actor=actor, at=at)
+    entry = _entry_build(call, ticket, customer_id)
+    ack_events: list[TicketEvent] = []
+    acknowledgement = None
+    if purpose in ("callback", "voicemail") and _can_acknowledge(call, customer_id):
+        acknowledgement = ticket_acknowledgement_prepare(ticket=ticket, targets=opened.targets, events=ack_events)
+    Message.objects.bulk_create([entry, acknowledgement] if acknowledgement is not None else [entry])
+    opened.events.append(_entry_event(call, ticket, entry, actor=actor, at=at))
+    opened.events.extend(ack_events)
+    opened.store()
+    if acknowledgement is not None:
+        ack_id = acknowledgement.pk
+        # A broker that does not answer leaves it queued for the beat's pending-delivery sweep.
+        transaction.on_commit(lambda: message_delivery_enqueue(message_id=ack_id))
+    return ticket
+
+
+def _entry_add(call: Call, ticket: Ticket, customer_id: int, *, actor: Actor, at: datetime) -> None:
+    """The call's entry on an existing (locked) ticket, as a customer's message reopens it."""
+    entry = _entry_build(call, ticket, customer_id)
+    entry.save(force_insert=True)
+    events_store([_entry_event(call, ticket, entry, actor=actor, at=at)])
+    target = statuses.STATUS_ON_CUSTOMER_MESSAGE.get(ticket.status, ticket.status)
+    if entry.kind == MessageKind.PUBLIC_ENDUSER and target != ticket.status:
+        ticket_status_change(ticket=ticket, status=target, actor=actor, at=at)
+    else:
+        ticket_touch(ticket, at, [])
+
+
+def _callback_ticket_open(call: Call) -> Ticket | None:
+    """The open callback ticket a missed call from the same number within the hour joins."""
+    if not call.number or call.ended_at is None:
+        return None
+    earlier = (
+        Call.objects.filter(
+            callback=True,
+            number=call.number,
+            ended_at__gte=call.ended_at - CALLBACK_JOIN,
+            ended_at__lte=call.ended_at,
+            ticket__isnull=False,
+        )
+        .exclude(pk=call.pk)
+        .order_by("-ended_at")
+        .values_list("ticket_id", flat=True)
+        .first()
+    )
+    if earlier is None:
+        return None
+    ticket = row_lock(Ticket, earlier)
+    if ticket.merged_into_id or ticket.is_deleted or ticket.is_spam or ticket.status in statuses.SOLVED_STATUSES:
+        return None
+    return ticket
+
+
+def _takes_callback(call: Call, customer_id: int) -> bool:
+    """Whether the line makes a callback ticket of this unanswered inbound call."""
+    if call.line is None or not call.number:
+        # A withheld number cannot be called back.
+        return False
+    policy = call.line.missed_calls
+    if policy == MissedCalls.NONE:
+        return False
+    if policy == MissedCalls.KNOWN:
+        return Customer.objects.filter(pk=customer_id, created_at__lt=call.rang_at).exists()
+    return True
+
+
+def call_tickets_sync(call: Call) -> None:
+    """Put the call on its ticket as the call now is (see the module); the caller saves ``call``."""
+    if call.session_id is None:
+        # No event has told who called yet.
+        return
+    session = Session.objects.only("customer_id", "ticket_id").get(pk=call.session_id)
+    customer_id = session.customer_id
+    ended_unanswered = (
+        call.state == CallState.ENDED and call.answered_at is None and call.direction == CallDirection.INBOUND
+    )
+    if call.ticket_id is None:
+        if call.answered_at is not None:
+            call.ticket = _ticket_open(call, customer_id, purpose="call", at=call.answered_at)
+        elif call.outcome == CallOutcome.VOICEMAIL and call.direction == CallDirection.INBOUND and call.ended_at:
+            call.ticket = _ticket_open(call, customer_id, purpose="voicemail", at=call.ended_at)
+        elif ended_unanswered and call.ended_at is not None and _takes_callback(call, customer_id):
+            call.callback = True
+            joined = _callback_ticket_open(call)
+            if joined is not None:
+                customer = Customer.objects.get(pk=customer_id)
+                _entry_add(call, joined, customer_id, actor=_actor(call, customer), at=call.ended_at)
+                call.ticket = joined
+            else:
+                call.ticket = _ticket_open(call, customer_id, purpose="callback", at=call.ended_at)
+    else:
+        if call.callback and call.answered_at is not None:
+            # An answer reported late: the caller was not missed after all.
+            call.callback = False
+        entry = Message.objects.filter(channel=Channel.PHONE, external_id=entry_external_id(call))
+        if not entry.exists():
+            customer = Customer.objects.get(pk=customer_id)
+            ticket = row_lock(Ticket, call.ticket_id)
+            _entry_add(call, ticket, customer_id, actor=_actor(call, customer), at=call.updated_at)
+        else:
+            kind = _entry_kind(call)
+            entry.update(
+                ticket_id=call.ticket_id,
+                kind=kind,
+                author_customer_id=customer_id if kind == MessageKind.PUBLIC_ENDUSER else None,
+                author_user_id=None if kind == MessageKind.PUBLIC_ENDUSER else (call.agent_id or call.logged_by_id),
+                text=call_text(call),
+                facts=call_facts(call),
+            )
+    if call.ticket_id is not None and session.ticket_id != call.ticket_id:
+        Session.objects.filter(pk=call.session_id).update(ticket_id=call.ticket_id)
+
+
+def call_attach(*, call: Call, ticket: Ticket, agent: User, at: datetime) -> Call:
+    """Put the call on ``ticket`` (the agent's choice from the pop), in the caller's transaction.
+
+    The entry moves there with the session. The ticket the call was on
+    before, when nothing else is on it (one the call opened on answer), is
+    deleted (a manager may restore it); one with more on it stays.
+    """
+    call = row_lock(Call, call.pk)
+    if call.ticket_id == ticket.pk:
+        return call
+    ticket = row_lock(Ticket, ticket.pk)
+    previous = call.ticket_id
+    call.ticket = ticket
+    call.callback = False
+    call.updated_at = at
+    call_tickets_sync(call)
+    call.save(update_fields=["ticket", "callback", "updated_at"])
+    entry = Message.objects.filter(channel=Channel.PHONE, external_id=entry_external_id(call)).first()
+    if entry is not None and previous is not None:
+        # The entry moved here: the ticket's timeline and live pages hear of it.
+        events_store([_entry_event(call, ticket, entry, actor=Actor.agent(agent, source="phone"), at=at)])
+        ticket_touch(ticket, at, [])
+    if previous is not None and not Message.objects.filter(ticket_id=previous).exists():
+        # The call's own ticket, empty now that its only entry moved.
+        old = row_lock(Ticket, previous)
+        if not old.is_deleted:
+            ticket_delete_set(ticket=old, deleted=True, actor=Actor.agent(agent, source="phone"), at=at)
+    return call
+
+
+def call_ticket_new(*, call: Call, agent: User, at: datetime) -> Call:
+    """Open a new ticket for the call now (the pop's "New ticket"), unless it is on one already."""
+    call = row_lock(Call, call.pk)
+    if call.ticket_id is not None or call.session_id is None:
+        return call
+    customer_id = Session.objects.values_list("customer_id", flat=True).get(pk=call.session_id)
+    call.ticket = _ticket_open(call, customer_id, purpose="call", at=at)
+    Session.objects.filter(pk=call.session_id).update(ticket_id=call.ticket_id)
+    call.updated_at = at
+    call.save(update_fields=["ticket", "updated_at"])
+    return call
+
+
+def call_wrap_up(*, call: Call, agent: User, note: str = "", status: str = "", at: datetime) -> Call:
+    """Close the after-contact work of an ended call the agent answered (in the caller's transaction).
+
+    The note goes on the call's ticket as an internal note, the ticket takes
+    ``status`` when one is given, and the session's after-contact work runs
+    from the end of the call until now. Saving again changes nothing.
+    """
+    call = row_lock(Call, call.pk)
+    if call.agent_id != agent.pk:
+        raise PermissionDenied(_("Another agent answered this call."))
+    if call.state != CallState.ENDED or call.ended_at is None:
+        raise Conflict(_("The call has not ended yet."))
+    if call.wrapped_up_at is not None:
+        return call
+    if status and status not in Status.values:
+        raise ApplicationError(_("Unknown status."), field="status")
+    actor = Actor.agent(agent, source="phone")
+    note = note.strip()
+    if call.ticket_id is not None:
+        ticket = row_lock(Ticket, call.ticket_id)
+        if note:
+            ticket_note_create(ticket=ticket, author=agent, text=note, actor=actor, at=at)
+        if status and ticket.status != status:
+            ticket_status_change(ticket=ticket, status=status, actor=actor, at=at)
+    call.note = note
+    call.wrapped_up_at = at
+    call.save(update_fields=["note", "wrapped_up_at"])
+    if call.session_id is not None:
+        seconds = max(0, round((at - call.ended_at).total_seconds()))
+        Session.objects.filter(pk=call.session_id).update(after_work_seconds=seconds)
+    return call
+
+
+def call_log(
+    *,
+    agent: User,
+    customer: Customer,
+    ticket: Ticket | None,
+    number: str,
+    direction: str,
+    started_at: datetime,
+    duration_seconds: int,
+    outcome: str,
+    note: str = "",
+    at: datetime,
+) -> Call:
+    """A call an agent records by hand ("Log a call"): the same call, session and entry as a reported one.
+
+    ``number`` is in E.164 or empty (withheld); the call is the agent's, on
+    ``ticket`` when given, else on a new ticket of ``customer``; the note goes
+    on the ticket as an internal note. Run in the caller's transaction.
+    """
+    import uuid
+
+    if direction not in CallDirection.values:
+        raise ApplicationError(_("Choose inbound or outbound."), field="direction")
+    if outcome not in CallOutcome.values:
+        raise ApplicationError(_("Choose how the call ended."), field="outcome")
+    if started_at > at + timedelta(minutes=5):
+        raise ApplicationError(_("A call cannot start in the future."), field="started_at")
+    if not 0 <= duration_seconds <= 24 * 3600:
+        raise ApplicationError(_("A call lasts between 0 seconds and 24 hours."), field="duration")
+    answered = outcome == CallOutcome.ANSWERED
+    ended_at = started_at + timedelta(seconds=duration_seconds)
+    call = Call(
+        line=None,
+        call_id=f"manual:{uuid.uuid4().hex}",
+        direction=direction,
+        from_number=number if direction == CallDirection.INBOUND else "",
+        to_number=number if direction == CallDirection.OUTBOUND else "",
+        number=number,
+        customer=customer,
+        agent=agent if answered else None,
+        state=CallState.ENDED,
+        outcome=outcome,
+        rang_at=started_at,
+        answered_at=started_at if answered else None,
+        ended_at=ended_at,
+        logged_by=agent,
+        ticket=ticket,
+        updated_at=at,
+    )
+    call.save(force_insert=True)
+    call.session = Session.objects.create(
+        channel=SessionChannel.PHONE,
+        customer=customer,
+        ticket=ticket,
+        agent=agent if answered else None,
+        requested_at=started_at,
+        answered_at=started_at if answered else None,
+        abandoned_at=ended_at if not answered and direction == CallDirection.INBOUND else None,
+        ended_at=ended_at,
+        external_id=f"phone:manual:{call.call_id}",
+    )
+    if ticket is None:
+        call.ticket = _ticket_open(call, customer.pk, purpose="call", at=started_at)
+    else:
+        locked = row_lock(Ticket, ticket.pk)
+        _entry_add(call, locked, customer.pk, actor=Actor.agent(agent, source="phone"), at=at)
+    Session.objects.filter(pk=call.session.pk).update(ticket_id=call.ticket_id)
+    note = note.strip()
+    if note and call.ticket is not None:
+        ticket_note_create(ticket=call.ticket, author=agent, text=note, actor=Actor.agent(agent, source="phone"), at=at)
+    call.note = note
+    call.wrapped_up_at = at
+    call.save(update_fields=["session", "ticket", "note", "wrapped_up_at"])
+    return call
