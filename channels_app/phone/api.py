@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import io
+import logging
 import time
 from datetime import timedelta
 from typing import Any
@@ -35,7 +36,9 @@ from servicedesk.core.throttles import PhoneEventsRateThrottle, Refusals
 from servicedesk.tickets.services.customers import InvalidIdentity
 
 from .models import DEFAULT_LINE_KEY, CallDirection, CallEventKind, PhoneLine
-from .services import CallEventIn, call_event_receive, phone_number
+from .services import CallEventIn, call_event_store, call_fold_soon, phone_number
+
+log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-ServiceDesk-Signature"
 SIGNATURE_TOLERANCE_SECONDS = 300
@@ -164,7 +167,7 @@ class CtiEventSerializer(serializers.Serializer):
 
 
 def event_in(data: dict[str, Any], raw: dict[str, Any], received_at: Any) -> CallEventIn:
-    sent = {key: value for key, value in raw.items() if key in CtiEventSerializer().get_fields()}
+    sent = {key: value for key, value in raw.items() if key in _EVENT_FIELDS}
     return CallEventIn(
         kind=data["event"],
         call_id=data["call_id"],
@@ -181,6 +184,10 @@ def event_in(data: dict[str, Any], raw: dict[str, Any], received_at: Any) -> Cal
         voicemail_url=data.get("voicemail_url", ""),
         transcript=data.get("transcript", ""),
     )
+
+
+# The fields an event may carry: what makes two copies of it the same (``CallEventIn.sent``).
+_EVENT_FIELDS = frozenset(CtiEventSerializer().get_fields())
 
 
 def line_takes(line: PhoneLine, event: CallEventIn) -> bool:
@@ -260,10 +267,16 @@ class CtiEventView(APIView):
         if not line_takes(line, event):
             return Response({"detail": "No such line."}, status=404)
         try:
-            received = call_event_receive(line=line, event=event, received_at=received_at)
+            stored = call_event_store(line=line, event=event, received_at=received_at)
         except (OperationalError, InterfaceError):
             return _unavailable()
-        return Response({"outcome": "duplicate" if received.duplicate else "stored"})
+        if stored:
+            try:
+                call_fold_soon(line_id=line.pk, call_key=event.call_id)
+            except (OperationalError, InterfaceError):
+                # The event is kept: the pending-events sweep folds its call when the database is back.
+                log.warning("Call %s of line %s stored, not folded yet", event.call_id, line.pk, exc_info=True)
+        return Response({"outcome": "stored" if stored else "duplicate"})
 
 
 def _unavailable() -> Response:

@@ -231,9 +231,18 @@ class CallEventKind(models.TextChoices):
 
 
 class CallEvent(models.Model):
-    """One event of a call as the telephone system sent it (its fields in ``data``), kept once."""
+    """One event of a call as the telephone system sent it (its fields in ``data``), kept once.
 
-    call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="events", verbose_name=_("call"))
+    Stored as it arrives, under its line and the telephone system's call id;
+    ``call`` is set when the call's record is folded from it
+    (``services.call_fold_run``), which may be a moment later, in a worker.
+    """
+
+    line = models.ForeignKey(PhoneLine, on_delete=models.CASCADE, related_name="+", verbose_name=_("line"))
+    call_key = models.CharField(_("call id"), max_length=250)
+    call = models.ForeignKey(
+        Call, on_delete=models.CASCADE, null=True, blank=True, related_name="events", verbose_name=_("call")
+    )
     kind = models.CharField(_("event"), max_length=10, choices=CallEventKind.choices)
     at = models.DateTimeField(_("at"))
     data = models.JSONField(_("data"), default=dict)
@@ -244,7 +253,15 @@ class CallEvent(models.Model):
     class Meta:
         verbose_name = _("call event")
         verbose_name_plural = _("call events")
-        constraints = [models.UniqueConstraint(fields=["call", "digest"], name="phone_call_event_once")]
+        constraints = [
+            models.UniqueConstraint(fields=["line", "call_key", "digest"], name="phone_call_event_once"),
+        ]
+        indexes = [
+            # The call's events, to fold them.
+            models.Index(fields=["line", "call_key"], name="phone_event_call_key"),
+            # Events not folded yet, for the sweep that folds what a lost task left.
+            models.Index(fields=["received_at"], condition=models.Q(call__isnull=True), name="phone_event_unfolded"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.at:%Y-%m-%d %H:%M:%S}"

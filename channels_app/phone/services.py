@@ -23,11 +23,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.conf import settings
+from django.db import IntegrityError, connections, transaction
 from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from servicedesk.core.enqueue import task_enqueue
 from servicedesk.tickets.locks import row_lock
 from servicedesk.tickets.models import Customer, IdentityKind, Session, SessionChannel
 from servicedesk.tickets.services.customers import identity_normalize, sender_resolve
@@ -100,38 +102,120 @@ class CallEventIn:
 
 @dataclass(frozen=True)
 class Received:
-    call: Call
+    call: Call | None
     duplicate: bool
 
 
 def call_event_receive(*, line: PhoneLine, event: CallEventIn, received_at: datetime | None = None) -> Received:
-    """Keep ``event`` on its call (made on the first event of any kind) and fold the call again."""
+    """Keep ``event`` (``call_event_store``) and fold its call at once (``call_fold_run``).
+
+    The webhooks store the event and leave the fold to a worker
+    (``call_fold_soon``); this does both in the caller's thread (Twilio's
+    answers need the call's record).
+    """
+    received_at = received_at or timezone.now()
+    stored = call_event_store(line=line, event=event, received_at=received_at)
+    call = call_fold_run(line=line, call_key=event.call_id, received_at=received_at) if stored else None
+    if call is None:
+        call = Call.objects.filter(line=line, call_id=event.call_id).first()
+    return Received(call=call, duplicate=not stored)
+
+
+_INSERT_ONCE: dict[str, str] = {}
+
+
+def call_event_store(*, line: PhoneLine, event: CallEventIn, received_at: datetime) -> bool:
+    """Keep the event under its line and call id, in one statement; False when it is kept already.
+
+    Idempotency key: (line, call id, the event's digest), unique: the same
+    event sent again, also at the same moment, is one row. Its call is folded
+    later (``call_fold_run``).
+    """
+    row = CallEvent(
+        line=line,
+        call_key=event.call_id,
+        kind=event.kind,
+        at=event.at,
+        data=event.data(),
+        digest=event.digest(),
+        received_at=received_at,
+    )
+    fields = [f for f in CallEvent._meta.concrete_fields if not f.primary_key]
+    connection = connections[CallEvent.objects.db]
+    sql = _INSERT_ONCE.get(connection.vendor)
+    if sql is None:
+        quote = connection.ops.quote_name
+        # Names from the model's own metadata; every value is a parameter.
+        sql = (
+            f"INSERT INTO {quote(CallEvent._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608
+            f"VALUES ({', '.join(['%s'] * len(fields))}) "
+            f"ON CONFLICT ({quote('line_id')}, {quote('call_key')}, {quote('digest')}) DO NOTHING "
+            f"RETURNING {quote(CallEvent._meta.pk.column)}"
+        )
+        _INSERT_ONCE[connection.vendor] = sql
+    values = [f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields]
+    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        return cursor.fetchone() is not None
+
+
+def call_fold_soon(*, line_id: int, call_key: str) -> None:
+    """Fold the call of a just stored event: in a worker (``phone.call_fold``), else here.
+
+    Here when ``PHONE_FOLD_IN_WORKER`` is off (the zero-setup default, whose
+    file-based queue is polled once a second: a screen pop would wait for
+    it) or the broker cannot take the task. A task that is lost after it was
+    taken is covered by ``phone.events_fold_pending``, which folds what is
+    left unfolded.
+    """
+    from .tasks import call_fold_task
+
+    if settings.SERVICEDESK["PHONE_FOLD_IN_WORKER"] and task_enqueue(call_fold_task, line_id, call_key):
+        return
+    call_fold_run(line=PhoneLine.objects.get(pk=line_id), call_key=call_key)
+
+
+def call_fold_run(*, line: PhoneLine, call_key: str, received_at: datetime | None = None) -> Call | None:
+    """Fold the call ``call_key`` of ``line`` from every event it has (made on its first event of any kind).
+
+    Takes the events not folded yet onto the call and computes its record,
+    session, ticket and entry again (``call_fold``; the result depends on the
+    set of events, never their order), then tells the agents concerned. None
+    when the call has no event. Running it twice, or at once in two workers,
+    gives the same record: the call's row is locked.
+    """
     received_at = received_at or timezone.now()
     for attempt in range(3):
         try:
             with transaction.atomic():
-                return _receive(line, event, received_at)
+                return _fold(line, call_key, received_at)
         except IntegrityError:
-            # A simultaneous first event made the call's row, or the caller's record
+            # A simultaneous first fold made the call's row, or the caller's record
             # (``sender_resolve``): the transaction runs again and finds them.
             if attempt == 2:
                 raise
     raise AssertionError("unreachable")
 
 
-def _receive(line: PhoneLine, event: CallEventIn, received_at: datetime) -> Received:
-    call = Call.objects.filter(line=line, call_id=event.call_id).only("pk").first()
+def _fold(line: PhoneLine, call_key: str, received_at: datetime) -> Call | None:
+    events = CallEvent.objects.filter(line=line, call_key=call_key)
+    call = Call.objects.filter(line=line, call_id=call_key).only("pk").first()
     if call is None:
-        call = Call(line=line, call_id=event.call_id, direction=event.direction, rang_at=event.at)
+        first = events.order_by("at", "pk").first()
+        if first is None:
+            return None
+        call = Call(
+            line=line,
+            call_id=call_key,
+            direction=first.data.get("direction") or CallDirection.INBOUND,
+            rang_at=first.at,
+        )
         call.save(force_insert=True)
     call = row_lock(Call, call.pk)
-    digest = event.digest()
-    if CallEvent.objects.filter(call=call, digest=digest).exists():
-        return Received(call=call, duplicate=True)
-    CallEvent.objects.create(
-        call=call, kind=event.kind, at=event.at, data=event.data(), digest=digest, received_at=received_at
-    )
-    folded = call_fold(CallEvent.objects.filter(call=call))
+    if not events.filter(call__isnull=True).update(call=call):
+        # Folded already, with every event it has.
+        return call
+    folded = call_fold(events)
     number_before, customer_before = call.number, call.customer_id
     ringing_before, agent_before = set(call.ringing or ()), call.agent_id
     for name, value in folded.fields.items():
@@ -151,7 +235,24 @@ def _receive(line: PhoneLine, event: CallEventIn, received_at: datetime) -> Rece
     call_tickets_sync(call)
     call.save()
     call_push_after_commit(call, before=ringing_before | {agent_before})
-    return Received(call=call, duplicate=False)
+    return call
+
+
+def calls_fold_pending(*, older_than: timedelta = timedelta(seconds=20), limit: int = 500) -> int:
+    """Fold the calls whose events wait unfolded for longer than ``older_than`` (a lost task). Returns how many."""
+    pending = (
+        CallEvent.objects.filter(call__isnull=True, received_at__lt=timezone.now() - older_than)
+        .order_by()
+        .values_list("line_id", "call_key")
+        .distinct()[:limit]
+    )
+    folded = 0
+    lines: dict[int, PhoneLine] = {}
+    for line_id, call_key in list(pending):
+        line = lines.get(line_id) or lines.setdefault(line_id, PhoneLine.objects.get(pk=line_id))
+        call_fold_run(line=line, call_key=call_key)
+        folded += 1
+    return folded
 
 
 def _session_sync(call: Call) -> None:

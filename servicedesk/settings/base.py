@@ -248,6 +248,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "email.mailboxes_poll",
         "schedule": timedelta(minutes=1),
     },
+    # Calls whose stored events no task folded (a worker or the broker lost it).
+    "phone-events-fold-pending": {
+        "task": "phone.events_fold_pending",
+        "schedule": timedelta(seconds=30),
+        "options": {"expires": 25},
+    },
     # Chat offers that expire, visitors who left, idle chats, waiting chats to offer.
     "chat-tick": {
         "task": "chat.tick",
@@ -462,6 +468,10 @@ SERVICEDESK = {
     # Phone events refused for their signature, per client IP and minute,
     # after which that IP gets 429 before its body is read.
     "PHONE_REFUSED_PER_MINUTE": env.int("SD_PHONE_REFUSED_PER_MINUTE", default=30),
+    # A webhook's event is stored and its call folded by a worker (phone.call_fold), so the
+    # telephone system is answered at once; without Redis (whose queue a worker reads at
+    # once) the call is folded in the request instead (docs/phone.md).
+    "PHONE_FOLD_IN_WORKER": env.bool("SD_PHONE_FOLD_IN_WORKER", default=bool(REDIS_URL)),
     # Fernet keys for credentials stored in the database (mailbox passwords);
     # the first encrypts, all decrypt. Empty: a key derived from SECRET_KEY.
     "CREDENTIALS_KEYS": env.list("SD_CREDENTIALS_KEY", default=[]),

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from channels_app.phone.api import signature_make
 from channels_app.phone.models import Call, CallEvent, CallOutcome, CallState, PhoneLine
+from channels_app.phone.services import calls_fold_pending
 from servicedesk.routing.models import AgentProfile
 from servicedesk.tickets.models import Customer, Identity, IdentityKind, Session, SessionChannel
 from tests.factories import AgentFactory, CustomerFactory
@@ -320,10 +321,62 @@ def test_a_database_that_cannot_be_reached_is_503_with_retry_after(client, monke
     def unreachable(**kwargs):  # type: ignore[no-untyped-def]
         raise OperationalError("connection refused")
 
-    monkeypatch.setattr("channels_app.phone.api.call_event_receive", unreachable)
+    monkeypatch.setattr("channels_app.phone.api.call_event_store", unreachable)
     response = post(client, call_events("down")[0])
     assert response.status_code == 503 and response["Retry-After"] == "5"
     assert "refused" not in response.content.decode()
+
+
+def test_an_event_stored_while_the_fold_fails_is_folded_by_the_sweep(client, monkeypatch):
+    """The database went away between the event's row and its call's: the event is kept,
+    the telephone system is told so, and the pending-events sweep folds the call later."""
+
+    def unreachable(**kwargs):  # type: ignore[no-untyped-def]
+        raise OperationalError("connection refused")
+
+    AgentFactory(email="agent1@example.com")
+    monkeypatch.setattr("channels_app.phone.api.call_fold_soon", unreachable)
+    for event in call_events("late-fold"):
+        assert post(client, event).json() == {"outcome": "stored"}
+    assert CallEvent.objects.filter(call_key="late-fold", call__isnull=True).count() == 3
+    assert not Call.objects.exists()
+    # Too recent for the sweep (a task may still be on its way) ...
+    assert calls_fold_pending() == 0
+    CallEvent.objects.update(received_at=timezone.now() - timedelta(minutes=1))
+    # ... until it waited long enough.
+    assert calls_fold_pending() == 1
+    call = Call.objects.get(call_id="late-fold")
+    assert (call.state, call.outcome) == (CallState.ENDED, CallOutcome.ANSWERED)
+    assert CallEvent.objects.filter(call=call).count() == 3
+    assert calls_fold_pending() == 0
+
+
+def test_with_the_fold_in_a_worker_the_answer_comes_before_the_fold(client, settings, monkeypatch):
+    """The webhook enqueues the fold; the worker (run here by hand) makes the call."""
+    settings.SERVICEDESK = {**settings.SERVICEDESK, "PHONE_FOLD_IN_WORKER": True}
+    queued: list[tuple] = []
+    monkeypatch.setattr("channels_app.phone.services.task_enqueue", lambda task, *args: queued.append(args) or True)
+    for event in call_events("queued"):
+        assert post(client, event).json() == {"outcome": "stored"}
+    assert not Call.objects.exists()
+    line = PhoneLine.objects.get(key="default")
+    assert queued == [(line.pk, "queued")] * 3
+    from channels_app.phone.tasks import call_fold_task
+
+    assert call_fold_task(*queued[0]) is True
+    assert Call.objects.get(call_id="queued").outcome == CallOutcome.ANSWERED
+    # The other two tasks find nothing new and change nothing.
+    before = Call.objects.values().get(call_id="queued")
+    assert call_fold_task(*queued[1]) is True
+    assert Call.objects.values().get(call_id="queued") == before
+
+
+def test_a_broker_that_cannot_take_the_fold_leaves_it_to_the_request(client, settings, monkeypatch):
+    settings.SERVICEDESK = {**settings.SERVICEDESK, "PHONE_FOLD_IN_WORKER": True}
+    monkeypatch.setattr("channels_app.phone.services.task_enqueue", lambda task, *args: False)
+    for event in call_events("no-broker"):
+        assert post(client, event).status_code == 200
+    assert Call.objects.get(call_id="no-broker").outcome == CallOutcome.ANSWERED
 
 
 def test_a_nul_character_anywhere_in_the_event_is_400(client):

@@ -1,0 +1,30 @@
+"""Celery tasks of the phone channel: folding calls from their stored events (services.py)."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.db import InterfaceError, OperationalError
+
+from .models import PhoneLine
+from .services import call_fold_run, calls_fold_pending
+
+
+@shared_task(
+    name="phone.call_fold",
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=2,
+    retry_backoff_max=60,
+    max_retries=8,
+)
+def call_fold_task(line_id: int, call_key: str) -> bool:
+    """Fold one call from its events. A line deleted since has nothing to fold."""
+    line = PhoneLine.objects.filter(pk=line_id).first()
+    if line is None:
+        return False
+    return call_fold_run(line=line, call_key=call_key) is not None
+
+
+@shared_task(name="phone.events_fold_pending")
+def events_fold_pending_task() -> int:
+    """Fold the calls whose events were stored but not folded (a task lost with its worker or broker)."""
+    return calls_fold_pending()
