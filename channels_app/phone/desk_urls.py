@@ -12,6 +12,7 @@ urlpatterns = [
     path("log/", views.log_call, name="log"),
     path("<int:pk>/pop/", views.pop, name="pop"),
     path("<int:pk>/attach/", views.attach, name="attach"),
+    path("<int:pk>/caller/", views.caller, name="caller"),
     path("<int:pk>/ticket/", views.ticket_new, name="ticket_new"),
     path("<int:pk>/wrap-up/", views.wrap_up, name="wrap_up"),
 ]

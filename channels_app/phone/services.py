@@ -25,10 +25,11 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connections, transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from servicedesk.accounts.roles import ROLES
 from servicedesk.core.enqueue import task_enqueue
 from servicedesk.tickets.locks import row_lock
 from servicedesk.tickets.models import Customer, IdentityKind, Session, SessionChannel
@@ -364,7 +365,10 @@ def call_fold(events: Iterable[CallEvent]) -> Folded:
 
 
 def agents_named(names: Iterable[str]) -> list[int]:
-    """The ids of the active agents the telephone system names by email address or extension, in the names' order."""
+    """The ids of the active agents the telephone system names by email address or extension, in the names' order.
+
+    Two users with one address (addresses are not unique): the one with the lowest id.
+    """
     from servicedesk.accounts.models import User
 
     wanted = [n.strip() for n in names if n and n.strip()]
@@ -372,10 +376,13 @@ def agents_named(names: Iterable[str]) -> list[int]:
         return []
     emails = {n.lower() for n in wanted if "@" in n}
     extensions = {n for n in wanted if "@" not in n}
+    # Only people who work in the desk: a customer who signs in to the portal is never the agent.
+    desk_role = Exists(User.groups.through.objects.filter(user_id=OuterRef("pk"), group__name__in=ROLES))
     rows = (
-        User.objects.filter(is_active=True)
+        User.objects.filter(Q(is_superuser=True) | Q(desk_role), is_active=True)
         .annotate(email_key=Lower("email"))
         .filter(Q(email_key__in=emails) | Q(agent_profile__phone_extension__in=extensions))
+        .order_by("pk")
         .values_list("pk", "email", "agent_profile__phone_extension")
     )
     by_name: dict[str, int] = {}

@@ -41,6 +41,7 @@ from servicedesk.tickets.locks import row_lock
 from servicedesk.tickets.models import (
     Channel,
     Customer,
+    Identity,
     IdentityKind,
     Initiator,
     Message,
@@ -52,7 +53,7 @@ from servicedesk.tickets.models import (
 )
 from servicedesk.tickets.services.acknowledgements import ticket_acknowledgement_prepare
 from servicedesk.tickets.services.delivery import message_delivery_enqueue
-from servicedesk.tickets.services.replies import ticket_note_create
+from servicedesk.tickets.services.replies import ticket_note_create, ticket_reply_create
 from servicedesk.tickets.services.tickets import (
     ticket_delete_set,
     ticket_insert,
@@ -130,12 +131,45 @@ def call_text(call: Call) -> str:
 
 
 def _entry_kind(call: Call) -> str:
-    if call.direction == CallDirection.INBOUND:
-        return MessageKind.PUBLIC_ENDUSER
-    return MessageKind.PUBLIC_AGENT if call.answered_at and call.agent_id else MessageKind.INTERNAL
+    return MessageKind.PUBLIC_ENDUSER if call.direction == CallDirection.INBOUND else MessageKind.INTERNAL
 
 
-def _entry_build(call: Call, ticket: Ticket, customer_id: int) -> Message:
+def answer_external_id(call: Call) -> str:
+    return f"call:{call.pk}:answer"
+
+
+def _answer_sync(call: Call) -> None:
+    """An answered call is the agent's answer to the caller: a public agent message at the answer.
+
+    It is the ticket's reply as docs/metrics.md counts them (first reply time,
+    the first-reply target, FCR), written through ``ticket_reply_create``
+    (never delivered: the caller heard it). An answer the events take back
+    (one timed after the hang-up) takes its message with it.
+    """
+    existing = Message.objects.filter(channel=Channel.PHONE, external_id=answer_external_id(call))
+    if call.ticket_id is None or call.answered_at is None or call.agent is None:
+        existing.delete()
+        return
+    facts = {"call": call.pk, "answer": True, "direction": call.direction, "agent": str(call.agent)}
+    with translation.override(settings.LANGUAGE_CODE):
+        text = _("%(name)s answered the call.") % {"name": str(call.agent)}
+    if existing.update(
+        ticket_id=call.ticket_id, author_user_id=call.agent_id, created_at=call.answered_at, facts=facts, text=text
+    ):
+        return
+    message = ticket_reply_create(
+        ticket=Ticket(pk=call.ticket_id),
+        author=call.agent,
+        text=text,
+        deliver=False,
+        external_id=answer_external_id(call),
+        actor=Actor.agent(call.agent, source="phone"),
+        at=call.answered_at,
+    )
+    Message.objects.filter(pk=message.pk).update(purpose=Message.Purpose.CALL, facts=facts)
+
+
+def _entry_build(call: Call, ticket: Ticket, customer_id: int, *, created_at: datetime) -> Message:
     kind = _entry_kind(call)
     return Message(
         ticket=ticket,
@@ -147,7 +181,7 @@ def _entry_build(call: Call, ticket: Ticket, customer_id: int) -> Message:
         text=call_text(call),
         facts=call_facts(call),
         external_id=entry_external_id(call),
-        created_at=call.rang_at,
+        created_at=created_at,
     )
 
 
@@ -213,7 +247,7 @@ def _ticket_open(call: Call, customer_id: int, *, purpose: str, at: datetime) ->
     ticket = opened.ticket
     if assignee is None and inbound:
         ticket_route_inbound(opened, actor=actor, at=at)
-    entry = _entry_build(call, ticket, customer_id)
+    entry = _entry_build(call, ticket, customer_id, created_at=at)
     ack_events: list[TicketEvent] = []
     acknowledgement = None
     if purpose in ("callback", "voicemail") and _can_acknowledge(call, customer_id):
@@ -231,7 +265,7 @@ def _ticket_open(call: Call, customer_id: int, *, purpose: str, at: datetime) ->
 
 def _entry_add(call: Call, ticket: Ticket, customer_id: int, *, actor: Actor, at: datetime) -> None:
     """The call's entry on an existing (locked) ticket, as a customer's message reopens it."""
-    entry = _entry_build(call, ticket, customer_id)
+    entry = _entry_build(call, ticket, customer_id, created_at=at)
     entry.save(force_insert=True)
     events_store([_entry_event(call, ticket, entry, actor=actor, at=at)])
     target = statuses.STATUS_ON_CUSTOMER_MESSAGE.get(ticket.status, ticket.status)
@@ -291,7 +325,8 @@ def call_tickets_sync(call: Call) -> None:
     )
     if call.ticket_id is None:
         if call.answered_at is not None:
-            call.ticket = _ticket_open(call, customer_id, purpose="call", at=call.answered_at)
+            # Opened as the call is answered, dated from its first ring: the contact began then.
+            call.ticket = _ticket_open(call, customer_id, purpose="call", at=call.rang_at)
         elif call.outcome == CallOutcome.VOICEMAIL and call.direction == CallDirection.INBOUND and call.ended_at:
             call.ticket = _ticket_open(call, customer_id, purpose="voicemail", at=call.ended_at)
         elif ended_unanswered and call.ended_at is not None and _takes_callback(call, customer_id):
@@ -311,7 +346,7 @@ def call_tickets_sync(call: Call) -> None:
         if not entry.exists():
             customer = Customer.objects.get(pk=customer_id)
             ticket = row_lock(Ticket, call.ticket_id)
-            _entry_add(call, ticket, customer_id, actor=_actor(call, customer), at=call.updated_at)
+            _entry_add(call, ticket, customer_id, actor=_actor(call, customer), at=call.rang_at)
         else:
             kind = _entry_kind(call)
             entry.update(
@@ -324,6 +359,7 @@ def call_tickets_sync(call: Call) -> None:
             )
     if call.ticket_id is not None and session.ticket_id != call.ticket_id:
         Session.objects.filter(pk=call.session_id).update(ticket_id=call.ticket_id)
+    _answer_sync(call)
 
 
 def call_attach(*, call: Call, ticket: Ticket, agent: User, at: datetime) -> Call:
@@ -362,8 +398,9 @@ def call_ticket_new(*, call: Call, agent: User, at: datetime) -> Call:
     if call.ticket_id is not None or call.session_id is None:
         return call
     customer_id = Session.objects.values_list("customer_id", flat=True).get(pk=call.session_id)
-    call.ticket = _ticket_open(call, customer_id, purpose="call", at=at)
+    call.ticket = _ticket_open(call, customer_id, purpose="call", at=min(call.rang_at, at))
     Session.objects.filter(pk=call.session_id).update(ticket_id=call.ticket_id)
+    _answer_sync(call)
     call.updated_at = at
     call.save(update_fields=["ticket", "updated_at"])
     return call
@@ -467,12 +504,76 @@ def call_log(
         call.ticket = _ticket_open(call, customer.pk, purpose="call", at=started_at)
     else:
         locked = row_lock(Ticket, ticket.pk)
-        _entry_add(call, locked, customer.pk, actor=Actor.agent(agent, source="phone"), at=at)
+        _entry_add(call, locked, customer.pk, actor=Actor.agent(agent, source="phone"), at=started_at)
     Session.objects.filter(pk=call.session.pk).update(ticket_id=call.ticket_id)
+    _answer_sync(call)
     note = note.strip()
     if note and call.ticket is not None:
         ticket_note_create(ticket=call.ticket, author=agent, text=note, actor=Actor.agent(agent, source="phone"), at=at)
     call.note = note
     call.wrapped_up_at = at
     call.save(update_fields=["session", "ticket", "note", "wrapped_up_at"])
+    return call
+
+
+def callers_sharing(call: Call) -> list[Customer]:
+    """The other customers with the call's number (a shared line), oldest holder first, at most ten."""
+    if not call.number:
+        return []
+    return list(
+        Customer.objects.filter(
+            identities__kind=IdentityKind.PHONE, identities__value=call.number, merged_into__isnull=True
+        )
+        .exclude(pk=call.customer_id or 0)
+        .select_related("organization")
+        .order_by("identities__id")[:10]
+    )
+
+
+def call_caller_choose(*, call: Call, customer: Customer, agent: User, at: datetime) -> Call:
+    """The agent says which of the customers sharing the call's number is calling (in the caller's transaction).
+
+    The call and its session become that customer's; so does the ticket the
+    call opened, while nothing but the call is on it (a ticket the agent
+    chose, or one with more on it, keeps its customer).
+    """
+    call = row_lock(Call, call.pk)
+    if (
+        not call.number
+        or not Identity.objects.filter(customer=customer, kind=IdentityKind.PHONE, value=call.number).exists()
+    ):
+        raise ApplicationError(_("This customer does not have the call's number."), field="customer")
+    if call.customer_id == customer.pk:
+        return call
+    previous = call.customer_id
+    call.customer = customer
+    call.updated_at = at
+    call.save(update_fields=["customer", "updated_at"])
+    if call.session_id is not None:
+        Session.objects.filter(pk=call.session_id).update(customer=customer)
+    if call.ticket_id is not None:
+        ticket = row_lock(Ticket, call.ticket_id)
+        only_the_call = (
+            not Message.objects.filter(ticket=ticket)
+            .exclude(external_id__in=[entry_external_id(call), answer_external_id(call)])
+            .exists()
+        )
+        if ticket.customer_id == previous and only_the_call:
+            ticket.customer = customer
+            ticket_touch(ticket, at, ["customer"])
+            events_store(
+                [
+                    event_build(
+                        ticket=ticket,
+                        kind=TicketEvent.Kind.CUSTOMER,
+                        actor=Actor.agent(agent, source="phone"),
+                        at=at,
+                        before={"customer": previous},
+                        after={"customer": customer.pk},
+                    )
+                ]
+            )
+            Message.objects.filter(
+                ticket=ticket, external_id=entry_external_id(call), author_customer__isnull=False
+            ).update(author_customer=customer)
     return call

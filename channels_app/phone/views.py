@@ -45,7 +45,7 @@ from .access import call_get_for, calls_visible_to
 from .forms import CallLogForm, WrapUpForm
 from .models import Call, CallState
 from .pushes import queue_agents_online
-from .tickets import call_attach, call_log, call_ticket_new, call_wrap_up
+from .tickets import call_attach, call_caller_choose, call_log, call_ticket_new, call_wrap_up, callers_sharing
 
 # How long a ringing call without an end still pops (a lost hang-up must not pop for ever).
 RINGING_SHOWN = timedelta(minutes=10)
@@ -86,6 +86,8 @@ def _pop_context(request: HttpRequest, call: Call, kind: str) -> dict[str, objec
         "call": call,
         "kind": kind,
         "customer": customer,
+        # A shared number: the other customers who have it, for the agent to say who calls.
+        "sharing": callers_sharing(call) if kind != "wrap_up" else [],
         "customer_shown": shown,
         "tier": tier_label(customer.tier) if customer is not None else "",
         "open_tickets": open_tickets,
@@ -157,6 +159,26 @@ def attach(request: HttpRequest, pk: int) -> HttpResponse:
         call_attach(call=call, ticket=ticket, agent=agent, at=timezone.now())
     messages.success(request, _("The call is on %(reference)s.") % {"reference": ticket.reference})
     return redirect("desk:ticket", reference=ticket.reference)
+
+
+@require_POST
+@agent_required
+def caller(request: HttpRequest, pk: int) -> HttpResponse:
+    """The agent says which of the customers sharing the number is calling."""
+    agent = signed_in_user(request)
+    call = call_get_for(agent, pk)
+    try:
+        customer_pk = int(request.POST.get("customer") or "")
+    except ValueError:
+        customer_pk = 0
+    chosen = next((c for c in callers_sharing(call) if c.pk == customer_pk), None)
+    if chosen is None:
+        messages.error(request, _("Choose one of the customers shown."))
+        return _back(request, reverse("desk:inbox"))
+    with transaction.atomic():
+        call_caller_choose(call=call, customer=chosen, agent=agent, at=timezone.now())
+    messages.success(request, _("The caller is %(name)s.") % {"name": chosen.name or chosen.pk})
+    return _back(request, reverse("desk:inbox"))
 
 
 @require_POST

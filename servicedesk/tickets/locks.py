@@ -164,3 +164,16 @@ def row_lock(model: type[Row], pk: int | None = None, **lookup: object) -> Row:
     if pk is not None:
         lookup["pk"] = pk
     return model._default_manager.select_for_update().get(**lookup)
+
+
+def identity_first_use_lock(kind: str, value: str) -> None:
+    """Serialise the first use of an address that has no unique row to decide it (a phone number).
+
+    A transaction-scoped advisory lock on PostgreSQL, held until commit: two
+    first calls from one new number make one customer, not two. Elsewhere
+    (SQLite) writes are serialised already. Must run inside ``transaction.atomic``.
+    """
+    _in_transaction("identity_first_use_lock")
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"identity:{kind}:{value}"])

@@ -95,6 +95,7 @@ def test_a_call_pops_and_the_agent_attaches_it_to_the_open_ticket_and_wraps_up(b
     ann.wait_for_url(f"**/desk/tickets/{ticket.reference}/")
     ann.locator("article.msg .call-entry").wait_for(timeout=10000)
     assert f"Inbound call from {CALLER}" in ann.locator("article.msg .call-entry").inner_text()
+    assert "Ann Agent answered the call." in ann.locator("article.msg .call-answer").inner_text()
     connected(ann)
 
     # The caller hangs up: the pop becomes the wrap-up form; the note is saved on the ticket.
@@ -112,5 +113,9 @@ def test_a_call_pops_and_the_agent_attaches_it_to_the_open_ticket_and_wraps_up(b
     ticket.refresh_from_db()
     assert ticket.status == "pending"
     assert Session.objects.get(pk=call.session_id).ticket_id == ticket.pk
-    assert Message.objects.filter(ticket=ticket, purpose="call").count() == 1
+    # The call's entry and Ann's answer (the ticket's reply), both moved to the chosen ticket.
+    assert sorted(Message.objects.filter(ticket=ticket, purpose="call").values_list("kind", flat=True)) == [
+        "public_agent",
+        "public_enduser",
+    ]
     assert errors == []

@@ -46,6 +46,7 @@ def test_every_helper_refuses_to_run_outside_a_transaction():
         ("customer_lock", (1,)),
         ("rows_lock", (AgentProfile.objects.all(),)),
         ("row_lock", (InboundEmail, 1)),
+        ("identity_first_use_lock", ("phone", "+353861234567")),
     ]
     assert {name for name, _arguments in calls} == {
         name for name in vars(locks) if name.endswith(("_lock", "_lock_rows", "rows_lock")) and not name.startswith("_")

@@ -54,6 +54,8 @@ def call_entry(message: Any) -> dict[str, Any]:
     inbound = facts.get("direction") != "out"
     number = facts.get("number") if isinstance(facts.get("number"), str) else ""
     return {
+        # An agent's answer to the call (the ticket's reply), shown as one line.
+        "answer": bool(facts.get("answer")),
         "inbound": inbound,
         "number": number,
         "line": facts.get("line") or "",

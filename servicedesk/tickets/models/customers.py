@@ -75,7 +75,13 @@ class IdentityKind(models.TextChoices):
 
 
 class Identity(models.Model):
-    """An address by which a customer reaches us; normalised, unique per kind."""
+    """An address by which a customer reaches us; normalised.
+
+    An email address (or chat, forum id) is one customer's; a phone number
+    may be several customers' (a household's landline, an office's
+    switchboard): a call from it is matched to the first who had it, and the
+    agent is shown the others to choose from (docs/phone.md, "The caller").
+    """
 
     class BouncingChange(models.TextChoices):
         """Why ``is_bouncing`` last changed (see services.customers)."""
@@ -101,7 +107,21 @@ class Identity(models.Model):
     class Meta:
         verbose_name = _("identity")
         verbose_name_plural = _("identities")
-        constraints = [models.UniqueConstraint(fields=["kind", "value"], name="identity_kind_value_unique")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "value"], condition=~models.Q(kind="phone"), name="identity_kind_value_unique"
+            ),
+            models.UniqueConstraint(
+                fields=["customer", "kind", "value"],
+                condition=models.Q(kind="phone"),
+                name="identity_phone_per_customer_unique",
+            ),
+        ]
+        indexes = [
+            # Every look-up by address (whatever its kind: a query's kind is often a
+            # parameter, which a partial index cannot serve), first holder first.
+            models.Index(fields=["kind", "value", "id"], name="identity_kind_value"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.value}"

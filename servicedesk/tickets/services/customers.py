@@ -17,7 +17,7 @@ from servicedesk.core.errors import ApplicationError
 from servicedesk.core.prepared import PreparedQuery
 from servicedesk.core.text import clean_line, header_safe
 from servicedesk.tickets.events import Actor, event_build
-from servicedesk.tickets.locks import customer_lock
+from servicedesk.tickets.locks import customer_lock, identity_first_use_lock
 from servicedesk.tickets.models import Customer, Identity, IdentityKind, Organization, Ticket, TicketEvent
 
 
@@ -80,7 +80,8 @@ def customer_create(
     at: datetime | None = None,
     external_id: str | None = None,
 ) -> Customer:
-    """Create a customer with its identities. Raises IntegrityError if an identity is taken."""
+    """Create a customer with its identities. Raises IntegrityError if an identity is taken
+    (a phone number is never taken: several customers may share one)."""
     normalized = [(kind, identity_normalize(kind=kind, value=value)) for kind, value in identities or []]
     with transaction.atomic():
         customer = Customer.objects.create(
@@ -129,6 +130,10 @@ def sender_resolve(
     value = identity_normalize(kind=kind, value=value)
     name = header_safe(name)
     identity = _IDENTITY_WITH_CUSTOMER.first(kind=kind, value=value)
+    if identity is None and kind == IdentityKind.PHONE:
+        # No unique row decides between two first calls from one number: a lock does.
+        identity_first_use_lock(kind, value)
+        identity = _IDENTITY_WITH_CUSTOMER.first(kind=kind, value=value)
     if identity is None:
         customer = Customer.objects.create(name=name[:200], language=language, created_at=at or timezone.now())
         identity = Identity.objects.create(customer=customer, kind=kind, value=value)
@@ -158,6 +163,12 @@ def customer_resolve(
         return existing, False
     try:
         with transaction.atomic():
+            if kind == IdentityKind.PHONE:
+                # No unique row decides between two first contacts from one number: a lock does.
+                identity_first_use_lock(kind, value)
+                found = customer_find_by_identity(kind=kind, value=value)
+                if found is not None:
+                    return found, False
             return customer_create(name=name, identities=[(kind, value)], language=language, at=at), True
     except IntegrityError:
         found = customer_find_by_identity(kind=kind, value=value)
@@ -168,6 +179,10 @@ def customer_resolve(
 
 def customer_identity_add(*, customer: Customer, kind: str, value: str) -> Identity:
     value = identity_normalize(kind=kind, value=value)
+    if kind == IdentityKind.PHONE:
+        # A phone number may be several customers' (a shared line): each holds it once.
+        own = Identity.objects.filter(kind=kind, value=value, customer=customer).first()
+        return own or Identity.objects.create(customer=customer, kind=kind, value=value)
     owner = Identity.objects.filter(kind=kind, value=value).first()
     if owner is not None:
         if customer_root(owner.customer).pk != customer.pk:
@@ -193,6 +208,12 @@ def customer_merge(*, source: Customer, target: Customer, actor: Actor, at: date
         if source.merged_into_id:
             raise ApplicationError(_("This customer was already merged into another one."))
         moved = list(Ticket.objects.filter(customer=source).values_list("pk", flat=True))
+        # A number both have (a shared line) stays once, on the target.
+        Identity.objects.filter(
+            customer=source,
+            kind=IdentityKind.PHONE,
+            value__in=Identity.objects.filter(customer=target, kind=IdentityKind.PHONE).values("value"),
+        ).delete()
         Identity.objects.filter(customer=source).update(customer=target)
         Ticket.objects.filter(pk__in=moved).update(
             customer=target,

@@ -238,11 +238,13 @@ SENDERS: dict[str, set[str]] = {
     "messages_deliver": {"servicedesk/tickets/services/delivery.py", "servicedesk/tickets/tasks.py"},
     "deliverer_for": {"servicedesk/tickets/outbound.py", "servicedesk/tickets/services/delivery.py"},
     # Registered with the outbound registry at start-up, called only through it.
-    # The chat's deliverer (a chat ticket's reply from the ticket page) sends through it.
+    # The chat's deliverer (a chat ticket's reply from the ticket page) sends through it;
+    # the phone channel registers it for phone tickets (a callback's acknowledgement).
     "deliver_by_email": {
         "channels_app/email/outbound.py",
         "channels_app/email/apps.py",
         "channels_app/chat/delivery.py",
+        "channels_app/phone/apps.py",
     },
     "deliver_chat_reply": {"channels_app/chat/delivery.py", "channels_app/chat/apps.py"},
     "connection_send": {"channels_app/email/smtp.py", "channels_app/email/outbound.py"},

@@ -87,6 +87,17 @@ def test_an_answered_call_opens_a_ticket_assigned_to_the_agent_with_the_call_ent
     # The caller was on the phone: no acknowledgement by email.
     assert not Message.objects.filter(ticket=ticket, purpose="acknowledgement").exists()
     assert Ticket.objects.filter(channel="phone").count() == 1
+    # Dated from the ring; the answer is the agent's reply, so the first reply time is the wait.
+    assert ticket.created_at == call.rang_at and entry.created_at == call.rang_at
+    answer = Message.objects.get(external_id=f"call:{call.pk}:answer")
+    assert (answer.ticket_id, answer.kind, answer.author_user_id, answer.purpose) == (
+        ticket.pk,
+        MessageKind.PUBLIC_AGENT,
+        agent.pk,
+        "call",
+    )
+    assert answer.delivery_status == ""
+    assert ticket.first_reply_at == call.answered_at
 
 
 def test_a_missed_call_becomes_a_callback_ticket_acknowledged_by_email(
@@ -208,6 +219,7 @@ def test_an_answer_reported_after_the_hangup_clears_the_callback(client, support
     call.refresh_from_db()
     assert (call.callback, call.ticket_id, call.outcome) == (False, ticket_id, "answered")
     assert entry_of(call).facts["outcome"] == "answered"
+    assert Message.objects.filter(external_id=f"call:{call.pk}:answer", ticket_id=ticket_id).exists()
 
 
 def test_an_answered_outbound_call_is_the_agents_reply_on_an_outbound_ticket(client, support):
@@ -223,7 +235,14 @@ def test_an_answered_outbound_call_is_the_agents_reply_on_an_outbound_ticket(cli
     call = Call.objects.select_related("ticket").get(call_id="o-1")
     assert (call.ticket.initiator, call.ticket.assignee_id) == ("outbound", agent.pk)
     entry = entry_of(call)
-    assert (entry.kind, entry.author_user_id) == (MessageKind.PUBLIC_AGENT, agent.pk)
+    assert (entry.kind, entry.author_user_id) == (MessageKind.INTERNAL, agent.pk)
+    # The customer picked up: the agent spoke to them, the ticket's reply.
+    answer = Message.objects.get(external_id=f"call:{call.pk}:answer")
+    assert (answer.kind, answer.author_user_id, answer.created_at) == (
+        MessageKind.PUBLIC_AGENT,
+        agent.pk,
+        call.answered_at,
+    )
 
 
 def test_an_unanswered_outbound_call_makes_no_ticket(client, support):
@@ -311,3 +330,52 @@ def test_an_outbound_call_that_reached_the_customers_voicemail_makes_no_voicemai
     send(client, events)
     call = Call.objects.get(call_id="o-3")
     assert (call.outcome, call.ticket_id) == ("voicemail", None)
+
+
+def test_an_answer_the_events_take_back_takes_its_reply_with_it(client, support):
+    """An answer first, then a hang-up timed before it: the call was missed after all."""
+    AgentFactory(email="agent1@example.com")
+    known_caller()
+    new_call, answer, hangup = call_events("r-1")
+    send(client, [new_call, answer])
+    call = Call.objects.get(call_id="r-1")
+    assert Message.objects.filter(external_id=f"call:{call.pk}:answer").exists()
+    send(client, [dict(hangup, at=new_call["at"])])
+    call.refresh_from_db()
+    assert call.answered_at is None
+    assert not Message.objects.filter(external_id=f"call:{call.pk}:answer").exists()
+
+
+def test_a_call_solved_in_its_wrap_up_is_a_first_contact_resolution_in_the_report(client, support):
+    """The phone's FCR (docs/metrics.md#fcr): one interaction, the first call, solved by its end (with
+    its after-contact work); a call solved a day later is not."""
+    from datetime import date
+
+    from channels_app.phone.tickets import call_wrap_up
+    from reports.services import report_compute
+    from servicedesk.tickets.events import Actor
+    from servicedesk.tickets.services.tickets import ticket_status_change
+
+    queue, _line = support
+    agent = AgentFactory(email="agent1@example.com", queues=[queue])
+    known_caller()
+    send(client, call_events("f-1"))
+    solved_in_call = Call.objects.get(call_id="f-1")
+    call_wrap_up(call=solved_in_call, agent=agent, status="solved", at=solved_in_call.ended_at + timedelta(seconds=30))
+    other = CustomerFactory(name="Other caller")
+    Identity.objects.create(customer=other, kind=IdentityKind.PHONE, value="+353871111111")
+    send(
+        client,
+        [
+            dict(e, call_id="f-2", **({"from": "+353871111111"} if e["event"] == "newCall" else {}))
+            for e in call_events("x")
+        ],
+    )
+    solved_later = Call.objects.select_related("ticket").get(call_id="f-2")
+    ticket_status_change(
+        ticket=solved_later.ticket, status="solved", actor=Actor.system(), at=solved_later.ended_at + timedelta(days=1)
+    )
+    as_of = timezone.now() + timedelta(days=9)
+    report = report_compute(start=date(2020, 1, 1), end=date(2030, 1, 1), as_of=as_of)
+    assert report["by_channel"]["phone"]["fcr"]["eligible"] == 2
+    assert report["by_channel"]["phone"]["fcr"]["success"] == 1

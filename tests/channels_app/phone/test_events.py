@@ -404,3 +404,18 @@ def test_a_line_made_in_the_admin_keeps_its_secret_encrypted_and_signs_with_it(a
     page = admin_client.get(reverse("admin:phone_channel_phoneline_change", args=[line.pk])).content.decode()
     assert "typed-in-the-admin" not in page and line.secret_encrypted not in page
     assert post(client, call_events("admin-1")[0], secret="typed-in-the-admin").status_code == 200
+
+
+def test_a_customer_who_signs_in_is_never_the_agent_the_telephone_system_names(client):
+    """Only people who work in the desk are matched by address: a portal user with the address is not."""
+    from servicedesk.accounts.models import User
+
+    User.objects.create_user(username="portal", email="agent1@example.com", password="x")
+    for event in call_events("portal-user"):
+        post(client, event)
+    call = Call.objects.get(call_id="portal-user")
+    assert (call.agent_id, call.ringing) == (None, [])
+    agent = AgentFactory(email="Agent1@Example.com")
+    for event in call_events("desk-agent"):
+        post(client, event)
+    assert Call.objects.get(call_id="desk-agent").agent_id == agent.pk
