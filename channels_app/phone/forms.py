@@ -19,6 +19,8 @@ from .models import CallDirection, CallOutcome
 from .services import phone_number
 
 NOTE_MAX = 10_000
+# As far back as the telephone systems' events may go (api.AT_PAST).
+OLDEST = timedelta(days=400)
 _DURATION = re.compile(r"^\s*(?:(\d{1,4})\s*:\s*)?(\d{1,5})\s*$")
 
 
@@ -85,6 +87,8 @@ class CallLogForm(forms.Form):
         value: datetime = self.cleaned_data["started_at"]
         if value > timezone.now() + timedelta(minutes=5):
             raise forms.ValidationError(_("A call cannot start in the future."))
+        if value < timezone.now() - OLDEST:
+            raise forms.ValidationError(_("A call to log started within the last 400 days."))
         return value
 
     def clean(self) -> dict[str, Any]:

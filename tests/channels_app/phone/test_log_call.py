@@ -111,6 +111,7 @@ def test_logging_a_call_from_the_customer_opens_a_new_phone_ticket(client, desk)
         ("duration", "four minutes"),
         ("duration", "25:00:00"),
         ("started_at", "yesterday"),
+        ("started_at", "1900-01-01T10:00"),
         ("outcome", "exploded"),
         ("direction", "sideways"),
     ],
