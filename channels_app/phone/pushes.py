@@ -5,8 +5,8 @@ changed: the agents whose phones ring (the event's ``user``; when it names
 nobody, the online agents of the line's queue), the agent who answered, and
 those who were told before (so a pop that is no longer theirs goes away).
 The frame only names the call, ``{"type": "phone", "event": "call", "call": id}``,
-after the call access rule (``access.calls_visible_to``) let the socket's
-user see it; the workspace reads the pop from the desk (``/desk/calls/<id>/pop/``),
+and goes only to users the call access rule lets see it (checked for all of
+them at once when the push is sent, ``access.call_viewer_ids``); the workspace reads the pop from the desk (``/desk/calls/<id>/pop/``),
 which decides what that agent is shown now: the ringing pop, the call in
 progress, the wrap-up form, or nothing.
 """
@@ -24,7 +24,7 @@ from servicedesk.routing.models import AgentProfile, Availability
 from servicedesk.routing.selectors import presence_timeout
 from servicedesk.tickets.services.tickets import queue_default
 
-from .access import calls_visible_to
+from .access import call_viewer_ids
 from .models import Call, CallState
 
 KIND = "phone.call"
@@ -56,14 +56,23 @@ def call_recipients(call: Call, before: Iterable[int | None] = ()) -> set[int]:
 
 
 def call_push_after_commit(call: Call, *, before: Iterable[int | None] = ()) -> None:
-    """Tell the call's agents it changed, once the transaction commits."""
-    for user_id in sorted(call_recipients(call, before)):
-        realtime_publish(group=user_group(user_id), kind=KIND, data={"call": call.pk})
+    """Tell the call's agents it changed, once the transaction commits.
+
+    The access rule is applied here, for every recipient at once
+    (``access.call_viewer_ids``, the rule of ``calls_visible_to``): a call
+    that rings for a whole queue is checked in three queries, not one per
+    socket. The push names the users it may reach; a socket whose user is
+    not among them sends nothing.
+    """
+    recipients = call_recipients(call, before)
+    viewers = call_viewer_ids(call, recipients)
+    for user_id in sorted(recipients & viewers):
+        realtime_publish(group=user_group(user_id), kind=KIND, data={"call": call.pk, "viewer": user_id})
 
 
 @user_push(KIND)
 def call_changed(user: Any, data: dict[str, Any]) -> dict[str, Any] | None:
     call_id = data.get("call")
-    if not isinstance(call_id, int) or not calls_visible_to(user).filter(pk=call_id).exists():
+    if not isinstance(call_id, int) or data.get("viewer") != user.pk:
         return None
     return {"type": "phone", "event": "call", "call": call_id}
