@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from servicedesk.core.realtime import realtime_publish
@@ -25,24 +26,28 @@ from servicedesk.routing.selectors import presence_timeout
 from servicedesk.tickets.services.tickets import queue_default
 
 from .access import call_viewer_ids
-from .models import Call, CallState
+from .models import Call
 
 KIND = "phone.call"
 
 
+def _online_in_queue(queue_id: int | None) -> QuerySet[AgentProfile]:
+    return AgentProfile.objects.filter(
+        availability=Availability.ONLINE,
+        seen_at__gte=timezone.now() - presence_timeout(),
+        user__is_active=True,
+        user__queues=queue_id or queue_default().pk,
+    )
+
+
 def queue_agents_online(queue_id: int | None) -> list[int]:
     """The agents of a queue (the default one for ``None``) whose desk is online now."""
-    queue_id = queue_id or queue_default().pk
-    return list(
-        AgentProfile.objects.filter(
-            availability=Availability.ONLINE,
-            seen_at__gte=timezone.now() - presence_timeout(),
-            user__is_active=True,
-            user__queues=queue_id,
-        )
-        .order_by("user_id")
-        .values_list("user_id", flat=True)
-    )
+    return list(_online_in_queue(queue_id).order_by("user_id").values_list("user_id", flat=True))
+
+
+def queue_agent_online(queue_id: int | None, user_id: int) -> bool:
+    """Whether one agent is an online agent of the queue (the default one for ``None``)."""
+    return _online_in_queue(queue_id).filter(user_id=user_id).exists()
 
 
 def call_recipients(call: Call, before: Iterable[int | None] = ()) -> set[int]:
@@ -50,7 +55,9 @@ def call_recipients(call: Call, before: Iterable[int | None] = ()) -> set[int]:
     if call.agent_id:
         users.add(call.agent_id)
     users.update(pk for pk in before if pk)
-    if not call.ringing and call.state == CallState.RINGING and call.line is not None:
+    if not call.ringing and call.line is not None:
+        # A call for the whole queue: its online agents hear of the ring, and of the answer or
+        # the hang-up that takes the pop off their screens.
         users.update(queue_agents_online(call.line.queue_id))
     return users
 

@@ -44,7 +44,7 @@ from servicedesk.tickets.tiers import tier_label
 from .access import call_get_for, calls_visible_to
 from .forms import CallLogForm, WrapUpForm
 from .models import Call, CallState
-from .pushes import queue_agents_online
+from .pushes import queue_agent_online
 from .tickets import call_attach, call_caller_choose, call_log, call_ticket_new, call_wrap_up, callers_sharing
 
 # How long a ringing call without an end still pops (a lost hang-up must not pop for ever).
@@ -60,7 +60,7 @@ def _pop_kind(call: Call, user_id: int, now: datetime) -> str:
             return ""
         if user_id in (call.ringing or ()):
             return "ringing"
-        if not call.ringing and call.line is not None and user_id in queue_agents_online(call.line.queue_id):
+        if not call.ringing and call.line is not None and queue_agent_online(call.line.queue_id, user_id):
             return "ringing"
         return ""
     if call.agent_id != user_id:

@@ -137,6 +137,14 @@ def test_a_call_naming_nobody_pops_for_the_online_agents_of_the_lines_queue():
         call_id = await database_sync_to_async(lambda: Call.objects.get(call_id="p-2").pk)()
         assert await sockets["ann"].receive_json_from(timeout=5) == {"type": "phone", "event": "call", "call": call_id}
         assert await sockets["bob"].receive_nothing(timeout=0.5)
+        # The caller hangs up: the queue's agents hear of it too, so the pop leaves their screens.
+        assert await database_sync_to_async(post_event)(hangup("p-2")) == 200
+        assert await phone_frame(sockets["ann"]) == {"type": "phone", "event": "call", "call": call_id}
+        # Bob hears of the callback ticket in his queue, never of the call.
+        heard = []
+        while not await sockets["bob"].receive_nothing(timeout=0.5):
+            heard.append(await sockets["bob"].receive_json_from())
+        assert [frame for frame in heard if frame.get("type") == "phone"] == []
         for ws in sockets.values():
             await ws.disconnect()
 
