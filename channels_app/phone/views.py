@@ -112,7 +112,8 @@ def pop(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _current_calls(user_id: int, visible: QuerySet[Call], now: datetime) -> list[Call]:
     candidates = visible.filter(
-        Q(state=CallState.RINGING, rang_at__gte=now - RINGING_SHOWN)
+        # Ringing for this agent, or for a whole queue (``_pop_kind`` says whether theirs).
+        (Q(ringing__contains=[user_id]) | Q(ringing=[])) & Q(state=CallState.RINGING, rang_at__gte=now - RINGING_SHOWN)
         | Q(agent_id=user_id, state=CallState.ANSWERED)
         | Q(agent_id=user_id, state=CallState.ENDED, wrapped_up_at__isnull=True, ended_at__gte=now - WRAP_UP_SHOWN)
     )
