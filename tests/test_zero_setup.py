@@ -71,3 +71,31 @@ def test_ingest_email_prints_no_broker_hostname_warning(tmp_path: Path) -> None:
     # The acknowledgement's task really went through the file broker, so the
     # connection the warning came from was made.
     assert len(list((tmp_path / "var" / "celery" / "queue").iterdir())) == 1
+
+
+def test_the_call_access_rule_works_on_the_zero_setup_database(tmp_path: Path) -> None:
+    """SQLite has no JSON containment: a call ringing for an agent is found there too (``access.rings_for``)."""
+    env = _zero_setup_env(tmp_path / "var")
+    migrated = _run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], env)
+    assert migrated.returncode == 0, migrated.stderr.decode()
+    script = """
+import django
+django.setup()
+from django.contrib.auth.models import Group
+from django.utils import timezone
+from channels_app.phone.access import calls_visible_to
+from channels_app.phone.models import Call, PhoneLine
+from servicedesk.accounts.models import User
+from servicedesk.tickets.models import Queue
+
+other = Queue.objects.create(slug="other", name="Other")
+line = PhoneLine.objects.create(key="other-line", name="Other line", number="+35311111111", queue=other)
+ann, bob = (User.objects.create_user(username=name, email=name + "@example.com") for name in ("ann", "bob"))
+for user in (ann, bob):
+    user.groups.add(Group.objects.get_or_create(name="agent")[0])
+call = Call.objects.create(line=line, call_id="c1", direction="in", rang_at=timezone.now(), ringing=[ann.pk])
+print(list(calls_visible_to(ann).values_list("call_id", flat=True)), list(calls_visible_to(bob)))
+"""
+    done = _run([sys.executable, "-c", script], env)
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout.decode().split() == ["['c1']", "[]"]

@@ -13,7 +13,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from django.db import connections
 from django.db.models import Q, QuerySet
+from django.db.models.expressions import RawSQL
 
 from servicedesk.accounts.models import User
 from servicedesk.accounts.roles import ADMIN, AGENT, MANAGER, ROLES, user_role
@@ -23,6 +25,23 @@ from servicedesk.tickets.models import Queue, Ticket
 from servicedesk.tickets.services.tickets import queue_default
 
 from .models import Call
+
+
+def rings_for(user_id: int) -> Q:
+    """Calls whose phone rang for the agent (``Call.ringing`` holds their id).
+
+    PostgreSQL asks the JSON list itself (``@>``); SQLite, the zero-setup
+    database, has no such operator and reads the list with ``json_each``.
+    """
+    if connections[Call.objects.db].vendor == "postgresql":
+        return Q(ringing__contains=[int(user_id)])
+    table = Call._meta.db_table
+    return Q(
+        pk__in=RawSQL(  # noqa: S611 (the model's own table name; the id is a parameter)
+            f"SELECT c.id FROM {table} c, json_each(c.ringing) r WHERE r.value = %s",  # noqa: S608
+            [int(user_id)],
+        )
+    )
 
 
 def calls_visible_to(user: Any) -> QuerySet[Call]:
@@ -36,7 +55,7 @@ def calls_visible_to(user: Any) -> QuerySet[Call]:
     if queues.filter(pk=queue_default().pk).exists():
         line_rule |= Q(line__isnull=False, line__queue__isnull=True)
     return Call.objects.filter(
-        line_rule | Q(ticket__in=tickets_visible_to(user).values("pk")) | Q(agent=user) | Q(ringing__contains=[user.pk])
+        line_rule | Q(ticket__in=tickets_visible_to(user).values("pk")) | Q(agent=user) | rings_for(user.pk)
     )
 
 

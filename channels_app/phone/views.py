@@ -41,7 +41,7 @@ from servicedesk.tickets.models import Customer, Ticket
 from servicedesk.tickets.statuses import UNSOLVED_STATUSES, Status
 from servicedesk.tickets.tiers import tier_label
 
-from .access import call_get_for, calls_visible_to
+from .access import call_get_for, calls_visible_to, rings_for
 from .forms import CallLogForm, WrapUpForm
 from .models import Call, CallState
 from .pushes import queue_agent_online
@@ -113,7 +113,7 @@ def pop(request: HttpRequest, pk: int) -> HttpResponse:
 def _current_calls(user_id: int, visible: QuerySet[Call], now: datetime) -> list[Call]:
     candidates = visible.filter(
         # Ringing for this agent, or for a whole queue (``_pop_kind`` says whether theirs).
-        (Q(ringing__contains=[user_id]) | Q(ringing=[])) & Q(state=CallState.RINGING, rang_at__gte=now - RINGING_SHOWN)
+        (rings_for(user_id) | Q(ringing=[])) & Q(state=CallState.RINGING, rang_at__gte=now - RINGING_SHOWN)
         | Q(agent_id=user_id, state=CallState.ANSWERED)
         | Q(agent_id=user_id, state=CallState.ENDED, wrapped_up_at__isnull=True, ended_at__gte=now - WRAP_UP_SHOWN)
     )
