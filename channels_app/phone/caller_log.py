@@ -2,7 +2,7 @@
 
 Every call comes through ``access.calls_visible_to`` (the list) or
 ``access.call_get_for`` (mark seen), so an agent sees here exactly the calls
-the pop, its actions and the API show them. Each row names its customer
+the pop and its actions show them. Each row names its customer
 only when the agent may see that customer (otherwise the stand-in of
 ``tickets.access.customer_concealed``, as the inbox shows it) and its ticket
 only when the agent may open it. The filters and what they mean are in
