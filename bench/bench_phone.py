@@ -1045,6 +1045,149 @@ def main_pop(args: argparse.Namespace, url: str, template: str, run_db: str, wor
         raise SystemExit("FAILED:\n  " + "\n  ".join(failures))
 
 
+def _unfolded(url: str) -> int:
+    """Events stored and not folded onto a call yet."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT count(*) FROM phone_channel_callevent WHERE call_id IS NULL").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _wait_folded(url: str, timeout: float) -> float | None:
+    """Seconds until no event waits to be folded (polled every 0.1 s); None when ``timeout`` passes first."""
+    started = time.perf_counter()
+    while _unfolded(url):
+        if time.perf_counter() - started > timeout:
+            return None
+        time.sleep(0.1)
+    return time.perf_counter() - started
+
+
+def main_events(
+    args: argparse.Namespace, url: str, template: str, run_db: str, work: Path, env: dict[str, str]
+) -> None:
+    """Webhook events per second; with ``--fold worker`` (the product with Redis) also the worker's fold rate."""
+    import redis
+
+    redis_url = os.environ.get("REDIS_URL", "")
+    if args.fold == "worker" and not redis_url:
+        raise SystemExit("--fold worker: set REDIS_URL to a Redis database of the benchmark's own (FLUSHDB).")
+    env = {
+        **env,
+        "CELERY_TASK_ALWAYS_EAGER": "false",
+        "SD_PHONE_FOLD_IN_WORKER": "true" if args.fold == "worker" else "false",
+    }
+    if args.fold == "request":
+        env.pop("REDIS_URL", None)
+    env.pop("WEB_CONCURRENCY", None)
+    admin_url = url
+    try:
+        template_url = database_fresh(url, template)
+        subprocess.run(
+            [PYTHON, "manage.py", "migrate", "--no-input"],
+            cwd=ROOT,
+            env={**env, "DATABASE_URL": template_url, "SERVICEDESK_VAR_DIR": str(work)},
+            check=True,
+            capture_output=True,
+        )
+        run_url = database_fresh(url, run_db, template=template)
+        calls = events_for(args.calls, args.callers, args.seed)
+        var_dir = work / "var"
+        var_dir.mkdir()
+        run_env = {**env, "DATABASE_URL": run_url, "SERVICEDESK_VAR_DIR": str(var_dir)}
+        if redis_url and args.fold == "worker":
+            redis.Redis.from_url(redis_url).flushdb()
+        worker_log = work / "celery.log"
+        fold: dict[str, Any] = {"where": args.fold}
+        with ExitStack() as stack:
+            worker_pid = None
+            if args.fold == "worker" and not args.worker_after:
+                worker_pid = stack.enter_context(celery_running(run_env, args.celery_concurrency, worker_log))
+            port = stack.enter_context(uvicorn_running(run_env, args.workers))
+            window = CpuWindow(_server_pid(port), worker_pid, admin_url, run_db)
+            window.start()
+            result = post_all(calls, port, args.clients)
+            result["cpu"] = window.stop(result["events"])
+            if args.fold == "worker":
+                if args.worker_after:
+                    fold["waiting_when_the_worker_started"] = _unfolded(run_url)
+                    worker_pid = stack.enter_context(celery_running(run_env, args.celery_concurrency, worker_log))
+                    drain = CpuWindow(_server_pid(port), worker_pid, admin_url, run_db)
+                    drain.start()
+                    seconds = _wait_folded(run_url, args.fold_timeout)
+                    fold["cpu"] = drain.stop(args.calls)
+                    fold["seconds"] = round(seconds, 2) if seconds is not None else None
+                    if seconds:
+                        fold["calls_per_second"] = round(args.calls / seconds, 1)
+                        fold["events_per_second"] = round(result["events"] / seconds, 1)
+                        fold["events_per_second_per_worker_process"] = round(
+                            result["events"] / seconds / args.celery_concurrency, 1
+                        )
+                else:
+                    seconds = _wait_folded(run_url, args.fold_timeout)
+                    fold["seconds_after_the_last_answer"] = round(seconds, 2) if seconds is not None else None
+                fold["celery_concurrency"] = args.celery_concurrency
+        logs = {}
+        stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+        for name, log in (("server", var_dir / "uvicorn.log"), ("worker", worker_log)):
+            if log.exists():
+                copy = OUT / "phone-logs" / f"events-{stamp}-{name}.log"
+                copy.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(log, copy)
+                text = log.read_text(errors="replace")
+                logs[name] = {"copy": str(copy.relative_to(ROOT)), **{w: text.count(w) for w in ("ERROR", "Traceback")}}
+        result["logs"] = logs
+        result["per_process"] = round(result["events_per_second"] / args.workers, 1)
+        result["fold"] = fold
+        result["database"] = counts(_with_database(url, run_db))
+        report = {
+            "benchmark": "phone",
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "options": {
+                k: getattr(args, k)
+                for k in (
+                    "calls",
+                    "callers",
+                    "clients",
+                    "workers",
+                    "seed",
+                    "fold",
+                    "worker_after",
+                    "celery_concurrency",
+                    "keep_databases",
+                )
+            },
+            "machine": _machine(),
+            "python": sys.version.split()[0],
+            "load_average_after": round(os.getloadavg()[0], 2),
+            "result": result,
+        }
+        OUT.mkdir(parents=True, exist_ok=True)
+        path = OUT / f"phone-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+        path.write_text(json.dumps(report, indent=2))
+        print(
+            f"phone events: {result['events_per_second']} events/s with {args.workers} process(es)"
+            f" ({result['per_process']} per process), {result['events']} in {result['seconds']} s;"
+            f" statuses {result['statuses']}, answer p50 {result['answer_ms']['p50']} ms"
+            f" p95 {result['answer_ms']['p95']} ms; CPU a event {result['cpu']['ms_per_call']};"
+            f" fold {fold}; database {result['database']}"
+        )
+        print(f"JSON: {path}")
+        expected = {"calls": args.calls, "events": result["events"], "sessions": args.calls, "answered": args.calls}
+        wrong = {k: (result["database"][k], v) for k, v in expected.items() if result["database"][k] != v}
+        if wrong or result["statuses"] != {200: result["events"]}:
+            raise SystemExit(f"FAILED: database (held, expected) {wrong}; statuses {result['statuses']}")
+    finally:
+        if not args.keep_databases:
+            for name in (run_db, template):
+                database_drop(url, name)
+        if redis_url and args.fold == "worker":
+            with suppress(Exception):
+                redis.Redis.from_url(redis_url).flushdb()
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> None:
     if sys.argv[1:2] == ["--step"]:
         import django
@@ -1073,6 +1216,23 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8, help="events: connections posting at once (default 8).")
     parser.add_argument("--workers", type=int, default=1, help="Server processes (default 1).")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--fold",
+        choices=["worker", "request"],
+        default="worker",
+        help="Who folds a call from its events: a Celery worker (default: the product's with REDIS_URL) or the request.",
+    )
+    parser.add_argument(
+        "--celery-concurrency", type=int, default=2, help="fold worker: its processes (default 2, as scripts/run)."
+    )
+    parser.add_argument(
+        "--worker-after",
+        action="store_true",
+        help="events, fold worker: start the worker once every event is in, to time the intake and the fold apart.",
+    )
+    parser.add_argument(
+        "--fold-timeout", type=float, default=1800, help="events: seconds to wait for every event to be folded (1800)."
+    )
     parser.add_argument("--keep-databases", action="store_true")
     pop = parser.add_argument_group("pop")
     pop.add_argument(
@@ -1101,15 +1261,6 @@ def main() -> None:
     )
     pop.add_argument(
         "--idle-seconds", type=float, default=20, help="CPU measured with the desks connected and no call (20; 0: not)."
-    )
-    pop.add_argument(
-        "--fold",
-        choices=["worker", "request"],
-        default="worker",
-        help="Who folds a call from its events: a Celery worker (default: the product's with REDIS_URL) or the request.",
-    )
-    pop.add_argument(
-        "--celery-concurrency", type=int, default=2, help="fold worker: its processes (default 2, as scripts/run)."
     )
     pop.add_argument(
         "--call-timeout", type=float, default=30, help="Seconds a call waits for its frames and pops (default 30)."
@@ -1145,49 +1296,7 @@ def main() -> None:
         signal.signal(signal.SIGTERM, stop)
         main_pop(args, url, template, run_db, work, env)
         return
-    try:
-        template_url = database_fresh(url, template)
-        subprocess.run(
-            [PYTHON, "manage.py", "migrate", "--no-input"],
-            cwd=ROOT,
-            env={**env, "DATABASE_URL": template_url, "SERVICEDESK_VAR_DIR": str(work)},
-            check=True,
-            capture_output=True,
-        )
-        run_url = database_fresh(url, run_db, template=template)
-        calls = events_for(args.calls, args.callers, args.seed)
-        var_dir = work / "var"
-        var_dir.mkdir()
-        run_env = {**env, "DATABASE_URL": run_url, "SERVICEDESK_VAR_DIR": str(var_dir)}
-        with uvicorn_running(run_env, args.workers) as port:
-            result = post_all(calls, port, args.clients)
-        result["per_process"] = round(result["events_per_second"] / args.workers, 1)
-        result["database"] = counts(_with_database(url, run_db))
-        report = {
-            "benchmark": "phone",
-            "at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "options": {
-                k: getattr(args, k) for k in ("calls", "callers", "clients", "workers", "seed", "keep_databases")
-            },
-            "cpus": os.cpu_count(),
-            "load_average_after": round(os.getloadavg()[0], 2),
-            "result": result,
-        }
-        OUT.mkdir(parents=True, exist_ok=True)
-        path = OUT / f"phone-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
-        path.write_text(json.dumps(report, indent=2))
-        print(
-            f"phone events: {result['events_per_second']} events/s with {args.workers} process(es)"
-            f" ({result['per_process']} per process), {result['events']} in {result['seconds']} s;"
-            f" statuses {result['statuses']}, answer p50 {result['answer_ms']['p50']} ms"
-            f" p95 {result['answer_ms']['p95']} ms; database {result['database']}"
-        )
-        print(f"JSON: {path}")
-    finally:
-        if not args.keep_databases:
-            for name in (run_db, template):
-                database_drop(url, name)
-        shutil.rmtree(work, ignore_errors=True)
+    main_events(args, url, template, run_db, work, env)
 
 
 if __name__ == "__main__":

@@ -26,12 +26,14 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path, re_path  # noqa: E402
 
 from channels_app.chat.consumers import ChatConsumer  # noqa: E402
+from channels_app.phone.asgi import with_events_route  # noqa: E402
 from servicedesk.live.origin import origin_checked  # noqa: E402
 from servicedesk.live.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_application,
+        # The phone events webhook is answered without Django's request handling (channels_app/phone/asgi.py).
+        "http": with_events_route(django_application),
         "websocket": URLRouter(
             [
                 # The visitor's socket checks its widget's allowed origins itself, and takes no cookie.

@@ -21,8 +21,19 @@ def _clear_cache():
     cache.clear()
     # Each test's database starts afresh under the configuration this process cached.
     process_caches_clear()
+    _phone_folds_forget()
     yield
     process_caches_clear()
+
+
+def _phone_folds_forget() -> None:
+    """The set of calls to fold and its flag (Redis, not the cache): an earlier test's would hold back this one's."""
+    from django.conf import settings
+
+    from channels_app.phone.services import fold_keys, fold_redis
+
+    if settings.REDIS_URL:
+        fold_redis().delete(*fold_keys())
 
 
 @pytest.fixture

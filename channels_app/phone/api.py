@@ -15,6 +15,8 @@ import hmac
 import io
 import logging
 import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -32,9 +34,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from servicedesk.core.input import GuardedJSONParser
-from servicedesk.core.throttles import PhoneEventsRateThrottle, Refusals
+from servicedesk.core.throttles import PHONE_EVENTS_LIMIT, Refusals
 from servicedesk.tickets.services.customers import InvalidIdentity
 
+from .lines import KnownLine, lines_known
 from .models import DEFAULT_LINE_KEY, CallDirection, CallEventKind, PhoneLine
 from .services import CallEventIn, call_event_store, call_fold_soon, phone_number
 
@@ -74,18 +77,39 @@ def signing_line(body: bytes, header: str, *, now: float | None = None) -> Phone
     parsed = signature_parse(header)
     if parsed is None:
         return None
+    stamp, _signatures = parsed
+    now = time.time() if now is None else now
+    if abs(now - stamp) > SIGNATURE_TOLERANCE_SECONDS:
+        return None
+    for fresh in (False, True):
+        known = lines_known(fresh=fresh)
+        if settings.SERVICEDESK.get("PHONE_WEBHOOK_SECRET") and not any(k.line.key == DEFAULT_LINE_KEY for k in known):
+            default_line()
+            known = lines_known(fresh=True)
+        line = line_signed(known, body, header, now=now)
+        if line is not None:
+            return line
+        # No secret this process knows matched: once more from the database (a line just made or rotated).
+    return None
+
+
+def line_signed(known: Iterable[KnownLine], body: bytes, header: str, *, now: float | None = None) -> PhoneLine | None:
+    """Of the lines ``known``, the active one whose secret signed ``body`` in ``header`` in time, or None."""
+    parsed = signature_parse(header)
+    if parsed is None:
+        return None
     stamp, signatures = parsed
     now = time.time() if now is None else now
     if abs(now - stamp) > SIGNATURE_TOLERANCE_SECONDS:
         return None
-    lines = list(PhoneLine.objects.filter(is_active=True))
-    if settings.SERVICEDESK.get("PHONE_WEBHOOK_SECRET") and not any(line.key == DEFAULT_LINE_KEY for line in lines):
-        lines.append(default_line())
-    for line in lines:
-        for secret in line.secrets():
+    at = timezone.now()
+    for k in known:
+        if not k.line.is_active:
+            continue
+        for secret in k.secrets(at):
             expected = signature_make(body, secret, stamp).split("v1=", 1)[1]
             if any(hmac.compare_digest(expected, given) for given in signatures):
-                return line
+                return k.line
     return None
 
 
@@ -190,15 +214,19 @@ def event_in(data: dict[str, Any], raw: dict[str, Any], received_at: Any) -> Cal
 _EVENT_FIELDS = frozenset(CtiEventSerializer().get_fields())
 
 
-def line_takes(line: PhoneLine, event: CallEventIn) -> bool:
-    """Whether the event's number is the line's (the default line takes any number no other line has)."""
+def line_takes(line: PhoneLine, event: CallEventIn, known: Iterable[KnownLine] | None = None) -> bool:
+    """Whether the event's number is the line's (the default line takes any number no other line has).
+
+    ``known``: the lines to compare with (default: this process's, ``lines_known``).
+    """
     ours = event.to_number if event.direction == CallDirection.INBOUND else event.from_number
     try:
         number = phone_number(ours)
     except InvalidIdentity:
         return False
     if line.key == DEFAULT_LINE_KEY:
-        return not number or not PhoneLine.objects.filter(number=number).exclude(pk=line.pk).exists()
+        others = lines_known() if known is None else known
+        return not number or not any(k.line.number == number and k.line.pk != line.pk for k in others)
     return not line.number or (bool(number) and number == line.number) or not ours
 
 
@@ -209,7 +237,8 @@ _Result = inline_serializer("PhoneEventResult", fields={"outcome": serializers.C
 class CtiEventView(APIView):
     authentication_classes: list[type] = []
     permission_classes = [AllowAny]
-    throttle_classes = [PhoneEventsRateThrottle]
+    # The rate limit is event_receive's (one round trip), as the web server's direct route applies it.
+    throttle_classes: list[type] = []
 
     @extend_schema(
         operation_id="phone_event_receive",
@@ -235,51 +264,89 @@ class CtiEventView(APIView):
         tags=["phone"],
     )
     def post(self, request: Request) -> Response:
-        # Too many wrong signatures from this address: answered before the body is read.
-        retry_after = REFUSALS.blocked(request, limit=settings.SERVICEDESK["PHONE_REFUSED_PER_MINUTE"])
-        if retry_after is not None:
-            return Response(
-                {"detail": "Too many refused requests, try again later."},
-                status=429,
-                headers={"Retry-After": str(retry_after)},
-            )
         body = request._request.read(BODY_MAX_BYTES + 1)
-        if len(body) > BODY_MAX_BYTES:
-            return Response({"detail": f"An event is at most {BODY_MAX_BYTES} bytes."}, status=413)
-        try:
-            line = signing_line(body, request.headers.get(SIGNATURE_HEADER, ""))
-        except (OperationalError, InterfaceError):
-            return _unavailable()
-        if line is None:
-            REFUSALS.count(request)
-            return Response({"detail": "Missing, invalid or expired signature."}, status=401)
-        try:
-            # The API's own JSON checks (depth, NUL characters), on the bytes the signature covered.
-            raw = GuardedJSONParser().parse(io.BytesIO(body))
-        except exceptions.ParseError as exc:
-            return Response({"detail": str(exc.detail)}, status=400)
-        if not isinstance(raw, dict):
-            return Response({"detail": "The body is a JSON object."}, status=400)
-        serializer = CtiEventSerializer(data=raw)
-        serializer.is_valid(raise_exception=True)
-        received_at = timezone.now()
-        event = event_in(serializer.validated_data, raw, received_at)
+        answer = event_receive(
+            body=body, signature=request.headers.get(SIGNATURE_HEADER, ""), client=_client(request.META)
+        )
+        return Response(answer.data, status=answer.status, headers=answer.headers)
+
+
+def _client(meta: dict[str, Any]) -> str:
+    return str(meta.get("REMOTE_ADDR") or "unknown")
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the webhook answers: a status, a JSON object, extra headers."""
+
+    status: int
+    data: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def event_receive(*, body: bytes, signature: str, client: str, limits: bool = True) -> Answer:
+    """One generic CTI event, from the raw body, its signature header and the client's address.
+
+    The whole webhook, for ``CtiEventView`` and for the web server's direct
+    route (``phone/asgi.py``), which answer the same for the same request:
+    refused addresses and the rate limit first, then the body's size, the
+    signature (which names the line), the JSON and its fields, the line's
+    number; then the event is stored in one statement and its call folded
+    soon. ``body`` is read up to one byte over the limit. ``limits``: False
+    when the caller applied the refusals and the rate limit already.
+    """
+    retry_after = (
+        REFUSALS.blocked_client(client, limit=settings.SERVICEDESK["PHONE_REFUSED_PER_MINUTE"]) if limits else None
+    )
+    if retry_after is not None:
+        # Too many wrong signatures from this address: answered before the body is looked at.
+        return Answer(429, {"detail": "Too many refused requests, try again later."}, {"Retry-After": str(retry_after)})
+    wait = PHONE_EVENTS_LIMIT.wait(client) if limits else None
+    if wait is not None:
+        return Answer(
+            429,
+            {
+                "detail": f"Request was throttled. Expected available in {wait} seconds.",
+                "reason": "throttled",
+                "retry_after": wait,
+            },
+            {"Retry-After": str(wait)},
+        )
+    if len(body) > BODY_MAX_BYTES:
+        return Answer(413, {"detail": f"An event is at most {BODY_MAX_BYTES} bytes."})
+    try:
+        line = signing_line(body, signature)
+    except (OperationalError, InterfaceError):
+        return _unavailable()
+    if line is None:
+        REFUSALS.count_client(client)
+        return Answer(401, {"detail": "Missing, invalid or expired signature."})
+    try:
+        # The API's own JSON checks (depth, NUL characters), on the bytes the signature covered.
+        raw = GuardedJSONParser().parse(io.BytesIO(body))
+    except exceptions.ParseError as exc:
+        return Answer(400, {"detail": str(exc.detail)})
+    if not isinstance(raw, dict):
+        return Answer(400, {"detail": "The body is a JSON object."})
+    serializer = CtiEventSerializer(data=raw)
+    if not serializer.is_valid():
+        return Answer(400, {"detail": "Invalid input.", **serializer.errors})
+    received_at = timezone.now()
+    event = event_in(serializer.validated_data, raw, received_at)
+    try:
         if not line_takes(line, event):
-            return Response({"detail": "No such line."}, status=404)
+            return Answer(404, {"detail": "No such line."})
+        stored = call_event_store(line=line, event=event, received_at=received_at)
+    except (OperationalError, InterfaceError):
+        return _unavailable()
+    if stored:
         try:
-            stored = call_event_store(line=line, event=event, received_at=received_at)
+            call_fold_soon(line_id=line.pk, call_key=event.call_id)
         except (OperationalError, InterfaceError):
-            return _unavailable()
-        if stored:
-            try:
-                call_fold_soon(line_id=line.pk, call_key=event.call_id)
-            except (OperationalError, InterfaceError):
-                # The event is kept: the pending-events sweep folds its call when the database is back.
-                log.warning("Call %s of line %s stored, not folded yet", event.call_id, line.pk, exc_info=True)
-        return Response({"outcome": "stored" if stored else "duplicate"})
+            # The event is kept: the pending-events sweep folds its call when the database is back.
+            log.warning("Call %s of line %s stored, not folded yet", event.call_id, line.pk, exc_info=True)
+    return Answer(200, {"outcome": "stored" if stored else "duplicate"})
 
 
-def _unavailable() -> Response:
-    response = Response({"detail": "Temporarily unavailable, try again later."}, status=503)
-    response["Retry-After"] = "5"
-    return response
+def _unavailable() -> Answer:
+    return Answer(503, {"detail": "Temporarily unavailable, try again later."}, {"Retry-After": "5"})

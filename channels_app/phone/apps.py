@@ -10,7 +10,7 @@ class PhoneChannelConfig(AppConfig):
         from channels_app.email.outbound import deliver_by_email
         from servicedesk.tickets import outbound
 
-        from . import pushes  # noqa: F401  (registers the /ws/desk/ call frames)
+        from . import lines, pushes  # noqa: F401  (the lines' process cache follows saves in every process; the /ws/desk/ call frames)
 
         # What is sent to a caller (the acknowledgement of a callback or a
         # voicemail, a reply written on a phone ticket) goes by email.

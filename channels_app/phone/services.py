@@ -16,8 +16,10 @@ as a phone identity, a new customer when nobody has.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -38,6 +40,8 @@ from servicedesk.tickets.services.customers import identity_normalize, sender_re
 from .models import Call, CallDirection, CallEvent, CallEventKind, CallOutcome, CallState, PhoneLine
 from .pushes import call_push_after_commit
 from .tickets import call_tickets_sync
+
+log = logging.getLogger(__name__)
 
 # What telephone systems send for a number they do not show.
 # Twilio writes a withheld caller as +266696687 ("ANONYMOUS" on a keypad).
@@ -132,8 +136,21 @@ def call_event_store(*, line: PhoneLine, event: CallEventIn, received_at: dateti
     event sent again, also at the same moment, is one row. Its call is folded
     later (``call_fold_run``).
     """
+    connection = connections[CallEvent.objects.db]
+    sql, values = event_insert(line_id=line.pk, event=event, received_at=received_at, connection=connection)
+    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        return cursor.fetchone() is not None
+
+
+def event_insert(*, line_id: int, event: CallEventIn, received_at: datetime, connection: Any) -> tuple[str, list[Any]]:
+    """The statement that keeps an event once (``INSERT ... ON CONFLICT DO NOTHING RETURNING id``), and its values.
+
+    Also run by the web server's direct route (``phone/asgi.py``) on a
+    connection of its own; ``connection`` (Django's) only prepares the values.
+    """
     row = CallEvent(
-        line=line,
+        line_id=line_id,
         call_key=event.call_id,
         kind=event.kind,
         at=event.at,
@@ -142,7 +159,6 @@ def call_event_store(*, line: PhoneLine, event: CallEventIn, received_at: dateti
         received_at=received_at,
     )
     fields = [f for f in CallEvent._meta.concrete_fields if not f.primary_key]
-    connection = connections[CallEvent.objects.db]
     sql = _INSERT_ONCE.get(connection.vendor)
     if sql is None:
         quote = connection.ops.quote_name
@@ -154,26 +170,131 @@ def call_event_store(*, line: PhoneLine, event: CallEventIn, received_at: dateti
             f"RETURNING {quote(CallEvent._meta.pk.column)}"
         )
         _INSERT_ONCE[connection.vendor] = sql
-    values = [f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields]
-    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
-        cursor.execute(sql, values)
-        return cursor.fetchone() is not None
+    return sql, [f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields]
+
+
+# Calls waiting to be folded by a worker (a Redis set of "<line id>:<call id>"), and the flag that says a
+# drain task is queued and has not started yet (``call_fold_soon``, ``calls_fold_drain``).
+FOLD_PENDING_KEY = "phone:fold:pending"
+FOLD_SCHEDULED_KEY = "phone:fold:scheduled"
+FOLD_SCHEDULED_SECONDS = 60
+FOLD_HELP_ABOVE = 50
+_REDIS: dict[str, Any] = {}
+
+
+def fold_redis() -> Any:
+    """The Redis client of the fold's set (``REDIS_URL``, the broker's), made once per process."""
+    import redis
+
+    url = settings.REDIS_URL
+    client = _REDIS.get(url)
+    if client is None:
+        client = _REDIS[url] = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=2)
+    return client
+
+
+def fold_keys() -> tuple[str, str]:
+    """The set's and the flag's keys, under the site's cache prefix (several sites may share a Redis)."""
+    prefix = settings.CACHES["default"].get("KEY_PREFIX") or "sd"
+    return f"{prefix}:{FOLD_PENDING_KEY}", f"{prefix}:{FOLD_SCHEDULED_KEY}"
+
+
+def fold_member(line_id: int, call_key: str) -> str:
+    return f"{line_id}:{call_key}"
 
 
 def call_fold_soon(*, line_id: int, call_key: str) -> None:
-    """Fold the call of a just stored event: in a worker (``phone.call_fold``), else here.
+    """Fold the call of a just stored event: in a worker (``phone.calls_fold_drain``), else here.
+
+    With ``PHONE_FOLD_IN_WORKER`` the call joins the set of calls to fold, and
+    a drain task is enqueued unless one is queued and not started yet (the
+    flag): a burst of events costs one task, not one each, and events of one
+    call that wait together are folded once. The event is stored before the
+    call joins the set, and a drain clears the flag before it reads the set,
+    so a call either joins a set a drain is still to read, or sets the flag
+    and enqueues a drain itself.
 
     Here when ``PHONE_FOLD_IN_WORKER`` is off (the zero-setup default, whose
     file-based queue is polled once a second: a screen pop would wait for
-    it) or the broker cannot take the task. A task that is lost after it was
-    taken is covered by ``phone.events_fold_pending``, which folds what is
-    left unfolded.
+    it), or Redis or the broker cannot take it. A drain lost after it took
+    calls from the set is covered by ``phone.events_fold_pending``, which
+    folds what is left unfolded.
     """
-    from .tasks import call_fold_task
-
-    if settings.SERVICEDESK["PHONE_FOLD_IN_WORKER"] and task_enqueue(call_fold_task, line_id, call_key):
+    if settings.SERVICEDESK["PHONE_FOLD_IN_WORKER"] and _fold_later(line_id, call_key):
         return
     call_fold_run(line=PhoneLine.objects.get(pk=line_id), call_key=call_key)
+
+
+def _fold_later(line_id: int, call_key: str) -> bool:
+    import redis
+
+    from .tasks import calls_fold_drain_task
+
+    pending, scheduled = fold_keys()
+    try:
+        pipe = fold_redis().pipeline(transaction=False)
+        pipe.sadd(pending, fold_member(line_id, call_key))
+        pipe.set(scheduled, "1", nx=True, ex=FOLD_SCHEDULED_SECONDS)
+        _added, flagged = pipe.execute()
+    except redis.RedisError:
+        log.warning("Call %s of line %s folded in the request: Redis is unreachable", call_key, line_id, exc_info=True)
+        return False
+    return drain_enqueue(calls_fold_drain_task) if flagged else True
+
+
+def drain_enqueue(task: Any) -> bool:
+    """Enqueue a drain whose flag was just set; the flag is cleared again when the broker refuses it."""
+    import redis
+
+    if task_enqueue(task):
+        return True
+    with contextlib.suppress(redis.RedisError):
+        fold_redis().delete(fold_keys()[1])
+    return False
+
+
+def calls_fold_drain(*, most: int = 500, seconds: float = 10.0) -> int:
+    """Fold the calls of the set until it is empty (a worker's task); returns how many were folded.
+
+    A drain that finds over ``FOLD_HELP_ABOVE`` calls waiting enqueues one
+    more (unless one is queued already), which does the same: a backlog is
+    folded by as many worker processes as are free. After ``most`` calls or
+    ``seconds`` the worker is given back to other tasks and a new drain is
+    enqueued for the rest. Calls taken from the set that are not folded
+    because the database failed go back into it.
+    """
+    import time
+
+    from .tasks import calls_fold_drain_task
+
+    client = fold_redis()
+    pending, scheduled = fold_keys()
+    client.delete(scheduled)
+    if client.scard(pending) > FOLD_HELP_ABOVE and client.set(scheduled, "1", nx=True, ex=FOLD_SCHEDULED_SECONDS):
+        drain_enqueue(calls_fold_drain_task)
+    started = time.monotonic()
+    folded = 0
+    lines: dict[int, PhoneLine | None] = {}
+    while True:
+        taken = [m.decode() for m in client.spop(pending, min(50, most - folded)) or []]
+        if not taken:
+            return folded
+        for index, member in enumerate(taken):
+            line_id, _sep, call_key = member.partition(":")
+            try:
+                if int(line_id) not in lines:
+                    lines[int(line_id)] = PhoneLine.objects.filter(pk=int(line_id)).first()
+                line = lines[int(line_id)]
+                if line is not None:
+                    call_fold_run(line=line, call_key=call_key)
+            except Exception:
+                client.sadd(pending, *taken[index:])
+                raise
+            folded += 1
+        if folded >= most or time.monotonic() - started > seconds:
+            if client.set(scheduled, "1", nx=True, ex=FOLD_SCHEDULED_SECONDS):
+                drain_enqueue(calls_fold_drain_task)
+            return folded
 
 
 def call_fold_run(*, line: PhoneLine, call_key: str, received_at: datetime | None = None) -> Call | None:

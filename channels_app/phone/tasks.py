@@ -6,7 +6,7 @@ from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
 from .models import PhoneLine
-from .services import call_fold_run, calls_fold_pending
+from .services import call_fold_run, calls_fold_drain, calls_fold_pending
 
 
 @shared_task(
@@ -17,11 +17,23 @@ from .services import call_fold_run, calls_fold_pending
     max_retries=8,
 )
 def call_fold_task(line_id: int, call_key: str) -> bool:
-    """Fold one call from its events. A line deleted since has nothing to fold."""
+    """Fold one call from its events (a task queued by an earlier version). A line deleted since has nothing to fold."""
     line = PhoneLine.objects.filter(pk=line_id).first()
     if line is None:
         return False
     return call_fold_run(line=line, call_key=call_key) is not None
+
+
+@shared_task(
+    name="phone.calls_fold_drain",
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=2,
+    retry_backoff_max=60,
+    max_retries=8,
+)
+def calls_fold_drain_task() -> int:
+    """Fold the calls waiting in the set of calls to fold (``services.call_fold_soon``)."""
+    return calls_fold_drain()
 
 
 @shared_task(name="phone.events_fold_pending")

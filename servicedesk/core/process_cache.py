@@ -88,6 +88,17 @@ class ProcessCached(Generic[T]):
             self._token, self._loaded_at, self._checked_at = token, now, now
         return value
 
+    def current(self) -> T | None:
+        """The value without reading anything: None when ``get`` would have to check or load first.
+
+        For code on an event loop, which then runs ``get`` on a thread.
+        """
+        now = time.monotonic()
+        with self._lock:
+            if self._loaded and now - self._loaded_at < MAX_AGE_SECONDS and now - self._checked_at < CHECK_SECONDS:
+                return self._value
+        return None
+
     def clear(self) -> None:
         """Drop the value in this process only (tests, whose database rolls back under it)."""
         with self._lock:

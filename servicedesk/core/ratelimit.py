@@ -21,6 +21,7 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from django.core.cache import DEFAULT_CACHE_ALIAS, cache, caches
 from django.core.cache.backends.redis import RedisCache
@@ -47,16 +48,21 @@ def cache_key(scope: str, key: str, *suffix: object) -> str:
     return ":".join(["rate", scope, digest, *(str(part) for part in suffix)])
 
 
+def window_key(*, scope: str, key: str, window_seconds: int) -> tuple[str, int]:
+    """The cache key of ``key``'s counter in the current window, and the seconds until that window ends."""
+    window_seconds = max(1, int(window_seconds))
+    now = clock()
+    window = int(now // window_seconds)
+    remaining = max(1, int((window + 1) * window_seconds - now + 0.999))
+    return cache_key(scope, key, window_seconds, window), remaining
+
+
 def rate_count(*, scope: str, key: str, window_seconds: int) -> Count | None:
     """Count one attempt for ``key`` in the current window of ``window_seconds``.
 
     None when the cache is unreachable (the caller lets the attempt through).
     """
-    window_seconds = max(1, int(window_seconds))
-    now = clock()
-    window = int(now // window_seconds)
-    remaining = max(1, int((window + 1) * window_seconds - now + 0.999))
-    name = cache_key(scope, key, window_seconds, window)
+    name, remaining = window_key(scope=scope, key=key, window_seconds=window_seconds)
     try:
         backend = caches[DEFAULT_CACHE_ALIAS]
         if isinstance(backend, RedisCache):
@@ -76,11 +82,26 @@ def rate_count(*, scope: str, key: str, window_seconds: int) -> Count | None:
     return Count(attempts=attempts, retry_after=remaining)
 
 
+# A redis-py client per connection pool: making one per call (as Django's cache does) sets up
+# its table of some 250 reply handlers every time, which was most of a counted attempt's cost.
+_CLIENTS: dict[int, Any] = {}
+
+
+def _redis_client(backend: RedisCache) -> Any:
+    """A client over the backend's (shared, thread-safe) connection pool, made once per pool."""
+    # Django's Redis backend keeps its redis-py client factory in ``_cache``.
+    factory = backend._cache  # type: ignore[attr-defined]
+    pool = factory._get_connection_pool(write=True)
+    client = _CLIENTS.get(id(pool))
+    if client is None or client.connection_pool is not pool:
+        client = _CLIENTS[id(pool)] = factory._client(connection_pool=pool)
+    return client
+
+
 def _redis_count(backend: RedisCache, name: str, seconds: int) -> int:
     """INCR and EXPIRE in one round trip; the counter is stored as Django's Redis cache stores an int."""
     key = backend.make_and_validate_key(name)
-    # Django's Redis backend keeps its redis-py client factory in ``_cache``.
-    pipe = backend._cache.get_client(key, write=True).pipeline(transaction=False)  # type: ignore[attr-defined]
+    pipe = _redis_client(backend).pipeline(transaction=False)
     pipe.incr(key)
     pipe.expire(key, seconds)
     attempts, _expiry_set = pipe.execute()
@@ -90,11 +111,18 @@ def _redis_count(backend: RedisCache, name: str, seconds: int) -> int:
 def rate_peek(*, scope: str, key: str, window_seconds: int) -> Count:
     """The attempts counted for ``key`` in the current window, without counting one
     (0 when the cache is unreachable: the limits fail open)."""
-    window_seconds = max(1, int(window_seconds))
-    now = clock()
-    window = int(now // window_seconds)
-    remaining = max(1, int((window + 1) * window_seconds - now + 0.999))
-    attempts = cache_get(cache_key(scope, key, window_seconds, window), 0)
+    name, remaining = window_key(scope=scope, key=key, window_seconds=window_seconds)
+    backend = caches[DEFAULT_CACHE_ALIAS]
+    if isinstance(backend, RedisCache):
+        try:
+            # Django's Redis cache stores an int as its digits.
+            raw = _redis_client(backend).get(backend.make_and_validate_key(name))
+            attempts: object = int(raw) if raw else 0
+        except Exception:
+            log.warning("Cache read of %s failed: the cache is unreachable", name, exc_info=True)
+            attempts = 0
+    else:
+        attempts = cache_get(name, 0)
     return Count(attempts=int(attempts) if isinstance(attempts, int) else 0, retry_after=remaining)
 
 

@@ -472,6 +472,11 @@ SERVICEDESK = {
     # telephone system is answered at once; without Redis (whose queue a worker reads at
     # once) the call is folded in the request instead (docs/phone.md).
     "PHONE_FOLD_IN_WORKER": env.bool("SD_PHONE_FOLD_IN_WORKER", default=bool(REDIS_URL)),
+    # The generic CTI webhook answered on the web server's event loop, in front of
+    # Django's request handling, with this many database connections of its own per
+    # process (channels_app/phone/asgi.py; with Redis and PostgreSQL only).
+    "PHONE_DIRECT_ROUTE": env.bool("SD_PHONE_DIRECT_ROUTE", default=True),
+    "PHONE_DIRECT_CONNECTIONS": env.int("SD_PHONE_DIRECT_CONNECTIONS", default=4),
     # Fernet keys for credentials stored in the database (mailbox passwords);
     # the first encrypts, all decrypt. Empty: a key derived from SECRET_KEY.
     "CREDENTIALS_KEYS": env.list("SD_CREDENTIALS_KEY", default=[]),

@@ -14,7 +14,8 @@ from django.utils import timezone
 
 from channels_app.phone.api import signature_make
 from channels_app.phone.models import Call, CallEvent, CallOutcome, CallState, PhoneLine
-from channels_app.phone.services import calls_fold_pending
+from channels_app.phone.services import calls_fold_drain, calls_fold_pending, fold_keys, fold_redis
+from channels_app.phone.tasks import call_fold_task, calls_fold_drain_task
 from servicedesk.routing.models import AgentProfile
 from servicedesk.tickets.models import Customer, Identity, IdentityKind, Session, SessionChannel
 from tests.factories import AgentFactory, CustomerFactory
@@ -120,7 +121,8 @@ def test_a_line_of_its_own_signs_with_its_secret_and_the_previous_one_while_it_i
     assert post(client, call_events("c-4")[0], secret="first").status_code == 200
     assert post(client, call_events("c-5")[0], secret="second").status_code == 200
     assert set(Call.objects.values_list("line__key", flat=True)) == {"sales"}
-    PhoneLine.objects.filter(pk=line.pk).update(secret_previous_until=timezone.now() - timedelta(seconds=1))
+    line.secret_previous_until = timezone.now() - timedelta(seconds=1)
+    line.save(update_fields=["secret_previous_until"])
     assert post(client, call_events("c-6")[0], secret="first").status_code == 401
     assert "secret" not in line.secret_encrypted and "second" not in line.secret_encrypted
 
@@ -352,23 +354,92 @@ def test_an_event_stored_while_the_fold_fails_is_folded_by_the_sweep(client, mon
 
 
 def test_with_the_fold_in_a_worker_the_answer_comes_before_the_fold(client, settings, monkeypatch):
-    """The webhook enqueues the fold; the worker (run here by hand) makes the call."""
+    """The webhook puts the call in the set of calls to fold and enqueues one drain for the burst;
+    the worker (run here by hand) folds the call once, whatever number of events it had."""
     settings.SERVICEDESK = {**settings.SERVICEDESK, "PHONE_FOLD_IN_WORKER": True}
-    queued: list[tuple] = []
-    monkeypatch.setattr("channels_app.phone.services.task_enqueue", lambda task, *args: queued.append(args) or True)
+    queued: list[str] = []
+    monkeypatch.setattr(
+        "channels_app.phone.services.task_enqueue", lambda task, *args: queued.append(task.name) or True
+    )
     for event in call_events("queued"):
         assert post(client, event).json() == {"outcome": "stored"}
     assert not Call.objects.exists()
     line = PhoneLine.objects.get(key="default")
-    assert queued == [(line.pk, "queued")] * 3
-    from channels_app.phone.tasks import call_fold_task
-
-    assert call_fold_task(*queued[0]) is True
+    pending, scheduled = fold_keys()
+    assert queued == ["phone.calls_fold_drain"]
+    assert fold_redis().smembers(pending) == {f"{line.pk}:queued".encode()}
+    assert calls_fold_drain_task() == 1
     assert Call.objects.get(call_id="queued").outcome == CallOutcome.ANSWERED
-    # The other two tasks find nothing new and change nothing.
-    before = Call.objects.values().get(call_id="queued")
-    assert call_fold_task(*queued[1]) is True
-    assert Call.objects.values().get(call_id="queued") == before
+    assert not fold_redis().exists(pending) and not fold_redis().exists(scheduled)
+    # The drain cleared its flag: the next call's first event enqueues a drain again.
+    assert post(client, call_events("next")[0]).json() == {"outcome": "stored"}
+    assert queued == ["phone.calls_fold_drain"] * 2
+    # A task queued by an earlier version still folds its call.
+    assert call_fold_task(line.pk, "next") is True
+    assert Call.objects.get(call_id="next").state == CallState.RINGING
+
+
+def test_a_drain_gives_its_worker_back_after_a_share_and_leaves_the_rest_to_another(client, settings, monkeypatch):
+    settings.SERVICEDESK = {**settings.SERVICEDESK, "PHONE_FOLD_IN_WORKER": True}
+    queued: list[str] = []
+    monkeypatch.setattr(
+        "channels_app.phone.services.task_enqueue", lambda task, *args: queued.append(task.name) or True
+    )
+    for key in ("d-1", "d-2", "d-3"):
+        assert post(client, call_events(key)[0]).json() == {"outcome": "stored"}
+    assert queued == ["phone.calls_fold_drain"]
+    assert calls_fold_drain(most=2) == 2
+    assert Call.objects.count() == 2
+    assert queued == ["phone.calls_fold_drain"] * 2
+    assert calls_fold_drain() == 1
+    assert set(Call.objects.values_list("call_id", flat=True)) == {"d-1", "d-2", "d-3"}
+
+
+def test_a_drain_that_finds_a_backlog_calls_in_a_second_worker(client, settings, monkeypatch):
+    settings.SERVICEDESK = {**settings.SERVICEDESK, "PHONE_FOLD_IN_WORKER": True}
+    queued: list[str] = []
+    monkeypatch.setattr(
+        "channels_app.phone.services.task_enqueue", lambda task, *args: queued.append(task.name) or True
+    )
+    monkeypatch.setattr("channels_app.phone.services.FOLD_HELP_ABOVE", 2)
+    for key in ("b-1", "b-2", "b-3"):
+        post(client, call_events(key)[0])
+    assert queued == ["phone.calls_fold_drain"]
+    # Three waiting, over two: a helper is enqueued once, whoever gives a share back enqueues nothing more.
+    assert calls_fold_drain(most=1) == 1
+    assert queued == ["phone.calls_fold_drain"] * 2
+    assert calls_fold_drain() == 2
+    assert queued == ["phone.calls_fold_drain"] * 2
+    assert Call.objects.count() == 3
+
+
+def test_calls_a_failing_drain_took_go_back_to_the_set(client, settings, monkeypatch):
+    settings.SERVICEDESK = {**settings.SERVICEDESK, "PHONE_FOLD_IN_WORKER": True}
+    monkeypatch.setattr("channels_app.phone.services.task_enqueue", lambda task, *args: True)
+    for key in ("f-1", "f-2"):
+        post(client, call_events(key)[0])
+
+    def unreachable(**kwargs):  # type: ignore[no-untyped-def]
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr("channels_app.phone.services.call_fold_run", unreachable)
+    with pytest.raises(OperationalError):
+        calls_fold_drain()
+    assert len(fold_redis().smembers(fold_keys()[0])) == 2
+    monkeypatch.undo()
+    assert calls_fold_drain() == 2
+    assert Call.objects.count() == 2
+
+
+def test_with_redis_unreachable_the_call_is_folded_in_the_request(client, settings, monkeypatch):
+    import redis
+
+    settings.SERVICEDESK = {**settings.SERVICEDESK, "PHONE_FOLD_IN_WORKER": True}
+    dead = redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
+    monkeypatch.setattr("channels_app.phone.services.fold_redis", lambda: dead)
+    for event in call_events("no-redis"):
+        assert post(client, event).status_code == 200
+    assert Call.objects.get(call_id="no-redis").outcome == CallOutcome.ANSWERED
 
 
 def test_a_broker_that_cannot_take_the_fold_leaves_it_to_the_request(client, settings, monkeypatch):
