@@ -20,6 +20,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -180,6 +181,7 @@ FOLD_SCHEDULED_KEY = "phone:fold:scheduled"
 FOLD_SCHEDULED_SECONDS = 60
 FOLD_HELP_ABOVE = 50
 _REDIS: dict[str, Any] = {}
+_REDIS_LOCK = threading.Lock()
 
 
 def fold_redis() -> Any:
@@ -189,7 +191,12 @@ def fold_redis() -> Any:
     url = settings.REDIS_URL
     client = _REDIS.get(url)
     if client is None:
-        client = _REDIS[url] = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=2)
+        # One per process: a second client made by a thread at the same moment, dropped, would close
+        # the connections of the pool it made, under the thread still using them.
+        with _REDIS_LOCK:
+            client = _REDIS.get(url)
+            if client is None:
+                client = _REDIS[url] = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=2)
     return client
 
 
@@ -236,7 +243,8 @@ def _fold_later(line_id: int, call_key: str) -> bool:
         pipe.sadd(pending, fold_member(line_id, call_key))
         pipe.set(scheduled, "1", nx=True, ex=FOLD_SCHEDULED_SECONDS)
         _added, flagged = pipe.execute()
-    except redis.RedisError:
+    except (redis.RedisError, OSError):
+        # OSError: a connection redis-py was still setting up when it failed.
         log.warning("Call %s of line %s folded in the request: Redis is unreachable", call_key, line_id, exc_info=True)
         return False
     return drain_enqueue(calls_fold_drain_task) if flagged else True
@@ -248,7 +256,7 @@ def drain_enqueue(task: Any) -> bool:
 
     if task_enqueue(task):
         return True
-    with contextlib.suppress(redis.RedisError):
+    with contextlib.suppress(redis.RedisError, OSError):
         fold_redis().delete(fold_keys()[1])
     return False
 
