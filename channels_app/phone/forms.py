@@ -1,4 +1,4 @@
-"""Forms of the workspace's call pages: the wrap-up after a call, and "Log a call"."""
+"""Forms of the workspace's call pages: the wrap-up after a call, ending a dialled call, and "Log a call"."""
 
 from __future__ import annotations
 
@@ -33,6 +33,20 @@ class WrapUpForm(forms.Form):
         required=False,
         choices=[("", _("Keep as it is")), *Status.choices],
     )
+
+
+# How a call dialled from the desk went, as the agent says when they end it.
+DIAL_OUTCOMES = [
+    (CallOutcome.ANSWERED, _("Answered")),
+    (CallOutcome.NOT_ANSWERED, _("No answer")),
+    (CallOutcome.VOICEMAIL, _("Left a voicemail")),
+]
+
+
+class DialEndForm(WrapUpForm):
+    """Ending a call dialled from the desk: how it went, and the wrap-up."""
+
+    outcome = forms.ChoiceField(label=_("Outcome"), choices=DIAL_OUTCOMES)
 
 
 class CallLogForm(forms.Form):

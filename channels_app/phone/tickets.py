@@ -489,31 +489,106 @@ def call_log(
         updated_at=at,
     )
     call.save(force_insert=True)
+    return _contact_record(call, agent=agent, customer=customer, ticket=ticket, note=note, at=at)
+
+
+def _contact_record(
+    call: Call, *, agent: User, customer: Customer, ticket: Ticket | None, note: str, status: str = "", at: datetime
+) -> Call:
+    """The session, ticket entry, note and status of an ended call the desk recorded (logged or dialled)."""
+    answered = call.outcome == CallOutcome.ANSWERED
+    assert call.ended_at is not None
     call.session = Session.objects.create(
         channel=SessionChannel.PHONE,
         customer=customer,
         ticket=ticket,
         agent=agent if answered else None,
-        requested_at=started_at,
-        answered_at=started_at if answered else None,
-        abandoned_at=ended_at if not answered and direction == CallDirection.INBOUND else None,
-        ended_at=ended_at,
+        requested_at=call.rang_at,
+        answered_at=call.rang_at if answered else None,
+        abandoned_at=call.ended_at if not answered and call.direction == CallDirection.INBOUND else None,
+        ended_at=call.ended_at,
         external_id=f"phone:manual:{call.call_id}",
     )
+    actor = Actor.agent(agent, source="phone")
     if ticket is None:
-        call.ticket = _ticket_open(call, customer.pk, purpose="call", at=started_at)
+        call.ticket = _ticket_open(call, customer.pk, purpose="call", at=call.rang_at)
     else:
         locked = row_lock(Ticket, ticket.pk)
-        _entry_add(call, locked, customer.pk, actor=Actor.agent(agent, source="phone"), at=started_at)
+        _entry_add(call, locked, customer.pk, actor=actor, at=call.rang_at)
     Session.objects.filter(pk=call.session.pk).update(ticket_id=call.ticket_id)
     _answer_sync(call)
     note = note.strip()
-    if note and call.ticket is not None:
-        ticket_note_create(ticket=call.ticket, author=agent, text=note, actor=Actor.agent(agent, source="phone"), at=at)
+    if call.ticket is not None:
+        if note:
+            ticket_note_create(ticket=call.ticket, author=agent, text=note, actor=actor, at=at)
+        if status:
+            locked = row_lock(Ticket, call.ticket.pk)
+            if locked.status != status:
+                ticket_status_change(ticket=locked, status=status, actor=actor, at=at)
     call.note = note
     call.wrapped_up_at = at
     call.save(update_fields=["session", "ticket", "note", "wrapped_up_at"])
     return call
+
+
+def call_dial(*, agent: User, ticket: Ticket, number: str, at: datetime) -> Call:
+    """An agent dials the ticket's customer from the desk (a ``tel:`` link): the call, dialled now, is theirs.
+
+    ``number`` must be one of the customer's phone numbers (E.164). The call
+    is outbound and rings until the agent ends it (``call_dial_end``), which
+    records the contact; until then it is the agent's pop. Run in the
+    caller's transaction.
+    """
+    import uuid
+
+    customer = ticket.customer
+    if not Identity.objects.filter(customer=customer, kind=IdentityKind.PHONE, value=number).exists():
+        raise ApplicationError(_("This customer does not have that number."), field="number")
+    call = Call(
+        line=None,
+        call_id=f"dial:{uuid.uuid4().hex}",
+        direction=CallDirection.OUTBOUND,
+        to_number=number,
+        number=number,
+        customer=customer,
+        agent=agent,
+        state=CallState.RINGING,
+        rang_at=at,
+        logged_by=agent,
+        ticket=ticket,
+        updated_at=at,
+    )
+    call.save(force_insert=True)
+    return call
+
+
+def call_dial_end(*, call: Call, agent: User, outcome: str, note: str = "", status: str = "", at: datetime) -> Call:
+    """The agent ends a call they dialled from the desk: the contact is recorded as "Log a call" records one.
+
+    Talk time runs from the dial to now when the call was answered. Ending it
+    again changes nothing. Run in the caller's transaction.
+    """
+    call = row_lock(Call, call.pk)
+    if call.line_id is not None or not call.call_id.startswith("dial:"):
+        raise Conflict(_("This call was not dialled from the desk."))
+    if call.agent_id != agent.pk:
+        raise PermissionDenied(_("Another agent dialled this call."))
+    if call.state == CallState.ENDED:
+        return call
+    if outcome not in (CallOutcome.ANSWERED, CallOutcome.NOT_ANSWERED, CallOutcome.VOICEMAIL):
+        raise ApplicationError(_("Choose how the call ended."), field="outcome")
+    if status and status not in Status.values:
+        raise ApplicationError(_("Unknown status."), field="status")
+    answered = outcome == CallOutcome.ANSWERED
+    call.state = CallState.ENDED
+    call.outcome = outcome
+    call.answered_at = call.rang_at if answered else None
+    call.ended_at = max(at, call.rang_at)
+    call.updated_at = at
+    call.save(update_fields=["state", "outcome", "answered_at", "ended_at", "updated_at"])
+    ticket = Ticket.objects.filter(pk=call.ticket_id, merged_into__isnull=True).first() if call.ticket_id else None
+    assert call.customer is not None
+    return _contact_record(call, agent=agent, customer=call.customer, ticket=ticket, note=note, status=status, at=at)
 
 
 def callers_sharing(call: Call) -> list[Customer]:

@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from django.contrib import messages
 from django.db import transaction
 from django.db.models import Q, QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -36,16 +36,28 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from servicedesk.accounts.auth import agent_required, signed_in_user
 from servicedesk.core.errors import ApplicationError, NotFound
+from servicedesk.core.ratelimit import rate_count
 from servicedesk.tickets.access import customers_visible_to, ticket_get_for, tickets_visible_to
 from servicedesk.tickets.models import Customer, Ticket
+from servicedesk.tickets.services.customers import InvalidIdentity
 from servicedesk.tickets.statuses import UNSOLVED_STATUSES, Status
 from servicedesk.tickets.tiers import tier_label
 
 from .access import call_get_for, calls_visible_to, rings_for
-from .forms import CallLogForm, WrapUpForm
+from .forms import DIAL_OUTCOMES, CallLogForm, DialEndForm, WrapUpForm
 from .models import Call, CallState
-from .pushes import queue_agent_online
-from .tickets import call_attach, call_caller_choose, call_log, call_ticket_new, call_wrap_up, callers_sharing
+from .pushes import call_push_after_commit, queue_agent_online
+from .services import phone_number
+from .tickets import (
+    call_attach,
+    call_caller_choose,
+    call_dial,
+    call_dial_end,
+    call_log,
+    call_ticket_new,
+    call_wrap_up,
+    callers_sharing,
+)
 
 # How long a ringing call without an end still pops (a lost hang-up must not pop for ever).
 RINGING_SHOWN = timedelta(minutes=10)
@@ -53,8 +65,17 @@ RINGING_SHOWN = timedelta(minutes=10)
 WRAP_UP_SHOWN = timedelta(hours=12)
 
 
+# Calls an agent may dial from the desk a minute (a tel: link each).
+DIALS_PER_MINUTE = 30
+# A second click on the same number within this time is the same call.
+DIAL_AGAIN_WITHIN = timedelta(seconds=10)
+
+
 def _pop_kind(call: Call, user_id: int, now: datetime) -> str:
-    """What the agent's pop shows for the call now: ringing, active, wrap_up or ''."""
+    """What the agent's pop shows for the call now: dialled, ringing, active, wrap_up or ''."""
+    if call.line_id is None and call.state == CallState.RINGING:
+        # Dialled from the desk (a tel: link): the dialling agent's until they end it.
+        return "dialled" if call.agent_id == user_id and now - call.rang_at <= WRAP_UP_SHOWN else ""
     if call.state == CallState.RINGING:
         if now - call.rang_at > RINGING_SHOWN:
             return ""
@@ -94,6 +115,7 @@ def _pop_context(request: HttpRequest, call: Call, kind: str) -> dict[str, objec
         "recent": recent,
         "statuses": Status.choices,
         "wrap_up_form": WrapUpForm(),
+        "dial_outcomes": DIAL_OUTCOMES,
         "next": request.GET.get("next", ""),
     }
 
@@ -115,6 +137,7 @@ def _current_calls(user_id: int, visible: QuerySet[Call], now: datetime) -> list
         # Ringing for this agent, or for a whole queue (``_pop_kind`` says whether theirs).
         (rings_for(user_id) | Q(ringing=[])) & Q(state=CallState.RINGING, rang_at__gte=now - RINGING_SHOWN)
         | Q(agent_id=user_id, state=CallState.ANSWERED)
+        | Q(agent_id=user_id, line__isnull=True, state=CallState.RINGING, rang_at__gte=now - WRAP_UP_SHOWN)
         | Q(agent_id=user_id, state=CallState.ENDED, wrapped_up_at__isnull=True, ended_at__gte=now - WRAP_UP_SHOWN)
     )
     return list(candidates.select_related("line", "customer__organization", "ticket").order_by("-rang_at")[:10])
@@ -221,6 +244,81 @@ def wrap_up(request: HttpRequest, pk: int) -> HttpResponse:
         return _back(request, reverse("desk:inbox"))
     messages.success(request, _("Wrap-up saved."))
     return _back(request, reverse("desk:inbox"))
+
+
+@require_POST
+@agent_required
+def dial(request: HttpRequest) -> HttpResponse:
+    """A ``tel:`` link clicked on a ticket page: the outbound call, dialled now; JSON ``{"call": id}``.
+
+    The browser goes on to the phone as the link says; the call is the
+    agent's pop until they end it (``dial_end``). A second click on the same
+    number within ``DIAL_AGAIN_WITHIN`` is the same call.
+    """
+    agent = signed_in_user(request)
+    ticket = ticket_get_for(agent, str(request.POST.get("ticket", "")).strip())
+    if ticket.merged_into_id is not None:
+        return JsonResponse({"detail": _("This ticket was merged into another.")}, status=409)
+    try:
+        number = phone_number(str(request.POST.get("number", "")))
+    except InvalidIdentity as exc:
+        return JsonResponse({"detail": str(exc.message), "number": [str(exc.message)]}, status=400)
+    count = rate_count(scope="phone-dial", key=str(agent.pk), window_seconds=60)
+    if count is not None and count.attempts > DIALS_PER_MINUTE:
+        response = JsonResponse({"detail": _("Too many calls dialled, try again later.")}, status=429)
+        response["Retry-After"] = str(count.retry_after)
+        return response
+    now = timezone.now()
+    again = (
+        Call.objects.filter(
+            line__isnull=True,
+            agent=agent,
+            ticket=ticket,
+            number=number,
+            state=CallState.RINGING,
+            rang_at__gte=now - DIAL_AGAIN_WITHIN,
+        )
+        .order_by("-pk")
+        .first()
+    )
+    if again is not None:
+        return JsonResponse({"call": again.pk})
+    try:
+        with transaction.atomic():
+            call = call_dial(agent=agent, ticket=ticket, number=number, at=now)
+            call_push_after_commit(call)
+    except ApplicationError as exc:
+        return JsonResponse({"detail": exc.message, **({exc.field: [exc.message]} if exc.field else {})}, status=400)
+    return JsonResponse({"call": call.pk}, status=201)
+
+
+@require_POST
+@agent_required
+def dial_end(request: HttpRequest, pk: int) -> HttpResponse:
+    """The agent ends a call they dialled: its outcome, note and ticket status; the contact is recorded."""
+    agent = signed_in_user(request)
+    call = call_get_for(agent, pk)
+    form = DialEndForm(request.POST)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, str(error))
+        return _back(request, reverse("desk:inbox"))
+    try:
+        with transaction.atomic():
+            call = call_dial_end(
+                call=call,
+                agent=agent,
+                outcome=form.cleaned_data["outcome"],
+                note=form.cleaned_data["note"],
+                status=form.cleaned_data["status"],
+                at=timezone.now(),
+            )
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return _back(request, reverse("desk:inbox"))
+    messages.success(request, _("The call was logged."))
+    return _back(request, reverse("desk:ticket", args=[_reference(call)]) if call.ticket_id else reverse("desk:inbox"))
 
 
 @require_http_methods(["GET", "POST"])

@@ -119,3 +119,39 @@ def test_a_call_pops_and_the_agent_attaches_it_to_the_open_ticket_and_wraps_up(b
         "public_enduser",
     ]
     assert errors == []
+
+
+def test_an_agent_dials_the_customer_from_the_ticket_and_ends_the_call_from_its_pop(browser, desk_server):  # noqa: F811
+    url = desk_server
+    queue = QueueFactory(slug="support", name="Support")
+    ann_user = AgentFactory(username="ann", display_name="Ann Agent", email="ann@example.com", queues=[queue])
+    customer = CustomerFactory(name="Maeve Byrne")
+    Identity.objects.create(customer=customer, kind=IdentityKind.PHONE, value=CALLER)
+    ticket = ticket_make(customer=customer, queue=queue, subject="Router keeps dropping")
+
+    ann = signed_in(browser, url, ann_user)
+    errors = collect_errors(ann)
+    ann.goto(f"{url}/desk/tickets/{ticket.reference}/")
+    connected(ann)
+    # The operating system's phone takes the tel: link; this browser has none, so the page stays.
+    ann.evaluate(
+        "document.addEventListener('click', function (e) { if (e.target.closest('a.tel-link')) e.preventDefault(); })"
+    )
+    ann.click(f"a.tel-link[data-number='{CALLER}']")
+    pop = ann.locator(".phone-pop[data-kind=dialled]")
+    pop.wait_for(timeout=10000)
+    assert "Maeve Byrne" in pop.locator(".phone-caller-name").inner_text()
+    call = Call.objects.get()
+    assert (call.direction, call.state, call.ticket_id, call.agent_id) == ("out", "ringing", ticket.pk, ann_user.pk)
+
+    pop.locator("input[name=outcome][value=answered]").check()
+    pop.locator("textarea[name=note]").fill("Talked her through the router reset.")
+    pop.locator("button[name=dial_end]").click()
+    ann.wait_for_selector("article.msg:has-text('Talked her through the router reset.')", timeout=10000)
+    assert CALLER in ann.locator("article.msg .call-entry").inner_text()
+    ann.wait_for_function("!document.querySelector('.phone-pop')", timeout=10000)
+    call.refresh_from_db()
+    assert (call.state, call.outcome) == ("ended", "answered")
+    session = Session.objects.get(pk=call.session_id)
+    assert session.ticket_id == ticket.pk and session.agent_id == ann_user.pk
+    assert errors == []

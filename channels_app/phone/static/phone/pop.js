@@ -6,6 +6,9 @@
  *  - one call's pop again when the live stream says the call changed
  *    (live.js hands such frames on as "desk:frame" events).
  * A pop that answers 204 (nothing to show this agent now) is removed.
+ * A tel: link of a ticket page (data-ticket, data-number), clicked, records
+ * the outbound call (/desk/calls/dial/) and shows its pop; the browser
+ * still hands the number to the phone as the link says.
  * The pop's forms are plain forms: they work without this script. */
 (function () {
   "use strict";
@@ -104,6 +107,32 @@
     if (frame.type === "phone" && typeof frame.call === "number") one(frame.call);
   });
   document.addEventListener("desk:reconnected", all);
+  document.addEventListener("click", function (event) {
+    var dialUrl = box.getAttribute("data-dial");
+    var link = event.target && event.target.closest ? event.target.closest("a.tel-link[data-ticket]") : null;
+    if (!link || !dialUrl) return;
+    var body = new URLSearchParams();
+    body.set("ticket", link.getAttribute("data-ticket"));
+    body.set("number", link.getAttribute("data-number"));
+    fetch(dialUrl, {
+      method: "POST",
+      credentials: "same-origin",
+      keepalive: true,
+      headers: { Accept: "application/json", "X-CSRFToken": box.getAttribute("data-csrf") || "" },
+      body: body
+    })
+      .then(function (response) {
+        return response.ok ? response.json() : null;
+      })
+      .then(
+        function (data) {
+          if (data && typeof data.call === "number") one(data.call);
+        },
+        function () {
+          /* Not recorded: "Log this call" beside the link still is. */
+        }
+      );
+  });
   all();
   setInterval(all, REFRESH_MS);
 })();
