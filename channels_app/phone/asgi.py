@@ -317,7 +317,8 @@ async def events(scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if not message.get("more_body") or size > BODY_MAX_BYTES:
             break
     body = b"".join(chunks)[: BODY_MAX_BYTES + 1]
-    signature = next((v.decode("latin-1") for n, v in scope["headers"] if n.lower() == _SIGNATURE), "")
+    # Sent twice, the header's values are joined with commas, as Django's request handling joins them.
+    signature = ",".join(v.decode("latin-1") for n, v in scope["headers"] if n.lower() == _SIGNATURE)
     client = (scope.get("client") or ("unknown", 0))[0] or "unknown"
     if direct_enabled():
         try:
