@@ -28,7 +28,6 @@ describes the view (``api.CtiEventView``), which stays for both.
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -45,8 +44,7 @@ from .api import (
     REFUSALS,
     SIGNATURE_HEADER,
     Answer,
-    CtiEventSerializer,
-    event_in,
+    event_parse,
     event_receive,
     line_signed,
     line_takes,
@@ -186,26 +184,15 @@ async def _direct_receive(body: bytes, signature: str, client: str) -> Answer:
     if line is None:
         # A line this process does not know yet, the default line still to make, or a bad signature.
         return await _in_thread_receive_counted(body, signature, client)
-    from rest_framework import exceptions
-
-    from servicedesk.core.input import GuardedJSONParser
-
-    try:
-        raw = GuardedJSONParser().parse(io.BytesIO(body))
-    except exceptions.ParseError as exc:
-        return Answer(400, {"detail": str(exc.detail)})
-    if not isinstance(raw, dict):
-        return Answer(400, {"detail": "The body is a JSON object."})
-    serializer = CtiEventSerializer(data=raw)
-    if not serializer.is_valid():
-        return Answer(400, {"detail": "Invalid input.", **serializer.errors})
     from django.db import connections
     from django.utils import timezone
 
     from .services import event_insert
 
     received_at = timezone.now()
-    event = event_in(serializer.validated_data, raw, received_at)
+    event = event_parse(body, received_at)
+    if isinstance(event, Answer):
+        return event
     if not line_takes(line, event, known):
         return Answer(404, {"detail": "No such line."})
     sql, values = event_insert(line_id=line.pk, event=event, received_at=received_at, connection=connections["default"])

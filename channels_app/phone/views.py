@@ -161,6 +161,14 @@ def _reference(call: Call) -> str:
     return str(Ticket.objects.values_list("reference", flat=True).get(pk=call.ticket_id or 0))
 
 
+def _refused(request: HttpRequest, form: WrapUpForm) -> HttpResponse:
+    """A pop's form with bad values: each error as a message, back where the agent was."""
+    for errors in form.errors.values():
+        for error in errors:
+            messages.error(request, str(error))
+    return _back(request, reverse("desk:inbox"))
+
+
 def _back(request: HttpRequest, default: str) -> HttpResponse:
     target = request.POST.get("next") or ""
     if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
@@ -226,10 +234,7 @@ def wrap_up(request: HttpRequest, pk: int) -> HttpResponse:
     call = call_get_for(agent, pk)
     form = WrapUpForm(request.POST)
     if not form.is_valid():
-        for errors in form.errors.values():
-            for error in errors:
-                messages.error(request, str(error))
-        return _back(request, reverse("desk:inbox"))
+        return _refused(request, form)
     try:
         with transaction.atomic():
             call_wrap_up(
@@ -300,10 +305,7 @@ def dial_end(request: HttpRequest, pk: int) -> HttpResponse:
     call = call_get_for(agent, pk)
     form = DialEndForm(request.POST)
     if not form.is_valid():
-        for errors in form.errors.values():
-            for error in errors:
-                messages.error(request, str(error))
-        return _back(request, reverse("desk:inbox"))
+        return _refused(request, form)
     try:
         with transaction.atomic():
             call = call_dial_end(
