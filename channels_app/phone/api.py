@@ -316,15 +316,7 @@ def event_receive(*, body: bytes, signature: str, client: str, limits: bool = Tr
         return Answer(429, {"detail": "Too many refused requests, try again later."}, {"Retry-After": str(retry_after)})
     wait = PHONE_EVENTS_LIMIT.wait(client) if limits else None
     if wait is not None:
-        return Answer(
-            429,
-            {
-                "detail": f"Request was throttled. Expected available in {wait} seconds.",
-                "reason": "throttled",
-                "retry_after": wait,
-            },
-            {"Retry-After": str(wait)},
-        )
+        return throttled(wait)
     if len(body) > BODY_MAX_BYTES:
         return Answer(413, {"detail": f"An event is at most {BODY_MAX_BYTES} bytes."})
     try:
@@ -351,6 +343,19 @@ def event_receive(*, body: bytes, signature: str, client: str, limits: bool = Tr
             # The event is kept: the pending-events sweep folds its call when the database is back.
             log.warning("Call %s of line %s stored, not folded yet", event.call_id, line.pk, exc_info=True)
     return Answer(200, {"outcome": "stored" if stored else "duplicate"})
+
+
+def throttled(wait: int) -> Answer:
+    """Over the rate limit of signed events: 429, as the API's throttles answer."""
+    return Answer(
+        429,
+        {
+            "detail": f"Request was throttled. Expected available in {wait} seconds.",
+            "reason": "throttled",
+            "retry_after": wait,
+        },
+        {"Retry-After": str(wait)},
+    )
 
 
 def _unavailable() -> Answer:

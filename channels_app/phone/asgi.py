@@ -49,6 +49,7 @@ from .api import (
     line_signed,
     line_takes,
     signing_line,
+    throttled,
 )
 
 log = logging.getLogger(__name__)
@@ -133,18 +134,6 @@ def _redis_key(name: str) -> str:
     return str(cache.make_and_validate_key(name))
 
 
-def _throttled(wait: int) -> Answer:
-    return Answer(
-        429,
-        {
-            "detail": f"Request was throttled. Expected available in {wait} seconds.",
-            "reason": "throttled",
-            "retry_after": wait,
-        },
-        {"Retry-After": str(wait)},
-    )
-
-
 async def _direct_receive(body: bytes, signature: str, client: str) -> Answer:
     """``api.event_receive`` on the event loop, for the common case; the rest on a thread (module docstring)."""
     import psycopg
@@ -173,7 +162,7 @@ async def _direct_receive(body: bytes, signature: str, client: str) -> Answer:
             429, {"detail": "Too many refused requests, try again later."}, {"Retry-After": str(refused_left)}
         )
     if counter is not None and rate is not None and int(replies[1]) > rate[0]:
-        return _throttled(counter[1])
+        return throttled(counter[1])
     if len(body) > BODY_MAX_BYTES:
         return Answer(413, {"detail": f"An event is at most {BODY_MAX_BYTES} bytes."})
     known = phone_lines.LINES.current()
