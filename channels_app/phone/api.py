@@ -313,7 +313,7 @@ def event_receive(*, body: bytes, signature: str, client: str, limits: bool = Tr
     )
     if retry_after is not None:
         # Too many wrong signatures from this address: answered before the body is looked at.
-        return Answer(429, {"detail": "Too many refused requests, try again later."}, {"Retry-After": str(retry_after)})
+        return refused_too_often(retry_after)
     wait = PHONE_EVENTS_LIMIT.wait(client) if limits else None
     if wait is not None:
         return throttled(wait)
@@ -322,7 +322,7 @@ def event_receive(*, body: bytes, signature: str, client: str, limits: bool = Tr
     try:
         line = signing_line(body, signature)
     except (OperationalError, InterfaceError):
-        return _unavailable()
+        return unavailable()
     if line is None:
         REFUSALS.count_client(client)
         return Answer(401, {"detail": "Missing, invalid or expired signature."})
@@ -335,7 +335,7 @@ def event_receive(*, body: bytes, signature: str, client: str, limits: bool = Tr
             return Answer(404, {"detail": "No such line."})
         stored = call_event_store(line=line, event=event, received_at=received_at)
     except (OperationalError, InterfaceError):
-        return _unavailable()
+        return unavailable()
     if stored:
         try:
             call_fold_soon(line_id=line.pk, call_key=event.call_id)
@@ -358,5 +358,11 @@ def throttled(wait: int) -> Answer:
     )
 
 
-def _unavailable() -> Answer:
+def refused_too_often(retry_after: int) -> Answer:
+    """Too many refused signatures from the address this minute: 429 until the minute ends."""
+    return Answer(429, {"detail": "Too many refused requests, try again later."}, {"Retry-After": str(retry_after)})
+
+
+def unavailable() -> Answer:
+    """The database is unreachable: 503, to be sent again later (the event is not stored)."""
     return Answer(503, {"detail": "Temporarily unavailable, try again later."}, {"Retry-After": "5"})

@@ -48,8 +48,9 @@ from .api import (
     event_receive,
     line_signed,
     line_takes,
-    signing_line,
+    refused_too_often,
     throttled,
+    unavailable,
 )
 
 log = logging.getLogger(__name__)
@@ -62,9 +63,9 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 Asgi = Callable[[dict[str, Any], Receive, Send], Awaitable[None]]
 
 
-def _receive_safely(body: bytes, signature: str, client: str) -> Answer:
+def _receive_safely(body: bytes, signature: str, client: str, limits: bool = True) -> Answer:
     try:
-        return event_receive(body=body, signature=signature, client=client)
+        return event_receive(body=body, signature=signature, client=client, limits=limits)
     except Exception:
         log.exception("Phone event not received")
         return Answer(500, {"detail": "Server error."})
@@ -158,9 +159,7 @@ async def _direct_receive(body: bytes, signature: str, client: str) -> Answer:
     refused = int(replies[0] or 0)
     limit = settings.SERVICEDESK["PHONE_REFUSED_PER_MINUTE"]
     if refused >= limit:
-        return Answer(
-            429, {"detail": "Too many refused requests, try again later."}, {"Retry-After": str(refused_left)}
-        )
+        return refused_too_often(refused_left)
     if counter is not None and rate is not None and int(replies[1]) > rate[0]:
         return throttled(counter[1])
     if len(body) > BODY_MAX_BYTES:
@@ -171,8 +170,9 @@ async def _direct_receive(body: bytes, signature: str, client: str) -> Answer:
         known = await in_thread(phone_lines.LINES.get)()
     line = line_signed(known, body, signature)
     if line is None:
-        # A line this process does not know yet, the default line still to make, or a bad signature.
-        return await _in_thread_receive_counted(body, signature, client)
+        # A line this process does not know yet, the default line still to make, or a bad signature:
+        # the view's function reads the lines again (the address is counted against the limits already).
+        return await _in_thread_receive(body, signature, client, False)
     from django.db import connections
     from django.utils import timezone
 
@@ -196,10 +196,10 @@ async def _direct_receive(body: bytes, signature: str, client: str) -> Answer:
             # A connection the database closed (a restart) is dropped by the pool: once more on another.
             if attempt:
                 log.warning("Phone event not stored: the database is unreachable", exc_info=True)
-                return Answer(503, {"detail": "Temporarily unavailable, try again later."}, {"Retry-After": "5"})
+                return unavailable()
         except Exception:
             log.warning("Phone event not stored", exc_info=True)
-            return Answer(503, {"detail": "Temporarily unavailable, try again later."}, {"Retry-After": "5"})
+            return unavailable()
     if stored:
         from .tasks import calls_fold_drain_task
 
@@ -228,31 +228,6 @@ def _fold_here(line_id: int, call_key: str) -> None:
     except (OperationalError, InterfaceError):
         # The event is kept: the pending-events sweep folds its call when the database is back.
         log.warning("Call %s of line %s stored, not folded yet", call_key, line_id, exc_info=True)
-
-
-async def _in_thread_receive_counted(body: bytes, signature: str, client: str) -> Answer:
-    # The address was counted against the rate limit already: the view's function would count it again.
-    return await in_thread(_receive_after_limits)(body, signature, client)
-
-
-def _receive_after_limits(body: bytes, signature: str, client: str) -> Answer:
-    try:
-        line = signing_line(body, signature)
-    except Exception:
-        log.warning("Phone event not received: the lines could not be read", exc_info=True)
-        return Answer(503, {"detail": "Temporarily unavailable, try again later."}, {"Retry-After": "5"})
-    if line is None:
-        REFUSALS.count_client(client)
-        return Answer(401, {"detail": "Missing, invalid or expired signature."})
-    return _receive_safely_unlimited(body, signature, client)
-
-
-def _receive_safely_unlimited(body: bytes, signature: str, client: str) -> Answer:
-    try:
-        return event_receive(body=body, signature=signature, client=client, limits=False)
-    except Exception:
-        log.exception("Phone event not received")
-        return Answer(500, {"detail": "Server error."})
 
 
 def _headers(answer: Answer, secure: bool) -> list[tuple[bytes, bytes]]:
