@@ -10,4 +10,5 @@ urlpatterns = [
     path("phone/events/", csrf_exempt(api.CtiEventView.as_view()), name="events"),
     path("phone/twilio/voice/", twilio.voice, name="twilio-voice"),
     path("phone/twilio/status/", twilio.status, name="twilio-status"),
+    path("phone/twilio/agent/", twilio.agent, name="twilio-agent"),
 ]

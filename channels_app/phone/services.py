@@ -489,7 +489,18 @@ def call_fold(events: Iterable[CallEvent]) -> Folded:
     return Folded(
         fields=fields,
         ringing=tuple(ringing),
-        answering=(answer.data.get("answering_user") or "") if answer else "",
+        # Who answered: the first answer in time that names someone (Twilio reports the queue's
+        # bridge without the agent, and the agent's leg with them, at the same moment).
+        answering=next(
+            (
+                a.data["answering_user"]
+                for a in answers
+                if a.data.get("answering_user") and (hangup is None or answered_at(a) <= hangup.at)
+            ),
+            "",
+        )
+        if answer
+        else "",
     )
 
 

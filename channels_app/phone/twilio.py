@@ -26,16 +26,20 @@ from xml.sax.saxutils import escape, quoteattr
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from servicedesk.accounts.models import User
+from servicedesk.accounts.roles import is_agent
 from servicedesk.core.throttles import Refusals
+from servicedesk.tickets.models import Queue
 from servicedesk.tickets.services.customers import InvalidIdentity
 
 from .models import DEFAULT_LINE_KEY, CallDirection, CallEventKind, PhoneLine
-from .services import CallEventIn, call_event_receive, phone_number
+from .services import CallEventIn, agents_named, call_event_receive, phone_number
 
 SIGNATURE_HEADER = "X-Twilio-Signature"
 # Refused signatures count with the generic form's: one limit per client address.
@@ -131,11 +135,23 @@ def _event(request: HttpRequest) -> tuple[PhoneLine, CallEventIn | None] | HttpR
     step = request.GET.get("step", "")
     kind, cause = STATUS_EVENTS[status]
     after_ring: int | None = None
+    answering = ""
     voicemail = post.get("RecordingUrl", "") if step == "voicemail" else ""
     if step == "voicemail":
         if not voicemail.startswith("https://"):
             return line, None
         kind, cause = CallEventKind.HANGUP, "voicemail"
+    elif step == "bridge":
+        # Twilio asks the dequeued caller's <Queue url> as an agent's leg takes them (``agent``):
+        # that agent answers, QueueTime seconds after the ring. The address, agent included, is signed.
+        agent = _agent_by_pk(request.GET.get("agent", ""))
+        if agent is None:
+            return HttpResponse("No such agent.", status=400, content_type="text/plain")
+        try:
+            after_ring = max(0, int(post.get("QueueTime", "0")))
+        except ValueError:
+            return HttpResponse("QueueTime is not a number.", status=400, content_type="text/plain")
+        kind, cause, answering = CallEventKind.ANSWER, "", agent.email
     elif step == "after-queue":
         if post.get("QueueResult", "") != "bridged":
             return line, None  # the voicemail or the hang-up says how it ended
@@ -164,6 +180,7 @@ def _event(request: HttpRequest) -> tuple[PhoneLine, CallEventIn | None] | HttpR
         at=at,
         sent=sent,
         cause=cause,
+        answering_user=answering,
         queue=line.queue.slug if line.queue_id and line.queue else "",
         recording_url=recording if recording.startswith("https://") else "",
         voicemail_url=voicemail,
@@ -206,7 +223,7 @@ def voice(request: HttpRequest) -> HttpResponse:
     line, _event_in = made
     here = settings.SITE_URL + request.path
     step = request.GET.get("step", "")
-    if step == "voicemail":
+    if step in ("voicemail", "bridge"):
         return _twiml("")
     if step == "after-queue":
         if request.POST.get("QueueResult", "") == "bridged":
@@ -221,6 +238,47 @@ def voice(request: HttpRequest) -> HttpResponse:
         )
     queue = line.queue.slug if line.queue_id and line.queue else "support"
     return _twiml(f"<Enqueue action={quoteattr(here + '?step=after-queue')}>{escape(queue)}</Enqueue>")
+
+
+def _agent_by_pk(value: str) -> Any:
+    """An active desk user by id (the bridge's ``agent``, which the signature covers), else None."""
+    if not value.isdigit():
+        return None
+    user = User.objects.filter(pk=int(value), is_active=True).first()
+    return user if user is not None and is_agent(user) else None
+
+
+@csrf_exempt
+@require_POST
+def agent(request: HttpRequest) -> HttpResponse:
+    """An agent's leg (a Twilio Client app or softphone whose voice URL is this one): take the next caller.
+
+    The agent is the caller of this leg, ``client:<email or extension>``, as
+    the generic form names agents; ``?queue=<slug>`` says which queue (default:
+    the default line's). The answer dials the queue; as Twilio takes a caller
+    off it, it asks ``voice/?step=bridge&agent=<id>``, which records that
+    agent's answer of that call.
+    """
+    retry_after = REFUSALS.blocked(request, limit=settings.SERVICEDESK["PHONE_REFUSED_PER_MINUTE"])
+    if retry_after is not None:
+        response = HttpResponse("Too many refused requests.", status=429, content_type="text/plain")
+        response["Retry-After"] = str(retry_after)
+        return response
+    if not _signed(request):
+        REFUSALS.count(request)
+        return HttpResponse("Invalid signature.", status=403, content_type="text/plain")
+    caller = request.POST.get("From", "").strip()
+    named = agents_named([caller.removeprefix("client:")]) if caller.startswith("client:") else []
+    queue = request.GET.get("queue", "").strip()
+    if not queue:
+        line = PhoneLine.objects.filter(key=DEFAULT_LINE_KEY).select_related("queue").first()
+        queue = line.queue.slug if line is not None and line.queue_id and line.queue else "support"
+    if not named or not Queue.objects.filter(slug=queue).exists():
+        spoken = "zh-CN" if translation.get_language() == "zh-hans" else "en-US"
+        refusal = escape(gettext("This phone is not an agent's, or the queue does not exist."))
+        return _twiml(f"<Say language={quoteattr(spoken)}>{refusal}</Say><Hangup/>")
+    bridge = f"{settings.SITE_URL}{reverse('phone_api:twilio-voice')}?step=bridge&agent={named[0]}"
+    return _twiml(f"<Dial><Queue url={quoteattr(bridge)}>{escape(queue)}</Queue></Dial>")
 
 
 @csrf_exempt

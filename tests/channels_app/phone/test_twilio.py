@@ -193,3 +193,55 @@ def test_a_database_that_cannot_be_reached_is_503_for_twilio_to_retry(client, mo
     monkeypatch.setattr("channels_app.phone.twilio.call_event_receive", unreachable)
     response = post(client, STATUS, params(CallStatus="ringing"))
     assert response.status_code == 503 and response["Retry-After"] == "5"
+
+
+AGENT = "/api/v1/phone/twilio/agent/"
+
+
+def test_an_agents_leg_takes_the_next_caller_and_the_call_names_that_agent(client):
+    from channels_app.phone.models import PhoneLine
+    from tests.factories import AgentFactory, QueueFactory
+
+    support = QueueFactory(slug="support")
+    PhoneLine.objects.create(key="default", name="Main", number=LINE, queue=support)
+    ann = AgentFactory(username="ann", email="ann@example.com", queues=[support])
+    post(client, VOICE, params(sid="CA-q", CallStatus="ringing", Timestamp=stamp(0)))
+    # Ann's softphone calls in: the answer dials the queue, and names Ann in the bridge's signed address.
+    leg = post(client, AGENT, {"CallSid": "CA-ann", "AccountSid": "AC1", "From": "client:ann@example.com", "To": LINE})
+    body = leg.content.decode()
+    assert leg.status_code == 200 and "<Dial><Queue url=" in body and ">support</Queue>" in body
+    bridge = f"https://desk.example.com{VOICE}?step=bridge&amp;agent={ann.pk}"
+    assert bridge in body
+    # Twilio takes the caller off the queue for Ann after 12 s and asks the bridge.
+    path = f"{VOICE}?step=bridge&agent={ann.pk}"
+    answered = post(
+        client,
+        path,
+        params(sid="CA-q", CallStatus="in-progress", QueueTime="12", DequeingCallSid="CA-ann", Timestamp=stamp(12)),
+    )
+    assert answered.status_code == 200 and answered.content.decode().endswith("<Response></Response>")
+    # The queue's own report of the bridge, without the agent, comes too.
+    post(client, f"{VOICE}?step=after-queue", params(sid="CA-q", QueueResult="bridged", QueueTime="12"))
+    call = Call.objects.get(call_id="CA-q")
+    assert call.agent_id == ann.pk and call.state == CallState.ANSWERED
+    assert (call.answered_at - call.rang_at) == timedelta(seconds=12)
+
+
+def test_an_agents_leg_that_is_nobodys_or_unsigned_is_refused(client):
+    assert (
+        post(client, AGENT, {"CallSid": "CA-x", "From": "client:nobody@example.com"})
+        .content.decode()
+        .count("<Hangup/>")
+        == 1
+    )
+    # A phone number is no agent's name (agents are named client:<email or extension>).
+    assert "<Hangup/>" in post(client, AGENT, {"CallSid": "CA-x", "From": "+353861234567"}).content.decode()
+    assert (
+        post(client, AGENT, {"CallSid": "CA-x", "From": "client:ann@example.com"}, signature="forged").status_code
+        == 403
+    )
+    # A bridge for an id that is no agent, or changed after Twilio signed it, records nothing.
+    assert post(client, f"{VOICE}?step=bridge&agent=999999", params(sid="CA-b", QueueTime="3")).status_code == 400
+    signed_for_one = sign(f"https://desk.example.com{VOICE}?step=bridge&agent=1", params(sid="CA-b"))
+    assert post(client, f"{VOICE}?step=bridge&agent=2", params(sid="CA-b"), signature=signed_for_one).status_code == 403
+    assert not Call.objects.filter(call_id="CA-b").exists()
