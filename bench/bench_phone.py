@@ -979,15 +979,7 @@ def main_pop(args: argparse.Namespace, url: str, template: str, run_db: str, wor
     log_copy = OUT / "phone-logs" / f"pop-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
     try:
         started = time.perf_counter()
-        template_url = database_fresh(url, template)
-        subprocess.run(
-            [PYTHON, "manage.py", "migrate", "--no-input"],
-            cwd=ROOT,
-            env={**env, "DATABASE_URL": template_url, "SERVICEDESK_VAR_DIR": str(work)},
-            check=True,
-            capture_output=True,
-        )
-        run_url = database_fresh(url, run_db, template=template)
+        run_url = databases_prepared(url, template, run_db, work, env)
         var_dir = work / "var"
         var_dir.mkdir()
         run_env = {**env, "DATABASE_URL": run_url, "SERVICEDESK_VAR_DIR": str(var_dir)}
@@ -1045,6 +1037,19 @@ def main_pop(args: argparse.Namespace, url: str, template: str, run_db: str, wor
         raise SystemExit("FAILED:\n  " + "\n  ".join(failures))
 
 
+def databases_prepared(url: str, template: str, run_db: str, work: Path, env: dict[str, str]) -> str:
+    """A migrated template database and a fresh copy of it for the run; the copy's URL."""
+    template_url = database_fresh(url, template)
+    subprocess.run(
+        [PYTHON, "manage.py", "migrate", "--no-input"],
+        cwd=ROOT,
+        env={**env, "DATABASE_URL": template_url, "SERVICEDESK_VAR_DIR": str(work)},
+        check=True,
+        capture_output=True,
+    )
+    return str(database_fresh(url, run_db, template=template))
+
+
 def _unfolded(url: str) -> int:
     """Events stored and not folded onto a call yet."""
     import psycopg
@@ -1083,15 +1088,7 @@ def main_events(
     env.pop("WEB_CONCURRENCY", None)
     admin_url = url
     try:
-        template_url = database_fresh(url, template)
-        subprocess.run(
-            [PYTHON, "manage.py", "migrate", "--no-input"],
-            cwd=ROOT,
-            env={**env, "DATABASE_URL": template_url, "SERVICEDESK_VAR_DIR": str(work)},
-            check=True,
-            capture_output=True,
-        )
-        run_url = database_fresh(url, run_db, template=template)
+        run_url = databases_prepared(url, template, run_db, work, env)
         calls = events_for(args.calls, args.callers, args.seed)
         var_dir = work / "var"
         var_dir.mkdir()

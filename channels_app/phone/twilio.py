@@ -189,7 +189,8 @@ def _event(request: HttpRequest) -> tuple[PhoneLine, CallEventIn | None] | HttpR
     )
 
 
-def _receive(request: HttpRequest) -> tuple[PhoneLine, CallEventIn | None] | HttpResponse:
+def _refused(request: HttpRequest) -> HttpResponse | None:
+    """429 for an address with too many refused signatures this minute, 403 for a bad signature, else None."""
     retry_after = REFUSALS.blocked(request, limit=settings.SERVICEDESK["PHONE_REFUSED_PER_MINUTE"])
     if retry_after is not None:
         response = HttpResponse("Too many refused requests.", status=429, content_type="text/plain")
@@ -198,6 +199,13 @@ def _receive(request: HttpRequest) -> tuple[PhoneLine, CallEventIn | None] | Htt
     if not _signed(request):
         REFUSALS.count(request)
         return HttpResponse("Invalid signature.", status=403, content_type="text/plain")
+    return None
+
+
+def _receive(request: HttpRequest) -> tuple[PhoneLine, CallEventIn | None] | HttpResponse:
+    refused = _refused(request)
+    if refused is not None:
+        return refused
     made = _event(request)
     if isinstance(made, HttpResponse):
         return made
@@ -259,14 +267,9 @@ def agent(request: HttpRequest) -> HttpResponse:
     off it, it asks ``voice/?step=bridge&agent=<id>``, which records that
     agent's answer of that call.
     """
-    retry_after = REFUSALS.blocked(request, limit=settings.SERVICEDESK["PHONE_REFUSED_PER_MINUTE"])
-    if retry_after is not None:
-        response = HttpResponse("Too many refused requests.", status=429, content_type="text/plain")
-        response["Retry-After"] = str(retry_after)
-        return response
-    if not _signed(request):
-        REFUSALS.count(request)
-        return HttpResponse("Invalid signature.", status=403, content_type="text/plain")
+    refused = _refused(request)
+    if refused is not None:
+        return refused
     caller = request.POST.get("From", "").strip()
     named = agents_named([caller.removeprefix("client:")]) if caller.startswith("client:") else []
     queue = request.GET.get("queue", "").strip()
