@@ -182,6 +182,9 @@ class Call(models.Model):
     )
     # An unanswered inbound call whose caller is to be called back (its ticket is the callback ticket).
     callback = models.BooleanField(_("callback"), default=False)
+    # A missed call waits this long for an answer reported late before its callback ticket is made
+    # (``tickets.call_tickets_sync``); empty when nothing waits.
+    settles_at = models.DateTimeField(_("callback due"), null=True, blank=True)
     note = models.TextField(_("note"), blank=True)
     wrapped_up_at = models.DateTimeField(_("wrapped up at"), null=True, blank=True)
     seen_at = models.DateTimeField(_("seen at"), null=True, blank=True)
@@ -217,6 +220,10 @@ class Call(models.Model):
             # A second missed call from the same number joins the first one's callback ticket.
             models.Index(
                 fields=["number", "-ended_at"], condition=models.Q(callback=True), name="phone_call_callback_number"
+            ),
+            # Missed calls whose callback ticket is due (the beat's sweep).
+            models.Index(
+                fields=["settles_at"], condition=models.Q(settles_at__isnull=False), name="phone_call_settles_at"
             ),
         ]
 

@@ -362,7 +362,7 @@ def _fold(line: PhoneLine, call_key: str, received_at: datetime) -> Call | None:
     call.updated_at = received_at
     call.line = line
     _session_sync(call)
-    call_tickets_sync(call)
+    call_tickets_sync(call, now=received_at)
     call.save()
     call_push_after_commit(call, before=ringing_before | {agent_before})
     return call
@@ -383,6 +383,34 @@ def calls_fold_pending(*, older_than: timedelta = timedelta(seconds=20), limit: 
         call_fold_run(line=line, call_key=call_key)
         folded += 1
     return folded
+
+
+def call_settle(*, call_pk: int, now: datetime | None = None) -> Call | None:
+    """Make the callback ticket of a missed call whose wait for a late answer is over (``Call.settles_at``).
+
+    None when nothing was due: the call was answered, attached or settled
+    meanwhile, or its time has not come (a task run early).
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        if not Call.objects.filter(pk=call_pk, settles_at__lte=now).exists():
+            return None
+        call = row_lock(Call, call_pk)
+        if call.settles_at is None or call.settles_at > now:
+            return None
+        before = set(call.ringing or ()) | {call.agent_id}
+        call_tickets_sync(call, now=now)
+        call.updated_at = now
+        call.save()
+        call_push_after_commit(call, before=before)
+    return call
+
+
+def calls_settle_due(*, now: datetime | None = None, limit: int = 500) -> int:
+    """Settle the missed calls that are due (the beat's sweep behind each call's own task); how many."""
+    now = now or timezone.now()
+    due = Call.objects.filter(settles_at__lte=now).order_by("settles_at").values_list("pk", flat=True)[:limit]
+    return sum(1 for pk in list(due) if call_settle(call_pk=pk, now=now) is not None)
 
 
 def _session_sync(call: Call) -> None:

@@ -6,7 +6,7 @@ from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
 from .models import PhoneLine
-from .services import call_fold_run, calls_fold_drain, calls_fold_pending
+from .services import call_fold_run, call_settle, calls_fold_drain, calls_fold_pending, calls_settle_due
 
 
 @shared_task(
@@ -36,7 +36,20 @@ def calls_fold_drain_task() -> int:
     return calls_fold_drain()
 
 
+@shared_task(
+    name="phone.call_settle",
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=2,
+    retry_backoff_max=60,
+    max_retries=8,
+)
+def call_settle_task(call_pk: int) -> bool:
+    """Make a missed call's callback ticket once its wait for a late answer is over."""
+    return call_settle(call_pk=call_pk) is not None
+
+
 @shared_task(name="phone.events_fold_pending")
 def events_fold_pending_task() -> int:
-    """Fold the calls whose events were stored but not folded (a task lost with its worker or broker)."""
-    return calls_fold_pending()
+    """Fold the calls whose events were stored but not folded (a task lost with its worker or broker),
+    and settle the missed calls that are due (a lost ``phone.call_settle``)."""
+    return calls_fold_pending() + calls_settle_due()

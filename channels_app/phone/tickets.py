@@ -30,10 +30,11 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from servicedesk.accounts.models import User
+from servicedesk.core.enqueue import task_enqueue
 from servicedesk.core.errors import ApplicationError, Conflict, PermissionDenied
 from servicedesk.tickets import statuses
 from servicedesk.tickets.events import Actor, event_build, events_store
@@ -150,12 +151,15 @@ def _answer_sync(call: Call) -> None:
     if call.ticket_id is None or call.answered_at is None or call.agent is None:
         existing.delete()
         return
+    # Not before its ticket: a callback or voicemail ticket made before a late-reported
+    # answer is answered as it opens (its first reply time is nil, never below).
+    ticket = call.ticket
+    assert ticket is not None
+    at = max(call.answered_at, ticket.created_at)
     facts = {"call": call.pk, "answer": True, "direction": call.direction, "agent": str(call.agent)}
     with translation.override(settings.LANGUAGE_CODE):
         text = _("%(name)s answered the call.") % {"name": str(call.agent)}
-    if existing.update(
-        ticket_id=call.ticket_id, author_user_id=call.agent_id, created_at=call.answered_at, facts=facts, text=text
-    ):
+    if existing.update(ticket_id=call.ticket_id, author_user_id=call.agent_id, created_at=at, facts=facts, text=text):
         return
     message = ticket_reply_create(
         ticket=Ticket(pk=call.ticket_id),
@@ -164,7 +168,7 @@ def _answer_sync(call: Call) -> None:
         deliver=False,
         external_id=answer_external_id(call),
         actor=Actor.agent(call.agent, source="phone"),
-        at=call.answered_at,
+        at=at,
     )
     Message.objects.filter(pk=message.pk).update(purpose=Message.Purpose.CALL, facts=facts)
 
@@ -313,11 +317,50 @@ def _takes_callback(call: Call, customer_id: int) -> bool:
     return True
 
 
-def call_tickets_sync(call: Call) -> None:
-    """Put the call on its ticket as the call now is (see the module); the caller saves ``call``."""
+def _callback_due(call: Call, now: datetime) -> bool:
+    """Whether the callback ticket of a missed call is due at ``now``.
+
+    A telephone system may report an answer after its hang-up. Made at once,
+    the callback ticket of such a call would stay beside the ticket the answer
+    opens in order, so the call waits ``PHONE_CALLBACK_SETTLE_SECONDS`` from
+    the first fold that finds it missed (``settles_at``): an answer within
+    that time opens the same ticket as in order, and after it
+    ``services.call_settle`` (a task, and the beat's sweep) makes the callback
+    ticket. The caller saves ``call``.
+    """
+    wait = int(settings.SERVICEDESK.get("PHONE_CALLBACK_SETTLE_SECONDS", 0))
+    if wait <= 0:
+        return True
+    if call.settles_at is None:
+        call.settles_at = now + timedelta(seconds=wait)
+        call_pk = call.pk
+        transaction.on_commit(lambda: _settle_enqueue(call_pk, wait))
+        return False
+    return now >= call.settles_at
+
+
+def _settle_enqueue(call_pk: int, wait: int) -> None:
+    """The task that makes the callback ticket when it is due; a broker that does not take it
+    leaves it to the beat's sweep (``phone.events_fold_pending``)."""
+    from .tasks import call_settle_task
+
+    task_enqueue(call_settle_task, call_pk, countdown=wait + 1)
+
+
+def call_tickets_sync(call: Call, *, now: datetime | None = None) -> None:
+    """Put the call on its ticket as the call now is (see the module); the caller saves ``call``.
+
+    ``now``: when the fold runs (the callback's wait, ``_callback_due``).
+    """
+    if not _tickets_sync(call, now=now or timezone.now()):
+        call.settles_at = None
+
+
+def _tickets_sync(call: Call, *, now: datetime) -> bool:
+    """call_tickets_sync's work; True while a missed call waits for its callback ticket."""
     if call.session_id is None:
         # No event has told who called yet.
-        return
+        return False
     session = Session.objects.only("customer_id", "ticket_id").get(pk=call.session_id)
     customer_id = session.customer_id
     ended_unanswered = (
@@ -330,6 +373,8 @@ def call_tickets_sync(call: Call) -> None:
         elif call.outcome == CallOutcome.VOICEMAIL and call.direction == CallDirection.INBOUND and call.ended_at:
             call.ticket = _ticket_open(call, customer_id, purpose="voicemail", at=call.ended_at)
         elif ended_unanswered and call.ended_at is not None and _takes_callback(call, customer_id):
+            if not _callback_due(call, now):
+                return True
             call.callback = True
             joined = _callback_ticket_open(call)
             if joined is not None:
@@ -360,6 +405,7 @@ def call_tickets_sync(call: Call) -> None:
     if call.ticket_id is not None and session.ticket_id != call.ticket_id:
         Session.objects.filter(pk=call.session_id).update(ticket_id=call.ticket_id)
     _answer_sync(call)
+    return False
 
 
 def call_attach(*, call: Call, ticket: Ticket, agent: User, at: datetime) -> Call:
@@ -378,7 +424,7 @@ def call_attach(*, call: Call, ticket: Ticket, agent: User, at: datetime) -> Cal
     call.callback = False
     call.updated_at = at
     call_tickets_sync(call)
-    call.save(update_fields=["ticket", "callback", "updated_at"])
+    call.save(update_fields=["ticket", "callback", "settles_at", "updated_at"])
     entry = Message.objects.filter(channel=Channel.PHONE, external_id=entry_external_id(call)).first()
     if entry is not None and previous is not None:
         # The entry moved here: the ticket's timeline and live pages hear of it.
@@ -401,8 +447,9 @@ def call_ticket_new(*, call: Call, agent: User, at: datetime) -> Call:
     call.ticket = _ticket_open(call, customer_id, purpose="call", at=min(call.rang_at, at))
     Session.objects.filter(pk=call.session_id).update(ticket_id=call.ticket_id)
     _answer_sync(call)
+    call.settles_at = None
     call.updated_at = at
-    call.save(update_fields=["ticket", "updated_at"])
+    call.save(update_fields=["ticket", "settles_at", "updated_at"])
     return call
 
 

@@ -16,10 +16,14 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
-def task_enqueue(task: Any, *args: Any) -> bool:
-    """``task.delay(*args)``; False, with a warning in the log, when the broker cannot take it."""
+def task_enqueue(task: Any, *args: Any, countdown: float | None = None) -> bool:
+    """``task.delay(*args)`` (in ``countdown`` seconds when given); False, with a warning in the
+    log, when the broker cannot take it."""
     try:
-        task.delay(*args)
+        if countdown is None:
+            task.delay(*args)
+        else:
+            task.apply_async(args, countdown=countdown)
     except Exception:
         log.warning("Could not enqueue %s%r: the broker is unreachable", task.name, args, exc_info=True)
         return False

@@ -477,6 +477,10 @@ SERVICEDESK = {
     # process (channels_app/phone/asgi.py; with Redis and PostgreSQL only).
     "PHONE_DIRECT_ROUTE": env.bool("SD_PHONE_DIRECT_ROUTE", default=True),
     "PHONE_DIRECT_CONNECTIONS": env.int("SD_PHONE_DIRECT_CONNECTIONS", default=4),
+    # A missed call's callback ticket is made this many seconds after the fold first finds
+    # the call ended unanswered, so an answer the telephone system reports late (after its
+    # hang-up) makes the same ticket as in order; 0: at once (docs/phone.md).
+    "PHONE_CALLBACK_SETTLE_SECONDS": env.int("SD_PHONE_CALLBACK_SETTLE_SECONDS", default=60),
     # Fernet keys for credentials stored in the database (mailbox passwords);
     # the first encrypts, all decrypt. Empty: a key derived from SECRET_KEY.
     "CREDENTIALS_KEYS": env.list("SD_CREDENTIALS_KEY", default=[]),
