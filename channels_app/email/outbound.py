@@ -12,14 +12,17 @@ from email.utils import parseaddr
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
-from django.utils.translation import gettext_noop
+from django.utils import translation
+from django.utils.html import format_html
+from django.utils.translation import gettext, gettext_noop
 
 from channels_app.email.message_ids import message_id_for_pk, message_id_is_ours
 from channels_app.email.smtp import InvalidAddress, SmtpUtf8Unsupported, connection_send, header_address
 from servicedesk.core.datetimes import format_instant, viewer_time_zone
 from servicedesk.core.text import header_safe
-from servicedesk.tickets.models import IdentityKind, Message, MessageKind
+from servicedesk.tickets.models import IdentityKind, Message, MessageKind, Ticket
 from servicedesk.tickets.outbound import DeliveryError, DeliveryReceipt
+from servicedesk.tickets.services.acknowledgements import requests_url
 from servicedesk.tickets.services.customers import identity_mark_bouncing
 from servicedesk.tickets.threading import reply_token_for
 
@@ -38,6 +41,17 @@ NEEDS_SMTPUTF8 = gettext_noop(
 def message_id_for(message: Message) -> str:
     """Our Message-ID for ``message``: stable, and signed so forgeries are recognisable."""
     return message_id_for_pk(message.pk)
+
+
+def requests_footer(ticket: Ticket) -> tuple[str, str]:
+    """The line under a reply that leads to all the customer's requests, in their language: (text, HTML)."""
+    url = requests_url()
+    with translation.override(ticket.language or ticket.customer.language or settings.LANGUAGE_CODE):
+        line = gettext("See all your requests: %(url)s")
+    before, _url, after = line.partition("%(url)s")
+    return line % {"url": url}, format_html(
+        '<p style="color:#555">{}<a href="{}">{}</a>{}</p>', before, url, url, after
+    )
 
 
 def _from_address(message: Message) -> str:
@@ -101,6 +115,13 @@ def deliver_by_email(message: Message, *, address: str | None = None) -> Deliver
         headers["X-Auto-Response-Suppress"] = "All"
         headers["Precedence"] = "auto_reply"
     body = message.text
+    html = message.html
+    if message.kind == MessageKind.PUBLIC_AGENT:
+        # Every reply offers the customer their whole history (docs/help-centre.md).
+        footer, footer_html = requests_footer(ticket)
+        body = body.rstrip("\n") + "\n\n" + footer + "\n"
+        if html:
+            html = html + footer_html
     if message.quote_history:
         body = body.rstrip("\n") + "\n\n" + quoted_history(message)
     mail = EmailMultiAlternatives(
@@ -111,8 +132,8 @@ def deliver_by_email(message: Message, *, address: str | None = None) -> Deliver
         headers=headers,
         reply_to=[reply_address_for(message)],
     )
-    if message.html:
-        mail.attach_alternative(message.html, "text/html")
+    if html:
+        mail.attach_alternative(html, "text/html")
     for attachment in message.attachments.all():
         with attachment.file.open("rb") as fh:
             mail.attach(attachment.filename, fh.read(), attachment.content_type)

@@ -114,3 +114,9 @@ def form_error_add(form: forms.Form, exc: ApplicationError) -> None:
     """Show a service's refusal on the field it names, or above the form."""
     field = exc.field if exc.field in form.fields else None
     form.add_error(field, exc.message)
+
+
+class SignInForm(forms.Form):
+    """The address a sign-in link goes to (``/help/sign-in/``)."""
+
+    email = EmailAddressFormField(label=_("Email address"))

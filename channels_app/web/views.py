@@ -17,8 +17,19 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
-from channels_app.web.forms import ContactForm, ReplyForm, form_error_add
+from channels_app.web.forms import ContactForm, ReplyForm, SignInForm, form_error_add
 from channels_app.web.ratelimit import portal_reply_rate_exceeded, webform_rate_exceeded
+from channels_app.web.signin import (
+    SignInRefused,
+    customer_sign_out,
+    customer_sign_out_everywhere,
+    portal_customer,
+    session_cookie_clear,
+    session_cookie_set,
+    signin_link_use,
+    signin_link_valid,
+    signin_request,
+)
 from servicedesk.core.errors import ApplicationError, NotFound
 from servicedesk.core.pagination import page_or_404
 from servicedesk.tickets import access, selectors
@@ -86,14 +97,76 @@ def contact_received(request: HttpRequest) -> HttpResponse:
     return render(request, "web/contact_received.html", {"reference": reference})
 
 
+@never_cache
 def portal_home(request: HttpRequest) -> HttpResponse:
-    customer = access.customer_of_user(request.user)
-    if customer is None:
+    # The customer the help centre's own sign-in names: never the desk's signed-in user.
+    viewer = portal_customer(request)
+    if viewer is None:
         return render(request, "web/portal_anonymous.html")
-    tickets = access.tickets_visible_to(request.user).filter(customer=customer).order_by("-created_at", "-id")
+    tickets = access.tickets_visible_to(viewer).order_by("-created_at", "-id")
     page = page_or_404(tickets, PORTAL_PAGE_SIZE, request.GET.get("page"))
     rows = [(ticket, access.portal_token_for(ticket)) for ticket in page.object_list]
-    return render(request, "web/portal.html", {"page": page, "rows": rows})
+    return render(request, "web/portal.html", {"page": page, "rows": rows, "customer": viewer.customer})
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def sign_in(request: HttpRequest) -> HttpResponse:
+    """Ask for a sign-in link; the answer is the same for every well-formed address."""
+    if request.method != "POST":
+        return render(request, "web/sign_in.html", {"form": SignInForm()})
+    form = SignInForm(request.POST)
+    if not form.is_valid():
+        return render(request, "web/sign_in.html", {"form": form}, status=400)
+    try:
+        signin_request(
+            address=form.cleaned_data["email"],
+            client_ip=request.META.get("REMOTE_ADDR", ""),
+            language=get_language() or "",
+        )
+    except SignInRefused as exc:
+        form.add_error(None, _("Too many sign-in links asked for from here; try again later."))
+        response = render(request, "web/sign_in.html", {"form": form}, status=429)
+        response["Retry-After"] = str(exc.retry_after)
+        return response
+    return redirect("web:sign_in_sent")
+
+
+def sign_in_sent(request: HttpRequest) -> HttpResponse:
+    return render(request, "web/sign_in_sent.html", {"minutes": settings.SERVICEDESK["HELP_SIGNIN_LINK_MINUTES"]})
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def sign_in_link(request: HttpRequest, token: str) -> HttpResponse:
+    """The mailed link: opening it shows a button (mail scanners open links); the button signs in."""
+    if request.method != "POST":
+        valid = signin_link_valid(token) is not None
+        return render(request, "web/sign_in_link.html", {"valid": valid}, status=200 if valid else 400)
+    key = signin_link_use(token=token, user_agent=request.META.get("HTTP_USER_AGENT", ""))
+    if key is None:
+        return render(request, "web/sign_in_link.html", {"valid": False}, status=400)
+    response = redirect("web:portal")
+    session_cookie_set(response, key)
+    return response
+
+
+@require_http_methods(["POST"])
+def sign_out(request: HttpRequest) -> HttpResponse:
+    customer_sign_out(request)
+    response = redirect("web:sign_in")
+    session_cookie_clear(response)
+    return response
+
+
+@require_http_methods(["POST"])
+def sign_out_everywhere(request: HttpRequest) -> HttpResponse:
+    viewer = portal_customer(request)
+    if viewer is not None:
+        customer_sign_out_everywhere(viewer)
+    response = redirect("web:sign_in")
+    session_cookie_clear(response)
+    return response
 
 
 def _ticket_for_token(token: str) -> Ticket:

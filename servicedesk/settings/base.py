@@ -248,6 +248,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "email.mailboxes_poll",
         "schedule": timedelta(minutes=1),
     },
+    # Help-centre sign-in links and sessions a day past their expiry.
+    "web-signin-expired-delete": {
+        "task": "web.signin_expired_delete",
+        "schedule": timedelta(hours=1),
+        "options": {"expires": 3000},
+    },
     # Calls whose stored events no task folded (a worker or the broker lost it).
     "phone-events-fold-pending": {
         "task": "phone.events_fold_pending",
@@ -423,6 +429,14 @@ SERVICEDESK = {
     "PORTAL_REPLY_RATE_PER_TICKET": env.int("SD_PORTAL_REPLY_RATE_PER_TICKET", default=20),
     "PORTAL_REPLY_RATE_PER_IP": env.int("SD_PORTAL_REPLY_RATE_PER_IP", default=30),
     "PORTAL_REPLY_RATE_WINDOW_SECONDS": env.int("SD_PORTAL_REPLY_RATE_WINDOW_SECONDS", default=3600),
+    # Help-centre sign-in by emailed link (docs/help-centre.md): how long a link is valid,
+    # how long a signed-in browser stays signed in, and the links asked for per window,
+    # per address (more are not sent, with the same answer) and per client IP (429).
+    "HELP_SIGNIN_LINK_MINUTES": env.int("SD_HELP_SIGNIN_LINK_MINUTES", default=15),
+    "HELP_SESSION_DAYS": env.int("SD_HELP_SESSION_DAYS", default=30),
+    "HELP_SIGNIN_PER_ADDRESS": env.int("SD_HELP_SIGNIN_PER_ADDRESS", default=5),
+    "HELP_SIGNIN_PER_IP": env.int("SD_HELP_SIGNIN_PER_IP", default=20),
+    "HELP_SIGNIN_WINDOW_SECONDS": env.int("SD_HELP_SIGNIN_WINDOW_SECONDS", default=3600),
     # Desk sign-in: after this many failed passwords for one account within the
     # window, the account waits SIGNIN_DELAY_SECONDS before the next try, twice
     # as long after each further failure (at most SIGNIN_DELAY_MAX_SECONDS);

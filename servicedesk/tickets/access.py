@@ -49,6 +49,11 @@ def customer_of_user(user: Any) -> Customer | None:
     return customer or None
 
 
+def customer_root(customer: Customer) -> Customer:
+    """The record ``customer`` was merged into, following merges (itself when not merged)."""
+    return _customer_root(customer)
+
+
 def _customer_root(customer: Customer) -> Customer:
     seen = {customer.pk}
     while customer.merged_into_id and customer.merged_into_id not in seen:

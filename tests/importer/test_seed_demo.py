@@ -24,7 +24,7 @@ LOGINS = [
     "  agent     agent@demo.example       demo-agent-2026",
     "  manager   manager@demo.example     demo-manager-2026",
     "  admin     admin@demo.example       demo-admin-2026",
-    "  customer  customer@demo.example    demo-customer-2026",
+    "  customer  customer@demo.example    no password: ask /help/sign-in/ for a link, it lands in the outgoing mail",
 ]
 
 
@@ -49,7 +49,7 @@ def test_seed_demo_twice_without_duplicates():
     second = seed()
     assert snapshot() == counts
     assert counts == {
-        "User": 4,
+        "User": 3,
         "Customer": 6,
         "Queue": 2,
         "Topic": 4,
@@ -78,10 +78,9 @@ def test_seed_demo_logins_and_configuration():
         assert list(user.groups.values_list("name", flat=True)) == [role]
     agent = User.objects.get(username="agent@demo.example")
     assert list(agent.queues.values_list("slug", flat=True)) == ["support"]
-    customer_user = authenticate(username="customer@demo.example", password="demo-customer-2026")
-    assert customer_user is not None
-    assert customer_user.groups.count() == 0
-    assert Customer.objects.get(user=customer_user).external_id == "demo-c1"
+    # The demo customer signs in by emailed link, with no password (tests/channels_app/web/test_signin.py).
+    assert not User.objects.filter(username="customer@demo.example").exists()
+    assert Customer.objects.filter(external_id="demo-c1", identities__value="customer@demo.example").exists()
     assert sorted(Queue.objects.values_list("slug", "email_address")) == [
         ("billing", "billing@demo.example"),
         ("support", "support@demo.example"),

@@ -318,3 +318,19 @@ def test_an_agent_sends_a_failed_message_again_once(queue, agent, django_capture
     assert kinds == [("failed", "queued"), ("sending", "sent")]
     requeue = TicketEvent.objects.filter(kind="delivery", message=reply).order_by("pk").first()
     assert requeue.actor_user == agent and requeue.source == "ui"
+
+
+def test_the_acknowledgement_and_every_reply_offer_all_the_customers_requests(
+    queue, agent, settings, django_capture_on_commit_callbacks
+):
+    settings.SITE_URL = "https://help.example.com"
+    with django_capture_on_commit_callbacks(execute=True):
+        result = receive()
+    assert "https://help.example.com/help/sign-in/" in mail.outbox[0].body
+    mail.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        ticket_reply_create(ticket=result.ticket, author=agent, text="Refunded.", html="<p>Refunded.</p>")
+    sent = mail.outbox[0]
+    assert "See all your requests: https://help.example.com/help/sign-in/" in sent.body
+    html = sent.alternatives[0][0]
+    assert '<a href="https://help.example.com/help/sign-in/"' in html and html.startswith("<p>Refunded.</p>")

@@ -8,7 +8,7 @@ import pytest
 from django.urls import get_script_prefix, resolve, reverse, set_script_prefix
 
 from servicedesk.tickets.access import portal_token_for, ticket_for_portal_token
-from servicedesk.tickets.services.acknowledgements import ticket_portal_url
+from servicedesk.tickets.services.acknowledgements import requests_url, ticket_portal_url
 from tests.factories import ticket_make
 
 pytestmark = pytest.mark.django_db
@@ -39,3 +39,14 @@ def test_the_link_opens_the_tickets_page_in_the_portal(settings):
 
     assert match.view_name == "web:ticket"
     assert ticket_for_portal_token(match.kwargs["token"]) == ticket
+
+
+@pytest.mark.parametrize("script_prefix", ["/", "/service-desk/"])
+def test_the_sign_in_link_is_the_one_reverse_gives(settings, script_prefix):
+    settings.SITE_URL = "https://help.example.com"
+    before = get_script_prefix()
+    set_script_prefix(script_prefix)
+    try:
+        assert requests_url() == "https://help.example.com" + reverse("web:sign_in")
+    finally:
+        set_script_prefix(before)

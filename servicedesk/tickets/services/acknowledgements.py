@@ -78,6 +78,15 @@ def _zone_known(name: str) -> bool:
 PORTAL_TICKET_PATH = "help/tickets/{token}/"
 
 
+# The help centre's sign-in page (URL name ``web:sign_in``), written out for the same reason.
+SIGN_IN_PATH = "help/sign-in/"
+
+
+def requests_url() -> str:
+    """The absolute address where a customer signs in to see all their requests (``web:sign_in``)."""
+    return settings.SITE_URL + get_script_prefix() + SIGN_IN_PATH
+
+
 def ticket_portal_url(ticket: Ticket) -> str:
     """The absolute address of the ticket's page in the customer portal, as reverse() gives it."""
     path = get_script_prefix() + PORTAL_TICKET_PATH.format(token=portal_token_for(ticket))
@@ -130,6 +139,7 @@ def ticket_acknowledgement_prepare(
             "zone_name": promise.time_zone,
             "hours": settings.SERVICEDESK["DEFAULT_FIRST_REPLY_HOURS"],
             "link": ticket_portal_url(ticket),
+            "requests_link": requests_url(),
             "closed": ticket.status == Status.CLOSED,
         }
         text = mail_render("tickets/acknowledgement.txt", context).strip() + "\n"

@@ -29,7 +29,7 @@ from servicedesk.routing.services import agent_profile_ensure, queue_routing_set
 from servicedesk.tickets.importer import HistoryImporter
 from servicedesk.tickets.importer.apply import message_external_id
 from servicedesk.tickets.inbound import InboundAttachment
-from servicedesk.tickets.models import Customer, Message, Queue, Ticket, Topic
+from servicedesk.tickets.models import Message, Queue, Ticket, Topic
 from servicedesk.tickets.services.attachments import message_attachment_add
 from servicedesk.tickets.services.sla import tickets_sla_backfill
 
@@ -39,7 +39,8 @@ STAFF = (
     ("demo-manager", "manager@demo.example", "Morgan Manager", "manager", "demo-manager-2026"),
     ("demo-admin", "admin@demo.example", "Alex Admin", "admin", "demo-admin-2026"),
 )
-CUSTOMER_LOGIN = ("customer@demo.example", "demo-customer-2026", "demo-c1")
+# The demo customer has no password: the help centre mails a sign-in link (var/mail/ by default).
+CUSTOMER_SIGN_IN = "customer@demo.example"
 QUEUES = (("support", "Support", "support@demo.example"), ("billing", "Billing", "billing@demo.example"))
 TOPICS = (
     ("billing", "Billing", "账单", "billing"),
@@ -85,7 +86,10 @@ class Command(BaseCommand):
         self.stdout.write("Demo sign-ins (desk: /desk/, customer portal: /help/tickets/):")
         for _id, email, _name, role, password in STAFF:
             self.stdout.write(f"  {role:<9} {email:<24} {password}")
-        self.stdout.write(f"  {'customer':<9} {CUSTOMER_LOGIN[0]:<24} {CUSTOMER_LOGIN[1]}")
+        self.stdout.write(
+            f"  {'customer':<9} {CUSTOMER_SIGN_IN:<24} no password: ask /help/sign-in/ for a link, it lands in the"
+            " outgoing mail"
+        )
 
     def _configuration(self) -> None:
         for slug, name, address in QUEUES:
@@ -124,13 +128,10 @@ class Command(BaseCommand):
         agent_profile_ensure(user=demo_agent, availability="online")
         if not QueueRouting.objects.filter(queue=support).exists():
             queue_routing_set(queue=support, mode="round_robin")
-        email, password, customer_id = CUSTOMER_LOGIN
-        user, _created = User.objects.get_or_create(
-            username=email, defaults={"email": email, "display_name": "Aoife Byrne"}
-        )
-        user.set_password(password)
-        user.save(update_fields=["password"])
-        Customer.objects.filter(external_id=customer_id, user__isnull=True).update(user=user)
+        # Customers sign in by emailed link only: a password an earlier version gave the demo customer goes.
+        for user in User.objects.filter(username=CUSTOMER_SIGN_IN):
+            user.set_unusable_password()
+            user.save(update_fields=["password"])
 
 
 def _anchor() -> datetime:
