@@ -156,16 +156,12 @@ def signin_link_use(*, token: str, user_agent: str = "") -> str | None:
     now = timezone.now()
     if not token or len(token) > 100:
         return None
+    digest = _digest(token)
     with transaction.atomic():
-        link = (
-            SignInLink.objects.select_for_update()
-            .filter(digest=_digest(token), used_at__isnull=True, expires_at__gt=now)
-            .first()
-        )
-        if link is None:
+        # The claim decides: of two uses at once, only the one whose UPDATE changed the row signs in.
+        if not SignInLink.objects.filter(digest=digest, used_at__isnull=True, expires_at__gt=now).update(used_at=now):
             return None
-        link.used_at = now
-        link.save(update_fields=["used_at"])
+        link = SignInLink.objects.select_related("customer").get(digest=digest)
         # The links asked for before this one are spent with it.
         SignInLink.objects.filter(customer_id=link.customer_id, used_at__isnull=True).update(used_at=now)
         key = secrets.token_urlsafe(32)

@@ -14,5 +14,9 @@ urlpatterns = [
     path("sign-out/everywhere/", views.sign_out_everywhere, name="sign_out_everywhere"),
     path("tickets/", views.portal_home, name="portal"),
     path("tickets/<str:token>/", views.ticket, name="ticket"),
-    path("tickets/<str:token>/attachments/<str:key>/", views.attachment, name="attachment"),
+    path("tickets/<str:token>/status/", views.ticket_status, name="ticket_status"),
+    path("tickets/<str:token>/attachments/<str:key>/", views.ticket_attachment, name="attachment"),
+    path("requests/<str:reference>/", views.request_detail, name="request"),
+    path("requests/<str:reference>/status/", views.request_status, name="request_status"),
+    path("requests/<str:reference>/attachments/<str:key>/", views.request_attachment, name="request_attachment"),
 ]

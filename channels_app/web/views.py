@@ -12,6 +12,8 @@ from django.contrib import messages
 from django.contrib.auth.models import AnonymousUser
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
@@ -20,6 +22,7 @@ from django.views.decorators.http import require_http_methods
 from channels_app.web.forms import ContactForm, ReplyForm, SignInForm, form_error_add
 from channels_app.web.ratelimit import portal_reply_rate_exceeded, webform_rate_exceeded
 from channels_app.web.signin import (
+    PortalCustomer,
     SignInRefused,
     customer_sign_out,
     customer_sign_out_everywhere,
@@ -33,12 +36,17 @@ from channels_app.web.signin import (
 from servicedesk.core.errors import ApplicationError, NotFound
 from servicedesk.core.pagination import page_or_404
 from servicedesk.tickets import access, selectors
+from servicedesk.tickets.events import Actor
 from servicedesk.tickets.inbound import InboundMessage, SenderIdentity
-from servicedesk.tickets.models import IdentityKind, Ticket
-from servicedesk.tickets.services.intake import inbound_message_receive
+from servicedesk.tickets.models import Customer, IdentityKind, Ticket
+from servicedesk.tickets.services.intake import customer_may_reopen, inbound_message_receive
+from servicedesk.tickets.services.tickets import ticket_status_change
+from servicedesk.tickets.statuses import Status
 
 SESSION_REFERENCE_KEY = "web.contact.reference"
 PORTAL_PAGE_SIZE = 25
+# A ticket page's attachments: under its signed link, or under its reference for a signed-in customer.
+ATTACHMENT_URL_NAMES = {"web:ticket": "web:attachment", "web:request": "web:request_attachment"}
 
 
 def help_home(request: HttpRequest) -> HttpResponse:
@@ -55,10 +63,24 @@ def _contact_page(request: HttpRequest, form: ContactForm, *, status: int = 200)
     return render(request, "web/contact.html", context, status=status)
 
 
+def _contact_initial(request: HttpRequest) -> dict[str, str]:
+    """A signed-in customer's name and first email address, for a new request."""
+    viewer = portal_customer(request)
+    if viewer is None:
+        return {}
+    address = (
+        viewer.customer.identities.filter(kind=IdentityKind.EMAIL)
+        .order_by("pk")
+        .values_list("value", flat=True)
+        .first()
+    )
+    return {"name": viewer.customer.name, "email": address or ""}
+
+
 @require_http_methods(["GET", "POST"])
 def contact(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
-        return _contact_page(request, ContactForm())
+        return _contact_page(request, ContactForm(initial=_contact_initial(request)))
     form = ContactForm(request.POST, request.FILES)
     if form.is_spam():
         # Looks accepted to the robot; nothing is stored.
@@ -103,10 +125,20 @@ def portal_home(request: HttpRequest) -> HttpResponse:
     viewer = portal_customer(request)
     if viewer is None:
         return render(request, "web/portal_anonymous.html")
-    tickets = access.tickets_visible_to(viewer).order_by("-created_at", "-id")
+    tickets = (
+        access.tickets_visible_to(viewer)
+        .select_related("customer")
+        .only("reference", "subject", "status", "channel", "created_at", "updated_at", "customer_id", "customer__name")
+        .order_by("-updated_at", "-id")
+    )
     page = page_or_404(tickets, PORTAL_PAGE_SIZE, request.GET.get("page"))
-    rows = [(ticket, access.portal_token_for(ticket)) for ticket in page.object_list]
-    return render(request, "web/portal.html", {"page": page, "rows": rows, "customer": viewer.customer})
+    context = {
+        "page": page,
+        "rows": page.object_list,
+        "customer": viewer.customer,
+        "organization": viewer.customer.is_org_manager and viewer.customer.organization_id is not None,
+    }
+    return render(request, "web/portal.html", context)
 
 
 @never_cache
@@ -221,11 +253,18 @@ def _reply_rate_exceeded(request: HttpRequest, ticket: Ticket, form: ReplyForm) 
     return portal_reply_rate_exceeded(ticket_id=ticket.pk, client_ip=request.META.get("REMOTE_ADDR", ""))
 
 
-@never_cache
-@require_http_methods(["GET", "POST"])
-def ticket(request: HttpRequest, token: str) -> HttpResponse:
-    current = _ticket_for_token(token)
-    form = ReplyForm(request.POST, request.FILES) if request.method == "POST" else ReplyForm()
+def _ticket_page(
+    request: HttpRequest,
+    current: Ticket,
+    *,
+    url_name: str,
+    arg: str,
+    acts: bool,
+) -> HttpResponse:
+    """A ticket's public thread, and for its customer the reply box, "my problem is solved"
+    and reopen. ``url_name``/``arg``: the page's own address (its signed link, or its
+    reference for a signed-in customer), which its attachments and actions hang under."""
+    form = ReplyForm(request.POST, request.FILES) if acts and request.method == "POST" else ReplyForm()
     status = 200
     if form.is_bound and form.is_valid():
         if _reply_rate_exceeded(request, current, form):
@@ -233,21 +272,117 @@ def ticket(request: HttpRequest, token: str) -> HttpResponse:
             status = 429
         elif _reply_receive(current, form):
             messages.success(request, _("Your reply was added to your request."))
-            return redirect("web:ticket", token=token)
+            return redirect(url_name, arg)
     thread = (
         access.messages_visible_to(AnonymousUser(), current)
         .select_related("author_user", "author_customer")
         .prefetch_related("attachments")
         .order_by("created_at", "id")
     )
-    return render(
-        request, "web/ticket.html", {"ticket": current, "thread": thread, "token": token, "form": form}, status=status
-    )
+    context = {
+        "ticket": current,
+        "thread": thread,
+        "form": form,
+        "acts": acts,
+        "url_name": url_name,
+        "arg": arg,
+        "attachment_url_name": ATTACHMENT_URL_NAMES[url_name],
+        "status_url": reverse(url_name + "_status", args=[arg]),
+        "reopens": current.is_solved and customer_may_reopen(current, timezone.now()),
+        "reopen_days": settings.SERVICEDESK["REOPEN_WINDOW_DAYS"],
+    }
+    return render(request, "web/ticket.html", context, status=status)
+
+
+def _status_change(request: HttpRequest, current: Ticket, customer: Customer) -> None:
+    """The customer's "my problem is solved" or reopen, with a message saying what happened."""
+    action = request.POST.get("action", "")
+    actor = Actor.of_customer(customer, source="portal")
+    if action == "solve" and not current.is_solved:
+        ticket_status_change(ticket=current, status=Status.SOLVED, actor=actor)
+        messages.success(request, _("Your request is marked as solved. Thank you!"))
+    elif action == "reopen" and current.is_solved:
+        if not customer_may_reopen(current, timezone.now()):
+            messages.error(request, _("This request was closed too long ago to reopen; please send a new request."))
+            return
+        ticket_status_change(ticket=current, status=Status.OPEN, actor=actor)
+        messages.success(request, _("Your request is open again. We will get back to you."))
 
 
 @never_cache
-def attachment(request: HttpRequest, token: str, key: str) -> FileResponse:
+@require_http_methods(["GET", "POST"])
+def ticket(request: HttpRequest, token: str) -> HttpResponse:
+    """A ticket through its signed link: its customer's own page."""
+    return _ticket_page(request, _ticket_for_token(token), url_name="web:ticket", arg=token, acts=True)
+
+
+@require_http_methods(["POST"])
+def ticket_status(request: HttpRequest, token: str) -> HttpResponse:
     current = _ticket_for_token(token)
+    _status_change(request, current, current.customer)
+    return redirect("web:ticket", token)
+
+
+def _request_for(viewer: PortalCustomer, reference: str) -> Ticket:
+    """A request the signed-in customer may see, by reference (a merged one: its target), else 404."""
+    visible = access.tickets_visible_to(viewer)
+    found = visible.select_related("customer").filter(reference=reference).first()
+    if found is None:
+        source = Ticket.objects.only("pk", "merged_into_id").filter(reference=reference).first()
+        found = access.merge_follow(source, visible=visible) if source is not None else None
+    if found is None:
+        raise Http404
+    return found
+
+
+def _signed_in(request: HttpRequest) -> PortalCustomer | HttpResponse:
+    viewer = portal_customer(request)
+    if viewer is None:
+        return redirect("web:sign_in")
+    return viewer
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def request_detail(request: HttpRequest, reference: str) -> HttpResponse:
+    """A request in the signed-in customer's list: their own (with the reply box and the
+    status buttons), or, for an organization manager, a colleague's (to read)."""
+    viewer = _signed_in(request)
+    if isinstance(viewer, HttpResponse):
+        return viewer
+    current = _request_for(viewer, reference)
+    if current.reference != reference:
+        return redirect("web:request", current.reference)
+    own = current.customer_id == viewer.customer.pk
+    return _ticket_page(request, current, url_name="web:request", arg=reference, acts=own)
+
+
+@require_http_methods(["POST"])
+def request_status(request: HttpRequest, reference: str) -> HttpResponse:
+    viewer = _signed_in(request)
+    if isinstance(viewer, HttpResponse):
+        return viewer
+    current = _request_for(viewer, reference)
+    if current.customer_id != viewer.customer.pk:
+        raise Http404
+    _status_change(request, current, viewer.customer)
+    return redirect("web:request", current.reference)
+
+
+@never_cache
+def request_attachment(request: HttpRequest, reference: str, key: str) -> FileResponse:
+    viewer = portal_customer(request)
+    if viewer is None:
+        raise Http404
+    return _attachment_response(_request_for(viewer, reference), key)
+
+
+@never_cache
+def ticket_attachment(request: HttpRequest, token: str, key: str) -> FileResponse:
+    return _attachment_response(_ticket_for_token(token), key)
+
+
+def _attachment_response(current: Ticket, key: str) -> FileResponse:
     try:
         found = access.attachment_get_for_portal(current, key)
         handle = found.file.open("rb")

@@ -14,6 +14,7 @@ urlpatterns = [
     path("tickets/<str:reference>/spam/", views.ticket_spam, name="ticket_spam"),
     path("tickets/<str:reference>/delete/", views.ticket_delete, name="ticket_delete"),
     path("customers/<int:pk>/", views.customer, name="customer"),
+    path("customers/<int:pk>/org-manager/", views.customer_org_manager_set, name="customer_org_manager_set"),
     path(
         "customers/<int:pk>/identities/<int:identity_pk>/clear-bouncing/",
         views.customer_identity_bouncing_clear,

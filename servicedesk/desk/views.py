@@ -362,7 +362,32 @@ def customer(request: HttpRequest, pk: int) -> HttpResponse:
         selectors.ticket_list(user=request.user, filters=filters), CUSTOMER_PAGE_SIZE, request.GET.get("page")
     )
     since = selectors.customer_first_contact(customer=found)
-    return render(request, "desk/customer.html", {"customer": found, "page": page, "customer_since": since})
+    context = {
+        "customer": found,
+        "page": page,
+        "customer_since": since,
+        "can_set_org_manager": sees_all_queues(request.user),
+    }
+    return render(request, "desk/customer.html", context)
+
+
+@require_POST
+@agent_required
+def customer_org_manager_set(request: HttpRequest, pk: int) -> HttpResponse:
+    """Let a customer see their organization's requests in the help centre, or stop it (managers and admins)."""
+    manager = signed_in_user(request)
+    if not sees_all_queues(manager):
+        raise Http404
+    found = access.customers_visible_to(manager).filter(pk=pk, merged_into__isnull=True).first()
+    if found is None or found.organization_id is None:
+        raise Http404
+    value = request.POST.get("is_org_manager") == "1"
+    customers.customer_org_manager_set(customer=found, value=value, actor=Actor.agent(manager, source="ui"))
+    if value:
+        messages.success(request, _("This customer now sees their organization's requests in the help centre."))
+    else:
+        messages.success(request, _("This customer now sees only their own requests in the help centre."))
+    return redirect("desk:customer", pk=pk)
 
 
 @require_POST

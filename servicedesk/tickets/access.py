@@ -77,8 +77,17 @@ def tickets_visible_to(user: Any) -> QuerySet[Ticket]:
 
 
 def tickets_visible_to_customer(customer: Customer) -> QuerySet[Ticket]:
-    """The tickets a customer sees, signed in, through a signed link or by writing
-    to us: their own, neither merged away nor deleted."""
+    """The tickets a customer sees, signed in or through a signed link: their own,
+    neither merged away, deleted nor spam; an organization manager
+    (``Customer.is_org_manager``) also sees their organization's."""
+    mine = Q(customer=customer)
+    if customer.is_org_manager and customer.organization_id:
+        mine |= Q(customer__organization_id=customer.organization_id)
+    return Ticket.objects.filter(mine, merged_into__isnull=True, is_deleted=False, is_spam=False)
+
+
+def _tickets_of_customer(customer: Customer) -> QuerySet[Ticket]:
+    """Where a customer's own message may land: their tickets, neither merged away nor deleted."""
     return Ticket.objects.filter(customer=customer, merged_into__isnull=True, is_deleted=False)
 
 
@@ -111,7 +120,7 @@ def ticket_thread_target(ticket: Ticket) -> Ticket | None:
     """Where a customer's message found on ``ticket`` (by link, thread key, reply
     token or subject tag) goes: ``ticket`` or the ticket it was merged into,
     if that customer may see it; None (open a new ticket) when it is deleted."""
-    return merge_follow(ticket, visible=tickets_visible_to_customer(_customer_root(ticket.customer)))
+    return merge_follow(ticket, visible=_tickets_of_customer(_customer_root(ticket.customer)))
 
 
 def ticket_get_for(user: Any, reference: str) -> Ticket:
@@ -290,7 +299,7 @@ def ticket_for_portal_token(token: str) -> Ticket:
     if not constant_time_compare(ticket.portal_key, str(data.get("k", ""))):
         raise NotFound("Ticket not found.")
     target = ticket_thread_target(ticket)
-    if target is None:
+    if target is None or target.is_spam:
         raise NotFound("Ticket not found.")
     return target
 

@@ -127,7 +127,7 @@ def test_agent_reply_is_sent_and_can_change_status(agent_api, agent, conversatio
     message.refresh_from_db()
     assert message.delivery_status == "sent"
     assert [m.to for m in mail.outbox] == [["Alice Byrne <alice@example.com>"]]
-    assert mail.outbox[0].body == "Anything else?"
+    assert mail.outbox[0].body == "Anything else?\n\nSee all your requests: http://127.0.0.1:8000/help/sign-in/\n"
     assert Ticket.objects.get(pk=ticket.pk).status == "pending"
     status_event = TicketEvent.objects.filter(ticket=ticket, kind="status").latest("id")
     assert (status_event.before, status_event.after, status_event.source) == ("new", "pending", "api")
@@ -244,8 +244,9 @@ def test_agent_reply_can_quote_the_earlier_conversation(agent_api, conversation,
     assert Message.objects.get(pk=response.json()["id"]).quote_history is True
     body = mail.outbox[0].body.splitlines()
     assert body[0] == "Anything else?"
-    assert body[2].endswith(", Ann wrote:") and body[3] == "> Refunded."
-    assert body[5].endswith(", Alice Byrne wrote:") and body[6] == "> I was charged twice."
+    assert body[2] == "See all your requests: http://127.0.0.1:8000/help/sign-in/"
+    assert body[4].endswith(", Ann wrote:") and body[5] == "> Refunded."
+    assert body[7].endswith(", Alice Byrne wrote:") and body[8] == "> I was charged twice."
     assert "Check the payment log." not in mail.outbox[0].body  # notes are never quoted
 
 

@@ -124,7 +124,10 @@ def test_agent_outbound_sends_first_reply_to_customer(
     assert len(mail.outbox) == 1
     assert mail.outbox[0].to == ["Alice Byrne <alice@example.com>"]
     assert mail.outbox[0].subject == f"Re: [{ticket.reference}] Your renewal"
-    assert mail.outbox[0].body == "Your plan renews next week."
+    assert (
+        mail.outbox[0].body
+        == "Your plan renews next week.\n\nSee all your requests: http://127.0.0.1:8000/help/sign-in/\n"
+    )
     created = TicketEvent.objects.get(ticket=ticket, kind="created")
     assert (created.actor_user_id, created.source, created.after["initiator"]) == (agent.pk, "api", "outbound")
 

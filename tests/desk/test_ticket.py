@@ -169,7 +169,7 @@ def test_public_reply_is_emailed_and_recorded(agent_client, agent, email_ticket,
     assert len(mail.outbox) == 1
     assert mail.outbox[0].subject == f"Re: [{email_ticket.reference}] Printer on fire"
     assert mail.outbox[0].to == ["Alice Byrne <alice@example.com>"]
-    assert mail.outbox[0].body == "Please unplug it."
+    assert mail.outbox[0].body == "Please unplug it.\n\nSee all your requests: http://127.0.0.1:8000/help/sign-in/\n"
     email_ticket.refresh_from_db()
     assert email_ticket.status == "pending"
     assert events_after(email_ticket, before) == [

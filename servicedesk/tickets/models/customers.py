@@ -39,6 +39,8 @@ class Customer(models.Model):
     )
     language = models.CharField(_("language"), max_length=10, blank=True)
     time_zone = models.CharField(_("time zone"), max_length=64, blank=True)
+    # Sees the requests of everyone in their organization in the help centre (docs/help-centre.md).
+    is_org_manager = models.BooleanField(_("organization manager"), default=False)
     # Set when this record was found to be the same person as another one.
     merged_into = models.ForeignKey(
         "self",

@@ -194,6 +194,8 @@ class Ticket(models.Model):
             models.Index(fields=["assignee", "status"], name="ticket_assignee_status"),
             models.Index(fields=["channel", "-updated_at"], name="ticket_channel_upd"),
             models.Index(fields=["customer", "-created_at"], name="ticket_customer_created"),
+            # A customer's requests in the help centre, the latest change first.
+            models.Index(fields=["customer", "-updated_at", "-id"], name="ticket_customer_updated"),
             models.Index(fields=["priority", "-updated_at"], name="ticket_priority_upd"),
             models.Index(fields=["sla_due_at", "id"], name="ticket_sla_due_id"),
         ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -19,6 +20,8 @@ from servicedesk.core.text import clean_line, header_safe
 from servicedesk.tickets.events import Actor, event_build
 from servicedesk.tickets.locks import customer_lock, identity_first_use_lock
 from servicedesk.tickets.models import Customer, Identity, IdentityKind, Organization, Ticket, TicketEvent
+
+log = logging.getLogger(__name__)
 
 
 class InvalidIdentity(ApplicationError):
@@ -298,3 +301,13 @@ def identity_bouncing_clear_for_address(*, kind: str, value: str) -> bool:
         return False
     identity = Identity.objects.filter(kind=kind, value=value, is_bouncing=True).first()
     return identity is not None and identity_bouncing_clear(identity=identity, actor=Actor.system(source="intake"))
+
+
+def customer_org_manager_set(*, customer: Customer, value: bool, actor: Actor) -> bool:
+    """Whether ``customer`` sees their organization's requests in the help centre
+    (``Customer.is_org_manager``); True when it changed. Logged with who changed it."""
+    changed = Customer.objects.filter(pk=customer.pk).exclude(is_org_manager=value).update(is_org_manager=value)
+    customer.is_org_manager = value
+    if changed:
+        log.info("Customer %s organization manager: %s (by %s)", customer.pk, value, actor.user or actor.source)
+    return bool(changed)

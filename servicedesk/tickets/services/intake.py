@@ -379,6 +379,11 @@ def _is_participant(ticket: Ticket, address: str) -> bool:
     return any(address in (email_key(str(r)) for r in recipients or ()) for recipients in recorded)
 
 
+def customer_may_reopen(ticket: Ticket, at: datetime) -> bool:
+    """Whether the customer may reopen ``ticket`` at ``at`` (by writing, or from the help centre)."""
+    return _reopens(ticket, at)
+
+
 def _reopens(ticket: Ticket, at: datetime) -> bool:
     """Whether a customer message may reopen ``ticket``: a closed ticket only within
     the configured number of days after it was solved; any other status always."""

@@ -25,6 +25,9 @@ from tests.factories import CustomerFactory, ticket_make
 
 pytestmark = pytest.mark.django_db
 
+# Under every reply (docs/help-centre.md).
+FOOTER = "See all your requests: http://127.0.0.1:8000/help/sign-in/"
+
 
 class ScriptedSmtp:
     """Answers DATA with the next scripted reply (then 250), keeping what it accepted."""
@@ -113,7 +116,7 @@ def test_reply_arrives_threaded_with_the_reply_address(smtp, queue, agent):
     assert msg["In-Reply-To"] == "<cust-1@example.com>"
     assert msg["References"] == "<cust-1@example.com>"
     assert msg["Reply-To"] == f"support+{reply_token_for(ticket)}@servicedesk.example"
-    assert msg.get_content().strip() == "Unplug it."
+    assert msg.get_content().strip().splitlines() == ["Unplug it.", "", FOOTER]
     reply.refresh_from_db()
     assert (reply.delivery_status, reply.rfc_message_id, reply.recipients) == (
         "sent",
@@ -187,11 +190,12 @@ def test_reply_can_quote_the_earlier_conversation(smtp, queue, agent, client, dj
     body = message_from_bytes(server.accepted[-1][1], policy=policy.default).get_content()
     lines = body.strip().splitlines()
     assert lines[0] == "Did that help?"
-    assert lines[2].endswith(", Ann wrote:") and lines[3] == "> Unplug it."
-    assert lines[5].endswith(", Alice wrote:") and lines[6] == "> Help"
-    # Without the option only the reply itself goes out.
+    assert lines[2] == FOOTER
+    assert lines[4].endswith(", Ann wrote:") and lines[5] == "> Unplug it."
+    assert lines[7].endswith(", Alice wrote:") and lines[8] == "> Help"
+    # Without the option only the reply itself goes out, with the line under every reply.
     plain = message_from_bytes(server.accepted[0][1], policy=policy.default).get_content()
-    assert plain.strip() == "Unplug it."
+    assert plain.strip().splitlines() == ["Unplug it.", "", FOOTER]
 
 
 # --- Internationalised addresses ----------------------------------------------------
@@ -238,7 +242,7 @@ def test_non_ascii_mailbox_name_goes_out_with_smtputf8_when_offered(smtp, queue,
     assert (to.display_name, to.addr_spec) == ("José Núñez", "josé@xn--bcher-kva.example")
     assert "josé@xn--bcher-kva.example".encode() in raw  # UTF-8 in the header, not an encoded word
     assert msg["Subject"] == f"Re: [{ticket.reference}] Printer on fire"
-    assert msg.get_content().strip() == "Unplug it."
+    assert msg.get_content().strip().splitlines() == ["Unplug it.", "", FOOTER]
     reply.refresh_from_db()
     assert (reply.delivery_status, reply.recipients) == ("sent", ["josé@bücher.example"])
 
@@ -292,6 +296,6 @@ def test_reply_to_mail_with_utf8_headers_goes_back_to_the_sender(smtp, queue, ag
     [to] = msg["To"].addresses
     assert (to.display_name, to.addr_spec) == ("José Núñez", "josé@xn--bcher-kva.example")
     assert msg["In-Reply-To"] == "<pedido-1@bücher.example>"
-    assert msg.get_content().strip() == "Unplug it."
+    assert msg.get_content().strip().splitlines() == ["Unplug it.", "", FOOTER]
     reply.refresh_from_db()
     assert (reply.delivery_status, reply.recipients) == ("sent", ["josé@bücher.example"])

@@ -1,5 +1,6 @@
 import re
 import uuid
+from datetime import timedelta
 
 import pytest
 from django.core import mail
@@ -259,7 +260,7 @@ def test_merged_ticket_link_opens_the_target(client, agent):
 
 
 @pytest.mark.django_db
-def test_portal_lists_a_signed_in_customers_own_tickets_newest_first(client):
+def test_portal_lists_a_signed_in_customers_own_tickets_latest_change_first(client):
     first = receive(subject="Older request").ticket
     second = receive(subject="Newer request").ticket
     receive(email="bob@example.com", subject="Bob's request")
@@ -268,12 +269,15 @@ def test_portal_lists_a_signed_in_customers_own_tickets_newest_first(client):
     response = client.get("/help/tickets/")
 
     assert response.status_code == 200
-    assert [t.reference for t, _token in response.context["rows"]] == [second.reference, first.reference]
+    assert [t.reference for t in response.context["rows"]] == [second.reference, first.reference]
     body = response.content.decode()
     assert "Bob" not in body
-    links = re.findall(r'<a href="(/help/tickets/[^"]+/)">(SD-\d+)</a>', body)
+    links = re.findall(r'<a href="(/help/requests/[^"]+/)">(SD-\d+)</a>', body)
     assert [reference for _url, reference in links] == [second.reference, first.reference]
     assert client.get(links[0][0]).context["ticket"].pk == second.pk
+    # A change to the older one puts it first.
+    Ticket.objects.filter(pk=first.pk).update(updated_at=second.updated_at + timedelta(minutes=1))
+    assert [t.reference for t in client.get("/help/tickets/").context["rows"]] == [first.reference, second.reference]
 
 
 @pytest.mark.django_db
