@@ -120,3 +120,26 @@ class SignInForm(forms.Form):
     """The address a sign-in link goes to (``/help/sign-in/``)."""
 
     email = EmailAddressFormField(label=_("Email address"))
+
+
+SCORE_LABELS = (
+    (5, _("5 - Very satisfied")),
+    (4, _("4 - Satisfied")),
+    (3, _("3 - Neither")),
+    (2, _("2 - Dissatisfied")),
+    (1, _("1 - Very dissatisfied")),
+)
+
+
+class SurveyForm(forms.Form):
+    """A satisfaction survey's answer: a score from 1 to 5 and an optional comment."""
+
+    score = forms.TypedChoiceField(
+        label=_("How satisfied are you with our help?"),
+        choices=SCORE_LABELS,
+        coerce=int,
+        widget=forms.RadioSelect,
+    )
+    comment = forms.CharField(
+        label=_("Comment"), required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 4})
+    )

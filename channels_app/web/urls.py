@@ -16,6 +16,7 @@ urlpatterns = [
     path("tickets/<str:token>/", views.ticket, name="ticket"),
     path("tickets/<str:token>/status/", views.ticket_status, name="ticket_status"),
     path("tickets/<str:token>/attachments/<str:key>/", views.ticket_attachment, name="attachment"),
+    path("surveys/<str:token>/", views.survey, name="survey"),
     path("requests/<str:reference>/", views.request_detail, name="request"),
     path("requests/<str:reference>/status/", views.request_status, name="request_status"),
     path("requests/<str:reference>/attachments/<str:key>/", views.request_attachment, name="request_attachment"),

@@ -19,7 +19,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
-from channels_app.web.forms import ContactForm, ReplyForm, SignInForm, form_error_add
+from channels_app.web.forms import ContactForm, ReplyForm, SignInForm, SurveyForm, form_error_add
 from channels_app.web.ratelimit import portal_reply_rate_exceeded, webform_rate_exceeded
 from channels_app.web.signin import (
     PortalCustomer,
@@ -40,6 +40,15 @@ from servicedesk.tickets.events import Actor
 from servicedesk.tickets.inbound import InboundMessage, SenderIdentity
 from servicedesk.tickets.models import Customer, IdentityKind, Ticket
 from servicedesk.tickets.services.intake import customer_may_reopen, inbound_message_receive
+from servicedesk.tickets.services.surveys import (
+    SCORES,
+    SurveyClosed,
+    survey_answer,
+    survey_for_token,
+    survey_is_open,
+    survey_open_for,
+    survey_token,
+)
 from servicedesk.tickets.services.tickets import ticket_status_change
 from servicedesk.tickets.statuses import Status
 
@@ -290,8 +299,20 @@ def _ticket_page(
         "status_url": reverse(url_name + "_status", args=[arg]),
         "reopens": current.is_solved and customer_may_reopen(current, timezone.now()),
         "reopen_days": settings.SERVICEDESK["REOPEN_WINDOW_DAYS"],
+        "survey": _survey_offer(current) if acts else None,
     }
     return render(request, "web/ticket.html", context, status=status)
+
+
+def _survey_offer(current: Ticket) -> dict[str, object] | None:
+    """The open survey of a solved request, to answer from its page: its answer so far and a link per score."""
+    found = survey_open_for(current)
+    if found is None:
+        return None
+    return {
+        "rating": found.rating,
+        "links": [(score, reverse("web:survey", args=[survey_token(found)]) + f"?score={score}") for score in SCORES],
+    }
 
 
 def _status_change(request: HttpRequest, current: Ticket, customer: Customer) -> None:
@@ -392,3 +413,37 @@ def _attachment_response(current: Ticket, key: str) -> FileResponse:
     response["X-Content-Type-Options"] = "nosniff"
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     return response
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def survey(request: HttpRequest, token: str) -> HttpResponse:
+    """A satisfaction survey: opening a score link shows that score, a comment box and one
+    button (mail scanners open every link); only the button records the answer."""
+    try:
+        found = survey_for_token(token)
+    except NotFound:
+        return render(request, "web/survey.html", {"state": "invalid"}, status=404)
+    if not survey_is_open(found):
+        return render(request, "web/survey.html", {"state": "closed", "survey": found})
+    if request.method == "POST":
+        form = SurveyForm(request.POST)
+        if form.is_valid():
+            try:
+                survey_answer(survey=found, score=form.cleaned_data["score"], comment=form.cleaned_data["comment"])
+            except SurveyClosed:
+                return render(request, "web/survey.html", {"state": "closed", "survey": found})
+            except ApplicationError as exc:
+                form_error_add(form, exc)
+            else:
+                return render(request, "web/survey.html", {"state": "thanks", "survey": found})
+        return render(request, "web/survey.html", {"state": "open", "survey": found, "form": form}, status=400)
+    score = request.GET.get("score", "")
+    initial: dict[str, object] = {}
+    if found.rating is not None:
+        # Answered already: the answer as it stands, to change.
+        initial = {"score": found.rating.score, "comment": found.rating.comment}
+    if score in {"1", "2", "3", "4", "5"}:
+        initial["score"] = int(score)
+    form = SurveyForm(initial=initial)
+    return render(request, "web/survey.html", {"state": "open", "survey": found, "form": form})

@@ -40,7 +40,7 @@ from servicedesk.tickets import access, selectors
 from servicedesk.tickets.events import Actor
 from servicedesk.tickets.models import Channel, Identity, Ticket
 from servicedesk.tickets.selectors import DUE_OVERDUE, DUE_SOON, TicketFilters
-from servicedesk.tickets.services import customers, delivery, replies, tickets
+from servicedesk.tickets.services import customers, delivery, replies, surveys, tickets
 from servicedesk.tickets.services.replies import AgentDraft
 from servicedesk.tickets.statuses import Priority, Status
 
@@ -150,6 +150,7 @@ def _ticket_page(
             "properties_form": properties_form or TicketPropertiesForm(ticket=ticket, user=request.user),
             "ticket_form_id": TICKET_FORM_ID,
             "can_delete": sees_all_queues(request.user),
+            "satisfaction": surveys.ticket_satisfaction(ticket),
         },
         status=status,
     )

@@ -248,6 +248,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "email.mailboxes_poll",
         "schedule": timedelta(minutes=1),
     },
+    # Satisfaction surveys of the tickets solved SURVEY_DELAY_MINUTES ago, and mail still owed.
+    "tickets-surveys-send": {
+        "task": "tickets.surveys_send",
+        "schedule": timedelta(minutes=1),
+        "options": {"expires": 50},
+    },
     # Help-centre sign-in links and sessions a day past their expiry.
     "web-signin-expired-delete": {
         "task": "web.signin_expired_delete",
@@ -461,6 +467,11 @@ SERVICEDESK = {
     "REOPEN_WINDOW_DAYS": env.int("SD_REOPEN_WINDOW_DAYS", default=30),
     # Acknowledgements to one customer at most, against auto-responders that
     # mark nothing as automatic.
+    # Satisfaction surveys (docs/help-centre.md): asked this many minutes after a solve,
+    # never twice within SURVEY_QUIET_DAYS to one customer, open SURVEY_OPEN_DAYS.
+    "SURVEY_DELAY_MINUTES": env.int("SD_SURVEY_DELAY_MINUTES", default=60),
+    "SURVEY_QUIET_DAYS": env.int("SD_SURVEY_QUIET_DAYS", default=7),
+    "SURVEY_OPEN_DAYS": env.int("SD_SURVEY_OPEN_DAYS", default=28),
     "ACK_MAX_PER_HOUR": env.int("SD_ACK_MAX_PER_HOUR", default=3),
     "ACK_MAX_PER_DAY": env.int("SD_ACK_MAX_PER_DAY", default=10),
     # Shared secret of POST /api/v1/inbound/email/ (HMAC-SHA256 of the body);

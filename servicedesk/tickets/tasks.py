@@ -71,3 +71,18 @@ def outbound_pending_dispatch() -> int:
 def message_delivery_expire_stale_task() -> int:
     """Messages left ``sending`` by a worker that died end ``failed``, as interrupted."""
     return message_delivery_expire_stale()
+
+
+@shared_task(name="tickets.surveys_send")
+def surveys_send_task() -> int:
+    """Survey the tickets solved SURVEY_DELAY_MINUTES ago (and queue the survey mail still owed)."""
+    from servicedesk.tickets.services.surveys import surveys_send
+
+    return surveys_send()
+
+
+@shared_task(name="tickets.survey_mail", autoretry_for=(OSError,), retry_backoff=5, max_retries=3)
+def survey_mail_task(survey_id: int) -> bool:
+    from servicedesk.tickets.services.surveys import survey_mail
+
+    return survey_mail(survey_id=survey_id)

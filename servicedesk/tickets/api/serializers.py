@@ -147,9 +147,25 @@ class TicketSerializer(serializers.Serializer):
         return request.build_absolute_uri(path) if request is not None else settings.SITE_URL + path
 
 
+class SatisfactionSerializer(serializers.Serializer):
+    """The ticket's latest rating (docs/metrics.md#csat): from a survey, or imported."""
+
+    score = serializers.IntegerField(read_only=True, min_value=1, max_value=5)
+    comment = serializers.CharField(read_only=True)
+    at = serializers.DateTimeField(read_only=True)
+
+
 class TicketDetailSerializer(TicketSerializer):
     customer = CustomerWithIdentitiesSerializer(read_only=True)
     messages_url = serializers.SerializerMethodField()
+    satisfaction = serializers.SerializerMethodField()
+
+    @extend_schema_field(SatisfactionSerializer(allow_null=True))
+    def get_satisfaction(self, ticket: Ticket) -> dict[str, Any] | None:
+        from servicedesk.tickets.services.surveys import ticket_satisfaction
+
+        rating = ticket_satisfaction(ticket)
+        return dict(SatisfactionSerializer(rating).data) if rating is not None else None
 
     @extend_schema_field(serializers.URLField())
     def get_messages_url(self, ticket: Ticket) -> str:

@@ -6,6 +6,7 @@ from servicedesk.tickets.models.imports import ImportedRecord
 from servicedesk.tickets.models.messages import Attachment, DeliveryStatus, DroppedAttachment, Message, MessageKind
 from servicedesk.tickets.models.sessions import AgentPresence, OperatingCost, PresenceState, Session, SessionChannel
 from servicedesk.tickets.models.sla import TargetKind, TargetState, TicketTarget
+from servicedesk.tickets.models.surveys import Survey
 from servicedesk.tickets.models.tickets import (
     Channel,
     Initiator,
@@ -38,6 +39,7 @@ __all__ = [
     "Rating",
     "Session",
     "SessionChannel",
+    "Survey",
     "Tag",
     "TargetKind",
     "TargetState",
