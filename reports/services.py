@@ -29,6 +29,7 @@ from reports.metrics.facts import Facts, ticket_facts
 from reports.metrics.quality import FIGURES as QUALITY_FIGURES
 from reports.metrics.quality import ReportFigures, quality_empty, quality_figures
 from reports.metrics.sla import sla_empty, sla_figures
+from reports.metrics.surveys import SURVEY_DIMENSIONS, survey_figures, survey_result
 from reports.metrics.tickets import DURATIONS, ticket_counts, ticket_durations, tickets_handled
 from reports.periods import Period, default_calendar
 from servicedesk.sla.calendars import CalendarSpec, calendar_spec
@@ -197,6 +198,7 @@ def _compute(period: Period, as_of: datetime) -> dict:
                     start_utc=period.start_utc, end_utc=period.end_utc, as_of=as_of, handled_sql=handled_sql(facts)
                 )
                 quality = quality_figures(facts)
+                surveys = survey_figures(facts)
 
     report: dict[str, Any] = {
         "period": {
@@ -208,9 +210,14 @@ def _compute(period: Period, as_of: datetime) -> dict:
         "as_of": instant_text(as_of),
     }
     report.update(_ticket_figures(None, "", counts, durations, sla, quality))
+    report["surveys"] = surveys[None][""]
     report.update(_live(period, as_of, handled, sessions_of_handled))
     report["definitions_version"] = DEFINITIONS_VERSION
     for name, report_key in BREAKDOWNS.items():
-        keys_seen = sorted(set(counts[name]) | set(durations[name]) | set(sla[name]))
+        by_survey = surveys.get(name, {})
+        keys_seen = sorted(set(counts[name]) | set(durations[name]) | set(sla[name]) | set(by_survey))
         report[report_key] = {key: _ticket_figures(name, key, counts, durations, sla, quality) for key in keys_seen}
+        if name in SURVEY_DIMENSIONS:
+            for key, group in report[report_key].items():
+                group["surveys"] = by_survey.get(key) or survey_result(0, 0)
     return report

@@ -243,6 +243,9 @@ def _table(figures: dict[str, Any], name: str, link: Callable[[str], str | None]
                 "sla": _pick(inner, "sla", "all_targets", "rate"),
                 "fcr": _pick(inner, "fcr", "rate"),
                 "csat": _pick(inner, "csat", "rate"),
+                # Only the agent, queue and channel breakdowns have it (the survey's own keys).
+                "response_rate": _pick(inner, "surveys", "response_rate"),
+                "has_surveys": "surveys" in inner,
             }
         )
     if name == "by_priority":
@@ -272,6 +275,7 @@ TILES = (
     ("backlog", gettext_lazy("Backlog"), ("backlog", "open"), "count"),
     ("abandonment", gettext_lazy("Abandonment, chat"), ("live", "chat", "abandonment_rate"), "rate"),
     ("abandonment", gettext_lazy("Abandonment, phone"), ("live", "phone", "abandonment_rate"), "rate"),
+    ("csat", gettext_lazy("Survey response rate"), ("surveys", "response_rate"), "rate"),
 )
 
 

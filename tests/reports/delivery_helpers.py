@@ -26,6 +26,7 @@ TOP_LEVEL_KEYS = [
     "fcr",
     "reopen",
     "csat",
+    "surveys",
     "live",
     "occupancy",
     "cost_per_contact",

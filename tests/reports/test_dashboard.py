@@ -110,6 +110,11 @@ def test_a_period_without_a_snapshot_starts_a_job_and_shows_its_progress(
     # (30 business and calendar minutes), CSAT (no rating), backlog (unsolved now: the web ticket and the
     # 24 October one).
     assert [t.strip() for t in tiles[:6]] == ["\u2014", "100.00 %", "30.00", "30.00", "\u2014", "2"]
+    # The surveys' response rate (nothing surveyed).
+    survey_tile = re.search(
+        r'#csat" title="Definition">Survey response rate</a></div>\s*<div class="report-tile-value">(.*?)</div>', page
+    )
+    assert survey_tile is not None and survey_tile.group(1).strip() == "\u2014"
     assert "export.csv?calendar=dublin&amp;preset=custom&amp;start=2025-10-20&amp;end=2025-10-23" in page
     assert '<th scope="row" class="report-key" title="support">Support</th>' in page
 

@@ -230,6 +230,7 @@ class TicketEvent(models.Model):
         DELETED = "deleted", _("Deleted")
         CUSTOMER = "customer", _("Customer")
         RATING = "rating", _("Rating")
+        SURVEYED = "surveyed", _("Satisfaction survey sent")
         ACKNOWLEDGED = "acknowledged", _("Acknowledgement")
         DELIVERY = "delivery", _("Delivery")
         SLA_APPLIED = "sla_applied", _("SLA target applied")

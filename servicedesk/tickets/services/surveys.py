@@ -36,7 +36,7 @@ from django.utils.translation import gettext as _
 from servicedesk.core.enqueue import task_enqueue
 from servicedesk.core.errors import ApplicationError, NotFound
 from servicedesk.core.text import clean_text
-from servicedesk.tickets.events import Actor
+from servicedesk.tickets.events import Actor, event_record
 from servicedesk.tickets.locks import customer_lock, row_lock
 from servicedesk.tickets.models import Identity, IdentityKind, Rating, Survey, Ticket, TicketEvent
 from servicedesk.tickets.services.tickets import ticket_rate
@@ -167,6 +167,8 @@ def _survey_make(ticket_id: int, now: datetime) -> Survey | None:
                 language=ticket.language or ticket.customer.language or "",
                 key=secrets.token_hex(16),
             )
+            # On the ticket's timeline; the reports' snapshots of its cohort see the change.
+            event_record(ticket=ticket, kind=TicketEvent.Kind.SURVEYED, actor=Actor.system(), at=now)
             survey_id = survey.pk
             transaction.on_commit(lambda: _mail_enqueue(survey_id))
     except IntegrityError:
