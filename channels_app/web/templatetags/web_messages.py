@@ -10,8 +10,8 @@ from django.urls import reverse
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-from servicedesk.desk.templatetags.desk_calls import call_entry
 from servicedesk.tickets.models import Message
+from servicedesk.tickets.services.call_entries import call_entry_facts
 
 register = template.Library()
 
@@ -40,7 +40,7 @@ def message_html(message: Message, url_name: str, arg: str) -> SafeString:
 def portal_call_entry(message: Message) -> dict[str, Any]:
     """A call's entry as its customer reads it: who, when, outcome, times and their own
     voicemail's transcript; no recording or line (the desk's)."""
-    facts = call_entry(message)
+    facts = call_entry_facts(message)
     return {
         key: facts[key] for key in ("answer", "inbound", "agent", "outcome", "ongoing", "wait", "talk", "transcript")
     }
