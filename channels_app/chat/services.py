@@ -47,6 +47,7 @@ from servicedesk.tickets.models import (
 )
 from servicedesk.tickets.services.intake import inbound_message_receive
 from servicedesk.tickets.services.replies import ticket_note_create, ticket_reply_create
+from servicedesk.tickets.services.surveys import survey_rating_link, survey_record_asked_in_chat
 from servicedesk.tickets.services.tickets import ticket_assign, ticket_queue_change, ticket_status_change
 from servicedesk.tickets.statuses import Status
 
@@ -782,6 +783,8 @@ def chat_end(
                 Session.objects.filter(pk=conversation.session_id).update(ended_at=at)
             code = {"visitor": "ended_visitor", "agent": "ended_agent"}.get(by, "ended_idle")
             _system_line(conversation, code, at)
+            # The widget asks for a rating now: a survey of the chat's ticket (docs/help-centre.md).
+            survey_record_asked_in_chat(ticket=conversation.ticket, agent_id=conversation.agent_id, ended_at=at)
         _push_visitor(conversation)
         _push_agents(conversation, conversation.agent_id, conversation.offered_to_id)
         _push_queue(conversation.queue_id, conversation.pk)
@@ -905,6 +908,8 @@ def chat_rate(*, conversation_id: int, score: int, comment: str = "", at: dateti
         external_key=f"chat:{conversation.pk}",
         defaults={"ticket_id": conversation.ticket_id, "score": score, "comment": comment, "at": at},
     )
+    if conversation.ended_at is not None:
+        survey_rating_link(ticket_id=conversation.ticket_id, asked_at=conversation.ended_at, rating=rating)
     return rating
 
 

@@ -16,7 +16,7 @@ class Survey(models.Model):
 
     ticket = models.ForeignKey("tickets.Ticket", on_delete=models.CASCADE, related_name="surveys")
     customer = models.ForeignKey("tickets.Customer", on_delete=models.CASCADE, related_name="surveys")
-    # The solve it asks about (the ticket's ``solved_at`` then): once per solve.
+    # The solve it asks about (the ticket's ``solved_at`` then; for a chat, when the chat ended): once each.
     solved_at = models.DateTimeField(_("solved"))
     sent_at = models.DateTimeField(_("sent"))
     mailed_at = models.DateTimeField(_("mailed"), null=True, blank=True)
@@ -26,7 +26,11 @@ class Survey(models.Model):
     )
     queue = models.ForeignKey("tickets.Queue", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     channel = models.CharField(_("channel"), max_length=10)
-    address = models.EmailField(_("address"))
+    # How it asked: by mail after a solve, or in the chat widget as the chat ended (no mail).
+    via = models.CharField(
+        _("asked by"), max_length=10, choices=[("mail", _("Mail")), ("chat", _("Chat"))], default="mail"
+    )
+    address = models.EmailField(_("address"), blank=True)
     language = models.CharField(_("language"), max_length=10, blank=True)
     # Part of the signed link (``survey_token``): replaced, it revokes the links sent.
     key = models.CharField(max_length=32)

@@ -177,6 +177,40 @@ def _survey_make(ticket_id: int, now: datetime) -> Survey | None:
     return survey
 
 
+def survey_record_asked_in_chat(*, ticket: Ticket, agent_id: int | None, ended_at: datetime) -> Survey:
+    """A chat that an agent answered has ended: the widget asks the visitor for a rating then.
+
+    Recorded as a survey of the chat's ticket (``via`` chat, no mail), so the
+    response rate counts the ask, and the mail survey of a later solve keeps
+    to the customer's quiet days. Idempotent for one chat's end.
+    """
+    conf = settings.SERVICEDESK
+    survey, created = Survey.objects.get_or_create(
+        ticket=ticket,
+        solved_at=ended_at,
+        defaults={
+            "customer_id": ticket.customer_id,
+            "sent_at": ended_at,
+            "mailed_at": ended_at,
+            "closes_at": ended_at + timedelta(days=conf["SURVEY_OPEN_DAYS"]),
+            "agent_id": agent_id,
+            "queue_id": ticket.queue_id,
+            "channel": ticket.channel,
+            "via": "chat",
+            "language": ticket.language or "",
+            "key": secrets.token_hex(16),
+        },
+    )
+    if created:
+        event_record(ticket=ticket, kind=TicketEvent.Kind.SURVEYED, actor=Actor.system(), at=ended_at)
+    return survey
+
+
+def survey_rating_link(*, ticket_id: int, asked_at: datetime, rating: Rating) -> None:
+    """The rating given in the chat widget answers the survey recorded as the chat ended."""
+    Survey.objects.filter(ticket_id=ticket_id, solved_at=asked_at).update(rating=rating)
+
+
 def _mail_enqueue(survey_id: int) -> None:
     from servicedesk.tickets.tasks import survey_mail_task
 

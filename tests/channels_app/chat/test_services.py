@@ -15,7 +15,16 @@ from channels_app.chat.models import ChatConversation, ChatLine, ChatStatus
 from servicedesk.core.errors import ApplicationError, PermissionDenied
 from servicedesk.routing.models import AgentProfile, Availability
 from servicedesk.tickets.events import Actor
-from servicedesk.tickets.models import AgentPresence, DeliveryStatus, Message, MessageKind, Rating, Session, Ticket
+from servicedesk.tickets.models import (
+    AgentPresence,
+    DeliveryStatus,
+    Message,
+    MessageKind,
+    Rating,
+    Session,
+    Survey,
+    Ticket,
+)
 from servicedesk.tickets.services.tickets import ticket_merge
 from tests.factories import CustomerFactory, QueueFactory, ticket_make
 
@@ -353,6 +362,18 @@ def test_the_rating_is_the_tickets_satisfaction_rating():
     assert (rating.score, rating.comment) == (4, "fine after all")
     with pytest.raises(ApplicationError):
         services.chat_rate(conversation_id=conversation.pk, score=6)
+    # The widget's ask is a survey of the chat's ticket (no mail), answered by that rating.
+    conversation.refresh_from_db()
+    survey = Survey.objects.get(ticket=conversation.ticket)
+    assert (survey.via, survey.channel, survey.agent_id, survey.rating_id) == ("chat", "chat", agent.pk, rating.pk)
+    assert survey.solved_at == survey.sent_at == survey.mailed_at == conversation.ended_at
+
+
+def test_a_chat_abandoned_before_an_answer_asks_for_no_rating():
+    widget = widget_make()
+    conversation = start(widget).conversation
+    services.chat_end(conversation_id=conversation.pk, by="visitor")
+    assert not Survey.objects.exists()
 
 
 def test_transfer_to_an_agent_or_back_to_a_queue_keeps_the_transcript():
