@@ -300,7 +300,7 @@ def test_the_table_is_read_from_the_document() -> None:
     assert RULES["channels_app.email"] == RULES["channels_app.web"]
     assert "servicedesk.routing" not in RULES["channels_app.email"]
     assert RULES["servicedesk"] == (EVERYTHING,)
-    assert len(RULES) == 25
+    assert len(RULES) == 26
 
 
 def test_the_layers_have_no_cycle() -> None:

@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "servicedesk.notifications",
     "servicedesk.desk",
     "servicedesk.live",
+    "servicedesk.kb",
     "channels_app.web",
     "channels_app.email",
     "channels_app.chat",
