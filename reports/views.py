@@ -35,7 +35,7 @@ from reports.formatting import format_number, format_rate
 from reports.labels import breakdown_labels
 from reports.live import LIVE_CHANNELS
 from reports.models import Frequency, JobStatus, ReportJob, ReportSnapshot, ReportSubscription
-from reports.periods import PeriodRefused, period_check
+from reports.periods import Period, PeriodRefused, period_check
 from reports.permissions import can_view_reports
 from reports.snapshots import (
     day_snapshots,
@@ -51,6 +51,7 @@ from reports.subscriptions import report_subscription_delete, report_subscriptio
 from servicedesk.accounts.auth import signed_in_user
 from servicedesk.accounts.roles import is_agent
 from servicedesk.core.errors import ApplicationError
+from servicedesk.kb.figures import self_service_figures
 from servicedesk.sla.models import BusinessCalendar
 from servicedesk.tickets.models import Channel
 from servicedesk.tickets.statuses import Priority
@@ -336,6 +337,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         context["priorities"] = _table(figures, "by_priority", lambda key: _inbox_link(choice, priority=key))
         context["tiers"] = _table(figures, "by_tier", lambda key: None)
         context["live_rows"] = _live_rows(figures)
+    # Read live from the knowledge base's records (not a snapshot): searches and views change by the minute.
+    period = Period(start=choice.start, end=choice.end, calendar=choice.calendar)
+    context["self_service"] = self_service_figures(start=period.start_utc, end=period.end_utc, as_of=now)
     return render(request, "reports/dashboard.html", context)
 
 

@@ -297,7 +297,8 @@ def test_the_table_is_read_from_the_document() -> None:
         "servicedesk.sla",
         "servicedesk.tickets.statuses",
     )
-    assert RULES["channels_app.email"] == RULES["channels_app.web"]
+    # The help centre reads the knowledge base (its suggestions); otherwise the two channels reach the same.
+    assert tuple(r for r in RULES["channels_app.web"] if r != "servicedesk.kb") == RULES["channels_app.email"]
     assert "servicedesk.routing" not in RULES["channels_app.email"]
     assert RULES["servicedesk"] == (EVERYTHING,)
     assert len(RULES) == 26

@@ -35,6 +35,7 @@ from channels_app.web.signin import (
 )
 from servicedesk.core.errors import ApplicationError, NotFound
 from servicedesk.core.pagination import page_or_404
+from servicedesk.kb.deflection import request_submitted
 from servicedesk.tickets import access, selectors
 from servicedesk.tickets.events import Actor
 from servicedesk.tickets.inbound import InboundMessage, SenderIdentity
@@ -119,6 +120,8 @@ def contact(request: HttpRequest) -> HttpResponse:
         form_error_add(form, exc)
         return _contact_page(request, form)
     request.session[SESSION_REFERENCE_KEY] = result.ticket.reference
+    if not seen:
+        request_submitted(session=request.session)
     return redirect("web:contact_received")
 
 

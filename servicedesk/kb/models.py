@@ -159,3 +159,43 @@ class SearchQuery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.term} ({self.results})"
+
+
+class ArticleDailyViews(models.Model):
+    """An article's page views per day (UTC), for the self-service figures of a period."""
+
+    article = models.ForeignKey(Article, on_delete=models.CASCADE, related_name="daily_views")
+    day = models.DateField()
+    views = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["article", "day"], name="kb_daily_views_once")]
+        indexes = [models.Index(fields=["day"], name="kb_daily_views_day")]
+
+    def __str__(self) -> str:
+        return f"{self.article_id} {self.day}: {self.views}"
+
+
+class DeflectionKind(models.TextChoices):
+    SHOWN = "shown", _("Suggestion shown")
+    OPENED = "opened", _("Suggested article opened")
+    SUBMITTED = "submitted", _("Request submitted")
+
+
+class DeflectionEvent(models.Model):
+    """What one browser session did with the articles suggested while it wrote a request (docs/metrics.md#deflection)."""
+
+    session_key = models.CharField(max_length=64)
+    kind = models.CharField(max_length=10, choices=DeflectionKind.choices)
+    article = models.ForeignKey(Article, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    source = models.CharField(max_length=10, default="contact")
+    at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["session_key", "kind", "at"], name="kb_deflection_session"),
+            models.Index(fields=["kind", "at"], name="kb_deflection_kind_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.session_key[:8]} {self.kind}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import nh3
@@ -27,7 +27,7 @@ from servicedesk.core.errors import ApplicationError, NotFound
 from servicedesk.core.html import ALLOWED_ATTRIBUTES, ALLOWED_CSS_PROPERTIES, ALLOWED_TAGS
 from servicedesk.core.text import clean_line, clean_text
 
-from .models import Article, ArticleStatus, ArticleVote, Category
+from .models import Article, ArticleDailyViews, ArticleStatus, ArticleVote, Category
 
 TITLE_MAX = 200
 BODY_MAX = 100_000
@@ -178,9 +178,18 @@ def article_save(*, data: ArticleInput, author: User, article: Article | None = 
     return target
 
 
-def article_viewed(article: Article) -> None:
-    """Count a view (one statement; the page is read without a lock)."""
+def article_viewed(article: Article, *, at: datetime | None = None) -> None:
+    """Count a view: the article's total and its day's (UTC), without a lock."""
+    day = (at or timezone.now()).astimezone(UTC).date()
     Article.objects.filter(pk=article.pk).update(views=F("views") + 1)
+    if ArticleDailyViews.objects.filter(article=article, day=day).update(views=F("views") + 1):
+        return
+    try:
+        with transaction.atomic():
+            ArticleDailyViews.objects.create(article=article, day=day, views=1)
+    except IntegrityError:
+        # The day's row was made meanwhile by another view.
+        ArticleDailyViews.objects.filter(article=article, day=day).update(views=F("views") + 1)
 
 
 def article_vote(*, article: Article, helpful: bool, reason: str, session_key: str) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.db.models import Prefetch, Q
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
@@ -15,12 +15,14 @@ from servicedesk.accounts.auth import agent_required, signed_in_user
 from servicedesk.accounts.roles import is_agent
 from servicedesk.core.errors import ApplicationError, NotFound
 from servicedesk.core.pagination import page_or_404
+from servicedesk.core.ratelimit import rate_count
 from servicedesk.tickets import access
 from servicedesk.tickets.models import MessageKind
 
+from .deflection import SOURCES, suggest, suggested_opened
 from .forms import ArticleForm, ImageForm, VoteForm
 from .models import Article, ArticleImage, ArticleStatus, Category
-from .search import kb_search
+from .search import QUERY_MAX, hit_json, kb_search
 from .services import (
     ArticleInput,
     article_get_for,
@@ -72,6 +74,8 @@ def kb_article(request: HttpRequest, pk: int) -> HttpResponse:
         raise Http404 from None
     visible = articles_visible_to(request.user)
     article_viewed(article)
+    if request.GET.get("suggested"):
+        suggested_opened(session=request.session, article=article)
     context = {
         "article": article,
         "category_label": article.category.label(get_language()) if article.category else "",
@@ -81,6 +85,36 @@ def kb_article(request: HttpRequest, pk: int) -> HttpResponse:
         "voted": request.session.get(f"kb.voted.{article.pk}"),
     }
     return render(request, "kb/article.html", context)
+
+
+SUGGEST_PER_MINUTE = 120
+
+
+@never_cache
+@require_GET
+def kb_suggest(request: HttpRequest) -> JsonResponse:
+    """The best three articles for what a customer is typing (the contact form's subject, the chat's
+    first message), recorded per browser session for the deflection rate (``deflection.py``)."""
+    query = (request.GET.get("q") or "").strip()
+    if len(query) > QUERY_MAX:
+        return JsonResponse({"q": [_("At most %(n)d characters.") % {"n": QUERY_MAX}]}, status=400)
+    counted = rate_count(scope="kb-suggest", key=request.META.get("REMOTE_ADDR", "") or "unknown", window_seconds=60)
+    if counted is not None and counted.attempts > SUGGEST_PER_MINUTE:
+        response = JsonResponse({"detail": _("Too many requests, try again later.")}, status=429)
+        response["Retry-After"] = str(counted.retry_after)
+        return response
+    if len(query) < 3:
+        return JsonResponse({"articles": []})
+    source = request.GET.get("source", "contact")
+    hits = suggest(
+        user=request.user,
+        session=request.session,
+        query=query,
+        language=_language(),
+        source=source if source in SOURCES else "contact",
+    )
+    articles = [{**hit_json(hit), "url": hit_json(hit)["url"] + "?suggested=1"} for hit in hits]
+    return JsonResponse({"articles": articles})
 
 
 @require_POST
