@@ -29,6 +29,7 @@ urlpatterns = [
     path("api/v1/", include("channels_app.chat.api_urls")),
     path("api/v1/", include("channels_app.phone.api_urls")),
     path("api/v1/", include("servicedesk.kb.api_urls")),
+    path("api/v1/", include("channels_app.web.api_urls")),
     path("desk/routing/", include("servicedesk.routing.urls")),
     path("desk/notifications/", include("servicedesk.notifications.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
