@@ -15,6 +15,8 @@ urlpatterns = [
     path("tickets/<str:reference>/delete/", views.ticket_delete, name="ticket_delete"),
     path("customers/<int:pk>/", views.customer, name="customer"),
     path("customers/<int:pk>/org-manager/", views.customer_org_manager_set, name="customer_org_manager_set"),
+    path("customers/<int:pk>/merge-into/<int:target_pk>/", views.customer_merge, name="customer_merge"),
+    path("customers/merges/<int:merge_pk>/undo/", views.customer_unmerge, name="customer_unmerge"),
     path(
         "customers/<int:pk>/identities/<int:identity_pk>/clear-bouncing/",
         views.customer_identity_bouncing_clear,

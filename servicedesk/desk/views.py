@@ -16,7 +16,7 @@ from django.db.models import Prefetch
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from servicedesk.accounts.auth import agent_required, signed_in_user
 from servicedesk.accounts.roles import sees_all_queues
@@ -38,7 +38,7 @@ from servicedesk.desk.forms import (
 from servicedesk.desk.timeline import ticket_timeline
 from servicedesk.tickets import access, selectors
 from servicedesk.tickets.events import Actor
-from servicedesk.tickets.models import Channel, Identity, Ticket
+from servicedesk.tickets.models import Channel, Customer, CustomerEvent, CustomerMerge, Identity, Ticket
 from servicedesk.tickets.selectors import DUE_OVERDUE, DUE_SOON, TicketFilters
 from servicedesk.tickets.services import customers, delivery, replies, surveys, tickets
 from servicedesk.tickets.services.replies import AgentDraft
@@ -363,13 +363,73 @@ def customer(request: HttpRequest, pk: int) -> HttpResponse:
         selectors.ticket_list(user=request.user, filters=filters), CUSTOMER_PAGE_SIZE, request.GET.get("page")
     )
     since = selectors.customer_first_contact(customer=found)
+    visible = access.customers_visible_to(request.user)
     context = {
         "customer": found,
         "page": page,
         "customer_since": since,
         "can_set_org_manager": sees_all_queues(request.user),
+        "duplicates": [] if found.merged_into_id else customers.customer_duplicates(customer=found, among=visible),
+        "customer_events": list(
+            CustomerEvent.objects.filter(customer=found)
+            .select_related("other", "merge", "actor_user")
+            .order_by("-at")[:50]
+        ),
     }
     return render(request, "desk/customer.html", context)
+
+
+def _merge_pair(request: HttpRequest, source_pk: int, target_pk: int) -> tuple[Customer, Customer]:
+    """Both records of a merge, each one the agent may see and neither merged away; else 404."""
+    visible = access.customers_visible_to(request.user).select_related("organization")
+    source = visible.filter(pk=source_pk, merged_into__isnull=True).first()
+    target = visible.filter(pk=target_pk, merged_into__isnull=True).first()
+    if source is None or target is None or source.pk == target.pk:
+        raise Http404
+    return source, target
+
+
+@require_http_methods(["GET", "POST"])
+@agent_required
+def customer_merge(request: HttpRequest, pk: int, target_pk: int) -> HttpResponse:
+    """Preview what merging record ``pk`` into ``target_pk`` moves (GET), and merge (POST)."""
+    source, target = _merge_pair(request, pk, target_pk)
+    if request.method == "POST":
+        agent = signed_in_user(request)
+        try:
+            customers.customer_merge(source=source, target=target, actor=Actor.agent(agent, source="ui"))
+        except ApplicationError as exc:
+            messages.error(request, str(exc.message))
+            return redirect("desk:customer", pk=target.pk)
+        messages.success(
+            request, _("%(source)s was merged into this record. You can undo it below.") % {"source": source}
+        )
+        return redirect("desk:customer", pk=target.pk)
+    preview = customers.customer_merge_preview(source=source, target=target)
+    return render(request, "desk/customer_merge.html", {"preview": preview})
+
+
+@require_POST
+@agent_required
+def customer_unmerge(request: HttpRequest, merge_pk: int) -> HttpResponse:
+    """Undo a merge into a record the agent may see."""
+    merge = (
+        CustomerMerge.objects.filter(pk=merge_pk, target__in=access.customers_visible_to(request.user))
+        .select_related("source", "target")
+        .first()
+    )
+    if merge is None:
+        raise Http404
+    agent = signed_in_user(request)
+    try:
+        customers.customer_unmerge(merge=merge, actor=Actor.agent(agent, source="ui"))
+    except ApplicationError as exc:
+        messages.error(request, str(exc.message))
+        return redirect("desk:customer", pk=merge.target_id)
+    messages.success(
+        request, _("The merge was undone: %(source)s is a record of its own again.") % {"source": merge.source}
+    )
+    return redirect("desk:customer", pk=merge.target_id)
 
 
 @require_POST

@@ -1,6 +1,13 @@
 """The service desk's domain models. See docs/architecture.md for the glossary."""
 
-from servicedesk.tickets.models.customers import Customer, Identity, IdentityKind, Organization
+from servicedesk.tickets.models.customers import (
+    Customer,
+    CustomerEvent,
+    CustomerMerge,
+    Identity,
+    IdentityKind,
+    Organization,
+)
 from servicedesk.tickets.models.idempotency import IdempotencyKey
 from servicedesk.tickets.models.imports import ImportedRecord
 from servicedesk.tickets.models.messages import Attachment, DeliveryStatus, DroppedAttachment, Message, MessageKind
@@ -23,6 +30,8 @@ __all__ = [
     "Attachment",
     "Channel",
     "Customer",
+    "CustomerEvent",
+    "CustomerMerge",
     "DeliveryStatus",
     "DroppedAttachment",
     "IdempotencyKey",

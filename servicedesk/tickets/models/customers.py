@@ -127,3 +127,59 @@ class Identity(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.value}"
+
+
+class CustomerMerge(models.Model):
+    """One customer record merged into another, with what moved, so that it can be undone exactly
+    (``services.customers.customer_merge`` / ``customer_unmerge``)."""
+
+    source = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="merges_out")
+    target = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="merges_in")
+    at = models.DateTimeField(_("merged"))
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_source = models.CharField(max_length=20, blank=True)
+    # The ids that moved (identities, tickets, sessions, surveys, records merged into the source before),
+    # the phone numbers both held (kept once, on the target), and the sign-in account that moved.
+    moved = models.JSONField(default=dict)
+    undone_at = models.DateTimeField(_("undone"), null=True, blank=True)
+    undone_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = _("customer merge")
+        verbose_name_plural = _("customer merges")
+        indexes = [
+            models.Index(fields=["target", "-at"], name="customer_merge_target"),
+            models.Index(fields=["source", "-at"], name="customer_merge_source"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source_id} -> {self.target_id}"
+
+
+class CustomerEvent(models.Model):
+    """A change to a customer record itself (a merge, its undoing), on both records concerned."""
+
+    class Kind(models.TextChoices):
+        MERGED_INTO = "merged_into", _("Merged into another record")
+        MERGED_IN = "merged_in", _("Another record merged in")
+        UNMERGED = "unmerged", _("Merge undone: separate again")
+        UNMERGED_OUT = "unmerged_out", _("Merge undone: the other record left")
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    other = models.ForeignKey(Customer, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    merge = models.ForeignKey(CustomerMerge, null=True, blank=True, on_delete=models.SET_NULL, related_name="events")
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["customer", "-at"], name="customer_event_at")]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id} {self.kind}"

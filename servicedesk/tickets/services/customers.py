@@ -8,7 +8,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import DateTimeField, F, Value
+from django.db.models import DateTimeField, F, QuerySet, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -19,7 +19,18 @@ from servicedesk.core.prepared import PreparedQuery
 from servicedesk.core.text import clean_line, header_safe
 from servicedesk.tickets.events import Actor, event_build
 from servicedesk.tickets.locks import customer_lock, identity_first_use_lock
-from servicedesk.tickets.models import Customer, Identity, IdentityKind, Organization, Ticket, TicketEvent
+from servicedesk.tickets.models import (
+    Customer,
+    CustomerEvent,
+    CustomerMerge,
+    Identity,
+    IdentityKind,
+    Organization,
+    Session,
+    Survey,
+    Ticket,
+    TicketEvent,
+)
 
 log = logging.getLogger(__name__)
 
@@ -195,10 +206,11 @@ def customer_identity_add(*, customer: Customer, kind: str, value: str) -> Ident
 
 
 def customer_merge(*, source: Customer, target: Customer, actor: Actor, at: datetime | None = None) -> Customer:
-    """Make ``source`` part of ``target``: identities and tickets move, source points to target.
+    """Make ``source`` part of ``target``: identities, tickets, sessions and surveys move, source points to target.
 
     Idempotent: merging an already merged source into the same target changes nothing.
-    Each moved ticket gets a ``customer`` event.
+    Each moved ticket gets a ``customer`` event, and both records a ``CustomerEvent``.
+    What moved is kept (``CustomerMerge``) so ``customer_unmerge`` can put it back exactly.
     """
     at = at or timezone.now()
     target = customer_root(target)
@@ -210,33 +222,32 @@ def customer_merge(*, source: Customer, target: Customer, actor: Actor, at: date
             return target
         if source.merged_into_id:
             raise ApplicationError(_("This customer was already merged into another one."))
-        moved = list(Ticket.objects.filter(customer=source).values_list("pk", flat=True))
+        moved_tickets = list(Ticket.objects.filter(customer=source).values_list("pk", flat=True))
         # A number both have (a shared line) stays once, on the target.
-        Identity.objects.filter(
+        shared = Identity.objects.filter(
             customer=source,
             kind=IdentityKind.PHONE,
             value__in=Identity.objects.filter(customer=target, kind=IdentityKind.PHONE).values("value"),
-        ).delete()
-        Identity.objects.filter(customer=source).update(customer=target)
-        Ticket.objects.filter(pk__in=moved).update(
-            customer=target,
-            updated_at=Greatest(F("updated_at"), Value(at, output_field=DateTimeField())),
-            version=F("version") + 1,
         )
-        TicketEvent.objects.bulk_create(
-            [
-                event_build(
-                    ticket=Ticket(pk=pk),
-                    kind=TicketEvent.Kind.CUSTOMER,
-                    actor=actor,
-                    at=at,
-                    before={"customer": source.pk},
-                    after={"customer": target.pk},
-                )
-                for pk in moved
-            ]
-        )
-        Customer.objects.filter(merged_into=source).update(merged_into=target)
+        removed_phones = list(shared.values("value", "is_bouncing", "created_at"))
+        shared.delete()
+        moved = {
+            "identities": list(Identity.objects.filter(customer=source).values_list("pk", flat=True)),
+            "tickets": moved_tickets,
+            "sessions": list(Session.objects.filter(customer=source).values_list("pk", flat=True)),
+            "surveys": list(Survey.objects.filter(customer=source).values_list("pk", flat=True)),
+            "children": list(Customer.objects.filter(merged_into=source).values_list("pk", flat=True)),
+            "removed_phones": [
+                {"value": p["value"], "is_bouncing": p["is_bouncing"], "created_at": p["created_at"].isoformat()}
+                for p in removed_phones
+            ],
+            "user_id": None,
+        }
+        Identity.objects.filter(pk__in=moved["identities"]).update(customer=target)
+        _tickets_move(moved_tickets, source=source, target=target, actor=actor, at=at)
+        Session.objects.filter(pk__in=moved["sessions"]).update(customer=target)
+        Survey.objects.filter(pk__in=moved["surveys"]).update(customer=target)
+        Customer.objects.filter(pk__in=moved["children"]).update(merged_into=target)
         source.merged_into = target
         source.save(update_fields=["merged_into"])
         if source.user_id and not target.user_id:
@@ -244,7 +255,169 @@ def customer_merge(*, source: Customer, target: Customer, actor: Actor, at: date
             Customer.objects.filter(pk=source.pk).update(user=None)
             Customer.objects.filter(pk=target.pk).update(user_id=user_id)
             target.user_id = user_id
+            moved["user_id"] = user_id
+        merge = CustomerMerge.objects.create(
+            source=source, target=target, at=at, actor_user=actor.user, actor_source=actor.source, moved=moved
+        )
+        CustomerEvent.objects.bulk_create(
+            [
+                CustomerEvent(
+                    customer=source,
+                    kind=CustomerEvent.Kind.MERGED_INTO,
+                    other=target,
+                    merge=merge,
+                    actor_user=actor.user,
+                    at=at,
+                ),
+                CustomerEvent(
+                    customer=target,
+                    kind=CustomerEvent.Kind.MERGED_IN,
+                    other=source,
+                    merge=merge,
+                    actor_user=actor.user,
+                    at=at,
+                ),
+            ]
+        )
     return target
+
+
+def _tickets_move(ids: list[int], *, source: Customer, target: Customer, actor: Actor, at: datetime) -> None:
+    Ticket.objects.filter(pk__in=ids).update(
+        customer=target,
+        updated_at=Greatest(F("updated_at"), Value(at, output_field=DateTimeField())),
+        version=F("version") + 1,
+    )
+    TicketEvent.objects.bulk_create(
+        [
+            event_build(
+                ticket=Ticket(pk=pk),
+                kind=TicketEvent.Kind.CUSTOMER,
+                actor=actor,
+                at=at,
+                before={"customer": source.pk},
+                after={"customer": target.pk},
+            )
+            for pk in ids
+        ]
+    )
+
+
+def customer_unmerge(*, merge: CustomerMerge, actor: Actor, at: datetime | None = None) -> Customer:
+    """Undo ``merge``: what moved goes back to the source record, which stands alone again.
+
+    Identities, tickets, sessions and surveys that moved and are still on the
+    target return (with their ratings, which belong to the tickets); phone
+    numbers both held are given back to the source; records merged into the
+    source before point at it again; the sign-in account returns. What came
+    to the target since the merge stays there. ApplicationError when the merge
+    was undone already, or the records changed so that it cannot be (the
+    source merged elsewhere, or the target merged into a third record).
+    """
+    at = at or timezone.now()
+    with transaction.atomic():
+        source = customer_lock(merge.source_id)
+        target = customer_lock(merge.target_id)
+        fresh = CustomerMerge.objects.filter(pk=merge.pk, undone_at__isnull=True).exists()
+        if not fresh:
+            raise ApplicationError(_("This merge was undone already."))
+        if source.merged_into_id != target.pk or target.merged_into_id is not None:
+            raise ApplicationError(
+                _("The records have changed since this merge (merged again elsewhere); it cannot be undone here.")
+            )
+        moved = merge.moved or {}
+        Identity.objects.filter(pk__in=moved.get("identities", []), customer=target).update(customer=source)
+        for phone in moved.get("removed_phones", []):
+            Identity.objects.get_or_create(
+                customer=source,
+                kind=IdentityKind.PHONE,
+                value=phone["value"],
+                defaults={"is_bouncing": bool(phone.get("is_bouncing"))},
+            )
+        tickets = list(
+            Ticket.objects.filter(pk__in=moved.get("tickets", []), customer=target).values_list("pk", flat=True)
+        )
+        _tickets_move(tickets, source=target, target=source, actor=actor, at=at)
+        Session.objects.filter(pk__in=moved.get("sessions", []), customer=target).update(customer=source)
+        Survey.objects.filter(pk__in=moved.get("surveys", []), customer=target).update(customer=source)
+        Customer.objects.filter(pk__in=moved.get("children", []), merged_into=target).update(merged_into=source)
+        user_id = moved.get("user_id")
+        if user_id and target.user_id == user_id:
+            Customer.objects.filter(pk=target.pk).update(user=None)
+            Customer.objects.filter(pk=source.pk).update(user_id=user_id)
+        source.merged_into = None
+        source.save(update_fields=["merged_into"])
+        CustomerMerge.objects.filter(pk=merge.pk).update(undone_at=at, undone_by=actor.user)
+        CustomerEvent.objects.bulk_create(
+            [
+                CustomerEvent(
+                    customer=source,
+                    kind=CustomerEvent.Kind.UNMERGED,
+                    other=target,
+                    merge=merge,
+                    actor_user=actor.user,
+                    at=at,
+                ),
+                CustomerEvent(
+                    customer=target,
+                    kind=CustomerEvent.Kind.UNMERGED_OUT,
+                    other=source,
+                    merge=merge,
+                    actor_user=actor.user,
+                    at=at,
+                ),
+            ]
+        )
+    source.refresh_from_db()
+    return source
+
+
+@dataclass(frozen=True)
+class MergePreview:
+    """What merging ``source`` into ``target`` would move (the desk shows it before the agent confirms)."""
+
+    source: Customer
+    target: Customer
+    identities: list[Identity]
+    shared_phones: list[str]
+    tickets: int
+    sessions: int
+    surveys: int
+
+
+def customer_merge_preview(*, source: Customer, target: Customer) -> MergePreview:
+    target_phones = set(
+        Identity.objects.filter(customer=target, kind=IdentityKind.PHONE).values_list("value", flat=True)
+    )
+    identities = list(Identity.objects.filter(customer=source).order_by("kind", "value"))
+    return MergePreview(
+        source=source,
+        target=target,
+        identities=[i for i in identities if not (i.kind == IdentityKind.PHONE and i.value in target_phones)],
+        shared_phones=sorted(i.value for i in identities if i.kind == IdentityKind.PHONE and i.value in target_phones),
+        tickets=Ticket.objects.filter(customer=source).count(),
+        sessions=Session.objects.filter(customer=source).count(),
+        surveys=Survey.objects.filter(customer=source).count(),
+    )
+
+
+def customer_duplicates(*, customer: Customer, among: QuerySet[Customer]) -> list[tuple[Customer, str]]:
+    """Other records (of ``among``, the ones the viewer may see) that may be the same person, with why:
+    the same phone number, or the same name in the same organization. Never merged by themselves."""
+    found: dict[int, tuple[Customer, str]] = {}
+    phones = Identity.objects.filter(customer=customer, kind=IdentityKind.PHONE).values("value")
+    same_phone = among.filter(
+        merged_into__isnull=True, identities__kind=IdentityKind.PHONE, identities__value__in=phones
+    ).exclude(pk=customer.pk)
+    for other in same_phone.distinct()[:20]:
+        found.setdefault(other.pk, (other, _("the same phone number")))
+    if customer.name.strip() and customer.organization_id:
+        same_name = among.filter(
+            merged_into__isnull=True, organization_id=customer.organization_id, name__iexact=customer.name.strip()
+        ).exclude(pk=customer.pk)
+        for other in same_name[:20]:
+            found.setdefault(other.pk, (other, _("the same name in the same organization")))
+    return sorted(found.values(), key=lambda pair: pair[0].pk)
 
 
 def organization_get_or_create(*, name: str, tier: str | None = None) -> Organization:
