@@ -143,3 +143,15 @@ class SurveyForm(forms.Form):
     comment = forms.CharField(
         label=_("Comment"), required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 4})
     )
+
+
+class AddEmailForm(forms.Form):
+    email = EmailAddressFormField(label=_("Another email address"))
+
+
+class AddPhoneForm(forms.Form):
+    phone = forms.CharField(label=_("A phone number"), max_length=40)
+
+
+class CodeForm(forms.Form):
+    code = forms.CharField(label=_("The code we sent"), max_length=12)

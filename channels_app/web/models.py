@@ -55,3 +55,28 @@ class CustomerSession(models.Model):
 
     def __str__(self) -> str:
         return f"{self.customer_id} ({self.created_at:%Y-%m-%d %H:%M})"
+
+
+class IdentityVerification(models.Model):
+    """A signed-in customer proving an address (a link mailed to it) or a number (a code sent to it)."""
+
+    customer = models.ForeignKey(
+        "tickets.Customer", on_delete=models.CASCADE, related_name="+", verbose_name=_("customer")
+    )
+    kind = models.CharField(_("kind"), max_length=10)
+    value = models.CharField(_("value"), max_length=320)
+    # SHA-256 of the link's token, or of the code with the row's salt.
+    digest = models.CharField(max_length=64, db_index=True)
+    salt = models.CharField(max_length=32, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(_("created"))
+    expires_at = models.DateTimeField(_("expires"))
+    used_at = models.DateTimeField(_("used"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("address check")
+        verbose_name_plural = _("address checks")
+        indexes = [models.Index(fields=["customer", "-created_at"], name="web_verification_customer")]
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.value}"

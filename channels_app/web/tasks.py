@@ -16,3 +16,11 @@ def signin_link_mail_task(link_id: int, token: str, language: str = "") -> bool:
 @shared_task(name="web.signin_expired_delete")
 def signin_expired_delete_task() -> int:
     return signin_expired_delete()
+
+
+@shared_task(name="web.verification_mail", autoretry_for=(OSError,), retry_backoff=5, max_retries=3)
+def verification_mail_task(check_id: int, token: str, language: str = "") -> bool:
+    """Mail the link that proves an address a signed-in customer is adding."""
+    from .verify import verification_mail
+
+    return verification_mail(check_id=check_id, token=token, language=language)

@@ -19,7 +19,17 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
-from channels_app.web.forms import ContactForm, ReplyForm, SignInForm, SurveyForm, form_error_add
+from channels_app.web.forms import (
+    AddEmailForm,
+    AddPhoneForm,
+    CodeForm,
+    ContactForm,
+    ReplyForm,
+    SignInForm,
+    SurveyForm,
+    form_error_add,
+)
+from channels_app.web.models import IdentityVerification
 from channels_app.web.ratelimit import portal_reply_rate_exceeded, webform_rate_exceeded
 from channels_app.web.signin import (
     PortalCustomer,
@@ -32,6 +42,12 @@ from channels_app.web.signin import (
     signin_link_use,
     signin_link_valid,
     signin_request,
+)
+from channels_app.web.verify import (
+    verification_code_use,
+    verification_link_use,
+    verification_link_valid,
+    verification_start,
 )
 from servicedesk.core.errors import ApplicationError, NotFound
 from servicedesk.core.pagination import page_or_404
@@ -450,3 +466,100 @@ def survey(request: HttpRequest, token: str) -> HttpResponse:
         initial["score"] = int(score)
     form = SurveyForm(initial=initial)
     return render(request, "web/survey.html", {"state": "open", "survey": found, "form": form})
+
+
+def _account_page(
+    request: HttpRequest,
+    viewer: PortalCustomer,
+    *,
+    email_form: AddEmailForm | None = None,
+    phone_form: AddPhoneForm | None = None,
+    code_form: CodeForm | None = None,
+    pending: IdentityVerification | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    identities = viewer.customer.identities.filter(kind__in=[IdentityKind.EMAIL, IdentityKind.PHONE]).order_by(
+        "kind", "value"
+    )
+    context = {
+        "identities": identities,
+        "email_form": email_form or AddEmailForm(),
+        "phone_form": phone_form or AddPhoneForm(),
+        "code_form": code_form or CodeForm(),
+        "pending": pending,
+    }
+    return render(request, "web/account.html", context, status=status)
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def account(request: HttpRequest) -> HttpResponse:
+    """A signed-in customer's addresses, and adding one by proving it (``verify.py``)."""
+    viewer = _signed_in(request)
+    if isinstance(viewer, HttpResponse):
+        return viewer
+    pending = IdentityVerification.objects.filter(
+        pk=request.GET.get("check") or 0, customer=viewer.customer, used_at__isnull=True
+    ).first()
+    if request.method != "POST":
+        return _account_page(request, viewer, pending=pending)
+    language = get_language() or ""
+    if "email" in request.POST:
+        form = AddEmailForm(request.POST)
+        if form.is_valid():
+            try:
+                verification_start(
+                    customer=viewer.customer,
+                    kind=IdentityKind.EMAIL,
+                    value=form.cleaned_data["email"],
+                    language=language,
+                )
+            except ApplicationError as exc:
+                form_error_add(form, exc)
+            else:
+                messages.success(request, _("We sent a link to that address: open it to add the address."))
+                return redirect("web:account")
+        return _account_page(request, viewer, email_form=form, status=400)
+    if "phone" in request.POST:
+        phone_form = AddPhoneForm(request.POST)
+        if phone_form.is_valid():
+            try:
+                check = verification_start(
+                    customer=viewer.customer,
+                    kind=IdentityKind.PHONE,
+                    value=phone_form.cleaned_data["phone"],
+                    language=language,
+                )
+            except ApplicationError as exc:
+                form_error_add(phone_form, exc)
+            else:
+                messages.success(request, _("We sent a code to that number: enter it below."))
+                return redirect(f"{reverse('web:account')}?check={check.pk}")
+        return _account_page(request, viewer, phone_form=phone_form, status=400)
+    code_form = CodeForm(request.POST)
+    if code_form.is_valid():
+        try:
+            verification_code_use(
+                customer=viewer.customer,
+                check_id=int(request.POST.get("check") or 0),
+                code=code_form.cleaned_data["code"],
+            )
+        except (ApplicationError, ValueError) as exc:
+            if isinstance(exc, ApplicationError):
+                form_error_add(code_form, exc)
+            return _account_page(request, viewer, code_form=code_form, pending=pending, status=400)
+        messages.success(request, _("The number is checked. Thank you."))
+        return redirect("web:account")
+    return _account_page(request, viewer, code_form=code_form, pending=pending, status=400)
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def account_verify(request: HttpRequest, token: str) -> HttpResponse:
+    """The mailed link that proves an address: a button (mail scanners open links), which proves it."""
+    if request.method != "POST":
+        valid = verification_link_valid(token) is not None
+        return render(request, "web/verify_link.html", {"valid": valid}, status=200 if valid else 400)
+    if verification_link_use(token) is None:
+        return render(request, "web/verify_link.html", {"valid": False}, status=400)
+    return render(request, "web/verify_link.html", {"valid": True, "done": True})

@@ -491,6 +491,10 @@ SERVICEDESK = {
     "PHONE_WEBHOOK_SECRET": env.str("SD_PHONE_WEBHOOK_SECRET", default=""),
     "TWILIO_AUTH_TOKEN": env.str("SD_TWILIO_AUTH_TOKEN", default=""),
     "PHONE_REGION": env.str("SD_PHONE_REGION", default="IE"),
+    # Text messages (verification codes): file (var/sms/), locmem or twilio (servicedesk/core/sms.py).
+    "SMS_BACKEND": env.str("SD_SMS_BACKEND", default="file"),
+    "SMS_FROM": env.str("SD_SMS_FROM", default=""),
+    "TWILIO_ACCOUNT_SID": env.str("SD_TWILIO_ACCOUNT_SID", default=""),
     # Phone events refused for their signature, per client IP and minute,
     # after which that IP gets 429 before its body is read.
     "PHONE_REFUSED_PER_MINUTE": env.int("SD_PHONE_REFUSED_PER_MINUTE", default=30),

@@ -21,7 +21,7 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"
 # the live stream out; the browser test of live updates runs the real server.
 # Missed calls make their callback tickets at once; tests/channels_app/phone/test_settle.py
 # runs with the product's wait for late answers.
-SERVICEDESK = {**SERVICEDESK, "LIVE_UPDATES": False, "PHONE_CALLBACK_SETTLE_SECONDS": 0}
+SERVICEDESK = {**SERVICEDESK, "LIVE_UPDATES": False, "PHONE_CALLBACK_SETTLE_SECONDS": 0, "SMS_BACKEND": "locmem"}
 # Static files come straight from the app folders, as in development, so the
 # tests need no collectstatic run.
 WHITENOISE_AUTOREFRESH = True

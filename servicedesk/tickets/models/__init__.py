@@ -6,6 +6,7 @@ from servicedesk.tickets.models.customers import (
     CustomerMerge,
     Identity,
     IdentityKind,
+    MergeSuggestion,
     Organization,
 )
 from servicedesk.tickets.models.idempotency import IdempotencyKey
@@ -39,6 +40,7 @@ __all__ = [
     "IdentityKind",
     "ImportedRecord",
     "Initiator",
+    "MergeSuggestion",
     "Message",
     "MessageKind",
     "OperatingCost",

@@ -183,3 +183,23 @@ class CustomerEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.customer_id} {self.kind}"
+
+
+class MergeSuggestion(models.Model):
+    """Two records that may be one person, for an agent to look at: a customer proved an address (or a
+    number) that another record holds. Proving never merges anything by itself."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="merge_suggestions")
+    other = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=10, choices=IdentityKind.choices)
+    value = models.CharField(max_length=320)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["customer", "other", "kind", "value"], name="merge_suggestion_once")
+        ]
+        indexes = [models.Index(fields=["other"], name="merge_suggestion_other")]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id} ~ {self.other_id} ({self.kind})"

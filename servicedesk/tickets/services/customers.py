@@ -8,7 +8,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import DateTimeField, F, QuerySet, Value
+from django.db.models import DateTimeField, F, Q, QuerySet, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -25,6 +25,7 @@ from servicedesk.tickets.models import (
     CustomerMerge,
     Identity,
     IdentityKind,
+    MergeSuggestion,
     Organization,
     Session,
     Survey,
@@ -203,6 +204,34 @@ def customer_identity_add(*, customer: Customer, kind: str, value: str) -> Ident
             raise InvalidIdentity(_("This address belongs to another customer; merge the customers instead."))
         return owner
     return Identity.objects.create(customer=customer, kind=kind, value=value)
+
+
+def identity_proven(*, customer: Customer, kind: str, value: str, at: datetime | None = None) -> list[Customer]:
+    """``customer`` proved they hold ``value`` (a link or a code sent to it reached them).
+
+    A free address, and any phone number, becomes theirs. An address or
+    number another record holds is never taken or merged: each such record
+    becomes a suggested merge for agents (``MergeSuggestion``), returned.
+    """
+    at = at or timezone.now()
+    value = identity_normalize(kind=kind, value=value)
+    customer = customer_root(customer)
+    holders = {
+        root.pk: root
+        for root in (
+            customer_root(identity.customer)
+            for identity in Identity.objects.select_related("customer").filter(kind=kind, value=value)[:20]
+        )
+        if root.pk != customer.pk
+    }
+    with transaction.atomic():
+        if kind == IdentityKind.PHONE or not Identity.objects.filter(kind=kind, value=value).exists():
+            customer_identity_add(customer=customer, kind=kind, value=value)
+        for other in holders.values():
+            MergeSuggestion.objects.get_or_create(
+                customer=customer, other=other, kind=kind, value=value, defaults={"created_at": at}
+            )
+    return list(holders.values())
 
 
 def customer_merge(*, source: Customer, target: Customer, actor: Actor, at: datetime | None = None) -> Customer:
@@ -411,6 +440,12 @@ def customer_duplicates(*, customer: Customer, among: QuerySet[Customer]) -> lis
     ).exclude(pk=customer.pk)
     for other in same_phone.distinct()[:20]:
         found.setdefault(other.pk, (other, _("the same phone number")))
+    suggested = MergeSuggestion.objects.filter(Q(customer=customer) | Q(other=customer)).values_list(
+        "customer_id", "other_id"
+    )
+    pairs = {pk for pair in suggested for pk in pair if pk != customer.pk}
+    for other in among.filter(pk__in=pairs, merged_into__isnull=True)[:20]:
+        found.setdefault(other.pk, (other, _("one of them proved an address the other holds")))
     if customer.name.strip() and customer.organization_id:
         same_name = among.filter(
             merged_into__isnull=True, organization_id=customer.organization_id, name__iexact=customer.name.strip()
