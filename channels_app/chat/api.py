@@ -15,6 +15,7 @@ import logging
 import uuid
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone, translation
@@ -31,6 +32,7 @@ from servicedesk.accounts.models import User
 from servicedesk.accounts.roles import is_agent
 from servicedesk.core.errors import ApplicationError, NotFound, PermissionDenied
 from servicedesk.core.throttles import FailOpenThrottle
+from servicedesk.kb.deflection import chat_key, request_submitted, suggest
 from servicedesk.tickets.access import queues_visible_to
 from servicedesk.tickets.inbound import InboundAttachment
 from servicedesk.tickets.models import Identity, IdentityKind, Ticket, Topic
@@ -209,6 +211,34 @@ class WidgetView(VisitorView):
         )
 
 
+class SuggestionsView(VisitorView):
+    """The best three knowledge-base articles for the visitor's first message, while they type it.
+
+    ``visitor_key``: the widget's key for the visitor's browser, under which
+    what was shown, opened and sent counts for the deflection rate
+    (servicedesk/kb/deflection.py).
+    """
+
+    @extend_schema(responses=None)
+    def get(self, request: Request, key: str) -> Response:
+        widget = _widget(key)
+        self.origin_check(request, widget)
+        query = str(request.query_params.get("q") or "").strip()
+        if len(query) > 200:
+            return Response({"q": [_("At most %(n)d characters.") % {"n": 200}]}, status=status.HTTP_400_BAD_REQUEST)
+        if len(query) < 3:
+            return Response({"articles": []})
+        deflection = chat_key(str(request.query_params.get("visitor_key") or "")) or ""
+        language = "zh-hans" if (translation.get_language() or "").startswith("zh") else "en"
+        hits = suggest(user=None, key=deflection, query=query, language=language, source="chat")
+        base = settings.SITE_URL
+        articles = []
+        for hit in hits:
+            url = f"{base}/help/kb/articles/{hit.article.pk}/"
+            articles.append({"title": hit.article.title, "url": f"{url}?ds={deflection}" if deflection else url})
+        return Response({"articles": articles})
+
+
 class StartSerializer(serializers.Serializer):
     widget = serializers.SlugField(required=False, default="default")
     name = serializers.CharField(required=False, allow_blank=True, max_length=services.NAME_MAX, default="")
@@ -220,6 +250,8 @@ class StartSerializer(serializers.Serializer):
     visitor = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
     identity = serializers.CharField(required=False, allow_blank=True, max_length=254, default="")
     identity_hmac = serializers.CharField(required=False, allow_blank=True, max_length=128, default="")
+    # The widget's key for the visitor's browser when it showed suggestions (the deflection rate).
+    visitor_key = serializers.CharField(required=False, allow_blank=True, max_length=80, default="")
 
 
 class StartView(VisitorView):
@@ -252,6 +284,9 @@ class StartView(VisitorView):
             )
         )
         conversation = started.conversation
+        deflection = chat_key(data["visitor_key"])
+        if deflection:
+            request_submitted(key=deflection, source="chat")
         return Response(
             {
                 "id": conversation.pk,

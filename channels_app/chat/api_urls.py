@@ -24,6 +24,7 @@ def conversations(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpRespon
 app_name = "chat_api"
 urlpatterns = [
     path("chat/widgets/<slug:key>/", api.WidgetView.as_view(), name="widget"),
+    path("chat/widgets/<slug:key>/suggestions/", api.SuggestionsView.as_view(), name="suggestions"),
     path("chat/conversations/", conversations, name="conversations"),
     path("chat/conversations/<int:pk>/", api.AgentConversationView.as_view(), name="conversation"),
     path("chat/conversations/<int:pk>/accept/", api.AcceptView.as_view(), name="accept"),

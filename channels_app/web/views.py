@@ -136,8 +136,8 @@ def contact(request: HttpRequest) -> HttpResponse:
         form_error_add(form, exc)
         return _contact_page(request, form)
     request.session[SESSION_REFERENCE_KEY] = result.ticket.reference
-    if not seen:
-        request_submitted(session=request.session)
+    if not seen and request.session.session_key:
+        request_submitted(key=request.session.session_key)
     return redirect("web:contact_received")
 
 

@@ -19,7 +19,7 @@ from servicedesk.core.ratelimit import rate_count
 from servicedesk.tickets import access
 from servicedesk.tickets.models import MessageKind
 
-from .deflection import SOURCES, suggest, suggested_opened
+from .deflection import CHAT_KEY, SOURCES, session_key_of, suggest, suggested_opened
 from .forms import ArticleForm, ImageForm, VoteForm
 from .models import Article, ArticleImage, ArticleStatus, Category
 from .search import QUERY_MAX, hit_json, kb_search
@@ -74,8 +74,13 @@ def kb_article(request: HttpRequest, pk: int) -> HttpResponse:
         raise Http404 from None
     visible = articles_visible_to(request.user)
     article_viewed(article)
-    if request.GET.get("suggested"):
-        suggested_opened(session=request.session, article=article)
+    if request.GET.get("suggested") and request.session.session_key:
+        suggested_opened(key=request.session.session_key, article=article)
+    elif request.GET.get("ds"):
+        # Suggested in the chat widget on another site: the widget's key for the visitor's browser.
+        key = str(request.GET["ds"])[:80]
+        if CHAT_KEY.fullmatch(key):
+            suggested_opened(key=key, article=article)
     context = {
         "article": article,
         "category_label": article.category.label(get_language()) if article.category else "",
@@ -108,7 +113,7 @@ def kb_suggest(request: HttpRequest) -> JsonResponse:
     source = request.GET.get("source", "contact")
     hits = suggest(
         user=request.user,
-        session=request.session,
+        key=session_key_of(request.session),
         query=query,
         language=_language(),
         source=source if source in SOURCES else "contact",

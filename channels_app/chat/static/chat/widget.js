@@ -91,6 +91,7 @@
       rate_n: (n) => n + " out of 5",
       comment: "Comment",
       rate_send: "Send rating",
+      suggested: "These articles may answer your question:",
       rate_done: "Thank you for your rating.",
       rate_choose: "Choose a rating from 1 to 5.",
       new_chat: "Start a new chat",
@@ -157,6 +158,7 @@
       rate_n: (n) => n + " 分（满分 5 分）",
       comment: "评论",
       rate_send: "提交评分",
+      suggested: "这些文章也许能解答您的问题：",
       rate_done: "感谢您的评分。",
       rate_choose: "请选择 1 到 5 分。",
       new_chat: "开始新的对话",
@@ -230,6 +232,16 @@
   }
 
   // ------------------------------------------------------------------ small helpers
+
+  /** The key under which suggestions shown, opened and followed by a chat count (kept for this browser). */
+  function deflectionKey() {
+    let key = store.get("deflection");
+    if (!key || !/^[A-Za-z0-9-]{8,64}$/.test(key)) {
+      key = uuid();
+      store.set("deflection", key);
+    }
+    return key;
+  }
 
   function uuid() {
     if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
@@ -345,6 +357,8 @@ textarea { resize: vertical; min-height: 64px; }
 .secondary { border: 1px solid #9aa3ad; border-radius: 6px; padding: 6px 10px; background: #fff; cursor: pointer; font-size: 13px; }
 button:disabled { opacity: .6; cursor: default; }
 .note { margin: 0 0 12px; padding: 8px 10px; background: #fff8e1; border-radius: 6px; font-size: 14px; }
+.suggestions ul { margin: 0 0 12px; padding-left: 20px; }
+.suggestions[hidden] { display: none; }
 .log { list-style: none; margin: 0; padding: 12px 14px; flex: 1; overflow-y: auto; min-height: 120px; }
 .line { margin: 0 0 10px; max-width: 85%; }
 .line .who { display: block; font-size: 12px; color: #5b6470; }
@@ -578,7 +592,39 @@ legend { font-weight: 600; padding: 0; }
       for (const topic of s.topics) select.append(h("option", { value: topic.slug, text: topic.name }));
       form.append(field("topic", T.topic, select, false));
     }
-    form.append(field("text", T.message, h("textarea", { rows: 3 }), true));
+    const question = h("textarea", { rows: 3 });
+    form.append(field("text", T.message, question, true));
+    // Knowledge-base articles for what the visitor is typing (links open on the desk's help centre).
+    const suggestions = h("div", { class: "suggestions", hidden: true, "aria-live": "polite" });
+    form.append(suggestions);
+    let suggestTimer = null;
+    let suggestAsked = 0;
+    question.addEventListener("input", () => {
+      clearTimeout(suggestTimer);
+      suggestTimer = setTimeout(async () => {
+        const text = question.value.trim();
+        const mine = ++suggestAsked;
+        if (text.length < 3) {
+          suggestions.hidden = true;
+          return;
+        }
+        const result = await call(
+          "widgets/" + encodeURIComponent(widgetKey) + "/suggestions/?visitor_key=" + encodeURIComponent(deflectionKey()) +
+            "&q=" + encodeURIComponent(text.slice(0, 200))
+        );
+        if (mine !== suggestAsked || !result.ok) return;
+        const articles = result.data.articles || [];
+        suggestions.replaceChildren();
+        if (articles.length) {
+          const list = h("ul", {});
+          for (const article of articles) {
+            list.append(h("li", {}, h("a", { href: article.url, target: "_blank", rel: "noopener", text: article.title })));
+          }
+          suggestions.append(h("p", { class: "note", text: T.suggested }), list);
+        }
+        suggestions.hidden = articles.length === 0;
+      }, 300);
+    });
     const formError = h("p", { class: "err", role: "alert" });
     const submit = h("button", { type: "submit", class: "primary", text: online ? T.start : T.offline_send });
     form.append(formError, submit);
@@ -643,6 +689,8 @@ legend { font-weight: 600; padding: 0; }
     };
     const previous = store.get("token");
     if (previous) body.visitor = previous;
+    const deflection = store.get("deflection");
+    if (deflection) body.visitor_key = deflection;
     if (identity) {
       body.identity = identity;
       body.identity_hmac = identityHmac;
