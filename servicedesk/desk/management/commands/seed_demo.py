@@ -24,6 +24,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from servicedesk.accounts.models import User
+from servicedesk.kb.models import Article, ArticleStatus, Category
+from servicedesk.kb.services import ArticleInput, article_save
 from servicedesk.routing.models import QueueRouting
 from servicedesk.routing.services import agent_profile_ensure, queue_routing_set
 from servicedesk.tickets.importer import HistoryImporter
@@ -82,6 +84,8 @@ class Command(BaseCommand):
         self._screenshots()
         with transaction.atomic():
             self._sign_ins()
+        with transaction.atomic():
+            self._knowledge_base()
         self.stdout.write(importer.stats.summary())
         self.stdout.write("Demo sign-ins (desk: /desk/, customer portal: /help/tickets/):")
         for _id, email, _name, role, password in STAFF:
@@ -114,6 +118,35 @@ class Command(BaseCommand):
                 upload=InboundAttachment(filename=SCREENSHOT_NAME, content_type="image/png", content=screenshot_png()),
             )
 
+    def _knowledge_base(self) -> None:
+        """A few published articles in English with their Chinese translations (kept as edited on later runs)."""
+        author = User.objects.get(external_id="demo-agent")
+        categories = {}
+        for position, (slug, name, name_zh) in enumerate(KB_CATEGORIES):
+            categories[slug], _created = Category.objects.get_or_create(
+                slug=slug, defaults={"name": name, "name_zh_hans": name_zh, "position": position}
+            )
+        for slug, title, body, title_zh, body_zh in KB_ARTICLES:
+            if Article.objects.filter(title=title, translation_of__isnull=True).exists():
+                continue
+            original = article_save(
+                data=ArticleInput(
+                    title=title, body=body, language="en", status=ArticleStatus.PUBLISHED, category=categories[slug]
+                ),
+                author=author,
+            )
+            article_save(
+                data=ArticleInput(
+                    title=title_zh,
+                    body=body_zh,
+                    language="zh-hans",
+                    status=ArticleStatus.PUBLISHED,
+                    category=categories[slug],
+                    translation_of=original,
+                ),
+                author=author,
+            )
+
     def _sign_ins(self) -> None:
         for external_id, _email, _name, role, password in STAFF:
             user = User.objects.get(external_id=external_id)
@@ -132,6 +165,34 @@ class Command(BaseCommand):
         for user in User.objects.filter(username=CUSTOMER_SIGN_IN):
             user.set_unusable_password()
             user.save(update_fields=["password"])
+
+
+KB_CATEGORIES = (("accounts", "Accounts", "账户"), ("billing", "Billing", "账单"))
+KB_ARTICLES = (
+    (
+        "accounts",
+        "Reset your password",
+        "1. Open **Sign in** and choose *Forgot password*.\n2. Enter your email address.\n"
+        "3. Open the link we send you within 15 minutes.\n\nNo mail? Check your spam folder.",
+        "重置密码",
+        "1. 打开**登录**页面，选择*忘记密码*。\n2. 输入您的电子邮件地址。\n3. 在 15 分钟内打开我们发送的链接。\n\n没有收到邮件？请检查垃圾邮件文件夹。",  # noqa: RUF001
+    ),
+    (
+        "billing",
+        "I was charged twice",
+        "A second charge is usually a card *authorisation* that disappears within 5 working days.\n\n"
+        "If it is still there after that, [contact us](/help/contact/) with the date and amount.",
+        "重复扣款",
+        "第二笔扣款通常是银行卡的*预授权*，会在 5 个工作日内自动消失。\n\n如果之后仍然存在，请[联系我们](/help/contact/)并提供日期和金额。",  # noqa: RUF001
+    ),
+    (
+        "accounts",
+        "Upload a file that is too large",
+        "Files up to 10 MB can be attached. Larger files: compress them, or share a link.",
+        "上传过大的文件",
+        "可以附加最大 10 MB 的文件。更大的文件请先压缩，或分享链接。",  # noqa: RUF001
+    ),
+)
 
 
 def _anchor() -> datetime:
