@@ -43,26 +43,39 @@ def _language() -> str:
 # ---------------------------------------------------------------- the help centre
 
 
+HOME_PER_CATEGORY = 10
+CATEGORY_PAGE_SIZE = 50
+
+
 @require_GET
 def kb_home(request: HttpRequest) -> HttpResponse:
-    """Categories and their articles in the reader's language (others where no translation exists)."""
+    """Each category with its most read articles in the reader's language (those of the other language
+    where it has none), and a link to all of them: a few statements, however many articles there are."""
     language = _language()
     visible = articles_visible_to(request.user)
-    articles = list(visible.select_related("category").order_by("title"))
-    # One version per article: the reader's language when there is one.
-    chosen: dict[int, Article] = {}
-    for article in articles:
-        held = chosen.get(article.original_id)
-        if held is None or (article.language == language and held.language != language):
-            chosen[article.original_id] = article
-    groups: dict[Category | None, list[Article]] = {}
-    for article in sorted(chosen.values(), key=lambda a: a.title.casefold()):
-        groups.setdefault(article.category, []).append(article)
-    ordered = sorted(
-        groups.items(), key=lambda item: (item[0] is None, item[0].position if item[0] else 0, str(item[0] or ""))
+    groups = []
+    for category in [*Category.objects.all(), None]:
+        in_category = visible.filter(category=category) if category else visible.filter(category__isnull=True)
+        total = in_category.count()
+        if not total:
+            continue
+        mine = list(in_category.filter(language=language).order_by("-views", "title")[:HOME_PER_CATEGORY])
+        if not mine:
+            mine = list(in_category.order_by("-views", "title")[:HOME_PER_CATEGORY])
+        groups.append((category, category.label(language) if category else "", mine, total))
+    return render(request, "kb/home.html", {"categories": groups, "language": language})
+
+
+@require_GET
+def kb_category(request: HttpRequest, slug: str) -> HttpResponse:
+    category = Category.objects.filter(slug=slug).first()
+    if category is None:
+        raise Http404
+    articles = articles_visible_to(request.user).filter(category=category).order_by("language", "title", "id")
+    page = page_or_404(articles, CATEGORY_PAGE_SIZE, request.GET.get("page"))
+    return render(
+        request, "kb/category.html", {"category": category, "label": category.label(_language()), "page": page}
     )
-    categories = [(category.label(language) if category else "", articles) for category, articles in ordered]
-    return render(request, "kb/home.html", {"categories": categories, "language": language})
 
 
 @never_cache

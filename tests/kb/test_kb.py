@@ -238,3 +238,29 @@ def test_the_desk_and_the_writing_api_are_for_agents_only(client, writer):
         ).json()["status"]
         == "archived"
     )
+
+
+def test_the_home_page_shows_each_categorys_most_read_and_a_category_page_all_of_them(client, writer):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    category = Category.objects.create(slug="printing", name="Printing", name_zh_hans="打印")
+    for n in range(15):
+        write(writer, f"Printer tip {n:02d}", "Text.", category=category)
+    write(writer, "Printer draft", status=ArticleStatus.DRAFT, category=category)
+    Article.objects.filter(title="Printer tip 14").update(views=99)
+
+    def home() -> tuple[str, int]:
+        with CaptureQueriesContext(connection) as queries:
+            body = client.get("/help/kb/").content.decode()
+        return body, len(queries.captured_queries)
+
+    page, counted = home()
+    assert page.count("Printer tip") == 10 and page.index("Printer tip 14") < page.index("Printer tip 00")
+    assert "All 15 articles" in page and "Printer draft" not in page
+    for n in range(15, 40):
+        write(writer, f"Printer tip {n:02d}", "Text.", category=category)
+    assert home()[1] == counted
+    listing = client.get("/help/kb/categories/printing/").content.decode()
+    assert listing.count("Printer tip") == 40 and "Printer draft" not in listing
+    assert client.get("/help/kb/categories/nope/").status_code == 404
