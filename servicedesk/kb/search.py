@@ -6,10 +6,11 @@ words and, for Chinese, which has no spaces, overlapping pairs of characters.
 A query is turned into the same terms and any of them matches, the last one
 also as a prefix (the reader is still typing):
 
-- On PostgreSQL: full-text search, ``to_tsvector('english', search_text)``
-  with an expression GIN index (``kb_article_search``, migration 0002), so
-  English words match across their forms ("printers", "printing") and
-  Chinese pairs match exactly; ranked by ``ts_rank_cd``, then by views.
+- On PostgreSQL: full-text search on ``search_vector``
+  (``to_tsvector('english', search_text)``, kept by a trigger, with a GIN
+  index ``kb_article_search``: migration 0004), so English words match
+  across their forms ("printers", "printing") and Chinese pairs match
+  exactly; ranked by ``ts_rank_cd`` on the stored vectors, then by views.
 - Elsewhere (the SQLite default): each term is looked for in the document and
   the matches are ranked by how many terms each holds; simpler, slower, the
   same results for whole words.
@@ -67,13 +68,13 @@ def _postgres(visible: QuerySet[Article], terms: list[str], limit: int) -> list[
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-SELECT a.id FROM {table} a
-WHERE to_tsvector('english', a.search_text) @@ to_tsquery('english', %s)
+SELECT a.id FROM {table} a, to_tsquery('english', %s) q
+WHERE a.search_vector @@ q
   AND a.id IN ({sql})
-ORDER BY ts_rank_cd(to_tsvector('english', a.search_text), to_tsquery('english', %s)) DESC, a.views DESC, a.id
+ORDER BY ts_rank_cd(a.search_vector, q) DESC, a.views DESC, a.id
 LIMIT %s
 """,  # noqa: S608
-            [tsquery, *params, tsquery, limit],
+            [tsquery, *params, limit],
         )
         order = [row[0] for row in cursor.fetchall()]
     found = {a.pk: a for a in visible.filter(pk__in=order).select_related("category")}
