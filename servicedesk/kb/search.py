@@ -3,8 +3,10 @@
 Each article's search document (``Article.search_text``, made on save by
 ``services.search_terms``) holds its title twice and its text, as lower-case
 words and, for Chinese, which has no spaces, overlapping pairs of characters.
-A query is turned into the same terms and any of them matches, the last one
-also as a prefix (the reader is still typing):
+A query is turned into the same terms. The articles that hold every term come
+first; only when none does, any term matches (a word misspelt or not in any
+article does not empty the answer). The last term also matches as a prefix
+(the reader is still typing):
 
 - On PostgreSQL: full-text search on ``search_vector``
   (``to_tsvector('english', search_text)``, kept by a trigger, with a GIN
@@ -61,22 +63,26 @@ def _postgres(visible: QuerySet[Article], terms: list[str], limit: int) -> list[
     words = [word for word in words if word]
     if not words:
         return []
-    # Any term; the last one also as a prefix of a longer word.
-    tsquery = " | ".join([*words[:-1], f"{words[-1]}:*"]) if len(words) > 1 else f"{words[0]}:*"
     table = Article._meta.db_table
     sql, params = visible.values("pk").query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
+    order: list[int] = []
+    # Every term first; any term only when no article has them all. The last one also as a prefix.
+    for operator in ("&", "|") if len(words) > 1 else ("|",):
+        tsquery = f" {operator} ".join([*words[:-1], f"{words[-1]}:*"])
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""
 SELECT a.id FROM {table} a, to_tsquery('english', %s) q
 WHERE a.search_vector @@ q
   AND a.id IN ({sql})
 ORDER BY ts_rank_cd(a.search_vector, q) DESC, a.views DESC, a.id
 LIMIT %s
 """,  # noqa: S608
-            [tsquery, *params, limit],
-        )
-        order = [row[0] for row in cursor.fetchall()]
+                [tsquery, *params, limit],
+            )
+            order = [row[0] for row in cursor.fetchall()]
+        if order:
+            break
     found = {a.pk: a for a in visible.filter(pk__in=order).select_related("category")}
     return [found[pk] for pk in order if pk in found]
 

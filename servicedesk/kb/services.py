@@ -8,6 +8,7 @@ only, never on the public pages, search or API.
 
 from __future__ import annotations
 
+import html as html_module
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -152,7 +153,8 @@ def article_save(*, data: ArticleInput, author: User, article: Article | None = 
     title, body = _check(data)
     now = timezone.now()
     html = markdown_html(body)
-    text = " ".join(strip_tags(html).split())
+    # The text as read: tags gone and entities decoded ("&gt;" is ">"), for snippets and the search document.
+    text = " ".join(html_module.unescape(strip_tags(html)).split())
     target = article or Article(created_by=author, created_at=now)
     if article is not None and data.translation_of is not None and data.translation_of.pk == article.pk:
         raise ApplicationError(_("An article is not a translation of itself."), field="translation_of")

@@ -96,8 +96,9 @@ def test_search_ranks_finds_word_forms_and_chinese_and_marks_the_terms(writer):
     visible = articles_visible_to(None)
     hits = kb_search(visible, "printing fire")
     assert hits[0].article.pk == printer.pk
-    assert "<mark>fire</mark>" in hits[0].title and "&lt;b&gt;Never&lt;/b&gt;" not in hits[0].snippet
-    assert "<b>" not in hits[0].snippet
+    # The source's raw HTML is text: shown as written, escaped once, never as markup.
+    assert "<mark>fire</mark>" in hits[0].title and "&lt;b&gt;Never&lt;/b&gt;" in hits[0].snippet
+    assert "<b>" not in hits[0].snippet and "&amp;" not in hits[0].snippet
     assert [hit.article.pk for hit in kb_search(visible, "打印机")] == [chinese.pk]
     assert "<mark>打印</mark>" in kb_search(visible, "打印机")[0].title
     # The simpler matching of databases without full-text search finds the same articles by whole terms.
