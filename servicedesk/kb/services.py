@@ -148,13 +148,17 @@ def _check(data: ArticleInput) -> tuple[str, str]:
     return title, body
 
 
+def article_text(html: str) -> str:
+    """The article's text as read: tags gone and entities decoded ("&gt;" is ">"), for snippets and search."""
+    return " ".join(html_module.unescape(strip_tags(html)).split())
+
+
 def article_save(*, data: ArticleInput, author: User, article: Article | None = None) -> Article:
     """Create (``article`` None) or change an article; the HTML and search document follow the Markdown."""
     title, body = _check(data)
     now = timezone.now()
     html = markdown_html(body)
-    # The text as read: tags gone and entities decoded ("&gt;" is ">"), for snippets and the search document.
-    text = " ".join(html_module.unescape(strip_tags(html)).split())
+    text = article_text(html)
     target = article or Article(created_by=author, created_at=now)
     if article is not None and data.translation_of is not None and data.translation_of.pk == article.pk:
         raise ApplicationError(_("An article is not a translation of itself."), field="translation_of")
