@@ -288,27 +288,32 @@ def customer_merge(*, source: Customer, target: Customer, actor: Actor, at: date
         merge = CustomerMerge.objects.create(
             source=source, target=target, at=at, actor_user=actor.user, actor_source=actor.source, moved=moved
         )
-        CustomerEvent.objects.bulk_create(
-            [
-                CustomerEvent(
-                    customer=source,
-                    kind=CustomerEvent.Kind.MERGED_INTO,
-                    other=target,
-                    merge=merge,
-                    actor_user=actor.user,
-                    at=at,
-                ),
-                CustomerEvent(
-                    customer=target,
-                    kind=CustomerEvent.Kind.MERGED_IN,
-                    other=source,
-                    merge=merge,
-                    actor_user=actor.user,
-                    at=at,
-                ),
-            ]
-        )
+        _merge_events(merge, (CustomerEvent.Kind.MERGED_INTO, CustomerEvent.Kind.MERGED_IN), actor=actor, at=at)
     return target
+
+
+def _merge_events(merge: CustomerMerge, kinds: tuple[str, str], *, actor: Actor, at: datetime) -> None:
+    """The history entry of ``merge`` (or its undoing) on both records: ``kinds`` for the source and the target."""
+    CustomerEvent.objects.bulk_create(
+        [
+            CustomerEvent(
+                customer_id=merge.source_id,
+                kind=kinds[0],
+                other_id=merge.target_id,
+                merge=merge,
+                actor_user=actor.user,
+                at=at,
+            ),
+            CustomerEvent(
+                customer_id=merge.target_id,
+                kind=kinds[1],
+                other_id=merge.source_id,
+                merge=merge,
+                actor_user=actor.user,
+                at=at,
+            ),
+        ]
+    )
 
 
 def _tickets_move(ids: list[int], *, source: Customer, target: Customer, actor: Actor, at: datetime) -> None:
@@ -377,26 +382,7 @@ def customer_unmerge(*, merge: CustomerMerge, actor: Actor, at: datetime | None 
         source.merged_into = None
         source.save(update_fields=["merged_into"])
         CustomerMerge.objects.filter(pk=merge.pk).update(undone_at=at, undone_by=actor.user)
-        CustomerEvent.objects.bulk_create(
-            [
-                CustomerEvent(
-                    customer=source,
-                    kind=CustomerEvent.Kind.UNMERGED,
-                    other=target,
-                    merge=merge,
-                    actor_user=actor.user,
-                    at=at,
-                ),
-                CustomerEvent(
-                    customer=target,
-                    kind=CustomerEvent.Kind.UNMERGED_OUT,
-                    other=source,
-                    merge=merge,
-                    actor_user=actor.user,
-                    at=at,
-                ),
-            ]
-        )
+        _merge_events(merge, (CustomerEvent.Kind.UNMERGED, CustomerEvent.Kind.UNMERGED_OUT), actor=actor, at=at)
     source.refresh_from_db()
     return source
 
