@@ -14,18 +14,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import nh3
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 from django.utils.html import strip_tags
 from django.utils.translation import gettext as _
-from markdown_it import MarkdownIt
 
 from servicedesk.accounts.models import User
 from servicedesk.accounts.roles import is_agent
 from servicedesk.core.errors import ApplicationError, NotFound
-from servicedesk.core.html import ALLOWED_ATTRIBUTES, ALLOWED_CSS_PROPERTIES, ALLOWED_TAGS
+from servicedesk.core.markdown import markdown_html as core_markdown_html
 from servicedesk.core.text import clean_line, clean_text
 
 from .models import Article, ArticleDailyViews, ArticleStatus, ArticleVote, Category
@@ -35,32 +33,11 @@ BODY_MAX = 100_000
 REASON_MAX = 500
 IMAGE_PREFIX = "/help/kb/images/"
 
-# CommonMark with tables; raw HTML in the source is not passed through (it is text).
-_MARKDOWN = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
-_ATTRIBUTES = {**ALLOWED_ATTRIBUTES, "*": set()}
-_URL_SCHEMES = {"http", "https", "mailto"}
-
-
-def _attribute_filter(tag: str, attribute: str, value: str) -> str | None:
-    # Images only from the knowledge base itself (uploaded with the article).
-    if tag == "img" and attribute == "src" and not value.startswith(IMAGE_PREFIX):
-        return None
-    return value
-
 
 def markdown_html(source: str) -> str:
-    """Markdown rendered and sanitised: no scripts, event handlers, iframes, ``javascript:`` links or remote images."""
-    rendered = _MARKDOWN.render(source or "")
-    return nh3.clean(
-        rendered,
-        tags=ALLOWED_TAGS,
-        attributes=_ATTRIBUTES,
-        url_schemes=_URL_SCHEMES,
-        filter_style_properties=ALLOWED_CSS_PROPERTIES,
-        link_rel="noopener noreferrer nofollow",
-        strip_comments=True,
-        attribute_filter=_attribute_filter,
-    )
+    """Markdown rendered and sanitised: no scripts, event handlers, iframes, ``javascript:`` links or remote images
+    (images only from the knowledge base itself, uploaded with the article)."""
+    return core_markdown_html(source, image_prefix=IMAGE_PREFIX)
 
 
 # ---------------------------------------------------------------- the search document
