@@ -16,6 +16,7 @@ urlpatterns = [
     path("help/chat/", include("channels_app.chat.urls")),
     path("help/kb/", include("servicedesk.kb.urls")),
     path("help/", include("channels_app.web.urls")),
+    path("community/", include("channels_app.forum.urls")),
     path("desk/reports/", include("reports.urls")),
     path("desk/chat/", include("channels_app.chat.console_urls")),
     path("desk/calls/", include("channels_app.phone.desk_urls")),

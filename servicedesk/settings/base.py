@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "channels_app.email",
     "channels_app.chat",
     "channels_app.phone",
+    "channels_app.forum",
     "reports",
 ]
 

@@ -1,0 +1,1 @@
+"""The community forum at ``/community/`` (docs/community.md)."""
