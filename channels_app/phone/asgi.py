@@ -13,8 +13,8 @@ headers the site's middleware adds to a JSON answer:
   are this process's (``lines.py``, read on a thread at most once a second
   when they may have changed); the signature, JSON and fields are checked with the
   view's own functions; the event is stored with the view's statement
-  (``services.event_insert``) on a small pool of this route's own
-  connections, in autocommit; the call joins the set of calls to fold (one
+  (``services.event_insert``) on a connection of the loop's own pool
+  (``core/loop_db.py``), in autocommit; the call joins the set of calls to fold (one
   more round trip), and a drain task is enqueued on a thread when none is
   queued. Anything unusual (the lines changed, a signature no known line
   made, Redis unreachable) goes to the view's function on a thread.
@@ -27,7 +27,6 @@ describes the view (``api.CtiEventView``), which stays for both.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -35,6 +34,7 @@ from typing import Any
 
 from django.conf import settings
 
+from servicedesk.core.loop_db import loop_connection, loop_db_available
 from servicedesk.live.threads import in_thread
 
 from . import lines as phone_lines
@@ -75,12 +75,10 @@ _in_thread_receive = in_thread(_receive_safely)
 
 
 class _Direct:
-    """This process's Redis client, connection pool and lines as the direct route last read them."""
+    """This process's Redis client for the direct route."""
 
     def __init__(self) -> None:
         self.redis: Any = None
-        self.pool: Any = None
-        self.opening: asyncio.Lock | None = None
 
 
 _DIRECT = _Direct()
@@ -88,44 +86,20 @@ _DIRECT = _Direct()
 
 def direct_enabled() -> bool:
     """The event loop route: with Redis, PostgreSQL and the fold in a worker, unless SD_PHONE_DIRECT_ROUTE=false."""
-    from django.db import connections
-
     return bool(
         settings.SERVICEDESK.get("PHONE_DIRECT_ROUTE", True)
         and settings.SERVICEDESK["PHONE_FOLD_IN_WORKER"]
         and getattr(settings, "REDIS_URL", "")
-        and connections["default"].vendor == "postgresql"
+        and loop_db_available()
     )
 
 
-async def _opened() -> _Direct:
+def _opened() -> _Direct:
     direct = _DIRECT
-    if direct.pool is not None:
-        return direct
-    if direct.opening is None:
-        direct.opening = asyncio.Lock()
-    async with direct.opening:
-        if direct.pool is None:
-            import redis.asyncio
-            from django.db import connections
-            from psycopg import AsyncConnection
-            from psycopg_pool import AsyncConnectionPool
+    if direct.redis is None:
+        import redis.asyncio
 
-            params = dict(connections["default"].get_connection_params())
-            params.pop("cursor_factory", None)
-            params["autocommit"] = True
-            direct.redis = redis.asyncio.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=2)
-            pool = AsyncConnectionPool(
-                kwargs=params,
-                connection_class=AsyncConnection,
-                min_size=1,
-                max_size=int(settings.SERVICEDESK.get("PHONE_DIRECT_CONNECTIONS", 4)),
-                timeout=5.0,
-                open=False,
-                name="phone-events",
-            )
-            await pool.open(wait=False)
-            direct.pool = pool
+        direct.redis = redis.asyncio.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=2)
     return direct
 
 
@@ -142,7 +116,7 @@ async def _direct_receive(body: bytes, signature: str, client: str) -> Answer:
 
     from .services import FOLD_SCHEDULED_SECONDS, drain_enqueue, fold_keys, fold_member
 
-    direct = await _opened()
+    direct = _opened()
     refused_key, refused_left = REFUSALS.counter(client)
     counter = PHONE_EVENTS_LIMIT.counter(client)
     rate = PHONE_EVENTS_LIMIT.rate()
@@ -188,7 +162,7 @@ async def _direct_receive(body: bytes, signature: str, client: str) -> Answer:
     stored = None
     for attempt in range(2):
         try:
-            async with direct.pool.connection() as conn:
+            async with loop_connection() as conn:
                 cursor = await conn.execute(sql, values)
                 stored = await cursor.fetchone() is not None
             break

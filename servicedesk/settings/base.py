@@ -315,6 +315,18 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(minutes=1),
         "options": {"expires": 50},
     },
+    # Community: support questions past their target become tickets; authors of answered
+    # questions without an accepted answer are asked once to accept one (docs/community.md).
+    "forum-topics-escalate-due": {
+        "task": "forum.topics_escalate_due",
+        "schedule": timedelta(minutes=1),
+        "options": {"expires": 50},
+    },
+    "forum-accept-reminders": {
+        "task": "forum.accept_reminders_send",
+        "schedule": timedelta(hours=1),
+        "options": {"expires": 3000},
+    },
 }
 CELERY_TIMEZONE = "UTC"
 
@@ -504,10 +516,14 @@ SERVICEDESK = {
     # once) the call is folded in the request instead (docs/phone.md).
     "PHONE_FOLD_IN_WORKER": env.bool("SD_PHONE_FOLD_IN_WORKER", default=bool(REDIS_URL)),
     # The generic CTI webhook answered on the web server's event loop, in front of
-    # Django's request handling, with this many database connections of its own per
-    # process (channels_app/phone/asgi.py; with Redis and PostgreSQL only).
+    # Django's request handling (channels_app/phone/asgi.py; with Redis and PostgreSQL only).
     "PHONE_DIRECT_ROUTE": env.bool("SD_PHONE_DIRECT_ROUTE", default=True),
-    "PHONE_DIRECT_CONNECTIONS": env.int("SD_PHONE_DIRECT_CONNECTIONS", default=4),
+    # Database connections of each web server process's event loop, for the statements
+    # awaited there (servicedesk/core/loop_db.py: phone events, visitors' chat lines).
+    "LOOP_DB_CONNECTIONS": env.int("SD_LOOP_DB_CONNECTIONS", default=4),
+    # A visitor's chat line stored by one statement awaited on the event loop, with
+    # PostgreSQL (channels_app/chat/loop_line.py); false: by the service on a thread.
+    "CHAT_LOOP_LINES": env.bool("SD_CHAT_LOOP_LINES", default=True),
     # A missed call's callback ticket is made this many seconds after the fold first finds
     # the call ended unanswered, so an answer the telephone system reports late (after its
     # hang-up) makes the same ticket as in order; 0: at once (docs/phone.md).
@@ -535,6 +551,25 @@ SERVICEDESK = {
         "phone": env.int("SD_LIVE_THRESHOLD_PHONE_SECONDS", default=20),
     },
     "SHORT_ABANDON_SECONDS": env.int("SD_SHORT_ABANDON_SECONDS", default=5),
+    # Community moderation (docs/community.md, "Moderation"). Trust level n (1 basic, 2 member,
+    # 3 regular) needs the n-th value of each list: approved posts, days since joining, likes received.
+    "FORUM_TRUST_POSTS": env.list("SD_FORUM_TRUST_POSTS", cast=int, default=[3, 20, 100]),
+    "FORUM_TRUST_DAYS": env.list("SD_FORUM_TRUST_DAYS", cast=int, default=[0, 15, 60]),
+    "FORUM_TRUST_LIKES": env.list("SD_FORUM_TRUST_LIKES", cast=int, default=[0, 5, 30]),
+    # New members (trust level 0): their first posts held for approval (0: none), at most so many
+    # links and @mentions a post (more is refused), and posts an hour (more is refused, 429).
+    "FORUM_NEW_HELD_POSTS": env.int("SD_FORUM_NEW_HELD_POSTS", default=0),
+    "FORUM_NEW_MAX_LINKS": env.int("SD_FORUM_NEW_MAX_LINKS", default=2),
+    "FORUM_NEW_MAX_MENTIONS": env.int("SD_FORUM_NEW_MAX_MENTIONS", default=2),
+    "FORUM_NEW_POSTS_PER_HOUR": env.int("SD_FORUM_NEW_POSTS_PER_HOUR", default=10),
+    # Anyone's post with one of these words, or a link to one of these domains (and their
+    # subdomains), is held for approval.
+    "FORUM_HOLD_WORDS": env.list("SD_FORUM_HOLD_WORDS", default=[]),
+    "FORUM_HOLD_DOMAINS": env.list("SD_FORUM_HOLD_DOMAINS", default=[]),
+    # Open flags that hide a post until a moderator reviews it (one flag by staff hides at once).
+    "FORUM_FLAGS_TO_HIDE": env.int("SD_FORUM_FLAGS_TO_HIDE", default=3),
+    # Days after the first reply that the author of an unanswered question is asked, once, to accept an answer.
+    "FORUM_ACCEPT_REMINDER_DAYS": env.int("SD_FORUM_ACCEPT_REMINDER_DAYS", default=7),
 }
 
 # Email channel: limits checked before a mail is parsed (over one, the mail is
