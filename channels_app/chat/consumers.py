@@ -16,11 +16,15 @@ import uuid
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import psycopg.errors
+from django.utils import timezone
+
 from servicedesk.core.errors import ApplicationError
 from servicedesk.live.flood import Bucket
 from servicedesk.live.threads import SocketConsumer, in_thread
 
-from . import services
+from . import loop_line, services
+from .loop_line import line_owner, loop_lines_enabled, visitor_line_store
 from .models import ChatConversation, ChatWidget, LineAuthor
 
 log = logging.getLogger(__name__)
@@ -71,6 +75,8 @@ class ChatConsumer(SocketConsumer):
             await self.close(code=CLOSE_ORIGIN)
             return
         self.conversation_id = conversation.pk
+        # Lines are stored from the loop while the chat's ticket and customer are these (loop_line.py).
+        self.owner = line_owner(conversation) if loop_lines_enabled() else None
         self.group = services.visitor_group(conversation.pk)
         self.sent_seq: int | None = None
         self.last_status: dict[str, Any] | None = None
@@ -178,7 +184,9 @@ class ChatConsumer(SocketConsumer):
         if not isinstance(text, str):
             await self._error("bad_frame", "A message needs its text.")
             return
-        frame = await in_thread(self._store)(client_id, text)
+        frame = await self._store_on_loop(client_id, text)
+        if frame is None:
+            frame = await in_thread(self._store)(client_id, text)
         if self.sent_seq is not None and frame["seq"] == self.sent_seq + 1:
             # The next line is this very one (the usual case): its echo, the "delivered" mark, as stored.
             await self.send_json(frame)
@@ -188,6 +196,21 @@ class ChatConsumer(SocketConsumer):
             # Not resumed yet: at least this line's echo.
             self.sent_seq = 0
         await self._catch_up()
+
+    async def _store_on_loop(self, client_id: uuid.UUID, text: str) -> dict[str, Any] | None:
+        """The usual line stored by one statement on the loop (``loop_line.py``); None: for the service."""
+        if self.owner is None:
+            return None
+        try:
+            stored = await visitor_line_store(self.owner, client_id=client_id, text=text, at=timezone.now())
+        except psycopg.errors.UniqueViolation:
+            # The same line from two sockets at once: the service answers it as stored.
+            return None
+        except Exception:
+            # The database away, the pool exhausted: the service decides (and answers its error).
+            log.warning("Chat %s: line handed to the service", self.conversation_id, exc_info=True)
+            return None
+        return None if stored is None else stored.frame()
 
     def _store(self, client_id: uuid.UUID, text: str) -> dict[str, Any]:
         line, _new = services.chat_visitor_message(conversation_id=self.conversation_id, client_id=client_id, text=text)
@@ -206,9 +229,17 @@ class ChatConsumer(SocketConsumer):
         seen = status != "active" or now - self.seen_at >= SEEN_ACTIVE_EVERY
         if seen:
             self.seen_at = now
-        last_seq, stored_status = await in_thread(services.visitor_ping)(self.conversation_id, seen=seen)
+        last_seq, stored_status = await self._ping_read(seen)
         # Lines only once the socket resumed (it asked for lines from a point on).
         return stored_status != status or (self.sent_seq is not None and last_seq > self.sent_seq)
+
+    async def _ping_read(self, seen: bool) -> tuple[int, str]:
+        if self.owner is not None:
+            try:
+                return await loop_line.visitor_ping(self.conversation_id, seen=seen, at=timezone.now())
+            except Exception:
+                log.warning("Chat %s: ping read by the service", self.conversation_id, exc_info=True)
+        return await in_thread(services.visitor_ping)(self.conversation_id, seen=seen)
 
     async def _typing(self) -> None:
         now = time.monotonic()

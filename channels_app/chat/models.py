@@ -167,6 +167,9 @@ class ChatConversation(models.Model):
     requested_at = models.DateTimeField()
     visitor_seen_at = models.DateTimeField()
     visitor_left_at = models.DateTimeField(null=True, blank=True)
+    # Not indexed: every line moves it, and a row none of whose indexed columns changes is
+    # updated in place (PostgreSQL's HOT). The idle sweep finds the active chats by
+    # ``chat_status_offer``'s status and reads this on their rows.
     last_activity_at = models.DateTimeField()
     ended_at = models.DateTimeField(null=True, blank=True)
     # Set when the agent closes the wrap-up after the end.
@@ -180,7 +183,6 @@ class ChatConversation(models.Model):
             models.Index(fields=["queue", "status", "requested_at"], name="chat_queue_status_requested"),
             models.Index(fields=["agent", "status"], name="chat_agent_status"),
             models.Index(fields=["status", "offer_expires_at"], name="chat_status_offer"),
-            models.Index(fields=["status", "last_activity_at"], name="chat_status_activity"),
         ]
         constraints = [
             models.CheckConstraint(

@@ -573,7 +573,7 @@ def _visitor_line_store(
             inbound=InboundMessage(
                 channel=CHANNEL,
                 external_id=f"chat:{conversation.pk}:{client_id}",
-                sender=_sender(conversation),
+                sender=line_sender(conversation),
                 text=text,
                 attachments=attachments,
                 ticket_reference=ticket.reference,
@@ -603,7 +603,7 @@ def _visitor_line_store(
     return line, True
 
 
-def _sender(conversation: ChatConversation) -> SenderIdentity:
+def line_sender(conversation: ChatConversation) -> SenderIdentity:
     """Who writes the visitor's lines: the identity the chat started under (their chat
     identity, or the address a signed-in visitor's site vouched for)."""
     if conversation.verified_identity and conversation.visitor_id == conversation.verified_identity.lower():
@@ -842,7 +842,7 @@ def chat_leave_message(*, conversation_id: int, email: str, text: str, at: datet
                 inbound=InboundMessage(
                     channel=CHANNEL,
                     external_id=f"chat:{conversation.pk}:offline",
-                    sender=_sender(conversation),
+                    sender=line_sender(conversation),
                     text=text,
                     ticket_reference=ticket.reference,
                     reference_trusted=True,

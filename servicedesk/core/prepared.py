@@ -202,20 +202,32 @@ def _row_values(obj: models.Model, fields: list[Any], connection: Any, *, add: b
     return values
 
 
+def row_insert_values(obj: models.Model, using: str = "default") -> tuple[list[Any], list[Any]] | None:
+    """The fields and values of ``obj``'s INSERT as ``row_insert`` sends them (``save()``'s),
+    or None where only ``save()`` writes it (see above). For a caller that writes the row
+    within a statement of its own (``channels_app/chat/loop_line.py``)."""
+    model = type(obj)
+    meta = model._meta
+    if obj.pk is not None or not _row_plain(model, using) or meta.db_returning_fields != [meta.pk]:
+        return None
+    fields = [f for f in meta.local_concrete_fields if not f.generated and f is not meta.auto_field]
+    obj._prepare_related_fields_for_save(operation_name="save")  # type: ignore[attr-defined]
+    values = _row_values(obj, fields, connections[using], add=True)
+    if values is None:
+        return None
+    return fields, values
+
+
 def row_insert(obj: models.Model, using: str = "default") -> None:
     """Insert ``obj``, a new instance, as ``obj.save(force_insert=True)`` would (its id set on it)."""
     model = type(obj)
     meta = model._meta
-    if obj.pk is not None or not _row_plain(model, using) or meta.db_returning_fields != [meta.pk]:
+    prepared = row_insert_values(obj, using)
+    if prepared is None:
         obj.save(force_insert=True, using=using)
         return
-    fields = [f for f in meta.local_concrete_fields if not f.generated and f is not meta.auto_field]
-    obj._prepare_related_fields_for_save(operation_name="save")  # type: ignore[attr-defined]
+    fields, values = prepared
     connection = connections[using]
-    values = _row_values(obj, fields, connection, add=True)
-    if values is None:
-        obj.save(force_insert=True, using=using)
-        return
 
     def build(connection: Any) -> str:
         quote = connection.ops.quote_name

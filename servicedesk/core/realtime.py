@@ -48,6 +48,55 @@ def realtime_publish(*, group: str, kind: str, data: dict[str, Any], using: str 
     transaction.on_commit(lambda: _send(group, message), using=using, robust=True)
 
 
+async def realtime_publish_committed(*, group: str, kind: str, data: dict[str, Any]) -> None:
+    """``realtime_publish`` for code on the event loop whose change is committed already
+    (a statement in autocommit, ``core/loop_db.py``): sent at once, on this loop, as the
+    consumers' own group joins are. Never raises and never waits for the layer: the
+    send is a task of the loop (at most ``_Sender.MAX_WAITING`` at once, as the thread's)."""
+    if not _GROUP.match(group):
+        raise ValueError(f"invalid group name {group!r}")
+    message = {"type": kind, **data}
+    from channels.layers import InMemoryChannelLayer, get_channel_layer
+
+    try:
+        layer = get_channel_layer()
+        if isinstance(layer, InMemoryChannelLayer):
+            # Process-local (the tests): at once.
+            await layer.group_send(group, message)
+        elif layer is not None:
+            _loop_sends.start(layer, group, message)
+    except Exception:
+        log.warning("Could not push %s to %s", kind, group, exc_info=True)
+
+
+class _LoopSends:
+    """The pushes sent as tasks of the event loop, each held until it is done."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._dropped = 0
+
+    def start(self, layer: Any, group: str, message: dict[str, Any]) -> None:
+        if len(self._tasks) >= _Sender.MAX_WAITING:
+            self._dropped += 1
+            if self._dropped == 1 or self._dropped % 1000 == 0:
+                log.warning("%d pushes dropped: the channel layer does not keep up", self._dropped)
+            return
+        task = asyncio.get_running_loop().create_task(self._send(layer, group, message))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    @staticmethod
+    async def _send(layer: Any, group: str, message: dict[str, Any]) -> None:
+        try:
+            await layer.group_send(group, message)
+        except Exception:
+            log.warning("Could not push %s to %s", message.get("type"), group, exc_info=True)
+
+
+_loop_sends = _LoopSends()
+
+
 def _send(group: str, message: dict[str, Any]) -> None:
     from channels.layers import InMemoryChannelLayer, get_channel_layer
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -200,26 +201,9 @@ def _store(
         if ticket is not None and not inbound.is_automatic and not _reopens(ticket, at):
             # Too long after closing: a new ticket, linked to the old one.
             follow_up_of, ticket = ticket, None
-    actor = (
-        Actor.agent(inbound.recorded_by, source=inbound.channel)
-        if inbound.recorded_by is not None
-        else Actor.of_customer(customer, source="intake")
-    )
-
-    message = Message(
-        kind=MessageKind.PUBLIC_ENDUSER,
-        channel=inbound.channel,
-        author_customer=customer,
-        text=text,
-        display_text=display if display.strip() != text.strip() else "",
-        html=html,
-        external_id=inbound.external_id[:255],
-        rfc_message_id=(inbound.rfc_message_id or None) and inbound.rfc_message_id[:255],
-        recipients=list(inbound.recipients),
-        dropped_attachments=[d.as_json() for d in dropped],
-        created_at=at,
-    )
-    message_after = {"kind": message.kind, "channel": message.channel, "automatic": inbound.is_automatic}
+    actor = _actor(inbound, customer)
+    message = _message_build(inbound, customer=customer, text=text, html=html, display=display, dropped=dropped, at=at)
+    message_after = _message_after(inbound, message)
     # Seen before? Asked before a ticket is opened for it (a ticket number is
     # not spent on a redelivery); a message on an existing ticket is kept from
     # a second copy by the unique constraint alone.
@@ -286,6 +270,85 @@ def _store(
     assignee_id = ticket.assignee_id if inbound.notify_assignee else None
     transaction.on_commit(lambda: _after_commit(message_id, ack_id=ack_id, outcome=outcome, assignee_id=assignee_id))
     return IntakeResult(outcome=outcome, ticket=ticket, message=message, customer=customer)
+
+
+def _actor(inbound: InboundMessage, customer: Customer) -> Actor:
+    if inbound.recorded_by is not None:
+        return Actor.agent(inbound.recorded_by, source=inbound.channel)
+    return Actor.of_customer(customer, source="intake")
+
+
+def _message_build(
+    inbound: InboundMessage,
+    *,
+    customer: Customer,
+    text: str,
+    html: str,
+    display: str,
+    dropped: list[DroppedAttachment],
+    at: datetime,
+) -> Message:
+    return Message(
+        kind=MessageKind.PUBLIC_ENDUSER,
+        channel=inbound.channel,
+        author_customer=customer,
+        text=text,
+        display_text=display if display.strip() != text.strip() else "",
+        html=html,
+        external_id=inbound.external_id[:255],
+        rfc_message_id=(inbound.rfc_message_id or None) and inbound.rfc_message_id[:255],
+        recipients=list(inbound.recipients),
+        dropped_attachments=[d.as_json() for d in dropped],
+        created_at=at,
+    )
+
+
+def _message_after(inbound: InboundMessage, message: Message) -> dict[str, Any]:
+    return {"kind": message.kind, "channel": message.channel, "automatic": inbound.is_automatic}
+
+
+def appended_message_rows(*, inbound: InboundMessage, ticket: Ticket) -> tuple[Message, TicketEvent]:
+    """The message and its event, unsaved, exactly as ``inbound_message_receive`` stores
+    them for a plain text ``inbound`` (no html, no attachments) appended to ``ticket``,
+    its customer's ticket, whose status the message leaves as it is.
+
+    For a caller that writes them itself, with the rest of its change, in one
+    statement (a visitor's chat line, ``channels_app/chat/loop_line.py``); the
+    caller's statement takes them only where ``_takes_line`` and the status
+    rule hold (``statuses_kept_by_customer_message``), and hands anything else
+    to the intake. ``ticket`` needs only its id and ``customer_id``. Raises
+    EmptyMessage as the intake does.
+    """
+    if inbound.html or inbound.attachments or inbound.recorded_by is not None:
+        raise ValueError("appended_message_rows takes a customer's plain text message.")
+    text = clean_text(inbound.text)
+    if not text.strip():
+        raise EmptyMessage(_("The message is empty."), field="message")
+    at = inbound.received_at or timezone.now()
+    customer = Customer(pk=ticket.customer_id)
+    message = _message_build(
+        inbound, customer=customer, text=text, html="", display=clean_text(inbound.display_text), dropped=[], at=at
+    )
+    message.ticket = ticket
+    event = event_build(
+        ticket=ticket,
+        kind=TicketEvent.Kind.MESSAGE,
+        actor=_actor(inbound, customer),
+        at=at,
+        message=message,
+        after=_message_after(inbound, message),
+    )
+    return message, event
+
+
+def statuses_kept_by_customer_message() -> list[str]:
+    """The ticket statuses a customer's message leaves as they are (statuses.STATUS_ON_CUSTOMER_MESSAGE),
+    but closed (whose reopening depends on the time since it was solved: ``_reopens``)."""
+    return [
+        status
+        for status, after in statuses.STATUS_ON_CUSTOMER_MESSAGE.items()
+        if status == after and status != Status.CLOSED
+    ]
 
 
 def _takes_line(ticket: Ticket, inbound: InboundMessage) -> bool:

@@ -17,6 +17,7 @@ from channels_app.chat import services
 from channels_app.chat.consumers import CLOSE_FLOOD, CLOSE_ORIGIN, CLOSE_UNKNOWN_TOKEN
 from channels_app.chat.models import ChatLine
 from servicedesk.asgi import application
+from servicedesk.core.loop_db import loop_db_close
 
 from .helpers import SHOP, chat_agent, start, widget_make
 
@@ -26,6 +27,14 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture(autouse=True)
 def _empty_layer() -> None:
     async_to_sync(get_channel_layer().flush)()
+
+
+@pytest.fixture(autouse=True, params=["loop", "thread"])
+def lines_stored(request, settings) -> str:
+    """Every test twice: visitors' lines stored from the event loop (the product's way with
+    PostgreSQL, loop_line.py) and by the service on a thread (the other databases')."""
+    settings.SERVICEDESK = {**settings.SERVICEDESK, "CHAT_LOOP_LINES": request.param == "loop"}
+    return str(request.param)
 
 
 def visitor(token: str, origin: str | None = SHOP) -> WebsocketCommunicator:
@@ -46,7 +55,14 @@ async def frames_until(ws: WebsocketCommunicator, predicate: Any, limit: int = 2
 
 
 def run(scenario: Any) -> None:
-    async_to_sync(scenario)()
+    async def closing() -> None:
+        try:
+            await scenario()
+        finally:
+            # The loop's connections, before the loop ends (core/loop_db.py).
+            await loop_db_close()
+
+    async_to_sync(closing)()
 
 
 @pytest.fixture
