@@ -36,10 +36,11 @@ registered follower.
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
-from functools import cache
+from datetime import UTC, datetime
+from functools import cache, lru_cache
 from typing import Any
 
 from django.conf import settings
@@ -215,6 +216,35 @@ def line_statement(
     text = clean_text(text).strip()
     if not text or len(text) > TEXT_MAX:
         return None
+    template = _template(owner)
+    if template is None:
+        built = _built(owner, client_id=client_id, text=text, at=at)
+        if built is None:
+            return None
+        sql, values, stored_text = built
+    else:
+        sql, values, stored_text = template.fill(client_id=client_id, text=text, at=at)
+    values.update(
+        {
+            "conversation": owner.conversation_id,
+            "ticket": owner.ticket_id,
+            "customer": owner.customer_id,
+            "client_id": client_id,
+            "at": at,
+            "window": window,
+            "limit": limit,
+            "open": [str(s) for s in OPEN_STATUSES],
+            "kept": statuses_kept_by_customer_message(),
+        }
+    )
+    return LineStatement(sql=sql, values=values, text=stored_text)
+
+
+def _built(
+    owner: LineOwner, *, client_id: uuid.UUID, text: str, at: datetime
+) -> tuple[str, dict[str, Any], str] | None:
+    """The statement and the rows' values as the intake's builder and the models' fields make
+    them (None: a model that needs ``save()``), and the message's text as stored."""
     ticket = Ticket(pk=owner.ticket_id, customer_id=owner.customer_id)
     message, event = appended_message_rows(
         inbound=InboundMessage(
@@ -237,21 +267,105 @@ def line_statement(
     sql = _statement(
         tuple(message_fields), tuple(event_fields[i] for i in event_keep), tuple(line_fields[i] for i in line_keep)
     )
-    values: dict[str, Any] = {
-        "conversation": owner.conversation_id,
-        "ticket": owner.ticket_id,
-        "customer": owner.customer_id,
-        "client_id": client_id,
-        "at": at,
-        "window": window,
-        "limit": limit,
-        "open": [str(s) for s in OPEN_STATUSES],
-        "kept": statuses_kept_by_customer_message(),
-    }
-    values.update({f"m{i}": v for i, v in enumerate(message_values)})
+    values: dict[str, Any] = {f"m{i}": v for i, v in enumerate(message_values)}
     values.update({f"e{n}": event_values[i] for n, i in enumerate(event_keep)})
     values.update({f"l{n}": line_values[i] for n, i in enumerate(line_keep)})
-    return LineStatement(sql=sql, values=values, text=message.text)
+    return sql, values, message.text
+
+
+# A chat's rows are built once (``_template``) with markers in place of the line's text, time
+# and client id; each line then puts its own where they came out. A marker is plain text the
+# builders keep as it is (``clean_text`` changes nothing in it).
+@dataclass(frozen=True)
+class _Marks:
+    text: str
+    at: datetime
+    client_id: uuid.UUID
+
+    def pattern(self) -> re.Pattern[str]:
+        return re.compile(re.escape(self.text) + "|" + re.escape(str(self.client_id)))
+
+    def slot(self, value: Any) -> str | None:
+        """Which input ``value`` is ("at", "id", "text": a string holding the text or the id), or None."""
+        if isinstance(value, datetime) and value == self.at:
+            return "at"
+        if isinstance(value, uuid.UUID) and value == self.client_id:
+            return "id"
+        if isinstance(value, str) and self.pattern().search(value):
+            return "text"
+        return None
+
+
+_MARKS = _Marks("chatlinetextmarker7d1f3b", datetime(2001, 2, 3, 4, 5, 6, 789012, tzinfo=UTC), uuid.UUID(int=7**40))
+# A second build with other markers tells the chat's own values from those made of the line's.
+_OTHER_MARKS = _Marks(
+    "otherlinetextmarker2c9e", datetime(2002, 3, 4, 5, 6, 7, 890123, tzinfo=UTC), uuid.UUID(int=3**70)
+)
+
+
+@dataclass(frozen=True)
+class _Template:
+    sql: str
+    fixed: dict[str, Any]
+    at_keys: tuple[str, ...]
+    id_keys: tuple[str, ...]
+    text_keys: dict[str, str]  # a value holding a marker, filled per line
+    text: str
+
+    def fill(self, *, client_id: uuid.UUID, text: str, at: datetime) -> tuple[str, dict[str, Any], str]:
+        # As the intake cleans the text it is given.
+        own = {_MARKS.text: clean_text(text), str(_MARKS.client_id): str(client_id)}
+        pattern = _PATTERN
+        values = dict(self.fixed)
+        values.update(dict.fromkeys(self.at_keys, at))
+        values.update(dict.fromkeys(self.id_keys, client_id))
+        for key, value in self.text_keys.items():
+            values[key] = pattern.sub(lambda m: own[m.group(0)], value)
+        return self.sql, values, pattern.sub(lambda m: own[m.group(0)], self.text)
+
+
+_PATTERN = _MARKS.pattern()
+
+
+@lru_cache(maxsize=10_000)
+def _template(owner: LineOwner) -> _Template | None:
+    """The chat's rows built once with the markers. None (each line is built whole) unless every
+    value is either the same in a second build with other markers, or is the marker's time or
+    id itself, or a string that holds the text or the id and comes out the same with the other's."""
+    built = _built(owner, client_id=_MARKS.client_id, text=_MARKS.text, at=_MARKS.at)
+    other = _built(owner, client_id=_OTHER_MARKS.client_id, text=_OTHER_MARKS.text, at=_OTHER_MARKS.at)
+    if built is None or other is None or built[1].keys() != other[1].keys():
+        return None
+    sql, values, text = built
+    fixed: dict[str, Any] = {}
+    at_keys, id_keys, text_keys = [], [], {}
+    for key, value in values.items():
+        slot, other_value = _MARKS.slot(value), other[1][key]
+        if slot is None:
+            if _OTHER_MARKS.slot(other_value) is not None or not _same(value, other_value):
+                return None
+            fixed[key] = value
+        elif slot != _OTHER_MARKS.slot(other_value):
+            return None
+        elif slot == "at":
+            at_keys.append(key)
+        elif slot == "id":
+            id_keys.append(key)
+        else:
+            text_keys[key] = value
+    template = _Template(sql, fixed, tuple(at_keys), tuple(id_keys), text_keys, text)
+    # The other build, put back from the template, must come out as built.
+    refilled = template.fill(client_id=_OTHER_MARKS.client_id, text=_OTHER_MARKS.text, at=_OTHER_MARKS.at)
+    if refilled[1].keys() != other[1].keys() or refilled[2] != other[2]:
+        return None
+    if not all(_same(refilled[1][key], other[1][key]) for key in other[1]):
+        return None
+    return template
+
+
+def _same(one: Any, other: Any) -> bool:
+    """Equal values of one type; a JSON value (psycopg's ``Jsonb``) by what it holds."""
+    return type(one) is type(other) and getattr(one, "obj", one) == getattr(other, "obj", other)
 
 
 async def visitor_line_store(owner: LineOwner, *, client_id: uuid.UUID, text: str, at: datetime) -> StoredLine | None:

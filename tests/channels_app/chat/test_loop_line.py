@@ -339,3 +339,22 @@ def test_a_ping_read_from_the_loop_answers_and_records_as_the_service_does():
     assert quiet == seen == services.visitor_ping(conversation.pk, seen=False) == (stored.last_seq, "active")
     assert (stored.visitor_seen_at, stored.visitor_left_at) == (seen_at, None)
     assert gone == services.visitor_ping(conversation.pk + 1000, seen=False) == (0, "ended")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "text",
+    ["Where is my parcel?", "  spaced\r\nout\t", "订单 123 🙂", "chatlinetextmarker7d1f3b", str(uuid.UUID(int=7**40))],
+)
+def test_a_chats_rows_built_once_and_filled_per_line_are_the_rows_built_whole(t0, text):
+    """The per-chat template (loop_line._template) gives the values the builders give for each line."""
+    conversation, _other = two_chats(t0)
+    owner = line_owner(conversation)
+    assert loop_line._template(owner) is not None
+    client_id, at = uuid.uuid4(), t0 + timedelta(seconds=17)
+    filled = line_statement(owner, client_id=client_id, text=text, at=at, limit=60, window=services.LINES_WINDOW)
+    built = loop_line._built(owner, client_id=client_id, text=text.strip(), at=at)
+    assert filled is not None and built is not None
+    sql, values, stored_text = built
+    assert filled.sql == sql and filled.text == stored_text == text.strip().replace("\r\n", "\n")
+    assert all(loop_line._same(filled.values[key], value) for key, value in values.items())
