@@ -403,6 +403,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "StatusEnum": "servicedesk.tickets.statuses.Status",
         "ReportJobStatusEnum": "reports.models.JobStatus",
+        "ForumStateEnum": "channels_app.forum.models.State",
     },
 }
 
