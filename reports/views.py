@@ -29,6 +29,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
+from channels_app.forum.figures import community_figures
 from reports.charts import Series, legend, line_chart
 from reports.exports import report_csv, report_xlsx
 from reports.formatting import format_number, format_rate
@@ -340,6 +341,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     # Read live from the knowledge base's records (not a snapshot): searches and views change by the minute.
     period = Period(start=choice.start, end=choice.end, calendar=choice.calendar)
     context["self_service"] = self_service_figures(start=period.start_utc, end=period.end_utc, as_of=now)
+    context["community"] = community_figures(start=period.start_utc, end=period.end_utc, as_of=now)
     return render(request, "reports/dashboard.html", context)
 
 
