@@ -32,6 +32,7 @@ from .services import (
     articles_visible_to,
     translations_of,
 )
+from .sources import other_answers
 
 DESK_PAGE_SIZE = 50
 
@@ -106,6 +107,7 @@ def kb_article(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 SUGGEST_PER_MINUTE = 120
+SUGGESTED_ANSWERS = 2
 
 
 @never_cache
@@ -132,7 +134,12 @@ def kb_suggest(request: HttpRequest) -> JsonResponse:
         source=source if source in SOURCES else "contact",
     )
     articles = [{**hit_json(hit), "url": hit_json(hit)["url"] + "?suggested=1"} for hit in hits]
-    return JsonResponse({"articles": articles})
+    # Answered questions from elsewhere (the community's), after the articles.
+    answers = [
+        {"title": other.title, "url": other.url, "source": other.source}
+        for other in other_answers(request, query, limit=SUGGESTED_ANSWERS)
+    ]
+    return JsonResponse({"articles": articles, "answers": answers})
 
 
 @require_POST
@@ -160,7 +167,8 @@ def kb_vote(request: HttpRequest, pk: int) -> HttpResponse:
 def kb_search_page(request: HttpRequest) -> HttpResponse:
     query = (request.GET.get("q") or "").strip()[:200]
     hits = kb_search(articles_visible_to(request.user), query, language=_language(), limit=20) if query else []
-    return render(request, "kb/search.html", {"query": query, "hits": hits})
+    others = other_answers(request, query, limit=10) if query else []
+    return render(request, "kb/search.html", {"query": query, "hits": hits, "others": others})
 
 
 @never_cache

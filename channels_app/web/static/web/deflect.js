@@ -1,5 +1,6 @@
 // The contact form's suggestions: while the customer types the subject, the three best
-// knowledge-base articles appear below it (GET /help/kb/suggest/, debounced, no page reload).
+// knowledge-base articles appear below it, then answered questions of the community
+// (GET /help/kb/suggest/, debounced, no page reload).
 (function () {
   "use strict";
   const box = document.querySelector("[data-kb-suggest]");
@@ -29,14 +30,21 @@
       if (!response.ok || mine !== asked) return;
       const data = await response.json();
       list.replaceChildren();
-      for (const article of data.articles || []) {
+      const label = box.dataset.answerLabel || "";
+      for (const found of [...(data.articles || []), ...(data.answers || [])]) {
         const item = document.createElement("li");
         const link = document.createElement("a");
-        link.href = article.url;
+        link.href = found.url;
         link.target = "_blank";
         link.rel = "noopener";
-        link.textContent = article.title; // text, never HTML
+        link.textContent = found.title; // text, never HTML
         item.append(link);
+        if (found.source && label) {
+          const kind = document.createElement("span");
+          kind.className = "muted";
+          kind.textContent = " (" + label + ")";
+          item.append(kind);
+        }
         list.append(item);
       }
       box.hidden = list.children.length === 0;
