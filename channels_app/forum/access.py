@@ -23,6 +23,7 @@ from typing import Any
 
 from django.db.models import Q, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from servicedesk.accounts.models import User
 from servicedesk.accounts.roles import is_agent
@@ -104,7 +105,7 @@ def categories_visible_to(viewer: Viewer) -> QuerySet[Category]:
 def category_get_for(viewer: Viewer, slug: str) -> Category:
     found = categories_visible_to(viewer).filter(slug=slug).first()
     if found is None:
-        raise NotFound("Category not found.")
+        raise NotFound(_("Category not found."))
     return found
 
 
@@ -141,7 +142,7 @@ def topic_get_for(viewer: Viewer, pk: int) -> Topic:
     """One topic ``viewer`` may read, with its category and author, else NotFound."""
     found = topics_visible_to(viewer).select_related("category", "author").filter(pk=pk).first()
     if found is None:
-        raise NotFound("Topic not found.")
+        raise NotFound(_("Topic not found."))
     return found
 
 
@@ -180,7 +181,7 @@ def post_get_for(viewer: Viewer, pk: int) -> Post:
     """One post ``viewer`` may read, with its topic and category, else NotFound."""
     post = Post.objects.select_related("topic__category", "author").filter(pk=pk).first()
     if post is None or not can_read_post(viewer, post):
-        raise NotFound("Post not found.")
+        raise NotFound(_("Post not found."))
     return post
 
 

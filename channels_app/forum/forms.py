@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from .models import Kind
+from .models import FlagKind, Kind
 from .services import BODY_MAX, DISPLAY_NAME_MAX, TITLE_MAX
 
 
@@ -44,3 +44,8 @@ class ToggleForm(forms.Form):
     """A reaction's button: ``on`` is "1" to add it, "0" to take it back."""
 
     on = forms.TypedChoiceField(choices=[("1", "1"), ("0", "0")], coerce=lambda value: value == "1")
+
+
+class FlagForm(forms.Form):
+    kind = forms.ChoiceField(label=_("Why"), choices=FlagKind.choices)
+    message = forms.CharField(label=_("Anything to add (optional)"), max_length=500, required=False)

@@ -21,6 +21,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 def _key() -> str:
@@ -248,6 +249,8 @@ class Post(models.Model):
     body_html = models.TextField(editable=False)
     body_text = models.TextField(editable=False, blank=True)
     state = models.CharField(_("state"), max_length=8, choices=State.choices, default=State.VISIBLE)
+    # Why the post waits for approval (moderation.HoldReason), for the moderation queue.
+    hold_reason = models.CharField(max_length=20, blank=True)
     accepted = models.BooleanField(default=False)
     accepted_by = models.ForeignKey(Member, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     accepted_at = models.DateTimeField(null=True, blank=True)
@@ -402,7 +405,8 @@ class Notice(models.Model):
 class FlagKind(models.TextChoices):
     OFF_TOPIC = "off_topic", _("Off topic")
     INAPPROPRIATE = "inappropriate", _("Inappropriate")
-    SPAM = "spam", _("Spam")
+    # A context: "Spam" alone is the desk's ticket view, translated for that.
+    SPAM = "spam", pgettext_lazy("forum flag", "Spam")
     ILLEGAL = "illegal", _("Illegal")
     OTHER = "other", _("Something else")
 
@@ -432,6 +436,9 @@ class Flag(models.Model):
 
 class ModerationActionKind(models.TextChoices):
     APPROVE = "approve", _("Approved")
+    REJECT = "reject", _("Rejected")
+    # By the system (no actor): a new member's first posts, a word or a link domain on the hold list.
+    HOLD = "hold", _("Held for approval")
     HIDE = "hide", _("Hidden")
     UNHIDE = "unhide", _("Shown again")
     LOCK = "lock", _("Locked")

@@ -36,7 +36,7 @@ from servicedesk.sla.calendars import always_open, due_instant
 from servicedesk.sla.models import BusinessCalendar
 from servicedesk.sla.policies import calendar_spec_cached
 from servicedesk.tickets.locks import row_lock
-from servicedesk.tickets.models import Customer, Identity, IdentityKind
+from servicedesk.tickets.models import Customer, Identity, IdentityKind, Message
 
 from . import access
 from .models import (
@@ -197,7 +197,7 @@ def _acting(member: Member) -> access.Viewer:
 # ---------------------------------------------------------------- topics and posts
 
 
-def _escalation_due(category: Category, kind: str, start: datetime) -> datetime | None:
+def escalation_due(category: Category, kind: str, start: datetime) -> datetime | None:
     """When an unanswered question of a support category escalates: the category's target in business
     hours on its calendar (the default calendar, or around the clock when there is none)."""
     if not category.is_support or kind != Kind.QUESTION:
@@ -211,29 +211,51 @@ def _escalation_due(category: Category, kind: str, start: datetime) -> datetime 
         return None
 
 
-def topic_create(*, member: Member, category: Category, kind: str, title: str, body: str) -> Topic:
+def _suspended_check(member: Member) -> None:
+    if access.is_suspended(member):
+        until = timezone.localtime(member.suspended_until).strftime("%Y-%m-%d %H:%M")
+        raise ForumRefused(
+            _("Your community account is suspended until %(until)s: you can read, but not write.") % {"until": until}
+        )
+
+
+def topic_create(
+    *, member: Member, category: Category, kind: str, title: str, body: str, at: datetime | None = None
+) -> Topic:
     """Open a topic: its opening post (position 1), the counters of its category and author, and the
     author's subscription to it, in one transaction; subscribers of the category and mentioned members
     are notified after commit.
 
+    The post is screened first (``moderation.post_screen``): a topic held for approval (a new
+    member's first posts, a held word or link) is written in state ``held``, counted nowhere and
+    notified to nobody until a moderator approves it; its escalation target starts then.
+
     Errors: ``NotFound`` when the member may not read the category; ``ForumRefused`` when they may read
     but not write there (suspended; an announcement by a customer); ``ApplicationError`` on the field
-    for a bad title, body or kind. Not idempotent: each call opens a topic (the form's page reloads
-    to the topic, so a second submit needs a second click).
+    for a bad title, body or kind, or a new member over the link or mention limit; ``RateLimited``
+    (429) for a new member over the hourly rate. Not idempotent: each call opens a topic (the form's
+    page reloads to the topic, so a second submit needs a second click).
     """
+    from .moderation import hold_record, member_trust_update, post_screen
+
     viewer = _acting(member)
     if not access.can_read_category(viewer, category):
         raise NotFound(_("Category not found."))
     if kind not in Kind.values:
         raise ApplicationError(_("Choose what kind of topic this is."), field="kind")
+    _suspended_check(member)
     if not access.may_write_in(viewer, category, kind=kind):
         if kind == Kind.ANNOUNCEMENT:
             raise ApplicationError(_("Only staff post announcements."), field="kind")
         raise ForumRefused(_("You cannot post here at the moment."))
     cleaned_title = _title_check(title)
     source, rendered, text = _body_check(body)
-    now = timezone.now()
+    now = at or timezone.now()
     with transaction.atomic():
+        writer = row_lock(Member, member.pk)
+        hold = post_screen(member=writer, is_staff=viewer.is_staff, source=source, title=cleaned_title, at=now)
+        held = bool(hold)
+        state = State.HELD if held else State.VISIBLE
         topic = Topic.objects.create(
             category=category,
             kind=kind,
@@ -241,12 +263,12 @@ def topic_create(*, member: Member, category: Category, kind: str, title: str, b
             slug=topic_slug(cleaned_title),
             author=member,
             customer_id=member.customer_id,
-            state=State.VISIBLE,
-            posts_count=1,
+            state=state,
+            posts_count=0 if held else 1,
             last_position=1,
             created_at=now,
             last_post_at=now,
-            escalation_due_at=_escalation_due(category, kind, now),
+            escalation_due_at=None if held or viewer.is_staff else escalation_due(category, kind, now),
         )
         post = Post.objects.create(
             topic=topic,
@@ -256,40 +278,68 @@ def topic_create(*, member: Member, category: Category, kind: str, title: str, b
             body=source,
             body_html=rendered,
             body_text=text,
-            state=State.VISIBLE,
+            state=state,
+            hold_reason=hold,
             created_at=now,
         )
-        Category.objects.filter(pk=category.pk).update(
-            topics_count=F("topics_count") + 1, posts_count=F("posts_count") + 1, last_post_at=now
-        )
-        Member.objects.filter(pk=member.pk).update(
-            topics_count=F("topics_count") + 1, posts_count=F("posts_count") + 1, last_posted_at=now
-        )
+        if held:
+            Member.objects.filter(pk=member.pk).update(last_posted_at=now)
+            hold_record(post=post, reason=hold, at=now)
+        else:
+            Category.objects.filter(pk=category.pk).update(
+                topics_count=F("topics_count") + 1, posts_count=F("posts_count") + 1, last_post_at=now
+            )
+            Member.objects.filter(pk=member.pk).update(
+                topics_count=F("topics_count") + 1, posts_count=F("posts_count") + 1, last_posted_at=now
+            )
+            member_trust_update(member_id=member.pk, at=now)
         Subscription.objects.create(member=member, topic=topic, created_at=now)
-        _notify_after_commit(post)
+        if not held:
+            notify_after_commit(post)
     return topic
 
 
-def post_create(*, member: Member, topic: Topic, body: str) -> Post:
+def post_create(
+    *,
+    member: Member,
+    topic: Topic,
+    body: str,
+    at: datetime | None = None,
+    on_ticket: bool = True,
+    source_message: Message | None = None,
+) -> Post:
     """Reply to ``topic``: the post takes the next position under the topic's row lock; the topic's
     counters and first-reply times, its category's and the author's counters follow in the same
     transaction, and the author follows the topic (unless they unsubscribed from it before). A staff
     reply stops the question's escalation. Followers and mentioned members are notified after commit.
 
+    Screened like ``topic_create``: a held reply takes its position but counts nowhere until approved.
+    On a topic escalated to a ticket, a staff reply is recorded on the ticket after commit as the
+    agent's public message (its first reply for the SLA: ``escalation.staff_reply_record``), unless
+    ``on_ticket`` is False (the desk's own notices, replies posted back from the ticket).
+    ``source_message``: the ticket message this reply posts back (unique: a second is IntegrityError).
+
     Errors: ``NotFound`` when the member may not read the topic; ``ForumRefused`` when it is locked,
     held, hidden or merged, or the member is suspended; ``ApplicationError`` for an empty or oversized
-    body. Not idempotent: each call is a reply.
+    body, or a new member over the limits; ``RateLimited`` (429). Not idempotent: each call is a reply.
     """
+    from .moderation import hold_record, member_trust_update, post_screen
+
     viewer = _acting(member)
     if not access.can_read_topic(viewer, topic):
         raise NotFound(_("Topic not found."))
+    _suspended_check(member)
     source, rendered, text = _body_check(body)
-    now = timezone.now()
+    now = at or timezone.now()
     with transaction.atomic():
+        # The topic, then its writer (moderation and escalation lock in the same order).
         locked = row_lock(Topic, topic.pk)
+        writer = row_lock(Member, member.pk)
         locked.category = topic.category
         if not access.may_reply(viewer, locked):
             raise ForumRefused(_("This topic takes no more replies."))
+        hold = post_screen(member=writer, is_staff=viewer.is_staff, source=source, at=now)
+        held = bool(hold)
         position = locked.last_position + 1
         post = Post.objects.create(
             topic=locked,
@@ -299,29 +349,47 @@ def post_create(*, member: Member, topic: Topic, body: str) -> Post:
             body=source,
             body_html=rendered,
             body_text=text,
-            state=State.VISIBLE,
+            state=State.HELD if held else State.VISIBLE,
+            hold_reason=hold,
             created_at=now,
+            source_message=source_message,
         )
-        changes: dict[str, object] = {
-            "posts_count": F("posts_count") + 1,
-            "last_position": position,
-            "last_post_at": now,
-        }
-        if locked.first_reply_at is None and member.pk != locked.author_id:
-            changes["first_reply_at"] = now
-        if viewer.is_staff and locked.first_staff_reply_at is None:
-            changes["first_staff_reply_at"] = now
-        if viewer.is_staff and locked.escalated_at is None:
-            changes["escalation_due_at"] = None
-        Topic.objects.filter(pk=locked.pk).update(**changes)
-        Category.objects.filter(pk=locked.category_id).update(posts_count=F("posts_count") + 1, last_post_at=now)
-        Member.objects.filter(pk=member.pk).update(posts_count=F("posts_count") + 1, last_posted_at=now)
+        if held:
+            Topic.objects.filter(pk=locked.pk).update(last_position=position)
+            Member.objects.filter(pk=member.pk).update(last_posted_at=now)
+            hold_record(post=post, reason=hold, at=now)
+        else:
+            changes: dict[str, object] = {
+                "posts_count": F("posts_count") + 1,
+                "last_position": position,
+                "last_post_at": now,
+            }
+            if locked.first_reply_at is None and member.pk != locked.author_id:
+                changes["first_reply_at"] = now
+            if viewer.is_staff and locked.first_staff_reply_at is None:
+                changes["first_staff_reply_at"] = now
+            if viewer.is_staff and locked.escalated_at is None:
+                changes["escalation_due_at"] = None
+            Topic.objects.filter(pk=locked.pk).update(**changes)
+            Category.objects.filter(pk=locked.category_id).update(posts_count=F("posts_count") + 1, last_post_at=now)
+            Member.objects.filter(pk=member.pk).update(posts_count=F("posts_count") + 1, last_posted_at=now)
+            member_trust_update(member_id=member.pk, at=now)
         Subscription.objects.bulk_create(
             [Subscription(member=member, topic=locked, created_at=now)], ignore_conflicts=True
         )
-        _notify_after_commit(post)
+        if not held:
+            notify_after_commit(post)
+            if viewer.is_staff and on_ticket and locked.escalated_ticket_id is not None:
+                _staff_reply_after_commit(post)
     post.topic = topic
     return post
+
+
+def _staff_reply_after_commit(post: Post) -> None:
+    from .tasks import staff_reply_record_task
+
+    post_id = post.pk
+    transaction.on_commit(lambda: task_enqueue(staff_reply_record_task, post_id))
 
 
 def post_edit(*, member: Member, post: Post, body: str, title: str | None = None) -> Post:
@@ -573,14 +641,16 @@ def member_mentions_mute(*, key: str) -> Member | None:
 # ---------------------------------------------------------------- notifications
 
 
-def _notify_after_commit(post: Post) -> None:
+def notify_after_commit(post: Post) -> None:
+    """Mail the post's followers and mentioned members once the transaction commits (``post_notify``)."""
     from .tasks import post_notify_task
 
     post_id = post.pk
     transaction.on_commit(lambda: task_enqueue(post_notify_task, post_id))
 
 
-def _address_of(member: Member) -> str:
+def address_of(member: Member) -> str:
+    """The address a member is mailed at: an agent's, or their customer record's first email that does not bounce."""
     if member.customer_id is None:
         return member.user.email if member.user is not None else ""
     identity = (
@@ -636,7 +706,7 @@ def post_notify(*, post_id: int) -> int:
         viewer = access.viewer_of_member(member)
         if not access.can_read_post(viewer, post):
             continue
-        address = _address_of(member)
+        address = address_of(member)
         if not address:
             continue
         try:

@@ -33,8 +33,9 @@ from servicedesk.core.pagination import page_or_404
 
 from . import access
 from .access import Viewer
-from .forms import EditForm, ProfileForm, ReplyForm, ToggleForm, TopicForm
-from .models import Kind, Like, Member, MeToo, Post, State, Subscription, Topic, Vote
+from .forms import EditForm, FlagForm, ProfileForm, ReplyForm, ToggleForm, TopicForm
+from .models import Category, FlagKind, Kind, Like, Member, MeToo, Post, State, Subscription, Topic, Vote
+from .moderation import post_flag
 from .services import (
     member_ensure,
     member_mentions_mute,
@@ -149,7 +150,7 @@ def category_page(request: HttpRequest, slug: str) -> HttpResponse:
     except NotFound:
         raise Http404 from None
     kind = request.GET.get("kind", "")
-    topics = access.topics_visible_to(viewer, own_unlisted=False).filter(category=category)
+    topics = access.topics_visible_to(viewer, own_unlisted=False).filter(category=category, merged_into__isnull=True)
     if kind in Kind.values:
         topics = topics.filter(kind=kind)
     else:
@@ -212,6 +213,9 @@ def topic_page(request: HttpRequest, pk: int, slug: str = "") -> HttpResponse:
     (index ``forum_post_topic``); a wrong or missing slug redirects to the canonical address."""
     viewer = viewer_of(request)
     topic = _topic_or_404(viewer, pk)
+    if topic.merged_into_id is not None:
+        # Merged: its address leads to the topic it was merged into, for whoever reads that one.
+        return redirect(topic_url(_topic_or_404(viewer, topic.merged_into_id)), permanent=True)
     canonical_path = topic_url(topic)
     if slug != topic.slug:
         target = canonical_path + (f"?{request.GET.urlencode()}" if request.GET else "")
@@ -260,6 +264,11 @@ def topic_page(request: HttpRequest, pk: int, slug: str = "") -> HttpResponse:
         "canonical": _canonical(canonical_path + (f"?page={page.number}" if page.number > 1 else "")),
         "structured_data": structured,
         "merged_into": topic.merged_into_id,
+        "flag_kinds": FlagKind.choices,
+        # Staff see the moderator's forms (lock, pin, move, merge, escalate), posting to /desk/community/.
+        "move_categories": list(Category.objects.exclude(pk=topic.category_id).order_by("position", "name"))
+        if viewer.is_staff
+        else [],
     }
     return render(request, "forum/topic.html", context)
 
@@ -319,6 +328,8 @@ def topic_new(request: HttpRequest, slug: str) -> HttpResponse:
     except ApplicationError as exc:
         _form_error(form, exc)
         return page(form, exc.status_code)
+    if topic.state == State.HELD:
+        messages.info(request, _("Your topic waits for a moderator's approval; until then only you and staff see it."))
     return redirect(topic_url(topic))
 
 
@@ -341,6 +352,10 @@ def reply(request: HttpRequest, pk: int) -> HttpResponse:
             error = str(exc.message)
             status = exc.status_code
         else:
+            if post.state == State.HELD:
+                messages.info(
+                    request, _("Your reply waits for a moderator's approval; until then only you and staff see it.")
+                )
             return redirect(reverse("forum:post", args=[post.pk]))
     else:
         status = 400
@@ -410,6 +425,32 @@ def accept(request: HttpRequest, pk: int) -> HttpResponse:
         return post_accept(member=member, post=target) if on else post_unaccept(member=member, post=target)
 
     return _reaction(request, pk, on_post=True, act=act)
+
+
+@require_POST
+def flag(request: HttpRequest, pk: int) -> HttpResponse:
+    """A reader's flag on a post: 404 for what they may not read, sign-in for a visitor, 400 for a
+    malformed form, a refusal as a message; back to the post."""
+    viewer = viewer_of(request)
+    post = _post_or_404(viewer, pk)
+    writer = _writer(request)
+    if writer is None or writer.member is None:
+        return _sign_in_first(request)
+    form = FlagForm(request.POST)
+    if not form.is_valid():
+        return HttpResponse(_("Choose why you flag this post."), status=400, content_type="text/plain; charset=utf-8")
+    try:
+        flagged = post_flag(member=writer.member, post=post, **form.cleaned_data)
+    except NotFound:
+        raise Http404 from None
+    except ApplicationError as exc:
+        messages.error(request, str(exc.message))
+    else:
+        if flagged:
+            messages.success(request, _("Thank you: moderators will look at this post."))
+        else:
+            messages.info(request, _("You flagged this post already."))
+    return redirect(topic_url(post.topic) + f"#post-{post.position}")
 
 
 @require_POST
@@ -529,7 +570,7 @@ def category_feed(request: HttpRequest, slug: str) -> HttpResponse:
     )
     topics = (
         access.topics_visible_to(viewer, own_unlisted=False)
-        .filter(category=category)
+        .filter(category=category, merged_into__isnull=True)
         .select_related("author")
         .order_by("-created_at", "-id")[:FEED_ENTRIES]
     )
@@ -556,7 +597,9 @@ def category_feed(request: HttpRequest, slug: str) -> HttpResponse:
 
 def _sitemap_topics() -> Any:
     """The topics a visitor without a sign-in reads, oldest first (a page keeps its topics as new ones come)."""
-    return access.topics_visible_to(access.ANONYMOUS, own_unlisted=False).order_by("id")
+    return (
+        access.topics_visible_to(access.ANONYMOUS, own_unlisted=False).filter(merged_into__isnull=True).order_by("id")
+    )
 
 
 @require_GET
