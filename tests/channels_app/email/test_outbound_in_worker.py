@@ -239,12 +239,14 @@ SENDERS: dict[str, set[str]] = {
     "deliverer_for": {"servicedesk/tickets/outbound.py", "servicedesk/tickets/services/delivery.py"},
     # Registered with the outbound registry at start-up, called only through it.
     # The chat's deliverer (a chat ticket's reply from the ticket page) sends through it;
-    # the phone channel registers it for phone tickets (a callback's acknowledgement).
+    # the phone channel registers it for phone tickets (a callback's acknowledgement), the
+    # community for tickets escalated from a topic (their acknowledgement and replies).
     "deliver_by_email": {
         "channels_app/email/outbound.py",
         "channels_app/email/apps.py",
         "channels_app/chat/delivery.py",
         "channels_app/phone/apps.py",
+        "channels_app/forum/apps.py",
     },
     "deliver_chat_reply": {"channels_app/chat/delivery.py", "channels_app/chat/apps.py"},
     "connection_send": {"channels_app/email/smtp.py", "channels_app/email/outbound.py"},
