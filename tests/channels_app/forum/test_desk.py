@@ -143,3 +143,23 @@ def test_a_reader_flags_a_post_from_the_topic_page(client, public, alice, bob):
     client.cookies.clear()
     assert client.post(f"/community/p/{answer.pk}/flag/", {"kind": "spam"})["Location"] == "/help/sign-in/"
     assert Flag.objects.count() == 1
+
+
+@pytest.mark.parametrize("hostile", XSS_CORPUS)
+def test_hostile_reasons_titles_and_replies_are_text_in_the_desk(client, public, alice, agent, manager, hostile):
+    from channels_app.forum.escalation import topic_escalate
+    from channels_app.forum.moderation import post_hide
+    from servicedesk.tickets.events import Actor
+    from servicedesk.tickets.services.replies import ticket_reply_create
+
+    topic = topic_make(alice, public, title=f"Help {hostile}", body=f"Body {hostile}")
+    post_hide(agent=agent, post=reply_make(alice, topic, f"Reply {hostile}"), reason=hostile)
+    ticket = topic_escalate(topic=topic, agent=agent)
+    ticket_reply_create(ticket=ticket, author=agent, text=f"Answer {hostile}", actor=Actor.agent(agent))
+    client.force_login(manager)
+    for path in ("/desk/community/log/", f"/desk/customers/{alice.customer_id}/", f"/desk/tickets/{ticket.reference}/"):
+        page = client.get(path).content.decode()
+        found = active_markup(page[page.index("<main") : page.index("</main>")])
+        # The ticket page's own history is a <details> element; an attribute on it would be listed apart.
+        assert [item for item in found if item != "<details>"] == [], path
+        assert found.count("<details>") == (1 if path.startswith("/desk/tickets/") else 0), path
