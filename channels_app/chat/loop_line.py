@@ -52,6 +52,7 @@ from servicedesk.core.realtime import realtime_publish_committed
 from servicedesk.core.text import clean_text
 from servicedesk.live.pushes import user_group
 from servicedesk.tickets.inbound import InboundMessage, SenderIdentity
+from servicedesk.tickets.locks import statement_lock_clause
 from servicedesk.tickets.models import Customer, Message, Ticket, TicketEvent
 from servicedesk.tickets.services.intake import appended_message_rows, statuses_kept_by_customer_message
 
@@ -161,7 +162,7 @@ def _statement(message_fields: tuple[Any, ...], event_fields: tuple[Any, ...], l
         f" FROM {_table(chat)} c"
         f" JOIN {_table(ticket)} t ON t.{pk} = c.{_column(chat, 'ticket')}"
         f" JOIN {_table(customer)} cu ON cu.{pk} = t.{_column(ticket, 'customer')}"
-        f" WHERE c.{pk} = %(conversation)s FOR UPDATE OF c, t"
+        f" WHERE c.{pk} = %(conversation)s {statement_lock_clause('c', 't')}"
         f"), taken AS ("
         f" SELECT * FROM locked"
         f" WHERE status = ANY(%(open)s) AND in_window < %(limit)s"

@@ -10,6 +10,7 @@ when it does not.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Generic, TypeVar
@@ -177,3 +178,13 @@ def identity_first_use_lock(kind: str, value: str) -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"identity:{kind}:{value}"])
+
+
+def statement_lock_clause(*aliases: str) -> str:
+    """The row-lock clause (``FOR UPDATE OF`` the tables of ``aliases``) of one statement that locks
+    the rows it reads and writes them itself, in autocommit, so the statement is its transaction
+    (a visitor's chat line, ``channels_app/chat/loop_line.py``). Name the tables in the order the
+    services lock the same rows: a chat's conversation, then its ticket (``PreparedRowLock`` of a line)."""
+    if not aliases or not all(re.fullmatch(r"[a-z_][a-z0-9_]*", alias) for alias in aliases):
+        raise ValueError(f"Aliases of the statement's tables, not {aliases!r}.")
+    return "FOR UPDATE OF " + ", ".join(aliases)
