@@ -559,7 +559,7 @@ SERVICEDESK = {
     "FORUM_TRUST_LIKES": env.list("SD_FORUM_TRUST_LIKES", cast=int, default=[0, 5, 30]),
     # New members (trust level 0): their first posts held for approval (0: none), at most so many
     # links and @mentions a post (more is refused), and posts an hour (more is refused, 429).
-    "FORUM_NEW_HELD_POSTS": env.int("SD_FORUM_NEW_HELD_POSTS", default=0),
+    "FORUM_NEW_HELD_POSTS": env.int("SD_FORUM_NEW_HELD_POSTS", default=1),
     "FORUM_NEW_MAX_LINKS": env.int("SD_FORUM_NEW_MAX_LINKS", default=2),
     "FORUM_NEW_MAX_MENTIONS": env.int("SD_FORUM_NEW_MAX_MENTIONS", default=2),
     "FORUM_NEW_POSTS_PER_HOUR": env.int("SD_FORUM_NEW_POSTS_PER_HOUR", default=10),

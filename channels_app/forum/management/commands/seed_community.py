@@ -21,7 +21,8 @@ from servicedesk.sla.models import BusinessCalendar
 from servicedesk.tickets.models import Customer, Identity, IdentityKind, Queue
 from servicedesk.tickets.services.customers import sender_resolve
 
-from ...models import Category, Kind
+from ...models import Category, Kind, Post, State, Topic
+from ...moderation import post_approve
 from ...services import member_ensure, post_accept, post_create, topic_create, topic_vote
 
 DEMO_CUSTOMER = "customer@demo.example"
@@ -69,14 +70,20 @@ class Command(BaseCommand):
         demo, sam, staff = member_ensure(customer=customer), member_ensure(customer=other), member_ensure(user=agent)
         questions, ideas = categories["questions"], categories["ideas"]
 
-        address = topic_create(
-            member=demo,
-            category=questions,
-            kind=Kind.QUESTION,
-            title="How do I change the email address on my account?",
-            body="I moved to a new provider. Where do I change the address you write to?",
+        address = self._approved(
+            agent,
+            topic_create(
+                member=demo,
+                category=questions,
+                kind=Kind.QUESTION,
+                title="How do I change the email address on my account?",
+                body="I moved to a new provider. Where do I change the address you write to?",
+            ),
         )
-        post_create(member=sam, topic=address, body="I think it is under *Your addresses* in the help centre.")
+        self._approved(
+            agent,
+            post_create(member=sam, topic=address, body="I think it is under *Your addresses* in the help centre."),
+        )
         answer = post_create(
             member=staff,
             topic=address,
@@ -84,21 +91,37 @@ class Command(BaseCommand):
         )
         post_accept(member=demo, post=answer)
 
-        refund = topic_create(
-            member=sam,
-            category=questions,
-            kind=Kind.QUESTION,
-            title="退款需要多长时间？",
-            body="我昨天申请了退款，一般多久能到账？",
+        refund = self._approved(
+            agent,
+            topic_create(
+                member=sam,
+                category=questions,
+                kind=Kind.QUESTION,
+                title="退款需要多长时间？",
+                body="我昨天申请了退款，一般多久能到账？",
+            ),
         )
-        reply = post_create(member=demo, topic=refund, body="我的退款用了三个工作日。")
+        reply = self._approved(agent, post_create(member=demo, topic=refund, body="我的退款用了三个工作日。"))
         post_accept(member=sam, post=reply)
 
-        idea = topic_create(
-            member=sam,
-            category=ideas,
-            kind=Kind.IDEA,
-            title="Dark mode for the help centre",
-            body="Reading the articles at night would be easier on the eyes.",
+        idea = self._approved(
+            agent,
+            topic_create(
+                member=sam,
+                category=ideas,
+                kind=Kind.IDEA,
+                title="Dark mode for the help centre",
+                body="Reading the articles at night would be easier on the eyes.",
+            ),
         )
         topic_vote(member=demo, topic=idea)
+
+    @staticmethod
+    def _approved(agent: User, written: Any) -> Any:
+        """``written`` (a topic or a post) published: a new member's first post waits for a moderator
+        (SD_FORUM_NEW_HELD_POSTS), and the demo agent approves it as one would."""
+        post = Post.objects.get(topic=written, position=1) if isinstance(written, Topic) else written
+        if post.state == State.HELD:
+            post_approve(agent=agent, post=post)
+        written.refresh_from_db()
+        return written
