@@ -1,5 +1,6 @@
 """What members and an agent click in the community (docs/community.md): a customer asks, another
-customer replies, an agent replies and accepts the answer, a third customer finds the answered question
+customer replies (each new member's first post approved from the moderation queue), an agent replies
+and accepts the answer, a third customer finds the answered question
 among the contact form's suggestions; and a question nobody answers becomes a ticket when its target
 passes (time moved by the test, not waited for)."""
 
@@ -39,7 +40,11 @@ def customer_signs_in(browser, base: str, address: str, errors: list[str]):  # t
     return context, page
 
 
-def test_a_question_answered_by_members_and_staff_then_found_by_a_customer_about_to_write(browser, live_server):
+def test_a_question_answered_by_members_and_staff_then_found_by_a_customer_about_to_write(
+    browser, live_server, settings
+):
+    # As in the product: a new member's first post waits for a moderator.
+    settings.SERVICEDESK = {**settings.SERVICEDESK, "FORUM_NEW_HELD_POSTS": 1}
     base = live_server.url
     queue = QueueFactory(slug="support", name="Support")
     calendar = BusinessCalendar.objects.create(slug="always", name="Always", time_zone="UTC")
@@ -56,7 +61,7 @@ def test_a_question_answered_by_members_and_staff_then_found_by_a_customer_about
     CustomerFactory(name="Carol Diaz", email="carol@example.com")
     errors: list[str] = []
 
-    # Alice asks.
+    # Alice asks: a new member's first post waits for a moderator.
     alice, page = customer_signs_in(browser, base, "alice@example.com", errors)
     page.goto(f"{base}/community/c/questions/new/")
     page.select_option("select[name=kind]", "question")
@@ -67,23 +72,38 @@ def test_a_question_answered_by_members_and_staff_then_found_by_a_customer_about
     topic = Topic.objects.get(title="Scanner shows error E42 after the update")
     topic_address = page.url
     assert "E42" in page.inner_text("article.forum-post")
+    assert "Waiting for approval" in page.inner_text("main")
 
-    # Bob replies.
+    # The agent approves it from the moderation queue.
+    desk = browser.new_context(locale="en-GB")
+    agent_page = desk.new_page()
+    agent_page.on("pageerror", lambda error: errors.append(str(error)))
+    agent_page.goto(f"{base}/desk/login/?next=/desk/community/")
+    agent_page.fill("#login-form input[name=username]", "dana")
+    agent_page.fill("#login-form input[name=password]", AGENT_PASSWORD)
+    agent_page.click("#login-form [name=signin]")
+    agent_page.wait_for_url(re.compile(r"/desk/community/"))
+
+    def approve(text: str) -> None:
+        agent_page.goto(f"{base}/desk/community/")
+        held = agent_page.locator("section.forum-held article", has_text=text)
+        held.locator("button", has_text="Approve").click()
+        agent_page.wait_for_load_state()
+        assert agent_page.locator("section.forum-held article", has_text=text).count() == 0
+
+    approve("Since Monday the scanner stops")
+    assert Topic.objects.get(pk=topic.pk).state == "visible"
+
+    # Bob replies; his first post waits too, and the agent approves it.
     bob, bob_page = customer_signs_in(browser, base, "bob@example.com", errors)
     bob_page.goto(topic_address)
     bob_page.fill("textarea[name=body]", "Same here; unplugging it did not help.")
     bob_page.click("text=Post reply")
     bob_page.wait_for_selector("text=Same here; unplugging it did not help.")
+    approve("Same here; unplugging it did not help.")
+    assert Post.objects.get(body_text__startswith="Same here").state == "visible"
 
     # The agent replies (a staff badge) and accepts that reply as the answer.
-    desk = browser.new_context(locale="en-GB")
-    agent_page = desk.new_page()
-    agent_page.on("pageerror", lambda error: errors.append(str(error)))
-    agent_page.goto(f"{base}/desk/login/?next=/community/")
-    agent_page.fill("#login-form input[name=username]", "dana")
-    agent_page.fill("#login-form input[name=password]", AGENT_PASSWORD)
-    agent_page.click("#login-form [name=signin]")
-    agent_page.wait_for_url(re.compile(r"/community/"))
     agent_page.goto(topic_address)
     agent_page.fill("textarea[name=body]", "Reset the scanner's sensor: Settings, Maintenance, *Reset sensor*.")
     agent_page.click("text=Post reply")
