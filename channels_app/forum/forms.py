@@ -5,6 +5,9 @@ from __future__ import annotations
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from servicedesk.tickets.forms import MultipleFileField, uploads_to_attachments
+from servicedesk.tickets.inbound import InboundAttachment
+
 from .models import FlagKind, Kind
 from .services import BODY_MAX, DISPLAY_NAME_MAX, TITLE_MAX
 
@@ -18,6 +21,14 @@ class TopicForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 10}),
         help_text=_("Markdown: **bold**, *italic*, `code`, ``` for a code block, > for a quote, @handle to mention."),
     )
+    attachments = MultipleFileField(
+        label=_("Images and files"),
+        required=False,
+        help_text=_("Images are shown with the post; other files are offered to download."),
+    )
+
+    def clean_attachments(self) -> list[InboundAttachment]:
+        return uploads_to_attachments(self.cleaned_data.get("attachments") or [])
 
     def __init__(self, *args: object, staff: bool = False, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
@@ -29,6 +40,10 @@ class TopicForm(forms.Form):
 
 class ReplyForm(forms.Form):
     body = forms.CharField(label=_("Your reply"), max_length=BODY_MAX, widget=forms.Textarea(attrs={"rows": 6}))
+    attachments = MultipleFileField(label=_("Images and files"), required=False)
+
+    def clean_attachments(self) -> list[InboundAttachment]:
+        return uploads_to_attachments(self.cleaned_data.get("attachments") or [])
 
 
 class EditForm(forms.Form):

@@ -14,9 +14,11 @@ import html as html_module
 import logging
 import re
 import secrets
+from collections.abc import Sequence
 from datetime import datetime
 
 from django.conf import settings
+from django.core.files.base import ContentFile
 from django.core.mail import EmailMessage
 from django.db import IntegrityError, transaction
 from django.db.models import Case, F, Q, When
@@ -35,12 +37,15 @@ from servicedesk.core.text import clean_line, clean_text, header_safe
 from servicedesk.sla.calendars import always_open, due_instant
 from servicedesk.sla.models import BusinessCalendar
 from servicedesk.sla.policies import calendar_spec_cached
+from servicedesk.tickets.inbound import InboundAttachment
 from servicedesk.tickets.locks import row_lock
 from servicedesk.tickets.models import Customer, Identity, IdentityKind, Message
+from servicedesk.tickets.services.attachments import attachments_check, stored_files_remove
 
 from . import access
 from .models import (
     Category,
+    ForumAttachment,
     Kind,
     Like,
     Member,
@@ -220,7 +225,14 @@ def _suspended_check(member: Member) -> None:
 
 
 def topic_create(
-    *, member: Member, category: Category, kind: str, title: str, body: str, at: datetime | None = None
+    *,
+    member: Member,
+    category: Category,
+    kind: str,
+    title: str,
+    body: str,
+    at: datetime | None = None,
+    files: Sequence[InboundAttachment] = (),
 ) -> Topic:
     """Open a topic: its opening post (position 1), the counters of its category and author, and the
     author's subscription to it, in one transaction; subscribers of the category and mentioned members
@@ -233,10 +245,11 @@ def topic_create(
     Errors: ``NotFound`` when the member may not read the category; ``ForumRefused`` when they may read
     but not write there (suspended; an announcement by a customer); ``ApplicationError`` on the field
     for a bad title, body or kind, or a new member over the link or mention limit; ``RateLimited``
-    (429) for a new member over the hourly rate. Not idempotent: each call opens a topic (the form's
+    (429) for a new member over the hourly rate; ``AttachmentRejected`` on the field ``attachments`` for a
+    file the help centre's limits refuse (``files``: the opening post's attachments, checked as every
+    upload is, before anything is written). Not idempotent: each call opens a topic (the form's
     page reloads to the topic, so a second submit needs a second click).
     """
-    from .moderation import hold_record, member_trust_update, post_screen
 
     viewer = _acting(member)
     if not access.can_read_category(viewer, category):
@@ -250,7 +263,42 @@ def topic_create(
         raise ForumRefused(_("You cannot post here at the moment."))
     cleaned_title = _title_check(title)
     source, rendered, text = _body_check(body)
+    uploads = attachments_check(list(files), field="attachments") if files else []
     now = at or timezone.now()
+    saved: list[str] = []
+    try:
+        return _topic_write(
+            member=member,
+            viewer=viewer,
+            category=category,
+            kind=kind,
+            title=cleaned_title,
+            body=(source, rendered, text),
+            uploads=uploads,
+            saved=saved,
+            now=now,
+        )
+    except BaseException:
+        stored_files_remove(saved)
+        raise
+
+
+def _topic_write(
+    *,
+    member: Member,
+    viewer: access.Viewer,
+    category: Category,
+    kind: str,
+    title: str,
+    body: tuple[str, str, str],
+    uploads: list[InboundAttachment],
+    saved: list[str],
+    now: datetime,
+) -> Topic:
+    from .moderation import hold_record, member_trust_update, post_screen
+
+    cleaned_title = title
+    source, rendered, text = body
     with transaction.atomic():
         writer = row_lock(Member, member.pk)
         hold = post_screen(member=writer, is_staff=viewer.is_staff, source=source, title=cleaned_title, at=now)
@@ -282,6 +330,7 @@ def topic_create(
             hold_reason=hold,
             created_at=now,
         )
+        _files_store(post, member, uploads, now, saved)
         if held:
             Member.objects.filter(pk=member.pk).update(last_posted_at=now)
             hold_record(post=post, reason=hold, at=now)
@@ -307,6 +356,7 @@ def post_create(
     at: datetime | None = None,
     on_ticket: bool = True,
     source_message: Message | None = None,
+    files: Sequence[InboundAttachment] = (),
 ) -> Post:
     """Reply to ``topic``: the post takes the next position under the topic's row lock; the topic's
     counters and first-reply times, its category's and the author's counters follow in the same
@@ -321,16 +371,50 @@ def post_create(
 
     Errors: ``NotFound`` when the member may not read the topic; ``ForumRefused`` when it is locked,
     held, hidden or merged, or the member is suspended; ``ApplicationError`` for an empty or oversized
-    body, or a new member over the limits; ``RateLimited`` (429). Not idempotent: each call is a reply.
+    body, or a new member over the limits; ``RateLimited`` (429); ``AttachmentRejected`` on ``attachments``
+    (the reply's attachments, checked before anything is written). Not idempotent: each call is a reply.
     """
-    from .moderation import hold_record, member_trust_update, post_screen
 
     viewer = _acting(member)
     if not access.can_read_topic(viewer, topic):
         raise NotFound(_("Topic not found."))
     _suspended_check(member)
     source, rendered, text = _body_check(body)
+    uploads = attachments_check(list(files), field="attachments") if files else []
     now = at or timezone.now()
+    saved: list[str] = []
+    try:
+        return _reply_write(
+            member=member,
+            viewer=viewer,
+            topic=topic,
+            body=(source, rendered, text),
+            uploads=uploads,
+            saved=saved,
+            now=now,
+            on_ticket=on_ticket,
+            source_message=source_message,
+        )
+    except BaseException:
+        stored_files_remove(saved)
+        raise
+
+
+def _reply_write(
+    *,
+    member: Member,
+    viewer: access.Viewer,
+    topic: Topic,
+    body: tuple[str, str, str],
+    uploads: list[InboundAttachment],
+    saved: list[str],
+    now: datetime,
+    on_ticket: bool,
+    source_message: Message | None,
+) -> Post:
+    from .moderation import hold_record, member_trust_update, post_screen
+
+    source, rendered, text = body
     with transaction.atomic():
         # The topic, then its writer (moderation and escalation lock in the same order).
         locked = row_lock(Topic, topic.pk)
@@ -354,6 +438,7 @@ def post_create(
             created_at=now,
             source_message=source_message,
         )
+        _files_store(post, member, uploads, now, saved)
         if held:
             Topic.objects.filter(pk=locked.pk).update(last_position=position)
             Member.objects.filter(pk=member.pk).update(last_posted_at=now)
@@ -383,6 +468,23 @@ def post_create(
                 _staff_reply_after_commit(post)
     post.topic = topic
     return post
+
+
+def _files_store(post: Post, member: Member, uploads: list[InboundAttachment], now: datetime, saved: list[str]) -> None:
+    """Write the post's checked files under their keys; ``saved`` collects the stored names, removed
+    by the caller if the transaction does not commit."""
+    for upload in uploads:
+        attachment = ForumAttachment(
+            post=post,
+            member=member,
+            filename=upload.filename,
+            content_type=upload.content_type,
+            size=len(upload.content),
+            created_at=now,
+        )
+        attachment.file.save(attachment.key, ContentFile(upload.content), save=False)
+        saved.append(attachment.file.name)
+        attachment.save(force_insert=True)
 
 
 def _staff_reply_after_commit(post: Post) -> None:

@@ -24,6 +24,7 @@ urlpatterns = [
     path("p/<int:pk>/like/", views.like, name="like"),
     path("p/<int:pk>/accept/", views.accept, name="accept"),
     path("p/<int:pk>/flag/", views.flag, name="flag"),
+    path("attachments/<str:key>/", views.attachment, name="attachment"),
     path("unsubscribe/m/<str:key>/", views.unsubscribe_mentions, name="unsubscribe_mentions"),
     path("unsubscribe/<str:key>/", views.unsubscribe, name="unsubscribe"),
 ]

@@ -16,13 +16,14 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.db.models import Exists, OuterRef, Q
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.feedgenerator import Atom1Feed
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -34,7 +35,20 @@ from servicedesk.core.pagination import page_or_404
 from . import access
 from .access import Viewer
 from .forms import EditForm, FlagForm, ProfileForm, ReplyForm, ToggleForm, TopicForm
-from .models import Category, FlagKind, Kind, Like, Member, MeToo, Post, State, Subscription, Topic, Vote
+from .models import (
+    Category,
+    FlagKind,
+    ForumAttachment,
+    Kind,
+    Like,
+    Member,
+    MeToo,
+    Post,
+    State,
+    Subscription,
+    Topic,
+    Vote,
+)
 from .moderation import post_flag
 from .services import (
     member_ensure,
@@ -226,6 +240,7 @@ def topic_page(request: HttpRequest, pk: int, slug: str = "") -> HttpResponse:
     accepted = [post for post in head if post.position > 1]
     page = page_or_404(visible.filter(position__gt=1).order_by("position"), REPLIES_PER_PAGE, request.GET.get("page"))
     replies = list(page.object_list)
+    _attachments_fill([*head, *replies])
     member = viewer.member
     liked: set[int] = set()
     mine = {"voted": False, "me_too": False, "subscribed": False}
@@ -273,6 +288,39 @@ def topic_page(request: HttpRequest, pk: int, slug: str = "") -> HttpResponse:
     return render(request, "forum/topic.html", context)
 
 
+def _attachments_fill(posts: list[Post]) -> None:
+    """Each post's files as ``post.files`` (images first), in one query for the page."""
+    by_post: dict[int, list[ForumAttachment]] = {post.pk: [] for post in posts}
+    if by_post:
+        for attachment in ForumAttachment.objects.filter(post_id__in=list(by_post)).order_by("pk"):
+            by_post[attachment.post_id].append(attachment)  # type: ignore[index]
+    for post in posts:
+        files = by_post.get(post.pk, [])
+        post.files = sorted(files, key=lambda f: not f.content_type.startswith("image/"))  # type: ignore[attr-defined]
+
+
+@never_cache
+@require_GET
+def attachment(request: HttpRequest, key: str) -> FileResponse:
+    """A post's file, to whoever may read the post (``access.can_read_post``), else 404 (as its topic)."""
+    found = ForumAttachment.objects.select_related("post__topic__category").filter(key=key).first()
+    if found is None or found.post is None or not access.can_read_post(viewer_of(request), found.post):
+        raise Http404
+    try:
+        handle = found.file.open("rb")
+    except OSError:
+        raise Http404 from None
+    inline = found.content_type in INLINE_TYPES
+    response = FileResponse(handle, content_type=found.content_type, as_attachment=not inline, filename=found.filename)
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response
+
+
+# Shown in the page (images the help centre accepts); anything else is downloaded.
+INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+
+
 @require_GET
 def topic_short(request: HttpRequest, pk: int) -> HttpResponse:
     """``/community/t/<id>/``: the topic's canonical address, for whoever may read it."""
@@ -316,13 +364,14 @@ def topic_new(request: HttpRequest, slug: str) -> HttpResponse:
 
     if request.method != "POST":
         return page(TopicForm(staff=viewer.is_staff))
-    form = TopicForm(request.POST, staff=viewer.is_staff)
+    form = TopicForm(request.POST, request.FILES, staff=viewer.is_staff)
     if not form.is_valid():
         return page(form, 400)
     writer = _writer(request)
     assert writer is not None and writer.member is not None
     try:
-        topic = topic_create(member=writer.member, category=category, **form.cleaned_data)
+        data = dict(form.cleaned_data)
+        topic = topic_create(member=writer.member, category=category, files=data.pop("attachments"), **data)
     except NotFound:
         raise Http404 from None
     except ApplicationError as exc:
@@ -340,11 +389,16 @@ def reply(request: HttpRequest, pk: int) -> HttpResponse:
     writer = _writer(request)
     if writer is None or writer.member is None:
         return _sign_in_first(request)
-    form = ReplyForm(request.POST)
+    form = ReplyForm(request.POST, request.FILES)
     error = ""
     if form.is_valid():
         try:
-            post = post_create(member=writer.member, topic=topic, body=form.cleaned_data["body"])
+            post = post_create(
+                member=writer.member,
+                topic=topic,
+                body=form.cleaned_data["body"],
+                files=form.cleaned_data["attachments"],
+            )
         except NotFound:
             raise Http404 from None
         except ApplicationError as exc:

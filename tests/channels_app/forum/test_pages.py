@@ -188,10 +188,10 @@ def test_pages_run_a_constant_number_of_queries(client, public, alice, bob, staf
     topic_vote(member=bob, topic=big)
     for n in range(5):
         topic_make(alice, public, title=f"Filler topic {n}")
-    # A visitor: the topic, its question and accepted answers, the replies' count and page.
-    with django_assert_num_queries(4):
+    # A visitor: the topic, its question and accepted answers, the replies' count and page, their files.
+    with django_assert_num_queries(5):
         client.get(page_of(small))
-    with django_assert_num_queries(4):
+    with django_assert_num_queries(5):
         client.get(page_of(big))
     with django_assert_num_queries(3):
         client.get("/community/c/questions/")
@@ -201,6 +201,6 @@ def test_pages_run_a_constant_number_of_queries(client, public, alice, bob, staf
         client.get("/community/c/questions/feed/")
     # Signed in: the session and the member, what they liked on the page, their vote and subscription.
     sign_in(client, alice.customer)
-    assert _queries(client, page_of(small)) == _queries(client, page_of(big)) == 8
+    assert _queries(client, page_of(small)) == _queries(client, page_of(big)) == 9
     with django_assert_num_queries(6):
         client.get("/community/c/questions/")
