@@ -49,7 +49,7 @@ from servicedesk.tickets.services.intake import inbound_message_receive
 from servicedesk.tickets.services.replies import ticket_note_create, ticket_reply_create
 
 from .models import Kind, Member, ModerationAction, ModerationActionKind, Post, State, Topic
-from .services import ForumRefused, member_ensure, post_accept, post_create, topic_url
+from .services import ForumRefused, member_ensure, post_accept, post_create, post_source, topic_url
 
 log = logging.getLogger(__name__)
 
@@ -309,14 +309,21 @@ def ticket_reply_post_back(*, message: Message, agent: User, at: datetime | None
 
 def ticket_summary_post(*, ticket: Ticket, text: str, agent: User, at: datetime | None = None) -> Post:
     """Post the summary of a ticket escalated from the community on its topic as the agent's reply and,
-    on a question, accept it as the answer, in one transaction. Not idempotent (each call is a reply).
-    Errors: ``ForumRefused``; ``ApplicationError`` for a ticket not from the community or an empty text."""
+    on a question, accept it as the answer, in one transaction. Idempotent on the text: the same
+    summary by the same agent on the topic again (a second click) returns the first post, under
+    the topic's row lock. Errors: ``ForumRefused``; ``ApplicationError`` for a ticket not from the
+    community or an empty text."""
     _agent_check(agent)
     link = ticket_forum_link(ticket)
     if link is None:
         raise ApplicationError(_("This ticket did not come from the community."))
     member = member_ensure(user=agent)
+    source = post_source(text)
     with transaction.atomic():
+        row_lock(Topic, link.topic.pk)
+        posted = Post.objects.filter(topic=link.topic, author=member, body=source).order_by("-pk").first()
+        if posted is not None:
+            return posted
         post = post_create(member=member, topic=link.topic, body=text, at=at, on_ticket=False)
         post.topic = link.topic
         if link.topic.kind == Kind.QUESTION:

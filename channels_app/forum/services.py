@@ -120,6 +120,11 @@ def _title_check(title: str) -> str:
     return cleaned
 
 
+def post_source(body: str) -> str:
+    """A post's Markdown as it is stored (``_body_check``'s first value), to compare with what was written."""
+    return _body_check(body)[0]
+
+
 def _body_check(body: str) -> tuple[str, str, str]:
     """The cleaned Markdown, its HTML and its text; refuses an empty or oversized post."""
     cleaned = clean_text(body or "").strip()

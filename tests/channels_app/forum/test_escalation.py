@@ -202,6 +202,10 @@ def test_solving_prompts_for_a_summary_that_is_posted_and_accepted(client, publi
     )
     assert (topic.accepted_count, topic.answered_at) == (1, summary.accepted_at)
     assert client.post(f"/desk/community/tickets/{ticket.reference}/summary/", {"text": ""}).status_code == 400
+    # The same summary again (a second click) is the same post; another text is another answer.
+    response = client.post(f"/desk/community/tickets/{ticket.reference}/summary/", {"text": "Fixed by a new fuser."})
+    assert response.status_code == 302 and Post.objects.filter(topic=topic).count() == 2
+    assert ticket_summary_post(ticket=ticket, text="Fixed by a new fuser.", agent=agent).pk == summary.pk
     ticket_summary_post(ticket=ticket, text="One more", agent=agent)
     assert Topic.objects.get(pk=topic.pk).accepted_count == 2
 
