@@ -202,13 +202,15 @@ class Topic(models.Model):
         verbose_name = _("forum topic")
         verbose_name_plural = _("forum topics")
         indexes = [
-            # A category's list: pinned first, then latest activity (views.category_page).
+            # A category's list: pinned first, then latest activity (views.category_page), of the topics
+            # not merged away: its count and its deep pages read the index alone.
             models.Index(
                 "category",
                 "state",
                 models.F("pinned").desc(),
                 models.F("last_post_at").desc(),
                 models.F("id").desc(),
+                condition=Q(merged_into__isnull=True),
                 name="forum_topic_list",
             ),
             models.Index(
@@ -218,7 +220,17 @@ class Topic(models.Model):
                 models.F("pinned").desc(),
                 models.F("last_post_at").desc(),
                 models.F("id").desc(),
+                condition=Q(merged_into__isnull=True),
                 name="forum_topic_list_kind",
+            ),
+            # Staff read every state: the same order without it.
+            models.Index(
+                "category",
+                models.F("pinned").desc(),
+                models.F("last_post_at").desc(),
+                models.F("id").desc(),
+                condition=Q(merged_into__isnull=True),
+                name="forum_topic_staff_list",
             ),
             # The category's feed (newest topics) and the reports' topics of a period.
             models.Index("category", "state", models.F("created_at").desc(), name="forum_topic_new"),

@@ -169,8 +169,11 @@ def category_page(request: HttpRequest, slug: str) -> HttpResponse:
         topics = topics.filter(kind=kind)
     else:
         kind = ""
-    topics = topics.select_related("author").order_by("-pinned", "-last_post_at", "-id")
-    page = page_or_404(topics, TOPICS_PER_PAGE, request.GET.get("page"))
+    order = ("-pinned", "-last_post_at", "-id")
+    # The page's ids first, from the list index alone (a deep page skips index entries, not rows),
+    # then those rows with their authors: one statement.
+    page = page_or_404(topics.order_by(*order).values_list("pk", flat=True), TOPICS_PER_PAGE, request.GET.get("page"))
+    page.object_list = list(Topic.objects.filter(pk__in=page.object_list).select_related("author").order_by(*order))
     subscribed = bool(
         viewer.member
         and Subscription.objects.filter(member=viewer.member, category=category, unsubscribed_at__isnull=True).exists()
@@ -238,8 +241,11 @@ def topic_page(request: HttpRequest, pk: int, slug: str = "") -> HttpResponse:
     head = list(visible.filter(Q(position=1) | Q(accepted=True)).order_by("position"))
     question = head[0] if head and head[0].position == 1 else None
     accepted = [post for post in head if post.position > 1]
-    page = page_or_404(visible.filter(position__gt=1).order_by("position"), REPLIES_PER_PAGE, request.GET.get("page"))
-    replies = list(page.object_list)
+    # The page's positions from the replies' index, then those replies (one statement, as the list's ids).
+    positions = visible.filter(position__gt=1).order_by("position").values_list("position", flat=True)
+    page = page_or_404(positions, REPLIES_PER_PAGE, request.GET.get("page"))
+    replies = list(visible.filter(position__in=page.object_list).order_by("position"))
+    page.object_list = replies
     _attachments_fill([*head, *replies])
     member = viewer.member
     liked: set[int] = set()
