@@ -62,7 +62,6 @@ no hidden or held topic to a reader who is not staff), or the run fails
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import random
@@ -72,7 +71,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from contextlib import suppress
@@ -87,7 +85,7 @@ sys.path.insert(0, str(ROOT))
 from bench_chat import _percentiles  # noqa: E402
 from bench_intake import database_drop, server_version, uvicorn_running  # noqa: E402
 from bench_phone import CpuWindow, _machine, _server_pid, databases_prepared  # noqa: E402
-from bench_portal import StatementTimer, _versions, vacuum_analyze  # noqa: E402
+from bench_portal import StatementTimer, _versions, keepalive_requests, vacuum_analyze  # noqa: E402
 
 HELP_COOKIE = "sd_help"
 TOPICS_PER_PAGE = 30
@@ -662,13 +660,6 @@ def requests_run(
     headers = {"Accept": "text/html", "User-Agent": "bench_forum"}
     if cookie:
         headers["Cookie"] = cookie
-    lock = threading.Lock()
-    left = [count]
-    times: list[float] = []
-    statuses: Counter[int] = Counter()
-    wrong: list[str] = []
-    errors: list[str] = []
-    barrier = threading.Barrier(clients + 1)
 
     def check(status: int, body: bytes) -> str | None:
         if status != 200:
@@ -681,72 +672,7 @@ def requests_run(
             )
         return None
 
-    def client() -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        try:
-            try:
-                for _ in range(warmup):
-                    conn.request("GET", path, headers=headers)
-                    response = conn.getresponse()
-                    problem = check(response.status, response.read())
-                    if problem:
-                        with lock:
-                            wrong.append(f"warm-up: {problem}")
-            except (OSError, http.client.HTTPException) as exc:
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-                with lock:
-                    errors.append(f"warm-up: {type(exc).__name__}: {exc}")
-            barrier.wait()
-            while True:
-                with lock:
-                    if left[0] <= 0:
-                        break
-                    left[0] -= 1
-                sent = time.perf_counter()
-                try:
-                    conn.request("GET", path, headers=headers)
-                    response = conn.getresponse()
-                    body = response.read()
-                except (OSError, http.client.HTTPException) as exc:
-                    conn.close()
-                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-                    with lock:
-                        errors.append(f"{type(exc).__name__}: {exc}")
-                    continue
-                took = time.perf_counter() - sent
-                problem = check(response.status, body)
-                with lock:
-                    times.append(took)
-                    statuses[response.status] += 1
-                    if problem and len(wrong) < 20:
-                        wrong.append(problem)
-                    elif problem:
-                        wrong.append("")
-        finally:
-            conn.close()
-
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    for thread in threads:
-        thread.start()
-    barrier.wait()
-    started = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    seconds = time.perf_counter() - started
-    return {
-        "path": path,
-        "clients": clients,
-        "requests": len(times),
-        "seconds": round(seconds, 3),
-        "requests_per_second": round(len(times) / seconds, 1) if seconds else None,
-        "statuses": {str(k): v for k, v in statuses.items()},
-        "latency_ms": _percentiles(times),
-        "wrong_answers": len(wrong),
-        "wrong_examples": [w for w in wrong if w][:20],
-        "errors": errors[:20],
-        "_times": times,
-    }
+    return keepalive_requests(port, path, headers, check, count=count, clients=clients, warmup=warmup)
 
 
 def _child_step(env: dict[str, str], step: str, *args: str) -> dict[str, Any]:

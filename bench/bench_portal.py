@@ -59,6 +59,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -344,13 +345,6 @@ def requests_run(
     """``count`` requests of page ``number`` by ``clients`` keep-alive connections at once, each answer checked."""
     path = f"{PATH}?page={number}"
     headers = {"Cookie": f"{COOKIE}={key}", "Accept": "text/html", "User-Agent": "bench_portal"}
-    lock = threading.Lock()
-    left = [count]
-    times: list[float] = []
-    statuses: Counter[int] = Counter()
-    wrong: list[str] = []
-    errors: list[str] = []
-    barrier = threading.Barrier(clients + 1)
 
     def check(status: int, body: bytes) -> str | None:
         if status != 200:
@@ -362,6 +356,30 @@ def requests_run(
                 f"; hidden tickets listed {shown[:5]}" if shown else ""
             )
         return None
+
+    return keepalive_requests(port, path, headers, check, count=count, clients=clients, warmup=warmup)
+
+
+def keepalive_requests(
+    port: int,
+    path: str,
+    headers: dict[str, str],
+    check: Callable[[int, bytes], str | None],
+    *,
+    count: int,
+    clients: int,
+    warmup: int,
+) -> dict[str, Any]:
+    """``count`` GETs of ``path`` by ``clients`` keep-alive connections at once, after ``warmup`` each
+    (not counted); ``check(status, body)`` names what is wrong with an answer (None: right).
+    Also used by bench_forum.py."""
+    lock = threading.Lock()
+    left = [count]
+    times: list[float] = []
+    statuses: Counter[int] = Counter()
+    wrong: list[str] = []
+    errors: list[str] = []
+    barrier = threading.Barrier(clients + 1)
 
     def client() -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
