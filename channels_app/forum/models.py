@@ -287,6 +287,9 @@ class Post(models.Model):
         indexes = [
             # A topic page's replies and its accepted answers.
             models.Index(fields=["topic", "state", "position"], name="forum_post_topic"),
+            # A signed-in member reads "visible, or mine": the positions of a topic in order, with
+            # what that test needs, from the index alone (views.topic_page).
+            models.Index(fields=["topic", "position"], include=["state", "author"], name="forum_post_reading"),
             models.Index(fields=["topic"], condition=Q(accepted=True), name="forum_post_accepted"),
             models.Index(fields=["author", "-created_at"], name="forum_post_author"),
             # The moderation queue: held posts, oldest first.
