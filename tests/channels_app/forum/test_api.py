@@ -209,3 +209,27 @@ def test_a_customer_with_an_api_token_reads_and_writes_as_themselves(world, alic
     created = client.post(TOPICS, {"category": "acme", "title": "Toner", "body": "Which one?"}, format="json")
     assert created.status_code == 201, created.content
     assert Topic.objects.get(pk=created.json()["id"]).author == alice
+
+
+def test_bad_input_is_a_4xx_with_a_reason_never_a_5xx(world, bob, agent):
+    client = as_customer(bob)
+    headers = csrf(client)
+    cases = [
+        ({"category": "questions", "title": "x" * 5000, "body": "y"}, "title"),
+        ({"category": "questions", "title": "A long post", "body": "y" * 200_000}, "body"),
+        ({"category": "questions", "kind": "poll", "title": "Hi", "body": "x"}, "kind"),
+        ({"category": ["questions"], "title": {"a": 1}, "body": None}, None),
+        ({"category": "no-such", "title": "Hi", "body": "x"}, "category"),
+    ]
+    for body, field in cases:
+        response = client.post(TOPICS, body, format="json", **headers)
+        assert 400 <= response.status_code < 500, (body, response.status_code)
+        if field:
+            assert field in response.json(), response.json()
+    not_json = client.post(TOPICS, "{not json", content_type="application/json", **headers)
+    assert not_json.status_code == 400
+    for query in ({"kind": "poll"}, {"page": "9999"}, {"page": "x"}, {"category": "acme"}):
+        assert APIClient().get(TOPICS, query).status_code in (400, 404), query
+    assert APIClient().get(f"{TOPICS}999999/posts/").status_code == 404
+    assert as_agent(agent).post(f"{TOPICS}999999/escalate/").status_code == 404
+    assert client.post("/api/v1/community/posts/999999/accept/", **headers).status_code == 404
