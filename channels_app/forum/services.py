@@ -14,7 +14,8 @@ import html as html_module
 import logging
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 
 from django.conf import settings
@@ -256,6 +257,8 @@ def topic_create(
     page reloads to the topic, so a second submit needs a second click).
     """
 
+    from .moderation import hold_record, member_trust_update, post_screen
+
     viewer = _acting(member)
     if not access.can_read_category(viewer, category):
         raise NotFound(_("Category not found."))
@@ -270,41 +273,7 @@ def topic_create(
     source, rendered, text = _body_check(body)
     uploads = attachments_check(list(files), field="attachments") if files else []
     now = at or timezone.now()
-    saved: list[str] = []
-    try:
-        return _topic_write(
-            member=member,
-            viewer=viewer,
-            category=category,
-            kind=kind,
-            title=cleaned_title,
-            body=(source, rendered, text),
-            uploads=uploads,
-            saved=saved,
-            now=now,
-        )
-    except BaseException:
-        stored_files_remove(saved)
-        raise
-
-
-def _topic_write(
-    *,
-    member: Member,
-    viewer: access.Viewer,
-    category: Category,
-    kind: str,
-    title: str,
-    body: tuple[str, str, str],
-    uploads: list[InboundAttachment],
-    saved: list[str],
-    now: datetime,
-) -> Topic:
-    from .moderation import hold_record, member_trust_update, post_screen
-
-    cleaned_title = title
-    source, rendered, text = body
-    with transaction.atomic():
+    with _stored_files() as saved, transaction.atomic():
         writer = row_lock(Member, member.pk)
         hold = post_screen(member=writer, is_staff=viewer.is_staff, source=source, title=cleaned_title, at=now)
         held = bool(hold)
@@ -380,6 +349,8 @@ def post_create(
     (the reply's attachments, checked before anything is written). Not idempotent: each call is a reply.
     """
 
+    from .moderation import hold_record, member_trust_update, post_screen
+
     viewer = _acting(member)
     if not access.can_read_topic(viewer, topic):
         raise NotFound(_("Topic not found."))
@@ -387,40 +358,7 @@ def post_create(
     source, rendered, text = _body_check(body)
     uploads = attachments_check(list(files), field="attachments") if files else []
     now = at or timezone.now()
-    saved: list[str] = []
-    try:
-        return _reply_write(
-            member=member,
-            viewer=viewer,
-            topic=topic,
-            body=(source, rendered, text),
-            uploads=uploads,
-            saved=saved,
-            now=now,
-            on_ticket=on_ticket,
-            source_message=source_message,
-        )
-    except BaseException:
-        stored_files_remove(saved)
-        raise
-
-
-def _reply_write(
-    *,
-    member: Member,
-    viewer: access.Viewer,
-    topic: Topic,
-    body: tuple[str, str, str],
-    uploads: list[InboundAttachment],
-    saved: list[str],
-    now: datetime,
-    on_ticket: bool,
-    source_message: Message | None,
-) -> Post:
-    from .moderation import hold_record, member_trust_update, post_screen
-
-    source, rendered, text = body
-    with transaction.atomic():
+    with _stored_files() as saved, transaction.atomic():
         # The topic, then its writer (moderation and escalation lock in the same order).
         locked = row_lock(Topic, topic.pk)
         writer = row_lock(Member, member.pk)
@@ -473,6 +411,18 @@ def _reply_write(
                 _staff_reply_after_commit(post)
     post.topic = topic
     return post
+
+
+@contextmanager
+def _stored_files() -> Iterator[list[str]]:
+    """The storage names of the files a block writes (``_files_store``); removed when the block fails,
+    after its transaction has rolled back."""
+    saved: list[str] = []
+    try:
+        yield saved
+    except BaseException:
+        stored_files_remove(saved)
+        raise
 
 
 def _files_store(post: Post, member: Member, uploads: list[InboundAttachment], now: datetime, saved: list[str]) -> None:
