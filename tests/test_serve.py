@@ -72,3 +72,30 @@ def test_two_workers_answer_on_one_port_and_stop_on_sigterm(tmp_path):
         server.send_signal(signal.SIGTERM)
         _out, errors = server.communicate(timeout=30)
     assert server.returncode == 0, errors.decode()[-2000:]
+
+
+def _asgi_thresholds(value: str | None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "servicedesk.settings.test"}
+    env.pop("SD_GC_THRESHOLDS", None)
+    if value is not None:
+        env["SD_GC_THRESHOLDS"] = value
+    script = "import gc, servicedesk.asgi; print(','.join(map(str, gc.get_threshold())), gc.get_freeze_count() > 0)"
+    return subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_the_web_application_freezes_its_start_up_objects_and_raises_the_young_generations_threshold():
+    default = _asgi_thresholds(None)
+    assert default.returncode == 0, default.stderr
+    assert default.stdout.split() == ["10000,10,10", "True"]
+    chosen = _asgi_thresholds("2000,20,5")
+    assert chosen.returncode == 0, chosen.stderr
+    assert chosen.stdout.split() == ["2000,20,5", "True"]
+
+
+def test_thresholds_that_are_not_three_whole_numbers_stop_the_start_with_the_reason():
+    for value in ("10000,10", "10000,ten,10", "0,10,10"):
+        refused = _asgi_thresholds(value)
+        assert refused.returncode != 0
+        assert "ImproperlyConfigured: SD_GC_THRESHOLDS takes three whole numbers" in refused.stderr

@@ -45,8 +45,12 @@ handler is the kind's access check and reads the truth from the database;
 ``notifications.changed`` (``notifications/pushes.py``) is the first. A
 push of a kind without a handler is logged and dropped. The frame of a kind
 registered with ``reuse_seconds`` (a chat's notices, ``chat/pushes.py``) is
-sent again for the same data without asking the handler for that long, and
-forgotten when a ping finds the agent's queues changed. Pushes are answered
+sent again for the same data without asking the handler for that long; one
+used in the last quarter of that time is asked for again behind the frame
+sent (``_renew``), so a busy chat's pushes never wait for the database, and
+each is still sent only within ``reuse_seconds`` of a check. The kept frames
+are forgotten when a ping finds the agent's queues changed (an answer read
+before that is not kept). Pushes are answered
 side by side (``_answer``), so one waiting for the database holds up no other.
 
 Every ticket push passes ``tickets_visible_to`` (the one rule for tickets, as
@@ -91,6 +95,9 @@ MAX_VIEWING = 5
 HEARTBEAT_EVERY = 20
 # Frames of pushes registered with ``reuse_seconds`` that one socket keeps at most (then forgets them all).
 REUSED_FRAMES_MAX = 2000
+# A kept frame used in the last quarter of its time is asked for again behind it, so a busy
+# chat's frames never wait for the database: each is still sent only while its check holds.
+REUSE_RENEW_SHARE = 0.25
 # Pushes one socket answers at once (each a thread's database read), and answers waiting at most.
 ANSWERS_AT_ONCE = 4
 ANSWERS_WAITING_MAX = 500
@@ -119,6 +126,9 @@ class DeskConsumer(SocketConsumer):
         self.closing = False
         # (kind, data) -> (until when, frame): push frames sent again without asking the handler.
         self.reused: dict[tuple[str, tuple[tuple[str, Any], ...]], tuple[float, dict[str, Any]]] = {}
+        # Moves on each time the kept frames are forgotten: an answer read before that is not kept.
+        self.reused_generation = 0
+        self.renewing: set[tuple[str, tuple[tuple[str, Any], ...]]] = set()
         # Pushes being answered (``_answer``): (kind, data) -> whether it came again meanwhile.
         self.answering: dict[tuple[str, tuple[tuple[str, Any], ...]], bool] = {}
         self.answer_tasks: set[asyncio.Task[None]] = set()
@@ -354,9 +364,12 @@ class DeskConsumer(SocketConsumer):
         reuse = user_push_reuse_seconds(kind)
         key = _reuse_key(message)
         if reuse and key is not None:
-            kept = self._kept(key)
-            if kept is not None:
-                await self.send_json(kept)
+            kept = self.reused.get(key)
+            now = asyncio.get_running_loop().time()
+            if kept is not None and kept[0] > now:
+                await self.send_json(kept[1])
+                if kept[0] - now < reuse * REUSE_RENEW_SHARE and key not in self.renewing:
+                    self._renew(handler, message, key, reuse)
                 return
         if key is not None and key in self.answering:
             # The same push is being answered: it is answered once more after that.
@@ -375,6 +388,46 @@ class DeskConsumer(SocketConsumer):
     def _kept(self, key: tuple[str, tuple[tuple[str, Any], ...]]) -> dict[str, Any] | None:
         kept = self.reused.get(key)
         return kept[1] if kept is not None and kept[0] > asyncio.get_running_loop().time() else None
+
+    def _keep(
+        self, key: tuple[str, tuple[tuple[str, Any], ...]], frame: dict[str, Any] | None, reuse: float, generation: int
+    ) -> None:
+        """Keep the frame an answer read (None: forget the key), unless the kept frames were
+        forgotten since the read began (the agent's queues changed meanwhile)."""
+        if generation != self.reused_generation:
+            return
+        if frame is None:
+            self.reused.pop(key, None)
+            return
+        if len(self.reused) >= REUSED_FRAMES_MAX:
+            self._reused_forget()
+        self.reused[key] = (asyncio.get_running_loop().time() + reuse, frame)
+
+    def _reused_forget(self) -> None:
+        self.reused.clear()
+        self.reused_generation += 1
+
+    def _renew(
+        self, handler: PushHandler, message: dict[str, Any], key: tuple[str, tuple[tuple[str, Any], ...]], reuse: float
+    ) -> None:
+        """Ask the handler again for a kept frame near the end of its time, behind the frames sent meanwhile."""
+        self.renewing.add(key)
+
+        async def renew() -> None:
+            generation = self.reused_generation
+            try:
+                async with self.answer_slots:
+                    frame = await self._push_frame(handler, message)
+                self._keep(key, frame, reuse, generation)
+            except Exception:
+                # Not renewed: the next push after it runs out asks the handler as usual.
+                log.info("User %s's socket: a kept push frame was not renewed", self.user.pk, exc_info=True)
+            finally:
+                self.renewing.discard(key)
+
+        task = asyncio.get_running_loop().create_task(renew())
+        self.answer_tasks.add(task)
+        task.add_done_callback(self.answer_tasks.discard)
 
     async def _answer(
         self,
@@ -395,12 +448,11 @@ class DeskConsumer(SocketConsumer):
             while True:
                 frame = self._kept(key) if reuse and key is not None else None
                 if frame is None:
+                    generation = self.reused_generation
                     async with self.answer_slots:
                         frame = await self._push_frame(handler, message)
                     if frame is not None and reuse and key is not None:
-                        if len(self.reused) >= REUSED_FRAMES_MAX:
-                            self.reused.clear()
-                        self.reused[key] = (asyncio.get_running_loop().time() + reuse, frame)
+                        self._keep(key, frame, reuse, generation)
                 if frame is not None and not self.closing:
                     await self.send_json(frame)
                 if key is None or not self.answering.get(key):
@@ -467,7 +519,7 @@ class DeskConsumer(SocketConsumer):
         wanted = {queue_group(pk) for pk in await self._queue_ids()} | {user_group(self.user.pk)}
         if wanted != self.joined:
             # Who may see what changed: the frames kept for reuse are asked for again.
-            self.reused.clear()
+            self._reused_forget()
         try:
             for group in wanted - self.joined:
                 await self.channel_layer.group_add(group, self.channel_name)

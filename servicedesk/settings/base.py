@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 from servicedesk.settings.channel_layers import redis_channel_layer
@@ -419,6 +420,16 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
 
+# The web server's garbage collector (servicedesk/asgi.py): the thresholds of the young,
+# middle and old generations, the young one raised from Python's 700 so that open
+# sockets' short-lived objects are not promoted and full collections stay rare.
+try:
+    GC_THRESHOLDS = tuple(env.list("SD_GC_THRESHOLDS", cast=int, default=[10000, 10, 10]))
+except ValueError as exc:
+    raise ImproperlyConfigured("SD_GC_THRESHOLDS takes three whole numbers, such as 10000,10,10.") from exc
+if len(GC_THRESHOLDS) != 3 or min(GC_THRESHOLDS) < 1:
+    raise ImproperlyConfigured("SD_GC_THRESHOLDS takes three whole numbers of 1 or more, such as 10000,10,10.")
+
 # --- Product settings -------------------------------------------------------
 SERVICEDESK = {
     # Promised answer time in the acknowledgement until SLA policies apply.
@@ -529,6 +540,7 @@ SERVICEDESK = {
     # A visitor's chat line stored by one statement awaited on the event loop, with
     # PostgreSQL (channels_app/chat/loop_line.py); false: by the service on a thread.
     "CHAT_LOOP_LINES": env.bool("SD_CHAT_LOOP_LINES", default=True),
+    "GC_THRESHOLDS": GC_THRESHOLDS,
     # A missed call's callback ticket is made this many seconds after the fold first finds
     # the call ended unanswered, so an answer the telephone system reports late (after its
     # hang-up) makes the same ticket as in order; 0: at once (docs/phone.md).

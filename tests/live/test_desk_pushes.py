@@ -128,6 +128,62 @@ def test_a_kind_registered_for_reuse_asks_its_handler_once_per_data_until_the_ag
     run(scenario)
 
 
+RENEWED_CALLS: list[int] = []
+RENEWED_REFUSE: set[int] = set()
+
+
+@user_push("testing.renewed", reuse_seconds=4)
+def renewed(user: Any, data: dict[str, Any]) -> dict[str, Any] | None:
+    """A test kind kept for 4 s: counts the handler's calls, refuses the numbers in RENEWED_REFUSE."""
+    RENEWED_CALLS.append(data["n"])
+    return None if data["n"] in RENEWED_REFUSE else {"type": "renewed", "n": data["n"]}
+
+
+def test_a_kept_frame_used_near_its_end_is_checked_again_behind_it_and_dropped_once_refused():
+    ann = AgentFactory(username="ann", queues=[QueueFactory(slug="support")])
+    cookie = cookie_for(ann)
+    RENEWED_CALLS.clear()
+    RENEWED_REFUSE.clear()
+
+    async def push(n: int) -> None:
+        await database_sync_to_async(publish)(ann.pk, "testing.renewed", n=n)
+
+    async def scenario() -> None:
+        ws = await connected(cookie)
+        await push(1)
+        assert await ws.receive_json_from(timeout=5) == {"type": "renewed", "n": 1}
+        assert RENEWED_CALLS == [1]
+        # Early in its time the kept frame is sent alone.
+        await push(1)
+        assert await ws.receive_json_from(timeout=5) == {"type": "renewed", "n": 1}
+        assert RENEWED_CALLS == [1]
+        # In its last quarter: sent at once, and the handler is asked again behind it.
+        await asyncio.sleep(3.2)
+        await push(1)
+        assert await ws.receive_json_from(timeout=5) == {"type": "renewed", "n": 1}
+        await asyncio.sleep(0.3)
+        assert RENEWED_CALLS == [1, 1]
+        # Past the first check's 4 s, the renewed frame still goes without the handler.
+        await asyncio.sleep(1.0)
+        await push(1)
+        assert await ws.receive_json_from(timeout=5) == {"type": "renewed", "n": 1}
+        assert RENEWED_CALLS == [1, 1]
+        # The handler refuses at the next renewal (access lost): the frame is forgotten, and the
+        # next push asks the handler, which sends nothing.
+        RENEWED_REFUSE.add(1)
+        await asyncio.sleep(2.1)
+        await push(1)
+        assert await ws.receive_json_from(timeout=5) == {"type": "renewed", "n": 1}
+        await asyncio.sleep(0.3)
+        assert RENEWED_CALLS == [1, 1, 1]
+        await push(1)
+        assert await ws.receive_nothing(timeout=0.5)
+        assert RENEWED_CALLS == [1, 1, 1, 1]
+        await ws.disconnect()
+
+    run(scenario)
+
+
 def test_a_kind_without_reuse_asks_its_handler_for_every_push():
     ann = AgentFactory(username="ann", queues=[QueueFactory(slug="support")])
     cookie = cookie_for(ann)
