@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "channels_app.phone",
     "channels_app.forum",
     "reports",
+    "servicedesk.webhooks",
 ]
 
 MIDDLEWARE = [
@@ -331,6 +332,13 @@ CELERY_BEAT_SCHEDULE = {
         "task": "forum.accept_reminders_send",
         "schedule": timedelta(hours=1),
         "options": {"expires": 3000},
+    },
+    # Webhook events whose dispatch task was lost (broker down), attempts due, endpoints
+    # failing for 24 hours paused (docs/webhooks.md).
+    "webhooks-sweep": {
+        "task": "webhooks.sweep",
+        "schedule": timedelta(minutes=1),
+        "options": {"expires": 50},
     },
 }
 CELERY_TIMEZONE = "UTC"

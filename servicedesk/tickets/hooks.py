@@ -6,7 +6,8 @@ see docs/architecture.md, "Dependency rules" and "Routing"):
 
 - **event followers** see every TicketEvent as ``event_record`` (or a bulk
   SLA flush) stores it, inside the transaction that made the change. They may
-  register after-commit work; they must not write.
+  register after-commit work; they must not write, except the webhooks' outbox
+  row, which must commit with the change (docs/webhooks.md).
 - **inbound routers** may assign a ticket that intake just opened without an
   assignee, inside the transaction that opens it (calling ``before_write``
   before they write).

@@ -1,0 +1,86 @@
+"""``/desk/webhooks/``: endpoints and their delivery log in the agent workspace, for managers and admins.
+
+Another agent gets 403 ("Access denied"), as on the reports and the
+quarantine; someone who is not an agent gets 404. Pause, resume and
+redelivery are form posts (CSRF), answered with a redirect and a message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+
+from servicedesk.accounts.auth import agent_required
+from servicedesk.core.errors import ApplicationError
+from servicedesk.core.pagination import page_or_404
+from servicedesk.webhooks.access import webhooks_manageable_by
+from servicedesk.webhooks.api import deliveries_of
+from servicedesk.webhooks.models import WebhookDelivery, WebhookEndpoint
+from servicedesk.webhooks.services import webhook_delivery_redeliver, webhook_endpoint_pause, webhook_endpoint_resume
+
+PAGE_SIZE = 25
+
+
+def webhooks_manager_required(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
+    @agent_required
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if not webhooks_manageable_by(request.user):
+            raise PermissionDenied
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+@require_GET
+@webhooks_manager_required
+def endpoint_list(request: HttpRequest) -> HttpResponse:
+    endpoints = list(WebhookEndpoint.objects.order_by("id"))
+    paused_failing = [e for e in endpoints if e.paused_reason == WebhookEndpoint.PausedReason.FAILING]
+    return render(request, "webhooks/list.html", {"endpoints": endpoints, "paused_failing": paused_failing})
+
+
+@require_GET
+@webhooks_manager_required
+def endpoint_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    endpoint = get_object_or_404(WebhookEndpoint, pk=pk)
+    page = page_or_404(deliveries_of(endpoint), PAGE_SIZE, request.GET.get("page"))
+    return render(request, "webhooks/detail.html", {"endpoint": endpoint, "page": page})
+
+
+@require_POST
+@webhooks_manager_required
+def endpoint_pause(request: HttpRequest, pk: int) -> HttpResponse:
+    endpoint = webhook_endpoint_pause(endpoint=get_object_or_404(WebhookEndpoint, pk=pk))
+    messages.success(request, _("The endpoint is paused: nothing is sent to it until it is resumed."))
+    return redirect("webhooks:detail", pk=endpoint.pk)
+
+
+@require_POST
+@webhooks_manager_required
+def endpoint_resume(request: HttpRequest, pk: int) -> HttpResponse:
+    endpoint = webhook_endpoint_resume(endpoint=get_object_or_404(WebhookEndpoint, pk=pk))
+    messages.success(request, _("The endpoint is resumed: its waiting deliveries are sent now."))
+    return redirect("webhooks:detail", pk=endpoint.pk)
+
+
+@require_POST
+@webhooks_manager_required
+def delivery_redeliver(request: HttpRequest, pk: int) -> HttpResponse:
+    delivery = get_object_or_404(WebhookDelivery, pk=pk)
+    try:
+        webhook_delivery_redeliver(delivery=delivery)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, _("The event is being sent again."))
+    return redirect("webhooks:detail", pk=delivery.endpoint_id)
