@@ -50,6 +50,8 @@ from servicedesk.tickets.services.replies import ticket_note_create, ticket_repl
 from servicedesk.tickets.services.surveys import survey_rating_link, survey_record_asked_in_chat
 from servicedesk.tickets.services.tickets import ticket_assign, ticket_queue_change, ticket_status_change
 from servicedesk.tickets.statuses import Status
+from servicedesk.webhooks.emit import chat_event_emit, rating_received_emit
+from servicedesk.webhooks.models import EventType
 
 from .models import OPEN_STATUSES, ChatConversation, ChatLine, ChatStatus, ChatWidget, LineAuthor
 
@@ -436,6 +438,7 @@ def chat_start(start: ChatStart, *, at: datetime | None = None) -> Started:
             lines.append(ChatLine(conversation=conversation, seq=2, author=LineAuthor.SYSTEM, notice="offline", at=at))
         ChatLine.objects.bulk_create(lines)
         if status == ChatStatus.WAITING:
+            chat_event_emit(**_chat_event(conversation, EventType.CHAT_STARTED))
             conversation_id, queue_id = conversation.pk, conversation.queue_id
             transaction.on_commit(lambda: _after_waiting(conversation_id, queue_id))
     log.info("Chat %s started (%s)", conversation.pk, reason or "waiting")
@@ -783,6 +786,7 @@ def chat_end(
                 Session.objects.filter(pk=conversation.session_id).update(ended_at=at)
             code = {"visitor": "ended_visitor", "agent": "ended_agent"}.get(by, "ended_idle")
             _system_line(conversation, code, at)
+            chat_event_emit(**_chat_event(conversation, EventType.CHAT_ENDED))
             # The widget asks for a rating now: a survey of the chat's ticket (docs/help-centre.md).
             survey_record_asked_in_chat(ticket=conversation.ticket, agent_id=conversation.agent_id, ended_at=at)
         _push_visitor(conversation)
@@ -819,7 +823,21 @@ def _abandon(conversation: ChatConversation, at: datetime) -> None:
     if conversation.session_id is not None:
         Session.objects.filter(pk=conversation.session_id).update(abandoned_at=at, ended_at=at)
     _system_line(conversation, "abandoned", at)
+    chat_event_emit(**_chat_event(conversation, EventType.CHAT_ENDED))
     _push_agents(conversation, offered)
+
+
+def _chat_event(conversation: ChatConversation, event_type: str) -> dict[str, Any]:
+    """The webhook event of a live chat's start or end (docs/webhooks.md), in its transaction."""
+    return {
+        "event_type": event_type,
+        "chat_id": conversation.pk,
+        "ticket_id": conversation.ticket_id,
+        "status": conversation.status,
+        "requested_at": conversation.requested_at,
+        "ended_at": conversation.ended_at,
+        "agent_id": conversation.agent_id,
+    }
 
 
 def chat_leave_message(*, conversation_id: int, email: str, text: str, at: datetime | None = None) -> ChatConversation:
@@ -904,12 +922,14 @@ def chat_rate(*, conversation_id: int, score: int, comment: str = "", at: dateti
     conversation = ChatConversation.objects.get(pk=conversation_id)
     if conversation.status != ChatStatus.ENDED:
         raise Conflict(_("A chat is rated after it ends."))
-    rating, _created = Rating.objects.update_or_create(
-        external_key=f"chat:{conversation.pk}",
-        defaults={"ticket_id": conversation.ticket_id, "score": score, "comment": comment, "at": at},
-    )
-    if conversation.ended_at is not None:
-        survey_rating_link(ticket_id=conversation.ticket_id, asked_at=conversation.ended_at, rating=rating)
+    with transaction.atomic():
+        rating, _created = Rating.objects.update_or_create(
+            external_key=f"chat:{conversation.pk}",
+            defaults={"ticket_id": conversation.ticket_id, "score": score, "comment": comment, "at": at},
+        )
+        if conversation.ended_at is not None:
+            survey_rating_link(ticket_id=conversation.ticket_id, asked_at=conversation.ended_at, rating=rating)
+        rating_received_emit(ticket_id=conversation.ticket_id, rating=rating)
     return rating
 
 

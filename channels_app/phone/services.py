@@ -37,6 +37,7 @@ from servicedesk.core.enqueue import task_enqueue
 from servicedesk.tickets.locks import row_lock
 from servicedesk.tickets.models import Customer, IdentityKind, Session, SessionChannel
 from servicedesk.tickets.services.customers import identity_normalize, sender_resolve
+from servicedesk.webhooks.emit import call_ended_emit
 
 from .models import Call, CallDirection, CallEvent, CallEventKind, CallOutcome, CallState, PhoneLine
 from .pushes import call_push_after_commit
@@ -364,8 +365,25 @@ def _fold(line: PhoneLine, call_key: str, received_at: datetime) -> Call | None:
     _session_sync(call)
     call_tickets_sync(call, now=received_at)
     call.save()
+    _call_ended_event(call)
     call_push_after_commit(call, before=ringing_before | {agent_before})
     return call
+
+
+def _call_ended_event(call: Call) -> None:
+    """The webhook event of a call that ended, once its ticket is settled (docs/webhooks.md); once per call."""
+    if call.state == CallState.ENDED and call.settles_at is None:
+        call_ended_emit(
+            call_id=call.pk,
+            direction=call.direction,
+            outcome=call.outcome,
+            rang_at=call.rang_at,
+            answered_at=call.answered_at,
+            ended_at=call.ended_at,
+            agent_id=call.agent_id,
+            customer_id=call.customer_id,
+            ticket_id=call.ticket_id,
+        )
 
 
 def calls_fold_pending(*, older_than: timedelta = timedelta(seconds=20), limit: int = 500) -> int:
@@ -402,6 +420,7 @@ def call_settle(*, call_pk: int, now: datetime | None = None) -> Call | None:
         call_tickets_sync(call, now=now)
         call.updated_at = now
         call.save()
+        _call_ended_event(call)
         call_push_after_commit(call, before=before)
     return call
 
