@@ -58,7 +58,6 @@ from servicedesk.tickets.selectors import (
     ticket_detail,
     ticket_list,
 )
-from servicedesk.tickets.services.customers import identity_normalize
 from servicedesk.tickets.services.delivery import message_delivery_retry
 from servicedesk.tickets.services.idempotency import (
     IDEMPOTENCY_HEADER,
@@ -246,28 +245,22 @@ class TicketListView(generics.ListCreateAPIView):
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         agent = caller_is_agent(request)
-        address = ""
-        with idempotent(request) as idem:
-            if idem.replay is not None:
-                ticket, created = idem.replay.ticket, False
-                if agent and request.data.get("customer_email"):
-                    address = identity_normalize(kind="email", value=str(request.data["customer_email"]))
-            else:
-                opening = self._open(request, agent=agent)
-                ticket, idem.message, created = opening.ticket, opening.message, opening.created
-                address = opening.address
+        opening = self._open(request, agent=agent)
         # The agent sees of the customer what they may, and the address they gave.
-        addresses: tuple[tuple[str, str], ...] = (("email", address),) if agent and address else ()
+        addresses: tuple[tuple[str, str], ...] = (("email", opening.address),) if agent and opening.address else ()
         # Opening a ticket gives it its reference in the same transaction.
-        if ticket.reference is None:
+        if opening.ticket.reference is None:
             raise exceptions.NotFound()
         body = TicketDetailSerializer(
-            visible_ticket(request.user, ticket.reference, addresses=addresses), context=self.get_serializer_context()
+            visible_ticket(request.user, opening.ticket.reference, addresses=addresses),
+            context=self.get_serializer_context(),
         ).data
-        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        return Response(body, status=status.HTTP_201_CREATED if opening.created else status.HTTP_200_OK)
 
     def _open(self, request: Request, *, agent: bool) -> TicketOpening:
-        external_id = external_id_for(request)
+        """The opening service under the request's Idempotency-Key and the digest of the request."""
+        key = idempotency_key(request)
+        digest = request_digest(method=request.method or "", path=request.path, body=request.data)
         if agent:
             agent_serializer = TicketCreateSerializer(data=request.data, context=self.get_serializer_context())
             agent_serializer.is_valid(raise_exception=True)
@@ -284,18 +277,21 @@ class TicketListView(generics.ListCreateAPIView):
                 topic=data.get("topic"),
                 priority=data["priority"],
                 acknowledge=data["acknowledge"],
-                external_id=external_id,
+                idempotency_key=key,
+                request_digest=digest,
             )
         customer = caller_customer(request)
         customer_serializer = CustomerTicketCreateSerializer(data=request.data, context=self.get_serializer_context())
         customer_serializer.is_valid(raise_exception=True)
         data = customer_serializer.validated_data
         return ticket_open_for_customer(
+            user=signed_in_user(request),
             sender=sender_of(customer),
             subject=data["subject"],
             text=data["text"],
             topic=data.get("topic"),
-            external_id=external_id,
+            idempotency_key=key,
+            request_digest=digest,
         )
 
 
