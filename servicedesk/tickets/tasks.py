@@ -86,3 +86,11 @@ def survey_mail_task(survey_id: int) -> bool:
     from servicedesk.tickets.services.surveys import survey_mail
 
     return survey_mail(survey_id=survey_id)
+
+
+@shared_task(name="tickets.snoozes_due_reopen")
+def snoozes_due_reopen_task() -> int:
+    """Beat, every minute: reopen the pending tickets whose pending-until time has come, each once."""
+    from servicedesk.tickets.services.followups import ticket_snoozes_due_reopen
+
+    return ticket_snoozes_due_reopen()

@@ -9,6 +9,7 @@ from servicedesk.tickets.models.customers import (
     MergeSuggestion,
     Organization,
 )
+from servicedesk.tickets.models.followups import MessageMention, TicketFollower
 from servicedesk.tickets.models.idempotency import IdempotencyKey
 from servicedesk.tickets.models.imports import ImportedRecord
 from servicedesk.tickets.models.messages import Attachment, DeliveryStatus, DroppedAttachment, Message, MessageKind
@@ -43,6 +44,7 @@ __all__ = [
     "MergeSuggestion",
     "Message",
     "MessageKind",
+    "MessageMention",
     "OperatingCost",
     "Organization",
     "PresenceState",
@@ -56,6 +58,7 @@ __all__ = [
     "TargetState",
     "Ticket",
     "TicketEvent",
+    "TicketFollower",
     "TicketTarget",
     "Topic",
 ]

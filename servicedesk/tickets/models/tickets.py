@@ -172,6 +172,9 @@ class Ticket(models.Model):
         verbose_name=_("SLA calendar"),
     )
     sla_due_at = models.DateTimeField(_("next SLA due"), null=True, blank=True)
+    # A pending ticket may wait until an instant, after which it reopens by itself
+    # (services/followups.py); leaving pending clears it (docs/followups.md).
+    pending_until = models.DateTimeField(_("pending until"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("ticket")
@@ -198,6 +201,10 @@ class Ticket(models.Model):
             models.Index(fields=["customer", "-updated_at", "-id"], name="ticket_customer_updated"),
             models.Index(fields=["priority", "-updated_at"], name="ticket_priority_upd"),
             models.Index(fields=["sla_due_at", "id"], name="ticket_sla_due_id"),
+            # The minute's sweep of snoozes that ended reads only the few tickets waiting for a time.
+            models.Index(
+                fields=["pending_until"], name="ticket_pending_until", condition=models.Q(pending_until__isnull=False)
+            ),
         ]
 
     def __str__(self) -> str:
@@ -239,6 +246,7 @@ class TicketEvent(models.Model):
         SLA_FULFILLED = "sla_fulfilled", _("SLA target fulfilled")
         SLA_BREACHED = "sla_breached", _("SLA target breached")
         SLA_CANCELLED = "sla_cancelled", _("SLA target cancelled")
+        PENDING_UNTIL = "pending_until", _("Pending until")
 
     # The kinds that set a ticket aside (out of the lists, routing, the SLA and
     # every service metric) or bring it back, each with the Ticket flag it sets.

@@ -30,6 +30,7 @@ from servicedesk.tickets.models import (
     Topic,
 )
 from servicedesk.tickets.services.attachments import attachment_store, attachments_check, stored_files_remove
+from servicedesk.tickets.services.mentions import mentions_record
 from servicedesk.tickets.services.tickets import (
     TicketVersionMismatch,
     _apply_status,
@@ -94,6 +95,10 @@ def _agent_message(
                 message=message,
                 after={"kind": kind, "channel": message.channel},
             )
+            if kind == MessageKind.INTERNAL and actor.source != "import":
+                # Agents named with @ who may see the ticket (services/mentions.py); replies name
+                # nobody, and imported history tells nobody.
+                mentions_record(message=message, ticket=locked, author=author, at=at)
             fields: list[str] = []
             if kind == MessageKind.PUBLIC_AGENT and locked.first_reply_at is None:
                 locked.first_reply_at = at

@@ -260,7 +260,8 @@ def status_transition_check(*, current: str, target: str) -> bool:
 
 def status_fields_set(ticket: Ticket, status: str, at: datetime) -> list[str]:
     """Put ``status`` on the instance, with ``solved_at`` set on a solve and cleared on
-    a reopen (docs/metrics.md#statuses); returns the fields that changed."""
+    a reopen (docs/metrics.md#statuses) and ``pending_until`` cleared by any status but
+    pending; returns the fields that changed."""
     before = ticket.status
     ticket.status = status
     fields = ["status"]
@@ -270,6 +271,10 @@ def status_fields_set(ticket: Ticket, status: str, at: datetime) -> list[str]:
     elif statuses.is_reopen(before, status):
         ticket.solved_at = None
         fields.append("solved_at")
+    if status != Status.PENDING and ticket.pending_until is not None:
+        # Leaving pending, by any path, ends a snooze (docs/followups.md).
+        ticket.pending_until = None
+        fields.append("pending_until")
     return fields
 
 
@@ -474,6 +479,7 @@ FIELD_EVENT_KINDS: dict[str, str] = {
     "tags": TicketEvent.Kind.TAGS,
     "is_spam": TicketEvent.Kind.SPAM,
     "is_deleted": TicketEvent.Kind.DELETED,
+    "pending_until": TicketEvent.Kind.PENDING_UNTIL,
 }
 
 
@@ -532,6 +538,7 @@ def field_label(field: str) -> str:
         "tags": _("Tags"),
         "is_spam": _("Spam"),
         "is_deleted": _("Deleted"),
+        "pending_until": _("Pending until"),
     }
     return str(labels.get(field, field))
 
@@ -549,6 +556,7 @@ def ticket_field_values(ticket: Ticket) -> dict[str, Any]:
         "tags": sorted(tag.name for tag in ticket.tags.all()),
         "is_spam": ticket.is_spam,
         "is_deleted": ticket.is_deleted,
+        "pending_until": ticket.pending_until,
     }
 
 
@@ -664,7 +672,8 @@ def ticket_update(
     """Apply several field changes at once, all or nothing; fields not given are not written.
 
     Accepts ``status``, ``priority``, ``assignee`` (User or None), ``queue``,
-    ``topic``, ``subject``, ``tags``, ``is_spam`` and ``is_deleted``; each leaves its own event.
+    ``topic``, ``subject``, ``tags``, ``is_spam``, ``is_deleted`` and ``pending_until``
+    (after the status: the ticket must then be pending; None clears it); each leaves its own event.
     ``version`` (the API's If-Match) must be the ticket's current version, else
     TicketVersionMismatch; ``originals`` (the values a page was loaded with)
     make ``ticket_conflicts_check`` refuse a field someone else changed since
@@ -699,6 +708,10 @@ def ticket_update(
             ticket = ticket_spam_set(ticket=ticket, spam=changes["is_spam"], actor=actor, at=at)
         if "is_deleted" in changes:
             ticket = ticket_delete_set(ticket=ticket, deleted=changes["is_deleted"], actor=actor, at=at)
+        if "pending_until" in changes:
+            from servicedesk.tickets.services.followups import ticket_pending_until_set
+
+            ticket = ticket_pending_until_set(ticket=ticket, until=changes["pending_until"], actor=actor, at=at)
     return ticket
 
 
