@@ -15,6 +15,10 @@ class NotificationKind(models.TextChoices):
     SLA_WARNING = "sla_warning", _("SLA warning")
     SLA_BREACH = "sla_breach", _("SLA breach")
     CUSTOMER_MESSAGE = "customer_message", _("New customer message")
+    ASSIGNED = "assigned", _("Ticket assigned to you")
+    MENTION = "mention", _("Mention in an internal note")
+    REMINDER = "reminder", _("Reminder")
+    TICKET_STATUS = "ticket_status", _("Status change on a ticket you follow")
 
 
 class Notification(models.Model):
@@ -38,6 +42,9 @@ class Notification(models.Model):
     # value older than a minute is an email whose task was lost (the broker was down),
     # which ``notification_emails_owed_dispatch`` enqueues again.
     email_owed_since = models.DateTimeField(_("email owed since"), null=True, blank=True)
+    # False when the user's preferences want this kind by email only: the row still
+    # keys the notice once and carries its email, but the bell and the list leave it out.
+    in_app = models.BooleanField(_("shown in the workspace"), default=True)
 
     class Meta:
         verbose_name = _("notification")
@@ -49,7 +56,9 @@ class Notification(models.Model):
         indexes = [
             models.Index(fields=["user", "-created_at", "-id"], name="notification_user_created"),
             # The bell counts a user's unread notices from this index alone.
-            models.Index(fields=["user"], name="notification_user_unread", condition=Q(read_at__isnull=True)),
+            models.Index(
+                fields=["user"], name="notification_user_unread_shown", condition=Q(read_at__isnull=True, in_app=True)
+            ),
             # The sweep of owed emails reads only the few notices still waiting.
             models.Index(
                 fields=["email_owed_since"],
@@ -60,3 +69,70 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+class NotificationPreference(models.Model):
+    """How one agent wants one kind of notice: in the workspace, by email, both or neither.
+
+    Without a row a kind comes both ways (``preferences.KIND_DEFAULTS``); a
+    row is written only when the agent changes something.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="notification_preferences",
+        verbose_name=_("user"),
+    )
+    kind = models.CharField(_("kind"), max_length=30, choices=NotificationKind.choices)
+    in_app = models.BooleanField(_("in the workspace"), default=True)
+    email = models.BooleanField(_("by email"), default=True)
+    updated_at = models.DateTimeField(_("updated"))
+
+    class Meta:
+        verbose_name = _("notification preference")
+        verbose_name_plural = _("notification preferences")
+        constraints = [
+            models.UniqueConstraint(fields=["user", "kind"], name="notification_preference_user_kind"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.kind}"
+
+
+class Reminder(models.Model):
+    """An agent's note to themself about a ticket, delivered as a notification at ``remind_at``.
+
+    Delivered once: the sweep claims it by setting ``delivered_at`` in the
+    same transaction that stores the notice (key ``reminder:<id>``).
+    ``outcome`` says what the sweep did: ``sent``, or ``not_visible`` when the
+    agent could no longer see the ticket (nothing is sent then).
+    """
+
+    class Outcome(models.TextChoices):
+        SENT = "sent", _("Sent")
+        NOT_VISIBLE = "not_visible", _("Not sent: the ticket is no longer yours to see")
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="reminders", verbose_name=_("agent")
+    )
+    ticket = models.ForeignKey("tickets.Ticket", on_delete=models.CASCADE, related_name="+", verbose_name=_("ticket"))
+    remind_at = models.DateTimeField(_("remind at"))
+    note = models.CharField(_("note"), max_length=500, blank=True)
+    created_at = models.DateTimeField(_("created"))
+    delivered_at = models.DateTimeField(_("delivered"), null=True, blank=True)
+    outcome = models.CharField(_("outcome"), max_length=20, choices=Outcome.choices, blank=True)
+
+    class Meta:
+        verbose_name = _("reminder")
+        verbose_name_plural = _("reminders")
+        ordering = ["remind_at", "id"]
+        indexes = [
+            # The minute's sweep reads only reminders still waiting, the earliest first.
+            models.Index(fields=["remind_at"], name="reminder_due", condition=Q(delivered_at__isnull=True)),
+            # An agent's reminders on one ticket (the ticket page, the API).
+            models.Index(fields=["user", "ticket", "remind_at"], name="reminder_user_ticket"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.ticket_id} at {self.remind_at}"

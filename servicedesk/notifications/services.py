@@ -21,6 +21,7 @@ from servicedesk.accounts.models import User
 from servicedesk.core.enqueue import task_enqueue
 from servicedesk.core.errors import NotFound
 from servicedesk.notifications.models import Notification, NotificationKind
+from servicedesk.notifications.preferences import preference_of
 from servicedesk.notifications.pushes import notifications_changed_publish
 from servicedesk.tickets.access import customers_conceal
 from servicedesk.tickets.models import Message, Ticket
@@ -49,10 +50,17 @@ def notification_send(
     Idempotent on (user, key): when that notice is already stored nothing is
     written or sent and None is returned, so a task that runs twice notifies
     once. Title and body are stored as given (render them in the user's
-    language first). The email goes only to a user with an address. The
-    user's open desk pages hear of it after commit (their bell counts it).
+    language first). The user's preferences for ``kind`` decide
+    (``preferences.preference_of``): a notice they want by email only is
+    stored hidden from the bell and the list (``in_app`` false) to key it
+    and carry its email; one they want neither way is not stored (None).
+    The email goes only to a user with an address. The user's open desk
+    pages hear of a shown notice after commit (their bell counts it).
     """
-    owed = email and bool(user.email)
+    preference = preference_of(user, kind)
+    if not preference.in_app and not (email and preference.email):
+        return None
+    owed = email and preference.email and bool(user.email)
     try:
         with transaction.atomic():
             notification = Notification.objects.create(
@@ -65,6 +73,7 @@ def notification_send(
                 url=url,
                 created_at=at or timezone.now(),
                 email_owed_since=timezone.now() if owed else None,
+                in_app=preference.in_app,
             )
     except IntegrityError:
         return None
@@ -72,7 +81,8 @@ def notification_send(
         # With the broker down the notice is shown in the workspace at once and its
         # email, still owed, is enqueued again by ``notification_emails_owed_dispatch``.
         transaction.on_commit(lambda: notification_email_enqueue(notification_id=notification.pk))
-    notifications_changed_publish(user_id=user.pk)
+    if preference.in_app:
+        notifications_changed_publish(user_id=user.pk)
     return notification
 
 
@@ -140,10 +150,10 @@ def notification_mark_read(*, user: User, notification_id: int | None = None, at
     the user's own. When some changed, the user's open desk pages hear of it
     after commit.
     """
-    unread = Notification.objects.filter(user=user, read_at__isnull=True)
+    unread = Notification.objects.filter(user=user, read_at__isnull=True, in_app=True)
     if notification_id is not None:
         changed = unread.filter(pk=notification_id).update(read_at=at or timezone.now())
-        if not changed and not Notification.objects.filter(user=user, pk=notification_id).exists():
+        if not changed and not Notification.objects.filter(user=user, pk=notification_id, in_app=True).exists():
             raise NotFound(_("Notification not found."))
     else:
         changed = unread.update(read_at=at or timezone.now())
