@@ -40,3 +40,5 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
 ]
+    # Following, reminders and notification preferences (docs/followups.md).
+    path("api/v1/", include("servicedesk.notifications.api_urls")),

@@ -127,6 +127,8 @@ def ticket_timeline(ticket: Ticket, *, user: Any, tz: tzinfo | None = None) -> l
     def shown(kind: str, value: Any) -> str:
         if kind in _SLA_KINDS:
             return _sla_display(value, policies, zone)
+        if kind == TicketEvent.Kind.PENDING_UNTIL:
+            return _pending_until_display(value, zone)
         if kind in _MERGE_KINDS and isinstance(value, str) and value and value not in shown_references:
             return _("another ticket")
         return _display(kind, value, names)
@@ -168,6 +170,17 @@ def _sla_display(value: Any, policies: dict[str, str], zone: tzinfo) -> str:
     if isinstance(policy, str):
         parts.append(policies.get(policy, policy))
     return " · ".join(parts)
+
+
+def _pending_until_display(value: Any, zone: tzinfo) -> str:
+    """A pending-until value (docs/followups.md): the instant in ``zone``, and why it ended when the time came."""
+    if isinstance(value, dict):
+        until = _instant(value.get("until"))
+        if value.get("reason") == "until_reached":
+            return _("cleared: the time came")
+        return format_instant(until, zone) if until is not None else _("cleared")
+    until = _instant(value)
+    return format_instant(until, zone) if until is not None else ""
 
 
 def _instant(value: Any) -> datetime | None:

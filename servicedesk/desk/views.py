@@ -40,7 +40,7 @@ from servicedesk.tickets import access, selectors
 from servicedesk.tickets.events import Actor
 from servicedesk.tickets.models import Channel, Customer, CustomerEvent, CustomerMerge, Identity, Ticket
 from servicedesk.tickets.selectors import DUE_OVERDUE, DUE_SOON, TicketFilters
-from servicedesk.tickets.services import customers, delivery, replies, surveys, tickets
+from servicedesk.tickets.services import customers, delivery, mentions, replies, surveys, tickets
 from servicedesk.tickets.services.replies import AgentDraft
 from servicedesk.tickets.statuses import Priority, Status
 
@@ -241,6 +241,14 @@ def _ticket_submit(request: HttpRequest, reference: str, *, default_action: str)
         messages.success(request, _("Your reply was sent to the customer."))
     else:
         messages.success(request, _("Your internal note was added."))
+        # Names the note mentions that reached nobody (services/mentions.py).
+        unnotified = mentions.mention_names_unnotified(ticket=found, text=draft.text, author=agent)
+        if unnotified:
+            messages.warning(
+                request,
+                _("Not notified (unknown, ambiguous, or not allowed to see this ticket): %(names)s")
+                % {"names": ", ".join(mentions.mention_label(name) for name in unnotified)},
+            )
     return redirect("desk:ticket", reference=found.reference)
 
 

@@ -317,6 +317,18 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": 50},
     },
     "reports-jobs-pending": {
+    # Pending tickets whose pending-until time has come reopen; reminders whose time has
+    # come are delivered. Each claims its rows, so a late or doubled run acts once (docs/followups.md).
+    "tickets-snoozes-due-reopen": {
+        "task": "tickets.snoozes_due_reopen",
+        "schedule": timedelta(minutes=1),
+        "options": {"expires": 50},
+    },
+    "notifications-reminders-due": {
+        "task": "notifications.reminders_due_send",
+        "schedule": timedelta(minutes=1),
+        "options": {"expires": 50},
+    },
         "task": "reports.jobs_pending_dispatch",
         "schedule": timedelta(minutes=1),
         "options": {"expires": 50},

@@ -4,10 +4,12 @@ validated data to the services, which make every change."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, cast
 
 from django.conf import settings
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
@@ -17,6 +19,7 @@ from rest_framework.utils.serializer_helpers import ReturnList
 from servicedesk.accounts.models import User
 from servicedesk.accounts.roles import sees_all_queues
 from servicedesk.core.api_fields import EmailAddressSerializerField
+from servicedesk.core.errors import ApplicationError
 from servicedesk.sla.models import TargetHours
 from servicedesk.tickets.access import queues_visible_to, ticket_merge_target_for
 from servicedesk.tickets.api.permissions import caller_is_customer
@@ -32,6 +35,7 @@ from servicedesk.tickets.models import (
     Topic,
 )
 from servicedesk.tickets.selectors import customer_list
+from servicedesk.tickets.services.followups import pending_until_check
 from servicedesk.tickets.statuses import Priority, Status
 
 # --- Reading -----------------------------------------------------------------
@@ -84,7 +88,7 @@ class TicketSerializer(serializers.Serializer):
     fields.
     """
 
-    AGENT_ONLY = ("tags", "is_spam", "is_deleted", "sla_policy", "sla_due_at", "sla_targets")
+    AGENT_ONLY = ("tags", "is_spam", "is_deleted", "sla_policy", "sla_due_at", "sla_targets", "pending_until")
 
     reference = serializers.CharField(read_only=True)
     subject = serializers.CharField(read_only=True)
@@ -108,6 +112,11 @@ class TicketSerializer(serializers.Serializer):
         help_text=_("The earliest due instant among targets whose clock runs, overdue ones included."),
     )
     sla_targets = TicketTargetSerializer(many=True, read_only=True)
+    pending_until = serializers.DateTimeField(
+        read_only=True,
+        allow_null=True,
+        help_text=_("A pending ticket reopens by itself at this instant (docs/followups.md); null otherwise."),
+    )
     is_spam = serializers.BooleanField(read_only=True)
     is_deleted = serializers.BooleanField(read_only=True)
     merged_into = serializers.SerializerMethodField()
@@ -427,6 +436,30 @@ class TicketUpdateSerializer(serializers.Serializer):
     is_deleted = serializers.BooleanField(
         required=False, help_text=_("Managers and admins only: delete (hide) the ticket, or restore it.")
     )
+    pending_until = serializers.DateTimeField(
+        required=False,
+        allow_null=True,
+        help_text=_(
+            "With status pending (sent along, or the ticket's): the ISO 8601 instant, in the future, at which "
+            "the ticket reopens by itself. null clears it."
+        ),
+    )
+
+    def validate_pending_until(self, value: datetime | None) -> datetime | None:
+        if value is not None:
+            try:
+                pending_until_check(until=value, at=timezone.now())
+            except ApplicationError as exc:
+                raise serializers.ValidationError(exc.message) from None
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        status = attrs.get("status")
+        if attrs.get("pending_until") is not None and status is not None and status != Status.PENDING:
+            raise serializers.ValidationError(
+                {"pending_until": [_("Only a pending ticket waits until a time: set the status to pending too.")]}
+            )
+        return attrs
 
 
 class MessageCreateSerializer(serializers.Serializer):
