@@ -37,8 +37,8 @@ urlpatterns = [
     path("api/v1/", include("servicedesk.webhooks.api_urls")),
     path("desk/routing/", include("servicedesk.routing.urls")),
     path("desk/notifications/", include("servicedesk.notifications.urls")),
+    # Following, reminders and notification preferences (docs/followups.md).
+    path("api/v1/", include("servicedesk.notifications.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
 ]
-    # Following, reminders and notification preferences (docs/followups.md).
-    path("api/v1/", include("servicedesk.notifications.api_urls")),

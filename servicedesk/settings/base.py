@@ -316,7 +316,6 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(minutes=1),
         "options": {"expires": 50},
     },
-    "reports-jobs-pending": {
     # Pending tickets whose pending-until time has come reopen; reminders whose time has
     # come are delivered. Each claims its rows, so a late or doubled run acts once (docs/followups.md).
     "tickets-snoozes-due-reopen": {
@@ -329,6 +328,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(minutes=1),
         "options": {"expires": 50},
     },
+    "reports-jobs-pending": {
         "task": "reports.jobs_pending_dispatch",
         "schedule": timedelta(minutes=1),
         "options": {"expires": 50},
