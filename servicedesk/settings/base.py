@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "servicedesk.desk",
     "servicedesk.live",
     "servicedesk.kb",
+    "servicedesk.macros",
     "channels_app.web",
     "channels_app.email",
     "channels_app.chat",
@@ -429,6 +430,7 @@ SPECTACULAR_SETTINGS = {
         "StatusEnum": "servicedesk.tickets.statuses.Status",
         "ReportJobStatusEnum": "reports.models.JobStatus",
         "ForumStateEnum": "channels_app.forum.models.State",
+        "MacroScopeEnum": "servicedesk.macros.models.Scope",
     },
 }
 
