@@ -181,7 +181,8 @@ class ReminderDetailView(APIView):
 
 class KindPreferenceSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=[(kind, NotificationKind(kind).label) for kind in KINDS])
-    label = serializers.CharField(read_only=True)
+    # The kind's name for people; the attribute shadows DRF's own ``Field.label``, which a serializer does not use.
+    label = serializers.CharField(read_only=True)  # type: ignore[assignment]
     in_app = serializers.BooleanField(required=False, help_text=_("Shown in the workspace (the bell)."))
     email = serializers.BooleanField(required=False, help_text=_("Sent by email."))
 

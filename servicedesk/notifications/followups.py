@@ -160,13 +160,15 @@ def customer_message_followers_notify(*, message_id: int) -> int:
     )
     if message is None:
         return 0
-    ticket = message.ticket
+    ticket, author = message.ticket, message.author_customer
     sent = 0
     for user in ticket_followers(ticket):
         if not _may_hear(user, ticket):
             continue
-        # The notice names the author only as this follower may see them (docs/architecture.md, "Access rules").
-        customers_conceal(user, [ticket], messages=[message])
+        # The notice names the author only as this follower may see them (docs/architecture.md, "Access rules");
+        # each follower starts from the real author, not the previous one's stand-in.
+        message.author_customer = author
+        customers_conceal(user, [], messages=[message])
         with translation.override(_language(user)):
             title = _("[%(reference)s] New message from %(customer)s") % {
                 "reference": ticket.reference,

@@ -42,7 +42,7 @@ def bob(queue):
 
 
 def api_for(user) -> APIClient:
-    return APIClient(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    return APIClient(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
 
 
 def test_a_reminder_is_delivered_once_when_its_time_comes(agent, ticket, now, django_capture_on_commit_callbacks):

@@ -148,7 +148,7 @@ def test_the_note_writer_is_told_on_the_page_which_names_were_not_notified(clien
 
 
 def test_notes_written_through_the_api_mention_too(agent, people, ticket, django_capture_on_commit_callbacks):
-    api = APIClient(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=agent).key}")
+    api = APIClient(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=agent)[0].key}")
     with django_capture_on_commit_callbacks(execute=True):
         answer = api.post(
             f"/api/v1/tickets/{ticket.reference}/messages/", {"kind": "note", "text": "@max see this"}, format="json"
