@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import F, Min, OrderBy, Prefetch, Q, QuerySet
+from django.db.models import Exists, F, Min, OrderBy, OuterRef, Prefetch, Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -54,6 +54,10 @@ TICKET_SORTS: dict[str, tuple[str | OrderBy, ...]] = {
 # Other names the API accepts for a sort (``ordering=sla_due_at``).
 TICKET_SORT_ALIASES = {"sla_due_at": "due", "-sla_due_at": "-due"}
 
+# ``?tag_match=any``: tickets carrying any of the tags asked for (default: all of them).
+TAG_MATCH_ALL = "all"
+TAG_MATCH_ANY = "any"
+
 # Inbox views by next SLA due instant: due within the next hour, or already overdue.
 DUE_SOON = "hour"
 DUE_OVERDUE = "overdue"
@@ -83,6 +87,10 @@ class TicketFilters:
     # Created in [created_from, created_to): the reports' drill-down.
     created_from: datetime | None = None
     created_to: datetime | None = None
+    # Tag names (as stored: trimmed, lower case); a ticket must carry every one
+    # of them, or any one of them with ``tags_any`` (``?tags=a,b&tag_match=any``).
+    tags: tuple[str, ...] = ()
+    tags_any: bool = False
 
     @classmethod
     def from_params(cls, params: Any) -> TicketFilters:
@@ -115,6 +123,8 @@ class TicketFilters:
             deleted=_flag(params.get("deleted")),
             created_from=_instant(params.get("created_from")),
             created_to=_instant(params.get("created_to")),
+            tags=tuple(dict.fromkeys(" ".join(tag.split()).lower()[:64] for tag in many("tags"))),
+            tags_any=str(params.get("tag_match") or "").strip().lower() == TAG_MATCH_ANY,
         )
 
 
@@ -141,36 +151,12 @@ def ticket_list(*, user: Any, filters: TicketFilters | None = None, now: datetim
     filters = filters or TicketFilters()
     now = now or timezone.now()
     qs = tickets_visible_to(user)
-    if not filters.include_merged:
-        qs = qs.filter(merged_into__isnull=True)
-    # The Deleted view lists the deleted tickets, spam or not; every other list none of them.
-    qs = qs.filter(Q(is_deleted=True) if filters.deleted else Q(is_deleted=False, is_spam=filters.spam))
-    if filters.status:
-        qs = qs.filter(status__in=filters.status)
-    if filters.queue:
-        qs = qs.filter(queue__slug__in=filters.queue)
-    if filters.channel:
-        qs = qs.filter(channel__in=filters.channel)
-    if filters.priority:
-        qs = qs.filter(priority__in=filters.priority)
-    if filters.customer:
-        qs = qs.filter(customer_id=filters.customer)
-    if filters.assignee == "me":
-        qs = qs.filter(assignee_id=getattr(user, "pk", None))
-    elif filters.assignee == "none":
-        qs = qs.filter(assignee__isnull=True)
-    elif filters.assignee and filters.assignee.isdigit():
-        qs = qs.filter(assignee_id=int(filters.assignee))
     narrowed = False
+    search = None
     if filters.search:
         search = ticket_search_q(filters.search, customers=customer_search_scope(user))
         narrowed = _is_id_list(search)
-        qs = qs.filter(search)
-    qs = qs.filter(_due_q(filters, now))
-    if filters.created_from is not None:
-        qs = qs.filter(created_at__gte=filters.created_from)
-    if filters.created_to is not None:
-        qs = qs.filter(created_at__lt=filters.created_to)
+    qs = qs.filter(ticket_filters_q(user=user, filters=filters, now=now, search=search))
     # The same expressions as the ticket_priority_rank and ticket_status_rank indexes.
     if "priority" in filters.sort:
         qs = qs.annotate(priority_rank=priority_rank())
@@ -183,6 +169,66 @@ def ticket_list(*, user: Any, filters: TicketFilters | None = None, now: datetim
         .prefetch_related(Prefetch("tags", queryset=Tag.objects.order_by("name")), _targets_prefetch())
         .order_by(*(_sorted_apart(TICKET_SORTS[filters.sort]) if narrowed else TICKET_SORTS[filters.sort]))
     )
+
+
+def ticket_filters_q(*, user: Any, filters: TicketFilters, now: datetime, search: Q | None = None) -> Q:
+    """The conditions of ``filters`` as one condition on tickets, without the access rule
+    (the caller starts from ``tickets_visible_to(user)``; ``user`` is who "me" is).
+
+    ``search``: the condition of ``filters.search`` when the caller made it already
+    (``ticket_list`` narrows it to an id list first); otherwise ``ticket_search_broad_q``,
+    which runs no query of its own, so the conditions of many lists can be counted in
+    one statement (the inbox's saved views).
+    """
+    q = Q() if filters.include_merged else Q(merged_into__isnull=True)
+    # The Deleted view lists the deleted tickets, spam or not; every other list none of them.
+    q &= Q(is_deleted=True) if filters.deleted else Q(is_deleted=False, is_spam=filters.spam)
+    if filters.status:
+        q &= Q(status__in=filters.status)
+    if filters.queue:
+        q &= Q(queue__slug__in=filters.queue)
+    if filters.channel:
+        q &= Q(channel__in=filters.channel)
+    if filters.priority:
+        q &= Q(priority__in=filters.priority)
+    if filters.customer:
+        q &= Q(customer_id=filters.customer)
+    if filters.assignee == "me":
+        q &= Q(assignee_id=getattr(user, "pk", None))
+    elif filters.assignee == "none":
+        q &= Q(assignee__isnull=True)
+    elif filters.assignee and filters.assignee.isdigit():
+        q &= Q(assignee_id=int(filters.assignee))
+    if filters.search:
+        q &= (
+            search
+            if search is not None
+            else ticket_search_broad_q(filters.search, customers=customer_search_scope(user))
+        )
+    q &= _due_q(filters, now)
+    if filters.created_from is not None:
+        q &= Q(created_at__gte=filters.created_from)
+    if filters.created_to is not None:
+        q &= Q(created_at__lt=filters.created_to)
+    if filters.tags:
+        q &= ticket_tags_q(filters.tags, any_of=filters.tags_any)
+    return q
+
+
+def ticket_tags_q(names: tuple[str, ...], *, any_of: bool = False) -> Q:
+    """Tickets carrying every tag of ``names`` (any one of them with ``any_of``).
+
+    One EXISTS per tag (all) or one for the list (any), each a probe of the tag
+    table's unique name index and the ticket-tag table's unique (ticket, tag)
+    index, so a page walking its sort index tests each ticket in two lookups.
+    """
+    links = Ticket.tags.through.objects.filter(ticket_id=OuterRef("pk"))
+    if any_of:
+        return Q(Exists(links.filter(tag__name__in=names)))
+    q = Q()
+    for name in names:
+        q &= Q(Exists(links.filter(tag__name=name)))
+    return q
 
 
 def _is_id_list(q: Q) -> bool:
@@ -244,6 +290,28 @@ def ticket_search_q(term: str, *, customers: QuerySet[Customer] | None = None) -
     One query fetches the matching ids when there are few of them.
     """
     term = term.strip()
+    matching, parts = _search_parts(term, customers)
+    # UNION ALL streams, so a broad term stops after the limit; duplicates
+    # (a ticket matching twice) are folded here.
+    matches = Ticket.objects.filter(subject__icontains=term).values("pk").union(*parts, all=True)
+    rows = [row["pk"] for row in matches[: SEARCH_ID_LIST_LIMIT + 1]]
+    if len(rows) <= SEARCH_ID_LIST_LIMIT:
+        return Q(pk__in=sorted(set(rows)))
+    # A broad term: test each ticket as the list walks its sort index, so the
+    # page stops after its rows instead of collecting every match first.
+    return _search_broad(term, matching, parts)
+
+
+def ticket_search_broad_q(term: str, *, customers: QuerySet[Customer] | None = None) -> Q:
+    """What ``ticket_search_q`` matches, as a condition each ticket is tested against,
+    without fetching the matching ids first: no query runs until the caller's does."""
+    term = term.strip()
+    matching, parts = _search_parts(term, customers)
+    return _search_broad(term, matching, parts)
+
+
+def _search_parts(term: str, customers: QuerySet[Customer] | None) -> tuple[QuerySet[Any], list[QuerySet[Any]]]:
+    """The customers a term matches (by name or identity) and the ticket-id queries of a search."""
     named = Customer.objects.filter(name__icontains=term)
     addressed = Identity.objects.filter(value__icontains=email_search_term(term))
     if customers is not None:
@@ -255,14 +323,10 @@ def ticket_search_q(term: str, *, customers: QuerySet[Customer] | None = None) -
         parts.append(Ticket.objects.filter(reference=term.upper()).values("pk"))
     elif term.isdigit():
         parts.append(Ticket.objects.filter(reference__endswith=f"-{term}").values("pk"))
-    # UNION ALL streams, so a broad term stops after the limit; duplicates
-    # (a ticket matching twice) are folded here.
-    matches = Ticket.objects.filter(subject__icontains=term).values("pk").union(*parts, all=True)
-    rows = [row["pk"] for row in matches[: SEARCH_ID_LIST_LIMIT + 1]]
-    if len(rows) <= SEARCH_ID_LIST_LIMIT:
-        return Q(pk__in=sorted(set(rows)))
-    # A broad term: test each ticket as the list walks its sort index, so the
-    # page stops after its rows instead of collecting every match first.
+    return matching, parts
+
+
+def _search_broad(term: str, matching: QuerySet[Any], parts: list[QuerySet[Any]]) -> Q:
     broad = Q(subject__icontains=term) | Q(customer_id__in=matching)
     for part in parts[1:]:
         broad |= Q(pk__in=part)

@@ -56,13 +56,14 @@ def _ids_checked(params: Any, filters: TicketFilters) -> TicketFilters:
 def ticket_filters_from(params: Any, *, agent: bool = True) -> TicketFilters:
     """The list filters from the query string; raises ValidationError (400) for a bad SLA parameter or id.
 
-    Not ``agent`` (a customer's token): the SLA is the desk's working data, so
-    its filters and its sort are left out, like parameters the list does not know.
+    Not ``agent`` (a customer's token): the SLA and the tags are the desk's working
+    data, so their filters and the SLA sort are left out, like parameters the list
+    does not know (a tag filter would tell a customer which tags their tickets carry).
     """
     filters = _ids_checked(params, TicketFilters.from_params(params))
     if not agent:
         sort = "-updated" if filters.sort.lstrip("-") == "due" else filters.sort
-        return dataclasses.replace(filters, due=None, sort=sort)
+        return dataclasses.replace(filters, due=None, sort=sort, tags=(), tags_any=False)
     given = {name: params.get(name) for name in SLA_PARAMS if (params.get(name) or "").strip()}
     if not given:
         return filters
