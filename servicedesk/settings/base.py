@@ -334,6 +334,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(minutes=1),
         "options": {"expires": 50},
     },
+    # Inbox bulk jobs whose task was lost (broker down, worker lost): enqueued again (docs/inbox.md).
+    "desk-bulk-jobs-pending": {
+        "task": "desk.bulk_jobs_pending_dispatch",
+        "schedule": timedelta(minutes=1),
+        "options": {"expires": 50},
+    },
     # Community: support questions past their target become tickets; authors of answered
     # questions without an accepted answer are asked once to accept one (docs/community.md).
     "forum-topics-escalate-due": {
@@ -430,6 +436,9 @@ SPECTACULAR_SETTINGS = {
         "StatusEnum": "servicedesk.tickets.statuses.Status",
         "ReportJobStatusEnum": "reports.models.JobStatus",
         "ForumStateEnum": "channels_app.forum.models.State",
+        "BulkActionEnum": "servicedesk.desk.models.BulkAction",
+        "BulkJobStatusEnum": "servicedesk.desk.models.BulkJobStatus",
+        "ViewScopeEnum": "servicedesk.desk.models.ViewScope",
         "MacroScopeEnum": "servicedesk.macros.models.Scope",
     },
 }
@@ -582,6 +591,10 @@ SERVICEDESK = {
     "PRESENCE_TIMEOUT_SECONDS": env.int("SD_PRESENCE_TIMEOUT_SECONDS", default=45),
     # Desk pages open the live stream (/ws/desk/) and update themselves.
     "LIVE_UPDATES": env.bool("SD_LIVE_UPDATES", default=True),
+    # Inbox bulk actions (docs/inbox.md): selections up to BULK_SYNC_MAX tickets are changed
+    # in the request, larger ones by a worker; at most BULK_MAX tickets at once.
+    "BULK_SYNC_MAX": env.int("SD_BULK_SYNC_MAX", default=20),
+    "BULK_MAX": env.int("SD_BULK_MAX", default=10_000),
     # Live channels (docs/metrics.md#live): answered within this many seconds
     # counts for the service level, per channel; a session abandoned after
     # waiting less than SHORT_ABANDON_SECONDS is a short abandon.
