@@ -1,12 +1,19 @@
 from django.urls import include, path
 
-from servicedesk.desk import views
+from servicedesk.desk import inbox, views
 
 app_name = "desk"
 urlpatterns = [
     path("login/", views.DeskLoginView.as_view(), name="login"),
     path("logout/", views.DeskLogoutView.as_view(), name="logout"),
     path("", views.inbox, name="inbox"),
+    path("bulk/", inbox.bulk_submit, name="bulk"),
+    path("bulk/jobs/<int:pk>/", inbox.bulk_job_status, name="bulk_job"),
+    path("bulk/jobs/<int:pk>/cancel/", inbox.bulk_job_cancel, name="bulk_job_cancel"),
+    path("views/", inbox.view_create, name="view_create"),
+    path("views/counts/", inbox.view_counts_json, name="view_counts"),
+    path("views/<int:pk>/rename/", inbox.view_rename, name="view_rename"),
+    path("views/<int:pk>/delete/", inbox.view_delete, name="view_delete"),
     path("tickets/<str:reference>/", views.ticket, name="ticket"),
     path("tickets/<str:reference>/reply/", views.ticket_reply, name="ticket_reply"),
     path("tickets/<str:reference>/update/", views.ticket_update, name="ticket_update"),

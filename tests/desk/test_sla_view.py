@@ -95,7 +95,7 @@ def refs(board, *names: str) -> list[str]:
 
 def row_badge(content: str, reference: str) -> str:
     """The SLA cell of one inbox row."""
-    row = re.search(rf'<tr class="ticket-row" data-reference="{reference}">(.*?)</tr>', content, re.S)
+    row = re.search(rf'<tr class="ticket-row" data-reference="{reference}"[^>]*>(.*?)</tr>', content, re.S)
     assert row is not None
     cell = re.search(r'<td class="sla-cell"[^>]*>(.*?)</td>', row.group(1), re.S)
     assert cell is not None
