@@ -46,7 +46,7 @@ from servicedesk.webhooks import payloads
 from servicedesk.webhooks.models import EventType, WebhookEndpoint, WebhookEvent
 
 _SKIPPED_SOURCES = frozenset({"import"})
-UPDATE_KINDS = {
+UPDATE_KINDS: dict[str, str] = {
     TicketEvent.Kind.STATUS: "status",
     TicketEvent.Kind.PRIORITY: "priority",
     TicketEvent.Kind.ASSIGNEE: "assignee",

@@ -48,7 +48,7 @@ def ticket_data(ticket_id: int) -> dict[str, Any] | None:
         "channel": ticket.channel,
         "initiator": ticket.initiator,
         "queue": ticket.queue.slug,
-        "topic": ticket.topic.slug if ticket.topic_id else None,
+        "topic": ticket.topic.slug if ticket.topic is not None else None,
         "assignee": person(ticket.assignee),
         "customer": {"id": ticket.customer_id, "name": ticket.customer.name},
         "tags": sorted(tag.name for tag in ticket.tags.all()),

@@ -10,6 +10,7 @@ import ipaddress
 import json
 import logging
 import time
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -235,20 +236,21 @@ def webhook_event_dispatch(*, event_id: str, at: datetime | None = None) -> list
     enqueued after commit.
     """
     at = at or timezone.now()
+    event_pk = uuid.UUID(event_id)
     with transaction.atomic():
-        if not WebhookEvent.objects.filter(pk=event_id, dispatched_at=None).update(dispatched_at=at):
+        if not WebhookEvent.objects.filter(pk=event_pk, dispatched_at=None).update(dispatched_at=at):
             return []
-        event_type = WebhookEvent.objects.values_list("type", flat=True).get(pk=event_id)
+        event_type = WebhookEvent.objects.values_list("type", flat=True).get(pk=event_pk)
         endpoints = [
             pk
             for pk, types in WebhookEndpoint.objects.filter(is_active=True).values_list("pk", "event_types")
             if event_type in (types or ())
         ]
         WebhookDelivery.objects.bulk_create(
-            [WebhookDelivery(endpoint_id=pk, event_id=event_id, next_attempt_at=at, created_at=at) for pk in endpoints],
+            [WebhookDelivery(endpoint_id=pk, event_id=event_pk, next_attempt_at=at, created_at=at) for pk in endpoints],
             ignore_conflicts=True,
         )
-        ids = list(WebhookDelivery.objects.filter(event_id=event_id).values_list("pk", flat=True))
+        ids = list(WebhookDelivery.objects.filter(event_id=event_pk).values_list("pk", flat=True))
         transaction.on_commit(lambda: _attempts_enqueue(ids))
     return ids
 

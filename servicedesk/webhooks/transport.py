@@ -3,31 +3,41 @@
 The host is resolved once; every address it resolves to must be public
 (``address_refusal``) unless the endpoint allows private addresses, and the
 connection goes to that resolved address, so a DNS answer that changes
-between the check and the connection (rebinding) cannot move it. Only http
-and https; redirects are never followed (a 3xx is a failed attempt); connect
-and read time out after a few seconds; at most ``READ_CAP`` bytes of the
-answer are read. TLS checks the certificate against the URL's host name.
+between the check and the connection (rebinding) cannot move it: the socket
+connects to the checked socket address itself, nothing is looked up again.
+Only http and https; redirects are never followed (a 3xx is a failed
+attempt); connecting and each read time out after a few seconds, and the
+whole request after ``TOTAL_TIMEOUT`` (well inside a delivery's claim, so an
+endpoint that answers a byte at a time cannot hold it until another worker
+sends it again); at most ``READ_CAP`` bytes of the answer are read. TLS
+checks the certificate against the URL's host name.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import ipaddress
 import socket
 import ssl
+import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.utils.translation import gettext as _
 
 CONNECT_TIMEOUT = 3.0
 READ_TIMEOUT = 10.0
+TOTAL_TIMEOUT = 20.0
 READ_CAP = 4096
 EXCERPT_MAX = 500
 SCHEMES = {"http": 80, "https": 443}
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# NAT64's well-known prefix: the last 32 bits are the IPv4 address reached (RFC 6052).
+NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
 
 class AddressRefused(Exception):
@@ -46,21 +56,42 @@ class Response:
         return self.status_code is not None and 200 <= self.status_code < 300 and not self.error
 
 
+def embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address leads to: IPv4-mapped (``::ffff:127.0.0.1``),
+    6to4 (``2002:7f00:1::``) or NAT64 (``64:ff9b::7f00:1``); None for any other."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return None
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address in NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+def address_text(address: IPAddress) -> str:
+    """The address as people write it: an IPv4-mapped one as ``::ffff:127.0.0.1``."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return f"::ffff:{address.ipv4_mapped}"
+    return str(address)
+
+
 def address_refusal(address: IPAddress) -> str | None:
     """Why ``address`` may not be called without "allow private addresses" (None: it may).
 
-    IPv4-mapped IPv6 addresses (``::ffff:127.0.0.1``) are judged as the IPv4
-    address they carry.
+    An IPv6 address that carries an IPv4 one (``embedded_ipv4``) is judged
+    as that IPv4 address.
     """
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    address = embedded_ipv4(address) or address
     for flag, reason in (
         ("is_unspecified", "unspecified"),
         ("is_loopback", "loopback"),
         ("is_link_local", "link-local"),
         ("is_multicast", "multicast"),
-        ("is_private", "private"),
+        # Before "private": Python counts 240.0.0.0/4 (reserved) as private too.
         ("is_reserved", "reserved"),
+        ("is_private", "private"),
     ):
         if getattr(address, flag):
             return reason
@@ -86,36 +117,57 @@ def url_check(url: str) -> tuple[str, str, int, str]:
     return scheme, host, port, path
 
 
-def resolve(host: str, port: int, *, allow_private: bool) -> IPAddress:
+@dataclass(frozen=True)
+class Resolved:
+    """The address checked, and the socket address (family and tuple) connected to."""
+
+    address: IPAddress
+    family: int
+    sockaddr: tuple[Any, ...]
+
+
+def resolve(host: str, port: int, *, allow_private: bool) -> Resolved:
     """The one address to connect to: the host's first, after every one was checked."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
+    except (OSError, UnicodeError) as exc:
         raise AddressRefused(_("The host name could not be resolved: %(error)s") % {"error": exc}) from None
-    addresses = [ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos]
-    if not addresses:
+    found = [
+        Resolved(address=ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]), family=info[0], sockaddr=info[4])
+        for info in infos
+        if info[0] in (socket.AF_INET, socket.AF_INET6)
+    ]
+    if not found:
         raise AddressRefused(_("The host name could not be resolved."))
     if not allow_private:
-        for address in addresses:
-            reason = address_refusal(address)
+        for resolved in found:
+            reason = address_refusal(resolved.address)
             if reason is not None:
                 raise AddressRefused(
                     _("%(address)s is a %(reason)s address; only public addresses receive webhooks.")
-                    % {"address": address, "reason": reason}
+                    % {"address": address_text(resolved.address), "reason": reason}
                 )
-    return addresses[0]
+    return found[0]
 
 
 class _PinnedHTTPConnection(http.client.HTTPConnection):
-    """HTTP to an address resolved beforehand; the Host header keeps the URL's name."""
+    """HTTP to a socket address resolved and checked beforehand (no second look-up); the Host
+    header keeps the URL's name."""
 
-    def __init__(self, host: str, port: int, *, address: IPAddress) -> None:
+    def __init__(self, host: str, port: int, *, resolved: Resolved) -> None:
         super().__init__(host, port, timeout=CONNECT_TIMEOUT)
-        self._address = address
+        self._resolved = resolved
 
     def connect(self) -> None:
-        self.sock = socket.create_connection((str(self._address), self.port), timeout=CONNECT_TIMEOUT)
-        self.sock.settimeout(READ_TIMEOUT)
+        sock = socket.socket(self._resolved.family, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(CONNECT_TIMEOUT)
+            sock.connect(self._resolved.sockaddr)
+            sock.settimeout(READ_TIMEOUT)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
 
 
 class _PinnedHTTPSConnection(_PinnedHTTPConnection):
@@ -127,6 +179,15 @@ class _PinnedHTTPSConnection(_PinnedHTTPConnection):
         self.sock = context.wrap_socket(self.sock, server_hostname=self.host)
 
 
+def _cut_off(connection: http.client.HTTPConnection, cut: threading.Event) -> None:
+    """At ``TOTAL_TIMEOUT``: end the request wherever it is (a blocked read returns)."""
+    cut.set()
+    sock = connection.sock
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
 def post(*, url: str, body: bytes, headers: dict[str, str], allow_private: bool) -> Response:
     """POST ``body`` to ``url``; never raises: a refusal or a failure is the response's ``error``."""
     started = time.monotonic()
@@ -136,19 +197,27 @@ def post(*, url: str, body: bytes, headers: dict[str, str], allow_private: bool)
 
     try:
         scheme, host, port, path = url_check(url)
-        address = resolve(host, port, allow_private=allow_private)
+        resolved = resolve(host, port, allow_private=allow_private)
     except AddressRefused as exc:
         return Response(status_code=None, excerpt="", error=str(exc)[:300], duration_ms=took())
     connection_class = _PinnedHTTPSConnection if scheme == "https" else _PinnedHTTPConnection
-    connection = connection_class(host, port, address=address)
+    connection = connection_class(host, port, resolved=resolved)
+    cut = threading.Event()
+    timer = threading.Timer(TOTAL_TIMEOUT, _cut_off, args=(connection, cut))
+    timer.daemon = True
+    timer.start()
     try:
         connection.request("POST", path, body=body, headers={**headers, "Content-Length": str(len(body))})
         answer = connection.getresponse()
         raw = answer.read(READ_CAP)
         status = answer.status
     except (OSError, http.client.HTTPException, ValueError) as exc:
-        return Response(status_code=None, excerpt="", error=f"{type(exc).__name__}: {exc}"[:300], duration_ms=took())
+        error = f"{type(exc).__name__}: {exc}"
+        if cut.is_set():
+            error = _("No complete answer within the time limit (%(seconds)d s).") % {"seconds": TOTAL_TIMEOUT}
+        return Response(status_code=None, excerpt="", error=error[:300], duration_ms=took())
     finally:
+        timer.cancel()
         connection.close()
     excerpt = raw.decode("utf-8", errors="replace")[:EXCERPT_MAX]
     error = ""

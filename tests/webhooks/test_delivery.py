@@ -4,6 +4,7 @@ delivery per endpoint, signed requests, retries with backoff, the automatic paus
 from __future__ import annotations
 
 import json
+import socket
 import time
 from datetime import timedelta
 
@@ -12,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
+from servicedesk.core.errors import ApplicationError
 from servicedesk.tickets.events import Actor
 from servicedesk.tickets.services.tickets import ticket_status_change, ticket_update
 from servicedesk.webhooks import services
@@ -79,17 +81,36 @@ def test_an_old_signature_is_refused_by_the_receiver_check(
 
 
 def test_without_allow_private_the_same_url_is_refused_and_logged(
-    receiver, endpoint_for, customer, queue, django_capture_on_commit_callbacks
+    receiver, endpoint_for, admin, customer, queue, monkeypatch, django_capture_on_commit_callbacks
 ):
-    endpoint_for(f"http://localhost:{receiver.port}/hooks", ["ticket.created"], private=False)
+    # An address is refused when the endpoint is added ...
+    with pytest.raises(ApplicationError) as refused:
+        endpoint_for(receiver.url, ["ticket.created"], private=False)
+    assert (refused.value.field, WebhookEndpoint.objects.count()) == ("url", 0)
+    # ... a name is resolved at each delivery: one that leads to the receiver's loopback address is refused then.
+    real_getaddrinfo = socket.getaddrinfo
+
+    def getaddrinfo(host, port, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if host == "hooks.example.test":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+        return real_getaddrinfo(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    url = f"http://hooks.example.test:{receiver.port}/hooks"
+    endpoint = endpoint_for(url, ["ticket.created"], private=False).endpoint
 
     opened(customer, queue, django_capture_on_commit_callbacks)
 
     assert receiver.requests == []
     delivery = WebhookDelivery.objects.get()
     assert (delivery.state, delivery.attempts, delivery.last_status_code) == ("pending", 1, None)
-    assert "loopback address; only public addresses receive webhooks" in delivery.last_error
+    assert delivery.last_error == "127.0.0.1 is a loopback address; only public addresses receive webhooks."
     assert WebhookAttempt.objects.get().error == delivery.last_error
+    # The same name with the flag an admin sets reaches the receiver.
+    services.webhook_endpoint_update(endpoint=endpoint, actor=admin, changes={"allow_private_addresses": True})
+    services.webhook_delivery_attempt(delivery_id=delivery.pk, at=delivery.next_attempt_at)
+    assert len(receiver.requests) == 1
+    assert receiver.requests[0].headers["Host"] == f"hooks.example.test:{receiver.port}"
 
 
 def test_no_endpoint_no_outbox_row(customer, queue, django_capture_on_commit_callbacks):

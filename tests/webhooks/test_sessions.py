@@ -72,7 +72,7 @@ def test_an_abandoned_chat_ends_and_an_offline_one_never_started(
         chat.chat_end(conversation_id=waiting.pk, by="visitor")
 
     assert [e["chat"]["status"] for e in sent(receiver, "chat.ended")] == ["abandoned"]
-    offline = widget_make(QueueFactory(slug="nobody"), name="Night chat")
+    offline = widget_make(QueueFactory(slug="nobody"), key="night", name="Night chat")
     with django_capture_on_commit_callbacks(execute=True):
         start(offline)
     assert len(sent(receiver, "chat.started")) == 1

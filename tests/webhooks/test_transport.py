@@ -30,13 +30,19 @@ from servicedesk.webhooks import transport
         ("::ffff:127.0.0.1", "loopback"),
         ("::ffff:10.0.0.1", "private"),
         ("::ffff:169.254.169.254", "link-local"),
+        ("2002:7f00:1::", "loopback"),
+        ("2002:a00:1::1", "private"),
+        ("64:ff9b::a9fe:a9fe", "link-local"),
+        ("64:ff9b::7f00:1", "loopback"),
     ],
 )
 def test_addresses_that_are_not_public_are_refused(address, reason):
     assert transport.address_refusal(ipaddress.ip_address(address)) == reason
 
 
-@pytest.mark.parametrize("address", ["93.184.215.14", "8.8.8.8", "2606:4700:4700::1111", "::ffff:8.8.8.8"])
+@pytest.mark.parametrize(
+    "address", ["93.184.215.14", "8.8.8.8", "2606:4700:4700::1111", "::ffff:8.8.8.8", "64:ff9b::808:808"]
+)
 def test_public_addresses_are_allowed(address):
     assert transport.address_refusal(ipaddress.ip_address(address)) is None
 
@@ -55,6 +61,7 @@ def test_a_post_to_a_private_address_is_refused_before_connecting(url, shown, mo
         raise AssertionError("a refused address must not be connected to")
 
     monkeypatch.setattr(socket, "create_connection", no_connection)
+    monkeypatch.setattr(socket, "socket", no_connection)
 
     response = transport.post(url=url, body=b"{}", headers={}, allow_private=False)
 
@@ -159,3 +166,42 @@ def test_a_closed_port_is_an_error_not_an_exception():
 
     assert response.status_code is None
     assert response.error.startswith("ConnectionRefusedError")
+
+
+def test_an_endpoint_that_answers_a_byte_at_a_time_is_cut_off(monkeypatch):
+    """Each read within its timeout, the whole answer not: the request ends at TOTAL_TIMEOUT."""
+    import threading
+    import time
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+    stop = threading.Event()
+
+    def drip() -> None:
+        connection, _address = server.accept()
+        with connection:
+            connection.recv(65536)
+            for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok":
+                if stop.wait(0.3):
+                    return
+                try:
+                    connection.sendall(bytes([byte]))
+                except OSError:
+                    return
+
+    thread = threading.Thread(target=drip, daemon=True)
+    thread.start()
+    monkeypatch.setattr(transport, "TOTAL_TIMEOUT", 1.0)
+    started = time.monotonic()
+    try:
+        response = transport.post(url=f"http://127.0.0.1:{port}/", body=b"{}", headers={}, allow_private=True)
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        server.close()
+
+    assert time.monotonic() - started < 3
+    assert (response.status_code, response.ok) == (None, False)
+    assert response.error == "No complete answer within the time limit (1 s)."
