@@ -26,6 +26,8 @@ urlpatterns = [
     path("desk/", include("servicedesk.macros.desk_urls")),
     path("desk/", include("servicedesk.desk.urls")),
     path("api/v1/reports/", include("reports.api.urls")),
+    # Before the tickets API: /tickets/bulk/ is not a ticket's reference (docs/inbox.md).
+    path("api/v1/", include("servicedesk.desk.api_urls")),
     path("api/v1/", include("servicedesk.tickets.api.urls")),
     path("api/v1/", include("servicedesk.routing.api_urls")),
     # Mounted here, not by the tickets API: the domain imports no channel (docs/architecture.md).
