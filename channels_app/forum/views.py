@@ -21,7 +21,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.feedgenerator import Atom1Feed
 from django.utils.safestring import SafeString, mark_safe
-from django.utils.translation import get_language
+from django.utils.translation import get_language, gettext_lazy
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
@@ -37,7 +37,6 @@ from .access import Viewer
 from .forms import EditForm, FlagForm, ProfileForm, ReplyForm, ToggleForm, TopicForm
 from .models import (
     Category,
-    FlagKind,
     ForumAttachment,
     Kind,
     Like,
@@ -266,6 +265,8 @@ def topic_page(request: HttpRequest, pk: int, slug: str = "") -> HttpResponse:
             .first()
         )
         mine.update(found or {})
+    may_accept = access.may_accept(viewer, topic)
+    _actions_fill([*head, *replies], viewer, liked=liked, may_accept=may_accept)
     structured = None
     if topic.kind == Kind.QUESTION and accepted and question is not None and topic.state == State.VISIBLE:
         structured = script_json(_qa_structured_data(topic, question, accepted, page.paginator.count))
@@ -276,22 +277,69 @@ def topic_page(request: HttpRequest, pk: int, slug: str = "") -> HttpResponse:
         "accepted": accepted,
         "page": page,
         "replies": replies,
-        "liked": liked,
         "mine": mine,
         "viewer": viewer,
         "may_reply": access.may_reply(viewer, topic),
-        "may_accept": access.may_accept(viewer, topic),
         "reply_form": ReplyForm(),
         "canonical": _canonical(canonical_path + (f"?page={page.number}" if page.number > 1 else "")),
         "structured_data": structured,
         "merged_into": topic.merged_into_id,
-        "flag_kinds": FlagKind.choices,
         # Staff see the moderator's forms (lock, pin, move, merge, escalate), posting to /desk/community/.
         "move_categories": list(Category.objects.exclude(pk=topic.category_id).order_by("position", "name"))
         if viewer.is_staff
         else [],
     }
     return render(request, "forum/topic.html", context)
+
+
+# The moderators' buttons under a post, by action (``forum_desk:post_action``).
+MODERATION_BUTTONS = {
+    "approve": gettext_lazy("Approve"),
+    "reject": gettext_lazy("Reject"),
+    "unhide": gettext_lazy("Show again"),
+    "hide": gettext_lazy("Hide"),
+}
+# The buttons a post in each state shows them (a visible one: hide).
+MODERATION_SHOWN = {State.HELD.value: ("approve", "reject"), State.HIDDEN.value: ("unhide",)}
+
+# Stands for a post's id in an address reversed once per page (``_address_of``).
+_PK_MARK = 987654321
+
+
+def _address_of(name: str, *after: str) -> Any:
+    """The address of the URL ``name`` for any post id, reversed once: a page of 20 posts with
+    their reaction, flag and moderation links would otherwise reverse each of them every time."""
+    head, tail = reverse(name, args=[_PK_MARK, *after]).split(str(_PK_MARK), 1)
+    return lambda pk: f"{head}{pk}{tail}"
+
+
+def _actions_fill(posts: list[Post], viewer: Viewer, *, liked: set[int], may_accept: bool) -> None:
+    """What the viewer may do with each post, and where (``post.act``, read by ``forum/_post.html``)."""
+    own_id = viewer.member.pk if viewer.member is not None else None
+    link, like, accept, edit, flag = (
+        _address_of(f"forum:{name}") for name in ("post", "like", "accept", "post_edit", "flag")
+    )
+    moderation = {}
+    if viewer.is_staff:
+        moderation = {action: _address_of("forum_desk:post_action", action) for action in MODERATION_BUTTONS}
+        escalate = _address_of("forum_desk:post_escalate")
+    for post in posts:
+        reply, mine = post.position > 1, own_id is not None and post.author_id == own_id
+        act: dict[str, Any] = {"link": link(post.pk), "liked": post.pk in liked}
+        if viewer.signed_in and reply and not mine:
+            act["like"] = like(post.pk)
+        if may_accept and reply and post.state == State.VISIBLE:
+            act["accept"] = accept(post.pk)
+        if viewer.is_staff or mine:
+            act["edit"] = edit(post.pk)
+        if viewer.signed_in and not viewer.is_staff and post.state == State.VISIBLE and not mine:
+            act["flag"] = flag(post.pk)
+        if viewer.is_staff:
+            shown = MODERATION_SHOWN.get(str(post.state), ("hide",))
+            act["moderate"] = [(moderation[action], MODERATION_BUTTONS[action]) for action in shown]
+            if reply and not post.is_staff:
+                act["escalate"] = escalate(post.pk)
+        post.act = act  # type: ignore[attr-defined]
 
 
 def _attachments_fill(posts: list[Post]) -> None:
@@ -487,12 +535,17 @@ def accept(request: HttpRequest, pk: int) -> HttpResponse:
     return _reaction(request, pk, on_post=True, act=act)
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 def flag(request: HttpRequest, pk: int) -> HttpResponse:
-    """A reader's flag on a post: 404 for what they may not read, sign-in for a visitor, 400 for a
-    malformed form, a refusal as a message; back to the post."""
+    """A reader's flag on a post: the form (GET, linked from each post), then the flag (POST). 404
+    for what they may not read, sign-in for a visitor, 400 for a malformed form, a refusal as a
+    message; back to the post."""
     viewer = viewer_of(request)
     post = _post_or_404(viewer, pk)
+    if request.method == "GET":
+        if not viewer.signed_in:
+            return _sign_in_first(request)
+        return render(request, "forum/flag.html", {"post": post, "form": FlagForm()})
     writer = _writer(request)
     if writer is None or writer.member is None:
         return _sign_in_first(request)

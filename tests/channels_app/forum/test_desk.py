@@ -134,7 +134,11 @@ def test_a_reader_flags_a_post_from_the_topic_page(client, public, alice, bob):
     answer = reply_make(alice, topic, "Self promotion")
     sign_in(client, bob.customer)
     page = client.get(f"/community/t/{topic.pk}-{topic.slug}/").content.decode()
-    assert f'action="/community/p/{answer.pk}/flag/"' in page
+    # Each post links to its flag form; the author's own post has none.
+    assert f'href="/community/p/{answer.pk}/flag/"' in page
+    form = client.get(f"/community/p/{answer.pk}/flag/")
+    assert form.status_code == 200
+    assert '<select name="kind"' in form.content.decode() and "Self promotion" in form.content.decode()
     assert client.post(f"/community/p/{answer.pk}/flag/", {"kind": "nonsense"}).status_code == 400
     for _ in range(2):
         assert client.post(f"/community/p/{answer.pk}/flag/", {"kind": "spam", "message": "Ads"}).status_code == 302
@@ -142,7 +146,20 @@ def test_a_reader_flags_a_post_from_the_topic_page(client, public, alice, bob):
     client.logout()
     client.cookies.clear()
     assert client.post(f"/community/p/{answer.pk}/flag/", {"kind": "spam"})["Location"] == "/help/sign-in/"
+    assert client.get(f"/community/p/{answer.pk}/flag/")["Location"] == "/help/sign-in/"
     assert Flag.objects.count() == 1
+
+
+def test_a_post_hidden_from_a_reader_has_no_flag_form_for_them(client, public, alice, bob, agent):
+    from channels_app.forum.moderation import post_hide
+
+    topic = topic_make(alice, public)
+    answer = reply_make(alice, topic, "Gone soon")
+    post_hide(agent=agent, post=answer, reason="rude")
+    sign_in(client, bob.customer)
+    assert client.get(f"/community/p/{answer.pk}/flag/").status_code == 404
+    page = client.get(f"/community/t/{topic.pk}-{topic.slug}/").content.decode()
+    assert f"/community/p/{answer.pk}/flag/" not in page
 
 
 @pytest.mark.parametrize("hostile", XSS_CORPUS)
