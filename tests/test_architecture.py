@@ -301,7 +301,7 @@ def test_the_table_is_read_from_the_document() -> None:
     assert tuple(r for r in RULES["channels_app.web"] if r != "servicedesk.kb") == RULES["channels_app.email"]
     assert "servicedesk.routing" not in RULES["channels_app.email"]
     assert RULES["servicedesk"] == (EVERYTHING,)
-    assert len(RULES) == 27
+    assert len(RULES) == 29
 
 
 def test_the_layers_have_no_cycle() -> None:
