@@ -9,6 +9,7 @@ from servicedesk.tickets.models.customers import (
     MergeSuggestion,
     Organization,
 )
+from servicedesk.tickets.models.drafts import DraftKind, HeldReply, ReplyDraft
 from servicedesk.tickets.models.followups import MessageMention, TicketFollower
 from servicedesk.tickets.models.idempotency import IdempotencyKey
 from servicedesk.tickets.models.imports import ImportedRecord
@@ -35,7 +36,9 @@ __all__ = [
     "CustomerEvent",
     "CustomerMerge",
     "DeliveryStatus",
+    "DraftKind",
     "DroppedAttachment",
+    "HeldReply",
     "IdempotencyKey",
     "Identity",
     "IdentityKind",
@@ -50,6 +53,7 @@ __all__ = [
     "PresenceState",
     "Queue",
     "Rating",
+    "ReplyDraft",
     "Session",
     "SessionChannel",
     "Survey",
