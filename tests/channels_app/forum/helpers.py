@@ -26,7 +26,7 @@ XSS_CORPUS = [
 
 
 class _Markup(HTMLParser):
-    """Collects what a page would run: script elements (other than structured data), event-handler
+    """Collects what a page would run: script elements (other than data blocks), event-handler
     attributes, ``javascript:`` addresses, frames, embedded SVG and style sheets."""
 
     def __init__(self) -> None:
@@ -35,7 +35,8 @@ class _Markup(HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         values = dict(attrs)
-        if tag == "script" and values.get("type") != "application/ld+json":
+        # Data blocks (structured data, json_script) are not run.
+        if tag == "script" and values.get("type") not in ("application/ld+json", "application/json"):
             self.found.append(f"<script {values}>")
         if tag in ("iframe", "svg", "style", "object", "embed", "details"):
             self.found.append(f"<{tag}>")
