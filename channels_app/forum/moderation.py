@@ -185,6 +185,38 @@ def post_screen(*, member: Member, is_staff: bool, source: str, title: str = "",
     return ""
 
 
+def edit_screen(*, member: Member, is_staff: bool, source: str, title: str = "") -> None:
+    """Check an edit of a published post before it is written: the limits of a new post (links and
+    mentions for a new member) and the hold rules. An edit is never held (the post is already
+    published), so text a new post would be held for is refused instead, and the post keeps its text.
+
+    Errors: ``ApplicationError`` on the field ``body``. Staff are not screened.
+    """
+    if is_staff:
+        return
+    if member.trust_level < 1:
+        if len(links_in(source)) > config("NEW_MAX_LINKS"):
+            raise ApplicationError(
+                _("New members may add at most %(n)d links to a post. Remove some and post again.")
+                % {"n": config("NEW_MAX_LINKS")},
+                field="body",
+            )
+        if mentions_in(source) > config("NEW_MAX_MENTIONS"):
+            raise ApplicationError(
+                _("New members may mention at most %(n)d people in a post.") % {"n": config("NEW_MAX_MENTIONS")},
+                field="body",
+            )
+    words = [word.lower() for word in config("HOLD_WORDS") if word]
+    domains = [domain.lower().strip(".") for domain in config("HOLD_DOMAINS") if domain]
+    if (words and _word_held(f"{title}\n{source}", words)) or (
+        domains and any(_domain_held(url, domains) for url in links_in(source))
+    ):
+        raise ApplicationError(
+            _("Moderators review text like this before it is published: post it as a new reply instead."),
+            field="body",
+        )
+
+
 # ---------------------------------------------------------------- records and checks
 
 

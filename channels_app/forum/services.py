@@ -457,6 +457,8 @@ def post_edit(*, member: Member, post: Post, body: str, title: str | None = None
     Errors: ``NotFound`` when the member may not read the post; ``ForumRefused`` when they may not
     edit it; ``ApplicationError`` on the field for a bad body or title.
     """
+    from .moderation import edit_screen
+
     viewer = _acting(member)
     if not access.can_read_post(viewer, post):
         raise NotFound(_("Post not found."))
@@ -471,6 +473,11 @@ def post_edit(*, member: Member, post: Post, body: str, title: str | None = None
         title_changes = new_title is not None and new_title != topic.title
         if current.body == source and not title_changes:
             return post
+        writer = row_lock(Member, member.pk)
+        edit_screen(member=writer, is_staff=viewer.is_staff, source=source, title=new_title or "")
+        # Members the edit mentions for the first time hear of it (those mentioned before did).
+        if set(mentioned_handles(source)) - set(mentioned_handles(current.body)):
+            notify_after_commit(current, mentions_only=True)
         number = current.revisions_count + 1
         PostRevision.objects.create(
             post=current,
@@ -698,12 +705,16 @@ def member_mentions_mute(*, key: str) -> Member | None:
 # ---------------------------------------------------------------- notifications
 
 
-def notify_after_commit(post: Post) -> None:
-    """Mail the post's followers and mentioned members once the transaction commits (``post_notify``)."""
+def notify_after_commit(post: Post, *, mentions_only: bool = False) -> None:
+    """Mail the post's followers and mentioned members once the transaction commits (``post_notify``);
+    ``mentions_only``: only the members it mentions (an edit that mentions someone new)."""
     from .tasks import post_notify_task
 
     post_id = post.pk
-    transaction.on_commit(lambda: task_enqueue(post_notify_task, post_id))
+    if mentions_only:
+        transaction.on_commit(lambda: task_enqueue(post_notify_task, post_id, True))
+    else:
+        transaction.on_commit(lambda: task_enqueue(post_notify_task, post_id))
 
 
 def address_of(member: Member) -> str:
@@ -718,9 +729,10 @@ def address_of(member: Member) -> str:
     return identity.value if identity is not None else ""
 
 
-def _recipients(post: Post) -> dict[int, tuple[Member, str, Subscription | None]]:
+def _recipients(post: Post, *, mentions_only: bool = False) -> dict[int, tuple[Member, str, Subscription | None]]:
     """Who hears of ``post``: mentioned members first (the reason their mail names), then the followers
-    of its topic and of its category; never its author. Member id -> (member, reason, subscription)."""
+    of its topic and of its category (not with ``mentions_only``); never its author. Member id ->
+    (member, reason, subscription)."""
     topic = post.topic
     found: dict[int, tuple[Member, str, Subscription | None]] = {}
     handles = mentioned_handles(post.body)
@@ -732,6 +744,9 @@ def _recipients(post: Post) -> dict[int, tuple[Member, str, Subscription | None]
         )
         for member in mentioned:
             found[member.pk] = (member, NoticeReason.MENTION, None)
+    if mentions_only:
+        found.pop(post.author_id, None)
+        return found
     follows = (
         Subscription.objects.filter(
             Q(topic_id=topic.pk) | Q(category_id=topic.category_id), unsubscribed_at__isnull=True
@@ -747,7 +762,7 @@ def _recipients(post: Post) -> dict[int, tuple[Member, str, Subscription | None]
     return found
 
 
-def post_notify(*, post_id: int) -> int:
+def post_notify(*, post_id: int, mentions_only: bool = False) -> int:
     """Mail the post's followers and the members it mentions who may read it; how many mails left.
 
     Each (post, member) is claimed by inserting its ``Notice`` first, so a task that runs twice mails
@@ -759,7 +774,7 @@ def post_notify(*, post_id: int) -> int:
     if post is None or post.state != State.VISIBLE or post.topic.state != State.VISIBLE:
         return 0
     sent = 0
-    for member, reason, subscription in _recipients(post).values():
+    for member, reason, subscription in _recipients(post, mentions_only=mentions_only).values():
         viewer = access.viewer_of_member(member)
         if not access.can_read_post(viewer, post):
             continue

@@ -9,9 +9,10 @@ from .services import post_notify
 
 
 @shared_task(name="forum.post_notify")
-def post_notify_task(post_id: int) -> int:
-    """Mail a new post's followers and mentioned members (at most once each: ``Notice``'s unique key)."""
-    return post_notify(post_id=post_id)
+def post_notify_task(post_id: int, mentions_only: bool = False) -> int:
+    """Mail a new post's followers and mentioned members (at most once each: ``Notice``'s unique key);
+    ``mentions_only``: only the members an edited post mentions."""
+    return post_notify(post_id=post_id, mentions_only=mentions_only)
 
 
 @shared_task(name="forum.staff_reply_record")

@@ -33,7 +33,7 @@ from channels_app.forum.moderation import (
     topic_pin_set,
     trust_level_for,
 )
-from channels_app.forum.services import ForumRefused, post_create, topic_create
+from channels_app.forum.services import ForumRefused, post_create, post_edit, topic_create
 from servicedesk.core.errors import ApplicationError
 from tests.channels_app.forum.helpers import reply_make, topic_make
 from tests.channels_app.forum.test_services import snapshot
@@ -418,3 +418,34 @@ def test_topic_create_and_post_create_take_the_instant(public, alice, bob):
         hours=1
     )
     assert topic.state == State.VISIBLE
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("See https://a.example https://b.example and https://c.example", "at most 2 links"),
+        ("Ask @ann, @bob and @carl", "mention at most 2 people"),
+        ("Cheap pills here", "post it as a new reply"),
+        ("See https://spam.example/offer", "post it as a new reply"),
+    ],
+)
+def test_an_edit_is_screened_like_a_new_post_and_a_refused_one_keeps_the_text(
+    forum_settings, public, alice, bob, body, message
+):
+    forum_settings(HOLD_WORDS=["pills"], HOLD_DOMAINS=["spam.example"])
+    topic = topic_make(alice, public)
+    reply = reply_make(bob, topic, "A fair answer")
+    before = snapshot()
+    with pytest.raises(ApplicationError) as refused:
+        post_edit(member=bob, post=reply, body=body)
+    assert refused.value.field == "body" and message in refused.value.message
+    assert snapshot() == before
+
+
+def test_staff_edits_are_not_screened(forum_settings, public, alice, staff):
+    forum_settings(HOLD_WORDS=["pills"])
+    reply = reply_make(staff, topic_make(alice, public), "Answer")
+    post_edit(
+        member=staff, post=reply, body="Do not buy pills from https://a.example https://b.example https://c.example"
+    )
+    assert Post.objects.get(pk=reply.pk).revisions_count == 1

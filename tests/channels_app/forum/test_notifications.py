@@ -99,3 +99,24 @@ def test_nobody_is_mailed_about_a_topic_they_may_not_read(
     with django_capture_on_commit_callbacks(execute=True):
         topic_make(alice, acme_only, body=f"Private, @{bob.handle}")
     assert mail.outbox == [] and not Notice.objects.exists()
+
+
+def test_an_edit_mails_only_the_members_it_mentions_for_the_first_time(
+    public, alice, bob, staff, django_capture_on_commit_callbacks
+):
+    from channels_app.forum.services import post_edit
+
+    topic = topic_make(alice, public)
+    with django_capture_on_commit_callbacks(execute=True):
+        reply = reply_make(bob, topic, "Thanks")
+    assert [message.to for message in mail.outbox] == [["alice@example.com"]]  # she follows her topic
+    mail.outbox.clear()
+    # A change of text mails nobody; a first mention mails that member alone, once.
+    for body in ("Thanks, really", f"Thanks, @{staff.handle} knows", f"Thanks, @{staff.handle} knows!"):
+        with django_capture_on_commit_callbacks(execute=True):
+            post_edit(member=bob, post=reply, body=body)
+    assert [message.to for message in mail.outbox] == [["ann@corp.example"]]
+    assert mail.outbox[0].subject.startswith("Bob mentioned you in")
+    assert sorted(Notice.objects.filter(post=reply).values_list("member_id", "reason")) == sorted(
+        [(alice.pk, "topic"), (staff.pk, "mention")]
+    )
