@@ -24,6 +24,7 @@ from servicedesk.webhooks.services import (
 
 
 class EndpointForm(forms.ModelForm):
+    url = forms.URLField(label=gettext_lazy("URL"), max_length=2000, assume_scheme="https")
     event_types = forms.MultipleChoiceField(
         label=gettext_lazy("Event types"), choices=EventType.choices, widget=forms.CheckboxSelectMultiple
     )

@@ -130,9 +130,10 @@ class EndpointListView(generics.ListCreateAPIView):
         request=EndpointUpdateSerializer,
         responses=EndpointWithSecretSerializer,
     ),
-    delete=extend_schema(summary="Remove a webhook endpoint and its delivery log"),
+    delete=extend_schema(summary="Remove a webhook endpoint and its delivery log", responses={204: None}),
 )
-class EndpointDetailView(APIView):
+class EndpointDetailView(generics.GenericAPIView):
+    serializer_class = EndpointSerializer
     permission_classes = [IsAuthenticated, ManagesWebhooks]
 
     def get(self, request: Request, pk: int) -> Response:

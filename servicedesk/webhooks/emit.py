@@ -28,13 +28,15 @@ whose task was lost.
 
 from __future__ import annotations
 
-import threading
+import dataclasses
 import uuid
+import weakref
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from django.db import transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
 from servicedesk.accounts.models import User
@@ -57,43 +59,70 @@ UPDATE_KINDS: dict[str, str] = {
 }
 
 
-class _Transaction(threading.local):
-    """What this thread's current transaction has written: the rows later events join."""
+@dataclasses.dataclass(eq=False)
+class _Transaction:
+    """What one transaction has written so far: the rows later events of the same ticket join.
 
-    def __init__(self) -> None:
-        self.marker: Callable[[], None] | None = None
-        # ticket id -> id of its ticket.created / ticket.updated row in this transaction
-        self.created: dict[int, uuid.UUID] = {}
-        self.updated: dict[int, uuid.UUID] = {}
+    ``marker`` is the after-commit callback that tells this transaction from the next one.
+    """
+
+    marker: Callable[[], None] | None = None
+    # ticket id -> id of its ticket.created / ticket.updated row in this transaction
+    created: dict[int, uuid.UUID] = dataclasses.field(default_factory=dict)
+    updated: dict[int, uuid.UUID] = dataclasses.field(default_factory=dict)
 
 
-_current = _Transaction()
+# One per database connection (a thread's, or an async context's): never shared by two transactions.
+_by_connection: weakref.WeakKeyDictionary[BaseDatabaseWrapper, _Transaction] = weakref.WeakKeyDictionary()
+
+
+def _still_pending(connection: BaseDatabaseWrapper, marker: Callable[[], None]) -> bool:
+    """Whether ``marker`` still waits among the connection's after-commit callbacks.
+
+    Django keeps them in ``connection.run_on_commit`` (what its own
+    ``captureOnCommitCallbacks`` reads); each entry holds the callback. Read
+    without assuming the entry's shape; should the list ever be gone, every
+    call is taken for a new transaction (an update is then one event per
+    field changed, never a change joined to another transaction's event).
+    """
+    pending = getattr(connection, "run_on_commit", None)
+    if not isinstance(pending, list):
+        return False
+    return any(
+        entry is marker or (isinstance(entry, tuple) and any(part is marker for part in entry)) for entry in pending
+    )
 
 
 def _state() -> _Transaction:
     """The state of the transaction this code runs in, new for each transaction.
 
-    A transaction is told by a marker callback registered with ``on_commit``:
-    while it is still waiting in the connection's list, this is the same
-    transaction. Commit runs and clears the list; a rollback (of the whole
-    transaction, or of the savepoint the marker was registered in) drops it
-    together with the rows written since.
+    A transaction is told by a marker callback registered with ``on_commit``
+    when its first event is seen. While the marker waits in the connection's
+    after-commit list, this is the same transaction. A commit runs the
+    marker, which drops the state; a rollback (of the whole transaction, or
+    of the savepoint the marker was registered in) drops the marker with the
+    rows written since, and the next event starts afresh. A savepoint rolled
+    back after the marker was registered leaves the marker: the rows the
+    state names may be gone, so every join reads its row first and writes a
+    new one when it is missing. See docs/webhooks.md, "One ticket.updated per change".
     """
     connection = transaction.get_connection()
     if not connection.in_atomic_block:
         # Autocommit: each statement is its own transaction, nothing to join.
         return _Transaction()
-    marker = _current.marker
-    if marker is None or not any(callback is marker for _sids, callback, _robust in connection.run_on_commit):
-        _current.__init__()  # type: ignore[misc]
+    state = _by_connection.get(connection)
+    if state is not None and state.marker is not None and _still_pending(connection, state.marker):
+        return state
+    state = _Transaction()
 
-        def new_marker() -> None:
-            if _current.marker is new_marker:
-                _current.__init__()  # type: ignore[misc]
+    def marker() -> None:
+        if _by_connection.get(connection) is state:
+            del _by_connection[connection]
 
-        _current.marker = new_marker
-        transaction.on_commit(new_marker, robust=True)
-    return _current
+    state.marker = marker
+    _by_connection[connection] = state
+    transaction.on_commit(marker, robust=True)
+    return state
 
 
 def subscribed_types() -> frozenset[str]:

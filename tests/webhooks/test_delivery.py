@@ -169,6 +169,49 @@ def test_one_call_changing_several_fields_is_one_update(
     assert second["data"]["changes"] == [{"field": "subject", "before": "Parcel lost", "after": "Parcel found"}]
 
 
+def test_changes_in_one_transaction_are_one_update_and_a_rolled_back_savepoint_is_left_out(
+    receiver, endpoint_for, customer, queue, agent, django_capture_on_commit_callbacks
+):
+    endpoint_for(receiver.url, ["ticket.updated"])
+    ticket = opened(customer, queue, django_capture_on_commit_callbacks)
+
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        ticket_update(ticket=ticket, actor=Actor.agent(agent), priority="high")
+        with pytest.raises(RuntimeError), transaction.atomic():
+            ticket_update(ticket=ticket, actor=Actor.agent(agent), subject="Never saved")
+            raise RuntimeError("this part fails")
+        ticket_update(ticket=ticket, actor=Actor.agent(agent), priority="urgent", assignee=agent)
+
+    [request] = receiver.requests
+    body = json.loads(request.body)
+    assert body["data"]["changes"] == [
+        {"field": "priority", "before": "normal", "after": "urgent"},
+        {"field": "assignee"},
+    ]
+    assert (body["data"]["ticket"]["subject"], body["data"]["ticket"]["priority"]) == ("Parcel lost", "urgent")
+    assert WebhookEvent.objects.filter(type="ticket.updated").count() == 1
+
+
+def test_a_savepoint_that_wrote_the_first_update_rolled_back_leaves_the_next_change_its_own_event(
+    receiver, endpoint_for, customer, queue, agent, django_capture_on_commit_callbacks
+):
+    endpoint_for(receiver.url, ["ticket.updated"])
+    ticket = opened(customer, queue, django_capture_on_commit_callbacks)
+
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        ticket_update(ticket=ticket, actor=Actor.agent(agent), tags=["vip"])  # the transaction's first event
+        with pytest.raises(RuntimeError), transaction.atomic():
+            ticket_update(ticket=ticket, actor=Actor.agent(agent), priority="high")
+            raise RuntimeError("this part fails")
+        ticket_update(ticket=ticket, actor=Actor.agent(agent), subject="Parcel found")
+
+    [request] = receiver.requests
+    assert json.loads(request.body)["data"]["changes"] == [
+        {"field": "tags", "before": [], "after": ["vip"]},
+        {"field": "subject", "before": "Parcel lost", "after": "Parcel found"},
+    ]
+
+
 def test_internal_notes_are_never_sent(
     receiver, endpoint_for, customer, queue, agent, django_capture_on_commit_callbacks
 ):

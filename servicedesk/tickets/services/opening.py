@@ -61,8 +61,12 @@ def external_id_for(user: User, key: str | None) -> str | None:
 
 
 def _opening_message(message: Message) -> bool:
-    """Whether ``message`` opened its ticket: no message of the ticket came before it."""
-    return not Message.objects.filter(ticket_id=message.ticket_id, pk__lt=message.pk).exists()
+    """Whether ``message`` opened its ticket through the API: the ticket was opened on channel ``api``
+    and no message of it came before this one (a message that joined a ticket opened elsewhere did not)."""
+    return (
+        message.ticket.channel == API_CHANNEL
+        and not Message.objects.filter(ticket_id=message.ticket_id, pk__lt=message.pk).exists()
+    )
 
 
 def _opened_by_intake(result: IntakeResult) -> Ticket:
