@@ -274,6 +274,8 @@ def celery_worker(
         "SERVICEDESK_VAR_DIR": str(folder / "var"),
         "MEDIA_ROOT": str(folder / "media"),
         "PYTHONUNBUFFERED": "1",
+        # What the worker's tasks enqueue (a webhook's attempts after its dispatch) comes back to it.
+        "CELERY_TASK_DEFAULT_QUEUE": queue,
     }
     worker = WorkerProcess(env=env, queue=queue, log_path=folder / "worker.log")
     try:
