@@ -30,6 +30,7 @@ from servicedesk.tickets.models import (
     Ticket,
     TicketEvent,
 )
+from servicedesk.tickets.services.merging import merge_reference
 from servicedesk.tickets.statuses import Priority, Status
 
 if TYPE_CHECKING:
@@ -83,8 +84,10 @@ _SLA_KINDS = frozenset(
 )
 
 
-# Events whose value is the reference of the other ticket of a merge.
-_MERGE_KINDS = frozenset({TicketEvent.Kind.MERGED, TicketEvent.Kind.MERGED_IN})
+# Events whose value names the other ticket of a merge or a split (services/merging.py).
+_MERGE_KINDS = frozenset(
+    {TicketEvent.Kind.MERGED, TicketEvent.Kind.MERGED_IN, TicketEvent.Kind.SPLIT, TicketEvent.Kind.SPLIT_FROM}
+)
 
 
 @dataclass(frozen=True)
@@ -109,7 +112,11 @@ def ticket_timeline(ticket: Ticket, *, user: Any, tz: tzinfo | None = None) -> l
     user_ids: set[int] = set()
     policy_slugs: set[str] = set()
     merged_references = {
-        event.after for event in events if event.kind in _MERGE_KINDS and isinstance(event.after, str) and event.after
+        merge_reference(value)
+        for event in events
+        if event.kind in _MERGE_KINDS
+        for value in (event.before, event.after)
+        if merge_reference(value)
     }
     shown_references = access.ticket_references_visible(user, merged_references) if merged_references else set()
     for event in events:
@@ -129,8 +136,9 @@ def ticket_timeline(ticket: Ticket, *, user: Any, tz: tzinfo | None = None) -> l
             return _sla_display(value, policies, zone)
         if kind == TicketEvent.Kind.PENDING_UNTIL:
             return _pending_until_display(value, zone)
-        if kind in _MERGE_KINDS and isinstance(value, str) and value and value not in shown_references:
-            return _("another ticket")
+        if kind in _MERGE_KINDS and merge_reference(value):
+            reference = merge_reference(value)
+            return reference if reference in shown_references else _("another ticket")
         return _display(kind, value, names)
 
     return [

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from servicedesk.tickets.api import views
+from servicedesk.tickets.api import merging, views
 
 app_name = "tickets_api"
 urlpatterns = [
@@ -14,6 +14,7 @@ urlpatterns = [
         views.MessageResendView.as_view(),
         name="message-resend",
     ),
+    *merging.urlpatterns,  # merge and split (docs/merging.md)
     path("customers/", views.CustomerListView.as_view(), name="customer-list"),
     path("customers/<int:pk>/", views.CustomerDetailView.as_view(), name="customer-detail"),
 ]

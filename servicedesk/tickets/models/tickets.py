@@ -247,6 +247,9 @@ class TicketEvent(models.Model):
         SLA_BREACHED = "sla_breached", _("SLA target breached")
         SLA_CANCELLED = "sla_cancelled", _("SLA target cancelled")
         PENDING_UNTIL = "pending_until", _("Pending until")
+        # A customer message moved to a new ticket (services/merging.py), and the new ticket's side.
+        SPLIT = "split", _("Message split into a new ticket")
+        SPLIT_FROM = "split_from", _("Split from another ticket")
 
     # The kinds that set a ticket aside (out of the lists, routing, the SLA and
     # every service metric) or bring it back, each with the Ticket flag it sets.

@@ -22,7 +22,7 @@ from servicedesk.tickets import hooks, statuses
 from servicedesk.tickets.config import queue_default_cached
 from servicedesk.tickets.events import Actor, event_build, event_record, events_store
 from servicedesk.tickets.ids import ids_allocate
-from servicedesk.tickets.locks import ticket_lock, tickets_lock
+from servicedesk.tickets.locks import ticket_lock
 from servicedesk.tickets.models import Customer, Queue, Rating, Tag, Ticket, TicketEvent, TicketTarget, Topic
 from servicedesk.tickets.services.sla import SlaWrites, ticket_sla_refresh
 from servicedesk.tickets.statuses import Priority, Status
@@ -715,44 +715,13 @@ def ticket_update(
     return ticket
 
 
-def ticket_merge(*, source: Ticket, target: Ticket, actor: Actor, at: datetime | None = None) -> Ticket:
-    """Merge ``source`` into ``target``: the source is closed and points to the target.
+def ticket_merge(
+    *, source: Ticket, target: Ticket, actor: Actor, at: datetime | None = None, notify_customer: bool = False
+) -> Ticket:
+    """Merge ``source`` into ``target``: see ``services/merging.py`` (imported when called, as it builds on this module)."""
+    from servicedesk.tickets.services import merging
 
-    Both get an event. Idempotent for the same pair; refuses merging into itself,
-    into a ticket that is itself merged, or tickets of different customers.
-    """
-    at = at or timezone.now()
-    if source.pk == target.pk:
-        raise InvalidMerge(_("A ticket cannot be merged into itself."))
-    with transaction.atomic():
-        locked = tickets_lock(source.pk, target.pk)
-        source, target = locked[source.pk], locked[target.pk]
-        if source.merged_into_id == target.pk:
-            return target
-        if source.merged_into_id:
-            raise InvalidMerge(_("This ticket was already merged into another one."))
-        if target.merged_into_id:
-            raise InvalidMerge(_("The target ticket was itself merged into another one."))
-        if source.customer_id != target.customer_id:
-            raise InvalidMerge(_("Only tickets of the same customer can be merged."))
-        if source.status != Status.CLOSED:
-            before = source.status
-            source.status = Status.CLOSED
-            fields = ["status"]
-            if before not in statuses.SOLVED_STATUSES:
-                source.solved_at = at
-                fields.append("solved_at")
-            source.save(update_fields=fields)
-            event_record(
-                ticket=source, kind=TicketEvent.Kind.STATUS, actor=actor, at=at, before=before, after=Status.CLOSED
-            )
-        source.merged_into = target
-        ticket_touch(source, at, ["merged_into"])
-        event_record(ticket=source, kind=TicketEvent.Kind.MERGED, actor=actor, at=at, after=target.reference)
-        _sla_refresh(source, actor, at)
-        ticket_touch(target, at, [])
-        event_record(ticket=target, kind=TicketEvent.Kind.MERGED_IN, actor=actor, at=at, after=source.reference)
-    return target
+    return merging.ticket_merge(source=source, target=target, actor=actor, at=at, notify_customer=notify_customer)
 
 
 def ticket_rate(
