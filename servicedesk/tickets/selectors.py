@@ -15,7 +15,9 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from servicedesk.accounts.roles import user_role
 from servicedesk.core.email_address import email_search_term
+from servicedesk.tickets import search as text_search
 from servicedesk.tickets.access import (
     customer_name_shown,
     customer_search_scope,
@@ -51,6 +53,9 @@ TICKET_SORTS: dict[str, tuple[str | OrderBy, ...]] = {
     "due": (F("sla_due_at").asc(nulls_last=True), "id"),
     "-due": (F("sla_due_at").desc(nulls_first=True), "-id"),
 }
+# With a search and no sort asked for: the best matches first, the most recently
+# updated first among equals (docs/search.md); without a search, "-updated".
+SORT_RELEVANCE = "relevance"
 # Other names the API accepts for a sort (``ordering=sla_due_at``).
 TICKET_SORT_ALIASES = {"sla_due_at": "due", "-sla_due_at": "-due"}
 
@@ -108,7 +113,8 @@ class TicketFilters:
         sort = TICKET_SORT_ALIASES.get(sort, sort)
         if sort not in TICKET_SORTS:
             # The due views list the soonest first unless a column says otherwise.
-            sort = "due" if due in DUE_VIEWS else "-updated"
+            searched = bool((params.get("search") or params.get("q") or "").strip())
+            sort = "due" if due in DUE_VIEWS else SORT_RELEVANCE if searched else "-updated"
         return cls(
             status=many("status"),
             queue=many("queue"),
@@ -153,9 +159,14 @@ def ticket_list(*, user: Any, filters: TicketFilters | None = None, now: datetim
     qs = tickets_visible_to(user)
     narrowed = False
     search = None
+    ordering = TICKET_SORTS.get(filters.sort, TICKET_SORTS["-updated"])
     if filters.search:
-        search = ticket_search_q(filters.search, customers=customer_search_scope(user))
-        narrowed = _is_id_list(search)
+        found = ticket_search(filters.search, customers=customer_search_scope(user), internal=_internal(user))
+        search = found.condition
+        narrowed = found.ranks is not None
+        if found.ranks is not None and filters.sort == SORT_RELEVANCE:
+            qs = qs.annotate(search_rank=text_search.search_rank(found.ranks))
+            ordering = (F("search_rank").desc(), *TICKET_SORTS["-updated"])
     qs = qs.filter(ticket_filters_q(user=user, filters=filters, now=now, search=search))
     # The same expressions as the ticket_priority_rank and ticket_status_rank indexes.
     if "priority" in filters.sort:
@@ -167,7 +178,7 @@ def ticket_list(*, user: Any, filters: TicketFilters | None = None, now: datetim
     return (
         qs.select_related("customer", "queue", "assignee", "topic", "sla_policy")
         .prefetch_related(Prefetch("tags", queryset=Tag.objects.order_by("name")), _targets_prefetch())
-        .order_by(*(_sorted_apart(TICKET_SORTS[filters.sort]) if narrowed else TICKET_SORTS[filters.sort]))
+        .order_by(*(_sorted_apart(ordering) if narrowed else ordering))
     )
 
 
@@ -203,7 +214,7 @@ def ticket_filters_q(*, user: Any, filters: TicketFilters, now: datetime, search
         q &= (
             search
             if search is not None
-            else ticket_search_broad_q(filters.search, customers=customer_search_scope(user))
+            else ticket_search_broad_q(filters.search, customers=customer_search_scope(user), internal=_internal(user))
         )
     q &= _due_q(filters, now)
     if filters.created_from is not None:
@@ -229,11 +240,6 @@ def ticket_tags_q(names: tuple[str, ...], *, any_of: bool = False) -> Q:
     for name in names:
         q &= Q(Exists(links.filter(tag__name=name)))
     return q
-
-
-def _is_id_list(q: Q) -> bool:
-    """Whether a search condition is the literal id list of a narrow search."""
-    return len(q.children) == 1 and isinstance(q.children[0], tuple) and q.children[0][0] == "pk__in"
 
 
 def _sorted_apart(ordering: tuple[str | OrderBy, ...]) -> list[str | OrderBy]:
@@ -279,35 +285,79 @@ def _targets_prefetch() -> Prefetch:
 SEARCH_ID_LIST_LIMIT = 10_000
 
 
-def ticket_search_q(term: str, *, customers: QuerySet[Customer] | None = None) -> Q:
-    """Match a reference exactly, or the subject, customer name or an identity.
+@dataclass(frozen=True)
+class TicketSearch:
+    """A search as a condition on tickets; ``ranks`` (ticket id -> rank, higher first) when it was
+    narrowed to the list of its tickets, None when it matched too many to list and rank."""
+
+    condition: Q
+    ranks: dict[int, float] | None
+
+
+def _internal(user: Any) -> bool:
+    """Whether ``user``'s searches look into internal notes and tags (agents, never customers)."""
+    return user_role(user) is not None
+
+
+def ticket_search(term: str, *, customers: QuerySet[Customer] | None = None, internal: bool = True) -> TicketSearch:
+    """Match the text (``search.py``: subject, reference, messages; notes and tags when ``internal``),
+    a reference or an address typed in full (ranked first), a customer's name or an identity, or a
+    piece of the subject.
 
     Names and identities match only among ``customers`` when given (the
     caller's ``access.customer_search_scope``), so a search never tells an
     agent whose name a customer they may not see has.
-    Phrased as one set of ticket ids (a UNION of indexed lookups) rather than an
-    OR across a join, so PostgreSQL answers each part from its trigram index.
-    One query fetches the matching ids when there are few of them.
+    Three queries at most (the ranked text, the names and pieces as one UNION
+    of indexed lookups, the exact matches); a search matching too many tickets
+    to list is a condition tested row by row instead (``ticket_search_broad_q``).
     """
-    term = term.strip()
-    matching, parts = _search_parts(term, customers)
-    # UNION ALL streams, so a broad term stops after the limit; duplicates
-    # (a ticket matching twice) are folded here.
-    matches = Ticket.objects.filter(subject__icontains=term).values("pk").union(*parts, all=True)
-    rows = [row["pk"] for row in matches[: SEARCH_ID_LIST_LIMIT + 1]]
-    if len(rows) <= SEARCH_ID_LIST_LIMIT:
-        return Q(pk__in=sorted(set(rows)))
-    # A broad term: test each ticket as the list walks its sort index, so the
-    # page stops after its rows instead of collecting every match first.
-    return _search_broad(term, matching, parts)
+    term = text_search.search_term_clean(term)
+    if not term:
+        return TicketSearch(Q(pk__in=[]), {})
+    _matching, parts = _search_parts(term, customers)
+    ranks = text_search.ticket_text_ranked(term, internal=internal)
+    if ranks is not None:
+        # UNION ALL streams, so a broad term stops after the limit; duplicates
+        # (a ticket matching twice) are folded here.
+        matches = Ticket.objects.filter(subject__icontains=term).values("pk").union(*parts, all=True)
+        rows = [row["pk"] for row in matches[: SEARCH_ID_LIST_LIMIT + 1]]
+        if len(rows) <= SEARCH_ID_LIST_LIMIT and len(ranks) + len(rows) <= SEARCH_ID_LIST_LIMIT:
+            for pk in rows:
+                ranks[pk] = ranks.get(pk, 0.0) + text_search.RANK_PARTIAL
+            for pk in _exact_matches(term, customers):
+                ranks[pk] = ranks.get(pk, 0.0) + text_search.RANK_EXACT
+            return TicketSearch(Q(pk__in=sorted(ranks)), ranks)
+    return TicketSearch(ticket_search_broad_q(term, customers=customers, internal=internal), None)
 
 
-def ticket_search_broad_q(term: str, *, customers: QuerySet[Customer] | None = None) -> Q:
-    """What ``ticket_search_q`` matches, as a condition each ticket is tested against,
+def ticket_search_q(term: str, *, customers: QuerySet[Customer] | None = None, internal: bool = True) -> Q:
+    """What ``ticket_search`` matches, as a condition (the id list when it is narrow)."""
+    return ticket_search(term, customers=customers, internal=internal).condition
+
+
+def ticket_search_broad_q(term: str, *, customers: QuerySet[Customer] | None = None, internal: bool = True) -> Q:
+    """What ``ticket_search`` matches, as a condition each ticket is tested against,
     without fetching the matching ids first: no query runs until the caller's does."""
-    term = term.strip()
+    term = text_search.search_term_clean(term)
+    if not term:
+        return Q(pk__in=[])
     matching, parts = _search_parts(term, customers)
-    return _search_broad(term, matching, parts)
+    return _search_broad(term, matching, parts) | text_search.ticket_text_q(term, internal=internal)
+
+
+def _exact_matches(term: str, customers: QuerySet[Customer] | None) -> list[int]:
+    """The tickets of a reference, or of a customer's address, typed in full (one query; none otherwise)."""
+    exact = Q()
+    if term.upper().startswith("SD-"):
+        exact |= Q(reference=term.upper())
+    if "@" in term:
+        addressed = Identity.objects.filter(value=email_search_term(term))
+        if customers is not None:
+            addressed = addressed.filter(customer_id__in=customers.values("pk"))
+        exact |= Q(customer_id__in=addressed.values("customer_id"))
+    if not exact:
+        return []
+    return list(Ticket.objects.filter(exact).values_list("pk", flat=True)[:SEARCH_ID_LIST_LIMIT])
 
 
 def _search_parts(term: str, customers: QuerySet[Customer] | None) -> tuple[QuerySet[Any], list[QuerySet[Any]]]:

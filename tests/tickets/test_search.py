@@ -1,0 +1,176 @@
+"""Full-text search of tickets (servicedesk/tickets/search.py, docs/search.md) on PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from servicedesk.kb.services import search_terms
+from servicedesk.tickets.events import Actor
+from servicedesk.tickets.models import Message, Ticket
+from servicedesk.tickets.search import websearch_text
+from servicedesk.tickets.selectors import TicketFilters, ticket_list
+from servicedesk.tickets.services.replies import ticket_note_create, ticket_reply_create
+from servicedesk.tickets.services.tickets import ticket_subject_change, ticket_tags_set
+from tests.factories import AgentFactory, CustomerFactory, QueueFactory, ticket_make
+
+
+@pytest.fixture(autouse=True)
+def _postgres(postgres_only):
+    """The search documents are PostgreSQL's: these tests fail (never skip) elsewhere."""
+
+
+def customer_says(ticket: Ticket, text: str) -> Message:
+    return Message.objects.create(
+        ticket=ticket, kind="public_enduser", channel="web", text=text, created_at=timezone.now()
+    )
+
+
+def found(user, search: str, **filters) -> list[str]:
+    params = {"search": search, **filters}
+    return [t.subject for t in ticket_list(user=user, filters=TicketFilters.from_params(params))]
+
+
+@pytest.fixture
+def desk(db, queue, manager):
+    billing = QueueFactory(slug="billing", name="Billing")
+    alice = CustomerFactory(name="Alice Byrne", email="alice@example.com")
+    bob = CustomerFactory(name="Bob Stone", email="bob.stone@mail.test")
+    printer = ticket_make(customer=alice, queue=queue, subject="Printer jam on floor two")
+    customer_says(printer, "The printers keep jamming when printing duplex.")
+    refund = ticket_make(customer=bob, queue=billing, subject="Refund for order 1182")
+    customer_says(refund, "Please refund, the box arrived crushed.")
+    ticket_note_create(ticket=refund, author=manager, text="Courier liability: claim filed with Shentong.")
+    zh = ticket_make(customer=alice, queue=queue, subject="打印机无法连接")
+    customer_says(zh, "我的打印机昨天开始无法连接网络。")
+    ticket_tags_set(ticket=zh, tags=["wifi-outage"], actor=Actor.system())
+    mention = ticket_make(customer=bob, queue=queue, subject="Question about invoices")
+    customer_says(mention, "Also, my printer is fine, just asking about invoices.")
+    return {"printer": printer, "refund": refund, "zh": zh, "mention": mention, "billing": billing}
+
+
+def test_english_words_match_across_their_forms_in_subjects_and_messages(desk, manager):
+    assert set(found(manager, "printers")) == {"Printer jam on floor two", "Question about invoices"}
+    assert found(manager, "jammed") == ["Printer jam on floor two"]
+    assert found(manager, "crushed boxes") == ["Refund for order 1182"]
+
+
+def test_a_subject_match_ranks_before_a_message_match_and_ties_go_newest_first(desk, manager):
+    assert found(manager, "printer") == ["Printer jam on floor two", "Question about invoices"]
+    older = ticket_make(subject="Printer jam on floor two")
+    Ticket.objects.filter(pk=older.pk).update(updated_at=timezone.now() - timedelta(days=3))
+    Ticket.objects.filter(pk=desk["printer"].pk).update(updated_at=timezone.now())
+    ranked = [t.pk for t in ticket_list(user=manager, filters=TicketFilters.from_params({"search": "printer jam"}))]
+    assert ranked == [desk["printer"].pk, older.pk]
+
+
+def test_an_explicit_sort_wins_over_the_rank(desk, manager):
+    assert found(manager, "printer", sort="subject") == ["Printer jam on floor two", "Question about invoices"]
+    assert found(manager, "printer", sort="-subject") == ["Question about invoices", "Printer jam on floor two"]
+
+
+def test_chinese_terms_match_as_the_knowledge_base_indexes_them(desk, manager):
+    assert found(manager, "打印机") == ["打印机无法连接"]
+    assert found(manager, "网络") == ["打印机无法连接"]
+    assert found(manager, '"无法连接"') == ["打印机无法连接"]
+    assert found(manager, "打印台") == []
+    # The same pairs as kb.services.search_terms, in the database and for the query.
+    text = "我的打印机 printer 坏了"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT tsvector_to_array(tickets_search_vector(%s))", [text])
+        lexemes = set(cursor.fetchone()[0])
+    chinese = {term for term in search_terms(text) if not term.isascii()}
+    assert chinese <= lexemes
+    assert websearch_text("打印机 -坏了") == ' "打印 印机"  - "坏了" '
+
+
+def test_internal_notes_and_tags_are_searched_for_agents_only(desk, manager):
+    assert found(manager, "shentong") == ["Refund for order 1182"]
+    assert found(manager, "wifi-outage") == ["打印机无法连接"]
+    customer = desk["refund"].customer
+    from tests.factories import UserFactory
+
+    user = UserFactory(username="bob")
+    customer.user = user
+    customer.save(update_fields=["user"])
+    assert found(user, "shentong") == []
+    assert found(user, "courier liability") == []
+    assert found(user, "crushed") == ["Refund for order 1182"]
+
+
+def test_access_rules_hold_for_every_match(desk, agent):
+    # The agent belongs to "support" only: the refund (billing) is never found, even by its note or number.
+    assert "Refund for order 1182" not in found(agent, "refund")
+    assert found(agent, "shentong") == []
+    assert found(agent, desk["refund"].reference) == []
+    assert found(agent, "bob.stone@mail.test") == ["Question about invoices"]
+
+
+def test_combined_with_status_queue_and_tag_filters(desk, manager):
+    assert found(manager, "printer", queue="support") == ["Printer jam on floor two", "Question about invoices"]
+    assert found(manager, "refund", queue="support") == []
+    assert found(manager, "refund", queue="billing") == ["Refund for order 1182"]
+    Ticket.objects.filter(pk=desk["printer"].pk).update(status="solved")
+    assert found(manager, "printer", status="solved") == ["Printer jam on floor two"]
+    assert found(manager, "连接", tags="wifi-outage") == ["打印机无法连接"]
+    assert found(manager, "printer", tags="wifi-outage") == []
+
+
+def test_a_reference_or_an_address_typed_in_full_comes_first(desk, manager):
+    target = desk["mention"]
+    customer_says(desk["printer"], f"See also {target.reference} and bob.stone@mail.test")
+    refs = [
+        t.reference for t in ticket_list(user=manager, filters=TicketFilters.from_params({"search": target.reference}))
+    ]
+    assert refs[0] == target.reference
+    by_mail = found(manager, "bob.stone@mail.test")
+    assert set(by_mail[:2]) == {"Refund for order 1182", "Question about invoices"}
+    assert "Printer jam on floor two" in by_mail
+
+
+def test_websearch_syntax_or_not_and_phrases(desk, manager):
+    assert set(found(manager, "refund or jam")) == {"Refund for order 1182", "Printer jam on floor two"}
+    assert found(manager, "printer -invoices") == ["Printer jam on floor two"]
+    assert found(manager, '"floor two"') == ["Printer jam on floor two"]
+    assert found(manager, '"two floor"') == []
+
+
+@pytest.mark.parametrize("term", ['"unbalanced', "or or -", "- & | ! <->", "\x00 \x01", "(((", "the", "x" * 10_240])
+def test_malformed_queries_find_nothing_and_never_fail(desk, manager, term):
+    assert found(manager, term) == []
+
+
+def test_documents_follow_every_write(desk, manager):
+    ticket = desk["printer"]
+    ticket_subject_change(ticket=ticket, subject="Scanner offline", actor=Actor.system())
+    assert found(manager, "scanner") == ["Scanner offline"]
+    assert "Scanner offline" in found(manager, "printer")  # its message still says printers
+    reply = ticket_reply_create(ticket=ticket, author=manager, text="Replaced the toner cartridge.", deliver=False)
+    assert found(manager, "cartridge") == ["Scanner offline"]
+    ticket_tags_set(ticket=ticket, tags=["hardware"], actor=Actor.system())
+    assert found(manager, "hardware") == ["Scanner offline"]
+    ticket_tags_set(ticket=ticket, tags=[], actor=Actor.system())
+    assert found(manager, "hardware") == []
+    Message.objects.filter(pk=reply.pk).delete()
+    assert found(manager, "cartridge") == []
+
+
+def test_a_broad_search_lists_the_same_tickets_newest_first(desk, manager, monkeypatch):
+    from servicedesk.tickets import search
+
+    ranked = set(found(manager, "printer"))
+    monkeypatch.setattr(search, "DOCUMENT_LIMIT", 0)
+    broad = [t.pk for t in ticket_list(user=manager, filters=TicketFilters.from_params({"search": "printer"}))]
+    assert {Ticket.objects.get(pk=pk).subject for pk in broad} == ranked
+    assert broad == list(
+        Ticket.objects.filter(pk__in=broad).order_by("-updated_at", "-id").values_list("pk", flat=True)
+    )
+
+
+def test_new_agent_sees_nothing_of_other_queues(desk):
+    outsider = AgentFactory(username="olga", queues=[QueueFactory(slug="sales", name="Sales")])
+    assert found(outsider, "printer") == []
+    assert found(outsider, "打印机") == []
