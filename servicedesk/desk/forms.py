@@ -90,6 +90,10 @@ class ReplyForm(forms.Form):
         label=_("Quote the earlier conversation below the reply"),
         required=False,
     )
+    # The newest customer message the page showed: a newer one holds the reply (docs/drafts.md).
+    after_message = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
+    # "Send anyway" after that hold.
+    force = forms.BooleanField(required=False, widget=forms.HiddenInput)
 
     def __init__(self, *args: Any, require_text: bool = True, **kwargs: Any) -> None:
         kwargs.setdefault("auto_id", "reply_%s")

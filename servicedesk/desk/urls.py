@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from servicedesk.desk import inbox, views
+from servicedesk.desk import drafts, inbox, views
 
 app_name = "desk"
 urlpatterns = [
@@ -17,6 +17,9 @@ urlpatterns = [
     path("tickets/<str:reference>/", views.ticket, name="ticket"),
     path("tickets/<str:reference>/reply/", views.ticket_reply, name="ticket_reply"),
     path("tickets/<str:reference>/update/", views.ticket_update, name="ticket_update"),
+    path("tickets/<str:reference>/draft/", drafts.draft_save, name="draft_save"),
+    path("tickets/<str:reference>/draft/discard/", drafts.draft_discard, name="draft_discard"),
+    path("tickets/<str:reference>/held/<int:held_id>/undo/", drafts.held_reply_undo, name="held_reply_undo"),
     path("tickets/<str:reference>/messages/<int:message_id>/resend/", views.message_resend, name="message_resend"),
     path("tickets/<str:reference>/spam/", views.ticket_spam, name="ticket_spam"),
     path("tickets/<str:reference>/delete/", views.ticket_delete, name="ticket_delete"),

@@ -6,7 +6,7 @@ anything the signed-in agent may not see answers 404.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.contrib import messages
@@ -22,7 +22,7 @@ from servicedesk.accounts.auth import agent_required, signed_in_user
 from servicedesk.accounts.roles import sees_all_queues
 from servicedesk.core.errors import ApplicationError
 from servicedesk.core.pagination import page_or_404
-from servicedesk.desk import sla
+from servicedesk.desk import drafts, sla
 from servicedesk.desk.forms import (
     ACTION_SEND,
     ACTION_SEND_SOLVED,
@@ -37,10 +37,11 @@ from servicedesk.desk.inbox import inbox_page
 from servicedesk.desk.timeline import ticket_timeline
 from servicedesk.tickets import access, selectors
 from servicedesk.tickets.events import Actor
-from servicedesk.tickets.models import Customer, CustomerEvent, CustomerMerge, Identity, Ticket
+from servicedesk.tickets.models import Customer, CustomerEvent, CustomerMerge, HeldReply, Identity, Message, Ticket
 from servicedesk.tickets.selectors import TicketFilters
 from servicedesk.tickets.services import customers, delivery, mentions, replies, surveys, tickets
-from servicedesk.tickets.services.replies import AgentDraft
+from servicedesk.tickets.services.drafts import reply_draft_save, undo_send_seconds
+from servicedesk.tickets.services.replies import AgentDraft, CustomerWroteMeanwhile
 from servicedesk.tickets.statuses import Status
 
 CUSTOMER_PAGE_SIZE = 25
@@ -69,6 +70,7 @@ def _ticket_page(
     reply_form: ReplyForm | None = None,
     properties_form: TicketPropertiesForm | None = None,
     status: int = 200,
+    collision: Sequence[Message] = (),
 ) -> HttpResponse:
     thread = list(
         access.messages_visible_to(request.user, ticket)
@@ -100,7 +102,8 @@ def _ticket_page(
                 if customer.concealed
                 else selectors.customer_tickets(user=request.user, customer=customer, exclude=ticket)
             ),
-            "reply_form": reply_form or ReplyForm(),
+            # The form, the agent's own drafts and held replies, a collision (desk/drafts.py).
+            **drafts.reply_box(request, ticket, thread, reply_form=reply_form, collision=collision),
             "properties_form": properties_form or TicketPropertiesForm(ticket=ticket, user=request.user),
             "ticket_form_id": TICKET_FORM_ID,
             "can_delete": sees_all_queues(request.user),
@@ -162,7 +165,7 @@ def _ticket_submit(request: HttpRequest, reference: str, *, default_action: str)
         messages.info(request, _("Nothing was changed."))
         return _after_submit(request, found, reply_form)
     try:
-        replies.ticket_respond(
+        written = replies.ticket_respond(
             ticket=found,
             author=agent,
             actor=Actor.agent(agent, source="ui"),
@@ -170,7 +173,11 @@ def _ticket_submit(request: HttpRequest, reference: str, *, default_action: str)
             changes=changes,
             originals=props.originals(),
             version=props.cleaned_data.get("version"),
+            hold_seconds=undo_send_seconds(),
+            seen_message_id=None if reply_form.cleaned_data["force"] else reply_form.cleaned_data["after_message"],
         )
+    except CustomerWroteMeanwhile as exc:
+        return _collision(request, found, reply_form, props, exc)
     except tickets.TicketConflict as exc:
         current = selectors.ticket_detail(user=agent, reference=reference)
         for conflict in exc.conflicts:
@@ -191,7 +198,9 @@ def _ticket_submit(request: HttpRequest, reference: str, *, default_action: str)
     if draft is None:
         messages.success(request, _("The ticket was updated."))
         return _after_submit(request, found, reply_form)
-    if draft.kind == ReplyForm.KIND_REPLY:
+    if isinstance(written, HeldReply):
+        messages.success(request, _("Your reply will be sent in a few seconds; you can still undo it."))
+    elif draft.kind == ReplyForm.KIND_REPLY:
         messages.success(request, _("Your reply was sent to the customer."))
     else:
         messages.success(request, _("Your internal note was added."))
@@ -204,6 +213,36 @@ def _ticket_submit(request: HttpRequest, reference: str, *, default_action: str)
                 % {"names": ", ".join(mentions.mention_label(name) for name in unnotified)},
             )
     return redirect("desk:ticket", reference=found.reference)
+
+
+def _collision(
+    request: HttpRequest,
+    ticket: Ticket,
+    reply_form: ReplyForm,
+    props: TicketPropertiesForm,
+    exc: CustomerWroteMeanwhile,
+) -> HttpResponse:
+    """The customer wrote while the agent typed: nothing was sent; the reply is kept as their draft,
+    the page shows the new messages and offers "Send anyway" (this form again) or "Review"."""
+    data = reply_form.cleaned_data
+    reply_draft_save(
+        agent=signed_in_user(request),
+        ticket=ticket,
+        kind=data["kind"],
+        text=data["text"],
+        quote_history=data["quote_history"],
+    )
+    messages.warning(request, exc.message)
+    current = selectors.ticket_detail(user=request.user, reference=str(ticket.reference))
+    kept = ReplyForm(
+        initial={
+            "text": data["text"],
+            "kind": data["kind"],
+            "quote_history": data["quote_history"],
+            "after_message": exc.messages[-1].pk,
+        }
+    )
+    return _ticket_page(request, current, reply_form=kept, properties_form=props, status=409, collision=exc.messages)
 
 
 @require_POST

@@ -250,6 +250,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(minutes=5),
     },
     # Messages left ``sending`` by a worker that died: failed, as interrupted.
+    # Replies held for undo whose scheduled release was lost (docs/drafts.md).
+    "tickets-held-replies-release": {
+        "task": "tickets.held_replies_release_due",
+        "schedule": timedelta(seconds=30),
+        "options": {"expires": 25},
+    },
     "outbound-sending-expire": {
         "task": "tickets.message_delivery_expire_stale",
         "schedule": timedelta(minutes=1),
@@ -520,6 +526,9 @@ SERVICEDESK = {
     "DEFAULT_QUEUE": env.str("SD_DEFAULT_QUEUE", default="support"),
     "SUPPORT_ADDRESS": env.str("SD_SUPPORT_ADDRESS", default="support@servicedesk.example"),
     "OUTBOUND_MAX_ATTEMPTS": 5,
+    # Seconds a public reply sent from the ticket page is held before delivery, so it can be undone
+    # (docs/drafts.md); 0 sends at once.
+    "UNDO_SEND_SECONDS": env.int("SD_UNDO_SEND_SECONDS", default=10),
     # A message still ``sending`` this long after its claim was left by a
     # worker that died: it is marked failed as interrupted (docs/architecture.md).
     # The delivery task's time limit is a minute shorter, so no live worker

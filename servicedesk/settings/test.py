@@ -33,6 +33,9 @@ SERVICEDESK = {
     # A new member's first post waits for a moderator in the product; the tests that hold
     # posts say how many (tests/channels_app/forum/test_desk.py), the others publish at once.
     "FORUM_NEW_HELD_POSTS": 0,
+    # Replies are held for undo in the product; the tests of the hold say how long
+    # (tests/tickets/test_undo_send.py), the others send at once.
+    "UNDO_SEND_SECONDS": 0,
 }
 # Static files come straight from the app folders, as in development, so the
 # tests need no collectstatic run.

@@ -94,3 +94,19 @@ def snoozes_due_reopen_task() -> int:
     from servicedesk.tickets.services.followups import ticket_snoozes_due_reopen
 
     return ticket_snoozes_due_reopen()
+
+
+@shared_task(name="tickets.held_reply_release")
+def held_reply_release_task(held_id: int) -> bool:
+    """Scheduled for a held reply's ``send_after``: write and deliver it unless it was undone (docs/drafts.md)."""
+    from servicedesk.tickets.services.drafts import held_reply_release
+
+    return held_reply_release(held_id=held_id) is not None
+
+
+@shared_task(name="tickets.held_replies_release_due")
+def held_replies_release_due_task() -> int:
+    """Beat: release the held replies whose scheduled task was lost (a broker restart, a dead worker)."""
+    from servicedesk.tickets.services.drafts import held_replies_release_due
+
+    return held_replies_release_due()

@@ -473,6 +473,15 @@ class MessageCreateSerializer(serializers.Serializer):
     quote_history = serializers.BooleanField(
         default=False, help_text=_("For a reply: quote the earlier conversation below it.")
     )
+    after_message = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        help_text=_(
+            "For a reply: the newest customer message the reply answers (0: none). If the customer wrote "
+            "since, the reply is not sent: 409 with the newer messages, unless force is true."
+        ),
+    )
+    force = serializers.BooleanField(default=False, help_text=_("Send the reply even if the customer wrote since."))
 
 
 class CustomerMessageCreateSerializer(serializers.Serializer):

@@ -507,7 +507,12 @@ class TicketMessagesView(generics.ListCreateAPIView):
 
         if data["kind"] == "reply":
             return written_once(
-                lambda: ticket_reply_create(**common, quote_history=data["quote_history"]), lookup=lookup
+                lambda: ticket_reply_create(
+                    **common,
+                    quote_history=data["quote_history"],
+                    seen_message_id=None if data["force"] else data.get("after_message"),
+                ),
+                lookup=lookup,
             )
         return written_once(lambda: ticket_note_create(**common), lookup=lookup)
 

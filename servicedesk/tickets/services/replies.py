@@ -13,7 +13,7 @@ from django.utils.translation import gettext as _
 
 from servicedesk.accounts.models import User
 from servicedesk.core.enqueue import task_enqueue
-from servicedesk.core.errors import ApplicationError
+from servicedesk.core.errors import ApplicationError, Conflict
 from servicedesk.core.html import sanitize_html
 from servicedesk.core.text import clean_text
 from servicedesk.tickets.events import Actor, event_record
@@ -22,9 +22,11 @@ from servicedesk.tickets.locks import ticket_lock
 from servicedesk.tickets.models import (
     Customer,
     DeliveryStatus,
+    HeldReply,
     Message,
     MessageKind,
     Queue,
+    ReplyDraft,
     Ticket,
     TicketEvent,
     Topic,
@@ -42,6 +44,43 @@ from servicedesk.tickets.services.tickets import (
 )
 
 
+class CustomerWroteMeanwhile(Conflict):
+    """The customer wrote again after the agent's page or draft was loaded: the reply is not sent.
+
+    ``messages`` are the customer's newer messages, oldest first; the API
+    answers them in the 409 (docs/drafts.md, "Collision hold").
+    """
+
+    def __init__(self, messages: Sequence[Message]) -> None:
+        self.messages = list(messages)
+        super().__init__(
+            _("The customer wrote again while you were typing. Read the new message before you send."),
+            extra={
+                "messages": [
+                    {"id": message.pk, "text": message.text, "created_at": message.created_at.isoformat()}
+                    for message in self.messages
+                ]
+            },
+        )
+
+
+def customer_wrote_meanwhile_check(*, ticket: Ticket, seen_message_id: int | None) -> None:
+    """Raise CustomerWroteMeanwhile when the customer wrote on ``ticket`` after ``seen_message_id``.
+
+    ``seen_message_id`` is the newest customer message the agent's form was
+    rendered with (0 when there was none); None skips the check (a client that
+    does not send it, or "Send anyway"). Call under the ticket's row lock, so a
+    customer message committed meanwhile is seen.
+    """
+    if seen_message_id is None:
+        return
+    newer = list(
+        Message.objects.filter(ticket=ticket, kind=MessageKind.PUBLIC_ENDUSER, pk__gt=seen_message_id).order_by("pk")
+    )
+    if newer:
+        raise CustomerWroteMeanwhile(newer)
+
+
 def _agent_message(
     *,
     ticket: Ticket,
@@ -57,6 +96,7 @@ def _agent_message(
     external_id: str | None,
     quote_history: bool = False,
     version: int | None = None,
+    seen_message_id: int | None = None,
 ) -> Message:
     at = at or timezone.now()
     text = clean_text(text)
@@ -72,6 +112,8 @@ def _agent_message(
                 raise TicketVersionMismatch(version=locked.version)
             if locked.merged_into_id:
                 raise ApplicationError(_("This ticket was merged into another one; write there."))
+            if kind == MessageKind.PUBLIC_AGENT:
+                customer_wrote_meanwhile_check(ticket=locked, seen_message_id=seen_message_id)
             message = Message(
                 ticket=locked,
                 kind=kind,
@@ -139,6 +181,7 @@ def ticket_reply_create(
     external_id: str | None = None,
     quote_history: bool = False,
     version: int | None = None,
+    seen_message_id: int | None = None,
 ) -> Message:
     """A public agent reply, delivered to the customer on the ticket's channel after commit.
 
@@ -150,6 +193,8 @@ def ticket_reply_create(
     transition) with nothing written, neither the message nor the status.
     ``deliver=False`` records history without sending (import). The returned
     message's ``ticket`` carries the version this write produced.
+    With ``seen_message_id`` (the newest customer message the agent had seen)
+    a newer customer message refuses the reply with CustomerWroteMeanwhile.
     """
     return _agent_message(
         ticket=ticket,
@@ -165,6 +210,7 @@ def ticket_reply_create(
         external_id=external_id,
         quote_history=quote_history,
         version=version,
+        seen_message_id=seen_message_id,
     )
 
 
@@ -261,7 +307,9 @@ def ticket_respond(
     originals: Mapping[str, Any] | None = None,
     version: int | None = None,
     at: datetime | None = None,
-) -> Message | None:
+    hold_seconds: int = 0,
+    seen_message_id: int | None = None,
+) -> Message | HeldReply | None:
     """The ticket page's one submit: the reply or note and the changed properties, in one
     transaction, all or nothing.
 
@@ -274,6 +322,11 @@ def ticket_respond(
     change is applied after the message, as a reply's "then set status".
     Raises ApplicationError (conflict, empty text, rejected attachment,
     refused transition or assignee) with nothing written.
+
+    With ``hold_seconds`` a public reply without attachments is held for
+    undo (``drafts.reply_hold``: a HeldReply is returned, its status change
+    applied when it is released); ``seen_message_id`` refuses a reply written
+    while the customer wrote again (CustomerWroteMeanwhile). docs/drafts.md.
     """
     at = at or timezone.now()
     properties = dict(changes)
@@ -285,6 +338,21 @@ def ticket_respond(
             ticket = ticket_update(ticket=ticket, actor=actor, at=at, **properties)
         if draft is None:
             return None
+        if draft.kind == "reply" and hold_seconds > 0 and not draft.attachments:
+            from servicedesk.tickets.services.drafts import reply_hold
+
+            return reply_hold(
+                ticket=ticket,
+                author=author,
+                text=draft.text,
+                quote_history=draft.quote_history,
+                status=status,
+                seen_message_id=seen_message_id,
+                at=at,
+                seconds=hold_seconds,
+            )
+        # What the agent sent is no longer a draft (a held reply removes its own).
+        ReplyDraft.objects.filter(agent=author, ticket=ticket, kind=draft.kind).delete()
         if draft.kind == "reply":
             return ticket_reply_create(
                 ticket=ticket,
@@ -295,6 +363,7 @@ def ticket_respond(
                 actor=actor,
                 at=at,
                 quote_history=draft.quote_history,
+                seen_message_id=seen_message_id,
             )
         return ticket_note_create(
             ticket=ticket,
