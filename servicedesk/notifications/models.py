@@ -19,6 +19,7 @@ class NotificationKind(models.TextChoices):
     MENTION = "mention", _("Mention in an internal note")
     REMINDER = "reminder", _("Reminder")
     TICKET_STATUS = "ticket_status", _("Status change on a ticket you follow")
+    WEBHOOK_PAUSED = "webhook_paused", _("Webhook endpoint paused after failing")
 
 
 class Notification(models.Model):

@@ -16,16 +16,21 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce
-from django.utils import timezone
+from django.urls import reverse
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from servicedesk.accounts.models import User
+from servicedesk.accounts.roles import ADMIN, MANAGER
 from servicedesk.core.enqueue import task_enqueue
 from servicedesk.core.errors import ApplicationError, Conflict, PermissionDenied
+from servicedesk.notifications.models import NotificationKind
+from servicedesk.notifications.services import notification_send
 from servicedesk.webhooks import signing, transport
 from servicedesk.webhooks.access import private_addresses_allowed_to
 from servicedesk.webhooks.models import (
@@ -197,7 +202,41 @@ def webhook_endpoint_pause(
             locked.is_active, locked.paused_reason, locked.paused_at, locked.updated_at = False, reason, at, at
             locked.save(update_fields=["is_active", "paused_reason", "paused_at", "updated_at"])
             log.warning("Webhook endpoint %s (%s) paused: %s", locked.pk, locked.url, reason)
+            if reason == WebhookEndpoint.PausedReason.FAILING:
+                webhook_paused_notify(endpoint=locked, at=at)
     return locked
+
+
+def webhook_paused_notify(*, endpoint: WebhookEndpoint, at: datetime) -> int:
+    """Tell every active manager and admin that ``endpoint`` was paused for failing: a notice in
+    the workspace (the bell) and by email, as each chose; how many were stored.
+
+    Called in the pause's transaction, so the notices commit with it.
+    Idempotency key: the endpoint and the time of the pause (one notice per user and pause).
+    """
+    managers = (
+        User.objects.filter(is_active=True)
+        .filter(Q(groups__name__in=[MANAGER, ADMIN]) | Q(is_superuser=True))
+        .distinct()
+        .order_by("pk")
+    )
+    link = reverse("webhooks:detail", kwargs={"pk": endpoint.pk})
+    stored = 0
+    for user in managers:
+        with translation.override(user.language or settings.LANGUAGE_CODE):
+            title = _("Webhook endpoint paused: %(url)s") % {"url": endpoint.url}
+            body = _("Every delivery to it failed for 24 hours, so nothing is sent to it until it is resumed.")
+        notice = notification_send(
+            user=user,
+            kind=NotificationKind.WEBHOOK_PAUSED,
+            key=f"webhook:{endpoint.pk}:paused:{at.isoformat()}",
+            title=title,
+            body=body,
+            url=link,
+            at=at,
+        )
+        stored += notice is not None
+    return stored
 
 
 def webhook_endpoint_resume(*, endpoint: WebhookEndpoint, at: datetime | None = None) -> WebhookEndpoint:

@@ -333,6 +333,31 @@ def test_a_failing_endpoint_is_paused_after_24_hours_and_resumed(
     assert (delivery.state, delivery.last_status_code) == ("succeeded", 200)
 
 
+def test_managers_and_admins_are_told_of_the_pause_in_the_bell(
+    receiver, endpoint_for, admin, manager, agent, customer, queue, client, django_capture_on_commit_callbacks
+):
+    from servicedesk.notifications.models import Notification
+
+    endpoint = endpoint_for(receiver.url, ["ticket.created"]).endpoint
+    receiver.answer(503, times=10)
+    opened(customer, queue, django_capture_on_commit_callbacks)
+    failing_since = WebhookEndpoint.objects.get().failing_since
+    assert failing_since is not None
+
+    services.webhooks_sweep(at=failing_since + timedelta(hours=24))
+    services.webhooks_sweep(at=failing_since + timedelta(hours=25))  # paused already: told once
+
+    notices = Notification.objects.filter(kind="webhook_paused").order_by("user_id")
+    assert [n.user for n in notices] == sorted([admin, manager], key=lambda u: u.pk)
+    notice = notices[0]
+    assert notice.title == f"Webhook endpoint paused: {receiver.url}"
+    assert notice.url == f"/desk/webhooks/{endpoint.pk}/"
+    assert (notice.ticket, notice.read_at) == (None, None)
+    client.force_login(manager)
+    assert 'data-unread="1"' in client.get("/desk/webhooks/").content.decode()
+    assert f"Webhook endpoint paused: {receiver.url}" in client.get("/desk/notifications/").content.decode()
+
+
 def test_a_success_ends_the_run_of_failures(
     receiver, endpoint_for, customer, queue, django_capture_on_commit_callbacks
 ):
