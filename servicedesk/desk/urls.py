@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from servicedesk.desk import drafts, inbox, views
+from servicedesk.desk import drafts, inbox, merging, views
 
 app_name = "desk"
 urlpatterns = [
@@ -23,6 +23,8 @@ urlpatterns = [
     path("tickets/<str:reference>/messages/<int:message_id>/resend/", views.message_resend, name="message_resend"),
     path("tickets/<str:reference>/spam/", views.ticket_spam, name="ticket_spam"),
     path("tickets/<str:reference>/delete/", views.ticket_delete, name="ticket_delete"),
+    path("tickets/<str:reference>/merge/", merging.ticket_merge_page, name="ticket_merge"),
+    path("tickets/<str:reference>/messages/<int:message_id>/split/", merging.message_split_page, name="message_split"),
     path("customers/<int:pk>/", views.customer, name="customer"),
     path("customers/<int:pk>/org-manager/", views.customer_org_manager_set, name="customer_org_manager_set"),
     path("customers/<int:pk>/merge-into/<int:target_pk>/", views.customer_merge, name="customer_merge"),

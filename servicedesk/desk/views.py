@@ -22,7 +22,7 @@ from servicedesk.accounts.auth import agent_required, signed_in_user
 from servicedesk.accounts.roles import sees_all_queues
 from servicedesk.core.errors import ApplicationError
 from servicedesk.core.pagination import page_or_404
-from servicedesk.desk import drafts, sla
+from servicedesk.desk import drafts, merging, sla
 from servicedesk.desk.forms import (
     ACTION_SEND,
     ACTION_SEND_SOLVED,
@@ -116,7 +116,8 @@ def _ticket_page(
 @require_GET
 @agent_required
 def ticket(request: HttpRequest, reference: str) -> HttpResponse:
-    return _ticket_page(request, selectors.ticket_detail(user=request.user, reference=reference))
+    found = selectors.ticket_detail(user=request.user, reference=reference)
+    return merging.merged_redirect(request, found) or _ticket_page(request, found)
 
 
 @require_POST

@@ -110,7 +110,7 @@ def test_merge_into_the_target_the_agent_names(agent_client, tickets):
     assert response.status_code == 302
     assert [fresh(t).merged_into_id for t in tickets] == [None, target.pk, target.pk]
     assert [fresh(t).status for t in tickets[1:]] == ["closed", "closed"]
-    assert [e.after for e in events(target, "merged_in")] == [tickets[1].reference, tickets[2].reference]
+    assert [e.after["reference"] for e in events(target, "merged_in")] == [tickets[1].reference, tickets[2].reference]
 
 
 def test_a_macro_is_applied_to_each_ticket(agent_client, agent, tickets):

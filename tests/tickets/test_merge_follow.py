@@ -107,7 +107,8 @@ def timeline_merges(client: Client, ticket: Ticket) -> list[str]:
     """The value shown for each merge event in the ticket page's timeline."""
     import re
 
-    content = client.get(f"/desk/tickets/{ticket.reference}/").content.decode()
+    # ``stay``: the old record itself, not the redirect to the ticket it was merged into.
+    content = client.get(f"/desk/tickets/{ticket.reference}/", {"stay": "1"}).content.decode()
     rows = re.findall(r'<li class="event event-merged(?:_in)?">(.*?)</li>', content, re.S)
     return [re.search(r'<span class="event-after">(.*?)</span>', row, re.S).group(1) for row in rows]  # type: ignore[union-attr]
 

@@ -300,7 +300,8 @@ def split_refusal_check(*, ticket: Ticket, message: Message) -> None:
         raise InvalidSplit(_("This message is not on this ticket."), field="message")
     if message.kind != MessageKind.PUBLIC_ENDUSER:
         raise InvalidSplit(_("Only a customer's message can be split into a new ticket."), field="message")
-    others = Message.objects.filter(ticket=ticket).exclude(kind=MessageKind.SYSTEM).exclude(pk=message.pk)
+    # A ticket keeps at least one message of its customer: what it is about.
+    others = Message.objects.filter(ticket=ticket, kind=MessageKind.PUBLIC_ENDUSER).exclude(pk=message.pk)
     if not others.exists():
         raise InvalidSplit(_("The only message of a ticket cannot be split off."), field="message")
 
@@ -324,7 +325,7 @@ def ticket_split(
     reference and the message), both naming the message. Idempotent on the
     message: splitting it again off the same ticket answers the ticket it
     went to. Raises InvalidSplit (field ``message``) with nothing written: a
-    merged ticket, an agent's reply or note, the ticket's only message.
+    merged ticket, an agent's reply or note, the ticket's only customer message.
     """
     at = at or timezone.now()
     with transaction.atomic():
