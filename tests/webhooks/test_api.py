@@ -158,11 +158,12 @@ def test_the_desk_pages_refuse_agents_and_hide_from_others(agent, customer_user,
         ("post", f"/desk/webhooks/{hook.pk}/pause/"),
         ("post", f"/desk/webhooks/{hook.pk}/resume/"),
         ("post", f"/desk/webhooks/deliveries/{delivery.pk}/redeliver/"),
+        ("post", "/desk/webhooks/new/"),
     ]
     client.force_login(agent)
-    assert [getattr(client, method)(path).status_code for method, path in pages] == [403] * 5
+    assert [getattr(client, method)(path).status_code for method, path in pages] == [403] * 6
     client.force_login(customer_user)
-    assert [getattr(client, method)(path).status_code for method, path in pages] == [404] * 5
+    assert [getattr(client, method)(path).status_code for method, path in pages] == [404] * 6
     client.logout()
     assert all(getattr(client, method)(path).status_code == 302 for method, path in pages)
     assert (WebhookEndpoint.objects.get().is_active, WebhookAttempt.objects.count()) == (True, 1)
