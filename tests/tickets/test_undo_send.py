@@ -1,0 +1,301 @@
+"""Undo send: a public reply from the ticket page is held, undone into the draft, or released once."""
+
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.utils import timezone
+
+from servicedesk.tickets.events import Actor
+from servicedesk.tickets.inbound import InboundMessage, SenderIdentity
+from servicedesk.tickets.models import HeldReply, Message, ReplyDraft
+from servicedesk.tickets.services.drafts import (
+    held_replies_release_due,
+    held_reply_release,
+    held_reply_undo,
+    reply_draft_save,
+)
+from servicedesk.tickets.services.intake import inbound_message_receive
+from servicedesk.tickets.services.tickets import ticket_merge
+from tests.e2e.conftest import (  # noqa: F401 (fixtures of the end-to-end tests)
+    celery_live,
+    celery_worker,
+    e2e_redis_url,
+    real_services,
+    smtp_server,
+    wait_until,
+)
+from tests.factories import AgentFactory, ticket_make
+
+
+@pytest.fixture
+def agent_client(client, agent):
+    client.force_login(agent)
+    return client
+
+
+@pytest.fixture
+def hold(settings):
+    settings.SERVICEDESK = {**settings.SERVICEDESK, "UNDO_SEND_SECONDS": 10}
+    return 10
+
+
+@pytest.fixture
+def email_ticket(db, queue, customer):
+    return inbound_message_receive(
+        inbound=InboundMessage(
+            channel="email",
+            external_id="<u1@example.com>",
+            sender=SenderIdentity(kind="email", value="alice@example.com", name="Alice Byrne"),
+            subject="Printer on fire",
+            text="Smoke is coming out of the printer.",
+            queue="support",
+        )
+    ).ticket
+
+
+def send(client, ticket, text="Please unplug it.", **extra):
+    return client.post(f"/desk/tickets/{ticket.reference}/reply/", {"text": text, "kind": "reply", **extra})
+
+
+def replies_of(ticket):
+    return list(Message.objects.filter(ticket=ticket, kind="public_agent").values_list("text", flat=True))
+
+
+@pytest.mark.django_db
+def test_send_holds_the_reply_and_the_page_offers_undo(
+    agent_client, agent, email_ticket, hold, django_capture_on_commit_callbacks
+):
+    mail.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = send(agent_client, email_ticket)
+
+    assert response.status_code == 302
+    held = HeldReply.objects.get()
+    assert (held.agent, held.text) == (agent, "Please unplug it.")
+    assert (held.send_after - held.created_at) == timedelta(seconds=10)
+    # The release scheduled for send_after ran early here (eager tasks) and left it held.
+    assert replies_of(email_ticket) == []
+    assert mail.outbox == []
+    email_ticket.refresh_from_db()
+    assert email_ticket.first_reply_at is None
+    page = agent_client.get(response["Location"]).content.decode()
+    assert "Sending in 10 s" in page or "Sending in 9 s" in page
+    assert f'action="/desk/tickets/{email_ticket.reference}/held/{held.pk}/undo/"' in page
+
+
+@pytest.mark.django_db
+def test_undo_in_the_window_takes_the_reply_back_into_the_draft(
+    agent_client, agent, email_ticket, hold, django_capture_on_commit_callbacks
+):
+    mail.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        send(agent_client, email_ticket)
+    held = HeldReply.objects.get()
+
+    response = agent_client.post(f"/desk/tickets/{email_ticket.reference}/held/{held.pk}/undo/")
+
+    assert response.status_code == 302
+    assert HeldReply.objects.count() == 0
+    assert list(ReplyDraft.objects.values_list("agent", "kind", "text")) == [(agent.pk, "reply", "Please unplug it.")]
+    page = agent_client.get(response["Location"]).content.decode()
+    assert "Your reply was not sent. It is back in the reply box." in page
+    assert ">\nPlease unplug it.</textarea>" in page
+    # Later runs of the release and the sweep find nothing to send.
+    assert held_reply_release(held_id=held.pk, now=held.send_after + timedelta(seconds=1)) is None
+    assert held_replies_release_due(now=held.send_after + timedelta(minutes=5)) == 0
+    assert replies_of(email_ticket) == []
+    assert mail.outbox == []
+    email_ticket.refresh_from_db()
+    assert email_ticket.first_reply_at is None
+
+
+@pytest.mark.django_db
+def test_undo_keeps_what_was_typed_since(agent, email_ticket, hold):
+    from servicedesk.tickets.services.drafts import reply_hold
+
+    held = reply_hold(ticket=email_ticket, author=agent, text="First part.")
+    reply_draft_save(agent=agent, ticket=email_ticket, kind="reply", text="Second part.")
+
+    draft = held_reply_undo(held_id=held.pk, ticket=email_ticket, agent=agent, now=held.created_at)
+
+    assert draft.text == "First part.\n\nSecond part."
+
+
+@pytest.mark.django_db
+def test_after_the_window_the_reply_is_delivered_once_and_undo_says_it_was_sent(
+    agent_client, agent, email_ticket, hold, django_capture_on_commit_callbacks
+):
+    mail.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        send(agent_client, email_ticket, action="send_solved")
+    held = HeldReply.objects.get()
+    released_at = held.send_after + timedelta(seconds=2)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        message = held_reply_release(held_id=held.pk, now=released_at)
+        again = held_reply_release(held_id=held.pk, now=released_at)
+    undo = agent_client.post(f"/desk/tickets/{email_ticket.reference}/held/{held.pk}/undo/", follow=True)
+
+    assert message is not None and again is None
+    assert replies_of(email_ticket) == ["Please unplug it."]
+    assert len(mail.outbox) == 1
+    assert mail.outbox[0].body.startswith("Please unplug it.")
+    message.refresh_from_db()
+    assert (message.created_at, message.delivery_status, message.author_user) == (released_at, "sent", agent)
+    email_ticket.refresh_from_db()
+    # The first reply is the release: the instant the reply left the hold (docs/metrics.md#first-reply).
+    assert email_ticket.first_reply_at == released_at
+    assert email_ticket.status == "solved"
+    assert "Too late to undo: the reply was sent." in undo.content.decode()
+    assert ReplyDraft.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_undo_after_the_window_is_refused_even_before_the_release(agent, email_ticket, hold):
+    from servicedesk.core.errors import Conflict
+    from servicedesk.tickets.services.drafts import reply_hold
+
+    held = reply_hold(ticket=email_ticket, author=agent, text="Late")
+
+    with pytest.raises(Conflict):
+        held_reply_undo(held_id=held.pk, ticket=email_ticket, agent=agent, now=held.send_after)
+    assert HeldReply.objects.filter(pk=held.pk).exists()
+
+
+@pytest.mark.django_db
+def test_the_sweep_delivers_a_held_reply_whose_task_was_lost(
+    agent, email_ticket, hold, django_capture_on_commit_callbacks
+):
+    mail.outbox.clear()
+    held = HeldReply.objects.create(
+        agent=agent,
+        ticket=email_ticket,
+        text="Swept out.",
+        created_at=timezone.now() - timedelta(minutes=2),
+        send_after=timezone.now() - timedelta(minutes=1),
+    )
+    fresh = HeldReply.objects.create(
+        agent=agent,
+        ticket=email_ticket,
+        text="Not yet.",
+        created_at=timezone.now(),
+        send_after=timezone.now() + timedelta(seconds=10),
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        first = held_replies_release_due()
+        second = held_replies_release_due()
+
+    assert (first, second) == (1, 0)
+    assert replies_of(email_ticket) == ["Swept out."]
+    assert [m.body.splitlines()[0] for m in mail.outbox] == ["Swept out."]
+    assert list(HeldReply.objects.values_list("pk", flat=True)) == [fresh.pk]
+    assert not HeldReply.objects.filter(pk=held.pk).exists()
+
+
+@pytest.mark.django_db
+def test_a_held_reply_on_a_ticket_merged_meanwhile_goes_back_into_the_draft(agent, email_ticket, queue, customer):
+    from servicedesk.tickets.services.drafts import reply_hold
+
+    held = reply_hold(ticket=email_ticket, author=agent, text="Where does this go?", seconds=10)
+    target = ticket_make(queue=queue, customer=customer, subject="Target")
+    ticket_merge(source=email_ticket, target=target, actor=Actor.agent(agent))
+
+    assert held_reply_release(held_id=held.pk, now=held.send_after) is None
+    assert replies_of(email_ticket) == [] and replies_of(target) == []
+    assert list(ReplyDraft.objects.values_list("ticket", "text")) == [(email_ticket.pk, "Where does this go?")]
+
+
+@pytest.mark.django_db
+def test_notes_and_replies_with_attachments_are_not_held(
+    agent_client, email_ticket, hold, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = agent_client.post(
+            f"/desk/tickets/{email_ticket.reference}/reply/", {"text": "Internal.", "kind": "note"}
+        )
+
+    assert response.status_code == 302
+    assert HeldReply.objects.count() == 0
+    assert Message.objects.filter(ticket=email_ticket, kind="internal", text="Internal.").count() == 1
+
+
+@pytest.mark.django_db
+def test_another_agent_cannot_undo(client, agent, queue, email_ticket, hold):
+    from servicedesk.tickets.services.drafts import reply_hold
+
+    held = reply_hold(ticket=email_ticket, author=agent, text="Mine")
+    client.force_login(AgentFactory(username="carol", queues=[queue]))
+
+    response = client.post(f"/desk/tickets/{email_ticket.reference}/held/{held.pk}/undo/")
+
+    assert response.status_code == 404
+    assert HeldReply.objects.filter(pk=held.pk).exists()
+    page = client.get(f"/desk/tickets/{email_ticket.reference}/").content.decode()
+    assert "Mine" not in page
+
+
+@pytest.mark.django_db
+def test_zero_seconds_sends_at_once(agent_client, email_ticket, settings, django_capture_on_commit_callbacks):
+    settings.SERVICEDESK = {**settings.SERVICEDESK, "UNDO_SEND_SECONDS": 0}
+    mail.outbox.clear()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        send(agent_client, email_ticket)
+
+    assert HeldReply.objects.count() == 0
+    assert replies_of(email_ticket) == ["Please unplug it."]
+    assert len(mail.outbox) == 1
+
+
+# --- Through the real Celery worker ----------------------------------------------------
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+def test_the_worker_delivers_a_held_reply_after_its_window(request, client, settings, queue, agent):
+    request.getfixturevalue("celery_live")
+    mails = request.getfixturevalue("smtp_server")
+    settings.SERVICEDESK = {**settings.SERVICEDESK, "UNDO_SEND_SECONDS": 2}
+    ticket = ticket_make(queue=queue, channel="email", subject="Held then sent")
+    client.force_login(agent)
+
+    response = send(client, ticket, text="Delivered after the window.")
+
+    assert response.status_code == 302
+    assert HeldReply.objects.filter(ticket=ticket).count() == 1
+    assert Message.objects.filter(ticket=ticket, kind="public_agent").count() == 0
+    received = mails.wait_for_ticket(ticket.reference, timeout=60)
+    assert "Delivered after the window." in received.message.get_body(("plain",)).get_content()
+    assert wait_until(lambda: HeldReply.objects.filter(ticket=ticket).count() == 0, timeout=10, what="released")
+    assert replies_of(ticket) == ["Delivered after the window."]
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+def test_an_undone_reply_never_reaches_the_worker_mail(request, client, settings, queue, agent):
+    worker = request.getfixturevalue("celery_live")
+    mails = request.getfixturevalue("smtp_server")
+    settings.SERVICEDESK = {**settings.SERVICEDESK, "UNDO_SEND_SECONDS": 3}
+    ticket = ticket_make(queue=queue, channel="email", subject="Undone")
+    client.force_login(agent)
+
+    def releases_done() -> int:
+        return sum(
+            1 for line in worker.log.splitlines() if "tickets.held_reply_release[" in line and "succeeded" in line
+        )
+
+    done_before = releases_done()
+    send(client, ticket, text="Never sent.")
+    held = HeldReply.objects.get(ticket=ticket)
+    undo = client.post(f"/desk/tickets/{ticket.reference}/held/{held.pk}/undo/")
+
+    assert undo.status_code == 302
+    # The release task the worker runs at send_after finds nothing to send.
+    wait_until(lambda: releases_done() > done_before, timeout=30, what="the release task run by the worker")
+    last = [line for line in worker.log.splitlines() if "held_reply_release[" in line and "succeeded" in line][-1]
+    assert last.endswith(": False")
+    assert mails.mails_for(ticket.reference) == []
+    assert replies_of(ticket) == []
+    assert ReplyDraft.objects.get(ticket=ticket).text == "Never sent."
