@@ -144,7 +144,9 @@ def test_merged_ticket_links_to_its_target(agent_client, queue, customer):
     target = ticket_make(customer=customer, queue=queue, subject="Original")
     ticket_merge(source=source, target=target, actor=Actor.system())
 
-    content = agent_client.get(f"/desk/tickets/{source.reference}/").content.decode()
+    # The old reference leads to the target (docs/merging.md); ``stay`` shows the old record itself.
+    assert agent_client.get(f"/desk/tickets/{source.reference}/")["Location"] == f"/desk/tickets/{target.reference}/"
+    content = agent_client.get(f"/desk/tickets/{source.reference}/", {"stay": "1"}).content.decode()
 
     assert f"This ticket was merged into {target.reference}." in content
     assert f'<a href="/desk/tickets/{target.reference}/">Go to {target.reference}</a>' in content
