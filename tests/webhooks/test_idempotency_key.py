@@ -46,3 +46,23 @@ def test_a_customer_reusing_a_key_for_another_ticket_is_422(customer_api, custom
     assert (first.status_code, again.status_code, other.status_code) == (201, 200, 422)
     assert first.json()["reference"] == again.json()["reference"]
     assert Ticket.objects.count() == 1
+
+
+def test_an_invalid_body_under_a_used_key_is_its_400_and_the_key_still_replays(agent, queue):
+    api = client_for(agent)
+    body = {"customer_email": "dora@example.com", "subject": "Parcel", "text": "Lost.", "initiator": "outbound"}
+    first = api.post("/api/v1/tickets/", body, format="json", headers={"Idempotency-Key": "order-2"})
+
+    invalid = api.post(
+        "/api/v1/tickets/", {**body, "subject": ""}, format="json", headers={"Idempotency-Key": "order-2"}
+    )
+    again = api.post("/api/v1/tickets/", body, format="json", headers={"Idempotency-Key": "order-2"})
+    other = api.post(
+        "/api/v1/tickets/", {**body, "subject": "Refund"}, format="json", headers={"Idempotency-Key": "order-2"}
+    )
+
+    assert (first.status_code, invalid.status_code, again.status_code, other.status_code) == (201, 400, 200, 422)
+    assert "subject" in invalid.json()
+    assert again.json()["reference"] == first.json()["reference"]
+    assert Ticket.objects.count() == 1
+    assert IdempotencyKey.objects.get().message.ticket.reference == first.json()["reference"]

@@ -66,7 +66,12 @@ from servicedesk.tickets.services.idempotency import (
     request_digest,
 )
 from servicedesk.tickets.services.intake import inbound_message_receive
-from servicedesk.tickets.services.opening import TicketOpening, ticket_open_for_agent, ticket_open_for_customer
+from servicedesk.tickets.services.opening import (
+    TicketOpening,
+    ticket_open_for_agent,
+    ticket_open_for_customer,
+)
+from servicedesk.tickets.services.opening import external_id_for as opening_external_id
 from servicedesk.tickets.services.replies import ticket_note_create, ticket_reply_create
 from servicedesk.tickets.services.tickets import TicketVersionMismatch, ticket_update, ticket_version_require
 
@@ -127,8 +132,7 @@ def external_id_for(request: Request) -> str | None:
     Scoping by user keeps one caller's key from ever answering with another
     caller's ticket.
     """
-    key = idempotency_key(request)
-    return f"{request.user.pk}:{key}" if key is not None else None
+    return opening_external_id(signed_in_user(request), idempotency_key(request))
 
 
 def caller_customer(request: Request) -> Customer:
@@ -220,7 +224,10 @@ TICKET_FILTER_PARAMETERS = [
         summary="Open a ticket",
         description=(
             "Agents send the fields below. A signed-in customer sends only subject, text and an optional "
-            "public topic, and receives the automatic acknowledgement."
+            "public topic, and receives the automatic acknowledgement. With an Idempotency-Key the body is "
+            "checked first (400 with the fields' errors, the key left unused); a valid request is kept with "
+            "the key: the same request again answers 200 with the first ticket, another request with the "
+            "key 422."
         ),
         parameters=[IDEMPOTENCY_PARAMETER],
         request=TicketCreateSerializer,
