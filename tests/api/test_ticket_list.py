@@ -79,6 +79,7 @@ def test_item_shape(agent_api, desk, agent, customer):
                 "is_spam": False,
                 "is_deleted": False,
                 "merged_into": None,
+                "pending_until": None,
                 # Opened, then five changes: status, priority, assignee, topic, tags.
                 "version": 6,
                 "url": f"http://testserver/api/v1/tickets/{t1.reference}/",
