@@ -31,6 +31,7 @@ from servicedesk.core.enqueue import task_enqueue
 from servicedesk.core.errors import ApplicationError, Conflict, PermissionDenied
 from servicedesk.notifications.models import NotificationKind
 from servicedesk.notifications.services import notification_send
+from servicedesk.tickets.locks import row_lock
 from servicedesk.webhooks import signing, transport
 from servicedesk.webhooks.access import private_addresses_allowed_to
 from servicedesk.webhooks.models import (
@@ -161,7 +162,7 @@ def webhook_endpoint_update(
     url = endpoint_url_clean(changes.get("url", endpoint.url), allow_private=allow_private)
     event_types = event_types_clean(changes.get("event_types", endpoint.event_types))
     with transaction.atomic():
-        locked = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+        locked = row_lock(WebhookEndpoint, endpoint.pk)
         locked.url, locked.event_types, locked.allow_private_addresses = url, event_types, allow_private
         if "description" in changes:
             locked.description = str(changes["description"]).strip()[:DESCRIPTION_MAX]
@@ -197,7 +198,7 @@ def webhook_endpoint_pause(
     """
     at = at or timezone.now()
     with transaction.atomic():
-        locked = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+        locked = row_lock(WebhookEndpoint, endpoint.pk)
         if locked.is_active:
             locked.is_active, locked.paused_reason, locked.paused_at, locked.updated_at = False, reason, at, at
             locked.save(update_fields=["is_active", "paused_reason", "paused_at", "updated_at"])
@@ -243,7 +244,7 @@ def webhook_endpoint_resume(*, endpoint: WebhookEndpoint, at: datetime | None = 
     """Deliver to the endpoint again: its pending deliveries are due at once, its run of failures forgotten."""
     at = at or timezone.now()
     with transaction.atomic():
-        locked = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+        locked = row_lock(WebhookEndpoint, endpoint.pk)
         locked.is_active, locked.paused_reason, locked.paused_at = True, "", None
         locked.failing_since, locked.updated_at = None, at
         locked.save(update_fields=["is_active", "paused_reason", "paused_at", "failing_since", "updated_at"])
