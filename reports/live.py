@@ -110,15 +110,22 @@ def sessions_answered(*, start_utc: datetime, end_utc: datetime, as_of: datetime
 def sessions_answered_handled(*, start_utc: datetime, end_utc: datetime, as_of: datetime, handled_sql: str) -> int:
     """Of ``sessions_answered``, those linked to one of the tickets ``handled_sql`` selects (an id column).
 
-    Read from the handled tickets' side: each looks up its sessions on the
-    session's ticket index.
+    A session a merge moved is linked to the ticket it was first moved off
+    (``moved_from``), as of any instant (docs/metrics.md#merges). Read from
+    the handled tickets' side: each looks up its sessions on the session's
+    ticket index, and its moved ones on ``session_moved_from``.
     """
     answered = sessions_answered(start_utc=start_utc, end_utc=end_utc, as_of=as_of)
     sql, params = answered.values("id").query.sql_with_params()
+    session = Session._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT COUNT(*) FROM ({handled_sql}) h JOIN {Session._meta.db_table} s ON s.ticket_id = h.id"  # noqa: S608
-            f" WHERE s.id IN ({sql})",
+            "SELECT COUNT(*) FROM ("  # noqa: S608 (table names and the ORM's own SQL)
+            f"SELECT s.id FROM ({handled_sql}) h JOIN {session} s ON s.ticket_id = h.id"
+            " WHERE s.moved_from_id IS NULL"
+            f" UNION ALL SELECT s.id FROM ({handled_sql}) h JOIN {session} s ON s.moved_from_id = h.id"
+            " WHERE s.moved_from_id IS NOT NULL"
+            f") linked WHERE linked.id IN ({sql})",
             params,
         )
         row = cursor.fetchone()

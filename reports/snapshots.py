@@ -19,7 +19,10 @@ belongs to a ticket created in the snapshot's period, a newer Session was
 requested in the period, or a newer presence change starts before the
 period's end (it changes the ready time of that period and later ones), or
 when the operating cost entered for exactly its period now gives another cost
-per contact than it holds (a manager entered or corrected it). The check walks the primary key from the
+per contact than it holds (a manager entered or corrected it). A merge or a
+split moves messages and sessions without new ids: they keep counting on the
+ticket they were written on (docs/metrics.md#merges), and the move's events
+mark the periods of both tickets. The check walks the primary key from the
 lowest mark upwards (only the rows added since) and groups them by the local
 creation date of their ticket, so it costs one small indexed query per table
 and calendar whatever the history's size. A snapshot is also refreshed once a
@@ -258,11 +261,18 @@ def source_high_water() -> HighWater:
 
 
 def _source_changed_at(start_utc: datetime, end_utc: datetime, as_of: datetime) -> datetime | None:
-    """The latest event, message or rating instant (up to as_of) of the period's cohort."""
+    """The latest event, message or rating instant (up to as_of) of the period's cohort.
+
+    A message counts on the ticket it was written on, also once a merge or a
+    split moved it (docs/metrics.md#merges).
+    """
     cohort = {"ticket__created_at__gte": start_utc, "ticket__created_at__lt": end_utc}
+    moved_off_cohort = {"moved_from__created_at__gte": start_utc, "moved_from__created_at__lt": end_utc}
+    messages = Message.objects.filter(created_at__lte=as_of)
     found = [
         TicketEvent.objects.filter(at__lte=as_of, **cohort).aggregate(m=Max("at"))["m"],
-        Message.objects.filter(created_at__lte=as_of, **cohort).aggregate(m=Max("created_at"))["m"],
+        messages.filter(moved_from__isnull=True, **cohort).aggregate(m=Max("created_at"))["m"],
+        messages.filter(**moved_off_cohort).aggregate(m=Max("created_at"))["m"],
         Rating.objects.filter(at__lte=as_of, **cohort).aggregate(m=Max("at"))["m"],
     ]
     values = [value for value in found if value is not None]

@@ -314,6 +314,25 @@ WHERE ev.kind IN {EVENT_KINDS} AND ev.at <= %(as_of)s AND ev.ticket_id >= %(firs
 """
 
 
+def _attributed(table: str, alias: str, columns: str, where: str) -> str:
+    """The rows of ``table`` counted on the tickets of ``solves``: ``ticket_id`` (the ticket a row
+    counts on) and ``columns``, the rows filtered by ``where`` (both over ``alias``).
+
+    A message or session that a merge or a split moved to another ticket
+    counts on the ticket it was first moved off (``moved_from``), as of any
+    instant (docs/metrics.md#merges): the rows never moved are found by their
+    ticket index as before, the few moved ones by the partial
+    ``*_moved_from`` index, and the two halves joined by UNION ALL.
+    """
+    return f"""  SELECT {alias}.ticket_id AS ticket_id, {columns}
+  FROM solves cs JOIN {table} {alias} ON {alias}.ticket_id = cs.id
+  WHERE {alias}.moved_from_id IS NULL AND {where.format(owner=f"{alias}.ticket_id")}
+  UNION ALL
+  SELECT {alias}.moved_from_id AS ticket_id, {columns}
+  FROM solves cs JOIN {table} {alias} ON {alias}.moved_from_id = cs.id
+  WHERE {alias}.moved_from_id IS NOT NULL AND {where.format(owner=f"{alias}.moved_from_id")}"""
+
+
 def _messages_select(tables: _Tables, vendor: str) -> str:
     """Per ticket with public messages by as_of, in one pass over the messages.
 
@@ -323,11 +342,29 @@ def _messages_select(tables: _Tables, vendor: str) -> str:
     message at or before the first solve) and ``first_session_end_us``: for a
     chat or call, the end of its first answered session plus its
     after-contact work (docs/metrics.md#fcr: that session is the one
-    interaction), else NULL. Index: ``message_ticket_created`` or the
-    message's ticket index, in the cohort's ticket-id range; the sessions by
-    their ticket index.
+    interaction), else NULL. A moved message or session counts on the ticket
+    it was written on (``_attributed``). Index: ``message_ticket_created`` or
+    the message's ticket index, in the cohort's ticket-id range, and
+    ``message_moved_from``; the sessions by their ticket index and
+    ``session_moved_from``.
     """
     message, session = Message._meta.db_table, Session._meta.db_table
+    public = _attributed(
+        message,
+        "mm",
+        f"mm.kind, {epoch_us_sql('mm.created_at', vendor)} AS at_us, cs.first_solve_us",
+        "mm.kind IN ('public_agent', 'public_enduser') AND mm.created_at <= %(as_of)s"
+        " AND {owner} >= %(first_id)s AND {owner} <= %(last_id)s",
+    )
+    answered = _attributed(
+        session,
+        "se",
+        f"se.id, se.answered_at, {epoch_us_sql('se.ended_at', vendor)}"
+        " + CAST(se.after_work_seconds AS BIGINT) * 1000000 AS end_us",
+        "se.answered_at IS NOT NULL AND se.answered_at <= %(as_of)s"
+        " AND se.ended_at IS NOT NULL AND se.ended_at <= %(as_of)s"
+        " AND {owner} >= %(first_id)s AND {owner} <= %(last_id)s",
+    )
     return f"""
 WITH first_solve AS (
   SELECT ticket_id, MIN(at_us) AS first_solve_us FROM {tables.events}
@@ -337,17 +374,14 @@ solves AS (
   SELECT c.id, fs.first_solve_us FROM {tables.cohort} c LEFT JOIN first_solve fs ON fs.ticket_id = c.id
 ),
 public AS (
-  SELECT mm.ticket_id, mm.kind, {epoch_us_sql("mm.created_at", vendor)} AS at_us, cs.first_solve_us
-  FROM solves cs JOIN {message} mm ON mm.ticket_id = cs.id
-  WHERE mm.kind IN ('public_agent', 'public_enduser') AND mm.created_at <= %(as_of)s
-    AND mm.ticket_id >= %(first_id)s AND mm.ticket_id <= %(last_id)s
+{public}
+),
+sessions_answered AS (
+{answered}
 ),
 sessions_ended AS (
-  SELECT se.ticket_id, {epoch_us_sql("se.ended_at", vendor)} + CAST(se.after_work_seconds AS BIGINT) * 1000000 AS end_us,
-         ROW_NUMBER() OVER (PARTITION BY se.ticket_id ORDER BY se.answered_at, se.id) AS rn
-  FROM solves cs JOIN {session} se ON se.ticket_id = cs.id
-  WHERE se.answered_at IS NOT NULL AND se.answered_at <= %(as_of)s
-    AND se.ended_at IS NOT NULL AND se.ended_at <= %(as_of)s
+  SELECT sa.ticket_id, sa.end_us, ROW_NUMBER() OVER (PARTITION BY sa.ticket_id ORDER BY sa.answered_at, sa.id) AS rn
+  FROM sessions_answered sa
 ),
 first_session AS (
   SELECT ticket_id, end_us FROM sessions_ended WHERE rn = 1

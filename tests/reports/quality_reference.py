@@ -98,13 +98,19 @@ def _first_solve(as_of: datetime) -> Subquery:
     return Subquery(solves.order_by("at", "pk").values("at")[:1], output_field=DateTimeField())
 
 
+def _written_on() -> Q:
+    """A message or session written on the ticket: moved off it by a merge or a split, or never moved
+    (docs/metrics.md#merges)."""
+    return Q(moved_from=OuterRef("pk")) | Q(moved_from__isnull=True, ticket=OuterRef("pk"))
+
+
 def _replies() -> QuerySet[Message]:
-    return Message.objects.filter(ticket=OuterRef("pk"), kind=MessageKind.PUBLIC_AGENT)
+    return Message.objects.filter(_written_on(), kind=MessageKind.PUBLIC_AGENT)
 
 
 def _count(rows: QuerySet[Any]) -> Coalesce:
     """Number of ``rows`` (a per-ticket subquery), 0 when there are none."""
-    counted = rows.order_by().values("ticket").annotate(n=Count("pk")).values("n")
+    counted = rows.order_by().annotate(one=Value(1)).values("one").annotate(n=Count("pk")).values("n")
     return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
 
 
@@ -268,7 +274,7 @@ def _fcr_steps(as_of: datetime, window_hours: int) -> tuple[Mapping[str, Any], .
             # A chat or call: the end of its first answered session, plus the after-contact work.
             "first_session_end": Subquery(
                 Session.objects.filter(
-                    ticket=OuterRef("pk"),
+                    _written_on(),
                     answered_at__isnull=False,
                     answered_at__lte=as_of,
                     ended_at__isnull=False,
@@ -290,7 +296,7 @@ def _fcr_steps(as_of: datetime, window_hours: int) -> tuple[Mapping[str, Any], .
 
     late_customer_message = Exists(
         Message.objects.filter(
-            ticket=OuterRef("pk"),
+            _written_on(),
             kind=MessageKind.PUBLIC_ENDUSER,
             created_at__gt=Coalesce(first_session_end, first_reply),
             created_at__lte=first_solve,

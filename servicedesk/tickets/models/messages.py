@@ -84,6 +84,11 @@ class Message(models.Model):
         CALL = "call", _("Call")
 
     ticket = models.ForeignKey("tickets.Ticket", on_delete=models.CASCADE, related_name="messages")
+    # The ticket a merge or a split moved this message off (the first one, when it
+    # moved again): the reports count it there, as of any instant (docs/metrics.md#merges).
+    moved_from = models.ForeignKey(
+        "tickets.Ticket", null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     kind = models.CharField(_("kind"), max_length=20, choices=MessageKind.choices)
     channel = models.CharField(_("channel"), max_length=10)
     purpose = models.CharField(max_length=20, choices=Purpose.choices, default="", blank=True)
@@ -152,6 +157,9 @@ class Message(models.Model):
         indexes = [
             models.Index(fields=["ticket", "created_at"], name="message_ticket_created"),
             models.Index(fields=["kind", "created_at"], name="message_kind_created"),
+            models.Index(
+                fields=["moved_from"], condition=models.Q(moved_from__isnull=False), name="message_moved_from"
+            ),
             models.Index(
                 fields=["delivery_status", "created_at"],
                 condition=models.Q(delivery_status__in=["queued", "sending"]),

@@ -39,6 +39,11 @@ class Session(models.Model):
         related_name="sessions",
         verbose_name=_("ticket"),
     )
+    # The ticket a merge moved this session off (the first one, when it moved
+    # again): the reports count it there, as of any instant (docs/metrics.md#merges).
+    moved_from = models.ForeignKey(
+        "tickets.Ticket", null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     agent = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -67,6 +72,7 @@ class Session(models.Model):
         indexes = [
             models.Index(fields=["channel", "requested_at"], name="session_channel_requested"),
             models.Index(fields=["agent", "answered_at"], name="session_agent_answered"),
+            models.Index(fields=["moved_from"], condition=Q(moved_from__isnull=False), name="session_moved_from"),
         ]
 
     def __str__(self) -> str:

@@ -20,7 +20,8 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from django.conf import settings
-from django.db import transaction
+from django.db import models, transaction
+from django.db.models.functions import Coalesce
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
@@ -161,12 +162,21 @@ def ticket_merge_preview(*, source: Ticket, target: Ticket) -> MergePreview:
     return MergePreview(source=source, target=target, moves=moves, thread=thread, attachments=attachments)
 
 
+def _moved_off(ticket: Ticket) -> Coalesce:
+    """``moved_from`` of a row moving off ``ticket``: the ticket it was first moved off, kept when it moves again.
+
+    The reports count a moved message or session on that ticket, so a
+    report as of any instant reads the same rows (docs/metrics.md#merges).
+    """
+    return Coalesce(models.F("moved_from"), models.Value(ticket.pk), output_field=models.IntegerField())
+
+
 def _moves_apply(source: Ticket, target: Ticket, moves: MergeMoves, at: datetime) -> None:
     moved = moves.messages + moves.notes
-    Message.objects.filter(pk__in=moved).update(ticket=target)
+    Message.objects.filter(pk__in=moved).update(ticket=target, moved_from=_moved_off(source))
     Attachment.objects.filter(pk__in=moves.attachments).update(ticket=target)
     MessageMention.objects.filter(pk__in=moves.mentions).update(ticket=target)
-    Session.objects.filter(pk__in=moves.sessions).update(ticket=target)
+    Session.objects.filter(pk__in=moves.sessions).update(ticket=target, moved_from=_moved_off(source))
     if moves.tags:
         target.tags.add(*Tag.objects.filter(name__in=moves.tags))
     # The unique (ticket, user) decides between this and an agent following the target meanwhile.
@@ -352,7 +362,7 @@ def ticket_split(
             at=at,
         )
         attachments = list(Attachment.objects.filter(message=current).order_by("pk").values_list("pk", flat=True))
-        Message.objects.filter(pk=current.pk).update(ticket=new)
+        Message.objects.filter(pk=current.pk).update(ticket=new, moved_from=_moved_off(source))
         Attachment.objects.filter(pk__in=attachments).update(ticket=new)
         MessageMention.objects.filter(message=current).update(ticket=new)
         ticket_touch(source, at, [])
