@@ -80,7 +80,8 @@ def rows() -> dict:
         if kind == "customer":
             return {"customer": customers[value["customer"]]}
         if kind in ("merged", "merged_in"):
-            return by_reference[value]
+            # {"reference": the other ticket's, and what moved}: the reference compared by ticket.
+            return {**value, "reference": by_reference[value["reference"]]}
         return value
 
     def event_row(row: dict) -> dict:
