@@ -156,8 +156,9 @@ def test_merge_closes_the_source_and_points_it_to_the_target(queue, agent):
     source.refresh_from_db()
     assert source.status == "closed" and source.merged_into == target and source.solved_at == at
     assert events(source, "status") == [("new", "closed")]
-    assert events(source, "merged") == [(None, target.reference)]
-    assert events(target, "merged_in") == [(None, source.reference)]
+    # Each event names the other ticket (and lists what moved: tests/tickets/test_merge_split.py).
+    assert [(before, after["reference"]) for before, after in events(source, "merged")] == [(None, target.reference)]
+    assert [(before, after["reference"]) for before, after in events(target, "merged_in")] == [(None, source.reference)]
     # Idempotent for the same pair.
     ticket_merge(source=source, target=target, actor=Actor.agent(agent))
     assert TicketEvent.objects.filter(kind__in=["merged", "merged_in"]).count() == 2
