@@ -145,6 +145,34 @@ def _word_held(text: str, words: list[str]) -> bool:
     return any(re.search(r"(?<!\w)" + re.escape(word) + r"(?!\w)", lowered) for word in words)
 
 
+def _limits_check(member: Member, links: list[str], source: str) -> None:
+    """A new member's limits on links and mentions in a post's text (``ApplicationError`` on ``body``)."""
+    if member.trust_level >= 1:
+        return
+    if len(links) > config("NEW_MAX_LINKS"):
+        raise ApplicationError(
+            _("New members may add at most %(n)d links to a post. Remove some and post again.")
+            % {"n": config("NEW_MAX_LINKS")},
+            field="body",
+        )
+    if mentions_in(source) > config("NEW_MAX_MENTIONS"):
+        raise ApplicationError(
+            _("New members may mention at most %(n)d people in a post.") % {"n": config("NEW_MAX_MENTIONS")},
+            field="body",
+        )
+
+
+def _rule_held(links: list[str], source: str, title: str) -> str:
+    """The hold rule a post's text meets (a held word, a link to a held domain), or ""."""
+    words = [word.lower() for word in config("HOLD_WORDS") if word]
+    if words and _word_held(f"{title}\n{source}", words):
+        return HoldReason.WORD
+    domains = [domain.lower().strip(".") for domain in config("HOLD_DOMAINS") if domain]
+    if domains and any(_domain_held(url, domains) for url in links):
+        return HoldReason.LINK
+    return ""
+
+
 def post_screen(*, member: Member, is_staff: bool, source: str, title: str = "", at: datetime) -> str:
     """Check a post before it is written; the hold reason ("" when it is published at once).
 
@@ -155,18 +183,8 @@ def post_screen(*, member: Member, is_staff: bool, source: str, title: str = "",
     if is_staff:
         return ""
     links = links_in(source)
+    _limits_check(member, links, source)
     if member.trust_level < 1:
-        if len(links) > config("NEW_MAX_LINKS"):
-            raise ApplicationError(
-                _("New members may add at most %(n)d links to a post. Remove some and post again.")
-                % {"n": config("NEW_MAX_LINKS")},
-                field="body",
-            )
-        if mentions_in(source) > config("NEW_MAX_MENTIONS"):
-            raise ApplicationError(
-                _("New members may mention at most %(n)d people in a post.") % {"n": config("NEW_MAX_MENTIONS")},
-                field="body",
-            )
         recent = Post.objects.filter(author=member, created_at__gt=at - timedelta(hours=1)).count()
         if recent >= config("NEW_POSTS_PER_HOUR"):
             raise RateLimited(
@@ -174,12 +192,9 @@ def post_screen(*, member: Member, is_staff: bool, source: str, title: str = "",
                 % {"n": config("NEW_POSTS_PER_HOUR")},
                 field="body",
             )
-    words = [word.lower() for word in config("HOLD_WORDS") if word]
-    if words and _word_held(f"{title}\n{source}", words):
-        return HoldReason.WORD
-    domains = [domain.lower().strip(".") for domain in config("HOLD_DOMAINS") if domain]
-    if domains and any(_domain_held(url, domains) for url in links):
-        return HoldReason.LINK
+    held = _rule_held(links, source, title)
+    if held:
+        return held
     if member.trust_level < 1 and member.posts_count < config("NEW_HELD_POSTS"):
         return HoldReason.NEW_MEMBER
     return ""
@@ -194,23 +209,9 @@ def edit_screen(*, member: Member, is_staff: bool, source: str, title: str = "")
     """
     if is_staff:
         return
-    if member.trust_level < 1:
-        if len(links_in(source)) > config("NEW_MAX_LINKS"):
-            raise ApplicationError(
-                _("New members may add at most %(n)d links to a post. Remove some and post again.")
-                % {"n": config("NEW_MAX_LINKS")},
-                field="body",
-            )
-        if mentions_in(source) > config("NEW_MAX_MENTIONS"):
-            raise ApplicationError(
-                _("New members may mention at most %(n)d people in a post.") % {"n": config("NEW_MAX_MENTIONS")},
-                field="body",
-            )
-    words = [word.lower() for word in config("HOLD_WORDS") if word]
-    domains = [domain.lower().strip(".") for domain in config("HOLD_DOMAINS") if domain]
-    if (words and _word_held(f"{title}\n{source}", words)) or (
-        domains and any(_domain_held(url, domains) for url in links_in(source))
-    ):
+    links = links_in(source)
+    _limits_check(member, links, source)
+    if _rule_held(links, source, title):
         raise ApplicationError(
             _("Moderators review text like this before it is published: post it as a new reply instead."),
             field="body",
