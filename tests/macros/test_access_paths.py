@@ -83,6 +83,28 @@ def test_list_pages_show_what_the_agent_may_see(client, world, canned_world, age
     assert f"/desk/macros/{world['global'].pk}/delete/" not in macros
 
 
+def nav_links(page: str) -> dict[str, str]:
+    """The desk's navigation: each link's text and its aria-current ("" when none)."""
+    nav = re.search(r'<nav class="topnav">(.*?)</nav>', page, re.S).group(1)
+    return {
+        text: current
+        for _href, current, text in re.findall(r'<a href="(/desk/[^"]*)"(?: aria-current="([a-z]+)")?>([^<]+)</a>', nav)
+    }
+
+
+def test_the_desk_navigation_links_macros_and_canned_replies_marking_the_current_one(client, agent, ticket):
+    client.force_login(agent)
+    macros = client.get("/desk/macros/").content.decode()
+    assert '<a href="/desk/macros/" aria-current="page">Macros</a>' in macros
+    assert '<a href="/desk/canned/">Canned replies</a>' in macros
+    canned = client.get("/desk/canned/").content.decode()
+    assert '<a href="/desk/macros/">Macros</a>' in canned
+    assert '<a href="/desk/canned/" aria-current="page">Canned replies</a>' in canned
+    for path in ("/desk/", f"/desk/tickets/{ticket.reference}/", "/desk/macros/new/"):
+        links = nav_links(client.get(path).content.decode())
+        assert links["Macros"] == "" and links["Canned replies"] == "", path
+
+
 def test_edit_pages_404_for_unseen_and_403_for_unchangeable(client, world, canned_world, agent):
     client.force_login(agent)
     assert client.get(f"/desk/macros/{world['cleo'].pk}/").status_code == 404
