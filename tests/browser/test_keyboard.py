@@ -170,6 +170,12 @@ def test_question_mark_lists_the_shortcuts_and_escape_closes_the_list(browser, l
         ),
         user=ann,
     )
+    other = macro_save(
+        data=MacroInput(
+            name="Inbox zero", scope=Scope.PERSONAL, queue=None, actions=[{"type": "priority", "priority": "high"}]
+        ),
+        user=ann,
+    )
     path = f"/desk/tickets/{ticket.reference}/"
     page = browser.new_context(locale="en-GB").new_page()
     errors = collect_errors(page)
@@ -207,12 +213,40 @@ def test_question_mark_lists_the_shortcuts_and_escape_closes_the_list(browser, l
     assert not dialog.is_visible()
     assert focused(page) == before
 
-    # m opens the palette showing the macros.
+    # m opens the palette through its own interface, limited to applying this ticket's macros.
+    page.evaluate(
+        "() => { window.syntheticKeys = 0; document.addEventListener('keydown',"
+        " (e) => { if (!e.isTrusted) window.syntheticKeys += 1; }, true); }"
+    )
     page.keyboard.press("m")
     page.wait_for_selector("#command-palette-input:focus")
-    assert page.input_value("#command-palette-input") == "Apply macro:"
-    first = page.get_attribute(".command-palette-option[aria-selected=true]", "data-command")
-    assert first == f"apply-macro-{macro.pk}"
+    assert page.evaluate("window.syntheticKeys") == 0  # no Ctrl+K sent on the keyboard's behalf
+    assert page.evaluate("window.SDPalette.isOpen()") is True
+    assert page.get_attribute("#command-palette", "data-kind") == "apply-macro"
+    assert page.input_value("#command-palette-input") == ""
+    commands = page.eval_on_selector_all(".command-palette-option", "options => options.map(o => o.dataset.command)")
+    assert commands == [f"apply-macro-{macro.pk}", f"apply-macro-{other.pk}"]
+    assert page.get_attribute(".command-palette-option[aria-selected=true]", "data-command") == commands[0]
+    # "inbox" finds the macro of that name, not the way to the inbox.
+    page.keyboard.type("inbox")
+    commands = page.eval_on_selector_all(".command-palette-option", "options => options.map(o => o.dataset.command)")
+    assert commands == [f"apply-macro-{other.pk}"]
+    # Backspace in the empty field shows every command again.
+    for _letter in "inbox":
+        page.keyboard.press("Backspace")
+    page.keyboard.press("Backspace")
+    assert page.get_attribute("#command-palette", "data-kind") == ""
+    commands = page.eval_on_selector_all(".command-palette-option", "options => options.map(o => o.dataset.command)")
+    assert {f"preview-macro-{macro.pk}", "go-inbox"} <= set(commands)
     page.keyboard.press("Escape")
     assert page.is_hidden("#command-palette")
+    assert page.evaluate("window.SDPalette.isOpen()") is False
+
+    # m again, Enter applies the first macro to the ticket.
+    page.keyboard.press("m")
+    page.wait_for_selector("#command-palette-input:focus")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#ticket-priority:has-text('Low')")
+    ticket.refresh_from_db()
+    assert ticket.priority == "low"
     assert errors == []

@@ -109,6 +109,8 @@ def command_palette_config(context: template.Context) -> str:
         "strings": {
             "title": _("Command palette"),
             "placeholder": _("Type a command, a macro or a ticket reference"),
+            # When another script opens the palette on one kind of command (keys.js's "m").
+            "placeholder_kinds": {"apply-macro": _("Type a macro's name to apply it (Backspace for every command)")},
             "none": _("No matching command."),
             "go_ticket": _("Go to ticket %(reference)s") % {"reference": "{reference}"},
             "apply": _("Apply macro: %(name)s") % {"name": "{name}"},

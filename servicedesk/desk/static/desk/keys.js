@@ -8,8 +8,8 @@
  * Ticket page (#reply-form, textarea #reply_text, properties #props_*, macros #macro-apply-select):
  *   r / n    choose "reply" / "note" in the reply form and focus the text
  *   a, s, t  focus the assignee, status, tags field
- *   m        open the command palette (macros/palette.js) showing its "Apply macro" commands;
- *            without it, focus the macro panel's select
+ *   m        open the command palette (macros/palette.js, window.SDPalette) on its "Apply macro"
+ *            commands only; without it, or with no macro for the ticket, focus the macro panel's select
  *   Ctrl/Cmd+Enter in the text sends the form (its Send button)
  * Everywhere in the desk:
  *   ?        open the list of shortcuts (a modal <dialog>; Escape closes it and gives the focus back)
@@ -116,35 +116,9 @@
     return true;
   }
 
-  function macroPrefix() {
-    var script = document.getElementById("command-palette-script");
-    try {
-      var config = JSON.parse((script && script.dataset.config) || "{}");
-      var words = (config.strings && config.strings.apply) || "";
-      return words.split("{name}")[0].trim();
-    } catch (error) {
-      return "";
-    }
-  }
-
   function macros() {
-    var holder = document.getElementById("macro-palette-data");
-    var hasMacros = false;
-    try {
-      hasMacros = !!(holder && (JSON.parse(holder.textContent || "{}").macros || []).length);
-    } catch (error) {
-      hasMacros = false;
-    }
-    if (hasMacros && document.getElementById("command-palette-script")) {
-      // The palette opens on Ctrl+K; it is told so the way a keyboard would.
-      document.dispatchEvent(new KeyboardEvent("keydown", { key: "k", ctrlKey: true, bubbles: true, cancelable: true }));
-      var input = document.getElementById("command-palette-input");
-      if (input && document.activeElement === input) {
-        input.value = macroPrefix();
-        input.dispatchEvent(new Event("input", { bubbles: true }));
-        return true;
-      }
-    }
+    var palette = window.SDPalette;
+    if (palette && palette.open({ kind: "apply-macro" })) return true;
     return focusField("macro-apply-select");
   }
 

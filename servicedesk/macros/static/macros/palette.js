@@ -6,13 +6,24 @@
 // ticket page's macro panel writes). Applying posts the same form as the panel's Apply button,
 // so the server checks access and runs the macro as for any form post.
 //
-// The palette acts only once opened with Ctrl/Cmd+K: no other key does anything outside it, so
-// typing in a reply or a search field is never taken as a command.
+// The palette acts only once opened with Ctrl/Cmd+K (or by another desk script through
+// window.SDPalette): no other key does anything outside it, so typing in a reply or a search
+// field is never taken as a command.
+//
+// window.SDPalette, for the desk's other scripts (keys.js opens it on "m"):
+//   open()                           open with every command, as Ctrl/Cmd+K does; true
+//   open({kind: "apply-macro"})      open showing only the commands of that kind (go,
+//                                    apply-macro, preview-macro); false, and nothing opens, when
+//                                    the page has none of them. Backspace in the empty field
+//                                    shows every command again.
+//   close()                          close, the focus back where it was
+//   isOpen()
 //
 // Stable hooks for tests and assistive technology:
 //   script#command-palette-script   this script; data-config holds the commands and words (JSON)
 //   #command-palette                the dialog (role=dialog, aria-modal=true, aria-labelledby
-//                                   #command-palette-title); hidden while closed
+//                                   #command-palette-title); hidden while closed; data-kind: the
+//                                   kind of command it is limited to ("" for every command)
 //   #command-palette-input          the search field (role=combobox, aria-controls
 //                                   #command-palette-list, aria-expanded, aria-activedescendant)
 //   #command-palette-list           the results (role=listbox)
@@ -48,6 +59,7 @@
   let results = [];
   let active = 0;
   let returnFocus = null;
+  let only = ""; // the kind of command shown, "" for all
 
   function fill(template, values) {
     return template.replace(/\{(\w+)\}/g, (all, key) => (key in values ? values[key] : all));
@@ -66,6 +78,7 @@
     for (const macro of data.macros || []) {
       commands.push({
         id: "apply-macro-" + macro.id,
+        kind: "apply-macro",
         label: fill(words.apply, { name: macro.name }),
         run: () => post(data.apply_url, { macro: String(macro.id) }),
       });
@@ -73,6 +86,7 @@
     for (const macro of data.macros || []) {
       commands.push({
         id: "preview-macro-" + macro.id,
+        kind: "preview-macro",
         label: fill(words.preview, { name: macro.name }),
         run: () => window.location.assign(data.preview_url + "?macro=" + encodeURIComponent(macro.id)),
       });
@@ -83,6 +97,7 @@
   function allCommands() {
     const navigation = (config.commands || []).map((command) => ({
       id: command.id,
+      kind: "go",
       label: command.label,
       run: () => window.location.assign(command.url),
     }));
@@ -137,6 +152,7 @@
       const value = reference[1].toUpperCase();
       found.push({
         id: "go-ticket",
+        kind: "go-ticket",
         label: fill(words.go_ticket, { reference: value }),
         run: () =>
           window.location.assign(config.ticket_url.replace(config.reference_mark, encodeURIComponent(value))),
@@ -148,7 +164,7 @@
       if (value >= 0) found.push(Object.assign(command, { score: value, order: order }));
     });
     found.sort((a, b) => b.score - a.score || (a.order || 0) - (b.order || 0));
-    return found.slice(0, 50);
+    return found.filter((command) => !only || command.kind === only).slice(0, 50);
   }
 
   function build() {
@@ -263,6 +279,11 @@
       event.preventDefault();
       close();
       return;
+    } else if (event.key === "Backspace" && only && !input.value) {
+      event.preventDefault();
+      limit("");
+      render();
+      return;
     } else if (event.key === "Tab") {
       event.preventDefault(); // the field is the palette's one stop
       return;
@@ -280,13 +301,23 @@
     command.run();
   }
 
-  function open() {
+  function limit(kind) {
+    only = kind;
+    dialog.dataset.kind = kind;
+    input.placeholder = (kind && (words.placeholder_kinds || {})[kind]) || words.placeholder;
+  }
+
+  function open(options) {
+    const kind = (options && options.kind) || "";
+    if (kind && !allCommands().some((command) => command.kind === kind)) return false;
     if (!dialog) build();
-    returnFocus = document.activeElement;
+    if (dialog.hidden) returnFocus = document.activeElement;
     dialog.hidden = false;
     input.value = "";
+    limit(kind);
     render();
     input.focus();
+    return true;
   }
 
   function close(options) {
@@ -297,6 +328,12 @@
     }
     returnFocus = null;
   }
+
+  window.SDPalette = {
+    open: open,
+    close: () => close(),
+    isOpen: () => Boolean(dialog && !dialog.hidden),
+  };
 
   document.addEventListener(
     "keydown",
