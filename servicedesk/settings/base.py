@@ -367,6 +367,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(minutes=1),
         "options": {"expires": 50},
     },
+    # Delivered and failed webhook deliveries, and events, past SD_WEBHOOK_LOG_DAYS are deleted
+    # in bounded batches; what is left waits for the next run (docs/webhooks.md, "Retention").
+    "webhooks-log-prune": {
+        "task": "webhooks.log_prune",
+        "schedule": timedelta(hours=1),
+        "options": {"expires": 3000},
+    },
 }
 CELERY_TIMEZONE = "UTC"
 
@@ -633,7 +640,13 @@ SERVICEDESK = {
     "FORUM_FLAGS_TO_HIDE": env.int("SD_FORUM_FLAGS_TO_HIDE", default=3),
     # Days after the first reply that the author of an unanswered question is asked, once, to accept an answer.
     "FORUM_ACCEPT_REMINDER_DAYS": env.int("SD_FORUM_ACCEPT_REMINDER_DAYS", default=7),
+    # Webhooks (docs/webhooks.md, "Retention"): a delivered or failed delivery and its attempts are
+    # kept this many days after its last attempt (a failed one can be redelivered by hand until
+    # then); an event, this many days after it was raised, once none of its deliveries is left.
+    "WEBHOOK_LOG_DAYS": env.int("SD_WEBHOOK_LOG_DAYS", default=30),
 }
+if SERVICEDESK["WEBHOOK_LOG_DAYS"] < 1:
+    raise ImproperlyConfigured("SD_WEBHOOK_LOG_DAYS takes a whole number of days, 1 or more.")
 
 # Email channel: limits checked before a mail is parsed (over one, the mail is
 # quarantined with the reason), our own addresses besides SUPPORT_ADDRESS and

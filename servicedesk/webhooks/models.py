@@ -121,6 +121,10 @@ class DeliveryState(models.TextChoices):
     FAILED = "failed", _("Failed")
 
 
+# A delivery in one of these states is over: nothing sends it again unless redelivered by hand.
+FINISHED_STATES = (DeliveryState.SUCCEEDED, DeliveryState.FAILED)
+
+
 class WebhookDelivery(models.Model):
     """One event to one endpoint: unique, so an event is delivered successfully at most once there.
 
@@ -152,6 +156,10 @@ class WebhookDelivery(models.Model):
             # The sweep reads only deliveries still pending.
             models.Index(
                 fields=["next_attempt_at"], name="webhook_delivery_due", condition=Q(state=DeliveryState.PENDING)
+            ),
+            # Retention reads the oldest deliveries that are over (services.webhook_log_prune).
+            models.Index(
+                fields=["created_at"], name="webhook_delivery_finished", condition=Q(state__in=FINISHED_STATES)
             ),
         ]
 

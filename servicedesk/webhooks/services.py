@@ -19,7 +19,7 @@ from typing import Any
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone, translation
@@ -28,13 +28,14 @@ from django.utils.translation import gettext as _
 from servicedesk.accounts.models import User
 from servicedesk.accounts.roles import ADMIN, MANAGER
 from servicedesk.core.enqueue import task_enqueue
-from servicedesk.core.errors import ApplicationError, Conflict, PermissionDenied
+from servicedesk.core.errors import ApplicationError, Conflict, NotFound, PermissionDenied
 from servicedesk.notifications.models import NotificationKind
 from servicedesk.notifications.services import notification_send
-from servicedesk.tickets.locks import row_lock
+from servicedesk.tickets.locks import row_lock, rows_lock
 from servicedesk.webhooks import signing, transport
 from servicedesk.webhooks.access import private_addresses_allowed_to
 from servicedesk.webhooks.models import (
+    FINISHED_STATES,
     DeliveryState,
     EventType,
     WebhookAttempt,
@@ -65,6 +66,10 @@ UNDISPATCHED_AGE = timedelta(seconds=30)
 # so no task sits for hours in the broker.
 COUNTDOWN_MAX = timedelta(minutes=30)
 SWEEP_BATCH = 500
+# Retention: rows deleted per transaction, and transactions of each kind per run, so one run
+# deletes at most PRUNE_BATCH * PRUNE_BATCHES deliveries (with their attempts) and as many events.
+PRUNE_BATCH = 1000
+PRUNE_BATCHES = 20
 DESCRIPTION_MAX = 300
 
 
@@ -406,7 +411,8 @@ def webhook_delivery_redeliver(*, delivery: WebhookDelivery, at: datetime | None
     """Send a pending or failed delivery again now (by hand), even to a paused endpoint.
 
     Conflict when it was delivered already: an event reaches an endpoint
-    successfully once. The attempt runs in the worker after commit.
+    successfully once; NotFound when retention deleted it meanwhile
+    (``webhook_log_prune``). The attempt runs in the worker after commit.
     """
     at = at or timezone.now()
     with transaction.atomic():
@@ -416,6 +422,8 @@ def webhook_delivery_redeliver(*, delivery: WebhookDelivery, at: datetime | None
             .update(state=DeliveryState.PENDING, next_attempt_at=at)
         )
         if not changed:
+            if not WebhookDelivery.objects.filter(pk=delivery.pk).exists():
+                raise NotFound(_("This delivery is no longer in the log."))
             raise Conflict(_("This event was delivered to the endpoint already."))
         delivery_id = delivery.pk
         transaction.on_commit(lambda: _redeliver_enqueue(delivery_id))
@@ -454,3 +462,78 @@ def webhooks_sweep(*, at: datetime | None = None) -> dict[str, int]:
     )
     _attempts_enqueue(due)
     return {"dispatched": len(events), "paused": len(paused), "due": len(due)}
+
+
+# --- Retention -----------------------------------------------------------------------
+
+
+def webhook_log_prune(
+    *, at: datetime | None = None, days: int | None = None, batch: int = PRUNE_BATCH, batches: int = PRUNE_BATCHES
+) -> dict[str, int]:
+    """Beat, hourly: delete what the delivery log keeps no longer; how many deliveries, attempts
+    and events went (docs/webhooks.md, "Retention").
+
+    A delivery goes, with its attempts, once it is over (delivered or failed)
+    and its last attempt is more than ``days`` old (``SD_WEBHOOK_LOG_DAYS``
+    when not given): until then a failed one can be redelivered by hand. A
+    pending one (waiting for a retry, for its paused endpoint, or redelivered
+    by hand) stays, however old. An event goes once it is more than ``days``
+    old, was dispatched, and none of its deliveries is left.
+
+    At most ``batch`` rows per transaction and ``batches`` transactions of
+    each kind per run; the next run takes the rest. Deliveries are locked
+    first, leaving out any another transaction holds, and deleted only if
+    still over, so a redelivery asked for meanwhile keeps its row. Run twice,
+    or twice at once, each row is deleted once.
+    """
+    at = at or timezone.now()
+    cutoff = at - timedelta(days=settings.SERVICEDESK["WEBHOOK_LOG_DAYS"] if days is None else days)
+    counts = {"deliveries": 0, "attempts": 0, "events": 0}
+    for _run in range(batches):
+        deliveries, attempts = _deliveries_prune(cutoff=cutoff, batch=batch)
+        counts["deliveries"] += deliveries
+        counts["attempts"] += attempts
+        if deliveries < batch:
+            break
+    for _run in range(batches):
+        events = _events_prune(cutoff=cutoff, batch=batch)
+        counts["events"] += events
+        if events < batch:
+            break
+    if any(counts.values()):
+        log.info("Webhook log older than %s pruned: %s", cutoff.isoformat(), counts)
+    return counts
+
+
+def _deliveries_prune(*, cutoff: datetime, batch: int) -> tuple[int, int]:
+    """One transaction of ``webhook_log_prune``: the oldest deliveries that are over and were last
+    tried before ``cutoff`` (index ``webhook_delivery_finished``); how many deliveries and attempts."""
+    tried_since = WebhookAttempt.objects.filter(delivery_id=OuterRef("pk"), at__gte=cutoff)
+    oldest = (
+        WebhookDelivery.objects.filter(state__in=FINISHED_STATES, created_at__lt=cutoff)
+        .filter(~Exists(tried_since))
+        .order_by("created_at")
+        .values("pk")[:batch]
+    )
+    with transaction.atomic():
+        # The state again, on the locked row: a redelivery made it pending meanwhile, or holds it now.
+        locked = WebhookDelivery.objects.filter(pk__in=oldest, state__in=FINISHED_STATES).only("pk")
+        ids = [row.pk for row in rows_lock(locked, skip_locked=True)]
+        if not ids:
+            return 0, 0
+        _total, by_model = WebhookDelivery.objects.filter(pk__in=ids).delete()
+    return by_model.get(WebhookDelivery._meta.label, 0), by_model.get(WebhookAttempt._meta.label, 0)
+
+
+def _events_prune(*, cutoff: datetime, batch: int) -> int:
+    """One transaction of ``webhook_log_prune``: the oldest dispatched events raised before ``cutoff``
+    with no delivery left (index on ``created_at``); how many. An event not dispatched yet is the
+    sweep's. No delivery can be made for a dispatched event, so none appears meanwhile."""
+    oldest = (
+        WebhookEvent.objects.filter(created_at__lt=cutoff, dispatched_at__isnull=False)
+        .filter(~Exists(WebhookDelivery.objects.filter(event_id=OuterRef("pk"))))
+        .order_by("created_at")
+        .values("pk")[:batch]
+    )
+    _total, by_model = WebhookEvent.objects.filter(pk__in=oldest).delete()
+    return by_model.get(WebhookEvent._meta.label, 0)

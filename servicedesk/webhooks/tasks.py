@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from servicedesk.webhooks.services import webhook_delivery_attempt, webhook_event_dispatch, webhooks_sweep
+from servicedesk.webhooks.services import (
+    webhook_delivery_attempt,
+    webhook_event_dispatch,
+    webhook_log_prune,
+    webhooks_sweep,
+)
 
 
 @shared_task(name="webhooks.event_dispatch")
@@ -30,3 +35,9 @@ def webhook_delivery_redeliver_task(delivery_id: int) -> bool:
 def webhooks_sweep_task() -> dict[str, int]:
     """Beat, every minute: outbox events whose task was lost, endpoints to pause, attempts due."""
     return webhooks_sweep()
+
+
+@shared_task(name="webhooks.log_prune")
+def webhook_log_prune_task() -> dict[str, int]:
+    """Beat, hourly: deliveries that are over and events older than SD_WEBHOOK_LOG_DAYS, in bounded batches."""
+    return webhook_log_prune()

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
@@ -95,7 +96,13 @@ def endpoint_detail(request: HttpRequest, pk: int) -> HttpResponse:
     if isinstance(shown, dict) and shown.get("endpoint") == endpoint.pk:
         secret = shown.get("secret")
         del request.session[SECRET_SESSION_KEY]
-    return render(request, "webhooks/detail.html", {"endpoint": endpoint, "page": page, "secret": secret})
+    context = {
+        "endpoint": endpoint,
+        "page": page,
+        "secret": secret,
+        "log_days": settings.SERVICEDESK["WEBHOOK_LOG_DAYS"],
+    }
+    return render(request, "webhooks/detail.html", context)
 
 
 @require_POST
