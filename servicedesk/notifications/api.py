@@ -204,7 +204,11 @@ class MyNotificationPreferencesView(APIView):
 
     permission_classes = [IsAuthenticated, IsDeskUser]
 
-    @extend_schema(summary="Your notification preferences", responses=PreferencesSerializer)
+    @extend_schema(
+        summary="Your notification preferences",
+        description="Every kind you can be sent; `webhook_paused` only for managers and admins.",
+        responses=PreferencesSerializer,
+    )
     def get(self, request: Request) -> Response:
         return Response(_preferences_body(preferences_of(signed_in_user(request))))
 
@@ -212,7 +216,8 @@ class MyNotificationPreferencesView(APIView):
         summary="Change your notification preferences",
         description=(
             "Send the kinds to change, each with `in_app` and/or `email`; what is left out keeps its value. "
-            'Example: `{"preferences": [{"kind": "mention", "email": false}]}`.'
+            'Example: `{"preferences": [{"kind": "mention", "email": false}]}`. A kind you are not sent '
+            "(`webhook_paused` for an agent who is neither a manager nor an admin) is a 400."
         ),
         request=PreferencesSerializer,
         responses=PreferencesSerializer,
@@ -220,6 +225,7 @@ class MyNotificationPreferencesView(APIView):
     def patch(self, request: Request) -> Response:
         serializer = PreferencesSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        changes = preferences_check(serializer.validated_data["preferences"])
-        preferences = notification_preferences_set(user=signed_in_user(request), changes=changes)
+        user = signed_in_user(request)
+        changes = preferences_check(user=user, changes=serializer.validated_data["preferences"])
+        preferences = notification_preferences_set(user=user, changes=changes)
         return Response(_preferences_body(preferences))

@@ -11,7 +11,7 @@ from typing import Any
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from servicedesk.notifications.preferences import KINDS, KindPreference
+from servicedesk.notifications.preferences import KindPreference
 from servicedesk.notifications.reminders import NOTE_MAX
 
 LOCAL_INPUT = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
@@ -27,11 +27,13 @@ class ReminderForm(forms.Form):
 
 
 class PreferencesForm(forms.Form):
-    """Two check boxes per kind: ``<kind>-in_app`` and ``<kind>-email`` (unticked is off)."""
+    """Two check boxes per kind the user is offered: ``<kind>-in_app`` and ``<kind>-email`` (unticked
+    is off). Only those kinds change: one the user is not offered keeps its value."""
 
     def __init__(self, *args: Any, preferences: list[KindPreference], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.rows = []
+        self.kinds = [pref.kind for pref in preferences]
         for pref in preferences:
             in_app = f"{pref.kind}-in_app"
             email = f"{pref.kind}-email"
@@ -45,5 +47,5 @@ class PreferencesForm(forms.Form):
                 "in_app": bool(self.cleaned_data.get(f"{kind}-in_app")),
                 "email": bool(self.cleaned_data.get(f"{kind}-email")),
             }
-            for kind in KINDS
+            for kind in self.kinds
         }

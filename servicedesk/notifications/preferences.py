@@ -2,7 +2,9 @@
 
 ``notification_send`` asks ``preference_of`` for every notice it stores, so
 every kind, the SLA's warnings and breaches included, follows the same
-choice. Without a stored row a kind comes both ways. See docs/followups.md.
+choice. Without a stored row a kind comes both ways. A kind only managers
+and admins are sent (``MANAGER_KINDS``) is offered to them alone
+(``kinds_for``). See docs/followups.md.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from servicedesk.accounts.models import User
+from servicedesk.accounts.roles import sees_all_queues
 from servicedesk.core.errors import ApplicationError
 from servicedesk.notifications.models import NotificationKind, NotificationPreference
 
@@ -27,8 +30,19 @@ KINDS: tuple[str, ...] = (
     NotificationKind.REMINDER,
     NotificationKind.SLA_WARNING,
     NotificationKind.SLA_BREACH,
+    NotificationKind.WEBHOOK_PAUSED,
 )
+# Kinds sent to managers and admins only (a webhook endpoint paused after failing for a day,
+# docs/webhooks.md): another agent is not offered a choice for them.
+MANAGER_KINDS: frozenset[str] = frozenset({NotificationKind.WEBHOOK_PAUSED})
 CHANNELS = ("in_app", "email")
+
+
+def kinds_for(user: User) -> tuple[str, ...]:
+    """The kinds ``user`` chooses for, in ``KINDS`` order: all of them for a manager or admin."""
+    if sees_all_queues(user):
+        return KINDS
+    return tuple(kind for kind in KINDS if kind not in MANAGER_KINDS)
 
 
 @dataclass(frozen=True)
@@ -53,7 +67,7 @@ def preference_of(user: User, kind: str) -> KindPreference:
 
 
 def preferences_of(user: User) -> list[KindPreference]:
-    """Every kind's choice for ``user``, in ``KINDS`` order (one query)."""
+    """The choice for each of ``user``'s kinds (``kinds_for``), in ``KINDS`` order (one query)."""
     stored = {
         kind: (in_app, email)
         for kind, in_app, email in NotificationPreference.objects.filter(user=user).values_list(
@@ -64,7 +78,7 @@ def preferences_of(user: User) -> list[KindPreference]:
         KindPreference(kind=kind, in_app=stored[kind][0], email=stored[kind][1])
         if kind in stored
         else KindPreference(kind=kind)
-        for kind in KINDS
+        for kind in kinds_for(user)
     ]
 
 
@@ -72,18 +86,24 @@ class InvalidPreference(ApplicationError):
     pass
 
 
-def preferences_check(changes: Iterable[Mapping[str, object]]) -> dict[str, dict[str, bool]]:
-    """Changes as ``{kind: {"in_app": bool, "email": bool}}`` (either key may be left out).
+def preferences_check(*, user: User, changes: Iterable[Mapping[str, object]]) -> dict[str, dict[str, bool]]:
+    """``user``'s changes as ``{kind: {"in_app": bool, "email": bool}}`` (either key may be left out).
 
-    Raises InvalidPreference (field ``preferences``) for an unknown kind, an
+    Raises InvalidPreference (field ``preferences``) for an unknown kind, a
+    kind sent only to managers and admins when ``user`` is neither, an
     unknown channel, a value that is not true or false, or a kind given twice.
     """
     checked: dict[str, dict[str, bool]] = {}
+    offered = kinds_for(user)
     for change in changes:
         kind = change.get("kind")
         if not isinstance(kind, str) or kind not in KINDS:
             raise InvalidPreference(
                 _("Unknown kind of notification: %(kind)s.") % {"kind": str(kind)[:50]}, field="preferences"
+            )
+        if kind not in offered:
+            raise InvalidPreference(
+                _("%(kind)s is sent to managers and admins only.") % {"kind": kind}, field="preferences"
             )
         if kind in checked:
             raise InvalidPreference(_("%(kind)s is given twice.") % {"kind": kind}, field="preferences")
@@ -109,7 +129,7 @@ def notification_preferences_set(
 ) -> list[KindPreference]:
     """Store ``user``'s choices for the kinds in ``changes`` (checked with ``preferences_check``),
     all or nothing; a channel left out keeps its value. Returns every kind's choice."""
-    checked = preferences_check([{"kind": kind, **values} for kind, values in changes.items()])
+    checked = preferences_check(user=user, changes=[{"kind": kind, **values} for kind, values in changes.items()])
     at = at or timezone.now()
     current = {pref.kind: pref for pref in preferences_of(user)}
     rows = [
