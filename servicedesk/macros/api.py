@@ -26,9 +26,10 @@ from servicedesk.accounts.auth import signed_in_user
 from servicedesk.accounts.roles import is_agent
 from servicedesk.core import errors
 from servicedesk.tickets.access import ticket_get_for
-from servicedesk.tickets.api.views import Pagination
+from servicedesk.tickets.api.views import IDEMPOTENCY_PARAMETER, Pagination, idempotency_key
 from servicedesk.tickets.events import Actor
 from servicedesk.tickets.models import Queue, Ticket
+from servicedesk.tickets.services.idempotency import request_digest
 
 from .access import (
     can_manage,
@@ -255,9 +256,11 @@ MACRO_ID_PARAMETER = OpenApiParameter("pk", OpenApiTypes.INT, OpenApiParameter.P
     description=(
         "Each action through the ticket's services in one transaction, each leaving its event. A refused action "
         "(a status move not allowed, an assignee outside the ticket's queue, ...) is 400 with the reason and the "
-        "action's position, and nothing is changed. 404 for a ticket or macro the caller may not see."
+        "action's position, and nothing is changed. 404 for a ticket or macro the caller may not see. With an "
+        "Idempotency-Key the macro is applied once: the same request again answers with what the first one did "
+        "(the same steps and version) and applies nothing; the key with another ticket or macro is 422."
     ),
-    parameters=[REFERENCE_PARAMETER, MACRO_ID_PARAMETER],
+    parameters=[REFERENCE_PARAMETER, MACRO_ID_PARAMETER, IDEMPOTENCY_PARAMETER],
     request=None,
     responses={200: MacroResultSerializer},
 )
@@ -267,9 +270,16 @@ class MacroApplyView(generics.GenericAPIView):
     filter_backends: list[Any] = []
 
     def post(self, request: Request, reference: str, pk: int) -> Response:
+        key = idempotency_key(request)
         ticket, macro = _ticket_and_macro(request, reference, pk)
-        result = macro_apply(macro=macro, ticket=ticket, actor=Actor.agent(signed_in_user(request), source="api"))
-        body = {"ticket": result.ticket.reference, "version": result.ticket.version, "steps": result.steps}
+        result = macro_apply(
+            macro=macro,
+            ticket=ticket,
+            actor=Actor.agent(signed_in_user(request), source="api"),
+            idempotency_key=key,
+            request_digest=request_digest(method=request.method or "", path=request.path, body=request.data),
+        )
+        body = {"ticket": result.ticket.reference, "version": result.version, "steps": result.steps}
         return Response(MacroResultSerializer(body).data)
 
 

@@ -84,3 +84,34 @@ class CannedReply(Scoped):
             models.Index(fields=["scope", "owner"], name="macros_canned_owner"),
             models.Index(fields=["scope", "queue"], name="macros_canned_queue"),
         ]
+
+
+class MacroApplication(models.Model):
+    """One macro application made under a caller's key: the API's ``Idempotency-Key`` or the
+    ticket page form's ``submission_id`` (docs/macros.md#applying-once).
+
+    The unique (user, key) pair decides between two requests sent at once: the
+    second waits for the first and answers with what it did. Kept with the
+    digest of the request first sent with the key and what that application
+    answered (the ticket's version after it and each step), so a repeat gets
+    the same answer and applies nothing. Written in the transaction of the
+    application, so a refused macro leaves the key unused.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(_("key"), max_length=200)
+    request_digest = models.CharField(_("request digest"), max_length=64)
+    ticket = models.ForeignKey("tickets.Ticket", on_delete=models.CASCADE, related_name="+")
+    macro = models.ForeignKey(Macro, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # The ticket's version right after the macro, and its steps: [{"index", "kind", "before", "after", "text", "message"}].
+    version = models.PositiveIntegerField(default=0)
+    steps = models.JSONField(default=list)
+    created_at = models.DateTimeField(_("created"))
+
+    class Meta:
+        verbose_name = _("macro application")
+        verbose_name_plural = _("macro applications")
+        constraints = [models.UniqueConstraint(fields=["user", "key"], name="macros_application_key_per_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}:{self.key}"

@@ -4,7 +4,9 @@ Saving checks everything a later use depends on (the actions, every text's
 placeholders, the scope the author may keep) and refuses with an
 ``ApplicationError`` naming the field, nothing written. Applying a macro
 runs each action through the ticket services in one transaction, so each
-leaves its own TicketEvent and a refused one undoes them all.
+leaves its own TicketEvent and a refused one undoes them all; under a
+caller's key it is applied once, whatever the number of requests
+(docs/macros.md#applying-once).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -25,6 +27,7 @@ from servicedesk.tickets.access import can_see_ticket, customers_conceal
 from servicedesk.tickets.events import Actor
 from servicedesk.tickets.locks import ticket_lock
 from servicedesk.tickets.models import Customer, Message, Queue, Ticket
+from servicedesk.tickets.services.idempotency import IDEMPOTENCY_HEADER, IdempotencyKeyReused
 from servicedesk.tickets.services.replies import ticket_note_create, ticket_reply_create
 from servicedesk.tickets.services.tickets import (
     ticket_assign,
@@ -37,7 +40,7 @@ from servicedesk.tickets.statuses import Priority, Status
 
 from . import actions as kinds
 from .access import canned_replies_visible_to, macros_visible_to, manage_check, scope_check
-from .models import CannedReply, Macro, Scope, Scoped
+from .models import CannedReply, Macro, MacroApplication, Scope, Scoped
 from .templating import customer_language, template_check, text_for_ticket, translations_clean
 
 NAME_MAX = 200
@@ -84,11 +87,17 @@ class StepResult:
 
 @dataclass
 class MacroResult:
-    """A macro applied: the ticket as it is now, and each action's step."""
+    """A macro applied: the ticket, its version right after the macro, and each action's step.
+
+    ``replayed``: an earlier request with the same key applied it, and this is
+    what that one did (its steps, the version it left); nothing was applied now.
+    """
 
     macro: Macro
     ticket: Ticket
     steps: list[StepResult] = field(default_factory=list)
+    version: int = 0
+    replayed: bool = False
 
     @property
     def messages(self) -> list[Message]:
@@ -284,7 +293,15 @@ def _apply_one(
     return message.ticket, StepResult(index, kind, text=message.text, message=message)
 
 
-def macro_apply(*, macro: Macro, ticket: Ticket, actor: Actor, at: datetime | None = None) -> MacroResult:
+def macro_apply(
+    *,
+    macro: Macro,
+    ticket: Ticket,
+    actor: Actor,
+    at: datetime | None = None,
+    idempotency_key: str | None = None,
+    request_digest: str = "",
+) -> MacroResult:
     """Apply ``macro``'s actions to ``ticket`` in order, each through its ticket service
     (``ticket_status_change``, ``ticket_priority_change``, ``ticket_queue_change``,
     ``ticket_assign``, ``ticket_tags_set``, ``ticket_reply_create``, ``ticket_note_create``),
@@ -293,9 +310,17 @@ def macro_apply(*, macro: Macro, ticket: Ticket, actor: Actor, at: datetime | No
     With an agent behind ``actor`` (``actor.user``), the macro and the ticket must be ones they
     may see (NotFound otherwise). A macro of a queue applies to that queue's tickets only. A
     refused action (a move the statuses do not allow, an assignee outside the queue, a text
-    that cannot be filled in) raises MacroRefused naming it, with nothing written. Not
-    idempotent: applying twice writes twice (a reply is a new message each time). Safe to call
+    that cannot be filled in) raises MacroRefused naming it, with nothing written. Safe to call
     from a task with the ids of a macro, a ticket and an agent.
+
+    Idempotency key: (``actor.user``, ``idempotency_key``), stored with ``request_digest``
+    (``idempotency.request_digest`` of the request) and what the application did, in its
+    transaction (a refused macro leaves the key unused). The same key and digest again apply
+    nothing and return the first result with ``replayed`` True; two requests with one key at
+    once apply it once (the second waits for the first). The same key with another digest
+    raises IdempotencyKeyReused (422), nothing written. A key needs an agent behind ``actor``
+    (ValueError otherwise). Without a key, applying twice writes twice (a reply is a new
+    message each time).
     """
     at = at or timezone.now()
     viewer = actor.user
@@ -304,6 +329,85 @@ def macro_apply(*, macro: Macro, ticket: Ticket, actor: Actor, at: datetime | No
             raise NotFound(_("Macro not found."))
         if not can_see_ticket(viewer, ticket):
             raise NotFound(_("Ticket not found."))
+    if idempotency_key is None:
+        return _macro_apply(macro=macro, ticket=ticket, actor=actor, at=at)
+    if viewer is None:
+        raise ValueError("An idempotency key is an agent's: apply with Actor.agent.")
+    with transaction.atomic():
+        # The ticket's lock before the key's row: inserting that row shares a lock on the ticket
+        # (its foreign key), so locking the ticket after it could deadlock with a request under
+        # another key. A request under the same key waits here, then finds the key's row.
+        ticket_lock(ticket.pk)
+        record, created = _application_claim(
+            user=viewer, key=idempotency_key, digest=request_digest, ticket=ticket, macro=macro, at=at
+        )
+        if not created:
+            if record.request_digest != request_digest:
+                raise IdempotencyKeyReused(
+                    _(
+                        "This Idempotency-Key was already used with a different request (method, address or body). "
+                        "Send the same request to repeat it, or use a new key for a new request."
+                    ),
+                    field=IDEMPOTENCY_HEADER,
+                )
+            return _replayed(record, macro)
+        result = _macro_apply(macro=macro, ticket=ticket, actor=actor, at=at)
+        record.version = result.version
+        record.steps = [_step_record(step) for step in result.steps]
+        record.save(update_fields=["version", "steps"])
+        return result
+
+
+def _application_claim(
+    *, user: User, key: str, digest: str, ticket: Ticket, macro: Macro, at: datetime
+) -> tuple[MacroApplication, bool]:
+    """The key's row, inserted by this call (True) or by an earlier request (False).
+
+    A concurrent request holding the same key makes the insert wait until it
+    commits (then the row is read) or rolls back (then this insert wins).
+    """
+    try:
+        with transaction.atomic():
+            record = MacroApplication.objects.create(
+                user=user, key=key, request_digest=digest, ticket=ticket, macro=macro, created_at=at
+            )
+            return record, True
+    except IntegrityError:
+        return MacroApplication.objects.select_related("ticket").get(user=user, key=key), False
+
+
+def _step_record(step: StepResult) -> dict[str, Any]:
+    return {
+        "index": step.index,
+        "kind": step.kind,
+        "before": step.before,
+        "after": step.after,
+        "text": step.text,
+        "message": step.message.pk if step.message is not None else None,
+    }
+
+
+def _replayed(record: MacroApplication, macro: Macro) -> MacroResult:
+    """What the application stored under ``record`` did, as its MacroResult (messages read again)."""
+    ids = [item["message"] for item in record.steps if item.get("message") is not None]
+    messages = Message.objects.in_bulk(ids)
+    steps = [
+        StepResult(
+            index=item["index"],
+            kind=item["kind"],
+            before=item["before"],
+            after=item["after"],
+            text=item["text"],
+            message=messages.get(item["message"]) if item.get("message") is not None else None,
+        )
+        for item in record.steps
+    ]
+    return MacroResult(macro=macro, ticket=record.ticket, steps=steps, version=record.version, replayed=True)
+
+
+def _macro_apply(*, macro: Macro, ticket: Ticket, actor: Actor, at: datetime) -> MacroResult:
+    """``macro_apply`` once its access checks passed: every action, in one transaction."""
+    viewer = actor.user
     steps: list[StepResult] = []
     with transaction.atomic():
         current = ticket_lock(ticket.pk)
@@ -320,7 +424,7 @@ def macro_apply(*, macro: Macro, ticket: Ticket, actor: Actor, at: datetime | No
             except ApplicationError as exc:
                 raise MacroRefused(index=index, kind=action["type"], reason=exc.message, steps=steps) from None
             steps.append(step)
-    return MacroResult(macro=macro, ticket=current, steps=steps)
+    return MacroResult(macro=macro, ticket=current, steps=steps, version=current.version)
 
 
 class _DryRun(Exception):
