@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django import forms
@@ -26,6 +27,23 @@ TEXT_HELP = _(
     "{{ customer.email }}, {{ ticket.reference }}, {{ ticket.subject }}, {{ ticket.status }}, "
     "{{ ticket.priority }}, {{ ticket.queue }}, {{ agent.first_name }}, {{ agent.name }}."
 )
+
+
+# The apply forms' one-time id: a uuid made when the form is shown, the key the macro is applied
+# under, so a form sent twice applies it once (docs/macros.md#applying-once).
+SUBMISSION_FIELD = "submission_id"
+
+
+def submission_id_new() -> str:
+    """A fresh one-time id for a form that applies a macro."""
+    return str(uuid.uuid4())
+
+
+def submission_key(raw: str | None) -> str | None:
+    """The posted one-time id, the key to apply under; None when the form sent none.
+    ValueError when it is not a uuid."""
+    value = (raw or "").strip()
+    return str(uuid.UUID(value)) if value else None
 
 
 def translation_field_name(code: str) -> str:

@@ -24,6 +24,7 @@ from servicedesk.core.pagination import page_or_404
 from servicedesk.tickets.access import ticket_get_for
 from servicedesk.tickets.events import Actor
 from servicedesk.tickets.models import Ticket
+from servicedesk.tickets.services.idempotency import IdempotencyKeyReused, request_digest
 
 from .access import (
     can_manage,
@@ -32,7 +33,16 @@ from .access import (
     macro_get_for,
     macros_visible_to,
 )
-from .forms import ActionForm, ActionFormSet, CannedReplyForm, MacroForm, formset_actions
+from .forms import (
+    SUBMISSION_FIELD,
+    ActionForm,
+    ActionFormSet,
+    CannedReplyForm,
+    MacroForm,
+    formset_actions,
+    submission_id_new,
+    submission_key,
+)
 from .models import CannedReply, Macro
 from .services import (
     canned_reply_render,
@@ -134,16 +144,43 @@ def _ticket_and_macro(request: HttpRequest, reference: str, macro_id: str | None
 @require_POST
 @agent_required
 def macro_apply_page(request: HttpRequest, reference: str) -> HttpResponse:
-    """The ticket page's "Apply" (and the command palette's): back to the ticket with what happened."""
+    """The ticket page's "Apply" (and the command palette's and the preview's): back to the ticket
+    with what happened. Under the form's ``submission_id``, a form sent twice applies the macro once."""
+    try:
+        key = submission_key(request.POST.get(SUBMISSION_FIELD))
+    except ValueError:
+        return _bad_request(request, _("The form is damaged: reload the ticket and apply the macro again."))
     found = _ticket_and_macro(request, reference, request.POST.get("macro"))
     if isinstance(found, str):
         return _bad_request(request, found)
     ticket, macro = found
     user = signed_in_user(request)
     try:
-        result = macro_apply(macro=macro, ticket=ticket, actor=Actor.agent(user, source="ui"))
+        result = macro_apply(
+            macro=macro,
+            ticket=ticket,
+            actor=Actor.agent(user, source="ui"),
+            idempotency_key=key,
+            request_digest=request_digest(method="POST", path=request.path, body={"macro": macro.pk}),
+        )
+    except IdempotencyKeyReused:
+        messages.error(
+            request,
+            _(
+                "This form was already sent with another macro, so nothing was applied. "
+                "Choose the macro and apply it again."
+            ),
+        )
+        return redirect("desk:ticket", reference=ticket.reference)
     except ApplicationError as exc:
         messages.error(request, exc.message)
+        return redirect("desk:ticket", reference=ticket.reference)
+    if result.replayed:
+        messages.info(
+            request,
+            _("The macro %(name)s was already applied from this form; it was not applied again.")
+            % {"name": macro.name},
+        )
         return redirect("desk:ticket", reference=ticket.reference)
     changed = [step for step in result.steps if step.changed]
     messages.success(
@@ -170,7 +207,8 @@ def macro_preview_page(request: HttpRequest, reference: str) -> HttpResponse:
     except ApplicationError as exc:
         messages.error(request, exc.message)
         return redirect("desk:ticket", reference=ticket.reference)
-    return render(request, "macros/preview.html", {"ticket": ticket, "macro": macro, "preview": preview})
+    context = {"ticket": ticket, "macro": macro, "preview": preview, "submission_id": submission_id_new()}
+    return render(request, "macros/preview.html", context)
 
 
 # ------------------------------------------------------------------ canned replies

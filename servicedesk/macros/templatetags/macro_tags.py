@@ -15,6 +15,7 @@ from servicedesk.accounts.roles import is_agent
 from servicedesk.tickets.models import Ticket
 
 from ..access import canned_replies_for_ticket, macros_for_ticket
+from ..forms import submission_id_new
 
 register = template.Library()
 
@@ -24,7 +25,8 @@ REFERENCE_MARK = "__REFERENCE__"
 @register.simple_tag(takes_context=True)
 def ticket_macros(context: template.Context, ticket: Ticket) -> dict[str, Any]:
     """What the ticket page offers the signed-in agent: the macros that apply to ``ticket`` (for
-    the select and the palette) and the canned replies for the reply box. Two queries."""
+    the select and the palette), the one-time id their apply forms send (so the page applies
+    a macro once, however often it is sent) and the canned replies for the reply box. Two queries."""
     request = context.get("request")
     user = getattr(request, "user", None)
     if user is None or not is_agent(user) or not ticket.reference:
@@ -33,10 +35,13 @@ def ticket_macros(context: template.Context, ticket: Ticket) -> dict[str, Any]:
     macros = list(macros_for_ticket(user, ticket).only("pk", "name", "scope"))
     canned = list(canned_replies_for_ticket(user, ticket).only("pk", "name", "scope"))
     ticket_query = "?ticket=" + quote(reference)
+    submission_id = submission_id_new()
     return {
         "macros": macros,
+        "submission_id": submission_id,
         "palette": {
             "ticket": reference,
+            "submission_id": submission_id,
             "apply_url": reverse("macros:macro_apply", args=[reference]),
             "preview_url": reverse("macros:macro_preview", args=[reference]),
             "macros": [{"id": macro.pk, "name": macro.name, "scope": macro.scope} for macro in macros],

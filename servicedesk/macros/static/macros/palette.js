@@ -4,7 +4,8 @@
 // query is a ticket reference, and on a ticket page "Apply macro: <name>" and "Preview macro:
 // <name>" for each macro that applies to the ticket (read from #macro-palette-data, which the
 // ticket page's macro panel writes). Applying posts the same form as the panel's Apply button,
-// so the server checks access and runs the macro as for any form post.
+// with the same one-time submission_id, so the server checks access and runs the macro as for
+// any form post, and once for the page.
 //
 // The palette acts only once opened with Ctrl/Cmd+K (or by another desk script through
 // window.SDPalette): no other key does anything outside it, so typing in a reply or a search
@@ -80,7 +81,7 @@
         id: "apply-macro-" + macro.id,
         kind: "apply-macro",
         label: fill(words.apply, { name: macro.name }),
-        run: () => post(data.apply_url, { macro: String(macro.id) }),
+        run: () => post(data.apply_url, { macro: String(macro.id), submission_id: data.submission_id || "" }),
       });
     }
     for (const macro of data.macros || []) {
