@@ -272,9 +272,12 @@ def queues_visible_to(user: Any) -> QuerySet[Queue]:
 
 
 def attachment_get_for(user: Any, key: str) -> Attachment:
-    """An attachment by key, if its ticket (and, for customers, its message) is visible."""
+    """An attachment by key, if its ticket (and, for customers, its message) is visible.
+    A file of a reply not sent yet (held, returned or kept: docs/drafts.md) is its agent's alone."""
     attachment = Attachment.objects.select_related("message").filter(key=key).first()
     if attachment is None or not tickets_visible_to(user).filter(pk=attachment.ticket_id).exists():
+        raise NotFound("Attachment not found.")
+    if attachment.draft_agent_id is not None and attachment.draft_agent_id != getattr(user, "pk", None):
         raise NotFound("Attachment not found.")
     if user_role(user) is None and (attachment.message is None or not attachment.message.is_public):
         raise NotFound("Attachment not found.")

@@ -44,7 +44,17 @@ class HeldReply(models.Model):
 
     Released (written as the ticket's reply and delivered) by the task
     scheduled for ``send_after``, or by the sweep when that task was lost.
+    One the release could not send is kept, ``returned_at`` set, for its
+    agent to put back into the reply box or discard; it is never sent by
+    itself. Its files are ``attachments`` (Attachment rows without a message).
     """
+
+    class Returned(models.TextChoices):
+        # Why the release did not send it, shown to the agent as "Not sent: <label>".
+        MERGED = "merged", _("the ticket it was written on was merged into another one")
+        DELETED = "deleted", _("its ticket was deleted")
+        ACCESS = "access", _("you may no longer reply on its ticket")
+        REFUSED = "refused", _("the ticket refused the reply")
 
     agent = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="held_replies", verbose_name=_("agent")
@@ -56,6 +66,8 @@ class HeldReply(models.Model):
     status_after = models.CharField(max_length=20, blank=True, default="")
     created_at = models.DateTimeField(_("sent at"))
     send_after = models.DateTimeField(_("delivered after"))
+    returned_at = models.DateTimeField(_("returned at"), null=True, blank=True)
+    returned_reason = models.CharField(max_length=16, blank=True, default="", choices=Returned.choices)
 
     class Meta:
         verbose_name = _("held reply")

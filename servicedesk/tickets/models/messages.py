@@ -228,6 +228,15 @@ class Attachment(models.Model):
     sha256 = models.CharField(max_length=64)
     content_id = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # A file of an agent's reply not sent yet (docs/drafts.md): held with it for undo
+    # (``held_reply``), or kept for their next reply after an undo. It has no message
+    # then, and only ``draft_agent`` may open it; both are cleared when it is sent.
+    held_reply = models.ForeignKey(
+        "tickets.HeldReply", null=True, blank=True, on_delete=models.SET_NULL, related_name="attachments"
+    )
+    draft_agent = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="draft_attachments"
+    )
 
     class Meta:
         verbose_name = _("attachment")

@@ -7,18 +7,20 @@ import hashlib
 import mimetypes
 import secrets
 from collections.abc import Sequence
+from typing import Any
 
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils.translation import gettext as _
 
 from servicedesk.core.errors import ApplicationError
 from servicedesk.core.text import clean_filename
 from servicedesk.tickets.inbound import InboundAttachment
 from servicedesk.tickets.locks import ticket_lock
-from servicedesk.tickets.models import Attachment, DroppedAttachment, Message, Ticket
+from servicedesk.tickets.models import Attachment, DroppedAttachment, HeldReply, Message, Ticket
 
 # Leading bytes of the binary types we accept; a file claiming one of these
 # types must start with one of its signatures.
@@ -112,14 +114,25 @@ def attachments_screen(
 
 
 def attachment_store(
-    *, ticket: Ticket, message: Message | None, upload: InboundAttachment, saved: list[str]
+    *,
+    ticket: Ticket,
+    message: Message | None,
+    upload: InboundAttachment,
+    saved: list[str],
+    held_reply: HeldReply | None = None,
+    draft_agent: Any = None,
 ) -> Attachment:
     """Write the file under a generated key and record it. ``saved`` collects the
-    storage names so a caller can remove them if its transaction rolls back."""
+    storage names so a caller can remove them if its transaction rolls back.
+    Without a message, the file of an unsent reply (docs/drafts.md): held with
+    ``held_reply``, or kept for ``draft_agent``'s next reply; only that
+    agent's until it is sent."""
     key = secrets.token_urlsafe(24)
     attachment = Attachment(
         ticket=ticket,
         message=message,
+        held_reply=held_reply,
+        draft_agent_id=held_reply.agent_id if held_reply is not None else getattr(draft_agent, "pk", None),
         key=key,
         filename=clean_filename(upload.filename),
         content_type=upload.content_type,
@@ -137,6 +150,74 @@ def stored_files_remove(names: list[str]) -> None:
     for name in names:
         with contextlib.suppress(OSError):
             default_storage.delete(name)
+
+
+def draft_attachments_of(*, agent: Any, ticket: Ticket) -> QuerySet[Attachment]:
+    """The files ``agent`` kept on ``ticket`` from a reply they did not send (an undo, a
+    returned reply put back, a collision), waiting for their next public reply."""
+    return Attachment.objects.filter(
+        ticket=ticket, draft_agent=agent, message__isnull=True, held_reply__isnull=True
+    ).order_by("pk")
+
+
+def attachments_count_check(count: int) -> None:
+    """AttachmentRejected when one message would carry more than ATTACHMENT_MAX_COUNT files."""
+    limit = settings.SERVICEDESK["ATTACHMENT_MAX_COUNT"]
+    if count > limit:
+        raise AttachmentRejected(_("At most %(n)d files can be attached.") % {"n": limit}, field="attachments")
+
+
+def unsent_attachments_send(*, ticket: Ticket, message: Message, agent: Any, ids: Sequence[int]) -> None:
+    """Attach files of ``agent``'s unsent reply (held or kept, docs/drafts.md) to ``message``.
+
+    Call in the transaction that writes ``message``, under the ticket's lock.
+    Raises AttachmentRejected when one of them is no longer the agent's to send
+    (removed meanwhile, or of another ticket or agent); the caller's
+    transaction then writes nothing.
+    """
+    wanted = set(ids)
+    if not wanted:
+        return
+    moved = Attachment.objects.filter(pk__in=wanted, ticket=ticket, draft_agent=agent, message__isnull=True).update(
+        message=message, held_reply=None, draft_agent=None
+    )
+    if moved != len(wanted):
+        raise AttachmentRejected(
+            _("A file kept from your unsent reply is no longer there; attach it again."), field="attachments"
+        )
+
+
+def unsent_attachments_hold(*, ticket: Ticket, held: HeldReply, ids: Sequence[int]) -> None:
+    """Hold files ``held``'s agent kept from an earlier unsent reply with ``held`` (docs/drafts.md).
+
+    Call in the transaction that stores ``held``, under the ticket's lock.
+    AttachmentRejected when one of them is no longer theirs (nothing is held then).
+    """
+    wanted = set(ids)
+    if not wanted:
+        return
+    moved = draft_attachments_of(agent=held.agent_id, ticket=ticket).filter(pk__in=wanted).update(held_reply=held)
+    if moved != len(wanted):
+        raise AttachmentRejected(
+            _("A file kept from your unsent reply is no longer there; attach it again."), field="attachments"
+        )
+
+
+def unsent_attachments_remove(attachments: QuerySet[Attachment]) -> int:
+    """Delete the rows of files no message carries and, once that commits, their files.
+
+    Only rows without a message are touched, so a file that was sent is never
+    removed here. Returns how many were removed.
+    """
+    with transaction.atomic():
+        # Locked, so a send that takes one of them meanwhile waits and then finds it gone.
+        rows = list(attachments.filter(message__isnull=True).select_for_update().values_list("pk", "file"))
+        if not rows:
+            return 0
+        Attachment.objects.filter(pk__in=[pk for pk, _name in rows]).delete()
+        names = [name for _pk, name in rows if name]
+        transaction.on_commit(lambda: stored_files_remove(names))
+    return len(rows)
 
 
 def message_attachment_add(*, message: Message, upload: InboundAttachment) -> Attachment:

@@ -158,7 +158,8 @@ def ticket_merge_preview(*, source: Ticket, target: Ticket) -> MergePreview:
     moved = moves.messages + moves.notes
     thread = list(Message.objects.filter(pk__in=moved).select_related("author_user", "author_customer"))
     thread.sort(key=lambda m: (m.created_at, m.pk))
-    attachments = list(Attachment.objects.filter(pk__in=moves.attachments).order_by("pk"))
+    # Files of an agent's unsent reply move too, but are theirs alone to see (docs/drafts.md).
+    attachments = list(Attachment.objects.filter(pk__in=moves.attachments, draft_agent__isnull=True).order_by("pk"))
     return MergePreview(source=source, target=target, moves=moves, thread=thread, attachments=attachments)
 
 
