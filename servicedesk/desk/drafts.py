@@ -26,6 +26,7 @@ from servicedesk.desk.forms import ReplyForm
 from servicedesk.tickets import selectors
 from servicedesk.tickets.models import DraftKind, HeldReply, Message, MessageKind, ReplyDraft, Ticket
 from servicedesk.tickets.services import drafts
+from servicedesk.tickets.services.attachments import draft_attachments_of
 
 
 class DraftForm(forms.Form):
@@ -62,7 +63,8 @@ def reply_box(
     collision: Sequence[Message] = (),
 ) -> dict[str, Any]:
     """What the ticket page's reply box shows: the form (filled from the agent's own draft when
-    not re-shown after a submit), the drafts for switching kind, held replies and a collision."""
+    not re-shown after a submit), the drafts for switching kind, held and returned replies, the
+    files kept for the next reply (ticked unless a re-shown form left them out) and a collision."""
     user = signed_in_user(request)
     own: dict[str, ReplyDraft] = drafts.reply_drafts_of(agent=user, ticket=ticket)
     after_message = newest_customer_message_id(thread)
@@ -80,6 +82,14 @@ def reply_box(
     newest = max((d.updated_at for d in own.values()), default=None)
     now = timezone.now()
     held: list[HeldReply] = drafts.held_replies_of(agent=user, ticket=ticket)
+    # A form shown again after a refused submit keeps the agent's ticks; otherwise every kept file is ticked.
+    ticked: set[str] | None = None
+    if reply_form.is_bound and hasattr(reply_form.data, "getlist"):
+        ticked = set(reply_form.data.getlist("kept_files"))
+    kept = [
+        {"file": file, "ticked": ticked is None or file.key in ticked}
+        for file in draft_attachments_of(agent=user, ticket=ticket)
+    ]
     return {
         "reply_form": reply_form,
         "after_message": after_message,
@@ -88,6 +98,8 @@ def reply_box(
         "held_replies": [
             {"reply": h, "seconds": max(0, int((h.send_after - now).total_seconds() + 0.999))} for h in held
         ],
+        "returned_replies": drafts.returned_replies_of(agent=user, ticket=ticket),
+        "kept_files": kept,
         "collision": list(collision),
     }
 
@@ -153,4 +165,18 @@ def held_reply_undo(request: HttpRequest, reference: str, held_id: int) -> HttpR
         messages.info(request, exc.message)
     else:
         messages.success(request, _("Your reply was not sent. It is back in the reply box."))
+    return redirect("desk:ticket", reference=found.reference)
+
+
+@require_POST
+@agent_required
+def held_reply_discard(request: HttpRequest, reference: str, held_id: int) -> HttpResponse:
+    """Discard a reply that could not be sent, with its files (only its agent's, 404 otherwise)."""
+    agent = signed_in_user(request)
+    found = selectors.ticket_detail(user=agent, reference=reference)
+    try:
+        drafts.held_reply_discard(held_id=held_id, ticket=found, agent=agent)
+    except NotFound as exc:
+        raise Http404 from exc
+    messages.info(request, _("The reply that was not sent was discarded."))
     return redirect("desk:ticket", reference=found.reference)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, cast
 
 from django import forms
@@ -60,6 +61,23 @@ class DeskAuthenticationForm(SignInLimitsMixin, AuthenticationForm):
             raise forms.ValidationError(self.error_messages["not_agent"], code="not_agent")
 
 
+# An attachment key as ``attachment_store`` makes it (URL-safe base64).
+_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+class KeyListField(forms.Field):
+    """Attachment keys posted as repeated values (ticked checkboxes); unknown keys are the service's to refuse."""
+
+    widget = forms.MultipleHiddenInput
+    MAX_KEYS = 50
+
+    def to_python(self, value: Any) -> list[str]:
+        values = [str(v) for v in (value or [])]
+        if len(values) > self.MAX_KEYS or any(not _KEY.fullmatch(v) for v in values):
+            raise forms.ValidationError(_("Choose the kept files from the list."), code="invalid")
+        return list(dict.fromkeys(values))
+
+
 # The ticket page's one form: a reply and the ticket's properties, with these buttons.
 ACTION_SEND = "send"
 ACTION_SEND_SOLVED = "send_solved"
@@ -86,6 +104,8 @@ class ReplyForm(forms.Form):
         required=False,
     )
     attachments = MultipleFileField(label=_("Attachments"), required=False)
+    # Files kept from the agent's unsent reply that go with this public reply (docs/drafts.md).
+    kept_files = KeyListField(required=False)
     quote_history = forms.BooleanField(
         label=_("Quote the earlier conversation below the reply"),
         required=False,

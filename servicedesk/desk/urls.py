@@ -20,6 +20,7 @@ urlpatterns = [
     path("tickets/<str:reference>/draft/", drafts.draft_save, name="draft_save"),
     path("tickets/<str:reference>/draft/discard/", drafts.draft_discard, name="draft_discard"),
     path("tickets/<str:reference>/held/<int:held_id>/undo/", drafts.held_reply_undo, name="held_reply_undo"),
+    path("tickets/<str:reference>/held/<int:held_id>/discard/", drafts.held_reply_discard, name="held_reply_discard"),
     path("tickets/<str:reference>/messages/<int:message_id>/resend/", views.message_resend, name="message_resend"),
     path("tickets/<str:reference>/spam/", views.ticket_spam, name="ticket_spam"),
     path("tickets/<str:reference>/delete/", views.ticket_delete, name="ticket_delete"),

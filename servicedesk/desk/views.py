@@ -40,7 +40,7 @@ from servicedesk.tickets.events import Actor
 from servicedesk.tickets.models import Customer, CustomerEvent, CustomerMerge, HeldReply, Identity, Message, Ticket
 from servicedesk.tickets.selectors import TicketFilters
 from servicedesk.tickets.services import customers, delivery, mentions, replies, surveys, tickets
-from servicedesk.tickets.services.drafts import reply_draft_save, undo_send_seconds
+from servicedesk.tickets.services.drafts import draft_attachments_keep, reply_draft_save, undo_send_seconds
 from servicedesk.tickets.services.replies import AgentDraft, CustomerWroteMeanwhile
 from servicedesk.tickets.statuses import Status
 
@@ -160,7 +160,11 @@ def _ticket_submit(request: HttpRequest, reference: str, *, default_action: str)
     if action != ACTION_UPDATE:
         data = reply_form.cleaned_data
         draft = AgentDraft(
-            kind=data["kind"], text=data["text"], attachments=data["attachments"], quote_history=data["quote_history"]
+            kind=data["kind"],
+            text=data["text"],
+            attachments=data["attachments"],
+            quote_history=data["quote_history"],
+            kept_files=data["kept_files"],
         )
     elif not changes:
         messages.info(request, _("Nothing was changed."))
@@ -223,17 +227,26 @@ def _collision(
     props: TicketPropertiesForm,
     exc: CustomerWroteMeanwhile,
 ) -> HttpResponse:
-    """The customer wrote while the agent typed: nothing was sent; the reply is kept as their draft,
-    the page shows the new messages and offers "Send anyway" (this form again) or "Review"."""
+    """The customer wrote while the agent typed: nothing was sent; the reply is kept as their draft
+    and its new files kept for it, the page shows the new messages and offers "Send anyway" (this
+    form again, the kept files ticked) or "Review"."""
     data = reply_form.cleaned_data
+    agent = signed_in_user(request)
     reply_draft_save(
-        agent=signed_in_user(request),
+        agent=agent,
         ticket=ticket,
         kind=data["kind"],
         text=data["text"],
         quote_history=data["quote_history"],
     )
     messages.warning(request, exc.message)
+    if data["kind"] == ReplyForm.KIND_REPLY and data["attachments"]:
+        try:
+            draft_attachments_keep(agent=agent, ticket=ticket, attachments=data["attachments"])
+        except ApplicationError as refused:
+            messages.error(
+                request, _("Your files were not kept (%(reason)s); attach them again.") % {"reason": refused.message}
+            )
     current = selectors.ticket_detail(user=request.user, reference=str(ticket.reference))
     kept = ReplyForm(
         initial={

@@ -195,22 +195,89 @@ def test_the_sweep_delivers_a_held_reply_whose_task_was_lost(
 
 
 @pytest.mark.django_db
-def test_a_held_reply_on_a_ticket_merged_meanwhile_goes_back_into_the_draft(agent, email_ticket, queue, customer):
+def test_a_reply_the_release_cannot_send_is_returned_beside_the_newer_draft(
+    agent_client, agent, email_ticket, queue, customer, django_capture_on_commit_callbacks
+):
     from servicedesk.tickets.services.drafts import reply_hold
 
     held = reply_hold(ticket=email_ticket, author=agent, text="Where does this go?", seconds=10)
     target = ticket_make(queue=queue, customer=customer, subject="Target")
+    # Typed after "Send", on the ticket it is about to be merged into and on the ticket itself.
+    reply_draft_save(agent=agent, ticket=target, kind="reply", text="Typed on the target since.")
+    reply_draft_save(agent=agent, ticket=email_ticket, kind="reply", text="Typed since.")
     ticket_merge(source=email_ticket, target=target, actor=Actor.agent(agent))
+    mail.outbox.clear()
 
-    assert held_reply_release(held_id=held.pk, now=held.send_after) is None
+    with django_capture_on_commit_callbacks(execute=True):
+        assert held_reply_release(held_id=held.pk, now=held.send_after) is None
+        assert held_replies_release_due(now=held.send_after + timedelta(minutes=5)) == 0
+
     assert replies_of(email_ticket) == [] and replies_of(target) == []
-    assert list(ReplyDraft.objects.values_list("ticket", "text")) == [(email_ticket.pk, "Where does this go?")]
+    assert mail.outbox == []
+    # Neither draft is touched: the reply is kept beside them, on the ticket the agent now works on.
+    assert sorted(ReplyDraft.objects.values_list("ticket", "text")) == sorted(
+        [(email_ticket.pk, "Typed since."), (target.pk, "Typed on the target since.")]
+    )
+    held.refresh_from_db()
+    assert (held.ticket_id, held.returned_at, held.returned_reason) == (target.pk, held.send_after, "merged")
+    page = agent_client.get(f"/desk/tickets/{target.reference}/").content.decode()
+    assert "Not sent: the ticket it was written on was merged into another one." in page
+    assert "Where does this go?</blockquote>" in page
+    assert ">\nTyped on the target since.</textarea>" in page
+    assert f'action="/desk/tickets/{target.reference}/held/{held.pk}/undo/"' in page
+
+    # "Put back in the reply box": in front of what was typed since, as an undo.
+    response = agent_client.post(f"/desk/tickets/{target.reference}/held/{held.pk}/undo/")
+
+    assert response.status_code == 302
+    assert HeldReply.objects.count() == 0
+    assert ReplyDraft.objects.get(ticket=target).text == "Where does this go?\n\nTyped on the target since."
+    assert replies_of(target) == []
 
 
 @pytest.mark.django_db
-def test_notes_and_replies_with_attachments_are_not_held(
-    agent_client, email_ticket, hold, django_capture_on_commit_callbacks
-):
+def test_a_reply_whose_agent_lost_access_is_not_sent(agent, email_ticket, hold, django_capture_on_commit_callbacks):
+    from servicedesk.tickets.services.drafts import reply_hold, returned_replies_of
+
+    held = reply_hold(ticket=email_ticket, author=agent, text="Sent by someone who left the queue.")
+    reply_draft_save(agent=agent, ticket=email_ticket, kind="reply", text="Newer draft.")
+    agent.queues.clear()
+    mail.outbox.clear()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert held_reply_release(held_id=held.pk, now=held.send_after) is None
+
+    assert replies_of(email_ticket) == [] and mail.outbox == []
+    assert list(ReplyDraft.objects.values_list("text", flat=True)) == ["Newer draft."]
+    assert [(h.pk, h.returned_reason) for h in returned_replies_of(agent=agent, ticket=email_ticket)] == [
+        (held.pk, "access")
+    ]
+
+
+@pytest.mark.django_db
+def test_a_returned_reply_is_discarded_by_its_agent_only(client, agent, queue, email_ticket, hold):
+    from servicedesk.tickets.services.drafts import reply_hold
+
+    held = reply_hold(ticket=email_ticket, author=agent, text="Refused.")
+    still_held = reply_hold(ticket=email_ticket, author=agent, text="Still in its window.")
+    HeldReply.objects.filter(pk=held.pk).update(returned_at=timezone.now(), returned_reason="refused")
+    client.force_login(AgentFactory(username="carol", queues=[queue]))
+
+    assert client.post(f"/desk/tickets/{email_ticket.reference}/held/{held.pk}/discard/").status_code == 404
+    assert "Refused." not in client.get(f"/desk/tickets/{email_ticket.reference}/").content.decode()
+
+    client.force_login(agent)
+    # One still in its window is undone, not discarded.
+    assert client.post(f"/desk/tickets/{email_ticket.reference}/held/{still_held.pk}/discard/").status_code == 404
+    response = client.post(f"/desk/tickets/{email_ticket.reference}/held/{held.pk}/discard/", follow=True)
+
+    assert response.status_code == 200
+    assert "The reply that was not sent was discarded." in response.content.decode()
+    assert list(HeldReply.objects.values_list("pk", flat=True)) == [still_held.pk]
+
+
+@pytest.mark.django_db
+def test_notes_are_not_held(agent_client, email_ticket, hold, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         response = agent_client.post(
             f"/desk/tickets/{email_ticket.reference}/reply/", {"text": "Internal.", "kind": "note"}

@@ -31,7 +31,16 @@ from servicedesk.tickets.models import (
     TicketEvent,
     Topic,
 )
-from servicedesk.tickets.services.attachments import attachment_store, attachments_check, stored_files_remove
+from servicedesk.tickets.services.attachments import (
+    AttachmentRejected,
+    attachment_store,
+    attachments_check,
+    attachments_count_check,
+    draft_attachments_of,
+    stored_files_remove,
+    unsent_attachments_remove,
+    unsent_attachments_send,
+)
 from servicedesk.tickets.services.mentions import mentions_record
 from servicedesk.tickets.services.tickets import (
     TicketVersionMismatch,
@@ -97,6 +106,7 @@ def _agent_message(
     quote_history: bool = False,
     version: int | None = None,
     seen_message_id: int | None = None,
+    kept_attachments: Sequence[int] = (),
 ) -> Message:
     at = at or timezone.now()
     text = clean_text(text)
@@ -104,6 +114,7 @@ def _agent_message(
     if not text.strip() and not html.strip():
         raise ApplicationError(_("The message is empty."), field="text")
     files = attachments_check(attachments)
+    attachments_count_check(len(files) + len(set(kept_attachments)))
     saved: list[str] = []
     try:
         with transaction.atomic():
@@ -127,6 +138,7 @@ def _agent_message(
                 created_at=at,
             )
             message.save(force_insert=True)
+            unsent_attachments_send(ticket=locked, message=message, agent=author, ids=kept_attachments)
             for upload in files:
                 attachment_store(ticket=locked, message=message, upload=upload, saved=saved)
             event_record(
@@ -182,6 +194,7 @@ def ticket_reply_create(
     quote_history: bool = False,
     version: int | None = None,
     seen_message_id: int | None = None,
+    kept_attachments: Sequence[int] = (),
 ) -> Message:
     """A public agent reply, delivered to the customer on the ticket's channel after commit.
 
@@ -195,6 +208,8 @@ def ticket_reply_create(
     message's ``ticket`` carries the version this write produced.
     With ``seen_message_id`` (the newest customer message the agent had seen)
     a newer customer message refuses the reply with CustomerWroteMeanwhile.
+    ``kept_attachments`` are ids of files of the author's unsent reply (held
+    for undo, or kept after one; docs/drafts.md) that go with this one.
     """
     return _agent_message(
         ticket=ticket,
@@ -211,6 +226,7 @@ def ticket_reply_create(
         quote_history=quote_history,
         version=version,
         seen_message_id=seen_message_id,
+        kept_attachments=kept_attachments,
     )
 
 
@@ -295,6 +311,26 @@ class AgentDraft:
     text: str
     attachments: Sequence[InboundAttachment] = ()
     quote_history: bool = False
+    # Keys of the files kept from the agent's unsent reply that go with a public reply (docs/drafts.md).
+    kept_files: Sequence[str] = ()
+
+
+def _kept_files_take(*, ticket: Ticket, author: User, keys: Sequence[str]) -> list[int]:
+    """The ids of the author's kept files named by ``keys``; the ones not named are removed.
+
+    Under the ticket's lock (taken first, the fixed order). AttachmentRejected
+    for a key that is not one of them (removed meanwhile, or someone else's).
+    """
+    ticket_lock(ticket.pk)
+    kept = draft_attachments_of(agent=author, ticket=ticket)
+    wanted = set(keys)
+    ids = list(kept.filter(key__in=wanted).values_list("pk", flat=True))
+    if len(ids) != len(wanted):
+        raise AttachmentRejected(
+            _("A file kept from your unsent reply is no longer there; attach it again."), field="attachments"
+        )
+    unsent_attachments_remove(kept.exclude(pk__in=ids))
+    return ids
 
 
 def ticket_respond(
@@ -323,10 +359,12 @@ def ticket_respond(
     Raises ApplicationError (conflict, empty text, rejected attachment,
     refused transition or assignee) with nothing written.
 
-    With ``hold_seconds`` a public reply without attachments is held for
+    With ``hold_seconds`` a public reply, its files included, is held for
     undo (``drafts.reply_hold``: a HeldReply is returned, its status change
     applied when it is released); ``seen_message_id`` refuses a reply written
-    while the customer wrote again (CustomerWroteMeanwhile). docs/drafts.md.
+    while the customer wrote again (CustomerWroteMeanwhile). A public reply
+    takes the kept files it names (``draft.kept_files``) and removes the
+    others kept for it. docs/drafts.md.
     """
     at = at or timezone.now()
     properties = dict(changes)
@@ -338,7 +376,10 @@ def ticket_respond(
             ticket = ticket_update(ticket=ticket, actor=actor, at=at, **properties)
         if draft is None:
             return None
-        if draft.kind == "reply" and hold_seconds > 0 and not draft.attachments:
+        kept: list[int] = []
+        if draft.kind == "reply":
+            kept = _kept_files_take(ticket=ticket, author=author, keys=draft.kept_files)
+        if draft.kind == "reply" and hold_seconds > 0:
             from servicedesk.tickets.services.drafts import reply_hold
 
             return reply_hold(
@@ -350,6 +391,8 @@ def ticket_respond(
                 seen_message_id=seen_message_id,
                 at=at,
                 seconds=hold_seconds,
+                attachments=draft.attachments,
+                kept_attachments=kept,
             )
         # What the agent sent is no longer a draft (a held reply removes its own).
         ReplyDraft.objects.filter(agent=author, ticket=ticket, kind=draft.kind).delete()
@@ -364,6 +407,7 @@ def ticket_respond(
                 at=at,
                 quote_history=draft.quote_history,
                 seen_message_id=seen_message_id,
+                kept_attachments=kept,
             )
         return ticket_note_create(
             ticket=ticket,
