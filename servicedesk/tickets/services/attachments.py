@@ -19,7 +19,7 @@ from django.utils.translation import gettext as _
 from servicedesk.core.errors import ApplicationError
 from servicedesk.core.text import clean_filename
 from servicedesk.tickets.inbound import InboundAttachment
-from servicedesk.tickets.locks import ticket_lock
+from servicedesk.tickets.locks import rows_lock, ticket_lock
 from servicedesk.tickets.models import Attachment, DroppedAttachment, HeldReply, Message, Ticket
 
 # Leading bytes of the binary types we accept; a file claiming one of these
@@ -211,11 +211,11 @@ def unsent_attachments_remove(attachments: QuerySet[Attachment]) -> int:
     """
     with transaction.atomic():
         # Locked, so a send that takes one of them meanwhile waits and then finds it gone.
-        rows = list(attachments.filter(message__isnull=True).select_for_update().values_list("pk", "file"))
+        rows = rows_lock(attachments.filter(message__isnull=True))
         if not rows:
             return 0
-        Attachment.objects.filter(pk__in=[pk for pk, _name in rows]).delete()
-        names = [name for _pk, name in rows if name]
+        Attachment.objects.filter(pk__in=[row.pk for row in rows]).delete()
+        names = [row.file.name for row in rows if row.file]
         transaction.on_commit(lambda: stored_files_remove(names))
     return len(rows)
 
