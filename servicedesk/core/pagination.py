@@ -20,25 +20,39 @@ from django.http import Http404
 COUNT_CAP = 10_000
 
 
+def count_cap_set(items: QuerySet[Any], cap: int) -> QuerySet[Any]:
+    """``items`` counted up to ``cap`` rows instead of ``COUNT_CAP`` (a list whose every row
+    costs a test, such as a search too broad to rank). The cap rides on the query, which
+    Django copies with every clone (``filter``, ``order_by``, a slice)."""
+    items.query.count_cap = cap  # type: ignore[attr-defined]
+    return items
+
+
 class CappedPaginator(Paginator):
     """A Paginator whose ``count`` stops at ``COUNT_CAP`` (one ``COUNT(*)`` over at most
-    ``COUNT_CAP + 1`` rows), so the last reachable page is the one holding row ``COUNT_CAP``."""
+    ``COUNT_CAP + 1`` rows), so the last reachable page is the one holding row ``COUNT_CAP``.
+    A queryset given its own cap by ``count_cap_set`` stops there instead."""
+
+    @cached_property
+    def cap(self) -> int:
+        items = self.object_list
+        return int(getattr(items.query, "count_cap", COUNT_CAP)) if isinstance(items, QuerySet) else COUNT_CAP
 
     @cached_property
     def _counted(self) -> int:
         items = self.object_list
         if isinstance(items, QuerySet):
-            return items[: COUNT_CAP + 1].count()
-        return min(len(items), COUNT_CAP + 1)
+            return items[: self.cap + 1].count()
+        return min(len(items), self.cap + 1)
 
     @cached_property
     def count(self) -> int:
-        return min(self._counted, COUNT_CAP)
+        return min(self._counted, self.cap)
 
     @cached_property
     def count_capped(self) -> bool:
         """True when the list holds more rows than it counted."""
-        return self._counted > COUNT_CAP
+        return self._counted > self.cap
 
 
 def page_or_404(items: Any, per_page: int, number: Any) -> Page:

@@ -22,12 +22,12 @@ import json
 import re
 import unicodedata
 
+from django.contrib.postgres.search import SearchQuery
 from django.db import connection
 from django.db.models import Exists, F, FloatField, Func, JSONField, OuterRef, Q, TextField, Value
-from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast, Coalesce
 
-from servicedesk.tickets.models import Message, Tag, Ticket
+from servicedesk.tickets.models import Message, SearchDocument, Tag, Ticket
 
 # How many matching documents are ranked; a query matching more lists newest first.
 DOCUMENT_LIMIT = 5_000
@@ -72,11 +72,6 @@ _DOCUMENTS_RANKED = {
     " FROM tickets_search_document d, websearch_to_tsquery('english', %s) q"
     " WHERE d.document @@ q AND NOT d.internal LIMIT %s) m GROUP BY ticket_id",
 }
-_DOCUMENTS_MATCHING = {
-    True: "SELECT ticket_id FROM tickets_search_document WHERE document @@ websearch_to_tsquery('english', %s)",
-    False: "SELECT ticket_id FROM tickets_search_document"
-    " WHERE document @@ websearch_to_tsquery('english', %s) AND NOT internal",
-}
 
 
 def ticket_text_ranked(term: str, *, internal: bool, limit: int | None = None) -> dict[int, float] | None:
@@ -102,13 +97,25 @@ def ticket_text_ranked(term: str, *, internal: bool, limit: int | None = None) -
 
 
 def ticket_text_q(term: str, *, internal: bool) -> Q:
-    """The tickets whose text matches ``term``, as a condition that runs no query of its own."""
+    """The tickets whose text matches ``term``, as a condition that runs no query of its own.
+
+    A correlated ``EXISTS`` over the ticket's own documents (the index on
+    ``ticket_id``), which PostgreSQL may run as a semi-join or as a probe per
+    ticket. It is never the list of every matching document's ticket: for a
+    word in millions of messages that list outgrows the memory of a hash and
+    was scanned again for each ticket tested."""
     term = search_term_clean(term)
     if not term:
         return Q(pk__in=[])
     if connection.vendor != "postgresql":
         return _portable_q(term, internal=internal)
-    return Q(pk__in=RawSQL(_DOCUMENTS_MATCHING[internal], [websearch_text(term)]))  # noqa: S611 (constant SQL)
+    documents = SearchDocument.objects.filter(
+        ticket_id=OuterRef("pk"),
+        document=SearchQuery(websearch_text(term), config="english", search_type="websearch"),
+    )
+    if not internal:
+        documents = documents.filter(internal=False)
+    return Q(Exists(documents))
 
 
 def search_rank(ranks: dict[int, float]) -> Coalesce:

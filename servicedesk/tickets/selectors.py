@@ -17,6 +17,7 @@ from django.utils.dateparse import parse_datetime
 
 from servicedesk.accounts.roles import user_role
 from servicedesk.core.email_address import email_search_term
+from servicedesk.core.pagination import count_cap_set
 from servicedesk.tickets import search as text_search
 from servicedesk.tickets.access import (
     customer_name_shown,
@@ -157,13 +158,14 @@ def ticket_list(*, user: Any, filters: TicketFilters | None = None, now: datetim
     filters = filters or TicketFilters()
     now = now or timezone.now()
     qs = tickets_visible_to(user)
-    narrowed = False
+    narrowed = broad = False
     search = None
     ordering = TICKET_SORTS.get(filters.sort, TICKET_SORTS["-updated"])
     if filters.search:
         found = ticket_search(filters.search, customers=customer_search_scope(user), internal=_internal(user))
         search = found.condition
         narrowed = found.ranks is not None
+        broad = found.broad
         if found.ranks is not None and filters.sort == SORT_RELEVANCE:
             qs = qs.annotate(search_rank=text_search.search_rank(found.ranks))
             ordering = (F("search_rank").desc(), *TICKET_SORTS["-updated"])
@@ -175,11 +177,12 @@ def ticket_list(*, user: Any, filters: TicketFilters | None = None, now: datetim
         qs = qs.annotate(status_rank=status_rank())
     if "customer" in filters.sort:
         qs = qs.annotate(customer_name_shown=customer_name_shown(user))
-    return (
+    qs = (
         qs.select_related("customer", "queue", "assignee", "topic", "sla_policy")
         .prefetch_related(Prefetch("tags", queryset=Tag.objects.order_by("name")), _targets_prefetch())
         .order_by(*(_sorted_apart(ordering) if narrowed else ordering))
     )
+    return count_cap_set(qs, BROAD_COUNT_CAP) if broad else qs
 
 
 def ticket_filters_q(*, user: Any, filters: TicketFilters, now: datetime, search: Q | None = None) -> Q:
@@ -283,6 +286,9 @@ def _targets_prefetch() -> Prefetch:
 # of their ids, which the database resolves through the primary key whatever
 # its statistics say; a broader one is tested row by row.
 SEARCH_ID_LIST_LIMIT = 10_000
+# A search too broad to rank is counted up to this many tickets ("more than 1,000"): each
+# ticket counted costs a test of its documents, and a list that long is one to narrow.
+BROAD_COUNT_CAP = 1_000
 
 
 @dataclass(frozen=True)
@@ -292,6 +298,8 @@ class TicketSearch:
 
     condition: Q
     ranks: dict[int, float] | None
+    # The text matched too many documents to rank: listed newest first, counted up to BROAD_COUNT_CAP.
+    broad: bool = False
 
 
 def _internal(user: Any) -> bool:
@@ -314,20 +322,26 @@ def ticket_search(term: str, *, customers: QuerySet[Customer] | None = None, int
     term = text_search.search_term_clean(term)
     if not term:
         return TicketSearch(Q(pk__in=[]), {})
-    _matching, parts = _search_parts(term, customers)
+    matching, parts = _search_parts(term, customers)
     ranks = text_search.ticket_text_ranked(term, internal=internal)
-    if ranks is not None:
-        # UNION ALL streams, so a broad term stops after the limit; duplicates
-        # (a ticket matching twice) are folded here.
-        matches = Ticket.objects.filter(subject__icontains=term).values("pk").union(*parts, all=True)
-        rows = [row["pk"] for row in matches[: SEARCH_ID_LIST_LIMIT + 1]]
-        if len(rows) <= SEARCH_ID_LIST_LIMIT and len(ranks) + len(rows) <= SEARCH_ID_LIST_LIMIT:
-            for pk in rows:
-                ranks[pk] = ranks.get(pk, 0.0) + text_search.RANK_PARTIAL
-            for pk in _exact_matches(term, customers):
-                ranks[pk] = ranks.get(pk, 0.0) + text_search.RANK_EXACT
-            return TicketSearch(Q(pk__in=sorted(ranks)), ranks)
-    return TicketSearch(ticket_search_broad_q(term, customers=customers, internal=internal), None)
+    if ranks is None:
+        # Words in more documents than are ranked: the tickets their text matches, newest
+        # first. One condition PostgreSQL can join on (an OR with names and pieces of the
+        # subject would test every ticket it walks, one at a time).
+        return TicketSearch(text_search.ticket_text_q(term, internal=internal), None, broad=True)
+    # UNION ALL streams, so a broad term stops after the limit; duplicates
+    # (a ticket matching twice) are folded here.
+    matches = Ticket.objects.filter(subject__icontains=term).values("pk").union(*parts, all=True)
+    rows = [row["pk"] for row in matches[: SEARCH_ID_LIST_LIMIT + 1]]
+    if len(rows) <= SEARCH_ID_LIST_LIMIT and len(ranks) + len(rows) <= SEARCH_ID_LIST_LIMIT:
+        for pk in rows:
+            ranks[pk] = ranks.get(pk, 0.0) + text_search.RANK_PARTIAL
+        for pk in _exact_matches(term, customers):
+            ranks[pk] = ranks.get(pk, 0.0) + text_search.RANK_EXACT
+        return TicketSearch(Q(pk__in=sorted(ranks)), ranks)
+    # The text is narrow (its tickets are known) but a name or a piece of a word matches
+    # too many tickets to list: those are tested as conditions.
+    return TicketSearch(Q(pk__in=sorted(ranks)) | _search_broad(term, matching, parts), None, broad=True)
 
 
 def ticket_search_q(term: str, *, customers: QuerySet[Customer] | None = None, internal: bool = True) -> Q:

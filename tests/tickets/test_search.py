@@ -170,6 +170,64 @@ def test_a_broad_search_lists_the_same_tickets_newest_first(desk, manager, monke
     )
 
 
+def test_a_broad_search_is_counted_up_to_its_own_cap(desk, manager, client, monkeypatch):
+    """Words in more documents than are ranked: listed by their text, counted up to
+    BROAD_COUNT_CAP ("more than"), on the inbox and in the API."""
+    from servicedesk.core.pagination import CappedPaginator
+    from servicedesk.tickets import search, selectors
+
+    monkeypatch.setattr(search, "DOCUMENT_LIMIT", 0)
+    monkeypatch.setattr(selectors, "BROAD_COUNT_CAP", 1)
+    qs = ticket_list(user=manager, filters=TicketFilters.from_params({"search": "printer"}))
+    paginator = CappedPaginator(qs, 25)
+    assert (paginator.count, paginator.count_capped, paginator.num_pages) == (1, True, 1)
+    assert len(paginator.page(1).object_list) == 1
+    # The cap is the search's own: the same list unsearched counts every ticket.
+    everything = CappedPaginator(ticket_list(user=manager, filters=TicketFilters.from_params({})), 25)
+    assert (everything.count, everything.count_capped) == (4, False)
+    client.force_login(manager)
+    page = client.get("/desk/?q=printer", HTTP_ACCEPT_LANGUAGE="en")
+    assert page.status_code == 200
+    assert "More than 1 tickets" in page.content.decode()
+    api = client.get("/api/v1/tickets/?search=printer").json()
+    assert (api["count"], api["count_capped"], len(api["results"])) == (1, True, 1)
+
+
+def test_a_broad_search_keeps_notes_from_customers(desk, manager, monkeypatch):
+    from servicedesk.tickets import search
+    from servicedesk.tickets.selectors import ticket_search
+
+    monkeypatch.setattr(search, "DOCUMENT_LIMIT", 0)
+    customers = ticket_search("refund", internal=False)
+    assert customers.broad
+    assert list(Ticket.objects.filter(customers.condition).values_list("subject", flat=True)) == [
+        "Refund for order 1182"
+    ]
+    # The condition a broad search uses: notes count for agents only.
+    assert Ticket.objects.filter(search.ticket_text_q("shentong", internal=True)).get() == desk["refund"]
+    assert not Ticket.objects.filter(search.ticket_text_q("shentong", internal=False)).exists()
+    # A correlated test of each ticket's own documents, never the list of every match.
+    sql = str(Ticket.objects.filter(customers.condition).query)
+    assert "EXISTS" in sql and "tickets_search_document" in sql
+
+
+def test_a_name_matching_too_many_to_list_keeps_the_ranked_text(desk, manager, monkeypatch):
+    from servicedesk.core.pagination import CappedPaginator
+    from servicedesk.tickets import selectors
+
+    ranked = set(found(manager, "printer"))
+    monkeypatch.setattr(selectors, "SEARCH_ID_LIST_LIMIT", 0)
+    found_search = selectors.ticket_search("printer")
+    assert found_search.broad and found_search.ranks is None
+    assert set(Ticket.objects.filter(found_search.condition).values_list("subject", flat=True)) == ranked
+    named = TicketFilters.from_params({"search": "alice"})
+    assert {t.subject for t in ticket_list(user=manager, filters=named)} == {
+        "Printer jam on floor two",
+        "打印机无法连接",
+    }
+    assert CappedPaginator(ticket_list(user=manager, filters=named), 25).count == 2
+
+
 def test_new_agent_sees_nothing_of_other_queues(desk):
     outsider = AgentFactory(username="olga", queues=[QueueFactory(slug="sales", name="Sales")])
     assert found(outsider, "printer") == []

@@ -50,6 +50,7 @@ from servicedesk.tickets.events import Actor
 from servicedesk.tickets.inbound import InboundMessage, SenderIdentity
 from servicedesk.tickets.models import Customer, Message, Ticket
 from servicedesk.tickets.selectors import (
+    BROAD_COUNT_CAP,
     DUE_VIEWS,
     TICKET_SORT_ALIASES,
     TICKET_SORTS,
@@ -98,7 +99,10 @@ class Pagination(PageNumberPagination):
         answer = super().get_paginated_response_schema(schema)
         answer["properties"]["count_capped"] = {
             "type": "boolean",
-            "description": f"True when the list holds more than {COUNT_CAP} items; count is then {COUNT_CAP}.",
+            "description": (
+                f"True when the list holds more items than it counted: {COUNT_CAP}, or "
+                f"{BROAD_COUNT_CAP} for a search too broad to rank (docs/search.md); count is then that number."
+            ),
         }
         answer["required"] = [*answer.get("required", []), "count_capped"]
         return answer

@@ -14,6 +14,7 @@ from servicedesk.tickets.models.followups import MessageMention, TicketFollower
 from servicedesk.tickets.models.idempotency import IdempotencyKey
 from servicedesk.tickets.models.imports import ImportedRecord
 from servicedesk.tickets.models.messages import Attachment, DeliveryStatus, DroppedAttachment, Message, MessageKind
+from servicedesk.tickets.models.search import SearchDocument
 from servicedesk.tickets.models.sessions import AgentPresence, OperatingCost, PresenceState, Session, SessionChannel
 from servicedesk.tickets.models.sla import TargetKind, TargetState, TicketTarget
 from servicedesk.tickets.models.surveys import Survey
@@ -54,6 +55,7 @@ __all__ = [
     "Queue",
     "Rating",
     "ReplyDraft",
+    "SearchDocument",
     "Session",
     "SessionChannel",
     "Survey",
