@@ -42,7 +42,10 @@ class CappedPaginator(Paginator):
     def _counted(self) -> int:
         items = self.object_list
         if isinstance(items, QuerySet):
-            return items[: self.cap + 1].count()
+            # The order and the computed columns change no count (at most cap + 1 rows either way):
+            # without them the database counts by whichever plan is cheapest, and a search's rank
+            # (a JSON object of every match) is not built for the count.
+            return items.order_by().values("pk")[: self.cap + 1].count()
         return min(len(items), self.cap + 1)
 
     @cached_property
