@@ -22,7 +22,7 @@ from django.views.decorators.http import require_GET, require_POST
 from servicedesk.accounts.auth import agent_required, signed_in_user
 from servicedesk.accounts.roles import sees_all_queues
 from servicedesk.core.errors import ApplicationError, PermissionDenied
-from servicedesk.core.pagination import page_or_404
+from servicedesk.core.pagination import COUNT_CAP, page_or_404
 from servicedesk.desk import bulk, sla
 from servicedesk.desk.forms import desk_users, queues_for
 from servicedesk.desk.models import BulkAction, BulkJobStatus, ViewScope
@@ -118,6 +118,7 @@ def inbox_page(
             # Columns, views and bulk actions (docs/inbox.md).
             "columns": columns_clean(params.getlist("columns"), strict=False),
             "column_choices": list(COLUMNS.items()),
+            "count_cap": COUNT_CAP,
             "builtin_views": [
                 {"key": view.key, "label": view.label, "query": view.query_string, "count": counts[view.key]}
                 for view in BUILTIN_VIEWS

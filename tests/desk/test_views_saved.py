@@ -374,3 +374,23 @@ def test_only_managers_share_views_and_only_desk_users_have_any(agent, customer,
     outsider = UserFactory(username="someone")
     assert api(outsider).get("/api/v1/views/").status_code == 403
     assert APIClient().get("/api/v1/views/counts/").status_code in (401, 403)
+
+
+def test_view_counts_stop_at_the_cap_and_say_more(agent_client, agent, board, monkeypatch):
+    """Each view is counted on its own up to the cap (one statement still); past it the
+    sidebar shows "<cap>+", as the refresh does from the JSON."""
+    from servicedesk.desk import saved_views
+
+    monkeypatch.setattr(saved_views, "COUNT_CAP", 1)
+    everything = view_make(agent, "Everything")
+    with CaptureQueriesContext(connection) as captured:
+        counts = view_counts(user=agent, views=[everything])
+    assert len(captured) == 1
+    # The agent sees three tickets: counted as two, "more than one".
+    assert counts[f"view-{everything.pk}"] == 2
+    assert counts["mine"] == 1
+    monkeypatch.setattr("servicedesk.desk.inbox.COUNT_CAP", 1)
+    content = agent_client.get("/desk/").content.decode()
+    assert f'data-count-for="view-{everything.pk}"' in content
+    assert re.search(rf'data-count-for="view-{everything.pk}"[^>]*>1\+</span>', content)
+    assert 'data-count-cap="1"' in content

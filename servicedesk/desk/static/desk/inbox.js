@@ -190,7 +190,9 @@
           Array.prototype.forEach.call(aside.querySelectorAll("[data-count-for]"), function (span) {
             var value = body.counts[span.getAttribute("data-count-for")];
             if (typeof value === "number") {
-              span.textContent = String(value);
+              // A count past the cap is "more than": shown as "10000+".
+              var cap = parseInt(aside.getAttribute("data-count-cap"), 10);
+              span.textContent = cap && value > cap ? cap + "+" : String(value);
               if (strings.ticketsOne && strings.ticketsOther) {
                 span.setAttribute("aria-label", format(value === 1 ? strings.ticketsOne : strings.ticketsOther, { counter: value }));
               }
