@@ -289,6 +289,8 @@ SEARCH_ID_LIST_LIMIT = 10_000
 # A search too broad to rank is counted up to this many tickets ("more than 1,000"): each
 # ticket counted costs a test of its documents, and a list that long is one to narrow.
 BROAD_COUNT_CAP = 1_000
+# The shortest piece of a subject a search looks for inside words (a trigram).
+SUBJECT_PIECE_MIN = 3
 
 
 @dataclass(frozen=True)
@@ -330,8 +332,13 @@ def ticket_search(term: str, *, customers: QuerySet[Customer] | None = None, int
         # subject would test every ticket it walks, one at a time).
         return TicketSearch(text_search.ticket_text_q(term, internal=internal), None, broad=True)
     # UNION ALL streams, so a broad term stops after the limit; duplicates
-    # (a ticket matching twice) are folded here.
-    matches = Ticket.objects.filter(subject__icontains=term).values("pk").union(*parts, all=True)
+    # (a ticket matching twice) are folded here. A piece of a subject shorter than
+    # SUBJECT_PIECE_MIN is not looked for: the subject's trigram index cannot find it (every
+    # subject would be read), and its words and Chinese pairs are in the text already.
+    listed = list(parts)
+    if len(term) >= SUBJECT_PIECE_MIN:
+        listed.insert(0, Ticket.objects.filter(subject__icontains=term).values("pk"))
+    matches = listed[0].union(*listed[1:], all=True) if len(listed) > 1 else listed[0]
     rows = [row["pk"] for row in matches[: SEARCH_ID_LIST_LIMIT + 1]]
     if len(rows) <= SEARCH_ID_LIST_LIMIT and len(ranks) + len(rows) <= SEARCH_ID_LIST_LIMIT:
         for pk in rows:

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from servicedesk.kb.services import search_terms
@@ -232,3 +233,13 @@ def test_new_agent_sees_nothing_of_other_queues(desk):
     outsider = AgentFactory(username="olga", queues=[QueueFactory(slug="sales", name="Sales")])
     assert found(outsider, "printer") == []
     assert found(outsider, "打印机") == []
+
+
+def test_a_piece_shorter_than_a_trigram_is_not_looked_for_inside_subjects(desk, manager):
+    """Two characters are found as words or Chinese pairs, never by reading every subject."""
+    assert found(manager, "打印") == ["打印机无法连接"]
+    assert found(manager, "ja") == []  # "jam" holds it, but only as a piece of a word
+    assert found(manager, "jam") == ["Printer jam on floor two"]
+    with CaptureQueriesContext(connection) as captured:
+        found(manager, "ja")
+    assert not any('"subject"::text) LIKE' in query["sql"] for query in captured.captured_queries)
