@@ -43,6 +43,7 @@ from servicedesk.tickets.selectors import (
     TicketFilters,
     ticket_filters_q,
     ticket_list,
+    ticket_search_for,
 )
 from servicedesk.tickets.services.tickets import tag_names_clean
 from servicedesk.tickets.statuses import UNSOLVED_STATUSES, Priority, Status
@@ -241,10 +242,11 @@ def inbox_tickets(*, user: Any, params: Mapping[str, Any] | QueryDict, now: date
     return qs
 
 
-def inbox_q(*, user: Any, params: Mapping[str, Any], now: datetime) -> Q:
-    """The condition of stored filter parameters on the tickets ``user`` sees; runs no query."""
+def inbox_q(*, user: Any, params: Mapping[str, Any], now: datetime, search: Q | None = None) -> Q:
+    """The condition of stored filter parameters on the tickets ``user`` sees; runs no query
+    (``search``: the condition of their search when the caller made it already)."""
     query = params_query_dict(params)
-    q = ticket_filters_q(user=user, filters=TicketFilters.from_params(query), now=now)
+    q = ticket_filters_q(user=user, filters=TicketFilters.from_params(query), now=now, search=search)
     if is_mentioned(query):
         q &= mentioned_q(user)
     return q
@@ -348,7 +350,8 @@ def saved_view_query_string(view: SavedView) -> str:
 
 def view_counts(*, user: Any, views: Iterable[SavedView], now: datetime | None = None) -> dict[str, int]:
     """How many tickets each built-in view (by key) and each saved view (``view-<id>``) lists for
-    ``user`` now, up to ``COUNT_CAP`` (``COUNT_CAP + 1`` means "more"), in one query.
+    ``user`` now, up to ``COUNT_CAP`` (``COUNT_CAP + 1`` means "more"), in one query, after
+    the queries of the views' searches (at most three each, as the list runs them).
 
     One capped count per view, each a subquery of one SELECT, so the database plans each
     view on its own indexes (a view of one agent's open tickets reads those only) and stops
@@ -359,7 +362,12 @@ def view_counts(*, user: Any, views: Iterable[SavedView], now: datetime | None =
     parts: list[str] = []
     params: list[Any] = []
     for n, (_key, filters) in enumerate(entries):
-        listed = tickets_visible_to(user).filter(inbox_q(user=user, params=filters, now=now))
+        # A view's search is the list's own (ticket_search: its tickets' ids when it is
+        # narrow, their text alone when broad), so the count is what the view lists, and
+        # no count tests every ticket against names, pieces and text at once.
+        term = TicketFilters.from_params(params_query_dict(filters)).search
+        search = ticket_search_for(user, term).condition if term else None
+        listed = tickets_visible_to(user).filter(inbox_q(user=user, params=filters, now=now, search=search))
         sql, values = listed.order_by().values("pk")[: COUNT_CAP + 1].query.sql_with_params()
         parts.append(f"(SELECT COUNT(*) FROM ({sql}) AS v{n})")  # noqa: S608 (SQL of the ORM's own queries)
         params.extend(values)

@@ -162,7 +162,7 @@ def ticket_list(*, user: Any, filters: TicketFilters | None = None, now: datetim
     search = None
     ordering = TICKET_SORTS.get(filters.sort, TICKET_SORTS["-updated"])
     if filters.search:
-        found = ticket_search(filters.search, customers=customer_search_scope(user), internal=_internal(user))
+        found = ticket_search_for(user, filters.search)
         search = found.condition
         narrowed = found.ranks is not None
         broad = found.broad
@@ -349,6 +349,12 @@ def ticket_search(term: str, *, customers: QuerySet[Customer] | None = None, int
     # The text is narrow (its tickets are known) but a name or a piece of a word matches
     # too many tickets to list: those are tested as conditions.
     return TicketSearch(Q(pk__in=sorted(ranks)) | _search_broad(term, matching, parts), None, broad=True)
+
+
+def ticket_search_for(user: Any, term: str) -> TicketSearch:
+    """``ticket_search`` as ``user`` searches: names among the customers they may see,
+    internal notes and tags for agents only."""
+    return ticket_search(term, customers=customer_search_scope(user), internal=_internal(user))
 
 
 def ticket_search_q(term: str, *, customers: QuerySet[Customer] | None = None, internal: bool = True) -> Q:
