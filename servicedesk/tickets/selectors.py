@@ -318,8 +318,11 @@ def ticket_search(term: str, *, customers: QuerySet[Customer] | None = None, int
     caller's ``access.customer_search_scope``), so a search never tells an
     agent whose name a customer they may not see has.
     Three queries at most (the ranked text, the names and pieces as one UNION
-    of indexed lookups, the exact matches); a search matching too many tickets
-    to list is a condition tested row by row instead (``ticket_search_broad_q``).
+    of indexed lookups, the exact matches). A text in too many documents to
+    rank is its text alone, a correlated test of each ticket's documents
+    (``broad``, counted up to ``BROAD_COUNT_CAP``); a narrow text whose names or
+    pieces match too many tickets to list keeps the text's ids and tests the
+    names and pieces as conditions (``broad`` too).
     """
     term = text_search.search_term_clean(term)
     if not term:
