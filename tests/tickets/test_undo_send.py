@@ -7,7 +7,6 @@ from django.core import mail
 from django.utils import timezone
 
 from servicedesk.tickets.events import Actor
-from servicedesk.tickets.inbound import InboundMessage, SenderIdentity
 from servicedesk.tickets.models import HeldReply, Message, ReplyDraft
 from servicedesk.tickets.services.drafts import (
     held_replies_release_due,
@@ -15,7 +14,6 @@ from servicedesk.tickets.services.drafts import (
     held_reply_undo,
     reply_draft_save,
 )
-from servicedesk.tickets.services.intake import inbound_message_receive
 from servicedesk.tickets.services.tickets import ticket_merge
 from tests.e2e.conftest import (  # noqa: F401 (fixtures of the end-to-end tests)
     celery_live,
@@ -26,32 +24,6 @@ from tests.e2e.conftest import (  # noqa: F401 (fixtures of the end-to-end tests
     wait_until,
 )
 from tests.factories import AgentFactory, ticket_make
-
-
-@pytest.fixture
-def agent_client(client, agent):
-    client.force_login(agent)
-    return client
-
-
-@pytest.fixture
-def hold(settings):
-    settings.SERVICEDESK = {**settings.SERVICEDESK, "UNDO_SEND_SECONDS": 10}
-    return 10
-
-
-@pytest.fixture
-def email_ticket(db, queue, customer):
-    return inbound_message_receive(
-        inbound=InboundMessage(
-            channel="email",
-            external_id="<u1@example.com>",
-            sender=SenderIdentity(kind="email", value="alice@example.com", name="Alice Byrne"),
-            subject="Printer on fire",
-            text="Smoke is coming out of the printer.",
-            queue="support",
-        )
-    ).ticket
 
 
 def send(client, ticket, text="Please unplug it.", **extra):

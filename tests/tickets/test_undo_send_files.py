@@ -21,32 +21,6 @@ pytestmark = pytest.mark.django_db
 STEPS = b"1. unplug\n2. wait\n"
 
 
-@pytest.fixture
-def agent_client(client, agent):
-    client.force_login(agent)
-    return client
-
-
-@pytest.fixture
-def hold(settings):
-    settings.SERVICEDESK = {**settings.SERVICEDESK, "UNDO_SEND_SECONDS": 10}
-    return 10
-
-
-@pytest.fixture
-def email_ticket(queue, customer):
-    return inbound_message_receive(
-        inbound=InboundMessage(
-            channel="email",
-            external_id="<f1@example.com>",
-            sender=SenderIdentity(kind="email", value="alice@example.com", name="Alice Byrne"),
-            subject="Printer on fire",
-            text="Smoke is coming out of the printer.",
-            queue="support",
-        )
-    ).ticket
-
-
 def upload(name="steps.txt", content=STEPS):
     return SimpleUploadedFile(name, content, content_type="text/plain")
 
