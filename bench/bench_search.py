@@ -775,29 +775,19 @@ def _child(phase: str, args: argparse.Namespace) -> dict[str, Any]:
 
 def _markdown(report: dict[str, Any]) -> str:
     lines = ["| page, user | kind | p50 ms | p95 ms | max ms | statements |", "| --- | --- | --- | --- | --- | --- |"]
+
+    def row(name: str, label: str, figures: dict[str, Any]) -> str:
+        statements = ", ".join(map(str, figures.get("statements", [])))
+        return f"| {name} | {label} | {figures['p50_ms']} | {figures['p95_ms']} | {figures['max_ms']} | {statements} |"
+
     measured = report["measure"]
-    for name, page in measured["search"].items():
-        lines.append(
-            f"| {name} | **all searches** | {page['overall']['p50_ms']} | {page['overall']['p95_ms']} | "
-            f"{page['overall']['max_ms']} | |"
-        )
-        for kind, figures in page["kinds"].items():
-            if figures:
-                lines.append(
-                    f"| {name} | {kind} | {figures['p50_ms']} | {figures['p95_ms']} | {figures['max_ms']} | "
-                    f"{', '.join(map(str, figures['statements']))} |"
-                )
-    for name, page in measured["inbox"].items():
-        lines.append(
-            f"| {name} | **inbox, no search** | {page['overall']['p50_ms']} | {page['overall']['p95_ms']} | "
-            f"{page['overall']['max_ms']} | |"
-        )
-        for variant, figures in page["variants"].items():
-            if figures:
-                lines.append(
-                    f"| {name} | inbox {variant} | {figures['p50_ms']} | {figures['p95_ms']} | "
-                    f"{figures['max_ms']} | {', '.join(map(str, figures['statements']))} |"
-                )
+    for section, heading, parts, prefix in (
+        ("search", "**all searches**", "kinds", ""),
+        ("inbox", "**inbox, no search**", "variants", "inbox "),
+    ):
+        for name, page in measured[section].items():
+            lines.append(row(name, heading, page["overall"]))
+            lines += [row(name, prefix + part, figures) for part, figures in page[parts].items() if figures]
     return "\n".join(lines)
 
 
