@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.core.paginator import EmptyPage
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -171,27 +172,41 @@ def test_a_broad_search_lists_the_same_tickets_newest_first(desk, manager, monke
     )
 
 
-def test_a_broad_search_is_counted_up_to_its_own_cap(desk, manager, client, monkeypatch):
-    """Words in more documents than are ranked: listed by their text, counted up to
-    BROAD_COUNT_CAP ("more than"), on the inbox and in the API."""
+def test_a_broad_search_is_paged_without_a_count(desk, manager, client, monkeypatch):
+    """Words in more documents than are ranked: listed by their text and paged without a
+    count, each page fetched with one row more that tells whether another follows
+    ("more than"), on the inbox and in the API; a page past the last is a 404."""
     from servicedesk.core.pagination import CappedPaginator
-    from servicedesk.tickets import search, selectors
+    from servicedesk.tickets import search
 
     monkeypatch.setattr(search, "DOCUMENT_LIMIT", 0)
-    monkeypatch.setattr(selectors, "BROAD_COUNT_CAP", 1)
     qs = ticket_list(user=manager, filters=TicketFilters.from_params({"search": "printer"}))
-    paginator = CappedPaginator(qs, 25)
-    assert (paginator.count, paginator.count_capped, paginator.num_pages) == (1, True, 1)
-    assert len(paginator.page(1).object_list) == 1
-    # The cap is the search's own: the same list unsearched counts every ticket.
-    everything = CappedPaginator(ticket_list(user=manager, filters=TicketFilters.from_params({})), 25)
-    assert (everything.count, everything.count_capped) == (4, False)
+    matching = len(found(manager, "printer"))
+    assert matching >= 2
+    paginator = CappedPaginator(qs, 1)
+    first = paginator.page(1)
+    assert (paginator.count, paginator.count_capped, paginator.num_pages, first.has_next()) == (1, True, 2, True)
+    last = CappedPaginator(qs, 1)
+    page = last.page(matching)
+    assert (last.count, last.count_capped, last.num_pages, page.has_next()) == (matching, False, matching, False)
+    with pytest.raises(EmptyPage):
+        CappedPaginator(qs, 1).page(matching + 1)
+    # Unsearched, the same list is counted.
+    everything = CappedPaginator(ticket_list(user=manager, filters=TicketFilters.from_params({})), 1)
+    assert (everything.count, everything.count_capped, everything.num_pages) == (4, False, 4)
     client.force_login(manager)
-    page = client.get("/desk/?q=printer", HTTP_ACCEPT_LANGUAGE="en")
-    assert page.status_code == 200
-    assert "More than 1 tickets" in page.content.decode()
-    api = client.get("/api/v1/tickets/?search=printer").json()
-    assert (api["count"], api["count_capped"], len(api["results"])) == (1, True, 1)
+    api = client.get("/api/v1/tickets/?search=printer&page_size=1").json()
+    assert (api["count"], api["count_capped"], len(api["results"]), bool(api["next"])) == (1, True, 1, True)
+    api = client.get(f"/api/v1/tickets/?search=printer&page_size=1&page={matching}").json()
+    assert (api["count"], api["count_capped"], api["next"]) == (matching, False, None)
+    assert client.get(f"/api/v1/tickets/?search=printer&page_size=1&page={matching + 1}").status_code == 404
+    assert client.get("/api/v1/tickets/?search=printer&page=0").status_code == 404
+    page = client.get("/desk/?q=printer", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert f"{matching} tickets" in page
+    monkeypatch.setattr("servicedesk.desk.inbox.PAGE_SIZE", 1)
+    page = client.get("/desk/?q=printer", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "More than 1 tickets" in page and "Page 1<" in page and "Page 1 of" not in page
+    assert 'rel="next"' in page
 
 
 def test_a_broad_search_keeps_notes_from_customers(desk, manager, monkeypatch):
@@ -243,3 +258,68 @@ def test_a_piece_shorter_than_a_trigram_is_not_looked_for_inside_subjects(desk, 
     with CaptureQueriesContext(connection) as captured:
         found(manager, "ja")
     assert not any('"subject"::text) LIKE' in query["sql"] for query in captured.captured_queries)
+
+
+def test_a_query_expected_to_be_common_is_listed_without_ranking(desk, manager, monkeypatch):
+    """The planner's estimate says "common" and the newest tickets agree: the search goes the
+    broad way without reading its documents to rank them; if the newest tickets disagree
+    (the estimate was a guess), it is ranked as a rare one is."""
+    from servicedesk.tickets import search
+    from servicedesk.tickets.selectors import ticket_search
+
+    monkeypatch.setattr(search, "BROAD_ESTIMATE", -1)
+    monkeypatch.setattr(search, "DENSE_FOUND", 1)
+    with CaptureQueriesContext(connection) as captured:
+        common = ticket_search("printer", internal=True)
+    assert common.broad and common.ranks is None
+    statements = [q["sql"] for q in captured.captured_queries]
+    assert len(statements) == 2 and statements[0].startswith("EXPLAIN")
+    assert not any("ts_rank_cd" in sql for sql in statements)
+    assert {
+        Ticket.objects.get(pk=pk).subject for pk in Ticket.objects.filter(common.condition).values_list("pk", flat=True)
+    } == set(found(manager, "printer"))
+    # Rare among the newest tickets: ranked after all.
+    monkeypatch.setattr(search, "DENSE_FOUND", 1_000)
+    rare = ticket_search("printer", internal=True)
+    assert not rare.broad and rare.ranks
+    # Expected rare: one EXPLAIN, then the ranking, as before.
+    monkeypatch.setattr(search, "BROAD_ESTIMATE", 10**9)
+    with CaptureQueriesContext(connection) as captured:
+        assert ticket_search("printer", internal=True).ranks == rare.ranks
+    assert sum("count(*) FROM (SELECT t.id" in q["sql"] for q in captured.captured_queries) == 0
+
+
+def test_a_broad_search_tests_each_ticket_and_is_never_a_join(desk, manager):
+    """The broad condition is an EXISTS PostgreSQL cannot turn into a join (OFFSET 0): a list
+    walks its sort index and stops when its page is full."""
+    from servicedesk.tickets import search
+
+    listed = Ticket.objects.filter(search.ticket_text_q("printer", internal=True)).order_by("-updated_at")[:25]
+    sql, params = listed.query.sql_with_params()
+    assert "EXISTS(SELECT" in sql and "OFFSET 0)" in sql
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN " + sql, params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "SubPlan" in plan and "Semi Join" not in plan
+
+
+def test_a_ranked_search_is_paged_by_its_ids(desk, manager, django_assert_num_queries):
+    """A ranked search lists its ordered ids once (which counts them) and fetches the page's
+    rows by id, the ids one array parameter rather than one parameter each."""
+    from servicedesk.core.pagination import CappedPaginator
+
+    everything = found(manager, "printer")
+    qs = ticket_list(user=manager, filters=TicketFilters.from_params({"search": "printer"}))
+    assert "= ANY(" in str(qs.query)
+    paginator = CappedPaginator(qs, 1)
+    with django_assert_num_queries(2 + 2):  # the ids; the page's rows, its tags and its SLA targets
+        page = paginator.page(2)
+        assert (paginator.count, paginator.count_capped, paginator.num_pages) == (
+            len(everything),
+            False,
+            len(everything),
+        )
+        assert [t.subject for t in page.object_list] == everything[1:2]
+    assert [
+        t.subject for n in range(1, len(everything) + 1) for t in CappedPaginator(qs, 1).page(n).object_list
+    ] == everything

@@ -50,7 +50,6 @@ from servicedesk.tickets.events import Actor
 from servicedesk.tickets.inbound import InboundMessage, SenderIdentity
 from servicedesk.tickets.models import Customer, Message, Ticket
 from servicedesk.tickets.selectors import (
-    BROAD_COUNT_CAP,
     DUE_VIEWS,
     TICKET_SORT_ALIASES,
     TICKET_SORTS,
@@ -100,8 +99,9 @@ class Pagination(PageNumberPagination):
         answer["properties"]["count_capped"] = {
             "type": "boolean",
             "description": (
-                f"True when the list holds more items than it counted: {COUNT_CAP}, or "
-                f"{BROAD_COUNT_CAP} for a search too broad to rank (docs/search.md); count is then that number."
+                f"True when the list holds more items than it counted: past {COUNT_CAP} (count is then "
+                f"{COUNT_CAP}), or, for a search too broad to rank (docs/search.md), past this page (count "
+                f"is then the items up to the end of this page, and next is set)."
             ),
         }
         answer["required"] = [*answer.get("required", []), "count_capped"]
