@@ -46,7 +46,7 @@ from servicedesk.desk.saved_views import (
     view_counts,
 )
 from servicedesk.tickets import access
-from servicedesk.tickets.models import Channel
+from servicedesk.tickets.models import Channel, Ticket
 from servicedesk.tickets.selectors import DUE_OVERDUE, DUE_SOON, TAG_MATCH_ANY, TicketFilters
 from servicedesk.tickets.statuses import Priority, Status
 
@@ -56,6 +56,19 @@ SORT_COLUMNS = ("reference", "subject", "customer", "status", "priority", "due",
 _NEWEST_FIRST = frozenset({"updated", "created", "priority"})
 # Parameters of the inbox's address that are not filters.
 _NOT_FILTERS = ("page", "view", "apply", "columns", "sort")
+
+
+def _labels_set(tickets: list[Ticket]) -> None:
+    """Each row's channel, status and priority in the reader's language, looked up in one table
+    per page (``get_status_display`` builds its table again for every row and column)."""
+    channels, statuses, priorities = (
+        {value: str(label) for value, label in choices}
+        for choices in (Channel.choices, Status.choices, Priority.choices)
+    )
+    for ticket in tickets:
+        ticket.channel_label = channels.get(ticket.channel, ticket.channel)  # type: ignore[attr-defined]
+        ticket.status_label = statuses.get(ticket.status, ticket.status)  # type: ignore[attr-defined]
+        ticket.priority_label = priorities.get(ticket.priority, ticket.priority)  # type: ignore[attr-defined]
 
 
 def inbox_page(
@@ -79,6 +92,7 @@ def inbox_page(
     page = page_or_404(inbox_tickets(user=user, params=params, now=now), PAGE_SIZE, params.get("page"))
     page.object_list = list(page.object_list)
     access.customers_conceal(user, page.object_list)
+    _labels_set(page.object_list)
     current = filters.sort.lstrip("-")
     sort_links = {}
     for column in SORT_COLUMNS:
