@@ -97,7 +97,7 @@ def ticket_text_ranked(term: str, *, internal: bool, limit: int | None = None) -
         return _portable_ranked(term, internal=internal, limit=limit)
     text = websearch_text(term)
     with connection.cursor() as cursor:
-        if _common(cursor, text, internal=internal):
+        if _common(cursor, text, internal=internal) or (internal and _common_tag(cursor, term, limit)):
             return None
         cursor.execute(_DOCUMENTS_RANKED[internal], [text, limit + 1])
         rows = cursor.fetchall()
@@ -137,6 +137,21 @@ def _common(cursor: Any, text: str, *, internal: bool) -> bool:
         return False
     cursor.execute(_NEWEST_MATCHING[internal], [DENSE_SAMPLE, text])
     return cursor.fetchone()[0] >= DENSE_FOUND
+
+
+_TAG_TICKETS = (
+    "SELECT count(*) FROM (SELECT 1 FROM tickets_ticket_tags l JOIN tickets_tag g ON g.id = l.tag_id"
+    " WHERE g.name = %s LIMIT %s) l"
+)
+
+
+def _common_tag(cursor: Any, term: str, limit: int) -> bool:
+    """Whether ``term`` is the name of a tag on more than ``limit`` tickets (one lookup of the tag
+    and its links, at most ``limit`` + 1): too many tagged documents to rank. A tag's name
+    ("account-vip") is several words to the planner, which multiplies their frequencies and
+    expects a few hundred documents, so the estimate alone does not catch it."""
+    cursor.execute(_TAG_TICKETS, [term.lower(), limit + 1])
+    return cursor.fetchone()[0] > limit
 
 
 def ticket_text_q(term: str, *, internal: bool) -> Q:

@@ -334,8 +334,9 @@ def ticket_search(term: str, *, customers: QuerySet[Customer] | None = None, int
     Names and identities match only among ``customers`` when given (the
     caller's ``access.customer_search_scope``), so a search never tells an
     agent whose name a customer they may not see has.
-    Five queries at most (the planner's estimate of the text and, for a text it
-    expects to be common, how many of the newest tickets match: ``search.py``;
+    Six queries at most (the planner's estimate of the text and, for a text it
+    expects to be common, how many of the newest tickets match, or for agents
+    whether it is a tag on many tickets: ``search.py``;
     the ranked text, the names and pieces as one UNION of indexed lookups, the
     exact matches). A text in too many documents to
     rank is its text alone, a correlated test of each ticket's documents
@@ -411,8 +412,15 @@ def _exact_matches(term: str, customers: QuerySet[Customer] | None) -> list[int]
 
 def _search_parts(term: str, customers: QuerySet[Customer] | None) -> tuple[QuerySet[Any], list[QuerySet[Any]]]:
     """The customers a term matches (by name or identity) and the ticket-id queries of a search."""
-    named = Customer.objects.filter(name__icontains=term)
-    addressed = Identity.objects.filter(value__icontains=email_search_term(term))
+    if len(term) >= SUBJECT_PIECE_MIN:
+        named = Customer.objects.filter(name__icontains=term)
+        addressed = Identity.objects.filter(value__icontains=email_search_term(term))
+    else:
+        # Shorter than a trigram, a piece of a name or an address cannot be found by their
+        # trigram indexes (every customer would be read): a name typed in full (a Chinese
+        # name of two characters) is found by the name's own index, an address not at all.
+        named = Customer.objects.filter(name=term)
+        addressed = Identity.objects.none()
     if customers is not None:
         named = named.filter(pk__in=customers.values("pk"))
         addressed = addressed.filter(customer_id__in=customers.values("pk"))

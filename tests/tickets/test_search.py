@@ -323,3 +323,34 @@ def test_a_ranked_search_is_paged_by_its_ids(desk, manager, django_assert_num_qu
     assert [
         t.subject for n in range(1, len(everything) + 1) for t in CappedPaginator(qs, 1).page(n).object_list
     ] == everything
+
+
+def test_a_tag_on_many_tickets_is_listed_without_ranking(desk, manager, monkeypatch):
+    """A tag's name is several words to the planner, which expects few documents: a search for a
+    tag on more tickets than are ranked goes the broad way without reading its documents."""
+    from servicedesk.tickets import search
+    from servicedesk.tickets.selectors import ticket_search
+
+    for ticket in (desk["printer"], desk["refund"]):
+        ticket_tags_set(ticket=ticket, tags=["vip-account"], actor=Actor.system())
+    monkeypatch.setattr(search, "DOCUMENT_LIMIT", 1)
+    with CaptureQueriesContext(connection) as captured:
+        tagged = ticket_search("VIP-account", internal=True)
+    assert tagged.broad
+    assert not any("ts_rank_cd" in q["sql"] for q in captured.captured_queries)
+    assert set(Ticket.objects.filter(tagged.condition)) == {desk["printer"], desk["refund"]}
+    # A customer's search never looks at tags.
+    assert not ticket_search("VIP-account", internal=False).broad
+
+
+def test_a_name_shorter_than_a_trigram_is_found_typed_in_full(db, manager):
+    """Two characters cannot be looked for inside names by their trigram index: a name typed in
+    full (a Chinese name of two characters) is found, a piece of one is not."""
+    queue = QueueFactory()
+    wang = ticket_make(customer=CustomerFactory(name="王芳", email="wf@example.com"), queue=queue, subject="发票")
+    ticket_make(customer=CustomerFactory(name="王芳芳", email="wff@example.com"), queue=queue, subject="退款")
+    with CaptureQueriesContext(connection) as captured:
+        assert [t.pk for t in ticket_list(user=manager, filters=TicketFilters.from_params({"search": "王芳"}))] == [
+            wang.pk
+        ]
+    assert not any("tickets_identity" in q["sql"] for q in captured.captured_queries)
