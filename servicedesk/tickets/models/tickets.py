@@ -196,6 +196,10 @@ class Ticket(models.Model):
             ),
             models.Index(fields=["assignee", "status"], name="ticket_assignee_status"),
             models.Index(fields=["channel", "-updated_at"], name="ticket_channel_upd"),
+            # An agent's lists by channel or priority: their queues' tickets of that channel or
+            # priority, newest first, without walking every other queue's.
+            models.Index(fields=["queue", "channel", "-updated_at"], name="ticket_queue_channel_upd"),
+            models.Index(fields=["queue", "priority", "-updated_at"], name="ticket_queue_priority_upd"),
             models.Index(fields=["customer", "-created_at"], name="ticket_customer_created"),
             # A customer's requests in the help centre, the latest change first.
             models.Index(fields=["customer", "-updated_at", "-id"], name="ticket_customer_updated"),
