@@ -34,15 +34,18 @@ def uncounted(items: QuerySet[Any]) -> QuerySet[Any]:
     return items
 
 
-def ids_first(items: QuerySet[Any]) -> QuerySet[Any]:
+def ids_first(items: QuerySet[Any], rows: QuerySet[Any]) -> QuerySet[Any]:
     """``items`` paged by their ids first: one query lists the ids of every row in order (at
-    most ``COUNT_CAP`` + 1, which counts them too), a second fetches the page's rows, with
-    their related rows, by id.
+    most ``COUNT_CAP`` + 1, which counts them too), a second fetches the page's rows by id
+    from ``rows`` (the same access rule and related rows, without the list's conditions).
 
     For a list narrowed to a known set of a few thousand ids (a ranked search): the
     database reads them by primary key once instead of twice (a count, then a page), and
-    sorts ids rather than whole rows joined to their customers, queues and agents."""
-    items.query.ids_first = True  # type: ignore[attr-defined]
+    sorts ids rather than whole rows joined to their customers, queues and agents. The
+    rows are fetched without the list's conditions because PostgreSQL multiplies the
+    selectivity of the page's ids with the list's and, expecting no row, read the whole
+    table for 25 (165 ms)."""
+    items.query.ids_rows = rows  # type: ignore[attr-defined]
     return items
 
 
@@ -65,7 +68,7 @@ class CappedPaginator(Paginator):
     def ids_first(self) -> bool:
         """Whether the list is paged by its ids first (``ids_first``)."""
         items = self.object_list
-        return isinstance(items, QuerySet) and bool(getattr(items.query, "ids_first", False))
+        return isinstance(items, QuerySet) and getattr(items.query, "ids_rows", None) is not None
 
     @cached_property
     def _ids(self) -> list[Any]:
@@ -78,8 +81,8 @@ class CappedPaginator(Paginator):
             number = self.validate_number(number)
             bottom = (number - 1) * self.per_page
             ids = self._ids[bottom : bottom + self.per_page]
-            items: QuerySet[Any] = self.object_list  # type: ignore[assignment]
-            found = {row.pk: row for row in items.order_by().filter(pk__in=ids)}
+            by_id: QuerySet[Any] = self.object_list.query.ids_rows  # type: ignore[attr-defined]
+            found = {row.pk: row for row in by_id.filter(pk__in=ids)}
             return self._get_page([found[pk] for pk in ids if pk in found], number, self)  # type: ignore[attr-defined]
         if not self.uncounted:
             return super().page(number)
