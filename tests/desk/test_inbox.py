@@ -249,3 +249,47 @@ def test_a_list_longer_than_the_count_cap_says_more_than(manager_client, board, 
 
     assert "More than 2 tickets" in page
     assert manager_client.get("/desk/?status=pending").status_code == 200
+
+
+def test_the_rows_escape_what_customers_and_agents_wrote(agent_client, queue, agent):
+    """Rows are written by one template tag (desk_inbox.inbox_rows): every value people wrote is
+    escaped, in text and in attributes, in every column."""
+    hostile = "<script>alert(\"x\")</script> & 'q'"
+    customer = CustomerFactory(name=hostile, email="hostile@example.com")
+    ticket = ticket_make(customer=customer, queue=queue, subject=hostile, assignee=agent)
+    ticket_tags_set(ticket=ticket, tags=['<img src=x onerror="y">'], actor=Actor.system())
+    columns = "&".join(
+        f"columns={c}"
+        for c in (
+            "subject",
+            "customer",
+            "channel",
+            "status",
+            "priority",
+            "due",
+            "queue",
+            "assignee",
+            "tags",
+            "updated",
+            "created",
+        )
+    )
+    page = agent_client.get(f"/desk/?{columns}", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    row = page[page.index('<tr class="ticket-row"') : page.index("</tr>", page.index('<tr class="ticket-row"'))]
+    assert "<script>" not in row and "<img" not in row
+    assert 'title="&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#x27;q&#x27;"' in row
+    assert '<span class="badge tag">&lt;img src=x onerror=&quot;y&quot;&gt;</span>' in row
+    assert f'data-label="Customer"><a href="/desk/customers/{customer.pk}/">&lt;script&gt;' in row
+    assert f'<a class="ticket-link" href="/desk/tickets/{ticket.reference}/">{ticket.reference}</a>' in row
+
+
+def test_a_snoozed_row_says_until_when_in_the_readers_language(agent_client, queue, agent):
+    ticket = ticket_make(customer=CustomerFactory(), queue=queue, subject="Waiting", assignee=agent)
+    ticket.pending_until = timezone.now() + timedelta(days=1)
+    ticket.status = "pending"
+    ticket.save(update_fields=["pending_until", "status"])
+    english = agent_client.get("/desk/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    chinese = agent_client.get("/desk/", HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert '<small class="muted pending-until">until ' in english
+    assert '<small class="muted pending-until">至 ' in chinese
+    assert 'data-label="状态"' in chinese and 'aria-label="选择 ' in chinese

@@ -194,6 +194,15 @@ class Ticket(models.Model):
                 name="ticket_live_queue",
                 condition=models.Q(merged_into__isnull=True, is_deleted=False),
             ),
+            # A list whose tickets come from elsewhere (a tag's links, a search's ids) tests each
+            # against the access rule from this index alone (an index-only scan): counting the
+            # 10,000 tickets of a tag read each ticket's row, twice as long.
+            models.Index(
+                fields=["id"],
+                include=["queue", "is_spam"],
+                name="ticket_live_id",
+                condition=models.Q(merged_into__isnull=True, is_deleted=False),
+            ),
             models.Index(fields=["assignee", "status"], name="ticket_assignee_status"),
             models.Index(fields=["channel", "-updated_at"], name="ticket_channel_upd"),
             # An agent's lists by channel or priority: their queues' tickets of that channel or
