@@ -36,8 +36,10 @@ ranking and the broad path).
    of four to six, a word without a match, and searches combined with a
    filter (status, queue).
 3. **Requests** (a child process, ``django.test.Client``, ``DEBUG`` off,
-   settings ``servicedesk.settings.local``, the garbage collector set as the
-   web server sets it in ``servicedesk/asgi.py``): as the manager (every ticket) and
+   settings ``servicedesk.settings.local`` with the web server's defaults
+   (``servicedesk.serve.server_environment_set``: a pool of connections, no
+   parallel workers), the garbage collector set as the web server sets it in
+   ``servicedesk/asgi.py``): as the manager (every ticket) and
    as ``a0`` (two queues), ``/desk/?q=`` and ``/api/v1/tickets/?search=``,
    each term once under ``CaptureQueriesContext`` (its SQL statements and the
    slowest, not timed: the capture costs time of its own) and then
@@ -630,6 +632,10 @@ def _summary(values: list[float]) -> dict[str, float]:
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     """Every term and inbox page as the manager and as a0 (run in a child process)."""
+    from servicedesk.serve import server_environment_set
+
+    # The web server's settings (a pool of connections, no parallel workers), read by _setup.
+    server_environment_set()
     _setup()
     import gc
 

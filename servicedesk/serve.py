@@ -18,6 +18,10 @@ which a chat socket carries in its query string, are cut from every log line.
 On PostgreSQL each worker keeps a pool of database connections
 (``SD_DB_POOL``, on unless the environment says ``false``): a request borrows
 one instead of opening its own, which costs a new server process each time.
+Its statements start no parallel workers (``SD_DB_PARALLEL_WORKERS``, 0
+unless the environment says otherwise): a request reads a page of rows, and
+starting workers took longer than they saved (docs/performance.md, "Ticket
+search and the inbox at 1,000,000 tickets").
 """
 
 from __future__ import annotations
@@ -71,6 +75,13 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def server_environment_set() -> None:
+    """The web server's defaults for the settings, read in every worker process (they inherit
+    the environment); a value the environment gives wins."""
+    os.environ.setdefault("SD_DB_POOL", "true")
+    os.environ.setdefault("SD_DB_PARALLEL_WORKERS", "0")
+
+
 def main(argv: list[str] | None = None) -> None:
     import uvicorn
     from uvicorn.supervisors import Multiprocess
@@ -82,8 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--proxy-headers", action="store_true")
     parser.add_argument("--no-access-log", action="store_true", help="Log no line per request.")
     options = parser.parse_args(argv)
-    # Read by the settings in every worker process (they inherit the environment).
-    os.environ.setdefault("SD_DB_POOL", "true")
+    server_environment_set()
     config = uvicorn.Config(
         APPLICATION,
         host=options.host,

@@ -99,3 +99,51 @@ def test_thresholds_that_are_not_three_whole_numbers_stop_the_start_with_the_rea
         refused = _asgi_thresholds(value)
         assert refused.returncode != 0
         assert "ImproperlyConfigured: SD_GC_THRESHOLDS takes three whole numbers" in refused.stderr
+
+
+def test_the_web_server_starts_no_parallel_workers_unless_told(monkeypatch):
+    """``SD_DB_PARALLEL_WORKERS``: the web server's statements start no parallel workers (0) unless
+    the environment sets a number; the database server's own setting elsewhere."""
+    from servicedesk.serve import server_environment_set
+
+    monkeypatch.delenv("SD_DB_PARALLEL_WORKERS", raising=False)
+    monkeypatch.delenv("SD_DB_POOL", raising=False)
+    server_environment_set()
+    assert (os.environ["SD_DB_PARALLEL_WORKERS"], os.environ["SD_DB_POOL"]) == ("0", "true")
+    monkeypatch.setenv("SD_DB_PARALLEL_WORKERS", "2")
+    server_environment_set()
+    assert os.environ["SD_DB_PARALLEL_WORKERS"] == "2"
+
+
+def _parallel_workers_shown(environment: dict[str, str]) -> str:
+    """What a connection made by the settings says of max_parallel_workers_per_gather."""
+    script = (
+        "import django; django.setup()\n"
+        "from django.db import connection\n"
+        "with connection.cursor() as cursor:\n"
+        "    cursor.execute('SHOW max_parallel_workers_per_gather')\n"
+        "    print(cursor.fetchone()[0])\n"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "servicedesk.settings.local", **environment}
+    env.pop("SD_DB_POOL", None)
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout.strip().splitlines()[-1]
+
+
+def test_the_parallel_workers_setting_reaches_the_database_connection(db, postgres_only):
+    from django.conf import settings
+    from django.db import connection
+
+    from tests.e2e.conftest import _database_url
+
+    url = _database_url(settings.DATABASES["default"])
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW max_parallel_workers_per_gather")
+        servers_own = cursor.fetchone()[0]
+    assert servers_own != "0"  # PostgreSQL's default is 2: the settings below change it
+    assert _parallel_workers_shown({"DATABASE_URL": url, "SD_DB_PARALLEL_WORKERS": ""}) == servers_own
+    assert _parallel_workers_shown({"DATABASE_URL": url, "SD_DB_PARALLEL_WORKERS": "0"}) == "0"
+    assert _parallel_workers_shown({"DATABASE_URL": url, "SD_DB_PARALLEL_WORKERS": "1"}) == "1"

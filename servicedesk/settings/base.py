@@ -122,6 +122,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # track prepared statements.
     _pg_options.setdefault("server_side_binding", env.bool("SD_DB_SERVER_SIDE_BINDING", default=True))
     _pg_options.setdefault("prepare_threshold", env.int("SD_DB_PREPARE_THRESHOLD", default=5) or None)
+    # Parallel workers one statement may start (max_parallel_workers_per_gather); unset:
+    # the database server's own. The web server sets 0 (servicedesk/serve.py).
+    _parallel_workers = env.str("SD_DB_PARALLEL_WORKERS", default="").strip()
+    if _parallel_workers:
+        _pg_options["options"] = f"-c max_parallel_workers_per_gather={int(_parallel_workers)}"
     if env.bool("SD_DB_POOL", default=False):
         # A pool of connections per process (psycopg_pool, through Django), for
         # the web server: a request borrows one instead of opening its own.
