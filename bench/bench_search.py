@@ -58,7 +58,7 @@ agent never gets a ticket outside their queues. Otherwise the run fails
 search and the inbox) is reported beside the figures.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/sd_benchsearch \\
-        .venv/bin/python bench/bench_search.py                       # build (about 40 minutes) and measure
+        .venv/bin/python bench/bench_search.py                       # build (about 15 minutes) and measure (4)
     DATABASE_URL=... .venv/bin/python bench/bench_search.py --skip-build
     DATABASE_URL=... .venv/bin/python bench/bench_search.py --tickets 20000 --messages 100000 --customers 4000
 """

@@ -246,9 +246,10 @@ def test_list_queries_do_not_grow_with_tickets(agent, queue, policy, base):
     make(24)
     many = _list_queries(client, base)
 
-    # Token and user, the caller's roles, the count, the page, the page's tags, the page's SLA targets,
-    # and which of the page's customers the agent may see.
-    assert one == many == 7
+    # Token and user, the caller's roles, the count, the page, the page's SLA policies (fetched apart;
+    # topics too when a ticket has one), tags and SLA targets, and which of the page's customers
+    # the agent may see.
+    assert one == many == 8
 
 
 def test_schema_describes_the_sla_fields_and_filters(client):
