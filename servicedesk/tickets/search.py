@@ -26,7 +26,7 @@ from typing import Any
 from django.contrib.postgres.search import SearchQuery
 from django.db import connection
 from django.db.models import Exists, F, FloatField, Func, JSONField, OuterRef, Q, TextField, Value
-from django.db.models.functions import Cast, Coalesce
+from django.db.models.functions import Cast, Coalesce, Concat
 
 from servicedesk.tickets.models import Message, SearchDocument, Tag, Ticket
 
@@ -191,9 +191,15 @@ class ProbeExists(Exists):
 
 def search_rank(ranks: dict[int, float]) -> Coalesce:
     """Each ticket's rank from ``ranks`` as an expression (0 for one not in it): a JSON object looked up
-    by the ticket's id, so a page of a ranked search orders without a statement per ticket."""
-    mapping = Cast(Value(json.dumps({str(pk): rank for pk, rank in ranks.items()})), JSONField())
-    found = Func(mapping, Cast(F("id"), TextField()), function="jsonb_extract_path_text", output_field=TextField())
+    by the ticket's id, so a page of a ranked search orders without a statement per ticket.
+    PostgreSQL's ``jsonb_extract_path_text``; elsewhere (the SQLite default) ``json_extract``."""
+    payload = json.dumps({str(pk): rank for pk, rank in ranks.items()})
+    if connection.vendor == "postgresql":
+        mapping = Cast(Value(payload), JSONField())
+        found = Func(mapping, Cast(F("id"), TextField()), function="jsonb_extract_path_text", output_field=TextField())
+    else:
+        path = Concat(Value('$."'), Cast(F("id"), TextField()), Value('"'), output_field=TextField())
+        found = Func(Value(payload), path, function="json_extract", output_field=TextField())
     return Coalesce(Cast(found, FloatField()), Value(0.0), output_field=FloatField())
 
 
