@@ -19,6 +19,8 @@ from django.utils.translation import gettext_lazy as _
 
 #: Rows a list counts exactly; past it the count is ``COUNT_CAP`` and ``count_capped`` is true.
 COUNT_CAP = 10_000
+#: Rows a list paged without a count (``uncounted``) reaches; a page past them is a 404.
+UNCOUNTED_ROWS = 1_000
 
 
 def uncounted(items: QuerySet[Any]) -> QuerySet[Any]:
@@ -29,7 +31,9 @@ def uncounted(items: QuerySet[Any]) -> QuerySet[Any]:
     For a list whose every row costs a test (a search too broad to rank): counting even a
     thousand of its rows tests every row the database walks to find them, tens of thousands
     for a term in a few percent of the tickets, while a page needs only the rows it shows.
-    The mark rides on the query, which Django copies with every clone."""
+    Pages reach row ``UNCOUNTED_ROWS`` (a page further would test every row before it:
+    page 40,000 of a common word took 8 s); past it is a 404. The mark rides on the query,
+    which Django copies with every clone (``filter``, ``order_by``, a slice)."""
     items.query.uncounted = True  # type: ignore[attr-defined]
     return items
 
@@ -88,6 +92,8 @@ class CappedPaginator(Paginator):
             return super().page(number)
         number = self.validate_number(number)
         bottom = (number - 1) * self.per_page
+        if bottom >= UNCOUNTED_ROWS:
+            raise EmptyPage(_("That page contains no results"))
         rows = list(self.object_list[bottom : bottom + self.per_page + 1])
         if not rows and number > 1:
             raise EmptyPage(_("That page contains no results"))
@@ -121,8 +127,8 @@ class CappedPaginator(Paginator):
         if not self.uncounted:
             return super().num_pages
         seen = self._seen[1]
-        # The page fetched, and the next one when a row after it was seen.
-        return max(1, -(-seen // self.per_page))
+        # The page fetched, and the next one when a row after it was seen, up to UNCOUNTED_ROWS.
+        return max(1, min(-(-seen // self.per_page), -(-UNCOUNTED_ROWS // self.per_page)))
 
     @cached_property
     def _counted(self) -> int:

@@ -201,6 +201,17 @@ def test_a_broad_search_is_paged_without_a_count(desk, manager, client, monkeypa
     assert (api["count"], api["count_capped"], api["next"]) == (matching, False, None)
     assert client.get(f"/api/v1/tickets/?search=printer&page_size=1&page={matching + 1}").status_code == 404
     assert client.get("/api/v1/tickets/?search=printer&page=0").status_code == 404
+    # Pages reach row UNCOUNTED_ROWS: the last one says "more" but offers no next page; past it, 404.
+    monkeypatch.setattr("servicedesk.core.pagination.UNCOUNTED_ROWS", 1)
+    deepest = CappedPaginator(qs, 1)
+    page = deepest.page(1)
+    assert (deepest.count, deepest.count_capped, deepest.num_pages, page.has_next()) == (1, True, 1, False)
+    with pytest.raises(EmptyPage):
+        CappedPaginator(qs, 1).page(2)
+    assert client.get("/api/v1/tickets/?search=printer&page_size=1&page=2").status_code == 404
+    api = client.get("/api/v1/tickets/?search=printer&page_size=1").json()
+    assert (api["count"], api["count_capped"], api["next"]) == (1, True, None)
+    monkeypatch.setattr("servicedesk.core.pagination.UNCOUNTED_ROWS", 1_000)
     page = client.get("/desk/?q=printer", HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert f"{matching} tickets" in page
     monkeypatch.setattr("servicedesk.desk.inbox.PAGE_SIZE", 1)

@@ -28,7 +28,7 @@ from servicedesk.accounts.auth import signed_in_user
 from servicedesk.accounts.roles import sees_all_queues
 from servicedesk.core import errors
 from servicedesk.core.errors import ApplicationError, PermissionDenied
-from servicedesk.core.pagination import COUNT_CAP, CappedPaginator
+from servicedesk.core.pagination import COUNT_CAP, UNCOUNTED_ROWS, CappedPaginator
 from servicedesk.tickets.access import customer_of_user, customers_conceal, messages_visible_to
 from servicedesk.tickets.api.filters import ticket_filters_from
 from servicedesk.tickets.api.permissions import AgentOrCustomer, AgentsChangeTickets, caller_is_agent
@@ -101,7 +101,7 @@ class Pagination(PageNumberPagination):
             "description": (
                 f"True when the list holds more items than it counted: past {COUNT_CAP} (count is then "
                 f"{COUNT_CAP}), or, for a search too broad to rank (docs/search.md), past this page (count "
-                f"is then the items up to the end of this page, and next is set)."
+                f"is then the items up to the end of this page, and next is set up to item {UNCOUNTED_ROWS})."
             ),
         }
         answer["required"] = [*answer.get("required", []), "count_capped"]
