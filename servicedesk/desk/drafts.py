@@ -8,16 +8,18 @@ held replies; the services in ``tickets/services/drafts.py`` do the writing.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from django import forms
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from servicedesk.accounts.auth import agent_required, signed_in_user
 from servicedesk.core.errors import ApplicationError, Conflict, NotFound
@@ -96,7 +98,13 @@ def reply_box(
         "reply_drafts": {kind: draft.text for kind, draft in own.items()},
         "draft_saved": saved_label(user, newest) if newest else "",
         "held_replies": [
-            {"reply": h, "seconds": max(0, int((h.send_after - now).total_seconds() + 0.999))} for h in held
+            {
+                "reply": h,
+                "seconds": max(0, int((h.send_after - now).total_seconds() + 0.999)),
+                # Whole seconds since the epoch, down: what held_reply_state_json looks from.
+                "since": int(h.created_at.timestamp()),
+            }
+            for h in held
         ],
         "returned_replies": drafts.returned_replies_of(agent=user, ticket=ticket),
         "kept_files": kept,
@@ -166,6 +174,40 @@ def held_reply_undo(request: HttpRequest, reference: str, held_id: int) -> HttpR
     else:
         messages.success(request, _("Your reply was not sent. It is back in the reply box."))
     return redirect("desk:ticket", reference=found.reference)
+
+
+# Largest ``since`` taken: seconds since the epoch, well past any date a reply is held at.
+_SINCE_MAX = 10**11
+
+
+@require_GET
+@agent_required
+def held_reply_state_json(request: HttpRequest, reference: str, held_id: int) -> JsonResponse:
+    """What became of the agent's held reply (``drafts.held_reply_state``), for the countdown
+    of drafts.js, which says "Sent" only when this does: ``state``, ``label`` in the agent's
+    language, ``seconds`` left and, for a reply returned, ``url`` of the ticket it is on.
+    ``since``: when it was sent, in whole seconds since the epoch (the page gives it)."""
+    agent = signed_in_user(request)
+    found = selectors.ticket_detail(user=agent, reference=reference)
+    since = str(request.GET.get("since", ""))
+    if not (since.isdigit() and int(since) < _SINCE_MAX):
+        message = _("Give when the reply was sent, in whole seconds since 1970.")
+        return JsonResponse({"detail": _("Invalid input."), "since": [message]}, status=400)
+    state = drafts.held_reply_state(
+        agent=agent, held_id=held_id, ticket=found, since=datetime.fromtimestamp(int(since), tz=UTC)
+    )
+    labels = {
+        "held": _("Sending in %(seconds)s s") % {"seconds": state.seconds},
+        "sending": _("Sending…"),
+        "sent": _("Sent"),
+        "returned": _("Not sent: %(reason)s.") % {"reason": state.reason},
+        "undone": _("Not sent: it was taken back into the reply box."),
+    }
+    body: dict[str, Any] = {"state": state.state, "label": labels[state.state], "seconds": state.seconds}
+    if state.reference:
+        body["url"] = reverse("desk:ticket", args=[state.reference]) + f"#returned-reply-{held_id}"
+        body["link"] = _("Open it to put it back in the reply box or discard it")
+    return JsonResponse(body)
 
 
 @require_POST

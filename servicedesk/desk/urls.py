@@ -19,6 +19,7 @@ urlpatterns = [
     path("tickets/<str:reference>/update/", views.ticket_update, name="ticket_update"),
     path("tickets/<str:reference>/draft/", drafts.draft_save, name="draft_save"),
     path("tickets/<str:reference>/draft/discard/", drafts.draft_discard, name="draft_discard"),
+    path("tickets/<str:reference>/held/<int:held_id>/", drafts.held_reply_state_json, name="held_reply_state"),
     path("tickets/<str:reference>/held/<int:held_id>/undo/", drafts.held_reply_undo, name="held_reply_undo"),
     path("tickets/<str:reference>/held/<int:held_id>/discard/", drafts.held_reply_discard, name="held_reply_discard"),
     path("tickets/<str:reference>/messages/<int:message_id>/resend/", views.message_resend, name="message_resend"),

@@ -338,3 +338,96 @@ def test_an_undone_reply_never_reaches_the_worker_mail(request, client, settings
     assert mails.mails_for(ticket.reference) == []
     assert replies_of(ticket) == []
     assert ReplyDraft.objects.get(ticket=ticket).text == "Never sent."
+
+
+# --- What the countdown says when it ends (held_reply_state_json, drafts.js) ----------------
+
+
+def state_of(client, ticket, held, since=None):
+    since = int(held.created_at.timestamp()) if since is None else since
+    return client.get(f"/desk/tickets/{ticket.reference}/held/{held.pk}/?since={since}")
+
+
+@pytest.mark.django_db
+def test_the_countdown_says_sent_only_once_the_release_sent_it(
+    agent_client, agent, email_ticket, hold, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        send(agent_client, email_ticket)
+    held = HeldReply.objects.get()
+    page = agent_client.get(f"/desk/tickets/{email_ticket.reference}/").content.decode()
+    assert (
+        f'data-state-url="/desk/tickets/{email_ticket.reference}/held/{held.pk}/?since={int(held.created_at.timestamp())}"'
+        in page
+    )
+
+    in_window = state_of(agent_client, email_ticket, held).json()
+    assert in_window["state"] == "held" and 9 <= in_window["seconds"] <= 10
+    assert in_window["label"] == f"Sending in {in_window['seconds']} s"
+    # Its window is over but the release has not run: not "Sent" yet.
+    HeldReply.objects.filter(pk=held.pk).update(send_after=timezone.now() - timedelta(seconds=1))
+    assert state_of(agent_client, email_ticket, held).json() == {"state": "sending", "label": "Sending…", "seconds": 0}
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert held_reply_release(held_id=held.pk) is not None
+
+    assert state_of(agent_client, email_ticket, held).json() == {"state": "sent", "label": "Sent", "seconds": 0}
+
+
+@pytest.mark.django_db
+def test_the_countdown_says_not_sent_for_a_returned_or_undone_reply(
+    agent_client, agent, email_ticket, queue, customer, hold, django_capture_on_commit_callbacks
+):
+    from servicedesk.tickets.services.drafts import reply_hold
+
+    returned = reply_hold(ticket=email_ticket, author=agent, text="Where does this go?", seconds=10)
+    undone = reply_hold(ticket=email_ticket, author=agent, text="Taken back.", seconds=10)
+    target = ticket_make(queue=queue, customer=customer, subject="Target")
+    ticket_merge(source=email_ticket, target=target, actor=Actor.agent(agent))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert held_reply_release(held_id=returned.pk, now=returned.send_after) is None
+    held_reply_undo(held_id=undone.pk, ticket=email_ticket, agent=agent)
+
+    # Asked from the page it was sent on: returned, on the ticket it was merged into.
+    body = state_of(agent_client, email_ticket, returned).json()
+    assert body == {
+        "state": "returned",
+        "label": "Not sent: the ticket it was written on was merged into another one.",
+        "seconds": 0,
+        "url": f"/desk/tickets/{target.reference}/#returned-reply-{returned.pk}",
+        "link": "Open it to put it back in the reply box or discard it",
+    }
+    assert state_of(agent_client, email_ticket, undone).json() == {
+        "state": "undone",
+        "label": "Not sent: it was taken back into the reply box.",
+        "seconds": 0,
+    }
+    assert replies_of(email_ticket) == [] and replies_of(target) == []
+
+
+@pytest.mark.django_db
+def test_the_state_of_a_held_reply_is_its_agents_alone_and_since_is_checked(client, agent, queue, email_ticket, hold):
+    from servicedesk.tickets.services.drafts import reply_hold
+
+    held = reply_hold(ticket=email_ticket, author=agent, text="Mine", seconds=10)
+    colleague = AgentFactory(username="carol", queues=[queue])
+    client.force_login(colleague)
+    # To another agent of the queue it is a reply of theirs that is gone: nothing of it shows.
+    assert state_of(client, email_ticket, held).json() == {
+        "state": "undone",
+        "label": "Not sent: it was taken back into the reply box.",
+        "seconds": 0,
+    }
+    # A ticket outside their queues is a 404, as on every path of the ticket.
+    client.force_login(AgentFactory(username="dave", queues=[]))
+    assert state_of(client, email_ticket, held).status_code == 404
+    client.logout()
+    assert state_of(client, email_ticket, held).status_code == 302  # to the sign-in page
+
+    client.force_login(agent)
+    for since in ("", "soon", "-5", "1.5", str(10**12)):
+        response = client.get(f"/desk/tickets/{email_ticket.reference}/held/{held.pk}/?since={since}")
+        assert response.status_code == 400, since
+        assert response.json()["since"] == ["Give when the reply was sent, in whole seconds since 1970."]
+    assert client.post(f"/desk/tickets/{email_ticket.reference}/held/{held.pk}/?since=1").status_code == 405
+    assert HeldReply.objects.filter(pk=held.pk, returned_at=None).exists()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -31,7 +32,7 @@ from servicedesk.tickets.access import can_see_ticket, ticket_merge_target_for
 from servicedesk.tickets.events import Actor
 from servicedesk.tickets.inbound import InboundAttachment
 from servicedesk.tickets.locks import rows_lock, ticket_lock
-from servicedesk.tickets.models import Attachment, DraftKind, HeldReply, Message, ReplyDraft, Ticket
+from servicedesk.tickets.models import Attachment, DraftKind, HeldReply, Message, MessageKind, ReplyDraft, Ticket
 from servicedesk.tickets.services.attachments import (
     attachment_store,
     attachments_check,
@@ -156,6 +157,47 @@ def returned_replies_of(*, agent: User, ticket: Ticket) -> list[HeldReply]:
         .prefetch_related("attachments")
         .order_by("returned_at", "pk")
     )
+
+
+@dataclass(frozen=True)
+class HeldReplyState:
+    """What became of a reply its agent sent from a ticket page (``held_reply_state``).
+
+    ``state``: ``held`` (still in its window, ``seconds`` left), ``sending`` (its window is
+    over and the release has not run yet), ``sent``, ``returned`` (the release could not
+    send it: ``reason``, on the ticket ``reference``) or ``undone`` (taken back into the
+    reply box, from another tab)."""
+
+    state: str
+    seconds: int = 0
+    reason: str = ""
+    reference: str = ""
+
+
+def held_reply_state(
+    *, agent: User, held_id: int, ticket: Ticket, since: datetime, now: datetime | None = None
+) -> HeldReplyState:
+    """What became of ``agent``'s reply ``held_id``, sent from ``ticket`` at ``since`` (two queries at most).
+
+    A held reply is a row until its release or its undo removes it. Once the row is
+    gone, it was sent when ``agent`` has a public reply on ``ticket`` written at or
+    after ``since`` (the release writes it then, never earlier), else it was undone. Only
+    ``agent``'s own rows are read: another agent's id is, to them, a reply that is gone."""
+    now = now or timezone.now()
+    held = HeldReply.objects.filter(pk=held_id, agent=agent).select_related("ticket").first()
+    if held is not None:
+        if held.returned_at is not None:
+            return HeldReplyState(
+                "returned", reason=held.get_returned_reason_display(), reference=held.ticket.reference or ""
+            )
+        left = (held.send_after - now).total_seconds()
+        if left > 0:
+            return HeldReplyState("held", seconds=int(left + 0.999))
+        return HeldReplyState("sending")
+    sent = Message.objects.filter(
+        ticket=ticket, author_user=agent, kind=MessageKind.PUBLIC_AGENT, created_at__gte=since
+    ).exists()
+    return HeldReplyState("sent" if sent else "undone")
 
 
 def reply_hold(

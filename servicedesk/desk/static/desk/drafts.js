@@ -7,7 +7,8 @@
  * that kind's draft if there is one, else the text moves along. The server
  * renders the draft into the textarea, so none of this is needed to see it.
  * Live updates (live.js) never replace the reply form, so the textarea is
- * never overwritten while the agent types. Held replies count down to "Sent". */
+ * never overwritten while the agent types. Held replies count down, then show what
+ * became of them as the server tells it ("Sent", or "Not sent" and why). */
 (function () {
   "use strict";
   var SAVE_AFTER_MS = 2000;
@@ -172,18 +173,60 @@
     });
   }
 
-  // Held replies: "Sending in N s", then "Sent" and no more Undo.
+  // Held replies: "Sending in N s", then, with no more Undo, what the server says became of
+  // the reply (held_reply_state_json): "Sent" only once it was, "Not sent: <reason>" with a
+  // link when the release returned it. Asked every two seconds until it is known; the
+  // sweep sends a reply whose task was lost within a minute, so after two the page says
+  // it does not know.
+  var STATE_EVERY_MS = 2000;
+  var STATE_TRIES = 60;
   Array.prototype.forEach.call(document.querySelectorAll(".held-reply[data-held-seconds]"), function (held) {
     var left = Number(held.getAttribute("data-held-seconds")) || 0;
     var state = held.querySelector(".held-reply-state");
     var undo = held.querySelector(".held-reply-undo");
-    function tick() {
-      if (left <= 0) {
-        if (state) state.textContent = box.getAttribute("data-sent");
-        if (undo) undo.remove();
+    var stateUrl = held.getAttribute("data-state-url");
+    var tries = 0;
+    function show(text, url, link) {
+      if (!state) return;
+      state.textContent = text;
+      if (url && link) {
+        var a = document.createElement("a");
+        a.href = url;
+        a.textContent = link;
+        state.appendChild(document.createTextNode(" "));
+        state.appendChild(a);
+      }
+    }
+    function ask() {
+      tries += 1;
+      if (tries > STATE_TRIES || !stateUrl) {
+        show(box.getAttribute("data-unknown"));
         return;
       }
-      if (state) state.textContent = String(box.getAttribute("data-sending")).replace("%(seconds)s", String(left));
+      fetch(stateUrl, { credentials: "same-origin", headers: { Accept: "application/json" } })
+        .then(function (response) {
+          return response.ok ? response.json() : null;
+        })
+        .then(function (body) {
+          if (body && body.state && body.state !== "held" && body.state !== "sending") {
+            held.setAttribute("data-state", body.state);
+            show(body.label, body.url, body.link);
+            return;
+          }
+          window.setTimeout(ask, STATE_EVERY_MS);
+        })
+        .catch(function () {
+          window.setTimeout(ask, STATE_EVERY_MS);
+        });
+    }
+    function tick() {
+      if (left <= 0) {
+        if (undo) undo.remove();
+        show(box.getAttribute("data-sending-now"));
+        ask();
+        return;
+      }
+      show(String(box.getAttribute("data-sending")).replace("%(seconds)s", String(left)));
       left -= 1;
       window.setTimeout(tick, 1000);
     }
