@@ -112,6 +112,8 @@ class MacroApplication(models.Model):
         verbose_name = _("macro application")
         verbose_name_plural = _("macro applications")
         constraints = [models.UniqueConstraint(fields=["user", "key"], name="macros_application_key_per_user")]
+        # The oldest first, for macro_applications_prune.
+        indexes = [models.Index(fields=["created_at"], name="macros_application_created")]
 
     def __str__(self) -> str:
         return f"{self.user_id}:{self.key}"

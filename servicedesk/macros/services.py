@@ -13,15 +13,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from servicedesk.accounts.models import User
 from servicedesk.core.errors import ApplicationError, NotFound
+from servicedesk.core.retention import rows_older_delete
 from servicedesk.core.text import clean_line
 from servicedesk.tickets.access import can_see_ticket, customers_conceal
 from servicedesk.tickets.events import Actor
@@ -44,6 +46,9 @@ from .models import CannedReply, Macro, MacroApplication, Scope, Scoped
 from .templating import customer_language, template_check, text_for_ticket, translations_clean
 
 NAME_MAX = 200
+# Rows per statement and statements per run of macro_applications_prune.
+PRUNE_BATCH = 1000
+PRUNE_BATCHES = 50
 
 
 class MacroRefused(ApplicationError):
@@ -466,3 +471,15 @@ def canned_reply_render(*, canned: CannedReply, ticket: Ticket, user: User) -> R
         text=canned.text, translations=canned.translations, ticket=loaded, agent=user, customer=customer
     )
     return RenderedText(text=text, language=customer_language(loaded))
+
+
+def macro_applications_prune(
+    *, at: datetime | None = None, days: int | None = None, batch: int = PRUNE_BATCH, batches: int = PRUNE_BATCHES
+) -> int:
+    """Beat, hourly: forget the keys of macro applications made more than ``days`` ago
+    (``SD_MACRO_APPLICATION_KEY_DAYS`` when not given); how many. The same request sent
+    again afterwards applies the macro again; what the first did stays on the ticket."""
+    at = at or timezone.now()
+    days = int(settings.SERVICEDESK["MACRO_APPLICATION_KEY_DAYS"]) if days is None else days
+    before = at - timedelta(days=days)
+    return rows_older_delete(MacroApplication.objects.all(), before=before, batch=batch, batches=batches)

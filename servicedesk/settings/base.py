@@ -379,6 +379,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(hours=1),
         "options": {"expires": 3000},
     },
+    # Keys of macro applications past SD_MACRO_APPLICATION_KEY_DAYS (docs/macros.md#applying-once).
+    "macros-applications-prune": {
+        "task": "macros.applications_prune",
+        "schedule": timedelta(hours=1),
+        "options": {"expires": 3000},
+    },
 }
 CELERY_TIMEZONE = "UTC"
 
@@ -649,9 +655,14 @@ SERVICEDESK = {
     # kept this many days after its last attempt (a failed one can be redelivered by hand until
     # then); an event, this many days after it was raised, once none of its deliveries is left.
     "WEBHOOK_LOG_DAYS": env.int("SD_WEBHOOK_LOG_DAYS", default=30),
+    # Days a macro application's key (the API's Idempotency-Key, the ticket page form's one-time
+    # id) is kept: the same request again within them applies nothing; afterwards it applies.
+    "MACRO_APPLICATION_KEY_DAYS": env.int("SD_MACRO_APPLICATION_KEY_DAYS", default=7),
 }
 if SERVICEDESK["WEBHOOK_LOG_DAYS"] < 1:
     raise ImproperlyConfigured("SD_WEBHOOK_LOG_DAYS takes a whole number of days, 1 or more.")
+if SERVICEDESK["MACRO_APPLICATION_KEY_DAYS"] < 1:
+    raise ImproperlyConfigured("SD_MACRO_APPLICATION_KEY_DAYS takes a whole number of days, 1 or more.")
 
 # Email channel: limits checked before a mail is parsed (over one, the mail is
 # quarantined with the reason), our own addresses besides SUPPORT_ADDRESS and
