@@ -115,13 +115,13 @@ def test_the_web_server_starts_no_parallel_workers_unless_told(monkeypatch):
     assert os.environ["SD_DB_PARALLEL_WORKERS"] == "2"
 
 
-def _parallel_workers_shown(environment: dict[str, str]) -> str:
-    """What a connection made by the settings says of max_parallel_workers_per_gather."""
+def _setting_shown(environment: dict[str, str], setting: str = "max_parallel_workers_per_gather") -> str:
+    """What a connection made by the settings says of ``setting``."""
     script = (
         "import django; django.setup()\n"
         "from django.db import connection\n"
         "with connection.cursor() as cursor:\n"
-        "    cursor.execute('SHOW max_parallel_workers_per_gather')\n"
+        f"    cursor.execute('SHOW {setting}')\n"
         "    print(cursor.fetchone()[0])\n"
     )
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "servicedesk.settings.local", **environment}
@@ -144,6 +144,34 @@ def test_the_parallel_workers_setting_reaches_the_database_connection(db, postgr
         cursor.execute("SHOW max_parallel_workers_per_gather")
         servers_own = cursor.fetchone()[0]
     assert servers_own != "0"  # PostgreSQL's default is 2: the settings below change it
-    assert _parallel_workers_shown({"DATABASE_URL": url, "SD_DB_PARALLEL_WORKERS": ""}) == servers_own
-    assert _parallel_workers_shown({"DATABASE_URL": url, "SD_DB_PARALLEL_WORKERS": "0"}) == "0"
-    assert _parallel_workers_shown({"DATABASE_URL": url, "SD_DB_PARALLEL_WORKERS": "1"}) == "1"
+    assert _setting_shown({"DATABASE_URL": url, "SD_DB_PARALLEL_WORKERS": ""}) == servers_own
+    assert _setting_shown({"DATABASE_URL": url, "SD_DB_PARALLEL_WORKERS": "0"}) == "0"
+    assert _setting_shown({"DATABASE_URL": url, "SD_DB_PARALLEL_WORKERS": "1"}) == "1"
+
+
+def test_prepared_statements_are_planned_for_their_values_unless_told(db, postgres_only):
+    """``SD_DB_PLAN_CACHE_MODE``: force_custom_plan unless set; empty keeps the server's own, as
+    does turning preparing off (no startup option is sent then); a bad value stops the start."""
+    from django.conf import settings
+    from django.db import connection
+
+    from tests.e2e.conftest import _database_url
+
+    url = _database_url(settings.DATABASES["default"])
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW plan_cache_mode")
+        assert cursor.fetchone()[0] == "force_custom_plan"  # the test settings' own connection
+    base = {"DATABASE_URL": url, "SD_DB_PARALLEL_WORKERS": "0"}
+    assert _setting_shown(base, "plan_cache_mode") == "force_custom_plan"
+    assert _setting_shown({**base, "SD_DB_PLAN_CACHE_MODE": "auto"}, "plan_cache_mode") == "auto"
+    assert _setting_shown({**base, "SD_DB_PLAN_CACHE_MODE": ""}, "plan_cache_mode") == "auto"  # PostgreSQL's default
+    assert _setting_shown({**base, "SD_DB_PREPARE_THRESHOLD": "0"}, "plan_cache_mode") == "auto"
+    # Both startup options together.
+    assert _setting_shown(base, "max_parallel_workers_per_gather") == "0"
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "servicedesk.settings.local", **base}
+    env["SD_DB_PLAN_CACHE_MODE"] = "sometimes"
+    refused = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert refused.returncode != 0
+    assert "ImproperlyConfigured: SD_DB_PLAN_CACHE_MODE: auto, force_custom_plan" in refused.stderr

@@ -122,11 +122,23 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # track prepared statements.
     _pg_options.setdefault("server_side_binding", env.bool("SD_DB_SERVER_SIDE_BINDING", default=True))
     _pg_options.setdefault("prepare_threshold", env.int("SD_DB_PREPARE_THRESHOLD", default=5) or None)
+    # How the server plans a prepared statement (plan_cache_mode). force_custom_plan: for its
+    # values, each time, so only parsing is saved. With "auto" the server switches to one plan
+    # for any values after five runs, planned for a typical user: an agent's tag filter then
+    # read every ticket of their queues (270 ms instead of 35). Empty: the server's own.
+    _server_settings: list[str] = []
+    _plan_cache_mode = env.str("SD_DB_PLAN_CACHE_MODE", default="force_custom_plan").strip()
+    if _plan_cache_mode not in ("", "auto", "force_custom_plan", "force_generic_plan"):
+        raise ImproperlyConfigured("SD_DB_PLAN_CACHE_MODE: auto, force_custom_plan, force_generic_plan or empty.")
+    if _plan_cache_mode and _pg_options["prepare_threshold"] is not None:
+        _server_settings.append(f"-c plan_cache_mode={_plan_cache_mode}")
     # Parallel workers one statement may start (max_parallel_workers_per_gather); unset:
     # the database server's own. The web server sets 0 (servicedesk/serve.py).
     _parallel_workers = env.str("SD_DB_PARALLEL_WORKERS", default="").strip()
     if _parallel_workers:
-        _pg_options["options"] = f"-c max_parallel_workers_per_gather={int(_parallel_workers)}"
+        _server_settings.append(f"-c max_parallel_workers_per_gather={int(_parallel_workers)}")
+    if _server_settings:
+        _pg_options["options"] = " ".join(_server_settings)
     if env.bool("SD_DB_POOL", default=False):
         # A pool of connections per process (psycopg_pool, through Django), for
         # the web server: a request borrows one instead of opening its own.

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Exists, F, Lookup, Min, OrderBy, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import Exists, F, Lookup, Min, OrderBy, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.db.models.lookups import In
 from django.utils import timezone
@@ -241,16 +241,20 @@ def ticket_filters_q(*, user: Any, filters: TicketFilters, now: datetime, search
 def ticket_tags_q(names: tuple[str, ...], *, any_of: bool = False) -> Q:
     """Tickets carrying every tag of ``names`` (any one of them with ``any_of``).
 
-    One EXISTS per tag (all) or one for the list (any), each a probe of the tag
-    table's unique name index and the ticket-tag table's unique (ticket, tag)
-    index, so a page walking its sort index tests each ticket in two lookups.
+    One EXISTS per tag (all) or one for the list (any). A tag is named by its id,
+    found once per query by its unique name (a scalar subquery): each ticket is
+    then one probe of the ticket-tag table's unique (ticket, tag) index, and
+    PostgreSQL, knowing a ticket carries a tag at most once, joins the tag's
+    links to the tickets as they come. Matched by name in a join instead, it
+    first gathered and deduplicated every link of the tag, before a count
+    could stop at its cap (14 of 49 ms for a tag on 25,000 tickets).
     """
     links = Ticket.tags.through.objects.filter(ticket_id=OuterRef("pk"))
-    if any_of:
+    if any_of and len(names) > 1:
         return Q(Exists(links.filter(tag__name__in=names)))
     q = Q()
     for name in names:
-        q &= Q(Exists(links.filter(tag__name=name)))
+        q &= Q(Exists(links.filter(tag_id=Subquery(Tag.objects.filter(name=name).values("pk")[:1]))))
     return q
 
 

@@ -274,6 +274,12 @@ def test_tags_filter_all_by_default_and_any_on_request(manager_client, manager, 
         board["vip"].reference,
     ]
     assert references(manager_client.get("/desk/?tags=nothing")) == []
+    assert references(manager_client.get("/desk/?tags=vip,nothing")) == []
+    assert references(manager_client.get("/desk/?tags=vip,nothing&tag_match=any")) == [board["vip"].reference]
+    assert references(manager_client.get("/desk/?tags=billing&tag_match=any")) == [
+        only_billing.reference,
+        board["vip"].reference,
+    ]
     listed = api(manager).get("/api/v1/tickets/?tags=billing&tag_match=any").json()["results"]
     assert [row["reference"] for row in listed] == [only_billing.reference, board["vip"].reference]
 
