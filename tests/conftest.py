@@ -26,6 +26,21 @@ def _clear_cache():
     process_caches_clear()
 
 
+# Thirty seconds into a minute, an hour's start and a day's middle: every window of the rate
+# limits (a minute, an hour, a day) has time left, so a test's attempts never straddle two.
+RATE_LIMIT_INSTANT = 1_800_000_030.0
+
+
+@pytest.fixture(autouse=True)
+def _rate_limit_clock(monkeypatch):
+    """The rate limits' clock held at RATE_LIMIT_INSTANT for every test (the cache is cleared for
+    each): a test that counts attempts in a fixed window read the real clock and failed when
+    its attempts ran across the end of a minute. Tests of windows set the clock themselves."""
+    from servicedesk.core import ratelimit
+
+    monkeypatch.setattr(ratelimit, "clock", lambda: RATE_LIMIT_INSTANT)
+
+
 def _phone_folds_forget() -> None:
     """The set of calls to fold and its flag (Redis, not the cache): an earlier test's would hold back this one's."""
     from django.conf import settings

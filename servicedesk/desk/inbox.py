@@ -23,6 +23,7 @@ from servicedesk.accounts.auth import agent_required, signed_in_user
 from servicedesk.accounts.roles import sees_all_queues
 from servicedesk.core.errors import ApplicationError, PermissionDenied
 from servicedesk.core.pagination import COUNT_CAP, page_or_404
+from servicedesk.core.prepared import planned_for_values
 from servicedesk.desk import bulk, sla
 from servicedesk.desk.forms import desk_users, queues_for
 from servicedesk.desk.models import BulkAction, BulkJobStatus, ViewScope
@@ -71,6 +72,7 @@ def _labels_set(tickets: list[Ticket]) -> None:
         ticket.priority_label = priorities.get(ticket.priority, ticket.priority)  # type: ignore[attr-defined]
 
 
+@planned_for_values()
 def inbox_page(
     request: HttpRequest,
     params: QueryDict | None = None,

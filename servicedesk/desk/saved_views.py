@@ -31,6 +31,7 @@ from django.utils.translation import gettext_lazy
 from servicedesk.accounts.roles import sees_all_queues
 from servicedesk.core.errors import ApplicationError, NotFound, PermissionDenied
 from servicedesk.core.pagination import COUNT_CAP
+from servicedesk.core.prepared import planned_for_values
 from servicedesk.core.text import clean_line
 from servicedesk.desk.models import SavedView, ViewScope
 from servicedesk.tickets.access import queues_visible_to, tickets_visible_to
@@ -348,6 +349,7 @@ def saved_view_query_string(view: SavedView) -> str:
     return params_query_string(filters, sort=view.sort, columns=columns, view=view.pk)
 
 
+@planned_for_values()
 def view_counts(*, user: Any, views: Iterable[SavedView], now: datetime | None = None) -> dict[str, int]:
     """How many tickets each built-in view (by key) and each saved view (``view-<id>``) lists for
     ``user`` now, up to ``COUNT_CAP`` (``COUNT_CAP + 1`` means "more"), in one query, after

@@ -122,12 +122,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # track prepared statements.
     _pg_options.setdefault("server_side_binding", env.bool("SD_DB_SERVER_SIDE_BINDING", default=True))
     _pg_options.setdefault("prepare_threshold", env.int("SD_DB_PREPARE_THRESHOLD", default=5) or None)
-    # How the server plans a prepared statement (plan_cache_mode). force_custom_plan: for its
-    # values, each time, so only parsing is saved. With "auto" the server switches to one plan
-    # for any values after five runs, planned for a typical user: an agent's tag filter then
-    # read every ticket of their queues (270 ms instead of 35). Empty: the server's own.
+    # How the server plans a prepared statement (plan_cache_mode): empty, the server's own
+    # ("auto": after five runs, one plan for any values when it looks no more costly);
+    # force_custom_plan plans each run for its values. The lists of tickets are never
+    # prepared (core/prepared.py, planned_for_values) whatever this says.
     _server_settings: list[str] = []
-    _plan_cache_mode = env.str("SD_DB_PLAN_CACHE_MODE", default="force_custom_plan").strip()
+    _plan_cache_mode = env.str("SD_DB_PLAN_CACHE_MODE", default="").strip()
     if _plan_cache_mode not in ("", "auto", "force_custom_plan", "force_generic_plan"):
         raise ImproperlyConfigured("SD_DB_PLAN_CACHE_MODE: auto, force_custom_plan, force_generic_plan or empty.")
     if _plan_cache_mode and _pg_options["prepare_threshold"] is not None:

@@ -29,6 +29,7 @@ from servicedesk.accounts.roles import sees_all_queues
 from servicedesk.core import errors
 from servicedesk.core.errors import ApplicationError, PermissionDenied
 from servicedesk.core.pagination import COUNT_CAP, UNCOUNTED_ROWS, CappedPaginator
+from servicedesk.core.prepared import planned_for_values
 from servicedesk.tickets.access import customer_of_user, customers_conceal, messages_visible_to
 from servicedesk.tickets.api.filters import ticket_filters_from
 from servicedesk.tickets.api.permissions import AgentOrCustomer, AgentsChangeTickets, caller_is_agent
@@ -253,6 +254,11 @@ class TicketListView(generics.ListCreateAPIView):
         if page is not None:
             customers_conceal(self.request.user, page)
         return page
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        # Planned for the caller's values, never prepared (core/prepared.py): the search and the filters.
+        with planned_for_values():
+            return super().list(request, *args, **kwargs)
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         agent = caller_is_agent(request)
