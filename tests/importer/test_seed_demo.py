@@ -109,3 +109,37 @@ def test_the_replies_that_say_attached_carry_a_real_screenshot():
             content = handle.read()
         assert content.startswith(b"\x89PNG\r\n\x1a\n") and len(content) == attachments[0].size
     assert Attachment.objects.count() == promised.count()
+
+
+def test_the_demo_has_shared_macros_and_canned_replies_an_agent_can_use():
+    from servicedesk.macros.access import canned_replies_visible_to, macros_visible_to
+    from servicedesk.macros.models import CannedReply, Macro
+    from servicedesk.macros.services import canned_reply_render, macro_preview
+    from servicedesk.tickets.events import Actor
+
+    seed()
+    seed()
+
+    agent = User.objects.get(username="agent@demo.example")
+    assert sorted(macros_visible_to(agent).values_list("name", "scope")) == [
+        ("Ask for a screenshot", "global"),
+        ("Escalate to billing", "global"),
+    ]
+    assert sorted(canned_replies_visible_to(agent).values_list("name", flat=True)) == [
+        "Refund on its way",
+        "Thanks for waiting",
+    ]
+    assert Macro.objects.count() == 2 and CannedReply.objects.count() == 2
+    ticket = Ticket.objects.filter(queue__slug="support", status__in=("new", "open")).order_by("pk").first()
+    first_name = ticket.customer.name.split()[0]
+    rendered = canned_reply_render(canned=CannedReply.objects.get(name="Refund on its way"), ticket=ticket, user=agent)
+    if rendered.language == "zh-hans":
+        assert rendered.text == "您好，退款已在处理中，将在 5 个工作日内到账。"  # noqa: RUF001
+    else:
+        assert rendered.text.startswith(f"Hello {first_name}, the refund is on its way")
+    preview = macro_preview(
+        macro=Macro.objects.get(name="Ask for a screenshot"), ticket=ticket, actor=Actor.agent(agent)
+    )
+    assert preview.refused is None
+    assert ticket.reference in preview.steps[0].text
+    assert [step.kind for step in preview.steps] == ["reply", "status"]

@@ -26,6 +26,8 @@ from django.utils import timezone
 from servicedesk.accounts.models import User
 from servicedesk.kb.models import Article, ArticleStatus, Category
 from servicedesk.kb.services import ArticleInput, article_save
+from servicedesk.macros.models import CannedReply, Macro, Scope
+from servicedesk.macros.services import CannedReplyInput, MacroInput, canned_reply_save, macro_save
 from servicedesk.routing.models import QueueRouting
 from servicedesk.routing.services import agent_profile_ensure, queue_routing_set
 from servicedesk.tickets.importer import HistoryImporter
@@ -86,6 +88,8 @@ class Command(BaseCommand):
             self._sign_ins()
         with transaction.atomic():
             self._knowledge_base()
+        with transaction.atomic():
+            self._macros()
         self.stdout.write(importer.stats.summary())
         self.stdout.write("Demo sign-ins (desk: /desk/, customer portal: /help/tickets/):")
         for _id, email, _name, role, password in STAFF:
@@ -147,6 +151,21 @@ class Command(BaseCommand):
                 author=author,
             )
 
+    def _macros(self) -> None:
+        """Shared macros and canned replies, with their Chinese texts (kept as edited on later runs)."""
+        manager = User.objects.get(external_id="demo-manager")
+        for name, actions in DEMO_MACROS:
+            if not Macro.objects.filter(name=name, scope=Scope.GLOBAL).exists():
+                macro_save(data=MacroInput(name=name, scope=Scope.GLOBAL, queue=None, actions=actions), user=manager)
+        for name, text, text_zh in DEMO_CANNED_REPLIES:
+            if not CannedReply.objects.filter(name=name, scope=Scope.GLOBAL).exists():
+                canned_reply_save(
+                    data=CannedReplyInput(
+                        name=name, scope=Scope.GLOBAL, queue=None, text=text, translations={"zh-hans": text_zh}
+                    ),
+                    user=manager,
+                )
+
     def _sign_ins(self) -> None:
         for external_id, _email, _name, role, password in STAFF:
             user = User.objects.get(external_id=external_id)
@@ -191,6 +210,45 @@ KB_ARTICLES = (
         "Files up to 10 MB can be attached. Larger files: compress them, or share a link.",
         "上传过大的文件",
         "可以附加最大 10 MB 的文件。更大的文件请先压缩，或分享链接。",  # noqa: RUF001
+    ),
+)
+
+
+DEMO_MACROS = (
+    (
+        "Ask for a screenshot",
+        [
+            {
+                "type": "reply",
+                "text": 'Hello {{ customer.first_name|default:"there" }}, could you send us a screenshot of what you '
+                "see? Reply to this message with it attached.\n\nReference: {{ ticket.reference }}",
+                "translations": {
+                    "zh-hans": "您好，能否发送一张您看到的画面的截图？请回复此消息并附上截图。\n\n工单编号：{{ ticket.reference }}"  # noqa: RUF001
+                },
+            },
+            {"type": "status", "status": "pending"},
+        ],
+    ),
+    (
+        "Escalate to billing",
+        [
+            {"type": "priority", "priority": "high"},
+            {"type": "tags", "mode": "add", "tags": ["billing"]},
+            {"type": "note", "text": "Escalated to billing: please check the payment records."},
+        ],
+    ),
+)
+DEMO_CANNED_REPLIES = (
+    (
+        "Refund on its way",
+        'Hello {{ customer.first_name|default:"there" }}, the refund is on its way: it reaches your account '
+        "within 5 working days.",
+        "您好，退款已在处理中，将在 5 个工作日内到账。",  # noqa: RUF001
+    ),
+    (
+        "Thanks for waiting",
+        "Thank you for your patience. We are looking into it and will write again today.",
+        "感谢您的耐心等待。我们正在处理，今天内会再次回复您。",  # noqa: RUF001
     ),
 )
 
