@@ -250,3 +250,42 @@ def test_question_mark_lists_the_shortcuts_and_escape_closes_the_list(browser, l
     ticket.refresh_from_db()
     assert ticket.priority == "low"
     assert errors == []
+
+
+def test_the_canned_list_stays_open_when_the_focus_comes_straight_back(browser, live_server):
+    """A blur of the reply text closes the canned replies' list 150 ms later, unless the focus is
+    back by then: the list stays, and Enter inserts (it wrote a new line when the list closed)."""
+    queue = QueueFactory(slug="support", name="Support")
+    ann = AgentFactory(username="ann", queues=[queue], password="ann-secret-42")
+    alice = CustomerFactory(name="Alice Byrne", email="alice@example.com")
+    ticket = ticket_make(customer=alice, queue=queue, subject="Charged twice")
+    canned_reply_save(
+        data=CannedReplyInput(
+            name="Refund on its way",
+            scope=Scope.PERSONAL,
+            queue=None,
+            text="The refund is on its way.",
+            translations=None,
+        ),
+        user=ann,
+    )
+    page = browser.new_context(locale="en-GB").new_page()
+    errors = collect_errors(page)
+    sign_in(page, live_server.url, "ann", "ann-secret-42", then=f"/desk/tickets/{ticket.reference}/")
+    page.focus("#reply_text")
+    page.keyboard.type("/refund")
+    page.wait_for_selector("#canned-popup .canned-option")
+
+    # The focus leaves and comes back at once; 150 ms on, the list is still open.
+    page.evaluate("() => { const t = document.getElementById('reply_text'); t.blur(); t.focus(); }")
+    page.wait_for_timeout(400)
+    assert page.is_visible("#canned-popup")
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.getElementById('reply_text').value === 'The refund is on its way.'")
+
+    # Leaving for good closes it.
+    page.keyboard.type(" /refund")
+    page.wait_for_selector("#canned-popup .canned-option")
+    page.evaluate("() => document.getElementById('reply_text').blur()")
+    page.wait_for_selector("#canned-popup", state="hidden")
+    assert errors == []

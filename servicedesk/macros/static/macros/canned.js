@@ -145,7 +145,14 @@
 
   area.addEventListener("input", update);
   area.addEventListener("click", update);
-  area.addEventListener("blur", () => setTimeout(hide, 150));
+  // Closed a moment after the text loses the focus (a click on an option lands first), unless
+  // the focus is back by then: the list typed since must stay (a lost focus of the window, or
+  // a script's, reopened nothing and left Enter to write a new line).
+  area.addEventListener("blur", () =>
+    setTimeout(() => {
+      if (document.activeElement !== area) hide();
+    }, 150)
+  );
   area.addEventListener("keydown", (event) => {
     if (popup.hidden) return;
     if (event.key === "ArrowDown" || event.key === "ArrowUp") {
